@@ -1,0 +1,497 @@
+//! The sans-IO endpoint: one member of one group, driven by a driver that owns the I/O.
+//!
+//! Inputs: `handle_datagram(now, bytes)`, `handle_timeout(now)` and the commands `cast`,
+//! `send`, `leave`. Outputs: `poll_transmit` (datagrams to put on the wire), `poll_event`
+//! (what the application sees) and `poll_timeout` (when to call `handle_timeout` next).
+//! The endpoint frames every datagram (see `frame`), checks every one it receives, and runs
+//! the stack for the current view; a view change builds a fresh stack from the factory.
+//!
+//! The bottom of the stack is here: a `Cast` leaving the stack is transmitted to the group
+//! and also looped back up the stack as this member's own delivery (the kernel's multicast
+//! loopback copy is dropped as `rx_own`); a `Send` to this member's own rank only loops
+//! back; `Leave` returns up the stack as `Exit`.
+
+use crate::event::{Dn, Event, Up};
+use crate::frame::{FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, seal};
+use crate::ids::{EndpointId, GroupId, Rank, View};
+use crate::layer::{Cx, Dump, Layer, Missing};
+use crate::msg::Msg;
+use crate::props::Props;
+use crate::registry::{Registry, SpecError};
+use crate::rng::Rng;
+use crate::time::Time;
+use bytes::Bytes;
+use core::fmt;
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+
+/// Largest UDP payload over IPv4.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub group: GroupId,
+    pub me: EndpointId,
+    /// The members of the first view, in rank order; must include `me`.
+    pub members: Vec<EndpointId>,
+    /// Seeds the stack's random generator.
+    pub seed: u64,
+    /// Largest datagram this endpoint sends (frame included).
+    pub max_datagram: usize,
+    /// Bytes of datagrams from a later view kept until that view is installed.
+    pub hold_bytes: usize,
+}
+
+impl Config {
+    pub fn new(group: GroupId, me: EndpointId, members: Vec<EndpointId>) -> Config {
+        Config { group, me, members, seed: me.0, max_datagram: MAX_UDP_PAYLOAD, hold_bytes: 4 << 20 }
+    }
+}
+
+/// Where a datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dest {
+    /// Every member of the view (the group address, or each member in fan-out mode).
+    All,
+    /// One member.
+    One(EndpointId),
+}
+
+/// Bytes of frame and layer headers kept inline in a transmit.
+pub const INLINE_TX_HEAD: usize = 96;
+
+/// A datagram to send: `head` (frame and layer headers) followed by `body` (the payload,
+/// shared with the application, never copied).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub dst: Dest,
+    pub head: SmallVec<[u8; INLINE_TX_HEAD]>,
+    pub body: Bytes,
+}
+
+impl Transmit {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The datagram in one buffer (a copy; for the simulator and tests).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(&self.head);
+        v.extend_from_slice(&self.body);
+        Bytes::from(v)
+    }
+}
+
+/// What the endpoint counted. Every datagram received lands in exactly one `rx_*` bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rx_datagrams: u64,
+    pub rx_bytes: u64,
+    /// Passed to the stack.
+    pub rx_accepted: u64,
+    pub rx_truncated: u64,
+    pub rx_bad_magic: u64,
+    pub rx_bad_version: u64,
+    pub rx_bad_flags: u64,
+    pub rx_bad_crc: u64,
+    pub rx_foreign_group: u64,
+    /// From a source not in the current view.
+    pub rx_unknown_src: u64,
+    /// Sent in an earlier (or a concurrent) view.
+    pub rx_other_view: u64,
+    /// Sent in a later view: held until it is installed.
+    pub rx_held: u64,
+    /// Held ones dropped for lack of room.
+    pub rx_hold_overflow: u64,
+    /// This endpoint's own multicasts, looped back by the kernel.
+    pub rx_own: u64,
+    /// Arrived after this endpoint left.
+    pub rx_after_exit: u64,
+    pub tx_datagrams: u64,
+    pub tx_bytes: u64,
+    /// Larger than `max_datagram`: not sent.
+    pub tx_oversize: u64,
+    /// A `Send` to a rank not in the view.
+    pub tx_bad_rank: u64,
+    pub delivered_casts: u64,
+    pub delivered_sends: u64,
+}
+
+impl Stats {
+    /// Datagrams dropped as malformed or misaddressed.
+    pub fn rx_rejected(&self) -> u64 {
+        self.rx_truncated
+            + self.rx_bad_magic
+            + self.rx_bad_version
+            + self.rx_bad_flags
+            + self.rx_bad_crc
+            + self.rx_foreign_group
+            + self.rx_unknown_src
+            + self.rx_other_view
+    }
+}
+
+/// Why an endpoint could not be created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointError {
+    /// `Config::members` does not include `Config::me`.
+    NotMember,
+    /// `max_datagram` leaves no room past the frame.
+    DatagramTooSmall,
+    Stack(Missing),
+    Spec(SpecError),
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointError::NotMember => f.write_str("this endpoint is not in its initial member list"),
+            EndpointError::DatagramTooSmall => write!(f, "max_datagram must exceed the {FRAME_LEN}-byte frame"),
+            EndpointError::Stack(m) => m.fmt(f),
+            EndpointError::Spec(s) => s.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+/// Why a cast or send was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CastError {
+    /// The endpoint has left the group.
+    Left,
+    /// The message does not fit in a datagram and no layer fragments.
+    TooLarge,
+    /// `send` to an endpoint that is not in the view.
+    NotMember,
+}
+
+impl fmt::Display for CastError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CastError::Left => "the endpoint has left the group",
+            CastError::TooLarge => "message larger than a datagram and no fragmentation layer",
+            CastError::NotMember => "destination is not a member of the view",
+        })
+    }
+}
+
+impl std::error::Error for CastError {}
+
+type Factory<L> = Box<dyn FnMut(&View) -> L + Send>;
+
+pub struct Endpoint<L: Layer = crate::compose::Stack> {
+    cfg: Config,
+    factory: Factory<L>,
+    stack: L,
+    /// Properties the stack provides (decides, for one, whether large casts are refused).
+    props: Props,
+    view: View,
+    rank: Rank,
+    rng: Rng,
+    up: VecDeque<Up>,
+    dn: VecDeque<Dn>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    held: VecDeque<Bytes>,
+    held_bytes: usize,
+    left: bool,
+    stats: Stats,
+}
+
+impl<L: Layer> Endpoint<L> {
+    /// An endpoint whose stack for each view comes from `factory`. The first event it
+    /// returns is the initial view.
+    pub fn new(cfg: Config, factory: impl FnMut(&View) -> L + Send + 'static) -> Result<Self, EndpointError> {
+        if cfg.max_datagram <= FRAME_LEN {
+            return Err(EndpointError::DatagramTooSmall);
+        }
+        let view = View::initial(cfg.members.clone());
+        let rank = view.rank_of(cfg.me).ok_or(EndpointError::NotMember)?;
+        let mut factory: Factory<L> = Box::new(factory);
+        let stack = factory(&view);
+        let props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
+        let mut ep = Endpoint {
+            rng: Rng::new(cfg.seed),
+            cfg,
+            factory,
+            stack,
+            props,
+            view: view.clone(),
+            rank,
+            up: VecDeque::new(),
+            dn: VecDeque::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            left: false,
+            stats: Stats::default(),
+        };
+        ep.events.push_back(Event::View(view));
+        Ok(ep)
+    }
+
+    pub fn me(&self) -> EndpointId {
+        self.cfg.me
+    }
+    pub fn group(&self) -> GroupId {
+        self.cfg.group
+    }
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+    pub fn rank(&self) -> Rank {
+        self.rank
+    }
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// Every layer's state, top first.
+    pub fn dump(&self) -> Vec<Dump> {
+        let mut out = Vec::new();
+        self.stack.dump(&mut out);
+        out
+    }
+
+    /// Largest payload `cast` and `send` accept.
+    pub fn max_payload(&self) -> usize {
+        if self.props.contains(Props::FRAG) { usize::MAX } else { self.cfg.max_datagram - FRAME_LEN }
+    }
+
+    /// Multicasts `data` to the view.
+    pub fn cast(&mut self, now: Time, data: Bytes) -> Result<(), CastError> {
+        self.admit(&data)?;
+        self.run(now, Input::Dn(Dn::Cast(Msg::new(data))));
+        Ok(())
+    }
+
+    /// Sends `data` to one member of the view.
+    pub fn send(&mut self, now: Time, to: EndpointId, data: Bytes) -> Result<(), CastError> {
+        self.admit(&data)?;
+        let rank = self.view.rank_of(to).ok_or(CastError::NotMember)?;
+        self.run(now, Input::Dn(Dn::Send(rank, Msg::new(data))));
+        Ok(())
+    }
+
+    /// Leaves the group; `Event::Exit` follows once the stack has let go.
+    pub fn leave(&mut self, now: Time) {
+        if !self.left {
+            self.run(now, Input::Dn(Dn::Leave));
+        }
+    }
+
+    fn admit(&self, data: &Bytes) -> Result<(), CastError> {
+        if self.left {
+            Err(CastError::Left)
+        } else if data.len() > self.max_payload() {
+            Err(CastError::TooLarge)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// One datagram from the network. Anything that does not check out is counted and dropped.
+    pub fn handle_datagram(&mut self, now: Time, data: Bytes) {
+        let s = &mut self.stats;
+        s.rx_datagrams += 1;
+        s.rx_bytes += data.len() as u64;
+        let frame = match FrameView::parse(&data) {
+            Ok(v) => *v.frame(),
+            Err(e) => {
+                *match e {
+                    FrameError::Truncated => &mut s.rx_truncated,
+                    FrameError::BadMagic => &mut s.rx_bad_magic,
+                    FrameError::BadVersion => &mut s.rx_bad_version,
+                    FrameError::BadFlags => &mut s.rx_bad_flags,
+                    FrameError::BadCrc => &mut s.rx_bad_crc,
+                } += 1;
+                return;
+            }
+        };
+        if frame.group != self.cfg.group {
+            s.rx_foreign_group += 1;
+        } else if frame.src == self.cfg.me {
+            s.rx_own += 1;
+        } else if self.left {
+            s.rx_after_exit += 1;
+        } else if frame.view != self.view.id {
+            if frame.view.ltime > self.view.id.ltime {
+                self.hold(data);
+            } else {
+                s.rx_other_view += 1;
+            }
+        } else if let Some(from) = self.view.rank_of(frame.src) {
+            s.rx_accepted += 1;
+            let msg = Msg::from_wire(data.slice(FRAME_LEN..));
+            let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
+            self.run(now, Input::Up(ev));
+        } else {
+            s.rx_unknown_src += 1;
+        }
+    }
+
+    fn hold(&mut self, data: Bytes) {
+        if self.held_bytes + data.len() > self.cfg.hold_bytes {
+            self.stats.rx_hold_overflow += 1;
+            return;
+        }
+        self.stats.rx_held += 1;
+        self.held_bytes += data.len();
+        self.held.push_back(data);
+    }
+
+    /// Installs the next view: a fresh stack, `Event::View`, then the datagrams held for it.
+    /// This is the seam for dynamic membership; the fixed-view endpoint installs only its
+    /// first view.
+    #[allow(dead_code)]
+    pub(crate) fn install_view(&mut self, now: Time, view: View) -> Result<(), EndpointError> {
+        debug_assert!(view.id > self.view.id, "views are installed in increasing order");
+        let rank = view.rank_of(self.cfg.me).ok_or(EndpointError::NotMember)?;
+        let stack = (self.factory)(&view);
+        self.props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
+        self.stack = stack;
+        self.view = view.clone();
+        self.rank = rank;
+        self.events.push_back(Event::View(view));
+        self.held_bytes = 0;
+        for d in core::mem::take(&mut self.held) {
+            self.stats.rx_datagrams -= 1; // counted again on replay
+            self.stats.rx_bytes -= d.len() as u64;
+            self.handle_datagram(now, d);
+        }
+        Ok(())
+    }
+
+    /// Advances timers to `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        if !self.left && self.stack.poll_timeout().is_some_and(|t| t <= now) {
+            self.run(now, Input::Timeout);
+        }
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        if self.left { None } else { self.stack.poll_timeout() }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Datagrams waiting to be sent.
+    pub fn pending_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Runs one input through the stack, then everything it causes, until the stack is quiet.
+    fn run(&mut self, now: Time, input: Input) {
+        let mut input = Some(input);
+        loop {
+            {
+                let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+                match input.take() {
+                    Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
+                    Some(Input::Up(ev)) => self.stack.handle_up(ev, &mut cx),
+                    Some(Input::Timeout) => self.stack.handle_timeout(&mut cx),
+                    None => {}
+                }
+            }
+            while let Some(ev) = self.up.pop_front() {
+                self.deliver(ev);
+            }
+            match self.dn.pop_front() {
+                Some(ev) => input = self.bottom(ev).map(Input::Up),
+                None => return,
+            }
+        }
+    }
+
+    /// An event leaving the bottom of the stack; returns what loops back up.
+    fn bottom(&mut self, ev: Dn) -> Option<Up> {
+        match ev {
+            Dn::Cast(msg) | Dn::CastUnrel(msg) => {
+                self.transmit(Dest::All, 0, msg.clone());
+                Some(Up::Cast { from: self.rank, msg })
+            }
+            Dn::Send(to, msg) | Dn::SendUnrel(to, msg) => {
+                if to == self.rank {
+                    return Some(Up::Send { from: to, msg });
+                }
+                match self.view.member(to) {
+                    Some(id) => self.transmit(Dest::One(id), FLAG_SEND, msg),
+                    None => self.stats.tx_bad_rank += 1,
+                }
+                None
+            }
+            Dn::Leave => Some(Up::Exit),
+        }
+    }
+
+    /// An event leaving the top of the stack: to the application.
+    fn deliver(&mut self, ev: Up) {
+        let ev = match ev {
+            Up::Cast { from, msg } => {
+                self.stats.delivered_casts += 1;
+                Event::Cast { from: self.view.member(from).unwrap_or_default(), data: msg.into_payload() }
+            }
+            Up::Send { from, msg } => {
+                self.stats.delivered_sends += 1;
+                Event::Send { from: self.view.member(from).unwrap_or_default(), data: msg.into_payload() }
+            }
+            Up::Exit => {
+                self.left = true;
+                Event::Exit
+            }
+        };
+        self.events.push_back(ev);
+    }
+
+    fn transmit(&mut self, dst: Dest, flags: u8, msg: Msg) {
+        let (layers, body) = msg.into_parts();
+        let frame = Frame { flags, group: self.cfg.group, view: self.view.id, src: self.cfg.me };
+        let mut fixed = [0u8; FRAME_LEN];
+        frame.write(&mut fixed);
+        let mut head = SmallVec::<[u8; INLINE_TX_HEAD]>::new();
+        head.extend_from_slice(&fixed);
+        head.extend_from_slice(&layers);
+        if head.len() + body.len() > self.cfg.max_datagram {
+            self.stats.tx_oversize += 1;
+            return;
+        }
+        seal(&mut head, &body);
+        self.stats.tx_datagrams += 1;
+        self.stats.tx_bytes += (head.len() + body.len()) as u64;
+        self.transmits.push_back(Transmit { dst, head, body });
+    }
+}
+
+impl Endpoint<crate::compose::Stack> {
+    /// An endpoint whose stack is built from a spec string for every view.
+    pub fn from_spec(cfg: Config, registry: &Registry, spec: &str) -> Result<Self, EndpointError> {
+        registry.build(spec).map_err(EndpointError::Spec)?;
+        let (registry, spec) = (registry.clone(), spec.to_string());
+        Endpoint::new(cfg, move |_view: &View| {
+            registry.build(&spec).expect("the spec was checked when the endpoint was created")
+        })
+    }
+}
+
+enum Input {
+    Dn(Dn),
+    Up(Up),
+    Timeout,
+}

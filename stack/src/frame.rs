@@ -1,0 +1,198 @@
+//! The outer frame on every datagram.
+//!
+//! ```text
+//!  0      2     3     4        8        16         24         32       40
+//!  | "TH" | ver | flg | crc32  | group  | view.lt  | view.co  | source | layer headers, payload
+//! ```
+//! All integers little-endian. The CRC-32 (IEEE) covers bytes 0..4 and everything from byte
+//! 8 to the end of the datagram. `FrameView::parse` checks length, magic, version, flags and
+//! CRC once; after that every accessor returns a decoded field and cannot fail.
+
+use crate::ids::{EndpointId, GroupId, ViewId};
+use crate::wire::Reader;
+use core::fmt;
+
+pub const MAGIC: [u8; 2] = *b"TH";
+pub const VERSION: u8 = 1;
+pub const FRAME_LEN: usize = 40;
+
+/// The datagram is point-to-point (`Send`); without it, a multicast (`Cast`).
+pub const FLAG_SEND: u8 = 0x01;
+const KNOWN_FLAGS: u8 = FLAG_SEND;
+
+/// Why a datagram was rejected before any layer saw it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum FrameError {
+    Truncated,
+    BadMagic,
+    BadVersion,
+    BadFlags,
+    BadCrc,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FrameError::Truncated => "shorter than a frame",
+            FrameError::BadMagic => "bad magic",
+            FrameError::BadVersion => "unknown wire version",
+            FrameError::BadFlags => "unknown flags",
+            FrameError::BadCrc => "CRC mismatch",
+        })
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// The decoded frame fields.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct Frame {
+    pub flags: u8,
+    pub group: GroupId,
+    pub view: ViewId,
+    pub src: EndpointId,
+}
+
+impl Frame {
+    pub fn is_send(&self) -> bool {
+        self.flags & FLAG_SEND != 0
+    }
+
+    /// Writes the frame into `out[..FRAME_LEN]` with a zero CRC; `seal` fills it in.
+    pub fn write(&self, out: &mut [u8; FRAME_LEN]) {
+        out[0..2].copy_from_slice(&MAGIC);
+        out[2] = VERSION;
+        out[3] = self.flags;
+        out[4..8].fill(0);
+        out[8..16].copy_from_slice(&self.group.0.to_le_bytes());
+        out[16..24].copy_from_slice(&self.view.ltime.to_le_bytes());
+        out[24..32].copy_from_slice(&self.view.coord.0.to_le_bytes());
+        out[32..40].copy_from_slice(&self.src.0.to_le_bytes());
+    }
+}
+
+/// Computes the CRC of a datagram made of `frame` (the first FRAME_LEN bytes of `first`)
+/// followed by the rest of `first` and then `rest`, and stores it in the frame.
+pub fn seal(first: &mut [u8], rest: &[u8]) {
+    debug_assert!(first.len() >= FRAME_LEN);
+    let crc = checksum(first, rest);
+    first[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn checksum(first: &[u8], rest: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&first[0..4]);
+    h.update(&first[8..]);
+    h.update(rest);
+    h.finalize()
+}
+
+/// A datagram whose frame has been checked.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameView<'a> {
+    frame: Frame,
+    payload: &'a [u8],
+}
+
+impl<'a> FrameView<'a> {
+    pub fn parse(buf: &'a [u8]) -> Result<FrameView<'a>, FrameError> {
+        let mut r = Reader::new(buf);
+        let fixed = r.take(FRAME_LEN).map_err(|_| FrameError::Truncated)?;
+        let mut f = Reader::new(fixed);
+        let field = |e: crate::wire::WireError| -> FrameError {
+            debug_assert!(false, "frame field read failed after length check: {e}");
+            FrameError::Truncated
+        };
+        let magic = f.take(2).map_err(field)?;
+        if magic != MAGIC {
+            return Err(FrameError::BadMagic);
+        }
+        if f.u8().map_err(field)? != VERSION {
+            return Err(FrameError::BadVersion);
+        }
+        let flags = f.u8().map_err(field)?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(FrameError::BadFlags);
+        }
+        let crc = f.u32().map_err(field)?;
+        let group = GroupId(f.u64().map_err(field)?);
+        let ltime = f.u64().map_err(field)?;
+        let coord = EndpointId(f.u64().map_err(field)?);
+        let src = EndpointId(f.u64().map_err(field)?);
+        if checksum(fixed, r.rest()) != crc {
+            return Err(FrameError::BadCrc);
+        }
+        Ok(FrameView { frame: Frame { flags, group, view: ViewId { ltime, coord }, src }, payload: r.rest() })
+    }
+
+    pub fn frame(&self) -> &Frame {
+        &self.frame
+    }
+    /// Layer headers and application payload.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Frame {
+        Frame {
+            flags: FLAG_SEND,
+            group: GroupId(0x1122),
+            view: ViewId { ltime: 3, coord: EndpointId(4) },
+            src: EndpointId(5),
+        }
+    }
+
+    fn datagram(f: &Frame, body: &[u8]) -> Vec<u8> {
+        let mut hdr = [0u8; FRAME_LEN];
+        f.write(&mut hdr);
+        seal(&mut hdr, body);
+        let mut d = hdr.to_vec();
+        d.extend_from_slice(body);
+        d
+    }
+
+    #[test]
+    fn round_trip() {
+        let d = datagram(&sample(), b"xyz");
+        let v = FrameView::parse(&d).unwrap();
+        assert_eq!(*v.frame(), sample());
+        assert!(v.frame().is_send());
+        assert_eq!(v.payload(), b"xyz");
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let d = datagram(&sample(), b"payload bytes");
+        for bit in 0..d.len() * 8 {
+            let mut c = d.clone();
+            c[bit / 8] ^= 1 << (bit % 8);
+            assert!(FrameView::parse(&c).is_err(), "flip of bit {bit} accepted");
+        }
+    }
+
+    #[test]
+    fn specific_rejections() {
+        let d = datagram(&sample(), b"");
+        assert_eq!(FrameView::parse(&d[..FRAME_LEN - 1]).unwrap_err(), FrameError::Truncated);
+        let mut c = d.clone();
+        c[0] = b'X';
+        assert_eq!(FrameView::parse(&c).unwrap_err(), FrameError::BadMagic);
+        let mut c = d.clone();
+        c[2] = VERSION + 1;
+        assert_eq!(FrameView::parse(&c).unwrap_err(), FrameError::BadVersion);
+        let mut c = d.clone();
+        c[3] = 0x80;
+        assert_eq!(FrameView::parse(&c).unwrap_err(), FrameError::BadFlags);
+        let mut c = d.clone();
+        c[12] ^= 1;
+        assert_eq!(FrameView::parse(&c).unwrap_err(), FrameError::BadCrc);
+        let mut longer = d.clone();
+        longer.push(0);
+        assert_eq!(FrameView::parse(&longer).unwrap_err(), FrameError::BadCrc);
+    }
+}

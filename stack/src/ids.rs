@@ -1,0 +1,135 @@
+//! Names: endpoints, groups, ranks and views.
+//!
+//! An `EndpointId` names one incarnation of a member for its whole life; a `Rank` names a
+//! member inside one view only (its index in the view's member list). Every frame carries
+//! the view id, so a datagram is always read against the view it was sent in.
+
+use core::fmt;
+
+/// One member incarnation, unique within a group.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EndpointId(pub u64);
+
+/// A group, named by the FNV-1a hash of its name (stable across platforms and runs).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GroupId(pub u64);
+
+/// FNV-1a 64-bit: small, stable, deterministic; used for names, not for security.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl GroupId {
+    pub fn named(name: &str) -> GroupId {
+        GroupId(fnv1a(name.as_bytes()))
+    }
+}
+
+/// A member's position in the current view, `0..view.len()`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Rank(pub u16);
+
+impl Rank {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Views are totally ordered by logical time; the coordinator's id separates views that
+/// partitions installed concurrently with the same logical time.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ViewId {
+    pub ltime: u64,
+    pub coord: EndpointId,
+}
+
+/// A group membership: the members in rank order, and whether this is a primary view.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct View {
+    pub id: ViewId,
+    pub members: Vec<EndpointId>,
+    pub primary: bool,
+}
+
+impl View {
+    /// The first view of a fixed membership: every member computes the same id from the list.
+    pub fn initial(members: Vec<EndpointId>) -> View {
+        let coord = members.first().copied().unwrap_or_default();
+        View { id: ViewId { ltime: 1, coord }, members, primary: true }
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn rank_of(&self, id: EndpointId) -> Option<Rank> {
+        self.members.iter().position(|&m| m == id).map(|i| Rank(i as u16))
+    }
+
+    pub fn member(&self, rank: Rank) -> Option<EndpointId> {
+        self.members.get(rank.index()).copied()
+    }
+
+    pub fn ranks(&self) -> impl Iterator<Item = Rank> + '_ {
+        (0..self.members.len()).map(|i| Rank(i as u16))
+    }
+}
+
+impl fmt::Debug for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "e{:x}", self.0)
+    }
+}
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+impl fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "g{:x}", self.0)
+    }
+}
+impl fmt::Debug for Rank {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{}", self.0)
+    }
+}
+impl fmt::Display for Rank {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+impl fmt::Debug for ViewId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}@{:?}", self.ltime, self.coord)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_are_stable_hashes() {
+        // FNV-1a test vectors.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(GroupId::named("a"), GroupId::named("b"));
+    }
+
+    #[test]
+    fn ranks_follow_member_order() {
+        let v = View::initial(vec![EndpointId(9), EndpointId(4)]);
+        assert_eq!(v.id, ViewId { ltime: 1, coord: EndpointId(9) });
+        assert_eq!(v.rank_of(EndpointId(4)), Some(Rank(1)));
+        assert_eq!(v.rank_of(EndpointId(5)), None);
+        assert_eq!(v.member(Rank(0)), Some(EndpointId(9)));
+        assert_eq!(v.member(Rank(2)), None);
+        assert!(ViewId { ltime: 2, coord: EndpointId(0) } > v.id);
+    }
+}

@@ -1,0 +1,156 @@
+//! The layer contract.
+//!
+//! A layer is an automaton: it handles one event at a time with `&mut self` and emits events
+//! through its context, up towards the application or down towards the network. It is never
+//! re-entered: what it emits is queued and handed to its neighbours after it returns, and
+//! each direction between two layers is FIFO. Timers are data: `poll_timeout` says when the
+//! layer next wants `handle_timeout`, and the driver sleeps until the earliest deadline.
+
+use crate::event::{Dn, Up};
+use crate::ids::{Rank, View};
+use crate::props::Props;
+use crate::rng::Rng;
+use crate::time::Time;
+use core::fmt;
+use std::collections::VecDeque;
+
+/// What a layer sees of the world while it handles one event.
+pub struct Cx<'a> {
+    pub now: Time,
+    pub view: &'a View,
+    /// This member's rank in `view`.
+    pub rank: Rank,
+    pub rng: &'a mut Rng,
+    up: &'a mut VecDeque<Up>,
+    dn: &'a mut VecDeque<Dn>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(
+        now: Time,
+        view: &'a View,
+        rank: Rank,
+        rng: &'a mut Rng,
+        up: &'a mut VecDeque<Up>,
+        dn: &'a mut VecDeque<Dn>,
+    ) -> Cx<'a> {
+        Cx { now, view, rank, rng, up, dn }
+    }
+
+    /// Emits an event towards the application.
+    pub fn up(&mut self, ev: Up) {
+        self.up.push_back(ev)
+    }
+
+    /// Emits an event towards the network.
+    pub fn dn(&mut self, ev: Dn) {
+        self.dn.push_back(ev)
+    }
+
+    /// The same context with other output queues (for a composite's inner layers).
+    pub fn redirect<'b>(&'b mut self, up: &'b mut VecDeque<Up>, dn: &'b mut VecDeque<Dn>) -> Cx<'b> {
+        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up, dn }
+    }
+
+    /// Keeps this context's up queue, with another down queue.
+    pub fn with_dn<'b>(&'b mut self, dn: &'b mut VecDeque<Dn>) -> Cx<'b> {
+        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up: &mut *self.up, dn }
+    }
+
+    /// Keeps this context's down queue, with another up queue.
+    pub fn with_up<'b>(&'b mut self, up: &'b mut VecDeque<Up>) -> Cx<'b> {
+        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up, dn: &mut *self.dn }
+    }
+}
+
+/// A layer's state for inspection: typed counters and a free-form state line.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Dump {
+    pub layer: &'static str,
+    pub counters: Vec<(&'static str, u64)>,
+    pub state: String,
+}
+
+impl Dump {
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.counters.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+}
+
+/// A stack that does not meet a layer's requirements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Missing {
+    pub layer: &'static str,
+    pub missing: Props,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "layer `{}` requires {}, which no layer below it provides", self.layer, self.missing)
+    }
+}
+
+impl std::error::Error for Missing {}
+
+pub trait Layer: Send {
+    fn name(&self) -> &'static str;
+    /// Properties this layer needs from the layers below it.
+    fn requires(&self) -> Props {
+        Props::NONE
+    }
+    /// Properties this layer adds for the layers above it.
+    fn provides(&self) -> Props {
+        Props::NONE
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>);
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>);
+    /// The earliest time this layer wants `handle_timeout`, if any.
+    fn poll_timeout(&self) -> Option<Time> {
+        None
+    }
+    /// Called when `cx.now` has reached the deadline from `poll_timeout`.
+    fn handle_timeout(&mut self, _cx: &mut Cx<'_>) {}
+    /// Appends this layer's state (a composite: each of its layers', top first).
+    fn dump(&self, out: &mut Vec<Dump>);
+
+    /// Checks this layer (a composite: each of its layers, bottom up) against the properties
+    /// provided below it; returns what holds above it.
+    fn check(&self, below: Props) -> Result<Props, Missing> {
+        let missing = self.requires() - below;
+        if missing.is_empty() {
+            Ok(below | self.provides())
+        } else {
+            Err(Missing { layer: self.name(), missing })
+        }
+    }
+}
+
+impl<L: Layer + ?Sized> Layer for Box<L> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn requires(&self) -> Props {
+        (**self).requires()
+    }
+    fn provides(&self) -> Props {
+        (**self).provides()
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        (**self).handle_dn(ev, cx)
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        (**self).handle_up(ev, cx)
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        (**self).poll_timeout()
+    }
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        (**self).handle_timeout(cx)
+    }
+    fn dump(&self, out: &mut Vec<Dump>) {
+        (**self).dump(out)
+    }
+    fn check(&self, below: Props) -> Result<Props, Missing> {
+        (**self).check(below)
+    }
+}

@@ -1,0 +1,38 @@
+//! Thoth core.
+//!
+//! The sans-IO part — vocabulary (`ids`, `time`), messages and their wire codec (`msg`,
+//! `wire`, `frame`), events, the layer contract and its composition (`layer`, `compose`,
+//! `registry`, `props`) and the `Endpoint` — touches no socket, thread, clock or OS random
+//! source: time and randomness come in as arguments, output goes out as data. The drivers
+//! at the edge do the I/O: `udp` runs an endpoint over UDP multicast (or unicast fan-out)
+//! on a thread of its own; `sim` runs many endpoints on a virtual clock over a seeded,
+//! faulty network.
+#![deny(unsafe_code)]
+
+pub mod compose;
+pub mod endpoint;
+pub mod event;
+pub mod frame;
+pub mod ids;
+pub mod layer;
+pub mod msg;
+pub mod props;
+pub mod registry;
+pub mod rng;
+pub mod sim;
+pub mod time;
+pub mod udp;
+pub mod wire;
+
+pub use bytes::Bytes;
+pub use compose::{Bare, Compose, Stack, StackBuilder};
+pub use endpoint::{CastError, Config, Dest, Endpoint, EndpointError, Stats, Transmit};
+pub use event::{Dn, Event, Up};
+pub use ids::{EndpointId, GroupId, Rank, View, ViewId};
+pub use layer::{Cx, Dump, Layer, Missing};
+pub use msg::Msg;
+pub use props::Props;
+pub use registry::{Args, Registry, SpecError};
+pub use rng::Rng;
+pub use time::{Duration, Time};
+pub use wire::{Reader, Wire, WireError, Writer};

@@ -1,0 +1,157 @@
+//! `Msg`: a payload plus the headers the layers push on the way down and pop on the way up.
+//!
+//! Going down, headers are encoded into a small inline buffer in front of the body, so the
+//! wire order is bottom layer first; the body (`Bytes`) is never copied. Going up, a message
+//! from the network is one `Bytes` and each pop decodes from its front and advances it, again
+//! without copying. A message looped back locally (a member delivering its own cast) pops
+//! from the header buffer first; a header never spans the buffer and the body.
+
+use crate::wire::{Reader, Wire, WireError, Writer};
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+/// Headers up to this many bytes live inline in the message.
+pub const INLINE_HEAD: usize = 48;
+
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Msg {
+    head: SmallVec<[u8; INLINE_HEAD]>,
+    /// Bytes of `head` already popped.
+    popped: usize,
+    body: Bytes,
+}
+
+impl Msg {
+    /// A message whose body is the application payload.
+    pub fn new(body: Bytes) -> Msg {
+        Msg { head: SmallVec::new(), popped: 0, body }
+    }
+
+    /// A message received from the network: headers and payload in one buffer.
+    pub fn from_wire(data: Bytes) -> Msg {
+        Msg::new(data)
+    }
+
+    /// Pushes a header in front of the message (going down).
+    pub fn push<H: Wire>(&mut self, h: &H) {
+        debug_assert_eq!(self.popped, 0, "push on a message that is being popped");
+        let n = h.encoded_len();
+        self.head.insert_many(0, core::iter::repeat_n(0u8, n));
+        let mut w = Writer::new(&mut self.head[..n]);
+        h.encode(&mut w);
+        debug_assert_eq!(w.written(), n, "encoded_len disagrees with encode");
+    }
+
+    /// Pops the header in front of the message (going up). On error the message is
+    /// unchanged; the caller drops and counts it.
+    pub fn pop<H: Wire>(&mut self) -> Result<H, WireError> {
+        if self.popped < self.head.len() {
+            let mut r = Reader::new(&self.head[self.popped..]);
+            let h = H::decode(&mut r)?;
+            self.popped = self.head.len() - r.remaining();
+            Ok(h)
+        } else {
+            let mut r = Reader::new(&self.body);
+            let h = H::decode(&mut r)?;
+            let used = self.body.len() - r.remaining();
+            let _ = self.body.split_to(used);
+            Ok(h)
+        }
+    }
+
+    /// The encoded headers not popped yet, bottom layer first.
+    pub fn head(&self) -> &[u8] {
+        &self.head[self.popped..]
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Bytes this message takes on the wire (headers and body, without the frame).
+    pub fn len(&self) -> usize {
+        self.head().len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload left after every header has been popped. Copies only if headers remain
+    /// unpopped in the inline buffer (a stack whose layers disagree), which does not happen
+    /// on a well-formed stack.
+    pub fn into_payload(self) -> Bytes {
+        if self.popped == self.head.len() {
+            self.body
+        } else {
+            let mut v = Vec::with_capacity(self.len());
+            v.extend_from_slice(self.head());
+            v.extend_from_slice(&self.body);
+            Bytes::from(v)
+        }
+    }
+
+    /// Splits into encoded headers and body, for transmission.
+    pub fn into_parts(self) -> (SmallVec<[u8; INLINE_HEAD]>, Bytes) {
+        let mut head = self.head;
+        if self.popped > 0 {
+            head.drain(..self.popped);
+        }
+        (head, self.body)
+    }
+}
+
+impl core::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Msg(head {}B, body {}B)", self.head().len(), self.body.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_then_pop_in_reverse_order() {
+        let mut m = Msg::new(Bytes::from_static(b"payload"));
+        m.push(&7u8); // top layer pushes first
+        m.push(&0x0102u16); // bottom layer last: first on the wire
+        assert_eq!(m.head(), &[0x02, 0x01, 7]);
+        assert_eq!(m.len(), 10);
+        // Looped back: pops come from the inline buffer.
+        let mut local = m.clone();
+        assert_eq!(local.pop::<u16>(), Ok(0x0102));
+        assert_eq!(local.pop::<u8>(), Ok(7));
+        assert_eq!(local.into_payload(), Bytes::from_static(b"payload"));
+        // Over the wire: the same bytes in one buffer.
+        let (head, body) = m.into_parts();
+        let mut wire = head.to_vec();
+        wire.extend_from_slice(&body);
+        let mut rx = Msg::from_wire(Bytes::from(wire));
+        assert_eq!(rx.pop::<u16>(), Ok(0x0102));
+        assert_eq!(rx.pop::<u8>(), Ok(7));
+        assert_eq!(rx.into_payload(), Bytes::from_static(b"payload"));
+    }
+
+    #[test]
+    fn body_is_not_copied_going_up() {
+        let data = Bytes::from(vec![1u8, 2, 3, 4, 5]);
+        let base = data.as_ptr();
+        let mut rx = Msg::from_wire(data);
+        assert_eq!(rx.pop::<u8>(), Ok(1));
+        let payload = rx.into_payload();
+        assert_eq!(payload.as_ptr(), base.wrapping_add(1));
+    }
+
+    #[test]
+    fn failed_pop_leaves_message_unchanged() {
+        let mut rx = Msg::from_wire(Bytes::from_static(&[1, 2]));
+        assert_eq!(rx.pop::<u32>(), Err(WireError::Truncated));
+        assert_eq!(rx.pop::<u16>(), Ok(0x0201));
+        let mut local = Msg::new(Bytes::new());
+        local.push(&1u8);
+        assert_eq!(local.pop::<u16>(), Err(WireError::Truncated));
+        assert_eq!(local.pop::<u8>(), Ok(1));
+        assert!(local.is_empty());
+    }
+}
