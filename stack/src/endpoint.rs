@@ -495,3 +495,38 @@ enum Input {
     Up(Up),
     Timeout,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::Bare;
+    use crate::ids::ViewId;
+
+    fn frame_bytes(view: ViewId, src: EndpointId, payload: &[u8]) -> Bytes {
+        let mut d = vec![0u8; FRAME_LEN];
+        let f = Frame { flags: 0, group: GroupId(1), view, src };
+        f.write((&mut d[..]).try_into().unwrap());
+        seal(&mut d, payload);
+        d.extend_from_slice(payload);
+        Bytes::from(d)
+    }
+
+    #[test]
+    fn datagrams_of_a_later_view_wait_for_it() {
+        let members = vec![EndpointId(1), EndpointId(2)];
+        let mut cfg = Config::new(GroupId(1), EndpointId(1), members.clone());
+        cfg.hold_bytes = FRAME_LEN + 2;
+        let mut ep = Endpoint::new(cfg, |_: &View| Bare).unwrap();
+        assert!(matches!(ep.poll_event(), Some(Event::View(_))));
+        let next = View { id: ViewId { ltime: 2, coord: EndpointId(1) }, members, primary: true };
+        ep.handle_datagram(Time::ZERO, frame_bytes(next.id, EndpointId(2), b"a"));
+        ep.handle_datagram(Time::ZERO, frame_bytes(next.id, EndpointId(2), b"bb"));
+        assert_eq!((ep.stats().rx_held, ep.stats().rx_hold_overflow), (1, 1));
+        assert_eq!(ep.poll_event(), None);
+        ep.install_view(Time::ZERO, next.clone()).unwrap();
+        assert_eq!(ep.poll_event(), Some(Event::View(next)));
+        assert_eq!(ep.poll_event(), Some(Event::Cast { from: EndpointId(2), data: Bytes::from_static(b"a") }));
+        assert_eq!(ep.stats().rx_datagrams, 2);
+        assert_eq!(ep.stats().rx_accepted, 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! The sans-IO endpoint: three members wired in memory, bad input counted and dropped,
+//! leave, size limits.
+
+mod common_layers;
+
+use common_layers::{Log, Tag};
+use thoth_stack::frame::{FLAG_SEND, FRAME_LEN, Frame, seal};
+use thoth_stack::*;
+
+const G: GroupId = GroupId(0x7407);
+
+fn ids() -> Vec<EndpointId> {
+    vec![EndpointId(11), EndpointId(22), EndpointId(33)]
+}
+
+fn tagged(log: &Log) -> impl FnMut(&View) -> Stack + Send + 'static {
+    let log = log.clone();
+    move |_| Stack::builder().push(Tag::new("t1", 0x51, &log)).push(Tag::new("t2", 0x52, &log)).build().unwrap()
+}
+
+fn group(log: &Log) -> Vec<Endpoint> {
+    ids().into_iter().map(|me| Endpoint::new(Config::new(G, me, ids()), tagged(log)).unwrap()).collect()
+}
+
+/// Moves every pending transmit to its destinations until the network is quiet.
+fn pump(eps: &mut [Endpoint], now: Time) {
+    loop {
+        let mut moved = false;
+        for i in 0..eps.len() {
+            while let Some(t) = eps[i].poll_transmit() {
+                moved = true;
+                let data = t.to_bytes();
+                for (j, ep) in eps.iter_mut().enumerate() {
+                    let to_me = match t.dst {
+                        Dest::All => j != i,
+                        Dest::One(id) => ep.me() == id,
+                    };
+                    if to_me {
+                        ep.handle_datagram(now, data.clone());
+                    }
+                }
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn events<L: Layer>(ep: &mut Endpoint<L>) -> Vec<Event> {
+    std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+#[test]
+fn three_members_deliver_every_cast_to_everyone_including_the_sender() {
+    let log = Log::default();
+    let mut eps = group(&log);
+    for ep in eps.iter_mut() {
+        assert_eq!(events(ep), [Event::View(View::initial(ids()))]);
+    }
+    for (i, ep) in eps.iter_mut().enumerate() {
+        for k in 0..3u8 {
+            ep.cast(Time::ZERO, Bytes::from(vec![i as u8, k])).unwrap();
+        }
+    }
+    pump(&mut eps, Time::ZERO);
+    for ep in eps.iter_mut() {
+        let mut got: Vec<(EndpointId, Vec<u8>)> = events(ep)
+            .into_iter()
+            .map(|e| match e {
+                Event::Cast { from, data } => (from, data.to_vec()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        // Per sender, in order.
+        got.sort_by_key(|(from, _)| *from);
+        let want: Vec<(EndpointId, Vec<u8>)> =
+            (0..3u8).flat_map(|i| (0..3u8).map(move |k| (ids()[i as usize], vec![i, k]))).collect();
+        assert_eq!(got, want);
+        assert_eq!(ep.stats().delivered_casts, 9);
+        assert_eq!(ep.stats().rx_accepted, 6);
+        assert_eq!(ep.stats().tx_datagrams, 3);
+        assert!(ep.dump().iter().all(|d| d.counter("mismatches") == Some(0)));
+    }
+}
+
+#[test]
+fn sends_reach_only_their_target_and_self_sends_loop_back() {
+    let log = Log::default();
+    let mut eps = group(&log);
+    for ep in eps.iter_mut() {
+        events(ep);
+    }
+    eps[0].send(Time::ZERO, EndpointId(33), Bytes::from_static(b"to 33")).unwrap();
+    eps[0].send(Time::ZERO, EndpointId(11), Bytes::from_static(b"to me")).unwrap();
+    assert_eq!(eps[0].send(Time::ZERO, EndpointId(99), Bytes::new()), Err(CastError::NotMember));
+    pump(&mut eps, Time::ZERO);
+    assert_eq!(events(&mut eps[0]), [Event::Send { from: EndpointId(11), data: Bytes::from_static(b"to me") }]);
+    assert_eq!(events(&mut eps[1]), []);
+    assert_eq!(events(&mut eps[2]), [Event::Send { from: EndpointId(11), data: Bytes::from_static(b"to 33") }]);
+}
+
+/// A well-formed datagram as member `src` would send it through the two tag layers.
+fn datagram(f: Frame, payload: &[u8]) -> Vec<u8> {
+    let mut d = [0u8; FRAME_LEN].to_vec();
+    f.write((&mut d[..FRAME_LEN]).try_into().unwrap());
+    d.extend_from_slice(&[0x52, 0x51]);
+    d.extend_from_slice(payload);
+    let (head, rest) = d.split_at_mut(FRAME_LEN + 2);
+    let rest = rest.to_vec();
+    seal(head, &rest);
+    d
+}
+
+#[test]
+fn malformed_and_misaddressed_datagrams_are_counted_never_delivered() {
+    let log = Log::default();
+    let mut ep = Endpoint::new(Config::new(G, EndpointId(22), ids()), tagged(&log)).unwrap();
+    events(&mut ep);
+    let view = View::initial(ids()).id;
+    let good = Frame { flags: 0, group: G, view, src: EndpointId(11) };
+    let ok = datagram(good, b"fine");
+    let feed = |ep: &mut Endpoint, d: Vec<u8>| ep.handle_datagram(Time::ZERO, Bytes::from(d));
+
+    feed(&mut ep, ok.clone());
+    assert_eq!(events(&mut ep), [Event::Cast { from: EndpointId(11), data: Bytes::from_static(b"fine") }]);
+
+    feed(&mut ep, ok[..FRAME_LEN - 3].to_vec());
+    let mut c = ok.clone();
+    c[0] ^= 0xff;
+    feed(&mut ep, c);
+    let mut c = ok.clone();
+    c[2] = 9;
+    feed(&mut ep, c);
+    let mut c = ok.clone();
+    c[FRAME_LEN + 3] ^= 1;
+    feed(&mut ep, c);
+    feed(&mut ep, datagram(Frame { group: GroupId(1), ..good }, b"x"));
+    feed(&mut ep, datagram(Frame { src: EndpointId(99), ..good }, b"x"));
+    feed(&mut ep, datagram(Frame { src: EndpointId(22), ..good }, b"x"));
+    feed(&mut ep, datagram(Frame { view: ViewId { ltime: 0, ..view }, ..good }, b"x"));
+    feed(&mut ep, datagram(Frame { view: ViewId { ltime: 1, coord: EndpointId(22) }, ..good }, b"x"));
+    feed(&mut ep, datagram(Frame { view: ViewId { ltime: 5, ..view }, ..good }, b"x"));
+    feed(&mut ep, b"random garbage that is long enough to look like a frame..".to_vec());
+    // A frame the layers cannot parse: the tag layer drops and counts it.
+    let mut bad_hdr = datagram(good, b"y");
+    bad_hdr[FRAME_LEN] = 0x99;
+    let (h, r) = bad_hdr.split_at_mut(FRAME_LEN);
+    let r = r.to_vec();
+    seal(h, &r);
+    feed(&mut ep, bad_hdr);
+
+    assert_eq!(events(&mut ep), []);
+    let s = ep.stats();
+    assert_eq!(s.rx_datagrams, 13);
+    assert_eq!(
+        (s.rx_truncated, s.rx_bad_magic, s.rx_bad_version, s.rx_bad_crc, s.rx_foreign_group),
+        (1, 2, 1, 1, 1)
+    );
+    assert_eq!((s.rx_unknown_src, s.rx_own, s.rx_other_view, s.rx_held), (1, 1, 2, 1));
+    assert_eq!(s.rx_accepted, 2);
+    assert_eq!(s.delivered_casts, 1);
+    assert_eq!(ep.dump().iter().map(|d| d.counter("mismatches").unwrap()).sum::<u64>(), 1);
+
+    // Point-to-point flag is honoured.
+    feed(&mut ep, datagram(Frame { flags: FLAG_SEND, ..good }, b"p2p"));
+    assert_eq!(events(&mut ep), [Event::Send { from: EndpointId(11), data: Bytes::from_static(b"p2p") }]);
+}
+
+#[test]
+fn leave_exits_and_refuses_further_traffic() {
+    let mut ep = Endpoint::new(Config::new(G, EndpointId(11), ids()), |_: &View| Bare).unwrap();
+    events(&mut ep);
+    ep.leave(Time::ZERO);
+    assert_eq!(events(&mut ep), [Event::Exit]);
+    assert!(ep.has_left());
+    assert_eq!(ep.cast(Time::ZERO, Bytes::new()), Err(CastError::Left));
+    let d = datagram(Frame { flags: 0, group: G, view: ep.view().id, src: EndpointId(22) }, b"");
+    ep.handle_datagram(Time::ZERO, Bytes::from(d));
+    assert_eq!(ep.stats().rx_after_exit, 1);
+    assert_eq!(ep.poll_timeout(), None);
+}
+
+#[test]
+fn size_limits() {
+    let mut cfg = Config::new(G, EndpointId(11), ids());
+    cfg.max_datagram = FRAME_LEN + 10;
+    let log = Log::default();
+    let mut ep = Endpoint::new(cfg.clone(), tagged(&log)).unwrap();
+    assert_eq!(ep.max_payload(), 10);
+    assert_eq!(ep.cast(Time::ZERO, Bytes::from(vec![0; 11])), Err(CastError::TooLarge));
+    // Fits the payload limit, but the two tag headers push it over: dropped and counted.
+    ep.cast(Time::ZERO, Bytes::from(vec![0; 10])).unwrap();
+    assert_eq!(ep.stats().tx_oversize, 1);
+    assert!(ep.poll_transmit().is_none());
+    cfg.max_datagram = FRAME_LEN;
+    assert!(matches!(Endpoint::new(cfg, |_: &View| Bare), Err(EndpointError::DatagramTooSmall)));
+    let cfg = Config::new(G, EndpointId(5), ids());
+    assert!(matches!(Endpoint::new(cfg, |_: &View| Bare), Err(EndpointError::NotMember)));
+}
+
+#[test]
+fn an_ill_formed_stack_is_refused_at_creation() {
+    let log = Log::default();
+    let l = log.clone();
+    let r = Endpoint::new(Config::new(G, EndpointId(11), ids()), move |_: &View| {
+        Tag::new("total", 1, &l).needs(Props::TOTAL)
+    });
+    assert!(matches!(r, Err(EndpointError::Stack(Missing { layer: "total", .. }))));
+    let r = Endpoint::from_spec(Config::new(G, EndpointId(11), ids()), &Registry::new(), "nak");
+    assert!(matches!(r, Err(EndpointError::Spec(SpecError::Unknown { .. }))));
+}
