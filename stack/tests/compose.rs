@@ -105,7 +105,7 @@ fn static_and_dynamic_stacks_emit_the_same_datagrams_in_the_same_order() {
             })
             .collect()
     };
-    let want: Vec<Bytes> = ["one", "one", "two", "two"].map(|s| Bytes::from(s)).to_vec();
+    let want: Vec<Bytes> = ["one", "one", "two", "two"].map(Bytes::from).to_vec();
     assert_eq!(bodies(&hs.up), want);
     assert_eq!(bodies(&hd.up), want);
     let mut dumps = Vec::new();
