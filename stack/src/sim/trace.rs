@@ -1,0 +1,428 @@
+//! The simulator's trace: every observable thing that happens in a run, as typed records,
+//! folded into one stable 64-bit hash (FNV-1a over a fixed little-endian encoding of each
+//! record). Two runs with the same hash saw the same events at the same virtual times with
+//! the same bytes; the hash is the same on every platform and every build.
+//!
+//! Records cover application commands, node starts and crashes, timer firings, every event
+//! an endpoint hands its application (with sender and payload bytes), and the fate of every
+//! datagram on every link (lost, cut, dropped at a dead node, corrupted, delivered). Keeping
+//! the records themselves is optional (`Sim::keep_trace`); the hash is always computed.
+//!
+//! Tested by the unit tests below (FNV-1a reference vectors; field changes change the hash;
+//! kept records match what was hashed) and by the determinism tests in `tests/sim.rs`.
+
+use super::node::NodeId;
+use crate::event::Event;
+use crate::ids::EndpointId;
+use crate::time::Time;
+use bytes::Bytes;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// Streaming FNV-1a, 64 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(FNV_OFFSET)
+    }
+}
+
+impl Fnv {
+    pub fn new() -> Fnv {
+        Fnv::default()
+    }
+    pub fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 = (self.0 ^ x as u64).wrapping_mul(FNV_PRIME);
+        }
+    }
+    pub fn u8(&mut self, x: u8) {
+        self.bytes(&[x]);
+    }
+    pub fn u32(&mut self, x: u32) {
+        self.bytes(&x.to_le_bytes());
+    }
+    pub fn u64(&mut self, x: u64) {
+        self.bytes(&x.to_le_bytes());
+    }
+    /// A length-prefixed byte string (so `"ab","c"` and `"a","bc"` differ).
+    pub fn blob(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        self.bytes(b);
+    }
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The FNV-1a hash of a byte string (a datagram's digest in the trace).
+pub fn digest(b: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.bytes(b);
+    h.finish()
+}
+
+/// What became of one datagram on one directed link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Put on the link: `copies` copies in flight (more than one if duplicated), of which
+    /// `corrupted` have damaged bytes.
+    InFlight { copies: u8, corrupted: u8 },
+    /// Dropped by the link's loss probability.
+    Lost,
+    /// Dropped by a partition (at send or at arrival).
+    Cut,
+    /// Dropped because the destination is down, or restarted since the datagram was sent.
+    Dead,
+    /// `Dest::One` to an endpoint id no node has.
+    Unroutable,
+    /// Handed to the destination's `handle_datagram`.
+    Delivered { corrupted: bool },
+}
+
+/// One thing that happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A node's endpoint was built (its first start or a restart).
+    Start {
+        node: NodeId,
+        incarnation: u32,
+        id: EndpointId,
+    },
+    Crash {
+        node: NodeId,
+        incarnation: u32,
+    },
+    /// An application command and whether the endpoint accepted it.
+    Cast {
+        node: NodeId,
+        len: usize,
+        digest: u64,
+        ok: bool,
+    },
+    Send {
+        node: NodeId,
+        to: EndpointId,
+        len: usize,
+        digest: u64,
+        ok: bool,
+    },
+    Leave {
+        node: NodeId,
+        ok: bool,
+    },
+    /// The user ran code against an endpoint (`Sim::with`).
+    With {
+        node: NodeId,
+    },
+    /// A datagram on the link `from → to` (`to` is `from` for an unroutable one).
+    Datagram {
+        from: NodeId,
+        to: NodeId,
+        len: usize,
+        digest: u64,
+        fate: Fate,
+    },
+    /// A node's timer fired.
+    Timer {
+        node: NodeId,
+    },
+    /// An event the endpoint handed its application.
+    Event {
+        node: NodeId,
+        incarnation: u32,
+        event: Event,
+    },
+}
+
+/// An entry and when it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub at: Time,
+    pub entry: Entry,
+}
+
+impl Record {
+    /// Feeds the record's stable encoding to `h`.
+    pub fn hash_into(&self, h: &mut Fnv) {
+        h.u64(self.at.as_nanos());
+        match &self.entry {
+            Entry::Start {
+                node,
+                incarnation,
+                id,
+            } => {
+                h.u8(1);
+                h.u32(node.0);
+                h.u32(*incarnation);
+                h.u64(id.0);
+            }
+            Entry::Crash { node, incarnation } => {
+                h.u8(2);
+                h.u32(node.0);
+                h.u32(*incarnation);
+            }
+            Entry::Cast {
+                node,
+                len,
+                digest,
+                ok,
+            } => {
+                h.u8(3);
+                h.u32(node.0);
+                h.u64(*len as u64);
+                h.u64(*digest);
+                h.u8(*ok as u8);
+            }
+            Entry::Send {
+                node,
+                to,
+                len,
+                digest,
+                ok,
+            } => {
+                h.u8(4);
+                h.u32(node.0);
+                h.u64(to.0);
+                h.u64(*len as u64);
+                h.u64(*digest);
+                h.u8(*ok as u8);
+            }
+            Entry::Leave { node, ok } => {
+                h.u8(5);
+                h.u32(node.0);
+                h.u8(*ok as u8);
+            }
+            Entry::With { node } => {
+                h.u8(6);
+                h.u32(node.0);
+            }
+            Entry::Datagram {
+                from,
+                to,
+                len,
+                digest,
+                fate,
+            } => {
+                h.u8(7);
+                h.u32(from.0);
+                h.u32(to.0);
+                h.u64(*len as u64);
+                h.u64(*digest);
+                match fate {
+                    Fate::InFlight { copies, corrupted } => {
+                        h.u8(0);
+                        h.u8(*copies);
+                        h.u8(*corrupted);
+                    }
+                    Fate::Lost => h.u8(1),
+                    Fate::Cut => h.u8(2),
+                    Fate::Dead => h.u8(3),
+                    Fate::Unroutable => h.u8(4),
+                    Fate::Delivered { corrupted } => {
+                        h.u8(5);
+                        h.u8(*corrupted as u8);
+                    }
+                }
+            }
+            Entry::Timer { node } => {
+                h.u8(8);
+                h.u32(node.0);
+            }
+            Entry::Event {
+                node,
+                incarnation,
+                event,
+            } => {
+                h.u8(9);
+                h.u32(node.0);
+                h.u32(*incarnation);
+                hash_event(event, h);
+            }
+        }
+    }
+}
+
+fn hash_event(ev: &Event, h: &mut Fnv) {
+    match ev {
+        Event::View(v) => {
+            h.u8(0);
+            h.u64(v.id.ltime);
+            h.u64(v.id.coord.0);
+            h.u8(v.primary as u8);
+            h.u64(v.members.len() as u64);
+            for m in &v.members {
+                h.u64(m.0);
+            }
+        }
+        Event::Cast { from, data } => {
+            h.u8(1);
+            h.u64(from.0);
+            h.blob(data);
+        }
+        Event::Send { from, data } => {
+            h.u8(2);
+            h.u64(from.0);
+            h.blob(data);
+        }
+        Event::Exit => h.u8(3),
+    }
+}
+
+/// The running trace of a simulation.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    hash: Fnv,
+    count: u64,
+    keep: bool,
+    records: Vec<Record>,
+}
+
+impl Trace {
+    pub(crate) fn record(&mut self, at: Time, entry: Entry) {
+        let r = Record { at, entry };
+        r.hash_into(&mut self.hash);
+        self.count += 1;
+        if self.keep {
+            self.records.push(r);
+        }
+    }
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash.finish()
+    }
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+    pub(crate) fn set_keep(&mut self, keep: bool) {
+        self.keep = keep;
+    }
+    pub(crate) fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+/// A payload for a trace entry: its length and digest.
+pub(crate) fn summary(b: &Bytes) -> (usize, u64) {
+    (b.len(), digest(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_reference_vectors() {
+        assert_eq!(digest(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(digest(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(digest(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(digest(b"foobar"), crate::ids::fnv1a(b"foobar"));
+    }
+
+    #[test]
+    fn blobs_are_length_prefixed() {
+        let (mut a, mut b) = (Fnv::new(), Fnv::new());
+        a.blob(b"ab");
+        a.blob(b"c");
+        b.blob(b"a");
+        b.blob(b"bc");
+        assert_ne!(a.finish(), b.finish());
+    }
+
+    fn hash_of(r: &Record) -> u64 {
+        let mut h = Fnv::new();
+        r.hash_into(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn every_field_moves_the_hash() {
+        let at = Time::from_nanos(10);
+        let ev = |from: u64, data: &'static [u8]| Record {
+            at,
+            entry: Entry::Event {
+                node: NodeId(1),
+                incarnation: 0,
+                event: Event::Cast {
+                    from: EndpointId(from),
+                    data: Bytes::from_static(data),
+                },
+            },
+        };
+        let base = hash_of(&ev(3, b"xy"));
+        assert_ne!(base, hash_of(&ev(4, b"xy")), "sender");
+        assert_ne!(base, hash_of(&ev(3, b"xz")), "payload");
+        assert_ne!(
+            base,
+            hash_of(&Record {
+                at: Time::from_nanos(11),
+                ..ev(3, b"xy")
+            }),
+            "time"
+        );
+        let dg = |fate| Record {
+            at,
+            entry: Entry::Datagram {
+                from: NodeId(0),
+                to: NodeId(1),
+                len: 5,
+                digest: 9,
+                fate,
+            },
+        };
+        let fates = [
+            Fate::InFlight {
+                copies: 1,
+                corrupted: 0,
+            },
+            Fate::InFlight {
+                copies: 2,
+                corrupted: 0,
+            },
+            Fate::InFlight {
+                copies: 1,
+                corrupted: 1,
+            },
+            Fate::Lost,
+            Fate::Cut,
+            Fate::Dead,
+            Fate::Unroutable,
+            Fate::Delivered { corrupted: false },
+            Fate::Delivered { corrupted: true },
+        ];
+        let mut hashes: Vec<u64> = fates.iter().map(|&f| hash_of(&dg(f))).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), fates.len(), "every fate hashes differently");
+    }
+
+    #[test]
+    fn kept_records_are_the_hashed_ones() {
+        let mut t = Trace::default();
+        t.record(Time::ZERO, Entry::Timer { node: NodeId(0) });
+        t.set_keep(true);
+        let e = Entry::Crash {
+            node: NodeId(2),
+            incarnation: 1,
+        };
+        t.record(Time::from_nanos(5), e.clone());
+        assert_eq!(t.count(), 2);
+        assert_eq!(
+            t.records(),
+            &[Record {
+                at: Time::from_nanos(5),
+                entry: e
+            }]
+        );
+        let mut h = Fnv::new();
+        Record {
+            at: Time::ZERO,
+            entry: Entry::Timer { node: NodeId(0) },
+        }
+        .hash_into(&mut h);
+        t.records()[0].hash_into(&mut h);
+        assert_eq!(t.hash(), h.finish());
+    }
+}
