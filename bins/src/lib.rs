@@ -1,1 +1,7 @@
 //! Shared pieces of the Thoth binaries.
+//!
+//! `perf` is the multicast benchmark behind `thoth-perf`: a parent process that spawns one
+//! OS process per group member, runs the same workload through a Thoth stack and over raw
+//! UDP multicast, and prints both side by side.
+
+pub mod perf;

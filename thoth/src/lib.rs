@@ -7,3 +7,8 @@
 pub use thoth_layers as layers;
 pub use thoth_layers::{DEFAULT_STACK, registry};
 pub use thoth_stack::*;
+
+/// The README's Rust examples, compiled and run as doctests so the README stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

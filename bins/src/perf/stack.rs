@@ -1,0 +1,197 @@
+//! The measured path: a Thoth endpoint with the chosen stack, run by the UDP driver. Also
+//! the socket setup the raw path copies, so both use the driver's configuration.
+
+use super::args::MemberOpts;
+use super::clock::sysctl;
+use super::member::{self, Control, emit};
+use super::net::{Net, Tx};
+use super::proto::HDR;
+use super::raw;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thoth::udp::{self, Handle, Sockets, UdpConfig};
+use thoth::{Bytes, Config, Endpoint, Event, GroupId};
+
+/// The driver configuration of a member: the driver's defaults, with socket buffers no
+/// larger than the kernel grants without privilege (`net.core.rmem_max` / `wmem_max`). The
+/// driver forces larger buffers when it may (CAP_NET_ADMIN), plain sockets cannot; capping
+/// the request keeps the two paths on equal buffers.
+pub fn udp_config(o: &MemberOpts) -> UdpConfig {
+    let d = UdpConfig::default();
+    let cap = |want: usize, path: &str| sysctl(path).map_or(want, |max| want.min(max));
+    UdpConfig {
+        group: o.group,
+        interface: o.interface,
+        bind: SocketAddr::new(o.interface, 0),
+        fanout: o.fanout,
+        recv_buffer: cap(d.recv_buffer, "/proc/sys/net/core/rmem_max"),
+        send_buffer: cap(d.send_buffer, "/proc/sys/net/core/wmem_max"),
+        ..d
+    }
+}
+
+/// The raw path's sockets, set up as the driver sets up its own.
+pub fn raw_setup(o: &MemberOpts) -> Result<raw::Setup, String> {
+    let c = udp_config(o);
+    raw::Setup::new(c.group, c.interface, c.ttl, c.recv_buffer, c.send_buffer)
+        .map_err(|e| e.to_string())
+}
+
+/// A member on the stack path: sockets, endpoint, driver, then the rounds.
+pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
+    let cfg = udp_config(o);
+    let socks =
+        Sockets::open(&cfg).map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
+    let granted = socks.granted();
+    member::ready(socks.local_addr(), granted.recv_buffer, granted.send_buffer);
+    let peers = member::wait_peers(o, ctl)?;
+    let ids = peers.iter().map(|a| udp::endpoint_id(*a)).collect();
+    let config = Config::new(GroupId::named(&o.name), socks.id(), ids);
+    let ep = Endpoint::from_spec(config, &thoth::registry(), spec)
+        .map_err(|e| format!("stack `{spec}`: {e}"))?;
+    let handle =
+        udp::spawn(socks, ep, &peers).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
+    if handle.max_payload() < o.size {
+        let max = handle.max_payload();
+        handle.shutdown();
+        return Err(format!(
+            "--size {} exceeds what stack `{spec}` carries in one message ({max} bytes)",
+            o.size
+        ));
+    }
+    emit(&format!("ARMED {}", handle.max_payload()));
+    member::rounds(
+        StackNet {
+            handle,
+            events: Vec::new(),
+        },
+        o,
+        ctl,
+    )
+}
+
+struct StackNet {
+    handle: Handle,
+    events: Vec<Event>,
+}
+
+/// The sending side: casts through the handle. The handle takes ownership of every payload,
+/// so payloads live in buffers recycled through a pool: a cast costs the harness what a raw
+/// send costs (rewriting the header of a buffer that already holds the body), not an
+/// allocation and a copy of the whole message.
+struct StackTx {
+    handle: Handle,
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+    /// Buffers kept for reuse, at most.
+    keep: usize,
+}
+
+/// A payload buffer that goes back to its pool when the last `Bytes` of it is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<Pool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < self.pool.keep {
+            free.push(buf);
+        }
+    }
+}
+
+impl StackTx {
+    fn new(handle: Handle) -> StackTx {
+        let pool = Pool {
+            free: Mutex::new(Vec::new()),
+            keep: 4096,
+        };
+        StackTx {
+            handle,
+            pool: Arc::new(pool),
+        }
+    }
+
+    /// A buffer holding `payload`: a recycled one (of this sender, so its body matches, see
+    /// `Tx::send`) gets only the header rewritten.
+    fn buffer(&self, payload: &[u8]) -> Vec<u8> {
+        let reused = self
+            .pool
+            .free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        match reused {
+            Some(mut b) if b.len() == payload.len() => {
+                b[..HDR].copy_from_slice(&payload[..HDR]);
+                b
+            }
+            _ => payload.to_vec(),
+        }
+    }
+}
+
+impl Tx for StackTx {
+    fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+        let buf = self.buffer(payload);
+        let data = Bytes::from_owner(Pooled {
+            buf,
+            pool: self.pool.clone(),
+        });
+        self.handle.cast(data).map_err(|e| format!("cast: {e}"))
+    }
+}
+
+impl Net for StackNet {
+    type Tx = StackTx;
+
+    fn tx(&self) -> StackTx {
+        StackTx::new(self.handle.clone())
+    }
+
+    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+        self.events.clear();
+        self.handle.recv_many(&mut self.events, timeout);
+        let mut n = 0;
+        for ev in self.events.drain(..) {
+            match ev {
+                Event::Cast { data, .. } => {
+                    sink(&data);
+                    n += 1;
+                }
+                Event::Exit => return Err("the endpoint left the group".into()),
+                Event::View(_) | Event::Send { .. } => {}
+            }
+        }
+        Ok(n)
+    }
+
+    fn rx_rejected(&self) -> Option<u64> {
+        Some(self.handle.stats().endpoint.rx_rejected())
+    }
+
+    fn close(self) -> Result<(), String> {
+        self.handle.shutdown();
+        Ok(())
+    }
+}
+
+/// The socket setup of the multicast self-test: the driver's defaults on `group`.
+pub fn probe_setup(group: SocketAddr, interface: std::net::IpAddr) -> Result<raw::Setup, String> {
+    let c = UdpConfig::default();
+    raw::Setup::new(group, interface, c.ttl, c.recv_buffer, c.send_buffer)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,338 @@
+//! The application's side of a driven endpoint: `spawn` starts the driver thread
+//! ("thoth-driver") and returns a `Handle` — cloneable, `Send + Sync`, every clone talking to
+//! the same driver — to cast, send, leave, take events, read statistics and shut down.
+//!
+//! Commands go through a bounded queue (`UdpConfig::queue`) and events come back through
+//! another (`UdpConfig::events`); see `queue` for how the driver is woken only when it sleeps.
+//! What can be known at the handle is checked there, synchronously: a cast after `leave`
+//! (`Cast(Left)`), a payload over `max_payload` (`Cast(TooLarge)`), a send to a non-member
+//! (`Cast(NotMember)`). `shutdown` stops and joins the driver; dropping the last clone does
+//! the same, so a forgotten handle leaks no thread and no socket.
+//!
+//! Tested by `stack/tests/udp.rs` (handle semantics, shutdown promptness, blocked senders
+//! released with `Stopped`, drop without shutdown frees the sockets).
+
+use super::driver::{Driver, DriverStats, Routes};
+use super::queue::{PushError, Queue};
+use super::socket::Sockets;
+use super::sys::Waker;
+use crate::endpoint::{CastError, Endpoint};
+use crate::event::Event;
+use crate::ids::EndpointId;
+use crate::layer::Layer;
+use bytes::Bytes;
+use core::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Why a handle call did not go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleError {
+    /// The command queue is full (`try_cast` only; `cast` waits instead).
+    WouldBlock,
+    /// The driver has stopped (shutdown, last handle dropped, or the endpoint left).
+    Stopped,
+    /// The endpoint refuses the message.
+    Cast(CastError),
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::WouldBlock => f.write_str("the driver's command queue is full"),
+            HandleError::Stopped => f.write_str("the driver has stopped"),
+            HandleError::Cast(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandleError::Cast(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<CastError> for HandleError {
+    fn from(e: CastError) -> Self {
+        HandleError::Cast(e)
+    }
+}
+
+/// What the application asks of the driver.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    Cast(Bytes),
+    Send(EndpointId, Bytes),
+    Leave,
+}
+
+/// The driver's eventfd and a count of how often it was written.
+pub(crate) struct WakeSignal {
+    waker: Waker,
+    signals: AtomicU64,
+}
+
+impl WakeSignal {
+    pub(crate) fn wake(&self) {
+        self.signals.fetch_add(1, Ordering::Relaxed);
+        self.waker.wake();
+    }
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+/// What the handles and the driver share.
+pub(crate) struct Shared {
+    pub(crate) cmds: Queue<Cmd>,
+    pub(crate) events: Queue<Event>,
+    pub(crate) wake: Arc<WakeSignal>,
+    /// The driver's last published statistics.
+    pub(crate) stats: Mutex<DriverStats>,
+    left: AtomicBool,
+    me: EndpointId,
+    max_payload: usize,
+    members: Vec<EndpointId>,
+}
+
+impl Shared {
+    pub(crate) fn publish(&self, s: &DriverStats) {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone_from(s);
+    }
+
+    fn snapshot(&self) -> DriverStats {
+        let mut s = self
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        s.wake_signals = self.wake.signals.load(Ordering::Relaxed);
+        s
+    }
+
+    /// Ends the driver's work: queues closed (blocked callers released), driver woken.
+    pub(crate) fn stop(&self) {
+        self.cmds.close();
+        self.wake.wake();
+    }
+}
+
+/// Stops and joins the driver when the last handle goes.
+struct Owner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Owner {
+    fn stop(&self) -> DriverStats {
+        self.shared.stop();
+        let t = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = t {
+            // A panic in a layer ended the thread; its guard closed the queues already.
+            let _ = t.join();
+        }
+        self.shared.snapshot()
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The application's handle on a running driver. Clones share the driver; it stops when
+/// `shutdown` is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+    owner: Arc<Owner>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("me", &self.shared.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the driver thread for `endpoint` over `sockets`. `peers` are the unicast addresses
+/// of every member of the (fixed) view, this one included: `Dest::One(id)` goes to the peer
+/// with `endpoint_id(peer) == id`, and in fan-out mode a cast goes to every peer but this one.
+/// The endpoint's id must be `sockets.id()`.
+pub fn spawn<L: Layer + 'static>(
+    sockets: Sockets,
+    endpoint: Endpoint<L>,
+    peers: &[SocketAddr],
+) -> io::Result<Handle> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+    if endpoint.me() != sockets.id() {
+        return Err(invalid(format!(
+            "the endpoint's id {} is not endpoint_id({}) = {}",
+            endpoint.me(),
+            sockets.local_addr(),
+            sockets.id()
+        )));
+    }
+    if let Some(p) = peers
+        .iter()
+        .find(|p| p.is_ipv4() != sockets.local_addr().is_ipv4())
+    {
+        return Err(invalid(format!(
+            "peer {p} is not of the family of {}",
+            sockets.local_addr()
+        )));
+    }
+    let cfg = sockets.config().clone();
+    let routes = Routes::new(&sockets, endpoint.me(), peers);
+    let wake = Arc::new(WakeSignal {
+        waker: Waker::new()?,
+        signals: AtomicU64::new(0),
+    });
+    let (w1, w2) = (wake.clone(), wake.clone());
+    let mut stats = DriverStats {
+        granted: sockets.granted(),
+        ..DriverStats::default()
+    };
+    stats.endpoint = endpoint.stats().clone();
+    let shared = Arc::new(Shared {
+        cmds: Queue::with_unpark(cfg.queue, move || w1.wake()),
+        events: Queue::with_unpark(cfg.events, move || w2.wake()),
+        wake,
+        stats: Mutex::new(stats),
+        left: AtomicBool::new(endpoint.has_left()),
+        me: endpoint.me(),
+        max_payload: endpoint.max_payload(),
+        members: endpoint.view().members.clone(),
+    });
+    let for_driver = shared.clone();
+    let thread = thread::Builder::new()
+        .name("thoth-driver".into())
+        .spawn(move || Driver::new(endpoint, sockets, routes, for_driver).run())?;
+    let owner = Arc::new(Owner {
+        shared: shared.clone(),
+        thread: Mutex::new(Some(thread)),
+    });
+    Ok(Handle { shared, owner })
+}
+
+impl Handle {
+    pub fn me(&self) -> EndpointId {
+        self.shared.me
+    }
+
+    /// Largest payload `cast` and `send` accept.
+    pub fn max_payload(&self) -> usize {
+        self.shared.max_payload
+    }
+
+    /// The members of the (fixed) view, in rank order.
+    pub fn members(&self) -> &[EndpointId] {
+        &self.shared.members
+    }
+
+    fn admit(&self, len: usize, to: Option<EndpointId>) -> Result<(), HandleError> {
+        if self.shared.left.load(Ordering::Relaxed) {
+            Err(CastError::Left.into())
+        } else if len > self.shared.max_payload {
+            Err(CastError::TooLarge.into())
+        } else if to.is_some_and(|id| !self.shared.members.contains(&id)) {
+            Err(CastError::NotMember.into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Multicasts `data` to the view; waits while the command queue is full.
+    pub fn cast(&self, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), None)?;
+        self.shared
+            .cmds
+            .push(Cmd::Cast(data))
+            .map_err(|_| HandleError::Stopped)
+    }
+
+    /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full.
+    pub fn try_cast(&self, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), None)?;
+        self.shared
+            .cmds
+            .try_push(Cmd::Cast(data))
+            .map_err(|e| match e {
+                PushError::Full(_) => HandleError::WouldBlock,
+                PushError::Closed(_) => HandleError::Stopped,
+            })
+    }
+
+    /// Sends `data` to the member `to` (which may be this one); waits while the queue is full.
+    pub fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), Some(to))?;
+        self.shared
+            .cmds
+            .push(Cmd::Send(to, data))
+            .map_err(|_| HandleError::Stopped)
+    }
+
+    /// Leaves the group: casts and sends from now on fail with `Cast(Left)`; `Event::Exit`
+    /// follows the events already on their way, then the driver stops.
+    pub fn leave(&self) {
+        if !self.shared.left.swap(true, Ordering::Relaxed) {
+            // Closed: the driver is gone already; nothing to leave.
+            let _ = self.shared.cmds.push(Cmd::Leave);
+        }
+    }
+
+    /// The next event, waiting for it; `None` once the driver has stopped and every event
+    /// was taken.
+    pub fn recv(&self) -> Option<Event> {
+        self.shared.events.pop()
+    }
+
+    pub fn try_recv(&self) -> Option<Event> {
+        self.shared.events.try_pop()
+    }
+
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.shared.events.pop_timeout(timeout)
+    }
+
+    /// Appends every queued event to `out` in one lock, waiting up to `timeout` for the
+    /// first; returns how many. 0 on timeout, or when the driver has stopped and every
+    /// event was taken (`is_stopped` tells which).
+    pub fn recv_many(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
+        self.shared.events.drain_wait(out, Some(timeout))
+    }
+
+    /// The driver has stopped and every event was taken.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.events.is_closed() && self.shared.events.is_empty()
+    }
+
+    /// The driver's statistics as last published (before each sleep, and at least every
+    /// 10 ms while busy).
+    pub fn stats(&self) -> DriverStats {
+        self.shared.snapshot()
+    }
+
+    /// Stops the driver (promptly: it is woken; blocked senders get `Stopped`), joins its
+    /// thread and returns its final statistics. Other clones then get `Stopped` from commands
+    /// and, once they have taken the events still queued, `None` from `recv`.
+    pub fn shutdown(self) -> DriverStats {
+        self.owner.stop()
+    }
+}

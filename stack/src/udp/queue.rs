@@ -1,0 +1,488 @@
+//! A small bounded MPMC queue (`Mutex<VecDeque>` + two `Condvar`s) between the application
+//! threads and the driver thread, built for batches: the driver takes everything queued in one
+//! lock (`drain_into`) and hands over a batch of events in one lock (`push_from`); the
+//! application side blocks on condition variables (`push`, `pop`, `drain_wait`).
+//!
+//! The driver never blocks on a condition variable: it sleeps in `poll(2)`. Before sleeping
+//! it *parks* on a queue under the queue's lock (`park_if_empty`: wake me when an item
+//! arrives; `park_if_full`: wake me when room appears), and the first application call that
+//! changes that condition clears the flag and runs the queue's `unpark` hook (which writes the
+//! driver's eventfd) after releasing the lock. Since the flag lives under the lock every push
+//! takes anyway, a busy stream costs no extra atomic and no system call per item, and no
+//! wake-up can be lost between the driver's last look and its sleep.
+//!
+//! Condition variables are signalled only when someone waits on them (a waiter count under
+//! the lock), so an uncontended push or pop makes no futex call. `close` releases every
+//! blocked producer (their item comes back) and lets consumers drain what is left, then see
+//! the end.
+//!
+//! Tested by the unit tests below and by the loom model `stack/tests/loom_queue.rs` (no lost
+//! or duplicated item, FIFO per producer, blocked producers released by a consumer and by
+//! close, close seen after draining, no lost unpark).
+
+use super::sync::{Condvar, Mutex, MutexGuard, lock, wait, wait_timeout};
+use core::fmt;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Why `try_push` did not take an item (which it hands back).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PushError<T> {
+    Full(T),
+    Closed(T),
+}
+
+impl<T> PushError<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(t) | PushError::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushError::Full(_) => "Full(..)",
+            PushError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
+/// What `drain_into` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    pub taken: usize,
+    /// The queue is closed (and, after this call, empty).
+    pub closed: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Park {
+    No,
+    /// The driver sleeps until an item arrives.
+    ForItems,
+    /// The driver sleeps until room appears.
+    ForRoom,
+}
+
+struct Inner<T> {
+    items: VecDeque<T>,
+    closed: bool,
+    producers_waiting: usize,
+    consumers_waiting: usize,
+    park: Park,
+}
+
+type Unpark = Box<dyn Fn() + Send + Sync>;
+
+pub struct Queue<T> {
+    inner: Mutex<Inner<T>>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    cap: usize,
+    unpark: Unpark,
+}
+
+impl<T> Queue<T> {
+    /// A queue of at most `cap` items (at least one) with no unpark hook.
+    pub fn new(cap: usize) -> Queue<T> {
+        Queue::with_unpark(cap, || {})
+    }
+
+    /// A queue whose parked driver is woken by `unpark` (called outside the lock).
+    pub fn with_unpark(cap: usize, unpark: impl Fn() + Send + Sync + 'static) -> Queue<T> {
+        Queue {
+            inner: Mutex::new(Inner {
+                items: VecDeque::new(),
+                closed: false,
+                producers_waiting: 0,
+                consumers_waiting: 0,
+                park: Park::No,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            cap: cap.max(1),
+            unpark: Box::new(unpark),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.inner).items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner).closed
+    }
+
+    /// Adds `item` if there is room and the queue is open.
+    pub fn try_push(&self, item: T) -> Result<(), PushError<T>> {
+        let mut g = lock(&self.inner);
+        if g.closed {
+            return Err(PushError::Closed(item));
+        }
+        if g.items.len() >= self.cap {
+            return Err(PushError::Full(item));
+        }
+        g.items.push_back(item);
+        self.pushed(g, 1);
+        Ok(())
+    }
+
+    /// Adds `item`, waiting while the queue is full; hands it back if the queue is closed.
+    pub fn push(&self, item: T) -> Result<(), T> {
+        let mut g = lock(&self.inner);
+        loop {
+            if g.closed {
+                return Err(item);
+            }
+            if g.items.len() < self.cap {
+                break;
+            }
+            g.producers_waiting += 1;
+            g = wait(&self.not_full, g);
+            g.producers_waiting -= 1;
+        }
+        g.items.push_back(item);
+        self.pushed(g, 1);
+        Ok(())
+    }
+
+    /// Moves as many items from the front of `src` as fit; returns how many. Never waits.
+    /// Clears the driver's room park (the driver is awake: it is the one pushing).
+    pub fn push_from(&self, src: &mut VecDeque<T>) -> usize {
+        let mut g = lock(&self.inner);
+        if g.park == Park::ForRoom {
+            g.park = Park::No;
+        }
+        if g.closed {
+            return 0;
+        }
+        let n = self.cap.saturating_sub(g.items.len()).min(src.len());
+        g.items.extend(src.drain(..n));
+        self.pushed(g, n);
+        n
+    }
+
+    /// Appends all of `src` whatever the bound, then closes: the driver's last word, so that
+    /// the final events (`Exit` among them) are never dropped.
+    pub fn close_with(&self, src: &mut VecDeque<T>) {
+        let mut g = lock(&self.inner);
+        g.items.extend(src.drain(..));
+        self.close_locked(g);
+    }
+
+    /// Closes the queue: producers get their items back, consumers drain what is left.
+    pub fn close(&self) {
+        self.close_locked(lock(&self.inner));
+    }
+
+    fn close_locked(&self, mut g: MutexGuard<'_, Inner<T>>) {
+        g.closed = true;
+        let unpark = core::mem::replace(&mut g.park, Park::No) != Park::No;
+        drop(g);
+        self.not_full.notify_all();
+        self.not_empty.notify_all();
+        if unpark {
+            (self.unpark)();
+        }
+    }
+
+    /// Takes every queued item into `out` in one lock. Never waits. Clears the driver's item
+    /// park (the driver is awake: it is the one draining).
+    pub fn drain_into(&self, out: &mut VecDeque<T>) -> Drained {
+        let mut g = lock(&self.inner);
+        if g.park == Park::ForItems {
+            g.park = Park::No;
+        }
+        let taken = g.items.len();
+        out.extend(g.items.drain(..));
+        let closed = g.closed;
+        self.popped(g, taken);
+        Drained { taken, closed }
+    }
+
+    pub fn try_pop(&self) -> Option<T> {
+        let mut g = lock(&self.inner);
+        let item = g.items.pop_front()?;
+        self.popped(g, 1);
+        Some(item)
+    }
+
+    /// Takes the oldest item, waiting for one; `None` once the queue is closed and empty.
+    pub fn pop(&self) -> Option<T> {
+        let mut g = lock(&self.inner);
+        loop {
+            if let Some(item) = g.items.pop_front() {
+                self.popped(g, 1);
+                return Some(item);
+            }
+            if g.closed {
+                return None;
+            }
+            g.consumers_waiting += 1;
+            g = wait(&self.not_empty, g);
+            g.consumers_waiting -= 1;
+        }
+    }
+
+    /// Like `pop`, waiting at most `timeout`.
+    pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut g = lock(&self.inner);
+        loop {
+            if let Some(item) = g.items.pop_front() {
+                self.popped(g, 1);
+                return Some(item);
+            }
+            if g.closed {
+                return None;
+            }
+            g = match left(deadline) {
+                Some(d) if d.is_zero() => return None,
+                Some(d) => {
+                    g.consumers_waiting += 1;
+                    let mut g = wait_timeout(&self.not_empty, g, d);
+                    g.consumers_waiting -= 1;
+                    g
+                }
+                None => {
+                    g.consumers_waiting += 1;
+                    let mut g = wait(&self.not_empty, g);
+                    g.consumers_waiting -= 1;
+                    g
+                }
+            };
+        }
+    }
+
+    /// Waits up to `timeout` (forever if `None`) for a first item, then appends every queued
+    /// item to `out` in the same lock; returns how many. 0: timed out, or closed and empty.
+    pub fn drain_wait(&self, out: &mut Vec<T>, timeout: Option<Duration>) -> usize {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut g = lock(&self.inner);
+        loop {
+            if !g.items.is_empty() {
+                let n = g.items.len();
+                out.extend(g.items.drain(..));
+                self.popped(g, n);
+                return n;
+            }
+            if g.closed {
+                return 0;
+            }
+            let d = match timeout {
+                Some(_) => match left(deadline) {
+                    Some(d) if d.is_zero() => return 0,
+                    d => d,
+                },
+                None => None,
+            };
+            g.consumers_waiting += 1;
+            g = match d {
+                Some(d) => wait_timeout(&self.not_empty, g, d),
+                None => wait(&self.not_empty, g),
+            };
+            g.consumers_waiting -= 1;
+        }
+    }
+
+    /// The driver, about to sleep, asks to be unparked when an item arrives. `false` (and no
+    /// park) if an item is already there or the queue is closed: do not sleep.
+    pub fn park_if_empty(&self) -> bool {
+        let mut g = lock(&self.inner);
+        if g.items.is_empty() && !g.closed {
+            g.park = Park::ForItems;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The driver, about to sleep, asks to be unparked when room appears. `false` (and no
+    /// park) if there is room already or the queue is closed: do not sleep on it.
+    pub fn park_if_full(&self) -> bool {
+        let mut g = lock(&self.inner);
+        if g.items.len() >= self.cap && !g.closed {
+            g.park = Park::ForRoom;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After `n` items went in: signal waiting consumers and a driver parked for items.
+    fn pushed(&self, mut g: MutexGuard<'_, Inner<T>>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let waiting = g.consumers_waiting;
+        let unpark = g.park == Park::ForItems;
+        if unpark {
+            g.park = Park::No;
+        }
+        drop(g);
+        if waiting > 1 && n > 1 {
+            self.not_empty.notify_all();
+        } else if waiting > 0 {
+            self.not_empty.notify_one();
+        }
+        if unpark {
+            (self.unpark)();
+        }
+    }
+
+    /// After `n` items came out: signal waiting producers and a driver parked for room.
+    fn popped(&self, mut g: MutexGuard<'_, Inner<T>>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let waiting = g.producers_waiting;
+        let unpark = g.park == Park::ForRoom;
+        if unpark {
+            g.park = Park::No;
+        }
+        drop(g);
+        if waiting > 1 && n > 1 {
+            self.not_full.notify_all();
+        } else if waiting > 0 {
+            self.not_full.notify_one();
+        }
+        if unpark {
+            (self.unpark)();
+        }
+    }
+}
+
+/// Time left until `deadline`; `None` for no deadline (a timeout too large to represent).
+fn left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
+
+    #[test]
+    fn bounded_fifo_with_batch_drain() {
+        let q = Queue::new(3);
+        for i in 0..3 {
+            q.try_push(i).unwrap();
+        }
+        assert_eq!(q.try_push(3), Err(PushError::Full(3)));
+        let mut out = VecDeque::new();
+        assert_eq!(
+            q.drain_into(&mut out),
+            Drained {
+                taken: 3,
+                closed: false
+            }
+        );
+        assert_eq!(out, [0, 1, 2]);
+        assert!(q.is_empty());
+        let mut src: VecDeque<i32> = (10..15).collect();
+        assert_eq!(q.push_from(&mut src), 3);
+        assert_eq!(src, [13, 14]);
+        let mut v = Vec::new();
+        assert_eq!(q.drain_wait(&mut v, Some(Duration::ZERO)), 3);
+        assert_eq!(v, [10, 11, 12]);
+    }
+
+    #[test]
+    fn close_hands_items_back_and_lets_consumers_drain() {
+        let q = Queue::new(2);
+        q.try_push(1).unwrap();
+        q.close();
+        assert_eq!(q.try_push(2), Err(PushError::Closed(2)));
+        assert_eq!(q.push(3), Err(3));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.pop_timeout(Duration::from_secs(5)), None);
+        let mut src = VecDeque::from([7, 8, 9]);
+        let q2 = Queue::new(1);
+        q2.close_with(&mut src);
+        assert!(src.is_empty());
+        let mut v = Vec::new();
+        assert_eq!(
+            q2.drain_wait(&mut v, None),
+            3,
+            "close_with ignores the bound"
+        );
+        assert_eq!(q2.drain_wait(&mut v, None), 0);
+    }
+
+    #[test]
+    fn timeouts_expire() {
+        let q: Queue<u8> = Queue::new(1);
+        let t = Instant::now();
+        assert_eq!(q.pop_timeout(Duration::from_millis(30)), None);
+        let mut v = Vec::new();
+        assert_eq!(q.drain_wait(&mut v, Some(Duration::from_millis(30))), 0);
+        let e = t.elapsed();
+        assert!(
+            e >= Duration::from_millis(60) && e < Duration::from_secs(5),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn park_and_unpark() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let q = Queue::with_unpark(1, move || {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(q.park_if_empty());
+        q.try_push(1).unwrap();
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "a push unparks a driver parked for items"
+        );
+        assert_eq!(q.try_push(2), Err(PushError::Full(2)));
+        assert!(!q.park_if_empty(), "not empty: no park");
+        assert!(q.park_if_full());
+        assert_eq!(q.try_pop(), Some(1));
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "a pop unparks a driver parked for room"
+        );
+        q.try_push(3).unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "no park, no unpark");
+        assert!(q.park_if_full());
+        let mut src = VecDeque::new();
+        q.push_from(&mut src); // the driver itself clears its park
+        assert_eq!(q.try_pop(), Some(3));
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert!(q.park_if_empty());
+        q.close();
+        assert_eq!(hits.load(Ordering::SeqCst), 3, "close unparks");
+    }
+
+    #[test]
+    fn blocked_producer_released_by_consumer() {
+        let q = Arc::new(Queue::new(1));
+        q.try_push(0u32).unwrap();
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || q.push(1))
+        };
+        // The producer blocks until the consumer takes the first item.
+        thread::sleep(Duration::from_millis(20));
+        assert_eq!(q.pop(), Some(0));
+        assert_eq!(p.join().unwrap(), Ok(()));
+        assert_eq!(q.pop(), Some(1));
+    }
+}
