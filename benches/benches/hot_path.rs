@@ -28,16 +28,21 @@ fn bench(name: &str, iters: u64, mut f: impl FnMut()) {
 
 fn endpoint(me: u64) -> Endpoint {
     let members = vec![EndpointId(1), EndpointId(2), EndpointId(3)];
-    let mut ep = Endpoint::from_spec(Config::new(GroupId::named("bench"), EndpointId(me), members), &registry(), "bare")
-        .expect("bare builds");
+    let mut ep =
+        Endpoint::from_spec(Config::new(GroupId::named("bench"), EndpointId(me), members), &registry(), "bare")
+            .expect("bare builds");
     while ep.poll_event().is_some() {}
     ep
 }
 
 fn main() {
     let payload = Bytes::from(vec![7u8; 1024]);
-    let frame =
-        Frame { flags: 0, group: GroupId::named("bench"), view: ViewId { ltime: 1, coord: EndpointId(1) }, src: EndpointId(2) };
+    let frame = Frame {
+        flags: 0,
+        group: GroupId::named("bench"),
+        view: ViewId { ltime: 1, coord: EndpointId(1) },
+        src: EndpointId(2),
+    };
     let mut datagram = vec![0u8; FRAME_LEN];
     frame.write((&mut datagram[..]).try_into().expect("frame-sized"));
     seal(&mut datagram, &payload);

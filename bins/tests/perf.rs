@@ -20,10 +20,7 @@ fn run(args: &[&str], limit: Duration) -> (Output, u32, Duration) {
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().expect("reap thoth-perf");
-            panic!(
-                "thoth-perf {args:?} ran over {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("thoth-perf {args:?} ran over {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -51,29 +48,20 @@ fn assert_no_members_left(parent: u32) {
     while !members_left(parent).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        members_left(parent),
-        Vec::<String>::new(),
-        "member processes outlived the parent"
-    );
+    assert_eq!(members_left(parent), Vec::<String>::new(), "member processes outlived the parent");
 }
 
 /// The raw text of a scalar field of a flat JSON object.
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let pat = format!("\"{key}\":");
-    let at = line
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no key `{key}` in {line}"))
-        + pat.len();
+    let at = line.find(&pat).unwrap_or_else(|| panic!("no key `{key}` in {line}")) + pat.len();
     let rest = &line[at..];
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim_matches('"')
 }
 
 fn num(line: &str, key: &str) -> f64 {
-    field(line, key)
-        .parse()
-        .unwrap_or_else(|_| panic!("`{key}` is not a number in {line}"))
+    field(line, key).parse().unwrap_or_else(|_| panic!("`{key}` is not a number in {line}"))
 }
 
 fn json_lines(out: &Output) -> Vec<String> {
@@ -85,10 +73,7 @@ fn json_lines(out: &Output) -> Vec<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
-    assert!(
-        lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')),
-        "not JSON lines: {stdout}"
-    );
+    assert!(lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')), "not JSON lines: {stdout}");
     lines
 }
 
@@ -110,10 +95,7 @@ const KEYS: [&str; 13] = [
 
 #[test]
 fn json_row_for_the_default_group() {
-    let (out, pid, _) = run(
-        &["--count", "2000", "--size", "200", "--json"],
-        Duration::from_secs(60),
-    );
+    let (out, pid, _) = run(&["--count", "2000", "--size", "200", "--json"], Duration::from_secs(60));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let l = &lines[0];
@@ -121,27 +103,10 @@ fn json_row_for_the_default_group() {
         field(l, k);
     }
     assert_eq!(field(l, "stack"), thoth::DEFAULT_STACK);
-    assert_eq!(
-        (
-            num(l, "members"),
-            num(l, "senders"),
-            num(l, "size"),
-            num(l, "count")
-        ),
-        (3.0, 3.0, 200.0, 2000.0)
-    );
-    assert!(
-        num(l, "msgs_per_sec") > 0.0 && num(l, "raw_msgs_per_sec") > 0.0,
-        "{l}"
-    );
-    assert!(
-        (num(l, "ratio") - num(l, "msgs_per_sec") / num(l, "raw_msgs_per_sec")).abs() < 1e-3,
-        "{l}"
-    );
-    assert!(
-        num(l, "lost") <= 3.0 * 6000.0 && num(l, "p50_us") <= num(l, "p99_us"),
-        "{l}"
-    );
+    assert_eq!((num(l, "members"), num(l, "senders"), num(l, "size"), num(l, "count")), (3.0, 3.0, 200.0, 2000.0));
+    assert!(num(l, "msgs_per_sec") > 0.0 && num(l, "raw_msgs_per_sec") > 0.0, "{l}");
+    assert!((num(l, "ratio") - num(l, "msgs_per_sec") / num(l, "raw_msgs_per_sec")).abs() < 1e-3, "{l}");
+    assert!(num(l, "lost") <= 3.0 * 6000.0 && num(l, "p50_us") <= num(l, "p99_us"), "{l}");
     assert_eq!(num(l, "dups"), 0.0, "{l}");
     assert_eq!(num(l, "rx_rejected"), 0.0, "{l}");
     assert_no_members_left(pid);
@@ -150,43 +115,18 @@ fn json_row_for_the_default_group() {
 #[test]
 fn one_sender_of_three() {
     let (out, pid, _) = run(
-        &[
-            "--members",
-            "3",
-            "--senders",
-            "1",
-            "--count",
-            "2000",
-            "--size",
-            "200",
-            "--json",
-        ],
+        &["--members", "3", "--senders", "1", "--count", "2000", "--size", "200", "--json"],
         Duration::from_secs(60),
     );
     let l = &json_lines(&out)[0];
-    assert_eq!(
-        (num(l, "members"), num(l, "senders"), num(l, "count")),
-        (3.0, 1.0, 2000.0)
-    );
+    assert_eq!((num(l, "members"), num(l, "senders"), num(l, "count")), (3.0, 1.0, 2000.0));
     assert!(num(l, "msgs_per_sec") > 0.0, "{l}");
     assert_no_members_left(pid);
 }
 
 #[test]
 fn raw_only_with_repeats_prints_each_run_and_the_median() {
-    let args = [
-        "--stack",
-        "raw",
-        "--members",
-        "2",
-        "--count",
-        "1000",
-        "--size",
-        "64",
-        "--repeat",
-        "3",
-        "--json",
-    ];
+    let args = ["--stack", "raw", "--members", "2", "--count", "1000", "--size", "64", "--repeat", "3", "--json"];
     let (out, pid, _) = run(&args, Duration::from_secs(60));
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 4, "{lines:?}");
@@ -198,28 +138,12 @@ fn raw_only_with_repeats_prints_each_run_and_the_median() {
 
 #[test]
 fn a_dying_member_is_an_error_naming_it() {
-    let args = [
-        "--count",
-        "500000",
-        "--size",
-        "200",
-        "--debug-die-member",
-        "1",
-    ];
+    let args = ["--count", "500000", "--size", "200", "--debug-die-member", "1"];
     let (out, pid, took) = run(&args, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a dead member went unnoticed; stderr:\n{stderr}"
-    );
-    assert!(
-        stderr.contains("member 1") && stderr.contains("exited"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("test hook"),
-        "the member's stderr tail is missing: {stderr}"
-    );
+    assert!(!out.status.success(), "a dead member went unnoticed; stderr:\n{stderr}");
+    assert!(stderr.contains("member 1") && stderr.contains("exited"), "{stderr}");
+    assert!(stderr.contains("test hook"), "the member's stderr tail is missing: {stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?} to notice");
     assert_no_members_left(pid);
 }
@@ -228,21 +152,11 @@ fn a_dying_member_is_an_error_naming_it() {
 fn multicast_that_cannot_work_is_a_clear_error() {
     // 203.0.113.0/24 is TEST-NET-3: no host has it, so joining the group on it fails at once
     // (and nothing is sent anywhere).
-    let (out, pid, took) = run(
-        &[
-            "--interface",
-            "203.0.113.77",
-            "--group",
-            "239.84.250.9:45999",
-        ],
-        Duration::from_secs(20),
-    );
+    let (out, pid, took) =
+        run(&["--interface", "203.0.113.77", "--group", "239.84.250.9:45999"], Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("239.84.250.9:45999") && stderr.contains("203.0.113.77"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("239.84.250.9:45999") && stderr.contains("203.0.113.77"), "{stderr}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(out.stdout.is_empty());
     assert_no_members_left(pid);
@@ -251,10 +165,7 @@ fn multicast_that_cannot_work_is_a_clear_error() {
 #[test]
 fn bad_options_are_refused_with_a_reason() {
     for (args, why) in [
-        (
-            &["--group", "127.0.0.1:5000"][..],
-            "not an IPv4 multicast address",
-        ),
+        (&["--group", "127.0.0.1:5000"][..], "not an IPv4 multicast address"),
         (&["--size", "8"], "too small"),
         (&["--stack", "no_such_layer"], "unknown layer"),
     ] {
@@ -270,17 +181,7 @@ fn help_lists_options_and_layers() {
     let (out, _, _) = run(&["--help"], Duration::from_secs(10));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for w in [
-        "--members",
-        "--senders",
-        "--size",
-        "--count",
-        "--duration",
-        "--rate",
-        "--stack",
-        "--json",
-        "bare",
-    ] {
+    for w in ["--members", "--senders", "--size", "--count", "--duration", "--rate", "--stack", "--json", "bare"] {
         assert!(text.contains(w), "--help lacks {w}");
     }
 }

@@ -7,8 +7,9 @@ use thoth::*;
 
 fn endpoint(me: u64) -> Endpoint {
     let members = vec![EndpointId(1), EndpointId(2), EndpointId(3)];
-    let mut ep = Endpoint::from_spec(Config::new(GroupId::named("fuzz"), EndpointId(me), members), &registry(), DEFAULT_STACK)
-        .expect("the default stack builds");
+    let mut ep =
+        Endpoint::from_spec(Config::new(GroupId::named("fuzz"), EndpointId(me), members), &registry(), DEFAULT_STACK)
+            .expect("the default stack builds");
     assert!(matches!(ep.poll_event(), Some(Event::View(_))));
     ep
 }

@@ -141,12 +141,7 @@ impl StackBuilder {
     }
     /// Checks the stack is well formed on its own (nothing below it).
     pub fn build(self) -> Result<Stack, Missing> {
-        let s = Stack {
-            layers: self.layers,
-            pending: VecDeque::new(),
-            up: VecDeque::new(),
-            dn: VecDeque::new(),
-        };
+        let s = Stack { layers: self.layers, pending: VecDeque::new(), up: VecDeque::new(), dn: VecDeque::new() };
         s.check(Props::NONE)?;
         Ok(s)
     }

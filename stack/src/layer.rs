@@ -117,11 +117,7 @@ pub trait Layer: Send {
     /// provided below it; returns what holds above it.
     fn check(&self, below: Props) -> Result<Props, Missing> {
         let missing = self.requires() - below;
-        if missing.is_empty() {
-            Ok(below | self.provides())
-        } else {
-            Err(Missing { layer: self.name(), missing })
-        }
+        if missing.is_empty() { Ok(below | self.provides()) } else { Err(Missing { layer: self.name(), missing }) }
     }
 }
 

@@ -24,7 +24,7 @@ pub mod time;
 pub mod udp;
 pub mod wire;
 
-pub use bytes::Bytes;
+pub use bytes::{Bytes, BytesMut};
 pub use compose::{Bare, Compose, Stack, StackBuilder};
 pub use endpoint::{CastError, Config, Dest, Endpoint, EndpointError, Stats, Transmit};
 pub use event::{Dn, Event, Up};

@@ -16,7 +16,12 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness { view: View::initial(vec![EndpointId(1), EndpointId(2)]), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
+        Harness {
+            view: View::initial(vec![EndpointId(1), EndpointId(2)]),
+            rng: Rng::new(1),
+            up: VecDeque::new(),
+            dn: VecDeque::new(),
+        }
     }
     fn dn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Dn) {
         let mut cx = Cx::new(now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn);
@@ -74,10 +79,8 @@ fn static_and_dynamic_stacks_emit_the_same_datagrams_in_the_same_order() {
         hd.dn(&mut dynamic, Time::ZERO, cast(body));
     }
     // Bottom layer's header first on the wire; each cast doubled by `twice`, in order.
-    let want: Vec<Vec<u8>> = [b"one", b"one", b"two", b"two"]
-        .iter()
-        .map(|b| [&[0xb, 0xa][..], &b[..]].concat())
-        .collect();
+    let want: Vec<Vec<u8>> =
+        [b"one", b"one", b"two", b"two"].iter().map(|b| [&[0xb, 0xa][..], &b[..]].concat()).collect();
     assert_eq!(heads(&hs.dn), want);
     assert_eq!(heads(&hd.dn), want);
 

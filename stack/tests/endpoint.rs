@@ -153,10 +153,7 @@ fn malformed_and_misaddressed_datagrams_are_counted_never_delivered() {
     assert_eq!(events(&mut ep), []);
     let s = ep.stats();
     assert_eq!(s.rx_datagrams, 13);
-    assert_eq!(
-        (s.rx_truncated, s.rx_bad_magic, s.rx_bad_version, s.rx_bad_crc, s.rx_foreign_group),
-        (1, 2, 1, 1, 1)
-    );
+    assert_eq!((s.rx_truncated, s.rx_bad_magic, s.rx_bad_version, s.rx_bad_crc, s.rx_foreign_group), (1, 2, 1, 1, 1));
     assert_eq!((s.rx_unknown_src, s.rx_own, s.rx_other_view, s.rx_held), (1, 1, 2, 1));
     assert_eq!(s.rx_accepted, 2);
     assert_eq!(s.delivered_casts, 1);

@@ -73,16 +73,8 @@ fn two_producers_no_loss_no_dup_fifo_per_producer() {
         }
         assert_eq!(got.len(), 4);
         for p in 0..2 {
-            let mine: Vec<u32> = got
-                .iter()
-                .filter(|(q, _)| *q == p)
-                .map(|&(_, i)| i)
-                .collect();
-            assert_eq!(
-                mine,
-                vec![0, 1],
-                "producer {p}: lost, duplicated or reordered in {got:?}"
-            );
+            let mine: Vec<u32> = got.iter().filter(|(q, _)| *q == p).map(|&(_, i)| i).collect();
+            assert_eq!(mine, vec![0, 1], "producer {p}: lost, duplicated or reordered in {got:?}");
         }
         assert!(q.try_pop().is_none());
     });
@@ -113,16 +105,8 @@ fn blocked_producer_released_by_close() {
             thread::spawn(move || q.push(1))
         };
         q.close();
-        assert_eq!(
-            p.join().unwrap(),
-            Err(1),
-            "a closed queue hands the item back"
-        );
-        assert_eq!(
-            q.pop(),
-            Some(0),
-            "what was queued before close is still drained"
-        );
+        assert_eq!(p.join().unwrap(), Err(1), "a closed queue hands the item back");
+        assert_eq!(q.pop(), Some(0), "what was queued before close is still drained");
         assert_eq!(q.pop(), None);
     });
 }
@@ -200,11 +184,7 @@ fn driver_parked_on_full_events_is_woken() {
                 wake.sleep();
             }
         }
-        assert_eq!(
-            consumer.join().unwrap(),
-            vec![0, 1, 2],
-            "events in order, none lost"
-        );
+        assert_eq!(consumer.join().unwrap(), vec![0, 1, 2], "events in order, none lost");
     });
 }
 

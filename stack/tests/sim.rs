@@ -6,12 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use thoth_stack::sim::{
-    CmdError, Delivery, Kind, Limits, Link, NetStats, NodeId, Sim, check_seeds,
-};
+use thoth_stack::sim::{CmdError, Delivery, Kind, Limits, Link, NetStats, NodeId, Sim, check_seeds};
 use thoth_stack::{
-    Bytes, Config, Cx, Dn, Dump, Duration, Endpoint, EndpointId, GroupId, Layer, Msg, Registry,
-    Rng, Stack, Time, Up, View,
+    Bytes, Config, Cx, Dn, Dump, Duration, Endpoint, EndpointId, GroupId, Layer, Msg, Registry, Rng, Stack, Time, Up,
+    View,
 };
 
 const US: Duration = Duration::from_micros(1);
@@ -77,14 +75,7 @@ impl Sent {
 /// A five-member run with every fault: loss, duplication, reordering, jitter, corruption,
 /// a partition and its healing, a crash and a restart, casts and sends.
 fn chaos(seed: u64) -> Sim {
-    let link = Link {
-        loss: 0.05,
-        dup: 0.05,
-        reorder: 0.1,
-        delay: 200 * US,
-        jitter: 500 * US,
-        corrupt: 0.02,
-    };
+    let link = Link { loss: 0.05, dup: 0.05, reorder: 0.1, delay: 200 * US, jitter: 500 * US, corrupt: 0.02 };
     let (mut sim, nodes) = bare_group(seed, 5, link);
     let mut plan = Rng::new(seed ^ 0x5eed);
     let mut sent = Sent::default();
@@ -116,15 +107,9 @@ fn determinism_same_seed_same_run() {
     let b = chaos(42);
     let s = a.net_stats();
     // The scenario exercises every fault, so equality below means something.
-    assert!(
-        s.lost > 0 && s.duplicated > 0 && s.reordered > 0 && s.corrupted > 0,
-        "{s:?}"
-    );
+    assert!(s.lost > 0 && s.duplicated > 0 && s.reordered > 0 && s.corrupted > 0, "{s:?}");
     assert!(s.cut > 0 && s.dead > 0, "{s:?}");
-    assert!(
-        a.delivered(NodeId(3)).iter().any(|d| d.incarnation == 1),
-        "the restarted node delivers"
-    );
+    assert!(a.delivered(NodeId(3)).iter().any(|d| d.incarnation == 1), "the restarted node delivers");
     assert_eq!(a.trace_hash(), b.trace_hash());
     assert_eq!(a.trace_len(), b.trace_len());
     assert_eq!(a.net_stats(), b.net_stats());
@@ -167,21 +152,10 @@ fn kept_trace_records_match_the_run() {
     use thoth_stack::sim::{Entry, Fate};
     let delivered = recs
         .iter()
-        .filter(|r| {
-            matches!(
-                r.entry,
-                Entry::Datagram {
-                    fate: Fate::Delivered { corrupted: false },
-                    ..
-                }
-            )
-        })
+        .filter(|r| matches!(r.entry, Entry::Datagram { fate: Fate::Delivered { corrupted: false }, .. }))
         .count();
     assert_eq!(delivered, 1);
-    assert!(
-        recs.windows(2).all(|w| w[0].at <= w[1].at),
-        "records in time order"
-    );
+    assert!(recs.windows(2).all(|w| w[0].at <= w[1].at), "records in time order");
 }
 
 /// Every member's deliveries, grouped by sender, in order.
@@ -200,14 +174,7 @@ fn bare_without_loss_delivers_every_cast_once_in_fifo_order() {
     for (i, &a) in nodes.iter().enumerate() {
         for (j, &b) in nodes.iter().enumerate() {
             let delay = Duration::from_micros(20 + 37 * ((i * 4 + j) as u64 % 7));
-            sim.set_link(
-                a,
-                b,
-                Link {
-                    delay,
-                    ..Link::default()
-                },
-            );
+            sim.set_link(a, b, Link { delay, ..Link::default() });
         }
     }
     let mut casts: BTreeMap<EndpointId, Vec<Bytes>> = BTreeMap::new();
@@ -222,27 +189,15 @@ fn bare_without_loss_delivers_every_cast_once_in_fifo_order() {
             sim.run_for(15 * US);
         }
     }
-    sim.send(nodes[0], sim.id(nodes[2]), &b"just for n2"[..])
-        .unwrap();
+    sim.send(nodes[0], sim.id(nodes[2]), &b"just for n2"[..]).unwrap();
     let quiet = sim.run_until_quiet(10 * MS).expect("bare has no timers");
     assert_eq!(quiet, sim.now());
     for &n in &nodes {
-        assert_eq!(
-            by_sender(sim.delivered(n), Kind::Cast),
-            casts,
-            "node {n}: every cast once, in order"
-        );
-        let sends: Vec<_> = sim
-            .delivered(n)
-            .iter()
-            .filter(|d| d.kind == Kind::Send)
-            .collect();
+        assert_eq!(by_sender(sim.delivered(n), Kind::Cast), casts, "node {n}: every cast once, in order");
+        let sends: Vec<_> = sim.delivered(n).iter().filter(|d| d.kind == Kind::Send).collect();
         if n == nodes[2] {
             assert_eq!(sends.len(), 1);
-            assert_eq!(
-                (sends[0].from, &sends[0].data[..]),
-                (sim.id(nodes[0]), &b"just for n2"[..])
-            );
+            assert_eq!((sends[0].from, &sends[0].data[..]), (sim.id(nodes[0]), &b"just for n2"[..]));
         } else {
             assert!(sends.is_empty(), "node {n} got a send for n2");
         }
@@ -250,27 +205,13 @@ fn bare_without_loss_delivers_every_cast_once_in_fifo_order() {
     }
     let s = sim.net_stats();
     assert_eq!(s.sent, 60 * 4 * 3 + 1);
-    assert_eq!(
-        (
-            s.delivered,
-            s.lost,
-            s.duplicated,
-            s.corrupted,
-            s.cut,
-            s.dead
-        ),
-        (s.sent, 0, 0, 0, 0, 0)
-    );
+    assert_eq!((s.delivered, s.lost, s.duplicated, s.corrupted, s.cut, s.dead), (s.sent, 0, 0, 0, 0, 0));
     assert_eq!(sim.in_flight(), 0);
 }
 
 #[test]
 fn reordering_and_jitter_break_fifo_but_lose_nothing() {
-    let link = Link {
-        reorder: 0.3,
-        jitter: 80 * US,
-        ..Link::default()
-    };
+    let link = Link { reorder: 0.3, jitter: 80 * US, ..Link::default() };
     let (mut sim, nodes) = bare_group(11, 3, link);
     let mut sent = Sent::default();
     for k in 0..100 {
@@ -279,18 +220,10 @@ fn reordering_and_jitter_break_fifo_but_lose_nothing() {
     }
     sim.run_for(5 * MS);
     for &n in &nodes[1..] {
-        let got: Vec<u32> = sim
-            .delivered(n)
-            .iter()
-            .map(|d| parse(&d.data).unwrap().1)
-            .collect();
+        let got: Vec<u32> = sim.delivered(n).iter().map(|d| parse(&d.data).unwrap().1).collect();
         let mut sorted = got.clone();
         sorted.sort_unstable();
-        assert_eq!(
-            sorted,
-            (0..100).collect::<Vec<_>>(),
-            "node {n}: each exactly once"
-        );
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>(), "node {n}: each exactly once");
         assert_ne!(got, sorted, "node {n}: some arrived out of order");
     }
     assert!(sim.net_stats().reordered > 0);
@@ -298,11 +231,7 @@ fn reordering_and_jitter_break_fifo_but_lose_nothing() {
 
 #[test]
 fn corruption_is_caught_by_the_frame_check_and_counted() {
-    let link = Link {
-        corrupt: 0.3,
-        jitter: 30 * US,
-        ..Link::default()
-    };
+    let link = Link { corrupt: 0.3, jitter: 30 * US, ..Link::default() };
     let (mut sim, nodes) = bare_group(8, 4, link);
     let mut sent = Sent::default();
     for k in 0..100 {
@@ -318,10 +247,7 @@ fn corruption_is_caught_by_the_frame_check_and_counted() {
     sim.run_until_quiet(10 * MS).unwrap();
     let s = *sim.net_stats();
     assert!(s.corrupted > 300, "{s:?}");
-    assert_eq!(
-        s.delivered_corrupted, s.corrupted,
-        "no loss, no cut: every damaged copy arrives"
-    );
+    assert_eq!(s.delivered_corrupted, s.corrupted, "no loss, no cut: every damaged copy arrives");
     assert_eq!(s.corrupt_accepted, 0);
     let (mut rejected, mut bad_crc, mut delivered) = (0, 0, 0);
     for &n in &nodes {
@@ -330,31 +256,14 @@ fn corruption_is_caught_by_the_frame_check_and_counted() {
         bad_crc += st.rx_bad_crc;
         let mut seen = BTreeSet::new();
         for d in sim.delivered(n) {
-            assert!(
-                sent.was_sent(d),
-                "node {n} delivered a payload nobody sent: {d:?}"
-            );
-            assert!(
-                seen.insert((d.from, d.kind, d.data.clone())),
-                "node {n} delivered twice: {d:?}"
-            );
+            assert!(sent.was_sent(d), "node {n} delivered a payload nobody sent: {d:?}");
+            assert!(seen.insert((d.from, d.kind, d.data.clone())), "node {n} delivered twice: {d:?}");
             delivered += (d.from != sim.id(n)) as u64;
         }
     }
-    assert_eq!(
-        rejected, s.corrupted,
-        "every damaged copy rejected and counted"
-    );
-    assert!(
-        bad_crc > s.corrupted / 2,
-        "most damage lands past the magic: {bad_crc} of {}",
-        s.corrupted
-    );
-    assert_eq!(
-        delivered,
-        s.delivered - s.delivered_corrupted,
-        "every intact copy delivered"
-    );
+    assert_eq!(rejected, s.corrupted, "every damaged copy rejected and counted");
+    assert!(bad_crc > s.corrupted / 2, "most damage lands past the magic: {bad_crc} of {}", s.corrupted);
+    assert_eq!(delivered, s.delivered - s.delivered_corrupted, "every intact copy delivered");
 }
 
 #[test]
@@ -368,9 +277,8 @@ fn a_cut_blocks_one_direction_only() {
     sim.send(a, sim.id(b), &b"a to b"[..]).unwrap();
     sim.send(b, sim.id(a), &b"b to a"[..]).unwrap();
     sim.run_for(MS);
-    let got = |sim: &Sim, n: NodeId| -> BTreeSet<Vec<u8>> {
-        sim.delivered(n).iter().map(|d| d.data.to_vec()).collect()
-    };
+    let got =
+        |sim: &Sim, n: NodeId| -> BTreeSet<Vec<u8>> { sim.delivered(n).iter().map(|d| d.data.to_vec()).collect() };
     let set = |xs: &[&[u8]]| xs.iter().map(|x| x.to_vec()).collect::<BTreeSet<_>>();
     assert_eq!(got(&sim, a), set(&[b"from a", b"from b", b"b to a"]));
     assert_eq!(got(&sim, b), set(&[b"from b"]), "nothing crosses a → b");
@@ -383,12 +291,7 @@ fn a_cut_blocks_one_direction_only() {
     sim.run_for(50 * US);
     sim.partition(&[a], &[b, c]);
     sim.run_for(MS);
-    assert!(
-        sim.delivered(b)
-            .iter()
-            .chain(sim.delivered(c))
-            .all(|d| &d.data[..] != b"in flight")
-    );
+    assert!(sim.delivered(b).iter().chain(sim.delivered(c)).all(|d| &d.data[..] != b"in flight"));
     assert_eq!(sim.net_stats().cut, 4);
     // Both directions are cut now; b and c still talk.
     sim.cast(b, &b"b again"[..]).unwrap();
@@ -417,10 +320,7 @@ fn a_crashed_node_delivers_nothing_and_a_restarted_one_only_what_follows() {
     sim.send(b, sim.id(x), &b"to the dead"[..]).unwrap();
     sim.run_for(MS);
     let frozen = sim.stats(x).clone();
-    assert_eq!(
-        frozen.delivered_casts, 1,
-        "only `before`: the crash came before the next arrival"
-    );
+    assert_eq!(frozen.delivered_casts, 1, "only `before`: the crash came before the next arrival");
     sim.cast(b, &b"sent while down"[..]).unwrap();
     sim.run_for(50 * US);
     sim.restart(x);
@@ -439,34 +339,17 @@ fn a_crashed_node_delivers_nothing_and_a_restarted_one_only_what_follows() {
     sim.run_for(MS);
 
     let ds = sim.delivered(x);
-    assert!(
-        ds.iter()
-            .all(|d| d.at <= crashed_at || d.at >= restarted_at),
-        "nothing while down"
-    );
-    let of = |inc| -> Vec<&[u8]> {
-        ds.iter()
-            .filter(|d| d.incarnation == inc)
-            .map(|d| &d.data[..])
-            .collect()
-    };
+    assert!(ds.iter().all(|d| d.at <= crashed_at || d.at >= restarted_at), "nothing while down");
+    let of = |inc| -> Vec<&[u8]> { ds.iter().filter(|d| d.incarnation == inc).map(|d| &d.data[..]).collect() };
     assert_eq!(of(0), vec![&b"before"[..]]);
     assert_eq!(of(1), vec![&b"after"[..], &b"after, to x"[..]]);
     assert_eq!(of(2), vec![&b"third"[..]]);
-    assert_eq!(
-        sim.stats(x).delivered_casts,
-        1,
-        "a fresh endpoint, fresh stats"
-    );
+    assert_eq!(sim.stats(x).delivered_casts, 1, "a fresh endpoint, fresh stats");
     // Dropped on arrival: "in flight at crash", "in flight at restart"; at send: "while
     // down", "to the dead", "sent while down".
     assert_eq!(sim.net_stats().dead, 5);
     // Every incarnation started with the initial view.
-    let views = sim
-        .events(x)
-        .iter()
-        .filter(|e| matches!(e.event, thoth_stack::Event::View(_)))
-        .count();
+    let views = sim.events(x).iter().filter(|e| matches!(e.event, thoth_stack::Event::View(_))).count();
     assert_eq!(views, 3);
 }
 
@@ -478,10 +361,7 @@ fn a_restart_may_change_the_endpoint_id() {
     let node = |sim: &mut Sim, id: Box<dyn Fn(u32) -> u64 + Send>| {
         let members = members.clone();
         sim.add_node(move |s| {
-            let cfg = Config {
-                seed: s.seed,
-                ..Config::new(g, EndpointId(id(s.incarnation)), members.clone())
-            };
+            let cfg = Config { seed: s.seed, ..Config::new(g, EndpointId(id(s.incarnation)), members.clone()) };
             Endpoint::new(cfg, bare).unwrap()
         })
     };
@@ -495,11 +375,7 @@ fn a_restart_may_change_the_endpoint_id() {
     sim.send(a, EndpointId(11), &b"to the new one"[..]).unwrap();
     sim.send(a, EndpointId(10), &b"to the old one"[..]).unwrap();
     sim.run_for(MS);
-    let got: Vec<_> = sim
-        .delivered(x)
-        .iter()
-        .map(|d| (d.incarnation, &d.data[..]))
-        .collect();
+    let got: Vec<_> = sim.delivered(x).iter().map(|d| (d.incarnation, &d.data[..])).collect();
     assert_eq!(got, vec![(1, &b"to the new one"[..])]);
     assert_eq!(sim.net_stats().unroutable, 1);
 }
@@ -519,14 +395,7 @@ fn casts_stay_in_their_group() {
 
 #[test]
 fn loss_rate_matches_the_link() {
-    let (mut sim, nodes) = bare_group(
-        77,
-        5,
-        Link {
-            loss: 0.2,
-            ..Link::default()
-        },
-    );
+    let (mut sim, nodes) = bare_group(77, 5, Link { loss: 0.2, ..Link::default() });
     for k in 0..500 {
         for &n in &nodes {
             sim.cast(n, payload(n, k, sim.now())).unwrap();
@@ -539,15 +408,8 @@ fn loss_rate_matches_the_link() {
     let rate = s.lost as f64 / s.sent as f64;
     assert!((0.18..0.22).contains(&rate), "loss rate {rate}");
     assert_eq!(s.delivered, s.sent - s.lost);
-    let remote: u64 = nodes
-        .iter()
-        .map(|&n| {
-            sim.delivered(n)
-                .iter()
-                .filter(|d| d.from != sim.id(n))
-                .count() as u64
-        })
-        .sum();
+    let remote: u64 =
+        nodes.iter().map(|&n| sim.delivered(n).iter().filter(|d| d.from != sim.id(n)).count() as u64).sum();
     assert_eq!(remote, s.delivered);
 }
 
@@ -583,12 +445,7 @@ impl Layer for Tick {
 
 fn tick_group(seed: u64, n: u64, ticks: u32, period: Duration) -> (Sim<Tick>, Vec<NodeId>) {
     let mut sim = Sim::new(seed);
-    let stack = move |_: &View| Tick {
-        next: Some(Time::ZERO + MS),
-        period,
-        left: ticks,
-        k: 0,
-    };
+    let stack = move |_: &View| Tick { next: Some(Time::ZERO + MS), period, left: ticks, k: 0 };
     let nodes = sim.add_group(GroupId::named("tick"), &ids(n), stack);
     (sim, nodes)
 }
@@ -596,24 +453,15 @@ fn tick_group(seed: u64, n: u64, ticks: u32, period: Duration) -> (Sim<Tick>, Ve
 #[test]
 fn timers_fire_when_due() {
     let (mut sim, nodes) = tick_group(1, 3, 10, MS);
-    let at = sim
-        .run_until_quiet(100 * MS)
-        .expect("ten ticks, then no timer");
-    assert_eq!(
-        at,
-        Time::ZERO + 10 * MS + 100 * US,
-        "the last tick lands one latency after 10 ms"
-    );
+    let at = sim.run_until_quiet(100 * MS).expect("ten ticks, then no timer");
+    assert_eq!(at, Time::ZERO + 10 * MS + 100 * US, "the last tick lands one latency after 10 ms");
     for &n in &nodes {
         let ds = sim.delivered(n);
         assert_eq!(ds.len(), 30);
         for d in ds {
-            let k: u64 = std::str::from_utf8(&d.data).unwrap()["tick-".len()..]
-                .parse()
-                .unwrap();
+            let k: u64 = std::str::from_utf8(&d.data).unwrap()["tick-".len()..].parse().unwrap();
             let own = d.from == sim.id(n);
-            let expect =
-                Time::ZERO + MS * (k as u32 + 1) + if own { Duration::ZERO } else { 100 * US };
+            let expect = Time::ZERO + MS * (k as u32 + 1) + if own { Duration::ZERO } else { 100 * US };
             assert_eq!(d.at, expect, "{n}: {d:?}");
         }
     }
@@ -631,45 +479,26 @@ fn a_scenario_that_never_quiets_fails_clearly() {
     // A timer that stays due (period zero): virtual time stops at 1 ms and only the step
     // bound ends the run.
     let (mut sim, _) = tick_group(3, 2, u32::MAX, Duration::ZERO);
-    sim.set_limits(Limits {
-        max_steps: 1_000,
-        ..Limits::default()
-    });
+    sim.set_limits(Limits { max_steps: 1_000, ..Limits::default() });
     let spin = catch_unwind(AssertUnwindSafe(|| sim.run_for(Duration::from_secs(10))));
     let msg = panic_text(spin.unwrap_err());
-    assert!(
-        msg.contains("step limit of 1000") && msg.contains("seed 3"),
-        "{msg}"
-    );
+    assert!(msg.contains("step limit of 1000") && msg.contains("seed 3"), "{msg}");
     assert!(msg.contains("at 0.001000000s"), "{msg}");
 
     // And virtual time is bounded too.
     let (mut sim, _) = bare_group(1, 2, Link::default());
-    sim.set_limits(Limits {
-        max_time: Time::ZERO + Duration::from_secs(1),
-        ..Limits::default()
-    });
+    sim.set_limits(Limits { max_time: Time::ZERO + Duration::from_secs(1), ..Limits::default() });
     let late = catch_unwind(AssertUnwindSafe(|| sim.run_for(Duration::from_secs(2))));
     assert!(panic_text(late.unwrap_err()).contains("past the time limit"));
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
+    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
 }
 
 /// "Every cast reaches every member": false under 20 % loss.
 fn no_loss_property(seed: u64) -> Result<(), String> {
-    let (mut sim, nodes) = bare_group(
-        seed,
-        4,
-        Link {
-            loss: 0.2,
-            ..Link::default()
-        },
-    );
+    let (mut sim, nodes) = bare_group(seed, 4, Link { loss: 0.2, ..Link::default() });
     for k in 0..20 {
         for &n in &nodes {
             sim.cast(n, payload(n, k, sim.now())).unwrap();
@@ -697,12 +526,8 @@ fn the_harness_reports_a_failing_seed_with_its_replay_command() {
         .and_then(|r| r.split(' ').next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no seed in: {msg}"));
-    assert!(
-        msg.contains("delivered") && msg.contains("of 80 casts"),
-        "{msg}"
-    );
-    let cmd =
-        format!("THOTH_SIM_SEED={seed} cargo test -p thoth-stack --test sim -- {test} --exact");
+    assert!(msg.contains("delivered") && msg.contains("of 80 casts"), "{msg}");
+    let cmd = format!("THOTH_SIM_SEED={seed} cargo test -p thoth-stack --test sim -- {test} --exact");
     assert!(msg.contains(&cmd), "expected `{cmd}` in: {msg}");
     // The reported seed fails again, the same way: it replays.
     let again = no_loss_property(seed).unwrap_err();
@@ -712,11 +537,7 @@ fn the_harness_reports_a_failing_seed_with_its_replay_command() {
         let (mut sim, nodes) = bare_group(seed, 3, Link::default());
         sim.cast(nodes[0], &b"x"[..]).map_err(|e| e.to_string())?;
         sim.run_until_quiet(MS).map_err(|e| e.to_string())?;
-        if nodes.iter().all(|&n| sim.delivered(n).len() == 1) {
-            Ok(())
-        } else {
-            Err("not delivered".into())
-        }
+        if nodes.iter().all(|&n| sim.delivered(n).len() == 1) { Ok(()) } else { Err("not delivered".into()) }
     });
 }
 
@@ -729,11 +550,7 @@ fn chaos_properties(seed: u64) -> Result<(), String> {
         dup: plan.unit() * 0.1,
         reorder: if fifo { 0.0 } else { plan.unit() * 0.3 },
         delay: Duration::from_micros(20 + plan.below(200)),
-        jitter: if fifo {
-            Duration::ZERO
-        } else {
-            Duration::from_micros(plan.below(300))
-        },
+        jitter: if fifo { Duration::ZERO } else { Duration::from_micros(plan.below(300)) },
         corrupt: plan.unit() * 0.05,
     };
     let min_delay = link.delay;
@@ -741,8 +558,7 @@ fn chaos_properties(seed: u64) -> Result<(), String> {
     let mut sent = Sent::default();
     let mut rejected = 0u64;
     // For each node and incarnation: when it started.
-    let mut started: BTreeMap<(NodeId, u32), Time> =
-        nodes.iter().map(|&n| ((n, 0), Time::ZERO)).collect();
+    let mut started: BTreeMap<(NodeId, u32), Time> = nodes.iter().map(|&n| ((n, 0), Time::ZERO)).collect();
     for round in 0..40u32 {
         let n = nodes[plan.below(4) as usize];
         match plan.below(20) {
@@ -770,16 +586,10 @@ fn chaos_properties(seed: u64) -> Result<(), String> {
     sim.run_until_quiet(10 * MS).map_err(|e| e.to_string())?;
     let s: NetStats = *sim.net_stats();
     if s.in_flight() != sim.in_flight() || s.in_flight() != 0 {
-        return Err(format!(
-            "books do not balance: {s:?}, {} in flight",
-            sim.in_flight()
-        ));
+        return Err(format!("books do not balance: {s:?}, {} in flight", sim.in_flight()));
     }
     if s.corrupt_accepted != 0 {
-        return Err(format!(
-            "{} corrupted datagrams accepted",
-            s.corrupt_accepted
-        ));
+        return Err(format!("{} corrupted datagrams accepted", s.corrupt_accepted));
     }
     for &n in &nodes {
         if sim.is_up(n) {
@@ -794,10 +604,7 @@ fn chaos_properties(seed: u64) -> Result<(), String> {
             let sent_at = Time::from_nanos(sent_at);
             let born = started[&(n, d.incarnation)];
             if sent_at < born {
-                return Err(format!(
-                    "{n} incarnation {} (born {born:?}) delivered {d:?}, sent before",
-                    d.incarnation
-                ));
+                return Err(format!("{n} incarnation {} (born {born:?}) delivered {d:?}, sent before", d.incarnation));
             }
             if d.from != sim.id(n) && d.at < sent_at + min_delay {
                 return Err(format!("{n} delivered {d:?} faster than the link"));
@@ -805,18 +612,13 @@ fn chaos_properties(seed: u64) -> Result<(), String> {
             if fifo {
                 let prev = last.insert((d.incarnation, d.from, d.kind), k);
                 if prev.is_some_and(|p| p > k) {
-                    return Err(format!(
-                        "{n}: FIFO broken without reordering: {prev:?} then {k}"
-                    ));
+                    return Err(format!("{n}: FIFO broken without reordering: {prev:?} then {k}"));
                 }
             }
         }
     }
     if rejected != s.delivered_corrupted {
-        return Err(format!(
-            "{rejected} rejected, {} corrupted copies delivered",
-            s.delivered_corrupted
-        ));
+        return Err(format!("{rejected} rejected, {} corrupted copies delivered", s.delivered_corrupted));
     }
     Ok(())
 }
@@ -831,11 +633,7 @@ fn many_seeds_replay_bit_for_bit() {
     check_seeds("many_seeds_replay_bit_for_bit", 1000..1020, |seed| {
         let (a, b) = (chaos(seed), chaos(seed));
         if a.trace_hash() != b.trace_hash() {
-            return Err(format!(
-                "hashes {:#x} and {:#x}",
-                a.trace_hash(),
-                b.trace_hash()
-            ));
+            return Err(format!("hashes {:#x} and {:#x}", a.trace_hash(), b.trace_hash()));
         }
         Ok(())
     });
@@ -846,20 +644,11 @@ fn leave_and_direct_endpoint_access() {
     let (mut sim, n) = bare_group(6, 3, Link::default());
     assert_eq!(sim.with(n[1], |ep, _| ep.view().len()), Ok(3));
     sim.leave(n[1]).unwrap();
-    assert!(matches!(
-        sim.events(n[1]).last().map(|e| &e.event),
-        Some(thoth_stack::Event::Exit)
-    ));
-    assert_eq!(
-        sim.cast(n[1], &b"late"[..]),
-        Err(CmdError::Refused(thoth_stack::CastError::Left))
-    );
+    assert!(matches!(sim.events(n[1]).last().map(|e| &e.event), Some(thoth_stack::Event::Exit)));
+    assert_eq!(sim.cast(n[1], &b"late"[..]), Err(CmdError::Refused(thoth_stack::CastError::Left)));
     sim.cast(n[0], &b"to all"[..]).unwrap();
     sim.run_for(MS);
-    assert!(
-        sim.delivered(n[1]).is_empty(),
-        "a member that left delivers nothing"
-    );
+    assert!(sim.delivered(n[1]).is_empty(), "a member that left delivers nothing");
     assert_eq!(sim.stats(n[1]).rx_after_exit, 1);
     assert_eq!(sim.delivered(n[2]).len(), 1);
     sim.crash(n[2]);

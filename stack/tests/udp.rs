@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use thoth_stack::frame::{FLAG_SEND, FRAME_LEN, Frame, VERSION, seal};
 use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Sockets, UdpConfig, endpoint_id};
 use thoth_stack::{
-    Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Up,
-    View,
+    Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Up, View,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -37,36 +36,19 @@ fn random_port(r: u64) -> u16 {
 /// A random organisation-local IPv4 group (239.128-227.x.y) and port.
 fn random_v4_group() -> SocketAddr {
     let r = random_u64();
-    let ip = Ipv4Addr::new(
-        239,
-        128 + (r % 100) as u8,
-        (r >> 8) as u8,
-        1 + ((r >> 16) % 254) as u8,
-    );
+    let ip = Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
     SocketAddr::new(IpAddr::V4(ip), random_port(r >> 24))
 }
 
 /// A random site-local IPv6 group (ff15::7468:x:y) and port.
 fn random_v6_group() -> SocketAddr {
     let r = random_u64();
-    let ip = Ipv6Addr::new(
-        0xff15,
-        0,
-        0,
-        0,
-        0,
-        0x7468,
-        (r >> 8) as u16,
-        (r >> 24) as u16,
-    );
+    let ip = Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0x7468, (r >> 8) as u16, (r >> 24) as u16);
     SocketAddr::new(IpAddr::V6(ip), random_port(r >> 40))
 }
 
 fn v4_config() -> UdpConfig {
-    UdpConfig {
-        group: random_v4_group(),
-        ..UdpConfig::default()
-    }
+    UdpConfig { group: random_v4_group(), ..UdpConfig::default() }
 }
 
 fn v6_config() -> UdpConfig {
@@ -91,9 +73,7 @@ fn start_with<L: Layer + 'static>(
     stack: impl Fn() -> L + Clone + Send + 'static,
 ) -> (Vec<Member>, GroupId) {
     let group = GroupId(random_u64());
-    let socks: Vec<Sockets> = (0..n)
-        .map(|_| Sockets::open(cfg).expect("open sockets"))
-        .collect();
+    let socks: Vec<Sockets> = (0..n).map(|_| Sockets::open(cfg).expect("open sockets")).collect();
     let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
     let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
     let members = socks
@@ -106,10 +86,7 @@ fn start_with<L: Layer + 'static>(
             }
             let mk = stack.clone();
             let ep = Endpoint::new(c, move |_: &View| mk()).expect("endpoint");
-            Member {
-                h: udp::spawn(s, ep, &addrs).expect("spawn"),
-                addr,
-            }
+            Member { h: udp::spawn(s, ep, &addrs).expect("spawn"), addr }
         })
         .collect();
     (members, group)
@@ -147,9 +124,7 @@ fn sends(evs: &[Event]) -> impl Iterator<Item = (EndpointId, &Bytes)> {
 fn payload(sender: u8, seq: u32) -> Bytes {
     let mut v = vec![sender];
     v.extend_from_slice(&seq.to_le_bytes());
-    v.extend(
-        (0..seq % 97 + 1).map(|k| sender.wrapping_mul(31) ^ (seq as u8).wrapping_add(k as u8)),
-    );
+    v.extend((0..seq % 97 + 1).map(|k| sender.wrapping_mul(31) ^ (seq as u8).wrapping_add(k as u8)));
     Bytes::from(v)
 }
 
@@ -197,22 +172,12 @@ fn exact_delivery(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
     let total = members * n as usize;
     for (me, m) in group.iter().enumerate() {
         let evs = collect(&m.h, Duration::from_secs(20), |e| casts(e).count() >= total);
-        assert!(
-            matches!(evs.first(), Some(Event::View(v)) if v.members == ids),
-            "the view comes first"
-        );
+        assert!(matches!(evs.first(), Some(Event::View(v)) if v.members == ids), "the view comes first");
         let mut next = vec![0u32; members];
         for (from, data) in casts(&evs) {
-            let (sender, seq) =
-                parse(data).unwrap_or_else(|| panic!("member {me}: corrupt payload {data:?}"));
-            let k = ids
-                .iter()
-                .position(|&i| i == from)
-                .expect("sender is a member");
-            assert_eq!(
-                k, sender as usize,
-                "member {me}: payload of {sender} delivered as from {k}"
-            );
+            let (sender, seq) = parse(data).unwrap_or_else(|| panic!("member {me}: corrupt payload {data:?}"));
+            let k = ids.iter().position(|&i| i == from).expect("sender is a member");
+            assert_eq!(k, sender as usize, "member {me}: payload of {sender} delivered as from {k}");
             assert_eq!(
                 seq, next[k],
                 "member {me}: from {k} got seq {seq}, expected {} (FIFO, no loss, no dup)",
@@ -220,27 +185,15 @@ fn exact_delivery(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
             );
             next[k] += 1;
         }
-        assert_eq!(
-            next,
-            vec![n; members],
-            "member {me}: every message of every member, own once"
-        );
+        assert_eq!(next, vec![n; members], "member {me}: every message of every member, own once");
         // Nothing more arrives (no duplicate copy of anything).
         thread::sleep(Duration::from_millis(50));
         let mut late = Vec::new();
         m.h.recv_many(&mut late, Duration::from_millis(50));
-        assert_eq!(
-            casts(&late).count(),
-            0,
-            "member {me}: extra deliveries {late:?}"
-        );
+        assert_eq!(casts(&late).count(), 0, "member {me}: extra deliveries {late:?}");
         let s = m.h.stats();
         assert_eq!(s.endpoint.rx_rejected(), 0, "member {me}: {s:?}");
-        assert_eq!(
-            s.endpoint.rx_accepted,
-            (total - n as usize) as u64,
-            "member {me}: {s:?}"
-        );
+        assert_eq!(s.endpoint.rx_accepted, (total - n as usize) as u64, "member {me}: {s:?}");
         assert_eq!(s.endpoint.delivered_casts, total as u64);
     }
     // The kernel's loopback copies of a member's own casts: read and dropped as `rx_own`,
@@ -252,28 +205,15 @@ fn exact_delivery(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
         let s = wait_stats(&m.h, Duration::from_secs(5), |s| {
             s.endpoint.rx_own >= expect_own && s.rx_datagrams >= expect_rx
         });
-        assert_eq!(
-            s.endpoint.rx_own, expect_own,
-            "member {me}: kernel copies of own casts: {s:?}"
-        );
-        assert_eq!(
-            s.rx_datagrams, expect_rx,
-            "member {me}: datagrams read: {s:?}"
-        );
+        assert_eq!(s.endpoint.rx_own, expect_own, "member {me}: kernel copies of own casts: {s:?}");
+        assert_eq!(s.rx_datagrams, expect_rx, "member {me}: datagrams read: {s:?}");
     }
     let stats = shutdown_all(group);
     let per_cast = if cfg.fanout { members as u64 - 1 } else { 1 };
     for s in &stats {
         assert_eq!(s.tx_sent, n as u64 * per_cast, "{s:?}");
-        assert_eq!(
-            (s.tx_errors, s.tx_unroutable, s.rx_oversize, s.rx_errors),
-            (0, 0, 0, 0),
-            "{s:?}"
-        );
-        assert!(
-            s.sendmmsg_calls >= 1 && s.sendmmsg_calls <= s.tx_sent + s.tx_blocked,
-            "{s:?}"
-        );
+        assert_eq!((s.tx_errors, s.tx_unroutable, s.rx_oversize, s.rx_errors), (0, 0, 0, 0), "{s:?}");
+        assert!(s.sendmmsg_calls >= 1 && s.sendmmsg_calls <= s.tx_sent + s.tx_blocked, "{s:?}");
     }
     stats
 }
@@ -293,19 +233,13 @@ fn multicast_three_members_exact_delivery() {
 
 #[test]
 fn multicast_without_own_filter_reads_kernel_copies() {
-    let cfg = UdpConfig {
-        filter_own: false,
-        ..v4_config()
-    };
+    let cfg = UdpConfig { filter_own: false, ..v4_config() };
     exact_delivery(&cfg, 3, 200);
 }
 
 #[test]
 fn fanout_three_members_exact_delivery() {
-    let cfg = UdpConfig {
-        fanout: true,
-        ..UdpConfig::default()
-    };
+    let cfg = UdpConfig { fanout: true, ..UdpConfig::default() };
     exact_delivery(&cfg, 3, 400);
 }
 
@@ -329,33 +263,15 @@ fn send_reaches_only_its_target() {
     let mut more_a = Vec::new();
     a.recv_many(&mut more_a, Duration::ZERO);
     let a_sends: Vec<_> = sends(&ea).chain(sends(&more_a)).collect();
-    assert_eq!(
-        a_sends,
-        vec![(a.me(), &Bytes::from_static(b"to myself"))],
-        "A gets only its send to itself"
-    );
+    assert_eq!(a_sends, vec![(a.me(), &Bytes::from_static(b"to myself"))], "A gets only its send to itself");
     let mut ec = Vec::new();
     c.recv_many(&mut ec, Duration::from_millis(100));
-    assert_eq!(
-        sends(&ec).count() + casts(&ec).count(),
-        0,
-        "C gets nothing: {ec:?}"
-    );
+    assert_eq!(sends(&ec).count() + casts(&ec).count(), 0, "C gets nothing: {ec:?}");
     let sc = c.stats();
-    assert_eq!(
-        (sc.rx_datagrams, sc.endpoint.rx_accepted),
-        (0, 0),
-        "no datagram reached C: {sc:?}"
-    );
+    assert_eq!((sc.rx_datagrams, sc.endpoint.rx_accepted), (0, 0), "no datagram reached C: {sc:?}");
     let sa = a.stats();
-    assert_eq!(
-        sa.endpoint.tx_datagrams, 20,
-        "the send to itself loops back without a datagram"
-    );
-    assert_eq!(
-        a.send(EndpointId(42), Bytes::new()),
-        Err(HandleError::Cast(CastError::NotMember))
-    );
+    assert_eq!(sa.endpoint.tx_datagrams, 20, "the send to itself loops back without a datagram");
+    assert_eq!(a.send(EndpointId(42), Bytes::new()), Err(HandleError::Cast(CastError::NotMember)));
     shutdown_all(group);
 }
 
@@ -365,27 +281,16 @@ fn send_reaches_only_its_target() {
 /// Whether IPv6 multicast on `lo` works in this network namespace: one datagram, joined and
 /// sent on `lo`, must come back.
 fn ipv6_multicast_on_lo_works() -> Result<(), String> {
-    let lo = udp::interface_index(IpAddr::V6(Ipv6Addr::LOCALHOST))
-        .map_err(|e| format!("no ::1: {e}"))?;
+    let lo = udp::interface_index(IpAddr::V6(Ipv6Addr::LOCALHOST)).map_err(|e| format!("no ::1: {e}"))?;
     let group = random_v6_group();
-    let IpAddr::V6(g) = group.ip() else {
-        unreachable!()
-    };
-    let rx = UdpSocket::bind(SocketAddr::new(
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        group.port(),
-    ))
-    .map_err(|e| e.to_string())?;
-    rx.join_multicast_v6(&g, lo)
-        .map_err(|e| format!("join on lo: {e}"))?;
-    rx.set_read_timeout(Some(Duration::from_millis(300)))
-        .map_err(|e| e.to_string())?;
+    let IpAddr::V6(g) = group.ip() else { unreachable!() };
+    let rx =
+        UdpSocket::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), group.port())).map_err(|e| e.to_string())?;
+    rx.join_multicast_v6(&g, lo).map_err(|e| format!("join on lo: {e}"))?;
+    rx.set_read_timeout(Some(Duration::from_millis(300))).map_err(|e| e.to_string())?;
     let tx = UdpSocket::bind("[::1]:0").map_err(|e| e.to_string())?;
-    socket2::SockRef::from(&tx)
-        .set_multicast_if_v6(lo)
-        .map_err(|e| e.to_string())?;
-    tx.send_to(b"probe", group)
-        .map_err(|e| format!("send to {group} on lo: {e}"))?;
+    socket2::SockRef::from(&tx).set_multicast_if_v6(lo).map_err(|e| e.to_string())?;
+    tx.send_to(b"probe", group).map_err(|e| format!("send to {group} on lo: {e}"))?;
     let mut buf = [0u8; 16];
     match rx.recv_from(&mut buf) {
         Ok((5, _)) if &buf[..5] == b"probe" => Ok(()),
@@ -398,10 +303,7 @@ const IPV6_CHILD_OK: &str = "THOTH-IPV6-MULTICAST-DELIVERY-OK";
 
 fn ipv6_exact_delivery() {
     let stats = exact_delivery(&v6_config(), 3, 200);
-    println!(
-        "{IPV6_CHILD_OK} (sent {} datagrams per member)",
-        stats[0].tx_sent
-    );
+    println!("{IPV6_CHILD_OK} (sent {} datagrams per member)", stats[0].tx_sent);
 }
 
 /// Run by `ipv6_multicast_on_loopback` inside a fresh network namespace.
@@ -420,9 +322,7 @@ fn ipv6_multicast_on_loopback() {
             ipv6_exact_delivery();
             return;
         }
-        Err(why) => println!(
-            "IPv6 multicast on lo unavailable in this namespace ({why}); trying a private one"
-        ),
+        Err(why) => println!("IPv6 multicast on lo unavailable in this namespace ({why}); trying a private one"),
     }
     // Linux turns any non-local route over `lo` into a reject route, so `lo` carries no
     // IPv6 multicast by default. In a private namespace we may give it the flag and a
@@ -434,22 +334,14 @@ fn ipv6_multicast_on_loopback() {
     let child = Command::new("unshare")
         .args(["--net", "--", "sh", "-c", setup])
         .arg(&exe)
-        .args([
-            "ipv6_in_namespace_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["ipv6_in_namespace_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            println!(
-                "SKIPPED ipv6_multicast_on_loopback: cannot run `unshare` ({e}); lo has no IPv6 multicast here"
-            );
+            println!("SKIPPED ipv6_multicast_on_loopback: cannot run `unshare` ({e}); lo has no IPv6 multicast here");
             return;
         }
     };
@@ -467,41 +359,20 @@ fn ipv6_multicast_on_loopback() {
     };
     let mut out = String::new();
     let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_string(&mut out)
-        .expect("child stdout");
-    child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut err)
-        .expect("child stderr");
+    child.stdout.take().expect("piped").read_to_string(&mut out).expect("child stdout");
+    child.stderr.take().expect("piped").read_to_string(&mut err).expect("child stderr");
     if !status.success() && !out.contains("running 1 test") {
         // The namespace itself could not be made (no privilege, no `ip`): say so clearly.
         assert!(
-            err.contains("Operation not permitted")
-                || err.contains("not found")
-                || err.contains("Permission denied"),
+            err.contains("Operation not permitted") || err.contains("not found") || err.contains("Permission denied"),
             "namespace setup failed for an unexpected reason: {status}\nstdout:\n{out}\nstderr:\n{err}"
         );
-        println!(
-            "SKIPPED ipv6_multicast_on_loopback: cannot create a network namespace here: {}",
-            err.trim()
-        );
+        println!("SKIPPED ipv6_multicast_on_loopback: cannot create a network namespace here: {}", err.trim());
         return;
     }
     println!("namespace child:\n{out}");
-    assert!(
-        status.success(),
-        "IPv6 delivery failed in the namespace: {status}\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    assert!(
-        out.contains("1 passed") && out.contains(IPV6_CHILD_OK),
-        "the child test did not run:\n{out}\n{err}"
-    );
+    assert!(status.success(), "IPv6 delivery failed in the namespace: {status}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("1 passed") && out.contains(IPV6_CHILD_OK), "the child test did not run:\n{out}\n{err}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -519,40 +390,16 @@ fn garbage_is_counted_never_delivered() {
     let cfg = v4_config();
     let (group, gid) = start_with(2, &cfg, Some(1200), || Bare);
     let view = View::initial(group.iter().map(|m| m.h.me()).collect());
-    let ours = Frame {
-        flags: 0,
-        group: gid,
-        view: view.id,
-        src: group[1].h.me(),
-    };
+    let ours = Frame { flags: 0, group: gid, view: view.id, src: group[1].h.me() };
     let mut bad_crc = frame_bytes(&ours, b"hello");
     *bad_crc.last_mut().unwrap() ^= 1;
     let mut bad_magic = frame_bytes(&ours, b"x");
     bad_magic[0] = b'X';
     let mut bad_version = frame_bytes(&ours, b"x");
     bad_version[2] = VERSION.wrapping_add(1);
-    let bad_flags = frame_bytes(
-        &Frame {
-            flags: 0x80,
-            ..ours
-        },
-        b"x",
-    );
-    let foreign = frame_bytes(
-        &Frame {
-            group: GroupId(gid.0 ^ 1),
-            ..ours
-        },
-        b"x",
-    );
-    let stranger = frame_bytes(
-        &Frame {
-            src: EndpointId(12345),
-            flags: FLAG_SEND,
-            ..ours
-        },
-        b"x",
-    );
+    let bad_flags = frame_bytes(&Frame { flags: 0x80, ..ours }, b"x");
+    let foreign = frame_bytes(&Frame { group: GroupId(gid.0 ^ 1), ..ours }, b"x");
+    let stranger = frame_bytes(&Frame { src: EndpointId(12345), flags: FLAG_SEND, ..ours }, b"x");
     let garbage: Vec<Vec<u8>> = vec![
         vec![],                                    // truncated
         vec![0xAB; 10],                            // truncated
@@ -567,48 +414,30 @@ fn garbage_is_counted_never_delivered() {
         vec![0x55; 1500], // longer than max_datagram + 1: oversize
     ];
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket2::SockRef::from(&tx)
-        .set_multicast_if_v4(&Ipv4Addr::LOCALHOST)
-        .unwrap();
+    socket2::SockRef::from(&tx).set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
     for g in &garbage {
         tx.send_to(g, group[0].addr).unwrap();
         tx.send_to(g, cfg.group).unwrap();
     }
     let per_copy = |s: &DriverStats, copies: u64| {
         let e = &s.endpoint;
-        (
-            e.rx_truncated,
-            e.rx_bad_magic,
-            e.rx_bad_version,
-            e.rx_bad_flags,
-            e.rx_bad_crc,
-        ) == (3 * copies, 2 * copies, copies, copies, copies)
+        (e.rx_truncated, e.rx_bad_magic, e.rx_bad_version, e.rx_bad_flags, e.rx_bad_crc)
+            == (3 * copies, 2 * copies, copies, copies, copies)
             && (e.rx_foreign_group, e.rx_unknown_src, s.rx_oversize) == (copies, copies, copies)
             && e.rx_accepted == 0
             && s.rx_datagrams == 11 * copies
     };
     let s0 = wait_stats(&group[0].h, Duration::from_secs(10), |s| per_copy(s, 2));
-    assert!(
-        per_copy(&s0, 2),
-        "member 0 (unicast and group copies): {s0:?}"
-    );
+    assert!(per_copy(&s0, 2), "member 0 (unicast and group copies): {s0:?}");
     let s1 = wait_stats(&group[1].h, Duration::from_secs(10), |s| per_copy(s, 1));
     assert!(per_copy(&s1, 1), "member 1 (group copy): {s1:?}");
     // Nothing was delivered, and the members still work.
     group[1].h.cast(Bytes::from_static(b"still alive")).unwrap();
-    let evs = collect(&group[0].h, Duration::from_secs(10), |e| {
-        casts(e).count() >= 1
-    });
-    let delivered: Vec<_> = evs
-        .iter()
-        .filter(|e| !matches!(e, Event::View(_)))
-        .collect();
+    let evs = collect(&group[0].h, Duration::from_secs(10), |e| casts(e).count() >= 1);
+    let delivered: Vec<_> = evs.iter().filter(|e| !matches!(e, Event::View(_))).collect();
     assert_eq!(
         delivered,
-        vec![&Event::Cast {
-            from: group[1].h.me(),
-            data: Bytes::from_static(b"still alive")
-        }],
+        vec![&Event::Cast { from: group[1].h.me(), data: Bytes::from_static(b"still alive") }],
         "only the real cast is delivered"
     );
     shutdown_all(group);
@@ -618,23 +447,14 @@ fn garbage_is_counted_never_delivered() {
 // 6: buffers
 
 fn sysctl(name: &str) -> Option<usize> {
-    std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(format!("/proc/sys/net/core/{name}")).ok()?.trim().parse().ok()
 }
 
 #[test]
 fn granted_buffers_are_reported() {
     for fanout in [false, true] {
         for (recv, send) in [(8 << 20, 4 << 20), (256 << 10, 128 << 10)] {
-            let cfg = UdpConfig {
-                fanout,
-                recv_buffer: recv,
-                send_buffer: send,
-                ..v4_config()
-            };
+            let cfg = UdpConfig { fanout, recv_buffer: recv, send_buffer: send, ..v4_config() };
             let s = Sockets::open(&cfg).unwrap();
             let g = s.granted();
             println!("fanout {fanout}: asked recv {recv} send {send}, granted {g:?}");
@@ -643,14 +463,8 @@ fn granted_buffers_are_reported() {
             // what it keeps); with CAP_NET_ADMIN the FORCE option gives the full request.
             let rmax = sysctl("rmem_max").unwrap_or(0);
             let wmax = sysctl("wmem_max").unwrap_or(0);
-            assert!(
-                g.recv_buffer >= recv.min(rmax),
-                "recv {g:?} < min({recv}, rmem_max {rmax})"
-            );
-            assert!(
-                g.send_buffer >= send.min(wmax),
-                "send {g:?} < min({send}, wmem_max {wmax})"
-            );
+            assert!(g.recv_buffer >= recv.min(rmax), "recv {g:?} < min({recv}, rmem_max {rmax})");
+            assert!(g.send_buffer >= send.min(wmax), "send {g:?} < min({send}, wmem_max {wmax})");
         }
     }
 }
@@ -660,10 +474,7 @@ fn granted_buffers_are_reported() {
 
 #[test]
 fn try_cast_would_block_without_loss() {
-    let cfg = UdpConfig {
-        queue: 1,
-        ..v4_config()
-    };
+    let cfg = UdpConfig { queue: 1, ..v4_config() };
     let group = start(1, &cfg);
     let h = &group[0].h;
     let mut accepted = Vec::new();
@@ -680,25 +491,11 @@ fn try_cast_would_block_without_loss() {
         seq += 1;
     }
     assert!(would_block > 0, "a queue of 1 never filled up");
-    assert!(
-        accepted.len() >= 100,
-        "the driver took only {} casts in 5 s",
-        accepted.len()
-    );
-    let evs = collect(h, Duration::from_secs(20), |e| {
-        casts(e).count() >= accepted.len()
-    });
-    let got: Vec<u32> = casts(&evs)
-        .map(|(_, d)| parse(d).expect("intact").1)
-        .collect();
-    assert_eq!(
-        got, accepted,
-        "every accepted cast delivered once, in order; refused ones never"
-    );
-    println!(
-        "try_cast: {} accepted, {would_block} WouldBlock",
-        accepted.len()
-    );
+    assert!(accepted.len() >= 100, "the driver took only {} casts in 5 s", accepted.len());
+    let evs = collect(h, Duration::from_secs(20), |e| casts(e).count() >= accepted.len());
+    let got: Vec<u32> = casts(&evs).map(|(_, d)| parse(d).expect("intact").1).collect();
+    assert_eq!(got, accepted, "every accepted cast delivered once, in order; refused ones never");
+    println!("try_cast: {} accepted, {would_block} WouldBlock", accepted.len());
     shutdown_all(group);
 }
 
@@ -708,91 +505,44 @@ fn leave_then_cast_is_refused_and_the_driver_ends() {
     let h = &group[0].h;
     h.cast(Bytes::from_static(b"before")).unwrap();
     h.leave();
-    assert_eq!(
-        h.cast(Bytes::from_static(b"after")),
-        Err(HandleError::Cast(CastError::Left))
-    );
-    assert_eq!(
-        h.try_cast(Bytes::new()),
-        Err(HandleError::Cast(CastError::Left))
-    );
-    assert_eq!(
-        h.send(group[1].h.me(), Bytes::new()),
-        Err(HandleError::Cast(CastError::Left))
-    );
+    assert_eq!(h.cast(Bytes::from_static(b"after")), Err(HandleError::Cast(CastError::Left)));
+    assert_eq!(h.try_cast(Bytes::new()), Err(HandleError::Cast(CastError::Left)));
+    assert_eq!(h.send(group[1].h.me(), Bytes::new()), Err(HandleError::Cast(CastError::Left)));
     h.leave(); // twice is harmless
-    let evs = collect(h, Duration::from_secs(10), |e| {
-        e.last() == Some(&Event::Exit)
-    });
-    let tail: Vec<_> = evs
-        .iter()
-        .filter(|e| !matches!(e, Event::View(_)))
-        .collect();
+    let evs = collect(h, Duration::from_secs(10), |e| e.last() == Some(&Event::Exit));
+    let tail: Vec<_> = evs.iter().filter(|e| !matches!(e, Event::View(_))).collect();
     assert_eq!(
         tail,
-        vec![
-            &Event::Cast {
-                from: h.me(),
-                data: Bytes::from_static(b"before")
-            },
-            &Event::Exit
-        ],
+        vec![&Event::Cast { from: h.me(), data: Bytes::from_static(b"before") }, &Event::Exit],
         "the cast before leave, then Exit"
     );
     // The driver ends after Exit: recv sees the end without waiting for a timeout.
     let t = Instant::now();
     assert_eq!(h.recv_timeout(Duration::from_secs(10)), None);
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "recv returned None only by timeout"
-    );
+    assert!(t.elapsed() < Duration::from_secs(5), "recv returned None only by timeout");
     assert!(h.is_stopped());
     // The other member heard the cast sent before the leave.
-    let e1 = collect(&group[1].h, Duration::from_secs(10), |e| {
-        casts(e).count() >= 1
-    });
-    assert_eq!(
-        casts(&e1).map(|(_, d)| d.clone()).collect::<Vec<_>>(),
-        vec![Bytes::from_static(b"before")]
-    );
+    let e1 = collect(&group[1].h, Duration::from_secs(10), |e| casts(e).count() >= 1);
+    assert_eq!(casts(&e1).map(|(_, d)| d.clone()).collect::<Vec<_>>(), vec![Bytes::from_static(b"before")]);
     shutdown_all(group);
 }
 
 #[test]
 fn payload_limits_are_checked_at_the_handle() {
-    let group = start(
-        1,
-        &UdpConfig {
-            filter_own: false,
-            ..v4_config()
-        },
-    );
+    let group = start(1, &UdpConfig { filter_own: false, ..v4_config() });
     let h = &group[0].h;
     let max = h.max_payload();
     assert_eq!(max, thoth_stack::endpoint::MAX_UDP_PAYLOAD - FRAME_LEN);
-    assert_eq!(
-        h.cast(Bytes::from(vec![0u8; max + 1])),
-        Err(HandleError::Cast(CastError::TooLarge))
-    );
-    assert_eq!(
-        h.try_cast(Bytes::from(vec![0u8; max + 1])),
-        Err(HandleError::Cast(CastError::TooLarge))
-    );
-    assert_eq!(
-        h.send(h.me(), Bytes::from(vec![0u8; max + 1])),
-        Err(HandleError::Cast(CastError::TooLarge))
-    );
+    assert_eq!(h.cast(Bytes::from(vec![0u8; max + 1])), Err(HandleError::Cast(CastError::TooLarge)));
+    assert_eq!(h.try_cast(Bytes::from(vec![0u8; max + 1])), Err(HandleError::Cast(CastError::TooLarge)));
+    assert_eq!(h.send(h.me(), Bytes::from(vec![0u8; max + 1])), Err(HandleError::Cast(CastError::TooLarge)));
     let big = Bytes::from((0..max).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     h.cast(big.clone()).unwrap();
     let evs = collect(h, Duration::from_secs(10), |e| casts(e).count() >= 1);
     assert_eq!(casts(&evs).next(), Some((h.me(), &big)));
     // The largest datagram really went out and came back through the kernel.
     let s = wait_stats(h, Duration::from_secs(5), |s| s.endpoint.rx_own >= 1);
-    assert_eq!(
-        (s.tx_sent, s.tx_errors, s.endpoint.rx_own, s.rx_oversize),
-        (1, 0, 1, 0),
-        "{s:?}"
-    );
+    assert_eq!((s.tx_sent, s.tx_errors, s.endpoint.rx_own, s.rx_oversize), (1, 0, 1, 0), "{s:?}");
     shutdown_all(group);
 }
 
@@ -817,10 +567,7 @@ impl Layer for Slow {
 
 #[test]
 fn shutdown_is_prompt_and_releases_blocked_senders() {
-    let cfg = UdpConfig {
-        queue: 2,
-        ..v4_config()
-    };
+    let cfg = UdpConfig { queue: 2, ..v4_config() };
     let (mut group, _) = start_with(1, &cfg, None, || Slow);
     let h = group.pop().unwrap().h;
     let senders: Vec<_> = (0..3)
@@ -839,10 +586,7 @@ fn shutdown_is_prompt_and_releases_blocked_senders() {
     let watcher = h.clone();
     thread::sleep(Duration::from_millis(100)); // the senders are now blocked on the full queue
     let full = (0..1000).any(|_| watcher.try_cast(Bytes::new()) == Err(HandleError::WouldBlock));
-    assert!(
-        full,
-        "the command queue should be full while the driver is slow"
-    );
+    assert!(full, "the command queue should be full while the driver is slow");
     let t = Instant::now();
     let stats = h.shutdown();
     let took = t.elapsed();
@@ -865,19 +609,12 @@ fn shutdown_is_prompt_and_releases_blocked_senders() {
     assert!(n >= 1, "at least the view was delivered");
     assert_eq!(watcher.recv_timeout(Duration::from_secs(5)), None);
     assert!(watcher.is_stopped());
-    assert_eq!(
-        stats.endpoint.delivered_casts as usize + 1,
-        n,
-        "every delivery was handed over"
-    );
+    assert_eq!(stats.endpoint.delivered_casts as usize + 1, n, "every delivery was handed over");
 }
 
 #[test]
 fn dropping_every_handle_stops_the_driver() {
-    let cfg = UdpConfig {
-        fanout: true,
-        ..v4_config()
-    };
+    let cfg = UdpConfig { fanout: true, ..v4_config() };
     let group = start(1, &cfg);
     let addr = group[0].addr;
     let clone = group[0].h.clone();
@@ -887,11 +624,7 @@ fn dropping_every_handle_stops_the_driver() {
         "the driver holds its socket while running"
     );
     drop(group);
-    assert_eq!(
-        clone.cast(Bytes::from_static(b"one left")),
-        Ok(()),
-        "a clone keeps the driver alive"
-    );
+    assert_eq!(clone.cast(Bytes::from_static(b"one left")), Ok(()), "a clone keeps the driver alive");
     let t = Instant::now();
     drop(clone);
     assert!(t.elapsed() < Duration::from_secs(1));
@@ -901,16 +634,9 @@ fn dropping_every_handle_stops_the_driver() {
 
 #[test]
 fn spawn_checks_its_arguments() {
-    let cfg = UdpConfig {
-        fanout: true,
-        ..UdpConfig::default()
-    };
+    let cfg = UdpConfig { fanout: true, ..UdpConfig::default() };
     let s = Sockets::open(&cfg).unwrap();
-    let wrong = Endpoint::new(
-        Config::new(GroupId(1), EndpointId(7), vec![EndpointId(7)]),
-        |_: &View| Bare,
-    )
-    .unwrap();
+    let wrong = Endpoint::new(Config::new(GroupId(1), EndpointId(7), vec![EndpointId(7)]), |_: &View| Bare).unwrap();
     let err = udp::spawn(s, wrong, &[]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let s = Sockets::open(&cfg).unwrap();
@@ -918,9 +644,5 @@ fn spawn_checks_its_arguments() {
     assert_eq!(me, endpoint_id(s.local_addr()));
     let ep = Endpoint::new(Config::new(GroupId(1), me, vec![me]), |_: &View| Bare).unwrap();
     let err = udp::spawn(s, ep, &["[::1]:9".parse().unwrap()]).unwrap_err();
-    assert_eq!(
-        err.kind(),
-        io::ErrorKind::InvalidInput,
-        "an IPv6 peer for an IPv4 socket"
-    );
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "an IPv6 peer for an IPv4 socket");
 }

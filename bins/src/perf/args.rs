@@ -152,35 +152,26 @@ impl MemberOpts {
 }
 
 fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a str, String> {
-    it.next()
-        .map(String::as_str)
-        .ok_or_else(|| format!("{flag} needs a value"))
+    it.next().map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
 }
 
 fn num<T: std::str::FromStr>(v: &str, flag: &str) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("{flag}: `{v}` is not a valid number"))
+    v.parse().map_err(|_| format!("{flag}: `{v}` is not a valid number"))
 }
 
 fn secs(v: &str, flag: &str) -> Result<Duration, String> {
     let s: f64 = num(v, flag)?;
     if !(s > 0.0 && s <= 86_400.0) {
-        return Err(format!(
-            "{flag}: give seconds between 0 and 86400, not `{v}`"
-        ));
+        return Err(format!("{flag}: give seconds between 0 and 86400, not `{v}`"));
     }
     Ok(Duration::from_secs_f64(s))
 }
 
 fn check_size(size: usize) -> Result<usize, String> {
     if size < HDR {
-        Err(format!(
-            "--size {size} is too small: every message carries a {HDR}-byte benchmark header"
-        ))
+        Err(format!("--size {size} is too small: every message carries a {HDR}-byte benchmark header"))
     } else if size > MAX_SIZE {
-        Err(format!(
-            "--size {size} is too large: a UDP datagram holds at most {MAX_SIZE} bytes"
-        ))
+        Err(format!("--size {size} is too large: a UDP datagram holds at most {MAX_SIZE} bytes"))
     } else {
         Ok(size)
     }
@@ -188,26 +179,17 @@ fn check_size(size: usize) -> Result<usize, String> {
 
 fn check_group(g: SocketAddr) -> Result<SocketAddr, String> {
     match g.ip() {
-        IpAddr::V4(_) if g.port() == 0 => Err(format!(
-            "--group {g}: give the group's port (members must share it)"
-        )),
+        IpAddr::V4(_) if g.port() == 0 => Err(format!("--group {g}: give the group's port (members must share it)")),
         IpAddr::V4(ip) if ip.is_multicast() => Ok(g),
-        IpAddr::V4(_) => Err(format!(
-            "--group {g}: {} is not an IPv4 multicast address (224.0.0.0/4)",
-            g.ip()
-        )),
-        IpAddr::V6(_) => Err(format!(
-            "--group {g}: thoth-perf measures IPv4 multicast only"
-        )),
+        IpAddr::V4(_) => Err(format!("--group {g}: {} is not an IPv4 multicast address (224.0.0.0/4)", g.ip())),
+        IpAddr::V6(_) => Err(format!("--group {g}: thoth-perf measures IPv4 multicast only")),
     }
 }
 
 fn check_interface(ip: IpAddr) -> Result<IpAddr, String> {
     match ip {
         IpAddr::V4(_) => Ok(ip),
-        IpAddr::V6(_) => Err(format!(
-            "--interface {ip}: give the IPv4 address of the interface"
-        )),
+        IpAddr::V6(_) => Err(format!("--interface {ip}: give the IPv4 address of the interface")),
     }
 }
 
@@ -256,9 +238,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--rate" => {
                 let r: f64 = num(value(&mut it, f)?, f)?;
                 if !(r > 0.0 && r <= 1e9) {
-                    return Err(format!(
-                        "--rate {r}: give messages per second per sender, above 0"
-                    ));
+                    return Err(format!("--rate {r}: give messages per second per sender, above 0"));
                 }
                 o.rate = Some(r);
             }
@@ -286,10 +266,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     if let Senders::First(n) = o.senders
         && !(1..=o.members).contains(&n)
     {
-        return Err(format!(
-            "--senders {n}: give 1 to --members ({}) or `all`",
-            o.members
-        ));
+        return Err(format!("--senders {n}: give 1 to --members ({}) or `all`", o.members));
     }
     if !(1..=1000).contains(&o.repeat) {
         return Err("--repeat: give 1 to 1000".into());
@@ -426,26 +403,10 @@ mod tests {
     #[test]
     fn defaults_and_options() {
         let o = run(&[]).unwrap();
-        assert_eq!(
-            (o.members, o.sender_count(), o.sizes.clone(), o.raw),
-            (3, 3, vec![1024], true)
-        );
+        assert_eq!((o.members, o.sender_count(), o.sizes.clone(), o.raw), (3, 3, vec![1024], true));
         assert_eq!(o.count_for(1024), Some(195_312));
-        let o = run(&[
-            "--members",
-            "4",
-            "--senders",
-            "1",
-            "--size",
-            "100,64000",
-            "--duration",
-            "2",
-        ])
-        .unwrap();
-        assert_eq!(
-            (o.sender_count(), o.sizes.clone(), o.count_for(100)),
-            (1, vec![100, 64000], None)
-        );
+        let o = run(&["--members", "4", "--senders", "1", "--size", "100,64000", "--duration", "2"]).unwrap();
+        assert_eq!((o.sender_count(), o.sizes.clone(), o.count_for(100)), (1, vec![100, 64000], None));
         assert!(!run(&["--stack", "raw"]).unwrap().raw);
     }
 
@@ -483,9 +444,7 @@ mod tests {
             cap: Duration::from_secs(9),
             die: true,
         };
-        let Ok(Cmd::Member(back)) = parse(&m.to_args()) else {
-            panic!("member args do not parse")
-        };
+        let Ok(Cmd::Member(back)) = parse(&m.to_args()) else { panic!("member args do not parse") };
         assert_eq!(format!("{back:?}"), format!("{m:?}"));
     }
 }

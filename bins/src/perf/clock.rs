@@ -7,10 +7,7 @@ use std::time::Duration;
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the host, so a send
 /// time stamped by one member and a receive time read by another compare directly.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `clock_gettime` only writes the `timespec` it is given, which is a valid,
     // exclusively borrowed local; CLOCK_MONOTONIC exists on every Linux kernel, so the call
     // cannot fail (a failure would leave zeros, which the checks downstream would notice).

@@ -61,10 +61,7 @@ impl Control {
     pub fn wait(&self, wait: Duration, what: &str) -> Result<Ctl, String> {
         match self.rx.recv_timeout(wait) {
             Ok(c) => c,
-            Err(_) => Err(format!(
-                "no {what} from the parent within {} s",
-                wait.as_secs()
-            )),
+            Err(_) => Err(format!("no {what} from the parent within {} s", wait.as_secs())),
         }
     }
 
@@ -94,8 +91,7 @@ fn serve(o: &MemberOpts) -> Result<(), String> {
         Mode::Stack(spec) => super::stack::serve(o, spec, &ctl),
         Mode::Raw => {
             let setup = super::stack::raw_setup(o)?;
-            let socks = raw::open(&setup)
-                .map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
+            let socks = raw::open(&setup).map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
             let addr = socks.unicast.local_addr().map_err(|e| e.to_string())?;
             ready(addr, socks.granted.0, socks.granted.1);
             let peers = wait_peers(o, &ctl)?;
@@ -115,11 +111,7 @@ pub fn ready(addr: SocketAddr, recv_buffer: usize, send_buffer: usize) {
 pub fn wait_peers(o: &MemberOpts, ctl: &Control) -> Result<Vec<SocketAddr>, String> {
     match ctl.wait(Duration::from_secs(30), "PEERS")? {
         Ctl::Peers(p) if p.len() == o.members => Ok(p),
-        other => Err(format!(
-            "expected PEERS with {} addresses, got `{}`",
-            o.members,
-            other.line()
-        )),
+        other => Err(format!("expected PEERS with {} addresses, got `{}`", o.members, other.line())),
     }
 }
 
@@ -143,8 +135,7 @@ pub fn rounds<N: Net>(mut net: N, o: &MemberOpts, ctl: &Control) -> Result<(), S
         let result = receive(&mut net, o, ctl, round, t0, &sent, &done_rx);
         stop.store(true, Ordering::Relaxed);
         if let Some(h) = sender {
-            h.join()
-                .map_err(|_| "the sender thread panicked".to_string())?;
+            h.join().map_err(|_| "the sender thread panicked".to_string())?;
         }
         emit(&result?.line(round));
     }
@@ -180,10 +171,7 @@ fn send_round<T: Tx>(
             break;
         }
         if now >= cap_at {
-            return Err(format!(
-                "sending did not finish within {} s",
-                o.cap.as_secs()
-            ));
+            return Err(format!("sending did not finish within {} s", o.cap.as_secs()));
         }
         if let Some(g) = gap {
             let due = t0 + (seq as f64 * g) as u64;
@@ -192,13 +180,7 @@ fn send_round<T: Tx>(
                 now = now_ns();
             }
         }
-        Hdr {
-            round,
-            sender: o.index as u32,
-            seq,
-            sent_ns: now,
-        }
-        .write(&mut buf[..HDR]);
+        Hdr { round, sender: o.index as u32, seq, sent_ns: now }.write(&mut buf[..HDR]);
         tx.send(&buf)?;
         seq += 1;
         if seq % 256 == 0 {
@@ -227,22 +209,15 @@ fn receive<N: Net>(
     let cap_at = t0 + o.cap.as_nanos() as u64;
     let mut progress_at = t0 + PROGRESS_EVERY.as_nanos() as u64;
     let sent_by = loop {
-        net.recv(Duration::from_millis(10), &mut |p| {
-            tally.on_payload(p, now_ns())
-        })?;
+        net.recv(Duration::from_millis(10), &mut |p| tally.on_payload(p, now_ns()))?;
         let now = now_ns();
         if o.die && tally.received() > 0 {
-            eprintln!(
-                "thoth-perf member {}: exiting in the middle of the run (test hook)",
-                o.index
-            );
+            eprintln!("thoth-perf member {}: exiting in the middle of the run (test hook)", o.index);
             std::process::exit(DIED_ON_PURPOSE);
         }
         while let Some(c) = ctl.try_next()? {
             match c {
-                Ctl::Finish { round: r, sent } if r == round && sent.len() == o.senders => {
-                    finish = Some((now, sent))
-                }
+                Ctl::Finish { round: r, sent } if r == round && sent.len() == o.senders => finish = Some((now, sent)),
                 other => return Err(format!("unexpected `{}` in round {round}", other.line())),
             }
         }
@@ -259,17 +234,10 @@ fn receive<N: Net>(
                 break sent.clone();
             }
         } else if now > cap_at {
-            return Err(format!(
-                "round {round} did not finish within {} s",
-                o.cap.as_secs()
-            ));
+            return Err(format!("round {round} did not finish within {} s", o.cap.as_secs()));
         }
         if now >= progress_at {
-            emit(&format!(
-                "PROG {round} {} {}",
-                sent.load(Ordering::Relaxed),
-                tally.received()
-            ));
+            emit(&format!("PROG {round} {} {}", sent.load(Ordering::Relaxed), tally.received()));
             progress_at = now + PROGRESS_EVERY.as_nanos() as u64;
         }
     };

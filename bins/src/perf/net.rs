@@ -6,9 +6,8 @@ use std::time::Duration;
 
 /// The sending side, moved to the sender thread.
 pub trait Tx: Send + 'static {
-    /// Multicasts one message; may block (backpressure). Within a round the sender passes
-    /// the same buffer every time, with only the benchmark header (`proto::HDR` bytes at the
-    /// front) rewritten, so a path may keep copies of the body and refresh just the header.
+    /// Multicasts one message; may block (backpressure). The path copies what it keeps:
+    /// the sender rewrites the same buffer for the next message.
     fn send(&mut self, payload: &[u8]) -> Result<(), String>;
 }
 

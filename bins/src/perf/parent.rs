@@ -41,11 +41,7 @@ fn run(o: &Opts) -> Result<(), String> {
     let amount = match o.amount {
         Amount::Duration(d) => format!("for {} s", d.as_secs_f64()),
         Amount::Count(_) => {
-            let c: Vec<String> = o
-                .sizes
-                .iter()
-                .map(|&s| o.count_for(s).unwrap_or(0).to_string())
-                .collect();
+            let c: Vec<String> = o.sizes.iter().map(|&s| o.count_for(s).unwrap_or(0).to_string()).collect();
             format!("{} messages each", c.join("/"))
         }
     };
@@ -54,11 +50,7 @@ fn run(o: &Opts) -> Result<(), String> {
         o.members,
         o.sender_count(),
         o.rate.map_or(String::new(), |r| format!(" at {r} msgs/s")),
-        if o.fanout {
-            "unicast fan-out, ports from"
-        } else {
-            "multicast group"
-        },
+        if o.fanout { "unicast fan-out, ports from" } else { "multicast group" },
         groups.peek(),
         o.interface,
         o.stack,
@@ -69,11 +61,7 @@ fn run(o: &Opts) -> Result<(), String> {
     for &size in &o.sizes {
         let mut pairs = Vec::new();
         for k in 0..o.repeat {
-            let stack_mode = if o.stack == "raw" {
-                Mode::Raw
-            } else {
-                Mode::Stack(o.stack.clone())
-            };
+            let stack_mode = if o.stack == "raw" { Mode::Raw } else { Mode::Stack(o.stack.clone()) };
             let mut modes = vec![(stack_mode, true)];
             if o.raw {
                 modes.insert(usize::from(k % 2 == 0), (Mode::Raw, false));
@@ -81,23 +69,11 @@ fn run(o: &Opts) -> Result<(), String> {
             let (mut stack, mut raw) = (None, None);
             for (mode, is_stack) in modes {
                 let stats = run_once(o, size, mode, groups.next(), die_member.take())?;
-                if is_stack {
-                    stack = Some(stats)
-                } else {
-                    raw = Some(stats)
-                }
+                if is_stack { stack = Some(stats) } else { raw = Some(stats) }
             }
-            let pair = Pair {
-                stack: stack.expect("the stack run is always made"),
-                raw,
-            };
+            let pair = Pair { stack: stack.expect("the stack run is always made"), raw };
             if o.repeat > 1 {
-                eprintln!(
-                    "thoth-perf: {size} B run {}/{}: {}",
-                    k + 1,
-                    o.repeat,
-                    pair.summary()
-                );
+                eprintln!("thoth-perf: {size} B run {}/{}: {}", k + 1, o.repeat, pair.summary());
                 if o.json {
                     println!("{}", report::json(o, size, &pair, Some(k + 1)));
                 }
@@ -106,10 +82,7 @@ fn run(o: &Opts) -> Result<(), String> {
         }
         let row = report::median(&pairs);
         if o.json {
-            println!(
-                "{}",
-                report::json(o, size, &row, (o.repeat == 1).then_some(1))
-            );
+            println!("{}", report::json(o, size, &row, (o.repeat == 1).then_some(1)));
         } else {
             rows.push((size, row));
         }
@@ -135,16 +108,11 @@ impl Groups {
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         x ^= x >> 31;
         let ip = Ipv4Addr::new(239, 84, (x >> 8) as u8, ((x & 0xff) as u8).max(1));
-        Groups {
-            fixed,
-            ip,
-            port: 40_000 + ((x >> 16) % 10_000) as u16,
-        }
+        Groups { fixed, ip, port: 40_000 + ((x >> 16) % 10_000) as u16 }
     }
 
     fn peek(&self) -> SocketAddr {
-        self.fixed
-            .unwrap_or(SocketAddr::new(IpAddr::V4(self.ip), self.port))
+        self.fixed.unwrap_or(SocketAddr::new(IpAddr::V4(self.ip), self.port))
     }
 
     fn next(&mut self) -> SocketAddr {
@@ -166,13 +134,7 @@ fn send_cap(o: &Opts, count: Option<u64>) -> Duration {
 }
 
 /// One workload in a fresh set of member processes; the last round's figures.
-fn run_once(
-    o: &Opts,
-    size: usize,
-    mode: Mode,
-    group: SocketAddr,
-    die: Option<usize>,
-) -> Result<Stats, String> {
+fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<usize>) -> Result<Stats, String> {
     let label = match &mode {
         Mode::Stack(s) => s.clone(),
         Mode::Raw => "raw".to_string(),
@@ -201,59 +163,35 @@ fn run_once(
         die: die == Some(index),
     };
     let ctx = |e: String| format!("{label} run ({size} B, group {group}): {e}");
-    let mut procs =
-        Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;
+    let mut procs = Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;
     let all: Vec<usize> = (0..o.members).collect();
     let mut quiet = |_: Option<(usize, &str)>| Ok(false);
     let ready = gather(&mut procs, &all, "READY", START_WAIT, &mut quiet, |_, l| {
         let mut w = l.strip_prefix("READY ")?.split_whitespace();
         let addr = w.next()?.parse::<SocketAddr>().ok()?;
-        Some((
-            addr,
-            w.next()?.parse::<usize>().ok()?,
-            w.next()?.parse::<usize>().ok()?,
-        ))
+        Some((addr, w.next()?.parse::<usize>().ok()?, w.next()?.parse::<usize>().ok()?))
     })
     .map_err(ctx)?;
-    let granted = ready.iter().fold((usize::MAX, usize::MAX), |g, r| {
-        (g.0.min(r.1), g.1.min(r.2))
-    });
-    procs
-        .send_all(&Ctl::Peers(ready.iter().map(|r| r.0).collect()).line())
+    let granted = ready.iter().fold((usize::MAX, usize::MAX), |g, r| (g.0.min(r.1), g.1.min(r.2)));
+    procs.send_all(&Ctl::Peers(ready.iter().map(|r| r.0).collect()).line()).map_err(ctx)?;
+    gather(&mut procs, &all, "ARMED", START_WAIT, &mut quiet, |_, l| l.strip_prefix("ARMED ").map(|_| ()))
         .map_err(ctx)?;
-    gather(&mut procs, &all, "ARMED", START_WAIT, &mut quiet, |_, l| {
-        l.strip_prefix("ARMED ").map(|_| ())
-    })
-    .map_err(ctx)?;
     let mut last = None;
     for round in 1..=o.rounds {
         let t0 = now_ns() + START_LEAD.as_nanos() as u64;
         procs.send_all(&Ctl::Go { round, t0 }.line()).map_err(ctx)?;
         let expected = count.map(|c| c * senders as u64);
-        let stall = Duration::from_secs_f64(
-            o.rate
-                .map_or(0.0, |r| 3.0 / r)
-                .clamp(STALL.as_secs_f64(), 3600.0),
-        );
+        let stall = Duration::from_secs_f64(o.rate.map_or(0.0, |r| 3.0 / r).clamp(STALL.as_secs_f64(), 3600.0));
         let mut progress = Progress::new(&label, size, o.members, expected, stall);
         let mut on_prog = |line: Option<(usize, &str)>| progress.line(line);
         let senders_idx: Vec<usize> = (0..senders).collect();
-        let sent = gather(
-            &mut procs,
-            &senders_idx,
-            "SENT",
-            cap,
-            &mut on_prog,
-            |_, l| {
-                let mut w = l.strip_prefix("SENT ")?.split_whitespace();
-                (w.next()?.parse::<u32>().ok()? == round).then_some(())?;
-                w.next()?.parse::<u64>().ok()
-            },
-        )
+        let sent = gather(&mut procs, &senders_idx, "SENT", cap, &mut on_prog, |_, l| {
+            let mut w = l.strip_prefix("SENT ")?.split_whitespace();
+            (w.next()?.parse::<u32>().ok()? == round).then_some(())?;
+            w.next()?.parse::<u64>().ok()
+        })
         .map_err(ctx)?;
-        procs
-            .send_all(&Ctl::Finish { round, sent }.line())
-            .map_err(ctx)?;
+        procs.send_all(&Ctl::Finish { round, sent }.line()).map_err(ctx)?;
         let wait = FINISH_CAP + Duration::from_secs(10);
         let results = gather(&mut procs, &all, "RESULT", wait, &mut on_prog, |_, l| {
             let rest = l.strip_prefix("RESULT ")?;
@@ -266,10 +204,7 @@ fn run_once(
     }
     procs.finish(Duration::from_secs(5)).map_err(ctx)?;
     let (t0, results) = last.expect("at least one round");
-    Ok(Stats {
-        granted,
-        ..Stats::new(&label, size, senders, t0, &results)
-    })
+    Ok(Stats { granted, ..Stats::new(&label, size, senders, t0, &results) })
 }
 
 /// Waits until every member in `who` printed a line `parse` accepts; lines `other` accepts
@@ -293,16 +228,8 @@ fn gather<T>(
             continue;
         }
         let Some((i, line)) = next else {
-            let missing: Vec<String> = who
-                .iter()
-                .filter(|&&i| got[i].is_none())
-                .map(|i| i.to_string())
-                .collect();
-            return Err(format!(
-                "member(s) {} did not report {what} within {} s",
-                missing.join(", "),
-                wait.as_secs()
-            ));
+            let missing: Vec<String> = who.iter().filter(|&&i| got[i].is_none()).map(|i| i.to_string()).collect();
+            return Err(format!("member(s) {} did not report {what} within {} s", missing.join(", "), wait.as_secs()));
         };
         if who.contains(&i)
             && got[i].is_none()
@@ -310,9 +237,7 @@ fn gather<T>(
         {
             got[i] = Some(v);
         } else if !other(Some((i, &line)))? {
-            return Err(format!(
-                "member {i} printed `{line}` while {what} was expected"
-            ));
+            return Err(format!("member {i} printed `{line}` while {what} was expected"));
         }
     }
     Ok(who.iter().filter_map(|&i| got[i].take()).collect())
@@ -332,26 +257,10 @@ struct Progress<'a> {
 }
 
 impl<'a> Progress<'a> {
-    fn new(
-        label: &'a str,
-        size: usize,
-        members: usize,
-        expected: Option<u64>,
-        stall: Duration,
-    ) -> Progress<'a> {
+    fn new(label: &'a str, size: usize, members: usize, expected: Option<u64>, stall: Duration) -> Progress<'a> {
         let now = Instant::now();
         let (sent, received) = (vec![0; members], vec![0; members]);
-        Progress {
-            label,
-            size,
-            expected,
-            started: now,
-            printed: now,
-            moved: now,
-            stall,
-            sent,
-            received,
-        }
+        Progress { label, size, expected, started: now, printed: now, moved: now, stall, sent, received }
     }
 
     /// Takes a `PROG` line (`Ok(false)` for any other line) or a tick (`None`); an error if
@@ -362,10 +271,7 @@ impl<'a> Progress<'a> {
             let Some(rest) = line.strip_prefix("PROG ") else {
                 return Ok(false);
             };
-            let v: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect();
+            let v: Vec<u64> = rest.split_whitespace().filter_map(|w| w.parse().ok()).collect();
             let [_, sent, received] = v[..] else {
                 return Ok(false);
             };
@@ -387,9 +293,7 @@ impl<'a> Progress<'a> {
         if self.started.elapsed() >= PROGRESS_EVERY && self.printed.elapsed() >= PROGRESS_EVERY {
             self.printed = Instant::now();
             let total: u64 = self.sent.iter().sum();
-            let of = self
-                .expected
-                .map_or(String::new(), |e| format!(" of {}", report::thousands(e)));
+            let of = self.expected.map_or(String::new(), |e| format!(" of {}", report::thousands(e)));
             eprintln!(
                 "thoth-perf: {} {} B: {:.0} s, sent {}{of}, slowest receiver has {}",
                 self.label,

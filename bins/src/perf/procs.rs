@@ -30,14 +30,9 @@ pub struct Procs {
 impl Procs {
     /// Starts one process per argument list: this executable, re-invoked.
     pub fn spawn(args: Vec<Vec<String>>) -> Result<Procs, String> {
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
         let (tx, lines) = mpsc::channel();
-        let mut procs = Procs {
-            kids: Vec::new(),
-            lines,
-            tx,
-        };
+        let mut procs = Procs { kids: Vec::new(), lines, tx };
         for (i, a) in args.into_iter().enumerate() {
             let mut child = Command::new(&exe)
                 .args(&a)
@@ -46,17 +41,10 @@ impl Procs {
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("cannot start member {i} ({}): {e}", exe.display()))?;
-            let (stdout, stderr, stdin) =
-                (child.stdout.take(), child.stderr.take(), child.stdin.take());
+            let (stdout, stderr, stdin) = (child.stdout.take(), child.stderr.take(), child.stdin.take());
             let tail = Arc::new(Mutex::new(VecDeque::new()));
             let stderr_done = Arc::new(AtomicBool::new(false));
-            procs.kids.push(Kid {
-                child,
-                stdin,
-                tail: tail.clone(),
-                stderr_done: stderr_done.clone(),
-                reaped: None,
-            });
+            procs.kids.push(Kid { child, stdin, tail: tail.clone(), stderr_done: stderr_done.clone(), reaped: None });
             let out_tx = procs.tx.clone();
             if let Some(out) = stdout {
                 std::thread::spawn(move || {
@@ -185,17 +173,10 @@ impl Procs {
             match self.reap(i, until.saturating_duration_since(Instant::now())) {
                 Some(s) if s.success() => {}
                 Some(s) => bad.push(format!("member {i} exited with {s}")),
-                None => bad.push(format!(
-                    "member {i} did not exit within {} s and was killed",
-                    wait.as_secs()
-                )),
+                None => bad.push(format!("member {i} did not exit within {} s and was killed", wait.as_secs())),
             }
         }
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(bad.join("; "))
-        }
+        if bad.is_empty() { Ok(()) } else { Err(bad.join("; ")) }
     }
 }
 

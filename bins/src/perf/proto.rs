@@ -33,12 +33,7 @@ impl Hdr {
         let b = buf.get(..HDR)?;
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u64_at = |i: usize| u64::from(u32_at(i)) | (u64::from(u32_at(i + 4)) << 32);
-        Some(Hdr {
-            round: u32_at(0),
-            sender: u32_at(4),
-            seq: u64_at(8),
-            sent_ns: u64_at(16),
-        })
+        Some(Hdr { round: u32_at(0), sender: u32_at(4), seq: u64_at(8), sent_ns: u64_at(16) })
     }
 }
 
@@ -57,14 +52,8 @@ impl Ctl {
         let bad = || format!("bad control line `{line}`");
         let num = |s: Option<&str>| s.and_then(|s| s.parse::<u64>().ok()).ok_or_else(bad);
         match w.next() {
-            Some("PEERS") => w
-                .map(|a| a.parse().map_err(|_| bad()))
-                .collect::<Result<_, _>>()
-                .map(Ctl::Peers),
-            Some("GO") => Ok(Ctl::Go {
-                round: num(w.next())? as u32,
-                t0: num(w.next())?,
-            }),
+            Some("PEERS") => w.map(|a| a.parse().map_err(|_| bad())).collect::<Result<_, _>>().map(Ctl::Peers),
+            Some("GO") => Ok(Ctl::Go { round: num(w.next())? as u32, t0: num(w.next())? }),
             Some("FINISH") => {
                 let round = num(w.next())? as u32;
                 let sent = w.map(|s| num(Some(s))).collect::<Result<_, _>>()?;
@@ -80,10 +69,7 @@ impl Ctl {
         match self {
             Ctl::Peers(p) => format!("PEERS {}", join(&mut p.iter().map(|a| a.to_string()))),
             Ctl::Go { round, t0 } => format!("GO {round} {t0}"),
-            Ctl::Finish { round, sent } => format!(
-                "FINISH {round} {}",
-                join(&mut sent.iter().map(|n| n.to_string()))
-            ),
+            Ctl::Finish { round, sent } => format!("FINISH {round} {}", join(&mut sent.iter().map(|n| n.to_string()))),
             Ctl::Quit => "QUIT".into(),
         }
     }
@@ -125,11 +111,8 @@ impl MemberResult {
 
     pub fn line(&self, round: u32) -> String {
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-        let hist: Vec<String> = self
-            .hist
-            .iter_recorded()
-            .map(|v| format!("{}*{}", v.value_iterated_to(), v.count_at_value()))
-            .collect();
+        let hist: Vec<String> =
+            self.hist.iter_recorded().map(|v| format!("{}*{}", v.value_iterated_to(), v.count_at_value())).collect();
         format!(
             "RESULT {round} received={} expected={} dups={} fifo={} bad={} bytes={} first_ns={} last_ns={} \
              rss_kb={} udp_drops={} rx_rejected={} hist={}",
@@ -144,11 +127,7 @@ impl MemberResult {
             self.peak_rss_kb,
             opt(self.udp_drops),
             opt(self.rx_rejected),
-            if hist.is_empty() {
-                "-".to_string()
-            } else {
-                hist.join(",")
-            },
+            if hist.is_empty() { "-".to_string() } else { hist.join(",") },
         )
     }
 
@@ -156,9 +135,7 @@ impl MemberResult {
     pub fn parse(fields: &str) -> Result<MemberResult, String> {
         let mut kv = std::collections::BTreeMap::new();
         for f in fields.split_whitespace() {
-            let (k, v) = f
-                .split_once('=')
-                .ok_or_else(|| format!("field `{f}` is not key=value"))?;
+            let (k, v) = f.split_once('=').ok_or_else(|| format!("field `{f}` is not key=value"))?;
             kv.insert(k, v);
         }
         let raw = |k: &str| kv.get(k).copied().ok_or_else(|| format!("missing `{k}`"));
@@ -176,8 +153,7 @@ impl MemberResult {
                 let (Ok(v), Ok(c)) = (v, c) else {
                     return Err("bad `hist`".into());
                 };
-                hist.record_n(v.clamp(1, 1_000_000_000), c)
-                    .map_err(|_| "bad `hist`")?;
+                hist.record_n(v.clamp(1, 1_000_000_000), c).map_err(|_| "bad `hist`")?;
             }
         }
         Ok(MemberResult {
@@ -203,12 +179,7 @@ mod tests {
 
     #[test]
     fn header_round_trips() {
-        let h = Hdr {
-            round: 3,
-            sender: 2,
-            seq: 1 << 40,
-            sent_ns: u64::MAX - 5,
-        };
+        let h = Hdr { round: 3, sender: 2, seq: 1 << 40, sent_ns: u64::MAX - 5 };
         let mut b = [0u8; HDR + 3];
         h.write(&mut b);
         assert_eq!(Hdr::read(&b), Some(h));
@@ -218,15 +189,9 @@ mod tests {
     #[test]
     fn control_lines_round_trip() {
         for c in [
-            Ctl::Peers(vec![
-                "127.0.0.1:4000".parse().unwrap(),
-                "127.0.0.1:4001".parse().unwrap(),
-            ]),
+            Ctl::Peers(vec!["127.0.0.1:4000".parse().unwrap(), "127.0.0.1:4001".parse().unwrap()]),
             Ctl::Go { round: 1, t0: 123 },
-            Ctl::Finish {
-                round: 2,
-                sent: vec![5, 0, 7],
-            },
+            Ctl::Finish { round: 2, sent: vec![5, 0, 7] },
             Ctl::Quit,
         ] {
             assert_eq!(Ctl::parse(&c.line()), Ok(c));
@@ -257,15 +222,9 @@ mod tests {
         let line = r.line(4);
         let rest = line.strip_prefix("RESULT 4 ").unwrap();
         let back = MemberResult::parse(rest).unwrap();
-        assert_eq!(
-            (back.received, back.lost(), back.udp_drops, back.rx_rejected),
-            (9, 1, None, Some(3))
-        );
+        assert_eq!((back.received, back.lost(), back.udp_drops, back.rx_rejected), (9, 1, None, Some(3)));
         assert_eq!(back.hist.len(), 5);
-        assert_eq!(
-            back.hist.value_at_quantile(0.5),
-            r.hist.value_at_quantile(0.5)
-        );
+        assert_eq!(back.hist.value_at_quantile(0.5), r.hist.value_at_quantile(0.5));
         assert_eq!(back.hist.max(), r.hist.max());
     }
 }

@@ -32,18 +32,9 @@ impl Setup {
         send_buffer: usize,
     ) -> io::Result<Setup> {
         let (SocketAddr::V4(group), IpAddr::V4(interface)) = (group, interface) else {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "raw UDP multicast is IPv4 only",
-            ));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "raw UDP multicast is IPv4 only"));
         };
-        Ok(Setup {
-            group,
-            interface,
-            ttl,
-            recv_buffer,
-            send_buffer,
-        })
+        Ok(Setup { group, interface, ttl, recv_buffer, send_buffer })
     }
 }
 
@@ -61,38 +52,27 @@ pub fn open(s: &Setup) -> io::Result<Sockets> {
     let ctx = |what: String| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     let unicast = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     let bind = SocketAddr::V4(SocketAddrV4::new(s.interface, 0));
-    unicast
-        .bind(&bind.into())
-        .map_err(ctx(format!("bind {bind}")))?;
+    unicast.bind(&bind.into()).map_err(ctx(format!("bind {bind}")))?;
     unicast.set_recv_buffer_size(s.recv_buffer)?;
     unicast.set_send_buffer_size(s.send_buffer)?;
-    unicast
-        .set_multicast_if_v4(&s.interface)
-        .map_err(ctx(format!("IP_MULTICAST_IF {}", s.interface)))?;
+    unicast.set_multicast_if_v4(&s.interface).map_err(ctx(format!("IP_MULTICAST_IF {}", s.interface)))?;
     unicast.set_multicast_ttl_v4(s.ttl)?;
     unicast.set_multicast_loop_v4(true)?;
     let group = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     group.set_reuse_address(true)?;
     group.set_reuse_port(true)?;
-    group
-        .bind(&SocketAddr::V4(s.group).into())
-        .map_err(ctx(format!("bind {}", s.group)))?;
-    group
-        .join_multicast_v4(s.group.ip(), &s.interface)
-        .map_err(ctx(format!("join {} on {}", s.group.ip(), s.interface)))?;
+    group.bind(&SocketAddr::V4(s.group).into()).map_err(ctx(format!("bind {}", s.group)))?;
+    group.join_multicast_v4(s.group.ip(), &s.interface).map_err(ctx(format!(
+        "join {} on {}",
+        s.group.ip(),
+        s.interface
+    )))?;
     // As in the driver: hear only this group even if another shares the port.
     let _ = group.set_multicast_all_v4(false);
     group.set_recv_buffer_size(s.recv_buffer)?;
     group.set_send_buffer_size(s.send_buffer)?;
-    let granted = (
-        group.recv_buffer_size()?.min(unicast.recv_buffer_size()?),
-        unicast.send_buffer_size()?,
-    );
-    Ok(Sockets {
-        group: group.into(),
-        unicast: unicast.into(),
-        granted,
-    })
+    let granted = (group.recv_buffer_size()?.min(unicast.recv_buffer_size()?), unicast.send_buffer_size()?);
+    Ok(Sockets { group: group.into(), unicast: unicast.into(), granted })
 }
 
 /// Checks that multicast works on the interface: a probe sent to the group must come back
@@ -100,15 +80,8 @@ pub fn open(s: &Setup) -> io::Result<Sockets> {
 pub fn self_test(s: &Setup, wait: Duration) -> Result<(), String> {
     let what = format!("multicast group {} on interface {}", s.group, s.interface);
     let socks = open(s).map_err(|e| format!("cannot join {what}: {e}"))?;
-    let probe = format!(
-        "thoth-perf probe {} {}",
-        std::process::id(),
-        super::clock::now_ns()
-    );
-    socks
-        .unicast
-        .send_to(probe.as_bytes(), s.group)
-        .map_err(|e| format!("cannot send to {what}: {e}"))?;
+    let probe = format!("thoth-perf probe {} {}", std::process::id(), super::clock::now_ns());
+    socks.unicast.send_to(probe.as_bytes(), s.group).map_err(|e| format!("cannot send to {what}: {e}"))?;
     let deadline = Instant::now() + wait;
     let mut buf = [0u8; 256];
     for _ in 0..1000 {
@@ -116,19 +89,11 @@ pub fn self_test(s: &Setup, wait: Duration) -> Result<(), String> {
         if left.is_zero() {
             break;
         }
-        socks
-            .group
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
+        socks.group.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
         match socks.group.recv_from(&mut buf) {
             Ok((n, _)) if buf[..n] == *probe.as_bytes() => return Ok(()),
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 break;
             }
             Err(e) => return Err(format!("multicast self-test on {what} failed: {e}")),
@@ -153,25 +118,11 @@ pub struct RawNet {
 impl RawNet {
     /// Multicast: sends to the group, receives on the group socket. Fan-out: sends to every
     /// peer (itself included, as multicast loopback would) and receives on the unicast socket.
-    pub fn new(
-        socks: Sockets,
-        group: SocketAddr,
-        fanout: bool,
-        peers: &[SocketAddr],
-    ) -> io::Result<RawNet> {
+    pub fn new(socks: Sockets, group: SocketAddr, fanout: bool, peers: &[SocketAddr]) -> io::Result<RawNet> {
         let tx = Arc::new(socks.unicast);
-        let (rx, dests): (UdpSocket, Arc<[SocketAddr]>) = if fanout {
-            (tx.try_clone()?, peers.into())
-        } else {
-            (socks.group, Arc::new([group]))
-        };
-        Ok(RawNet {
-            rx,
-            tx,
-            dests,
-            buf: vec![0; 65_536],
-            timeout: None,
-        })
+        let (rx, dests): (UdpSocket, Arc<[SocketAddr]>) =
+            if fanout { (tx.try_clone()?, peers.into()) } else { (socks.group, Arc::new([group])) };
+        Ok(RawNet { rx, tx, dests, buf: vec![0; 65_536], timeout: None })
     }
 }
 
@@ -187,9 +138,7 @@ impl Tx for RawTx {
                 Ok(_) => {}
                 // No buffer in the kernel: the message is lost, as on a real network, and
                 // shows up as loss at the receivers.
-                Err(e)
-                    if e.raw_os_error() == Some(libc::ENOBUFS)
-                        || e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) || e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(format!("send to {d}: {e}")),
             }
         }
@@ -201,17 +150,12 @@ impl Net for RawNet {
     type Tx = RawTx;
 
     fn tx(&self) -> RawTx {
-        RawTx {
-            sock: self.tx.clone(),
-            dests: self.dests.clone(),
-        }
+        RawTx { sock: self.tx.clone(), dests: self.dests.clone() }
     }
 
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
         if self.timeout != Some(timeout) {
-            self.rx
-                .set_read_timeout(Some(timeout))
-                .map_err(|e| e.to_string())?;
+            self.rx.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
             self.timeout = Some(timeout);
         }
         let mut n = 0;
@@ -221,12 +165,7 @@ impl Net for RawNet {
                     sink(&self.buf[..len]);
                     n += 1;
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -250,14 +189,8 @@ mod tests {
     use super::*;
 
     fn setup(port: u16) -> Setup {
-        Setup::new(
-            SocketAddr::from(([239, 84, 251, 7], port)),
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            0,
-            1 << 20,
-            1 << 20,
-        )
-        .unwrap()
+        Setup::new(SocketAddr::from(([239, 84, 251, 7], port)), IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 1 << 20, 1 << 20)
+            .unwrap()
     }
 
     #[test]
@@ -270,8 +203,7 @@ mod tests {
         tx.send(b"hello").unwrap();
         let mut got = Vec::new();
         for _ in 0..50 {
-            net.recv(Duration::from_millis(20), &mut |p| got.push(p.to_vec()))
-                .unwrap();
+            net.recv(Duration::from_millis(20), &mut |p| got.push(p.to_vec())).unwrap();
             if !got.is_empty() {
                 break;
             }
@@ -284,9 +216,6 @@ mod tests {
         let mut s = setup(40_001);
         s.interface = Ipv4Addr::new(203, 0, 113, 77);
         let e = self_test(&s, Duration::from_millis(200)).unwrap_err();
-        assert!(
-            e.contains("203.0.113.77") && e.contains("239.84.251.7"),
-            "{e}"
-        );
+        assert!(e.contains("203.0.113.77") && e.contains("239.84.251.7"), "{e}");
     }
 }

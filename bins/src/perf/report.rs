@@ -36,24 +36,14 @@ fn sum_opt(v: impl Iterator<Item = Option<u64>>) -> Option<u64> {
 }
 
 impl Stats {
-    pub fn new(
-        label: &str,
-        size: usize,
-        senders: usize,
-        t0: u64,
-        results: &[MemberResult],
-    ) -> Stats {
+    pub fn new(label: &str, size: usize, senders: usize, t0: u64, results: &[MemberResult]) -> Stats {
         let mut hist = new_hist();
         for r in results {
             hist.add(&r.hist).expect("histograms share their bounds");
         }
         let rate = |r: &MemberResult| {
             let secs = r.last_ns.saturating_sub(t0) as f64 / 1e9;
-            if r.received == 0 || secs <= 0.0 {
-                0.0
-            } else {
-                r.received as f64 / secs
-            }
+            if r.received == 0 || secs <= 0.0 { 0.0 } else { r.received as f64 / secs }
         };
         let slowest = results.iter().map(rate).fold(f64::INFINITY, f64::min);
         let slowest = if slowest.is_finite() { slowest } else { 0.0 };
@@ -79,11 +69,7 @@ impl Stats {
     }
 
     pub fn loss_pct(&self) -> f64 {
-        if self.expected == 0 {
-            0.0
-        } else {
-            100.0 * self.lost as f64 / self.expected as f64
-        }
+        if self.expected == 0 { 0.0 } else { 100.0 * self.lost as f64 / self.expected as f64 }
     }
 }
 
@@ -96,24 +82,14 @@ pub struct Pair {
 
 impl Pair {
     pub fn ratio(&self) -> Option<f64> {
-        self.raw
-            .as_ref()
-            .filter(|r| r.msgs_per_sec > 0.0)
-            .map(|r| self.stack.msgs_per_sec / r.msgs_per_sec)
+        self.raw.as_ref().filter(|r| r.msgs_per_sec > 0.0).map(|r| self.stack.msgs_per_sec / r.msgs_per_sec)
     }
 
     /// One line for progress output.
     pub fn summary(&self) -> String {
-        let mut s = format!(
-            "{} {} msgs/s",
-            self.stack.label,
-            thousands(self.stack.msgs_per_sec as u64)
-        );
+        let mut s = format!("{} {} msgs/s", self.stack.label, thousands(self.stack.msgs_per_sec as u64));
         if let (Some(r), Some(q)) = (&self.raw, self.ratio()) {
-            s.push_str(&format!(
-                ", raw {} msgs/s, ratio {q:.3}",
-                thousands(r.msgs_per_sec as u64)
-            ));
+            s.push_str(&format!(", raw {} msgs/s, ratio {q:.3}", thousands(r.msgs_per_sec as u64)));
         }
         s
     }
@@ -154,15 +130,7 @@ fn median_stats(runs: &[&Stats]) -> Stats {
         p50_us: u(|s| s.p50_us),
         p99_us: u(|s| s.p99_us),
         p999_us: u(|s| s.p999_us),
-        rss_kb: (0..members)
-            .map(|i| {
-                runs.iter()
-                    .filter_map(|s| s.rss_kb.get(i))
-                    .copied()
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect(),
+        rss_kb: (0..members).map(|i| runs.iter().filter_map(|s| s.rss_kb.get(i)).copied().max().unwrap_or(0)).collect(),
         count: u(|s| s.count),
         granted: runs[0].granted,
     }
@@ -183,11 +151,7 @@ pub fn median(pairs: &[Pair]) -> Row {
     let raw = (!raws.is_empty()).then(|| median_stats(&raws));
     let ratios: Vec<f64> = pairs.iter().filter_map(Pair::ratio).collect();
     let ratio = (!ratios.is_empty()).then(|| median_f(ratios));
-    Row {
-        pair: Pair { stack, raw },
-        ratio,
-        runs: pairs.len(),
-    }
+    Row { pair: Pair { stack, raw }, ratio, runs: pairs.len() }
 }
 
 /// `1234567` as `1,234,567`.
@@ -229,20 +193,14 @@ fn json_u(x: Option<u64>) -> String {
 }
 
 fn json_list(v: &[u64]) -> String {
-    format!(
-        "[{}]",
-        v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
-    )
+    format!("[{}]", v.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
 }
 
 /// The keys of one stats block, with a prefix (`""` or `"raw_"`).
 fn json_stats(p: &str, s: Option<&Stats>) -> Vec<(String, String)> {
     let u = |f: fn(&Stats) -> u64| json_u(s.map(f));
     vec![
-        (
-            format!("{p}msgs_per_sec"),
-            json_f(s.map(|s| s.msgs_per_sec), 1),
-        ),
+        (format!("{p}msgs_per_sec"), json_f(s.map(|s| s.msgs_per_sec), 1)),
         (format!("{p}mb_per_sec"), json_f(s.map(|s| s.mb_per_sec), 3)),
         (format!("{p}lost"), u(|s| s.lost)),
         (format!("{p}loss_pct"), json_f(s.map(Stats::loss_pct), 4)),
@@ -252,18 +210,9 @@ fn json_stats(p: &str, s: Option<&Stats>) -> Vec<(String, String)> {
         (format!("{p}p50_us"), u(|s| s.p50_us)),
         (format!("{p}p99_us"), u(|s| s.p99_us)),
         (format!("{p}p999_us"), u(|s| s.p999_us)),
-        (
-            format!("{p}peak_rss_kb"),
-            s.map_or("null".into(), |s| json_list(&s.rss_kb)),
-        ),
-        (
-            format!("{p}recv_buffer"),
-            json_u(s.map(|s| s.granted.0 as u64)),
-        ),
-        (
-            format!("{p}send_buffer"),
-            json_u(s.map(|s| s.granted.1 as u64)),
-        ),
+        (format!("{p}peak_rss_kb"), s.map_or("null".into(), |s| json_list(&s.rss_kb))),
+        (format!("{p}recv_buffer"), json_u(s.map(|s| s.granted.0 as u64))),
+        (format!("{p}send_buffer"), json_u(s.map(|s| s.granted.1 as u64))),
     ]
 }
 
@@ -272,10 +221,7 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
     let (pair, ratio) = (row.pair(), row.ratio());
     let s = &pair.stack;
     let mut kv: Vec<(String, String)> = vec![
-        (
-            "run".into(),
-            run.map_or_else(|| json_str("median"), |r| r.to_string()),
-        ),
+        ("run".into(), run.map_or_else(|| json_str("median"), |r| r.to_string())),
         ("runs".into(), row.runs().to_string()),
         ("stack".into(), json_str(&s.label)),
         ("members".into(), o.members.to_string()),
@@ -301,10 +247,7 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
     kv.extend(json_stats("", Some(s)));
     kv.extend(json_stats("raw_", pair.raw.as_ref()));
     kv.push(("ratio".into(), json_f(ratio, 4)));
-    let body: Vec<String> = kv
-        .iter()
-        .map(|(k, v)| format!("{}:{v}", json_str(k)))
-        .collect();
+    let body: Vec<String> = kv.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
     format!("{{{}}}", body.join(","))
 }
 
@@ -374,29 +317,14 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
     };
     for (size, row) in rows {
         let p = &row.pair;
-        let raw = p
-            .raw
-            .as_ref()
-            .map_or("-".into(), |r| thousands(r.msgs_per_sec.round() as u64));
-        cells.push(line(
-            &p.stack,
-            *size,
-            raw,
-            row.ratio.map_or("-".into(), |q| format!("{q:.3}")),
-        ));
+        let raw = p.raw.as_ref().map_or("-".into(), |r| thousands(r.msgs_per_sec.round() as u64));
+        cells.push(line(&p.stack, *size, raw, row.ratio.map_or("-".into(), |q| format!("{q:.3}"))));
         if let Some(r) = &p.raw {
             cells.push(line(r, *size, String::new(), String::new()));
         }
     }
-    let widths: Vec<usize> = (0..head.len())
-        .map(|c| {
-            cells
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths: Vec<usize> =
+        (0..head.len()).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (i, r) in cells.iter().enumerate() {
         let mut l = String::new();
@@ -421,9 +349,7 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
     let runs = rows.first().map_or(1, |(_, r)| r.runs);
     out.push('\n');
     if runs > 1 {
-        out.push_str(&format!(
-            "medians of {runs} runs per row; ratio = median of the per-run ratios\n"
-        ));
+        out.push_str(&format!("medians of {runs} runs per row; ratio = median of the per-run ratios\n"));
     }
     out.push_str(
         "msgs/s and MB/s (10^6 B) at the slowest receiver; loss = sent but not delivered, summed over \
@@ -480,10 +406,7 @@ mod tests {
     fn medians_and_ratio() {
         let pairs: Vec<Pair> = [(90.0, 100.0), (50.0, 100.0), (95.0, 100.0)]
             .iter()
-            .map(|&(s, r)| Pair {
-                stack: stats(s, 1),
-                raw: Some(stats(r, 3)),
-            })
+            .map(|&(s, r)| Pair { stack: stats(s, 1), raw: Some(stats(r, 3)) })
             .collect();
         let row = median(&pairs);
         assert_eq!(row.pair.stack.msgs_per_sec, 90.0);

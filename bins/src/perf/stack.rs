@@ -5,13 +5,11 @@ use super::args::MemberOpts;
 use super::clock::sysctl;
 use super::member::{self, Control, emit};
 use super::net::{Net, Tx};
-use super::proto::HDR;
 use super::raw;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thoth::udp::{self, Handle, Sockets, UdpConfig};
-use thoth::{Bytes, Config, Endpoint, Event, GroupId};
+use thoth::{BytesMut, Config, Endpoint, Event, GroupId};
 
 /// The driver configuration of a member: the driver's defaults, with socket buffers no
 /// larger than the kernel grants without privilege (`net.core.rmem_max` / `wmem_max`). The
@@ -34,41 +32,27 @@ pub fn udp_config(o: &MemberOpts) -> UdpConfig {
 /// The raw path's sockets, set up as the driver sets up its own.
 pub fn raw_setup(o: &MemberOpts) -> Result<raw::Setup, String> {
     let c = udp_config(o);
-    raw::Setup::new(c.group, c.interface, c.ttl, c.recv_buffer, c.send_buffer)
-        .map_err(|e| e.to_string())
+    raw::Setup::new(c.group, c.interface, c.ttl, c.recv_buffer, c.send_buffer).map_err(|e| e.to_string())
 }
 
 /// A member on the stack path: sockets, endpoint, driver, then the rounds.
 pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
     let cfg = udp_config(o);
-    let socks =
-        Sockets::open(&cfg).map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
+    let socks = Sockets::open(&cfg).map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
     let granted = socks.granted();
     member::ready(socks.local_addr(), granted.recv_buffer, granted.send_buffer);
     let peers = member::wait_peers(o, ctl)?;
     let ids = peers.iter().map(|a| udp::endpoint_id(*a)).collect();
     let config = Config::new(GroupId::named(&o.name), socks.id(), ids);
-    let ep = Endpoint::from_spec(config, &thoth::registry(), spec)
-        .map_err(|e| format!("stack `{spec}`: {e}"))?;
-    let handle =
-        udp::spawn(socks, ep, &peers).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
+    let ep = Endpoint::from_spec(config, &thoth::registry(), spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
+    let handle = udp::spawn(socks, ep, &peers).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
     if handle.max_payload() < o.size {
         let max = handle.max_payload();
         handle.shutdown();
-        return Err(format!(
-            "--size {} exceeds what stack `{spec}` carries in one message ({max} bytes)",
-            o.size
-        ));
+        return Err(format!("--size {} exceeds what stack `{spec}` carries in one message ({max} bytes)", o.size));
     }
     emit(&format!("ARMED {}", handle.max_payload()));
-    member::rounds(
-        StackNet {
-            handle,
-            events: Vec::new(),
-        },
-        o,
-        ctl,
-    )
+    member::rounds(StackNet { handle, events: Vec::new() }, o, ctl)
 }
 
 struct StackNet {
@@ -76,81 +60,30 @@ struct StackNet {
     events: Vec<Event>,
 }
 
-/// The sending side: casts through the handle. The handle takes ownership of every payload,
-/// so payloads live in buffers recycled through a pool: a cast costs the harness what a raw
-/// send costs (rewriting the header of a buffer that already holds the body), not an
-/// allocation and a copy of the whole message.
+/// The sending side: casts through the handle. Payloads are written one after another into
+/// a shared chunk and each cast takes its slice: a copy and a reference count per message,
+/// as an application would pay, but no allocation per message.
 struct StackTx {
     handle: Handle,
-    pool: Arc<Pool>,
+    chunk: BytesMut,
 }
 
-struct Pool {
-    free: Mutex<Vec<Vec<u8>>>,
-    /// Buffers kept for reuse, at most.
-    keep: usize,
-}
-
-/// A payload buffer that goes back to its pool when the last `Bytes` of it is dropped.
-struct Pooled {
-    buf: Vec<u8>,
-    pool: Arc<Pool>,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
-        if free.len() < self.pool.keep {
-            free.push(buf);
-        }
-    }
-}
+/// Bytes per payload chunk.
+const CHUNK: usize = 64 << 10;
 
 impl StackTx {
     fn new(handle: Handle) -> StackTx {
-        let pool = Pool {
-            free: Mutex::new(Vec::new()),
-            keep: 4096,
-        };
-        StackTx {
-            handle,
-            pool: Arc::new(pool),
-        }
-    }
-
-    /// A buffer holding `payload`: a recycled one (of this sender, so its body matches, see
-    /// `Tx::send`) gets only the header rewritten.
-    fn buffer(&self, payload: &[u8]) -> Vec<u8> {
-        let reused = self
-            .pool
-            .free
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        match reused {
-            Some(mut b) if b.len() == payload.len() => {
-                b[..HDR].copy_from_slice(&payload[..HDR]);
-                b
-            }
-            _ => payload.to_vec(),
-        }
+        StackTx { handle, chunk: BytesMut::new() }
     }
 }
 
 impl Tx for StackTx {
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        let buf = self.buffer(payload);
-        let data = Bytes::from_owner(Pooled {
-            buf,
-            pool: self.pool.clone(),
-        });
+        if self.chunk.capacity() - self.chunk.len() < payload.len() {
+            self.chunk = BytesMut::with_capacity(CHUNK.max(payload.len()));
+        }
+        self.chunk.extend_from_slice(payload);
+        let data = self.chunk.split().freeze();
         self.handle.cast(data).map_err(|e| format!("cast: {e}"))
     }
 }
@@ -192,6 +125,5 @@ impl Net for StackNet {
 /// The socket setup of the multicast self-test: the driver's defaults on `group`.
 pub fn probe_setup(group: SocketAddr, interface: std::net::IpAddr) -> Result<raw::Setup, String> {
     let c = UdpConfig::default();
-    raw::Setup::new(group, interface, c.ttl, c.recv_buffer, c.send_buffer)
-        .map_err(|e| e.to_string())
+    raw::Setup::new(group, interface, c.ttl, c.recv_buffer, c.send_buffer).map_err(|e| e.to_string())
 }

@@ -34,12 +34,7 @@ impl Tally {
     /// `expect_each` sizes the per-sender bitmaps up front (they grow if more arrive).
     pub fn new(round: u32, size: usize, senders: usize, expect_each: u64) -> Tally {
         let words = expect_each.min(MAX_SEQ).div_ceil(64) as usize;
-        let senders = (0..senders)
-            .map(|_| PerSender {
-                seen: vec![0; words],
-                ..PerSender::default()
-            })
-            .collect();
+        let senders = (0..senders).map(|_| PerSender { seen: vec![0; words], ..PerSender::default() }).collect();
         Tally {
             round,
             size,
@@ -104,12 +99,7 @@ impl Tally {
     }
 
     /// The round's result, given what each sender said it sent.
-    pub fn finish(
-        self,
-        sent: &[u64],
-        udp_drops: Option<u64>,
-        rx_rejected: Option<u64>,
-    ) -> MemberResult {
+    pub fn finish(self, sent: &[u64], udp_drops: Option<u64>, rx_rejected: Option<u64>) -> MemberResult {
         MemberResult {
             received: self.received,
             expected: sent.iter().sum(),
@@ -133,13 +123,7 @@ mod tests {
 
     fn payload(round: u32, sender: u32, seq: u64, sent_ns: u64, size: usize) -> Vec<u8> {
         let mut b = vec![0u8; size];
-        Hdr {
-            round,
-            sender,
-            seq,
-            sent_ns,
-        }
-        .write(&mut b);
+        Hdr { round, sender, seq, sent_ns }.write(&mut b);
         b
     }
 
@@ -155,10 +139,7 @@ mod tests {
         t.on_payload(&[1, 2, 3], 0);
         let r = t.finish(&[4, 201], None, None);
         assert_eq!((r.received, r.expected, r.lost()), (5, 205, 200));
-        assert_eq!(
-            (r.dups, r.fifo_violations, r.bad, r.bytes),
-            (1, 1, 4, 5 * 32)
-        );
+        assert_eq!((r.dups, r.fifo_violations, r.bad, r.bytes), (1, 1, 4, 5 * 32));
         assert_eq!(r.hist.len(), 5);
         assert_eq!(r.hist.value_at_quantile(0.5), 10);
     }

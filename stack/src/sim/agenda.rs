@@ -40,10 +40,7 @@ impl<T> Ord for Slot<T> {
 
 impl<T> Agenda<T> {
     pub(crate) fn new() -> Self {
-        Agenda {
-            heap: BinaryHeap::new(),
-            next_seq: 0,
-        }
+        Agenda { heap: BinaryHeap::new(), next_seq: 0 }
     }
 
     /// Schedules `item` at `at`, after everything already scheduled for the same instant.
@@ -83,17 +80,7 @@ mod tests {
         assert_eq!(a.len(), 6);
         assert_eq!(a.peek_time(), Some(t(1)));
         let order: Vec<_> = core::iter::from_fn(|| a.pop()).collect();
-        assert_eq!(
-            order,
-            vec![
-                (t(1), "a"),
-                (t(1), "a2"),
-                (t(3), "b"),
-                (t(3), "c"),
-                (t(3), "d"),
-                (t(5), "e")
-            ]
-        );
+        assert_eq!(order, vec![(t(1), "a"), (t(1), "a2"), (t(3), "b"), (t(3), "c"), (t(3), "d"), (t(5), "e")]);
         assert_eq!(a.len(), 0);
         assert_eq!(a.peek_time(), None);
     }
@@ -111,9 +98,6 @@ mod tests {
         let rest: Vec<u32> = core::iter::from_fn(|| a.pop().map(|(_, i)| i)).collect();
         let mut sorted = rest.clone();
         sorted.sort_unstable();
-        assert_eq!(
-            rest, sorted,
-            "same-time actions must come out in scheduling order"
-        );
+        assert_eq!(rest, sorted, "same-time actions must come out in scheduling order");
     }
 }

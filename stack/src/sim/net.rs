@@ -95,8 +95,7 @@ pub struct NetStats {
 impl NetStats {
     /// Copies still travelling, from the balance of the counters.
     pub fn in_flight(&self) -> u64 {
-        (self.sent + self.duplicated)
-            .saturating_sub(self.lost + self.cut + self.dead + self.delivered)
+        (self.sent + self.duplicated).saturating_sub(self.lost + self.cut + self.dead + self.delivered)
     }
 }
 
@@ -193,10 +192,7 @@ impl Net {
         }
         let link = self.link(from, to);
         let run = self.seed;
-        let s = self
-            .streams
-            .entry((from, to))
-            .or_insert_with(|| Streams::new(run, from, to));
+        let s = self.streams.entry((from, to)).or_insert_with(|| Streams::new(run, from, to));
         if s.loss.chance(link.loss) {
             self.stats.lost += 1;
             return Outcome::Lost;
@@ -209,11 +205,8 @@ impl Net {
             if s.reorder.chance(link.reorder) {
                 self.stats.reordered += 1;
                 let window = (link.delay + link.jitter) * 2;
-                delay += Duration::from_micros(1)
-                    + uniform(
-                        &mut s.reorder,
-                        window.saturating_sub(Duration::from_micros(1)),
-                    );
+                delay +=
+                    Duration::from_micros(1) + uniform(&mut s.reorder, window.saturating_sub(Duration::from_micros(1)));
             }
             let corrupted = !data.is_empty() && s.corrupt.chance(link.corrupt);
             let data = if corrupted {
@@ -222,11 +215,7 @@ impl Net {
             } else {
                 data.clone()
             };
-            copies.push(Copy {
-                delay,
-                data,
-                corrupted,
-            });
+            copies.push(Copy { delay, data, corrupted });
         }
         Outcome::Copies(copies)
     }
@@ -235,11 +224,7 @@ impl Net {
 /// Uniform in `[0, max]`, at nanosecond resolution; draws nothing when `max` is zero.
 fn uniform(rng: &mut Rng, max: Duration) -> Duration {
     let ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    if ns == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_nanos(rng.below(ns.saturating_add(1)))
-    }
+    if ns == 0 { Duration::ZERO } else { Duration::from_nanos(rng.below(ns.saturating_add(1))) }
 }
 
 /// Where a burst may start: after the frame's magic, version, flags and CRC field, so that
@@ -287,15 +272,8 @@ mod tests {
     use crate::ids::{EndpointId, GroupId, ViewId};
 
     fn datagram(body_len: usize) -> Vec<u8> {
-        let f = Frame {
-            flags: 0,
-            group: GroupId(7),
-            view: ViewId {
-                ltime: 1,
-                coord: EndpointId(1),
-            },
-            src: EndpointId(2),
-        };
+        let f =
+            Frame { flags: 0, group: GroupId(7), view: ViewId { ltime: 1, coord: EndpointId(1) }, src: EndpointId(2) };
         let body: Vec<u8> = (0..body_len).map(|i| (i * 31 + 7) as u8).collect();
         let mut head = [0u8; FRAME_LEN];
         f.write(&mut head);
@@ -315,10 +293,7 @@ mod tests {
                 let c = corrupt(&d, &mut rng);
                 assert_eq!(c.len(), d.len());
                 assert_ne!(&c[..], &d[..], "corruption left the datagram intact");
-                assert!(
-                    FrameView::parse(&c).is_err(),
-                    "corrupted datagram of body {body_len} accepted"
-                );
+                assert!(FrameView::parse(&c).is_err(), "corrupted datagram of body {body_len} accepted");
             }
         }
         // Tiny datagrams (shorter than a burst) still change.
@@ -355,11 +330,7 @@ mod tests {
 
     #[test]
     fn loss_and_duplication_rates_match_and_the_books_balance() {
-        let mut net = net_with(Link {
-            loss: 0.3,
-            dup: 0.2,
-            ..Link::default()
-        });
+        let mut net = net_with(Link { loss: 0.3, dup: 0.2, ..Link::default() });
         let d = Bytes::from_static(b"payload");
         let mut copies = 0u64;
         for i in 0..20_000u32 {
@@ -370,12 +341,7 @@ mod tests {
         let s = net.stats;
         assert_eq!(s.sent, 20_000);
         assert!((5_600..6_400).contains(&s.lost), "lost {}", s.lost);
-        assert!(
-            (2_600..3_000).contains(&s.duplicated),
-            "duplicated {} of {} kept",
-            s.duplicated,
-            s.sent - s.lost
-        );
+        assert!((2_600..3_000).contains(&s.duplicated), "duplicated {} of {} kept", s.duplicated, s.sent - s.lost);
         assert_eq!(copies, s.sent - s.lost + s.duplicated);
         assert_eq!(s.in_flight(), copies);
     }
@@ -392,9 +358,7 @@ mod tests {
         let d = Bytes::from_static(b"p");
         let (mut plain, mut held) = (0, 0);
         for _ in 0..5_000 {
-            let Outcome::Copies(c) = net.put(NodeId(0), NodeId(1), &d) else {
-                panic!("no loss configured")
-            };
+            let Outcome::Copies(c) = net.put(NodeId(0), NodeId(1), &d) else { panic!("no loss configured") };
             let us = c[0].delay.as_nanos() as f64 / 1e3;
             assert!((50.0..=211.0).contains(&us), "delay {us} µs");
             if us <= 70.0 { plain += 1 } else { held += 1 }
@@ -402,27 +366,16 @@ mod tests {
         // Only a reordered copy can take longer than delay + jitter.
         let r = net.stats.reordered;
         assert!((2_300..2_700).contains(&r), "reordered {r}");
-        assert!(
-            held <= r && held > 2_000,
-            "held {held} plain {plain} reordered {r}"
-        );
+        assert!(held <= r && held > 2_000, "held {held} plain {plain} reordered {r}");
     }
 
     #[test]
     fn a_fault_on_one_link_leaves_other_links_draws_alone() {
-        let link = Link {
-            loss: 0.5,
-            jitter: Duration::from_micros(100),
-            ..Link::default()
-        };
+        let link = Link { loss: 0.5, jitter: Duration::from_micros(100), ..Link::default() };
         let fates = |net: &mut Net| -> Vec<Option<Duration>> {
             (0..500)
                 .map(|i| {
-                    let (from, to) = if i % 2 == 0 {
-                        (NodeId(0), NodeId(1))
-                    } else {
-                        (NodeId(2), NodeId(1))
-                    };
+                    let (from, to) = if i % 2 == 0 { (NodeId(0), NodeId(1)) } else { (NodeId(2), NodeId(1)) };
                     let out = net.put(from, to, &Bytes::from_static(b"d"));
                     match (from, out) {
                         (NodeId(0), Outcome::Copies(c)) => Some(c[0].delay),
@@ -433,16 +386,7 @@ mod tests {
         };
         let mut quiet = net_with(link);
         let mut noisy = net_with(link);
-        noisy.set_link(
-            NodeId(2),
-            NodeId(1),
-            Link {
-                corrupt: 0.9,
-                dup: 0.5,
-                reorder: 0.5,
-                ..link
-            },
-        );
+        noisy.set_link(NodeId(2), NodeId(1), Link { corrupt: 0.9, dup: 0.5, reorder: 0.5, ..link });
         assert_eq!(fates(&mut quiet), fates(&mut noisy));
         assert!(noisy.stats.corrupted > 0 && quiet.stats.corrupted == 0);
     }

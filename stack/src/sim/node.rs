@@ -118,23 +118,13 @@ impl<L: Layer> Node<L> {
     /// Records an event the endpoint handed its application.
     pub(crate) fn record(&mut self, at: Time, event: Event) {
         let incarnation = self.incarnation;
-        let delivery = |from, kind, data: &Bytes| Delivery {
-            at,
-            incarnation,
-            from,
-            kind,
-            data: data.clone(),
-        };
+        let delivery = |from, kind, data: &Bytes| Delivery { at, incarnation, from, kind, data: data.clone() };
         match &event {
             Event::Cast { from, data } => self.delivered.push(delivery(*from, Kind::Cast, data)),
             Event::Send { from, data } => self.delivered.push(delivery(*from, Kind::Send, data)),
             Event::View(_) | Event::Exit => {}
         }
-        self.events.push(NodeEvent {
-            at,
-            incarnation,
-            event,
-        });
+        self.events.push(NodeEvent { at, incarnation, event });
     }
 }
 
@@ -147,25 +137,10 @@ mod tests {
     fn deliveries_are_the_cast_and_send_events() {
         let mut n: Node<Bare> = Node::new(Box::new(|_| unreachable!("not started in this test")));
         let t = Time::from_nanos(3);
-        n.record(
-            t,
-            Event::View(crate::ids::View::initial(vec![EndpointId(1)])),
-        );
-        n.record(
-            t,
-            Event::Cast {
-                from: EndpointId(1),
-                data: Bytes::from_static(b"c"),
-            },
-        );
+        n.record(t, Event::View(crate::ids::View::initial(vec![EndpointId(1)])));
+        n.record(t, Event::Cast { from: EndpointId(1), data: Bytes::from_static(b"c") });
         n.incarnation = 1;
-        n.record(
-            t,
-            Event::Send {
-                from: EndpointId(2),
-                data: Bytes::from_static(b"s"),
-            },
-        );
+        n.record(t, Event::Send { from: EndpointId(2), data: Bytes::from_static(b"s") });
         n.record(t, Event::Exit);
         assert_eq!(n.events.len(), 4);
         assert_eq!(

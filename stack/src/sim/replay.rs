@@ -31,20 +31,11 @@ pub const SEEDS_VAR: &str = "THOTH_SIM_SEEDS";
 /// Panics if a variable is set to something other than a number.
 pub fn seeds(default: Range<u64>) -> Range<u64> {
     let var = |k| std::env::var(k).ok();
-    seeds_from(default, var(SEED_VAR).as_deref(), var(SEEDS_VAR).as_deref())
-        .unwrap_or_else(|e| panic!("{e}"))
+    seeds_from(default, var(SEED_VAR).as_deref(), var(SEEDS_VAR).as_deref()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn seeds_from(
-    default: Range<u64>,
-    one: Option<&str>,
-    count: Option<&str>,
-) -> Result<Range<u64>, String> {
-    let parse = |k: &str, v: &str| {
-        v.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("{k}={v:?} is not a number"))
-    };
+fn seeds_from(default: Range<u64>, one: Option<&str>, count: Option<&str>) -> Result<Range<u64>, String> {
+    let parse = |k: &str, v: &str| v.trim().parse::<u64>().map_err(|_| format!("{k}={v:?} is not a number"));
     if let Some(v) = one {
         let s = parse(SEED_VAR, v)?;
         return Ok(s..s.saturating_add(1));
@@ -60,14 +51,8 @@ fn seeds_from(
 pub fn replay_command(test: &str, seed: u64) -> String {
     let pkg = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "thoth-stack".to_string());
     let exe = std::env::current_exe().ok();
-    let stem = exe
-        .as_deref()
-        .and_then(|p| p.file_stem())
-        .map(|s| s.to_string_lossy().into_owned());
-    format!(
-        "{SEED_VAR}={seed} cargo test -p {pkg} {} -- {test} --exact",
-        target_flag(&pkg, stem.as_deref())
-    )
+    let stem = exe.as_deref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned());
+    format!("{SEED_VAR}={seed} cargo test -p {pkg} {} -- {test} --exact", target_flag(&pkg, stem.as_deref()))
 }
 
 /// `--lib` for the library's unit tests, `--test NAME` for an integration test binary.
@@ -76,16 +61,10 @@ fn target_flag(pkg: &str, exe_stem: Option<&str>) -> String {
         return "--tests".to_string();
     };
     let name = match stem.rsplit_once('-') {
-        Some((name, hash)) if !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            name
-        }
+        Some((name, hash)) if !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name,
         _ => stem,
     };
-    if name == pkg.replace('-', "_") {
-        "--lib".to_string()
-    } else {
-        format!("--test {name}")
-    }
+    if name == pkg.replace('-', "_") { "--lib".to_string() } else { format!("--test {name}") }
 }
 
 /// Checks `prop` for every seed the environment selects from `seeds`; panics at the first
@@ -96,11 +75,7 @@ pub fn check_seeds(test: &str, seeds: Range<u64>, prop: impl FnMut(u64) -> Resul
     }
 }
 
-fn first_failure(
-    test: &str,
-    seeds: Range<u64>,
-    mut prop: impl FnMut(u64) -> Result<(), String>,
-) -> Result<(), String> {
+fn first_failure(test: &str, seeds: Range<u64>, mut prop: impl FnMut(u64) -> Result<(), String>) -> Result<(), String> {
     let total = seeds.end.saturating_sub(seeds.start);
     for (passed, seed) in seeds.enumerate() {
         let failure = match catch_unwind(AssertUnwindSafe(|| prop(seed))) {
@@ -130,38 +105,17 @@ mod tests {
     #[test]
     fn environment_selects_seeds() {
         assert_eq!(seeds_from(0..200, None, None), Ok(0..200));
-        assert_eq!(
-            seeds_from(10..20, Some("1234"), Some("5")),
-            Ok(1234..1235),
-            "one seed wins"
-        );
+        assert_eq!(seeds_from(10..20, Some("1234"), Some("5")), Ok(1234..1235), "one seed wins");
         assert_eq!(seeds_from(10..20, None, Some(" 5000 ")), Ok(10..5010));
-        assert!(
-            seeds_from(0..1, Some("x"), None)
-                .unwrap_err()
-                .contains(SEED_VAR)
-        );
-        assert!(
-            seeds_from(0..1, None, Some("-3"))
-                .unwrap_err()
-                .contains(SEEDS_VAR)
-        );
+        assert!(seeds_from(0..1, Some("x"), None).unwrap_err().contains(SEED_VAR));
+        assert!(seeds_from(0..1, None, Some("-3")).unwrap_err().contains(SEEDS_VAR));
     }
 
     #[test]
     fn target_follows_the_binary() {
-        assert_eq!(
-            target_flag("thoth-stack", Some("thoth_stack-0123abcd0123abcd")),
-            "--lib"
-        );
-        assert_eq!(
-            target_flag("thoth-stack", Some("sim-0123abcd0123abcd")),
-            "--test sim"
-        );
-        assert_eq!(
-            target_flag("thoth-layers", Some("sim_nak-00ff")),
-            "--test sim_nak"
-        );
+        assert_eq!(target_flag("thoth-stack", Some("thoth_stack-0123abcd0123abcd")), "--lib");
+        assert_eq!(target_flag("thoth-stack", Some("sim-0123abcd0123abcd")), "--test sim");
+        assert_eq!(target_flag("thoth-layers", Some("sim_nak-00ff")), "--test sim_nak");
         assert_eq!(target_flag("thoth-stack", Some("sim")), "--test sim");
         assert_eq!(target_flag("thoth-stack", None), "--tests");
     }
@@ -170,9 +124,7 @@ mod tests {
     fn this_binary_replays_with_lib() {
         let cmd = replay_command("sim::replay::tests::x", 77);
         assert!(
-            cmd.starts_with(
-                "THOTH_SIM_SEED=77 cargo test -p thoth-stack --lib -- sim::replay::tests::x --exact"
-            ),
+            cmd.starts_with("THOTH_SIM_SEED=77 cargo test -p thoth-stack --lib -- sim::replay::tests::x --exact"),
             "{cmd}"
         );
     }
@@ -182,29 +134,14 @@ mod tests {
         let mut tried = Vec::new();
         let err = first_failure("t", 5..50, |s| {
             tried.push(s);
-            if s % 7 == 0 {
-                Err(format!("bad {s}"))
-            } else {
-                Ok(())
-            }
+            if s % 7 == 0 { Err(format!("bad {s}")) } else { Ok(()) }
         })
         .unwrap_err();
         assert_eq!(tried, vec![5, 6, 7], "stops at the first failure");
-        assert!(
-            err.contains("seed 7 (after 2 passing seeds of 45): bad 7"),
-            "{err}"
-        );
+        assert!(err.contains("seed 7 (after 2 passing seeds of 45): bad 7"), "{err}");
         assert!(err.contains("THOTH_SIM_SEED=7 cargo test"), "{err}");
-        let err = first_failure(
-            "t",
-            0..3,
-            |s| if s == 1 { panic!("boom {s}") } else { Ok(()) },
-        )
-        .unwrap_err();
-        assert!(
-            err.contains("seed 1") && err.contains("panicked: boom 1"),
-            "{err}"
-        );
+        let err = first_failure("t", 0..3, |s| if s == 1 { panic!("boom {s}") } else { Ok(()) }).unwrap_err();
+        assert!(err.contains("seed 1") && err.contains("panicked: boom 1"), "{err}");
         assert_eq!(first_failure("t", 0..100, |_| Ok(())), Ok(()));
     }
 }

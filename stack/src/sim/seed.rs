@@ -17,9 +17,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// A seed for the purpose named by `parts`, derived from the run's `seed`.
 pub(crate) fn derive(seed: u64, parts: &[u64]) -> u64 {
-    parts.iter().fold(mix(seed.wrapping_add(GOLDEN)), |h, &p| {
-        mix(h.wrapping_add(GOLDEN) ^ mix(p.wrapping_add(GOLDEN)))
-    })
+    parts.iter().fold(mix(seed.wrapping_add(GOLDEN)), |h, &p| mix(h.wrapping_add(GOLDEN) ^ mix(p.wrapping_add(GOLDEN))))
 }
 
 /// Purposes, the first part of every derivation.

@@ -150,11 +150,7 @@ impl Record {
     pub fn hash_into(&self, h: &mut Fnv) {
         h.u64(self.at.as_nanos());
         match &self.entry {
-            Entry::Start {
-                node,
-                incarnation,
-                id,
-            } => {
+            Entry::Start { node, incarnation, id } => {
                 h.u8(1);
                 h.u32(node.0);
                 h.u32(*incarnation);
@@ -165,25 +161,14 @@ impl Record {
                 h.u32(node.0);
                 h.u32(*incarnation);
             }
-            Entry::Cast {
-                node,
-                len,
-                digest,
-                ok,
-            } => {
+            Entry::Cast { node, len, digest, ok } => {
                 h.u8(3);
                 h.u32(node.0);
                 h.u64(*len as u64);
                 h.u64(*digest);
                 h.u8(*ok as u8);
             }
-            Entry::Send {
-                node,
-                to,
-                len,
-                digest,
-                ok,
-            } => {
+            Entry::Send { node, to, len, digest, ok } => {
                 h.u8(4);
                 h.u32(node.0);
                 h.u64(to.0);
@@ -200,13 +185,7 @@ impl Record {
                 h.u8(6);
                 h.u32(node.0);
             }
-            Entry::Datagram {
-                from,
-                to,
-                len,
-                digest,
-                fate,
-            } => {
+            Entry::Datagram { from, to, len, digest, fate } => {
                 h.u8(7);
                 h.u32(from.0);
                 h.u32(to.0);
@@ -232,11 +211,7 @@ impl Record {
                 h.u8(8);
                 h.u32(node.0);
             }
-            Entry::Event {
-                node,
-                incarnation,
-                event,
-            } => {
+            Entry::Event { node, incarnation, event } => {
                 h.u8(9);
                 h.u32(node.0);
                 h.u32(*incarnation);
@@ -345,46 +320,19 @@ mod tests {
             entry: Entry::Event {
                 node: NodeId(1),
                 incarnation: 0,
-                event: Event::Cast {
-                    from: EndpointId(from),
-                    data: Bytes::from_static(data),
-                },
+                event: Event::Cast { from: EndpointId(from), data: Bytes::from_static(data) },
             },
         };
         let base = hash_of(&ev(3, b"xy"));
         assert_ne!(base, hash_of(&ev(4, b"xy")), "sender");
         assert_ne!(base, hash_of(&ev(3, b"xz")), "payload");
-        assert_ne!(
-            base,
-            hash_of(&Record {
-                at: Time::from_nanos(11),
-                ..ev(3, b"xy")
-            }),
-            "time"
-        );
-        let dg = |fate| Record {
-            at,
-            entry: Entry::Datagram {
-                from: NodeId(0),
-                to: NodeId(1),
-                len: 5,
-                digest: 9,
-                fate,
-            },
-        };
+        assert_ne!(base, hash_of(&Record { at: Time::from_nanos(11), ..ev(3, b"xy") }), "time");
+        let dg =
+            |fate| Record { at, entry: Entry::Datagram { from: NodeId(0), to: NodeId(1), len: 5, digest: 9, fate } };
         let fates = [
-            Fate::InFlight {
-                copies: 1,
-                corrupted: 0,
-            },
-            Fate::InFlight {
-                copies: 2,
-                corrupted: 0,
-            },
-            Fate::InFlight {
-                copies: 1,
-                corrupted: 1,
-            },
+            Fate::InFlight { copies: 1, corrupted: 0 },
+            Fate::InFlight { copies: 2, corrupted: 0 },
+            Fate::InFlight { copies: 1, corrupted: 1 },
             Fate::Lost,
             Fate::Cut,
             Fate::Dead,
@@ -403,25 +351,12 @@ mod tests {
         let mut t = Trace::default();
         t.record(Time::ZERO, Entry::Timer { node: NodeId(0) });
         t.set_keep(true);
-        let e = Entry::Crash {
-            node: NodeId(2),
-            incarnation: 1,
-        };
+        let e = Entry::Crash { node: NodeId(2), incarnation: 1 };
         t.record(Time::from_nanos(5), e.clone());
         assert_eq!(t.count(), 2);
-        assert_eq!(
-            t.records(),
-            &[Record {
-                at: Time::from_nanos(5),
-                entry: e
-            }]
-        );
+        assert_eq!(t.records(), &[Record { at: Time::from_nanos(5), entry: e }]);
         let mut h = Fnv::new();
-        Record {
-            at: Time::ZERO,
-            entry: Entry::Timer { node: NodeId(0) },
-        }
-        .hash_into(&mut h);
+        Record { at: Time::ZERO, entry: Entry::Timer { node: NodeId(0) } }.hash_into(&mut h);
         t.records()[0].hash_into(&mut h);
         assert_eq!(t.hash(), h.finish());
     }

@@ -48,10 +48,7 @@ pub struct Limits {
 impl Default for Limits {
     /// Ten million steps, one virtual hour.
     fn default() -> Self {
-        Limits {
-            max_steps: 10_000_000,
-            max_time: Time::ZERO + Duration::from_secs(3600),
-        }
+        Limits { max_steps: 10_000_000, max_time: Time::ZERO + Duration::from_secs(3600) }
     }
 }
 
@@ -99,18 +96,8 @@ impl fmt::Display for NotQuiet {
 impl std::error::Error for NotQuiet {}
 
 enum Action {
-    Arrive {
-        from: NodeId,
-        to: NodeId,
-        incarnation: u32,
-        data: Bytes,
-        corrupted: bool,
-    },
-    Timer {
-        node: NodeId,
-        incarnation: u32,
-        deadline: Time,
-    },
+    Arrive { from: NodeId, to: NodeId, incarnation: u32, data: Bytes, corrupted: bool },
+    Timer { node: NodeId, incarnation: u32, deadline: Time },
 }
 
 /// Many endpoints on one virtual clock over a seeded, faulty network.
@@ -212,10 +199,7 @@ impl<L: Layer> Sim<L> {
 
     /// Adds a node and starts it now with `factory`, which builds its endpoint again at
     /// every restart (and may give each incarnation another endpoint id).
-    pub fn add_node(
-        &mut self,
-        factory: impl FnMut(Spawn) -> Endpoint<L> + Send + 'static,
-    ) -> NodeId {
+    pub fn add_node(&mut self, factory: impl FnMut(Spawn) -> Endpoint<L> + Send + 'static) -> NodeId {
         let n = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
         self.nodes.push(Node::new(Box::new(factory)));
         self.start(n);
@@ -236,10 +220,7 @@ impl<L: Layer> Sim<L> {
             .map(|&me| {
                 let (members, stack) = (members.to_vec(), stack.clone());
                 self.add_node(move |spawn| {
-                    let cfg = Config {
-                        seed: spawn.seed,
-                        ..Config::new(group, me, members.clone())
-                    };
+                    let cfg = Config { seed: spawn.seed, ..Config::new(group, me, members.clone()) };
                     Endpoint::new(cfg, stack.clone()).expect("add_group: a member of its own list")
                 })
             })
@@ -255,13 +236,7 @@ impl<L: Layer> Sim<L> {
             node.stats = ep.stats().clone();
             node.timer = None;
             let incarnation = node.incarnation;
-            self.trace.record(
-                now,
-                Entry::Crash {
-                    node: n,
-                    incarnation,
-                },
-            );
+            self.trace.record(now, Entry::Crash { node: n, incarnation });
         }
     }
 
@@ -284,8 +259,7 @@ impl<L: Layer> Sim<L> {
     }
     /// The live node whose endpoint has id `id`.
     pub fn node_of(&self, id: EndpointId) -> Option<NodeId> {
-        self.nodes()
-            .find(|&n| self.node(n).is_up() && self.node(n).id == id)
+        self.nodes().find(|&n| self.node(n).is_up() && self.node(n).id == id)
     }
     pub fn nodes(&self) -> impl Iterator<Item = NodeId> + use<L> {
         (0..self.nodes.len() as u32).map(NodeId)
@@ -316,44 +290,18 @@ impl<L: Layer> Sim<L> {
     pub fn cast(&mut self, n: NodeId, data: impl Into<Bytes>) -> Result<(), CmdError> {
         let data = data.into();
         let (len, digest) = summary(&data);
-        let r = self
-            .command(n, |ep, now| ep.cast(now, data))
-            .and_then(|r| r.map_err(CmdError::Refused));
-        self.trace.record(
-            self.now,
-            Entry::Cast {
-                node: n,
-                len,
-                digest,
-                ok: r.is_ok(),
-            },
-        );
+        let r = self.command(n, |ep, now| ep.cast(now, data)).and_then(|r| r.map_err(CmdError::Refused));
+        self.trace.record(self.now, Entry::Cast { node: n, len, digest, ok: r.is_ok() });
         self.drain(n);
         r
     }
 
     /// The node's application sends `data` to the member `to`.
-    pub fn send(
-        &mut self,
-        n: NodeId,
-        to: EndpointId,
-        data: impl Into<Bytes>,
-    ) -> Result<(), CmdError> {
+    pub fn send(&mut self, n: NodeId, to: EndpointId, data: impl Into<Bytes>) -> Result<(), CmdError> {
         let data = data.into();
         let (len, digest) = summary(&data);
-        let r = self
-            .command(n, |ep, now| ep.send(now, to, data))
-            .and_then(|r| r.map_err(CmdError::Refused));
-        self.trace.record(
-            self.now,
-            Entry::Send {
-                node: n,
-                to,
-                len,
-                digest,
-                ok: r.is_ok(),
-            },
-        );
+        let r = self.command(n, |ep, now| ep.send(now, to, data)).and_then(|r| r.map_err(CmdError::Refused));
+        self.trace.record(self.now, Entry::Send { node: n, to, len, digest, ok: r.is_ok() });
         self.drain(n);
         r
     }
@@ -361,23 +309,13 @@ impl<L: Layer> Sim<L> {
     /// The node's application leaves the group.
     pub fn leave(&mut self, n: NodeId) -> Result<(), CmdError> {
         let r = self.command(n, |ep, now| ep.leave(now));
-        self.trace.record(
-            self.now,
-            Entry::Leave {
-                node: n,
-                ok: r.is_ok(),
-            },
-        );
+        self.trace.record(self.now, Entry::Leave { node: n, ok: r.is_ok() });
         self.drain(n);
         r
     }
 
     /// Runs `f` on the node's endpoint at the current time, then collects what it output.
-    pub fn with<R>(
-        &mut self,
-        n: NodeId,
-        f: impl FnOnce(&mut Endpoint<L>, Time) -> R,
-    ) -> Result<R, CmdError> {
+    pub fn with<R>(&mut self, n: NodeId, f: impl FnOnce(&mut Endpoint<L>, Time) -> R) -> Result<R, CmdError> {
         let r = self.command(n, f);
         if r.is_ok() {
             self.trace.record(self.now, Entry::With { node: n });
@@ -386,11 +324,7 @@ impl<L: Layer> Sim<L> {
         r
     }
 
-    fn command<R>(
-        &mut self,
-        n: NodeId,
-        f: impl FnOnce(&mut Endpoint<L>, Time) -> R,
-    ) -> Result<R, CmdError> {
+    fn command<R>(&mut self, n: NodeId, f: impl FnOnce(&mut Endpoint<L>, Time) -> R) -> Result<R, CmdError> {
         let now = self.now;
         match self.node_mut(n).ep.as_mut() {
             Some(ep) => Ok(f(ep, now)),
@@ -409,36 +343,22 @@ impl<L: Layer> Sim<L> {
         };
         self.steps += 1;
         if self.steps > self.limits.max_steps {
-            panic!(
-                "{}",
-                self.over_limit(format!("step limit of {} reached", self.limits.max_steps))
-            );
+            panic!("{}", self.over_limit(format!("step limit of {} reached", self.limits.max_steps)));
         }
         if at > self.limits.max_time {
             panic!(
                 "{}",
-                self.over_limit(format!(
-                    "next action at {at:?} is past the time limit {:?}",
-                    self.limits.max_time
-                ))
+                self.over_limit(format!("next action at {at:?} is past the time limit {:?}", self.limits.max_time))
             );
         }
         let (at, action) = self.agenda.pop().expect("peeked");
         debug_assert!(at >= self.now, "the agenda went back in time");
         self.now = at;
         match action {
-            Action::Arrive {
-                from,
-                to,
-                incarnation,
-                data,
-                corrupted,
-            } => self.arrive(from, to, incarnation, data, corrupted),
-            Action::Timer {
-                node,
-                incarnation,
-                deadline,
-            } => self.fire(node, incarnation, deadline),
+            Action::Arrive { from, to, incarnation, data, corrupted } => {
+                self.arrive(from, to, incarnation, data, corrupted)
+            }
+            Action::Timer { node, incarnation, deadline } => self.fire(node, incarnation, deadline),
         }
         true
     }
@@ -450,10 +370,7 @@ impl<L: Layer> Sim<L> {
         if t > self.limits.max_time {
             panic!(
                 "{}",
-                self.over_limit(format!(
-                    "asked to run until {t:?}, past the time limit {:?}",
-                    self.limits.max_time
-                ))
+                self.over_limit(format!("asked to run until {t:?}, past the time limit {:?}", self.limits.max_time))
             );
         }
         while self.agenda.peek_time().is_some_and(|at| at <= t) {
@@ -494,16 +411,8 @@ impl<L: Layer> Sim<L> {
     }
 
     fn not_quiet(&self) -> NotQuiet {
-        let timers = self
-            .nodes()
-            .filter_map(|n| self.node(n).timer.map(|t| (n, t)))
-            .collect();
-        NotQuiet {
-            seed: self.seed,
-            at: self.now,
-            in_flight: self.in_flight,
-            timers,
-        }
+        let timers = self.nodes().filter_map(|n| self.node(n).timer.map(|t| (n, t))).collect();
+        NotQuiet { seed: self.seed, at: self.now, in_flight: self.in_flight, timers }
     }
 
     fn over_limit(&self, what: String) -> String {
@@ -538,39 +447,25 @@ impl<L: Layer> Sim<L> {
     // ---- internals ----
 
     fn node(&self, n: NodeId) -> &Node<L> {
-        self.nodes
-            .get(n.index())
-            .unwrap_or_else(|| panic!("no node {n} in this simulation"))
+        self.nodes.get(n.index()).unwrap_or_else(|| panic!("no node {n} in this simulation"))
     }
     fn node_mut(&mut self, n: NodeId) -> &mut Node<L> {
-        self.nodes
-            .get_mut(n.index())
-            .unwrap_or_else(|| panic!("no node {n} in this simulation"))
+        self.nodes.get_mut(n.index()).unwrap_or_else(|| panic!("no node {n} in this simulation"))
     }
 
     fn start(&mut self, n: NodeId) {
         let run = self.seed;
         let node = self.node_mut(n);
         let incarnation = node.incarnation;
-        let spawn = Spawn {
-            node: n,
-            incarnation,
-            seed: seed::derive(run, &[seed::ENDPOINT, n.0 as u64, incarnation as u64]),
-        };
+        let spawn =
+            Spawn { node: n, incarnation, seed: seed::derive(run, &[seed::ENDPOINT, n.0 as u64, incarnation as u64]) };
         let ep = (node.factory)(spawn);
         node.id = ep.me();
         node.group = ep.group();
         node.ep = Some(ep);
         node.timer = None;
         let id = node.id;
-        self.trace.record(
-            self.now,
-            Entry::Start {
-                node: n,
-                incarnation,
-                id,
-            },
-        );
+        self.trace.record(self.now, Entry::Start { node: n, incarnation, id });
         self.drain(n);
     }
 
@@ -587,28 +482,14 @@ impl<L: Layer> Sim<L> {
         let next = ep.poll_timeout();
         for event in events {
             let incarnation = node.incarnation;
-            self.trace.record(
-                now,
-                Entry::Event {
-                    node: n,
-                    incarnation,
-                    event: event.clone(),
-                },
-            );
+            self.trace.record(now, Entry::Event { node: n, incarnation, event: event.clone() });
             node.record(now, event);
         }
         if next != node.timer {
             node.timer = next;
             if let Some(deadline) = next {
                 let incarnation = node.incarnation;
-                self.agenda.push(
-                    deadline.max(now),
-                    Action::Timer {
-                        node: n,
-                        incarnation,
-                        deadline,
-                    },
-                );
+                self.agenda.push(deadline.max(now), Action::Timer { node: n, incarnation, deadline });
             }
         }
         for tx in transmits {
@@ -634,16 +515,7 @@ impl<L: Layer> Sim<L> {
                     self.net.stats.unroutable += 1;
                     let (len, digest) = summary(&data);
                     let fate = Fate::Unroutable;
-                    self.trace.record(
-                        self.now,
-                        Entry::Datagram {
-                            from,
-                            to: from,
-                            len,
-                            digest,
-                            fate,
-                        },
-                    );
+                    self.trace.record(self.now, Entry::Datagram { from, to: from, len, digest, fate });
                 }
             },
         }
@@ -652,8 +524,7 @@ impl<L: Layer> Sim<L> {
     /// The node a `Dest::One(id)` datagram goes to: the live one with that id, else the
     /// crashed one whose last incarnation had it (the datagram dies there).
     fn route_one(&self, id: EndpointId) -> Option<NodeId> {
-        self.node_of(id)
-            .or_else(|| self.nodes().find(|&n| self.node(n).id == id))
+        self.node_of(id).or_else(|| self.nodes().find(|&n| self.node(n).id == id))
     }
 
     fn put(&mut self, from: NodeId, to: NodeId, data: &Bytes) {
@@ -675,32 +546,14 @@ impl<L: Layer> Sim<L> {
                         n += 1;
                         bad += c.corrupted as u8;
                         self.in_flight += 1;
-                        let arrive = Action::Arrive {
-                            from,
-                            to,
-                            incarnation,
-                            data: c.data,
-                            corrupted: c.corrupted,
-                        };
+                        let arrive = Action::Arrive { from, to, incarnation, data: c.data, corrupted: c.corrupted };
                         self.agenda.push(now + c.delay, arrive);
                     }
-                    Fate::InFlight {
-                        copies: n,
-                        corrupted: bad,
-                    }
+                    Fate::InFlight { copies: n, corrupted: bad }
                 }
             }
         };
-        self.trace.record(
-            now,
-            Entry::Datagram {
-                from,
-                to,
-                len,
-                digest,
-                fate,
-            },
-        );
+        self.trace.record(now, Entry::Datagram { from, to, len, digest, fate });
     }
 
     fn arrive(&mut self, from: NodeId, to: NodeId, incarnation: u32, data: Bytes, corrupted: bool) {
@@ -730,16 +583,7 @@ impl<L: Layer> Sim<L> {
                 Fate::Dead
             }
         };
-        self.trace.record(
-            now,
-            Entry::Datagram {
-                from,
-                to,
-                len,
-                digest,
-                fate,
-            },
-        );
+        self.trace.record(now, Entry::Datagram { from, to, len, digest, fate });
         if let Fate::Delivered { .. } = fate {
             self.drain(to);
         }

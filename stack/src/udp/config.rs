@@ -9,8 +9,7 @@ use crate::ids::{EndpointId, fnv1a};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The default group: 239.84.72.1:47474 ("T", "H" in the organisation-local scope).
-pub const DEFAULT_GROUP: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(239, 84, 72, 1)), 47474);
+pub const DEFAULT_GROUP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(239, 84, 72, 1)), 47474);
 
 /// How a member's sockets are set up and how its driver is sized.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,10 +138,7 @@ mod tests {
         assert!(c.group.ip().is_multicast());
         assert_eq!(c.interface, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(c.bind, "127.0.0.1:0".parse().unwrap());
-        assert_eq!(
-            (c.fanout, c.ttl, c.batch, c.queue, c.events),
-            (false, 1, 64, 8192, 65536)
-        );
+        assert_eq!((c.fanout, c.ttl, c.batch, c.queue, c.events), (false, 1, 64, 8192, 65536));
         assert_eq!((c.recv_buffer, c.send_buffer), (8 << 20, 4 << 20));
         assert!(c.filter_own);
     }

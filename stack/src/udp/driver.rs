@@ -37,7 +37,7 @@ use crate::event::Event;
 use crate::ids::EndpointId;
 use crate::layer::Layer;
 use crate::time::Time;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use socket2::{SockAddr, Socket};
 use std::collections::VecDeque;
 use std::io;
@@ -113,19 +113,11 @@ impl Routes {
             addrs.push(SockAddr::from(p));
         }
         by_id.sort_unstable_by_key(|&(id, _)| id);
-        Routes {
-            addrs,
-            group,
-            by_id,
-            others,
-        }
+        Routes { addrs, group, by_id, others }
     }
 
     fn peer(&self, id: EndpointId) -> Option<usize> {
-        self.by_id
-            .binary_search_by_key(&id, |&(i, _)| i)
-            .ok()
-            .map(|k| self.by_id[k].1)
+        self.by_id.binary_search_by_key(&id, |&(i, _)| i).ok().map(|k| self.by_id[k].1)
     }
 }
 
@@ -157,6 +149,25 @@ const QUIET_SKIP: u8 = 8;
 const NOBUFS_BACKOFF: Duration = Duration::from_millis(1);
 /// How long, at most, an exiting driver keeps trying to flush its last datagrams.
 const EXIT_FLUSH: Duration = Duration::from_secs(1);
+/// Received datagrams are copied out of the receive slots into chunks of this size, each
+/// datagram a slice of its chunk: a copy and a reference count per datagram instead of an
+/// allocation that another thread (the application's) frees. A chunk lives until the last
+/// of its datagrams is dropped, so an application holding one small message holds at most
+/// this much.
+const RX_CHUNK: usize = 64 << 10;
+
+/// Copies `data` into the current receive chunk (a new one if it does not fit).
+fn copy_out(chunk: &mut BytesMut, data: &[u8]) -> Bytes {
+    if data.len() > RX_CHUNK / 2 {
+        return Bytes::copy_from_slice(data);
+    }
+    if chunk.capacity() - chunk.len() < data.len() {
+        *chunk = BytesMut::with_capacity(RX_CHUNK);
+    }
+    chunk.extend_from_slice(data);
+    chunk.split().freeze()
+}
+
 /// Statistics are published at least this often while the driver is busy.
 const PUBLISH_EVERY: Duration = Duration::from_millis(10);
 
@@ -170,6 +181,7 @@ pub(crate) struct Driver<L: Layer> {
     outbox: VecDeque<Out>,
     send: SendBatch,
     recv: RecvBatch,
+    rx_chunk: BytesMut,
     cmds: VecDeque<Cmd>,
     events: VecDeque<Event>,
     stats: DriverStats,
@@ -192,19 +204,11 @@ impl Drop for CloseOnDrop {
 }
 
 impl<L: Layer> Driver<L> {
-    pub(crate) fn new(
-        ep: Endpoint<L>,
-        sockets: Sockets,
-        routes: Routes,
-        shared: Arc<Shared>,
-    ) -> Driver<L> {
+    pub(crate) fn new(ep: Endpoint<L>, sockets: Sockets, routes: Routes, shared: Arc<Shared>) -> Driver<L> {
         let batch = sockets.cfg.batch;
         // One byte more than the largest datagram a member sends: longer means truncated.
         let slot = ep.config().max_datagram.saturating_add(1);
-        let stats = DriverStats {
-            granted: sockets.granted(),
-            ..DriverStats::default()
-        };
+        let stats = DriverStats { granted: sockets.granted(), ..DriverStats::default() };
         let now = Instant::now();
         Driver {
             ep,
@@ -216,6 +220,7 @@ impl<L: Layer> Driver<L> {
             outbox: VecDeque::new(),
             send: SendBatch::new(batch),
             recv: RecvBatch::new(batch, slot),
+            rx_chunk: BytesMut::new(),
             cmds: VecDeque::new(),
             events: VecDeque::new(),
             stats,
@@ -327,7 +332,8 @@ impl<L: Layer> Driver<L> {
                     if truncated {
                         self.stats.rx_oversize += 1;
                     } else {
-                        self.ep.handle_datagram(now, Bytes::copy_from_slice(data));
+                        let data = copy_out(&mut self.rx_chunk, data);
+                        self.ep.handle_datagram(now, data);
                     }
                 }
                 if n < self.recv.capacity() {
@@ -355,10 +361,7 @@ impl<L: Layer> Driver<L> {
                     None => {
                         if let Some((&last, rest)) = self.routes.others.split_last() {
                             for &a in rest {
-                                self.outbox.push_back(Out {
-                                    addr: a,
-                                    tx: tx.clone(),
-                                });
+                                self.outbox.push_back(Out { addr: a, tx: tx.clone() });
                             }
                             self.outbox.push_back(Out { addr: last, tx });
                         }
@@ -384,10 +387,7 @@ impl<L: Layer> Driver<L> {
         let mut sent = 0;
         while !self.outbox.is_empty() && sent < rounds {
             let addrs = &self.routes.addrs;
-            let msgs = self
-                .outbox
-                .iter()
-                .map(|o| (&addrs[o.addr], &o.tx.head[..], &o.tx.body[..]));
+            let msgs = self.outbox.iter().map(|o| (&addrs[o.addr], &o.tx.head[..], &o.tx.body[..]));
             self.stats.sendmmsg_calls += 1;
             match self.send.send(self.uni.as_fd(), msgs) {
                 Ok(n) => {
@@ -447,27 +447,11 @@ impl<L: Layer> Driver<L> {
             timeout = Some(timeout.map_or(d, |t| t.min(d)));
         }
         let read = if reading { libc::POLLIN } else { 0 };
-        let write = if self.blocked == Some(Blocked::Full) {
-            libc::POLLOUT
-        } else {
-            0
-        };
+        let write = if self.blocked == Some(Blocked::Full) { libc::POLLOUT } else { 0 };
         let mut fds = [
-            libc::pollfd {
-                fd: self.shared.wake.waker().fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.uni.as_raw_fd(),
-                events: read | write,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.mc.as_ref().map_or(-1, |s| s.as_raw_fd()),
-                events: read,
-                revents: 0,
-            },
+            libc::pollfd { fd: self.shared.wake.waker().fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.uni.as_raw_fd(), events: read | write, revents: 0 },
+            libc::pollfd { fd: self.mc.as_ref().map_or(-1, |s| s.as_raw_fd()), events: read, revents: 0 },
         ];
         let n = if self.mc.is_some() { 3 } else { 2 };
         if sys::poll(&mut fds[..n], timeout).is_err() {
@@ -492,22 +476,10 @@ impl<L: Layer> Driver<L> {
         self.collect_transmits();
         self.flush(usize::MAX);
         let give_up = Instant::now() + EXIT_FLUSH;
-        while wait
-            && !self.outbox.is_empty()
-            && Instant::now() < give_up
-            && !self.shared.cmds.is_closed()
-        {
+        while wait && !self.outbox.is_empty() && Instant::now() < give_up && !self.shared.cmds.is_closed() {
             let mut fds = [
-                libc::pollfd {
-                    fd: self.shared.wake.waker().fd().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.uni.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                },
+                libc::pollfd { fd: self.shared.wake.waker().fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.uni.as_raw_fd(), events: libc::POLLOUT, revents: 0 },
             ];
             let _ = sys::poll(&mut fds, Some(Duration::from_millis(10)));
             if fds[0].revents != 0 {

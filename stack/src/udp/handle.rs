@@ -104,18 +104,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn publish(&self, s: &DriverStats) {
-        self.stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone_from(s);
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone_from(s);
     }
 
     fn snapshot(&self) -> DriverStats {
-        let mut s = self
-            .stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let mut s = self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone();
         s.wake_signals = self.wake.signals.load(Ordering::Relaxed);
         s
     }
@@ -136,11 +129,7 @@ struct Owner {
 impl Owner {
     fn stop(&self) -> DriverStats {
         self.shared.stop();
-        let t = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let t = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(t) = t {
             // A panic in a layer ended the thread; its guard closed the queues already.
             let _ = t.join();
@@ -165,9 +154,7 @@ pub struct Handle {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("me", &self.shared.me)
-            .finish_non_exhaustive()
+        f.debug_struct("Handle").field("me", &self.shared.me).finish_non_exhaustive()
     }
 }
 
@@ -175,11 +162,7 @@ impl fmt::Debug for Handle {
 /// of every member of the (fixed) view, this one included: `Dest::One(id)` goes to the peer
 /// with `endpoint_id(peer) == id`, and in fan-out mode a cast goes to every peer but this one.
 /// The endpoint's id must be `sockets.id()`.
-pub fn spawn<L: Layer + 'static>(
-    sockets: Sockets,
-    endpoint: Endpoint<L>,
-    peers: &[SocketAddr],
-) -> io::Result<Handle> {
+pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers: &[SocketAddr]) -> io::Result<Handle> {
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
     if endpoint.me() != sockets.id() {
         return Err(invalid(format!(
@@ -189,26 +172,14 @@ pub fn spawn<L: Layer + 'static>(
             sockets.id()
         )));
     }
-    if let Some(p) = peers
-        .iter()
-        .find(|p| p.is_ipv4() != sockets.local_addr().is_ipv4())
-    {
-        return Err(invalid(format!(
-            "peer {p} is not of the family of {}",
-            sockets.local_addr()
-        )));
+    if let Some(p) = peers.iter().find(|p| p.is_ipv4() != sockets.local_addr().is_ipv4()) {
+        return Err(invalid(format!("peer {p} is not of the family of {}", sockets.local_addr())));
     }
     let cfg = sockets.config().clone();
     let routes = Routes::new(&sockets, endpoint.me(), peers);
-    let wake = Arc::new(WakeSignal {
-        waker: Waker::new()?,
-        signals: AtomicU64::new(0),
-    });
+    let wake = Arc::new(WakeSignal { waker: Waker::new()?, signals: AtomicU64::new(0) });
     let (w1, w2) = (wake.clone(), wake.clone());
-    let mut stats = DriverStats {
-        granted: sockets.granted(),
-        ..DriverStats::default()
-    };
+    let mut stats = DriverStats { granted: sockets.granted(), ..DriverStats::default() };
     stats.endpoint = endpoint.stats().clone();
     let shared = Arc::new(Shared {
         cmds: Queue::with_unpark(cfg.queue, move || w1.wake()),
@@ -224,10 +195,7 @@ pub fn spawn<L: Layer + 'static>(
     let thread = thread::Builder::new()
         .name("thoth-driver".into())
         .spawn(move || Driver::new(endpoint, sockets, routes, for_driver).run())?;
-    let owner = Arc::new(Owner {
-        shared: shared.clone(),
-        thread: Mutex::new(Some(thread)),
-    });
+    let owner = Arc::new(Owner { shared: shared.clone(), thread: Mutex::new(Some(thread)) });
     Ok(Handle { shared, owner })
 }
 
@@ -261,31 +229,22 @@ impl Handle {
     /// Multicasts `data` to the view; waits while the command queue is full.
     pub fn cast(&self, data: Bytes) -> Result<(), HandleError> {
         self.admit(data.len(), None)?;
-        self.shared
-            .cmds
-            .push(Cmd::Cast(data))
-            .map_err(|_| HandleError::Stopped)
+        self.shared.cmds.push(Cmd::Cast(data)).map_err(|_| HandleError::Stopped)
     }
 
     /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full.
     pub fn try_cast(&self, data: Bytes) -> Result<(), HandleError> {
         self.admit(data.len(), None)?;
-        self.shared
-            .cmds
-            .try_push(Cmd::Cast(data))
-            .map_err(|e| match e {
-                PushError::Full(_) => HandleError::WouldBlock,
-                PushError::Closed(_) => HandleError::Stopped,
-            })
+        self.shared.cmds.try_push(Cmd::Cast(data)).map_err(|e| match e {
+            PushError::Full(_) => HandleError::WouldBlock,
+            PushError::Closed(_) => HandleError::Stopped,
+        })
     }
 
     /// Sends `data` to the member `to` (which may be this one); waits while the queue is full.
     pub fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
         self.admit(data.len(), Some(to))?;
-        self.shared
-            .cmds
-            .push(Cmd::Send(to, data))
-            .map_err(|_| HandleError::Stopped)
+        self.shared.cmds.push(Cmd::Send(to, data)).map_err(|_| HandleError::Stopped)
     }
 
     /// Leaves the group: casts and sends from now on fail with `Cast(Left)`; `Event::Exit`

@@ -382,13 +382,7 @@ mod tests {
         }
         assert_eq!(q.try_push(3), Err(PushError::Full(3)));
         let mut out = VecDeque::new();
-        assert_eq!(
-            q.drain_into(&mut out),
-            Drained {
-                taken: 3,
-                closed: false
-            }
-        );
+        assert_eq!(q.drain_into(&mut out), Drained { taken: 3, closed: false });
         assert_eq!(out, [0, 1, 2]);
         assert!(q.is_empty());
         let mut src: VecDeque<i32> = (10..15).collect();
@@ -414,11 +408,7 @@ mod tests {
         q2.close_with(&mut src);
         assert!(src.is_empty());
         let mut v = Vec::new();
-        assert_eq!(
-            q2.drain_wait(&mut v, None),
-            3,
-            "close_with ignores the bound"
-        );
+        assert_eq!(q2.drain_wait(&mut v, None), 3, "close_with ignores the bound");
         assert_eq!(q2.drain_wait(&mut v, None), 0);
     }
 
@@ -430,10 +420,7 @@ mod tests {
         let mut v = Vec::new();
         assert_eq!(q.drain_wait(&mut v, Some(Duration::from_millis(30))), 0);
         let e = t.elapsed();
-        assert!(
-            e >= Duration::from_millis(60) && e < Duration::from_secs(5),
-            "{e:?}"
-        );
+        assert!(e >= Duration::from_millis(60) && e < Duration::from_secs(5), "{e:?}");
     }
 
     #[test]
@@ -445,20 +432,12 @@ mod tests {
         });
         assert!(q.park_if_empty());
         q.try_push(1).unwrap();
-        assert_eq!(
-            hits.load(Ordering::SeqCst),
-            1,
-            "a push unparks a driver parked for items"
-        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "a push unparks a driver parked for items");
         assert_eq!(q.try_push(2), Err(PushError::Full(2)));
         assert!(!q.park_if_empty(), "not empty: no park");
         assert!(q.park_if_full());
         assert_eq!(q.try_pop(), Some(1));
-        assert_eq!(
-            hits.load(Ordering::SeqCst),
-            2,
-            "a pop unparks a driver parked for room"
-        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "a pop unparks a driver parked for room");
         q.try_push(3).unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), 2, "no park, no unpark");
         assert!(q.park_if_full());

@@ -60,28 +60,17 @@ impl Sockets {
         }
         if !cfg.fanout {
             if !cfg.group.ip().is_multicast() {
-                return Err(invalid(format!(
-                    "group {} is not a multicast address",
-                    cfg.group
-                )));
+                return Err(invalid(format!("group {} is not a multicast address", cfg.group)));
             }
             if cfg.group.is_ipv4() != cfg.bind.is_ipv4() {
-                return Err(invalid(format!(
-                    "bind address {} and group {} differ in family",
-                    cfg.bind, cfg.group
-                )));
+                return Err(invalid(format!("bind address {} and group {} differ in family", cfg.bind, cfg.group)));
             }
         }
-        let uni = Socket::new(
-            Domain::for_address(cfg.bind),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )?;
+        let uni = Socket::new(Domain::for_address(cfg.bind), Type::DGRAM, Some(Protocol::UDP))?;
         if cfg.bind.is_ipv6() {
             uni.set_only_v6(true)?;
         }
-        uni.bind(&cfg.bind.into())
-            .map_err(|e| with_context(e, &format!("bind {}", cfg.bind)))?;
+        uni.bind(&cfg.bind.into()).map_err(|e| with_context(e, &format!("bind {}", cfg.bind)))?;
         uni.set_nonblocking(true)?;
         let (mut recv, send) = size_buffers(&uni, cfg)?;
         let (mc, group_dst) = if cfg.fanout {
@@ -92,23 +81,17 @@ impl Sockets {
             recv = recv.min(r);
             (Some(mc), Some(dst))
         };
-        let local = uni
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("the unicast socket has no IP address"))?;
+        let local =
+            uni.local_addr()?.as_socket().ok_or_else(|| io::Error::other("the unicast socket has no IP address"))?;
         if let Some(mc) = mc.as_ref().filter(|_| cfg.filter_own) {
-            sys::attach_own_filter(mc.as_fd(), local)
-                .map_err(|e| with_context(e, "own-copy filter"))?;
+            sys::attach_own_filter(mc.as_fd(), local).map_err(|e| with_context(e, "own-copy filter"))?;
         }
         Ok(Sockets {
             uni,
             mc,
             group_dst,
             local,
-            granted: Granted {
-                recv_buffer: recv,
-                send_buffer: send,
-            },
+            granted: Granted { recv_buffer: recv, send_buffer: send },
             cfg: cfg.clone(),
         })
     }
@@ -147,19 +130,13 @@ fn open_multicast(uni: &Socket, cfg: &UdpConfig) -> io::Result<(Socket, SocketAd
     let dst = match group.ip() {
         IpAddr::V4(g) => {
             let IpAddr::V4(iface) = cfg.interface else {
-                return Err(invalid(format!(
-                    "interface {} is not IPv4 like the group {group}",
-                    cfg.interface
-                )));
+                return Err(invalid(format!("interface {} is not IPv4 like the group {group}", cfg.interface)));
             };
-            uni.set_multicast_if_v4(&iface)
-                .map_err(|e| with_context(e, &format!("IP_MULTICAST_IF {iface}")))?;
+            uni.set_multicast_if_v4(&iface).map_err(|e| with_context(e, &format!("IP_MULTICAST_IF {iface}")))?;
             uni.set_multicast_ttl_v4(cfg.ttl)?;
             uni.set_multicast_loop_v4(true)?;
-            mc.bind(&SockAddr::from(group))
-                .map_err(|e| with_context(e, &format!("bind {group}")))?;
-            mc.join_multicast_v4(&g, &iface)
-                .map_err(|e| with_context(e, &format!("join {g} on {iface}")))?;
+            mc.bind(&SockAddr::from(group)).map_err(|e| with_context(e, &format!("bind {group}")))?;
+            mc.join_multicast_v4(&g, &iface).map_err(|e| with_context(e, &format!("join {g} on {iface}")))?;
             // Older kernels lack the option; the group-address bind filters anyway.
             let _ = mc.set_multicast_all_v4(false);
             group
@@ -167,22 +144,15 @@ fn open_multicast(uni: &Socket, cfg: &UdpConfig) -> io::Result<(Socket, SocketAd
         IpAddr::V6(g) => {
             let index = sys::interface_index(cfg.interface)
                 .map_err(|e| with_context(e, &format!("interface {}", cfg.interface)))?;
-            uni.set_multicast_if_v6(index)
-                .map_err(|e| with_context(e, &format!("IPV6_MULTICAST_IF {index}")))?;
+            uni.set_multicast_if_v6(index).map_err(|e| with_context(e, &format!("IPV6_MULTICAST_IF {index}")))?;
             uni.set_multicast_hops_v6(cfg.ttl)?;
             uni.set_multicast_loop_v6(true)?;
             mc.set_only_v6(true)?;
             // Link-local-scoped groups (ff?2::) need the interface as scope to bind.
-            let scope = if g.segments()[0] & 0x000f <= 2 {
-                index
-            } else {
-                0
-            };
+            let scope = if g.segments()[0] & 0x000f <= 2 { index } else { 0 };
             let at = SocketAddrV6::new(g, group.port(), 0, scope);
-            mc.bind(&SockAddr::from(at))
-                .map_err(|e| with_context(e, &format!("bind {group}")))?;
-            mc.join_multicast_v6(&g, index)
-                .map_err(|e| with_context(e, &format!("join {g} on interface {index}")))?;
+            mc.bind(&SockAddr::from(at)).map_err(|e| with_context(e, &format!("bind {group}")))?;
+            mc.join_multicast_v6(&g, index).map_err(|e| with_context(e, &format!("join {g} on interface {index}")))?;
             let _ = mc.set_multicast_all_v6(false);
             SocketAddr::V6(at)
         }
@@ -213,37 +183,18 @@ mod tests {
     #[test]
     fn rejects_inconsistent_configs() {
         let bad = |cfg: UdpConfig| Sockets::open(&cfg).unwrap_err().kind();
-        let unicast_group = UdpConfig {
-            group: "127.0.0.1:4000".parse().unwrap(),
-            ..UdpConfig::default()
-        };
+        let unicast_group = UdpConfig { group: "127.0.0.1:4000".parse().unwrap(), ..UdpConfig::default() };
         assert_eq!(bad(unicast_group), io::ErrorKind::InvalidInput);
-        let mixed = UdpConfig {
-            group: "[ff15::1]:4000".parse().unwrap(),
-            ..UdpConfig::default()
-        };
+        let mixed = UdpConfig { group: "[ff15::1]:4000".parse().unwrap(), ..UdpConfig::default() };
         assert_eq!(bad(mixed), io::ErrorKind::InvalidInput);
-        assert_eq!(
-            bad(UdpConfig {
-                batch: 0,
-                ..UdpConfig::default()
-            }),
-            io::ErrorKind::InvalidInput
-        );
-        let v6_iface = UdpConfig {
-            interface: "::1".parse().unwrap(),
-            ..UdpConfig::default()
-        };
+        assert_eq!(bad(UdpConfig { batch: 0, ..UdpConfig::default() }), io::ErrorKind::InvalidInput);
+        let v6_iface = UdpConfig { interface: "::1".parse().unwrap(), ..UdpConfig::default() };
         assert_eq!(bad(v6_iface), io::ErrorKind::InvalidInput);
     }
 
     #[test]
     fn fanout_opens_one_socket() {
-        let s = Sockets::open(&UdpConfig {
-            fanout: true,
-            ..UdpConfig::default()
-        })
-        .unwrap();
+        let s = Sockets::open(&UdpConfig { fanout: true, ..UdpConfig::default() }).unwrap();
         assert!(!s.is_multicast());
         assert_eq!(s.local_addr().ip(), IpAddr::from([127, 0, 0, 1]));
         assert_ne!(s.local_addr().port(), 0);

@@ -21,11 +21,7 @@ pub(crate) fn wait<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, 
 }
 
 /// Waits at most `d` (loom does not model time: there it waits for a notification).
-pub(crate) fn wait_timeout<'a, T>(
-    cv: &Condvar,
-    g: MutexGuard<'a, T>,
-    d: Duration,
-) -> MutexGuard<'a, T> {
+pub(crate) fn wait_timeout<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>, d: Duration) -> MutexGuard<'a, T> {
     match cv.wait_timeout(g, d) {
         Ok((g, _)) => g,
         Err(e) => e.into_inner().0,

@@ -37,11 +37,7 @@ pub struct SendBatch {
 impl SendBatch {
     pub fn new(cap: usize) -> SendBatch {
         let cap = cap.clamp(1, libc::UIO_MAXIOV as usize);
-        SendBatch {
-            hdrs: Vec::with_capacity(cap),
-            iovs: Vec::with_capacity(cap),
-            cap,
-        }
+        SendBatch { hdrs: Vec::with_capacity(cap), iovs: Vec::with_capacity(cap), cap }
     }
 
     /// Sends up to `cap` datagrams `(destination, head, body)` in one `sendmmsg`.
@@ -55,14 +51,8 @@ impl SendBatch {
         self.iovs.clear();
         for (addr, head, body) in msgs.into_iter().take(self.cap) {
             self.iovs.push([
-                libc::iovec {
-                    iov_base: head.as_ptr() as *mut libc::c_void,
-                    iov_len: head.len(),
-                },
-                libc::iovec {
-                    iov_base: body.as_ptr() as *mut libc::c_void,
-                    iov_len: body.len(),
-                },
+                libc::iovec { iov_base: head.as_ptr() as *mut libc::c_void, iov_len: head.len() },
+                libc::iovec { iov_base: body.as_ptr() as *mut libc::c_void, iov_len: body.len() },
             ]);
             let mut h = zeroed_mmsghdr();
             h.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
@@ -83,12 +73,7 @@ impl SendBatch {
             // iovecs in `iovs`, which describe live slices borrowed for `'a`; sendmmsg only
             // reads them (and writes `msg_len`), and nothing is kept past the call.
             let r = unsafe {
-                libc::sendmmsg(
-                    fd.as_raw_fd(),
-                    self.hdrs.as_mut_ptr(),
-                    self.hdrs.len() as _,
-                    libc::MSG_DONTWAIT as _,
-                )
+                libc::sendmmsg(fd.as_raw_fd(), self.hdrs.as_mut_ptr(), self.hdrs.len() as _, libc::MSG_DONTWAIT as _)
             };
             if r >= 0 {
                 break r as usize;
@@ -191,32 +176,17 @@ impl RecvBatch {
 /// `ppoll` on `fds`, waiting at most `timeout` (forever if `None`). Returns how many fds are
 /// ready; 0 on timeout or when a signal interrupted the wait.
 pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as _,
-        tv_nsec: d.subsec_nanos() as _,
-    });
-    let tsp = ts
-        .as_ref()
-        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    let ts = timeout
+        .map(|d| libc::timespec { tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as _, tv_nsec: d.subsec_nanos() as _ });
+    let tsp = ts.as_ref().map_or(ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds; `tsp` is
     // null or points to a timespec alive for the call; no signal mask is passed.
-    let r = unsafe {
-        libc::ppoll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            tsp,
-            ptr::null(),
-        )
-    };
+    let r = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, tsp, ptr::null()) };
     if r >= 0 {
         return Ok(r as usize);
     }
     let e = io::Error::last_os_error();
-    if e.kind() == io::ErrorKind::Interrupted {
-        Ok(0)
-    } else {
-        Err(e)
-    }
+    if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) }
 }
 
 /// The driver's wake-up: a nonblocking eventfd. Any thread may `wake`; the driver `drain`s.
@@ -235,9 +205,7 @@ impl Waker {
         }
         // SAFETY: `fd` is a freshly created descriptor owned by nobody else.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Waker {
-            fd: File::from(owned),
-        })
+        Ok(Waker { fd: File::from(owned) })
     }
 
     /// Makes the fd readable (the counter saturates long before it could block).
@@ -259,11 +227,7 @@ impl Waker {
 /// Sets SO_RCVBUF (`recv`) or SO_SNDBUF with the `FORCE` variant, which ignores the
 /// system-wide maximum but needs CAP_NET_ADMIN (else `PermissionDenied`).
 pub fn set_buffer_force(fd: BorrowedFd<'_>, recv: bool, size: usize) -> io::Result<()> {
-    let opt = if recv {
-        libc::SO_RCVBUFFORCE
-    } else {
-        libc::SO_SNDBUFFORCE
-    };
+    let opt = if recv { libc::SO_RCVBUFFORCE } else { libc::SO_SNDBUFFORCE };
     let val: libc::c_int = size.min(libc::c_int::MAX as usize / 2) as libc::c_int;
     // SAFETY: the option value points to a live c_int and its exact size is passed.
     let r = unsafe {
@@ -275,11 +239,7 @@ pub fn set_buffer_force(fd: BorrowedFd<'_>, recv: bool, size: usize) -> io::Resu
             core::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Attaches a classic BPF filter to a receiving UDP socket that drops, in the kernel, every
@@ -287,35 +247,16 @@ pub fn set_buffer_force(fd: BorrowedFd<'_>, recv: bool, size: usize) -> io::Resu
 /// member's own casts. The filter runs with the packet positioned at the UDP header (source
 /// port at offset 0) and reads the source address relative to the network header.
 pub fn attach_own_filter(fd: BorrowedFd<'_>, own: SocketAddr) -> io::Result<()> {
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jeq = |k: u32, jf: u8| libc::sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        jt: 0,
-        jf,
-        k,
-    };
-    let ld_word = |net_off: i32| {
-        stmt(
-            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-            (libc::SKF_NET_OFF + net_off) as u32,
-        )
-    };
+    let stmt = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+    let jeq =
+        |k: u32, jf: u8| libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf, k };
+    let ld_word = |net_off: i32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, (libc::SKF_NET_OFF + net_off) as u32);
     let words: Vec<(i32, u32)> = match own.ip() {
         IpAddr::V4(a) => vec![(12, u32::from_be_bytes(a.octets()))],
         IpAddr::V6(a) => {
             let o = a.octets();
             (0..4)
-                .map(|i| {
-                    (
-                        8 + 4 * i as i32,
-                        u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]),
-                    )
-                })
+                .map(|i| (8 + 4 * i as i32, u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])))
                 .collect()
         }
     };
@@ -333,10 +274,7 @@ pub fn attach_own_filter(fd: BorrowedFd<'_>, own: SocketAddr) -> io::Result<()> 
     prog.push(stmt(libc::BPF_RET | libc::BPF_K, 0));
     prog.push(stmt(libc::BPF_RET | libc::BPF_K, u32::MAX));
     debug_assert_eq!(prog.len(), len);
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
     // SAFETY: `fprog` points to `prog`, a live array of `len` instructions; the kernel
     // copies (and verifies) the program during the call and keeps no pointer to it.
     let r = unsafe {
@@ -348,11 +286,7 @@ pub fn attach_own_filter(fd: BorrowedFd<'_>, own: SocketAddr) -> io::Result<()> 
             core::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
         )
     };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// The index of the network interface that holds `addr` (`::1` and `127.0.0.1`: `lo`);
@@ -396,21 +330,14 @@ pub fn interface_index(addr: IpAddr) -> io::Result<u32> {
             let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
             // SAFETY: `name` is a valid NUL-terminated string.
             let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-            found = Some(if idx == 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(idx)
-            });
+            found = Some(if idx == 0 { Err(io::Error::last_os_error()) } else { Ok(idx) });
         }
     }
     // SAFETY: `list` came from a successful getifaddrs and is freed exactly once; no
     // reference into it outlives this point (`found` holds owned values).
     unsafe { libc::freeifaddrs(list) };
     found.unwrap_or_else(|| {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no network interface has the address {addr}"),
-        ))
+        Err(io::Error::new(io::ErrorKind::NotFound, format!("no network interface has the address {addr}")))
     })
 }
 
@@ -429,17 +356,8 @@ mod tests {
         let heads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 3]).collect();
         let bodies: Vec<Vec<u8>> = (0..5u8).map(|i| vec![100 + i; i as usize * 7]).collect();
         let mut sb = SendBatch::new(4);
-        let msgs = || {
-            heads
-                .iter()
-                .zip(&bodies)
-                .map(|(h, b)| (&to, &h[..], &b[..]))
-        };
-        assert_eq!(
-            sb.send(tx.as_fd(), msgs()).unwrap(),
-            4,
-            "capped at the batch size"
-        );
+        let msgs = || heads.iter().zip(&bodies).map(|(h, b)| (&to, &h[..], &b[..]));
+        assert_eq!(sb.send(tx.as_fd(), msgs()).unwrap(), 4, "capped at the batch size");
         assert_eq!(sb.send(tx.as_fd(), msgs().skip(4)).unwrap(), 1);
         let mut rb = RecvBatch::new(8, 64);
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -447,23 +365,14 @@ mod tests {
         while got.len() < 5 && Instant::now() < deadline {
             match rb.recv(rx.as_fd()) {
                 Ok(n) => got.extend((0..n).map(|i| rb.datagram(i).unwrap().0.to_vec())),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => panic!("{e}"),
             }
         }
-        let want: Vec<Vec<u8>> = heads
-            .iter()
-            .zip(&bodies)
-            .map(|(h, b)| [&h[..], &b[..]].concat())
-            .collect();
+        let want: Vec<Vec<u8>> = heads.iter().zip(&bodies).map(|(h, b)| [&h[..], &b[..]].concat()).collect();
         assert_eq!(got, want);
         assert!(rb.datagram(rb.got).is_none());
-        assert_eq!(
-            rb.recv(rx.as_fd()).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(rb.recv(rx.as_fd()).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
@@ -486,11 +395,7 @@ mod tests {
     #[test]
     fn poll_times_out_and_sees_the_waker() {
         let w = Waker::new().unwrap();
-        let mut fds = [libc::pollfd {
-            fd: w.fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = [libc::pollfd { fd: w.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         let t = Instant::now();
         assert_eq!(poll(&mut fds, Some(Duration::from_millis(20))).unwrap(), 0);
         assert!(t.elapsed() >= Duration::from_millis(20));
@@ -500,26 +405,15 @@ mod tests {
         assert_ne!(fds[0].revents & libc::POLLIN, 0);
         w.drain();
         fds[0].revents = 0;
-        assert_eq!(
-            poll(&mut fds, Some(Duration::ZERO)).unwrap(),
-            0,
-            "drain resets the waker"
-        );
+        assert_eq!(poll(&mut fds, Some(Duration::ZERO)).unwrap(), 0, "drain resets the waker");
     }
 
     #[test]
     fn loopback_interface_index() {
         let v4 = interface_index(IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
         assert!(v4 > 0);
-        assert_eq!(
-            interface_index(IpAddr::V6(Ipv6Addr::LOCALHOST)).unwrap(),
-            v4,
-            "::1 and 127.0.0.1 are both on lo"
-        );
-        assert_eq!(
-            interface_index(IpAddr::V6(Ipv6Addr::UNSPECIFIED)).unwrap(),
-            0
-        );
+        assert_eq!(interface_index(IpAddr::V6(Ipv6Addr::LOCALHOST)).unwrap(), v4, "::1 and 127.0.0.1 are both on lo");
+        assert_eq!(interface_index(IpAddr::V6(Ipv6Addr::UNSPECIFIED)).unwrap(), 0);
         let err = interface_index("192.0.2.77".parse().unwrap()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
@@ -535,19 +429,14 @@ mod tests {
             own.send_to(b"own 1", to).unwrap();
             other.send_to(b"other", to).unwrap();
             own.send_to(b"own 2", to).unwrap();
-            rx.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
+            rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 16];
             while let Ok((n, from)) = rx.recv_from(&mut buf) {
                 got.push((buf[..n].to_vec(), from));
                 assert!(got.len() < 10);
             }
-            assert_eq!(
-                got,
-                vec![(b"other".to_vec(), other.local_addr().unwrap())],
-                "on {lo}"
-            );
+            assert_eq!(got, vec![(b"other".to_vec(), other.local_addr().unwrap())], "on {lo}");
         }
     }
 
