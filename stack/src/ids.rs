@@ -14,9 +14,50 @@ pub struct EndpointId(pub u64);
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct GroupId(pub u64);
 
-/// FNV-1a 64-bit: small, stable, deterministic; used for names, not for security.
+/// FNV-1a 64-bit: small, stable, deterministic; used for names and trace hashes, not for
+/// security.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    let mut h = Fnv::new();
+    h.bytes(bytes);
+    h.finish()
+}
+
+/// Streaming FNV-1a, 64 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn new() -> Fnv {
+        Fnv::default()
+    }
+    pub fn bytes(&mut self, b: &[u8]) {
+        for &x in b {
+            self.0 = (self.0 ^ x as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    pub fn u8(&mut self, x: u8) {
+        self.bytes(&[x]);
+    }
+    pub fn u32(&mut self, x: u32) {
+        self.bytes(&x.to_le_bytes());
+    }
+    pub fn u64(&mut self, x: u64) {
+        self.bytes(&x.to_le_bytes());
+    }
+    /// A length-prefixed byte string (so `"ab","c"` and `"a","bc"` differ).
+    pub fn blob(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        self.bytes(b);
+    }
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl GroupId {

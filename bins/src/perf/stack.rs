@@ -69,7 +69,7 @@ struct StackTx {
 }
 
 /// Bytes per payload chunk.
-const CHUNK: usize = 64 << 10;
+const CHUNK: usize = 128 << 10;
 
 impl StackTx {
     fn new(handle: Handle) -> StackTx {
@@ -80,7 +80,8 @@ impl StackTx {
 impl Tx for StackTx {
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
         if self.chunk.capacity() - self.chunk.len() < payload.len() {
-            self.chunk = BytesMut::with_capacity(CHUNK.max(payload.len()));
+            // Reuses the chunk's allocation once the driver has let go of every payload in it.
+            self.chunk.reserve(CHUNK.max(payload.len()));
         }
         self.chunk.extend_from_slice(payload);
         let data = self.chunk.split().freeze();

@@ -17,52 +17,11 @@ use crate::ids::EndpointId;
 use crate::time::Time;
 use bytes::Bytes;
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
-
-/// Streaming FNV-1a, 64 bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(FNV_OFFSET)
-    }
-}
-
-impl Fnv {
-    pub fn new() -> Fnv {
-        Fnv::default()
-    }
-    pub fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 = (self.0 ^ x as u64).wrapping_mul(FNV_PRIME);
-        }
-    }
-    pub fn u8(&mut self, x: u8) {
-        self.bytes(&[x]);
-    }
-    pub fn u32(&mut self, x: u32) {
-        self.bytes(&x.to_le_bytes());
-    }
-    pub fn u64(&mut self, x: u64) {
-        self.bytes(&x.to_le_bytes());
-    }
-    /// A length-prefixed byte string (so `"ab","c"` and `"a","bc"` differ).
-    pub fn blob(&mut self, b: &[u8]) {
-        self.u64(b.len() as u64);
-        self.bytes(b);
-    }
-    pub fn finish(&self) -> u64 {
-        self.0
-    }
-}
+pub use crate::ids::Fnv;
 
 /// The FNV-1a hash of a byte string (a datagram's digest in the trace).
 pub fn digest(b: &[u8]) -> u64 {
-    let mut h = Fnv::new();
-    h.bytes(b);
-    h.finish()
+    crate::ids::fnv1a(b)
 }
 
 /// What became of one datagram on one directed link.

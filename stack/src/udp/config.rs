@@ -36,15 +36,20 @@ pub struct UdpConfig {
     pub send_buffer: usize,
     /// Most datagrams per sendmmsg / recvmmsg (default 64).
     pub batch: usize,
-    /// Bound of the application → driver command queue (default 8192): `cast` blocks and
-    /// `try_cast` fails with `WouldBlock` when it is full.
+    /// Bound of the application → driver command queue (default 8192 commands): `cast`
+    /// blocks and `try_cast` fails with `WouldBlock` when it is full.
     pub queue: usize,
+    /// Bound of the same queue in payload bytes (default 4 MiB), so large messages do not
+    /// pile up by the thousand; one command is always taken, however large.
+    pub queue_bytes: usize,
     /// Bound of the driver → application event queue (default 65536). While it is full the
     /// driver stops reading its sockets (the kernel then drops, as it would for raw UDP);
     /// the driver itself never drops an event. Commands are still taken meanwhile, so the
     /// local deliveries of this member's own casts wait in the driver behind the full queue:
     /// an application that casts must also take its events.
     pub events: usize,
+    /// Bound of the same queue in payload bytes (default 32 MiB); one event is always taken.
+    pub events_bytes: usize,
     /// Drop the multicast loopback copies of this member's own casts in the kernel (a BPF
     /// filter on the multicast socket matching this member's unicast source address), instead
     /// of reading, checking and discarding each one as `rx_own` (default true). The endpoint
@@ -64,7 +69,9 @@ impl Default for UdpConfig {
             send_buffer: 4 << 20,
             batch: 64,
             queue: 8192,
+            queue_bytes: 4 << 20,
             events: 65536,
+            events_bytes: 32 << 20,
             filter_own: true,
         }
     }

@@ -151,18 +151,16 @@ const NOBUFS_BACKOFF: Duration = Duration::from_millis(1);
 const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// Received datagrams are copied out of the receive slots into chunks of this size, each
 /// datagram a slice of its chunk: a copy and a reference count per datagram instead of an
-/// allocation that another thread (the application's) frees. A chunk lives until the last
-/// of its datagrams is dropped, so an application holding one small message holds at most
-/// this much.
-const RX_CHUNK: usize = 64 << 10;
+/// allocation that another thread (the application's) frees. A chunk whose datagrams have
+/// all been dropped is reused in place; one the application still holds a datagram of lives
+/// until that datagram is dropped, so a held message keeps at most this much alive.
+const RX_CHUNK: usize = 128 << 10;
 
-/// Copies `data` into the current receive chunk (a new one if it does not fit).
+/// Copies `data` into the receive chunk (reclaimed, or a new one, if it does not fit).
 fn copy_out(chunk: &mut BytesMut, data: &[u8]) -> Bytes {
-    if data.len() > RX_CHUNK / 2 {
-        return Bytes::copy_from_slice(data);
-    }
     if chunk.capacity() - chunk.len() < data.len() {
-        *chunk = BytesMut::with_capacity(RX_CHUNK);
+        // Reuses the chunk's allocation when no datagram of it is alive any more.
+        chunk.reserve(RX_CHUNK.max(data.len()));
     }
     chunk.extend_from_slice(data);
     chunk.split().freeze()

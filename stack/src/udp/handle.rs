@@ -73,6 +73,24 @@ pub(crate) enum Cmd {
     Leave,
 }
 
+impl Cmd {
+    /// Payload bytes, for the command queue's byte bound.
+    fn weight(&self) -> usize {
+        match self {
+            Cmd::Cast(data) | Cmd::Send(_, data) => data.len(),
+            Cmd::Leave => 0,
+        }
+    }
+}
+
+/// Payload bytes, for the event queue's byte bound.
+fn event_weight(ev: &Event) -> usize {
+    match ev {
+        Event::Cast { data, .. } | Event::Send { data, .. } => data.len(),
+        Event::View(_) | Event::Exit => 0,
+    }
+}
+
 /// The driver's eventfd and a count of how often it was written.
 pub(crate) struct WakeSignal {
     waker: Waker,
@@ -182,8 +200,8 @@ pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers:
     let mut stats = DriverStats { granted: sockets.granted(), ..DriverStats::default() };
     stats.endpoint = endpoint.stats().clone();
     let shared = Arc::new(Shared {
-        cmds: Queue::with_unpark(cfg.queue, move || w1.wake()),
-        events: Queue::with_unpark(cfg.events, move || w2.wake()),
+        cmds: Queue::with_unpark(cfg.queue, move || w1.wake()).with_byte_cap(cfg.queue_bytes, Cmd::weight),
+        events: Queue::with_unpark(cfg.events, move || w2.wake()).with_byte_cap(cfg.events_bytes, event_weight),
         wake,
         stats: Mutex::new(stats),
         left: AtomicBool::new(endpoint.has_left()),

@@ -11,6 +11,10 @@
 //! takes anyway, a busy stream costs no extra atomic and no system call per item, and no
 //! wake-up can be lost between the driver's last look and its sleep.
 //!
+//! The bound is a number of items and, optionally, a number of bytes (each item weighed by a
+//! function given at creation): the queue is full when either is reached, except that an
+//! empty queue always takes one item, however large.
+//!
 //! Condition variables are signalled only when someone waits on them (a waiter count under
 //! the lock), so an uncontended push or pop makes no futex call. `close` releases every
 //! blocked producer (their item comes back) and lets consumers drain what is left, then see
@@ -68,6 +72,8 @@ enum Park {
 
 struct Inner<T> {
     items: VecDeque<T>,
+    /// Total weight of `items`.
+    bytes: usize,
     closed: bool,
     producers_waiting: usize,
     consumers_waiting: usize,
@@ -81,6 +87,8 @@ pub struct Queue<T> {
     not_empty: Condvar,
     not_full: Condvar,
     cap: usize,
+    byte_cap: usize,
+    weigh: fn(&T) -> usize,
     unpark: Unpark,
 }
 
@@ -95,6 +103,7 @@ impl<T> Queue<T> {
         Queue {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
+                bytes: 0,
                 closed: false,
                 producers_waiting: 0,
                 consumers_waiting: 0,
@@ -103,8 +112,40 @@ impl<T> Queue<T> {
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             cap: cap.max(1),
+            byte_cap: usize::MAX,
+            weigh: |_| 0,
             unpark: Box::new(unpark),
         }
+    }
+
+    /// Also bounds the queue to `byte_cap` bytes, each item weighing `weigh(item)`.
+    pub fn with_byte_cap(mut self, byte_cap: usize, weigh: fn(&T) -> usize) -> Queue<T> {
+        self.byte_cap = byte_cap;
+        self.weigh = weigh;
+        self
+    }
+
+    fn has_room(&self, g: &Inner<T>) -> bool {
+        g.items.is_empty() || (g.items.len() < self.cap && g.bytes < self.byte_cap)
+    }
+
+    fn put(&self, g: &mut Inner<T>, item: T) {
+        g.bytes += (self.weigh)(&item);
+        g.items.push_back(item);
+    }
+
+    fn take(&self, g: &mut Inner<T>) -> Option<T> {
+        let item = g.items.pop_front()?;
+        g.bytes -= (self.weigh)(&item);
+        Some(item)
+    }
+
+    /// Moves every item to `out`.
+    fn take_all(&self, g: &mut Inner<T>, out: &mut impl Extend<T>) -> usize {
+        let n = g.items.len();
+        out.extend(g.items.drain(..));
+        g.bytes = 0;
+        n
     }
 
     pub fn capacity(&self) -> usize {
@@ -129,10 +170,10 @@ impl<T> Queue<T> {
         if g.closed {
             return Err(PushError::Closed(item));
         }
-        if g.items.len() >= self.cap {
+        if !self.has_room(&g) {
             return Err(PushError::Full(item));
         }
-        g.items.push_back(item);
+        self.put(&mut g, item);
         self.pushed(g, 1);
         Ok(())
     }
@@ -144,14 +185,14 @@ impl<T> Queue<T> {
             if g.closed {
                 return Err(item);
             }
-            if g.items.len() < self.cap {
+            if self.has_room(&g) {
                 break;
             }
             g.producers_waiting += 1;
             g = wait(&self.not_full, g);
             g.producers_waiting -= 1;
         }
-        g.items.push_back(item);
+        self.put(&mut g, item);
         self.pushed(g, 1);
         Ok(())
     }
@@ -166,8 +207,12 @@ impl<T> Queue<T> {
         if g.closed {
             return 0;
         }
-        let n = self.cap.saturating_sub(g.items.len()).min(src.len());
-        g.items.extend(src.drain(..n));
+        let mut n = 0;
+        while self.has_room(&g) {
+            let Some(item) = src.pop_front() else { break };
+            self.put(&mut g, item);
+            n += 1;
+        }
         self.pushed(g, n);
         n
     }
@@ -176,7 +221,9 @@ impl<T> Queue<T> {
     /// the final events (`Exit` among them) are never dropped.
     pub fn close_with(&self, src: &mut VecDeque<T>) {
         let mut g = lock(&self.inner);
-        g.items.extend(src.drain(..));
+        for item in src.drain(..) {
+            self.put(&mut g, item);
+        }
         self.close_locked(g);
     }
 
@@ -203,8 +250,7 @@ impl<T> Queue<T> {
         if g.park == Park::ForItems {
             g.park = Park::No;
         }
-        let taken = g.items.len();
-        out.extend(g.items.drain(..));
+        let taken = self.take_all(&mut g, out);
         let closed = g.closed;
         self.popped(g, taken);
         Drained { taken, closed }
@@ -212,7 +258,7 @@ impl<T> Queue<T> {
 
     pub fn try_pop(&self) -> Option<T> {
         let mut g = lock(&self.inner);
-        let item = g.items.pop_front()?;
+        let item = self.take(&mut g)?;
         self.popped(g, 1);
         Some(item)
     }
@@ -221,7 +267,7 @@ impl<T> Queue<T> {
     pub fn pop(&self) -> Option<T> {
         let mut g = lock(&self.inner);
         loop {
-            if let Some(item) = g.items.pop_front() {
+            if let Some(item) = self.take(&mut g) {
                 self.popped(g, 1);
                 return Some(item);
             }
@@ -239,7 +285,7 @@ impl<T> Queue<T> {
         let deadline = Instant::now().checked_add(timeout);
         let mut g = lock(&self.inner);
         loop {
-            if let Some(item) = g.items.pop_front() {
+            if let Some(item) = self.take(&mut g) {
                 self.popped(g, 1);
                 return Some(item);
             }
@@ -271,8 +317,7 @@ impl<T> Queue<T> {
         let mut g = lock(&self.inner);
         loop {
             if !g.items.is_empty() {
-                let n = g.items.len();
-                out.extend(g.items.drain(..));
+                let n = self.take_all(&mut g, out);
                 self.popped(g, n);
                 return n;
             }
@@ -311,7 +356,7 @@ impl<T> Queue<T> {
     /// park) if there is room already or the queue is closed: do not sleep on it.
     pub fn park_if_full(&self) -> bool {
         let mut g = lock(&self.inner);
-        if g.items.len() >= self.cap && !g.closed {
+        if !self.has_room(&g) && !g.closed {
             g.park = Park::ForRoom;
             true
         } else {
@@ -391,6 +436,27 @@ mod tests {
         let mut v = Vec::new();
         assert_eq!(q.drain_wait(&mut v, Some(Duration::ZERO)), 3);
         assert_eq!(v, [10, 11, 12]);
+    }
+
+    #[test]
+    fn byte_bound_counts_weights_and_always_takes_one_item() {
+        let q = Queue::new(100).with_byte_cap(10, |v: &Vec<u8>| v.len());
+        q.try_push(vec![0; 25]).unwrap(); // an empty queue takes one item, however large
+        assert_eq!(q.try_push(vec![1]), Err(PushError::Full(vec![1])));
+        assert!(q.park_if_full());
+        assert_eq!(q.try_pop(), Some(vec![0; 25]));
+        for _ in 0..3 {
+            q.try_push(vec![2; 4]).unwrap();
+        }
+        assert!(matches!(q.try_push(vec![3]), Err(PushError::Full(_))), "12 bytes >= 10");
+        let mut out = VecDeque::new();
+        assert_eq!(q.drain_into(&mut out).taken, 3);
+        let mut src: VecDeque<Vec<u8>> = (0..5).map(|_| vec![4; 6]).collect();
+        assert_eq!(q.push_from(&mut src), 2, "6 bytes < 10 takes a second, 12 stops");
+        assert_eq!(q.pop(), Some(vec![4; 6]));
+        q.try_push(vec![5; 3]).unwrap(); // 6 + 3 = 9 bytes
+        q.try_push(vec![5]).unwrap(); // 9 < 10: room for one more; now 10
+        assert!(q.try_push(vec![5]).is_err());
     }
 
     #[test]
