@@ -118,6 +118,8 @@ pub struct Stats {
     pub tx_bad_rank: u64,
     pub delivered_casts: u64,
     pub delivered_sends: u64,
+    /// `Event::Error`s the layers raised.
+    pub layer_errors: u64,
 }
 
 impl Stats {
@@ -438,6 +440,8 @@ impl<L: Layer> Endpoint<L> {
                 None
             }
             Dn::Leave => Some(Up::Exit),
+            // Nothing below the stack holds messages.
+            Dn::Stable(_) => None,
         }
     }
 
@@ -456,6 +460,12 @@ impl<L: Layer> Endpoint<L> {
                 self.left = true;
                 Event::Exit
             }
+            Up::Error { layer, detail } => {
+                self.stats.layer_errors += 1;
+                Event::Error { layer, detail }
+            }
+            // Stability is for layers; the application has no use for it.
+            Up::Stable(_) => return,
         };
         self.events.push_back(ev);
     }

@@ -17,6 +17,9 @@ pub enum Dn {
     SendUnrel(Rank, Msg),
     /// This member leaves the group.
     Leave,
+    /// Stability (see `Stability`), from the layer that detects it to the layers below that
+    /// hold messages until they are stable.
+    Stable(Stability),
 }
 
 /// Events travelling up the stack, from the network towards the application.
@@ -28,7 +31,16 @@ pub enum Up {
     Send { from: Rank, msg: Msg },
     /// This member has left: nothing more will be delivered in this stack.
     Exit,
+    /// Stability, for the layers above the one that detects it.
+    Stable(Stability),
+    /// A layer found a broken guarantee or an unrecoverable condition (a checker layer
+    /// saw a FIFO violation, say). Delivered to the application as `Event::Error`.
+    Error { layer: &'static str, detail: String },
 }
+
+/// For each rank of the view, how many of its casts every member has received: those are
+/// stable, and whoever holds them for retransmission may let them go.
+pub type Stability = Vec<u64>;
 
 /// What an endpoint tells its application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,4 +53,6 @@ pub enum Event {
     Send { from: EndpointId, data: Bytes },
     /// The endpoint has left the group; it delivers nothing more.
     Exit,
+    /// A layer reports a broken guarantee or an unrecoverable condition.
+    Error { layer: &'static str, detail: String },
 }

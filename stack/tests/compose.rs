@@ -49,7 +49,7 @@ fn heads(dn: &VecDeque<Dn>) -> Vec<Vec<u8>> {
                 v.extend_from_slice(m.body());
                 v
             }
-            Dn::Leave => b"leave".to_vec(),
+            Dn::Leave | Dn::Stable(_) => format!("{e:?}").into_bytes(),
         })
         .collect()
 }

@@ -207,3 +207,37 @@ fn an_ill_formed_stack_is_refused_at_creation() {
     let r = Endpoint::from_spec(Config::new(G, EndpointId(11), ids()), &Registry::new(), "nak");
     assert!(matches!(r, Err(EndpointError::Spec(SpecError::Unknown { .. }))));
 }
+
+/// A layer that reports every cast it sees coming up as a broken guarantee.
+struct Alarm;
+
+impl Layer for Alarm {
+    fn name(&self) -> &'static str {
+        "alarm"
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        cx.dn(ev)
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        if let Up::Cast { from, .. } = &ev {
+            cx.up(Up::Error { layer: "alarm", detail: format!("cast from {from}") });
+        }
+        cx.up(ev)
+    }
+    fn dump(&self, _: &mut Vec<Dump>) {}
+}
+
+#[test]
+fn layer_errors_reach_the_application_and_are_counted() {
+    let mut ep = Endpoint::new(Config::new(G, EndpointId(11), ids()), |_: &View| Alarm).unwrap();
+    events(&mut ep);
+    ep.cast(Time::ZERO, Bytes::from_static(b"x")).unwrap();
+    assert_eq!(
+        events(&mut ep),
+        [
+            Event::Error { layer: "alarm", detail: "cast from r0".into() },
+            Event::Cast { from: EndpointId(11), data: Bytes::from_static(b"x") }
+        ]
+    );
+    assert_eq!(ep.stats().layer_errors, 1);
+}

@@ -107,6 +107,7 @@ impl Net for StackNet {
                     n += 1;
                 }
                 Event::Exit => return Err("the endpoint left the group".into()),
+                Event::Error { layer, detail } => return Err(format!("layer `{layer}` reported: {detail}")),
                 Event::View(_) | Event::Send { .. } => {}
             }
         }

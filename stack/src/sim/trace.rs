@@ -203,6 +203,11 @@ fn hash_event(ev: &Event, h: &mut Fnv) {
             h.blob(data);
         }
         Event::Exit => h.u8(3),
+        Event::Error { layer, detail } => {
+            h.u8(4);
+            h.blob(layer.as_bytes());
+            h.blob(detail.as_bytes());
+        }
     }
 }
 
