@@ -12,12 +12,18 @@
 use thoth_stack::Registry;
 
 // Layer modules, one line each.
+pub mod frag;
+pub mod pack;
+pub mod pt2pt;
 
 /// The registry of every layer in this crate.
 pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut r = Registry::new();
     // Registrations, one line each.
+    pack::register(&mut r);
+    frag::register(&mut r);
+    pt2pt::register(&mut r);
     r
 }
 

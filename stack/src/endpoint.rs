@@ -169,6 +169,9 @@ pub enum CastError {
     TooLarge,
     /// `send` to an endpoint that is not in the view.
     NotMember,
+    /// Flow control holds casts back until receivers catch up; try again after
+    /// `can_cast()` turns true (a later input: a credit grant, a timeout).
+    WouldBlock,
 }
 
 impl fmt::Display for CastError {
@@ -177,6 +180,7 @@ impl fmt::Display for CastError {
             CastError::Left => "the endpoint has left the group",
             CastError::TooLarge => "message larger than a datagram and no fragmentation layer",
             CastError::NotMember => "destination is not a member of the view",
+            CastError::WouldBlock => "flow control holds casts until receivers catch up",
         })
     }
 }
@@ -201,6 +205,8 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     held: VecDeque<Bytes>,
     held_bytes: usize,
     left: bool,
+    /// False while a flow-control layer holds casts back.
+    cast_ready: bool,
     stats: Stats,
 }
 
@@ -231,6 +237,7 @@ impl<L: Layer> Endpoint<L> {
             held: VecDeque::new(),
             held_bytes: 0,
             left: false,
+            cast_ready: true,
             stats: Stats::default(),
         };
         ep.events.push_back(Event::View(view));
@@ -270,9 +277,17 @@ impl<L: Layer> Endpoint<L> {
         if self.props.contains(Props::FRAG) { usize::MAX } else { self.cfg.max_datagram - FRAME_LEN }
     }
 
+    /// Whether `cast` takes a message now (false while flow control holds casts back).
+    pub fn can_cast(&self) -> bool {
+        self.cast_ready && !self.left
+    }
+
     /// Multicasts `data` to the view.
     pub fn cast(&mut self, now: Time, data: Bytes) -> Result<(), CastError> {
         self.admit(&data)?;
+        if !self.cast_ready {
+            return Err(CastError::WouldBlock);
+        }
         self.run(now, Input::Dn(Dn::Cast(Msg::new(data))));
         Ok(())
     }
@@ -362,6 +377,7 @@ impl<L: Layer> Endpoint<L> {
         let stack = (self.factory)(&view);
         self.props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
         self.stack = stack;
+        self.cast_ready = true;
         self.view = view.clone();
         self.rank = rank;
         self.events.push_back(Event::View(view));
@@ -466,6 +482,10 @@ impl<L: Layer> Endpoint<L> {
             }
             // Stability is for layers; the application has no use for it.
             Up::Stable(_) => return,
+            Up::Flow { ready } => {
+                self.cast_ready = ready;
+                return;
+            }
         };
         self.events.push_back(ev);
     }

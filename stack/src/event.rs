@@ -33,6 +33,10 @@ pub enum Up {
     Exit,
     /// Stability, for the layers above the one that detects it.
     Stable(Stability),
+    /// Flow control: whether the stack takes more casts now. A flow-control layer says
+    /// `ready: false` when it holds a cast for lack of credit and `ready: true` once it can
+    /// send again; the endpoint refuses casts in between (`CastError::WouldBlock`).
+    Flow { ready: bool },
     /// A layer found a broken guarantee or an unrecoverable condition (a checker layer
     /// saw a FIFO violation, say). Delivered to the application as `Event::Error`.
     Error { layer: &'static str, detail: String },

@@ -241,3 +241,42 @@ fn layer_errors_reach_the_application_and_are_counted() {
     );
     assert_eq!(ep.stats().layer_errors, 1);
 }
+
+/// Lets one cast through, then holds casts until a message arrives (a toy flow control).
+struct Gate;
+
+impl Layer for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        if matches!(ev, Dn::Cast(_)) {
+            cx.up(Up::Flow { ready: false });
+        }
+        cx.dn(ev)
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        if matches!(&ev, Up::Cast { from, .. } if *from != cx.rank) {
+            cx.up(Up::Flow { ready: true });
+        }
+        cx.up(ev)
+    }
+    fn dump(&self, _: &mut Vec<Dump>) {}
+}
+
+#[test]
+fn flow_control_refuses_casts_until_the_stack_is_ready() {
+    let mut eps: Vec<Endpoint<Gate>> =
+        ids().into_iter().take(2).map(|me| Endpoint::new(Config::new(G, me, ids()), |_: &View| Gate).unwrap()).collect();
+    assert!(eps[0].can_cast());
+    eps[0].cast(Time::ZERO, Bytes::from_static(b"one")).unwrap();
+    assert!(!eps[0].can_cast());
+    assert_eq!(eps[0].cast(Time::ZERO, Bytes::from_static(b"two")), Err(CastError::WouldBlock));
+    // Sends are not flow-controlled.
+    eps[0].send(Time::ZERO, EndpointId(22), Bytes::from_static(b"p2p")).unwrap();
+    eps[1].cast(Time::ZERO, Bytes::from_static(b"credit")).unwrap();
+    let t = eps[1].poll_transmit().unwrap();
+    eps[0].handle_datagram(Time::ZERO, t.to_bytes());
+    assert!(eps[0].can_cast());
+    eps[0].cast(Time::ZERO, Bytes::from_static(b"two")).unwrap();
+}

@@ -50,11 +50,24 @@ pub struct UdpConfig {
     pub events: usize,
     /// Bound of the same queue in payload bytes (default 32 MiB); one event is always taken.
     pub events_bytes: usize,
+    /// What `Handle::cast` does while flow control holds casts back: wait (`Block`, the
+    /// default) or fail at once with `HandleError::WouldBlock`.
+    pub flow: FlowPolicy,
     /// Drop the multicast loopback copies of this member's own casts in the kernel (a BPF
     /// filter on the multicast socket matching this member's unicast source address), instead
     /// of reading, checking and discarding each one as `rx_own` (default true). The endpoint
     /// delivers its own casts locally either way.
     pub filter_own: bool,
+}
+
+/// What a cast does when flow control (or a full command queue) holds it back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlowPolicy {
+    /// `Handle::cast` waits.
+    #[default]
+    Block,
+    /// `Handle::cast` returns `HandleError::WouldBlock`.
+    WouldBlock,
 }
 
 impl Default for UdpConfig {
@@ -72,6 +85,7 @@ impl Default for UdpConfig {
             queue_bytes: 4 << 20,
             events: 65536,
             events_bytes: 32 << 20,
+            flow: FlowPolicy::Block,
             filter_own: true,
         }
     }

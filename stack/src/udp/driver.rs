@@ -187,6 +187,8 @@ pub(crate) struct Driver<L: Layer> {
     /// Per socket (unicast, multicast): turns to skip before reading it again.
     quiet: [u8; 2],
     exiting: bool,
+    /// What was last published as `Shared::flow_blocked`.
+    flow_blocked: bool,
     last_publish: Instant,
 }
 
@@ -225,6 +227,7 @@ impl<L: Layer> Driver<L> {
             blocked: None,
             quiet: [0; 2],
             exiting: false,
+            flow_blocked: false,
             last_publish: now,
         }
     }
@@ -240,15 +243,14 @@ impl<L: Layer> Driver<L> {
             // New commands only when the socket takes datagrams and the outbox is short:
             // otherwise `cast` waits (backpressure) instead of the outbox growing.
             if self.blocked.is_none() && self.outbox.len() < self.recv.capacity() * SEND_ROUNDS {
-                let d = self.shared.cmds.drain_into(&mut self.cmds);
-                if d.closed {
-                    self.finish(false);
-                    return;
+                if self.cmds.is_empty() {
+                    let d = self.shared.cmds.drain_into(&mut self.cmds);
+                    if d.closed {
+                        self.finish(false);
+                        return;
+                    }
                 }
-                if d.taken > 0 {
-                    busy = true;
-                    self.apply_commands();
-                }
+                busy |= self.apply_commands();
             }
             let now = self.now();
             if self.ep.poll_timeout().is_some_and(|t| t <= now) {
@@ -278,9 +280,17 @@ impl<L: Layer> Driver<L> {
         }
     }
 
-    fn apply_commands(&mut self) {
+    /// Feeds queued commands to the endpoint, in order, until a cast meets flow control
+    /// (the rest wait for credit); true if any went in.
+    fn apply_commands(&mut self) -> bool {
         let now = self.now();
-        for cmd in self.cmds.drain(..) {
+        let mut applied = false;
+        while let Some(cmd) = self.cmds.pop_front() {
+            if matches!(cmd, Cmd::Cast(_)) && !self.ep.can_cast() && !self.ep.has_left() {
+                self.cmds.push_front(cmd);
+                break;
+            }
+            applied = true;
             let r = match cmd {
                 Cmd::Cast(data) => self.ep.cast(now, data),
                 Cmd::Send(to, data) => self.ep.send(now, to, data),
@@ -293,6 +303,7 @@ impl<L: Layer> Driver<L> {
                 self.stats.rejected_commands += 1;
             }
         }
+        applied
     }
 
     /// Reads the sockets (a quiet one only every `QUIET_SKIP` turns); true if a datagram
@@ -343,6 +354,11 @@ impl<L: Layer> Driver<L> {
     }
 
     fn collect_events(&mut self) {
+        let blocked = !self.ep.can_cast();
+        if blocked != self.flow_blocked {
+            self.flow_blocked = blocked;
+            self.shared.flow_blocked.store(blocked, std::sync::atomic::Ordering::Relaxed);
+        }
         while let Some(ev) = self.ep.poll_event() {
             if ev == Event::Exit {
                 self.exiting = true;
@@ -434,7 +450,9 @@ impl<L: Layer> Driver<L> {
             }
             self.stats.events_full += 1;
         }
-        if self.blocked.is_none() && !self.shared.cmds.park_if_empty() {
+        // Commands matter only when they can go in: not while the socket refuses datagrams
+        // and not while flow control holds back the cast at the front.
+        if self.blocked.is_none() && self.cmds.is_empty() && !self.shared.cmds.park_if_empty() {
             return; // a command arrived: go on
         }
         self.publish();

@@ -12,6 +12,7 @@
 //! Tested by `stack/tests/udp.rs` (handle semantics, shutdown promptness, blocked senders
 //! released with `Stopped`, drop without shutdown frees the sockets).
 
+use super::config::FlowPolicy;
 use super::driver::{Driver, DriverStats, Routes};
 use super::queue::{PushError, Queue};
 use super::socket::Sockets;
@@ -32,7 +33,8 @@ use std::time::Duration;
 /// Why a handle call did not go through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandleError {
-    /// The command queue is full (`try_cast` only; `cast` waits instead).
+    /// The command queue is full, or flow control holds casts back (`try_cast`, and `cast`
+    /// under `FlowPolicy::WouldBlock`; otherwise `cast` waits instead).
     WouldBlock,
     /// The driver has stopped (shutdown, last handle dropped, or the endpoint left).
     Stopped,
@@ -43,7 +45,7 @@ pub enum HandleError {
 impl fmt::Display for HandleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandleError::WouldBlock => f.write_str("the driver's command queue is full"),
+            HandleError::WouldBlock => f.write_str("the command queue is full or flow control holds casts back"),
             HandleError::Stopped => f.write_str("the driver has stopped"),
             HandleError::Cast(e) => e.fmt(f),
         }
@@ -115,6 +117,9 @@ pub(crate) struct Shared {
     /// The driver's last published statistics.
     pub(crate) stats: Mutex<DriverStats>,
     left: AtomicBool,
+    /// The endpoint refuses casts for now (flow control); published by the driver.
+    pub(crate) flow_blocked: AtomicBool,
+    policy: FlowPolicy,
     me: EndpointId,
     max_payload: usize,
     members: Vec<EndpointId>,
@@ -205,6 +210,8 @@ pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers:
         wake,
         stats: Mutex::new(stats),
         left: AtomicBool::new(endpoint.has_left()),
+        flow_blocked: AtomicBool::new(!endpoint.can_cast()),
+        policy: cfg.flow,
         me: endpoint.me(),
         max_payload: endpoint.max_payload(),
         members: endpoint.view().members.clone(),
@@ -244,15 +251,24 @@ impl Handle {
         }
     }
 
-    /// Multicasts `data` to the view; waits while the command queue is full.
+    /// Multicasts `data` to the view. Under `FlowPolicy::Block` (the default) it waits while
+    /// the command queue is full (which it becomes while flow control holds casts back);
+    /// under `FlowPolicy::WouldBlock` it is `try_cast`.
     pub fn cast(&self, data: Bytes) -> Result<(), HandleError> {
+        if self.shared.policy == FlowPolicy::WouldBlock {
+            return self.try_cast(data);
+        }
         self.admit(data.len(), None)?;
         self.shared.cmds.push(Cmd::Cast(data)).map_err(|_| HandleError::Stopped)
     }
 
-    /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full.
+    /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full or
+    /// flow control holds casts back.
     pub fn try_cast(&self, data: Bytes) -> Result<(), HandleError> {
         self.admit(data.len(), None)?;
+        if self.shared.flow_blocked.load(Ordering::Relaxed) {
+            return Err(HandleError::WouldBlock);
+        }
         self.shared.cmds.try_push(Cmd::Cast(data)).map_err(|e| match e {
             PushError::Full(_) => HandleError::WouldBlock,
             PushError::Closed(_) => HandleError::Stopped,

@@ -28,7 +28,7 @@ mod socket;
 mod sync;
 mod sys;
 
-pub use config::{DEFAULT_GROUP, UdpConfig, endpoint_id};
+pub use config::{DEFAULT_GROUP, FlowPolicy, UdpConfig, endpoint_id};
 pub use driver::DriverStats;
 pub use handle::{Handle, HandleError, spawn};
 pub use socket::{Granted, Sockets};

@@ -1,0 +1,504 @@
+//! `frag`: fragmentation and reassembly of messages larger than a datagram.
+//!
+//! **Protocol.** Going down, a reliable `Cast` or `Send` whose message (payload plus the
+//! headers of the layers above) is at most `size` bytes gets the 1-byte `Whole` header. A
+//! larger one is cut into `count = ⌈len / size⌉` fragments of `size` bytes (the last one
+//! shorter), each sent as its own `Cast` / `Send` with `Frag { id, index, count, total }`:
+//! `id` numbers this sender's fragmented messages, one counter for casts and one for sends;
+//! `total` is the message length, so a receiver reserves its memory at the first fragment.
+//! Fragment bodies are zero-copy slices of the payload (only a fragment that overlaps the
+//! headers of the layers above is copied). Going up, fragments are kept per sender and kind
+//! (cast or send), keyed by `id`, and concatenated once, in index order, when the last one is
+//! in; the result goes up as one `Cast` / `Send` from that sender. `CastUnrel` / `SendUnrel`
+//! are never fragmented: they get `NoHdr` and pass (one larger than a datagram is dropped at
+//! the endpoint as `tx_oversize`).
+//!
+//! **Below.** Frag requires nothing, so it composes anywhere, but it is meant to sit above the
+//! reliable FIFO layers (nak, pt2pt): with them every message arrives whole and in order.
+//! Without them a lost fragment loses its message (its set stays incomplete until evicted),
+//! duplicate fragments are dropped (a duplicated whole message is not), and reordering is tolerated within the sets held at a time; a
+//! set whose fragments all arrive after a later message of the same sender completed is
+//! taken for a stale duplicate and dropped (`stale`).
+//!
+//! **Parameters** (`frag(size=1280,max=16777216,mem=33554432)`):
+//! - `size` (1280): largest fragment payload. 1280 bytes plus the 40-byte frame leave 132
+//!   bytes for the layer headers (frag's: 1 whole, 12 for a fragment of a 16 MiB message,
+//!   41 at worst) in the 1452 bytes of UDP payload a 1500-byte Ethernet MTU carries over
+//!   IPv6 (1472 over IPv4), so no datagram is IP-fragmented (one lost IP fragment loses the
+//!   whole datagram). Loopback (MTU 64 KiB) takes larger ones cheaply: `frag(size=60000)`.
+//! - `max` (16 MiB): largest message. The endpoint accepts any size once a stack provides
+//!   FRAG, so the limit is here: a larger `Cast` / `Send` cannot be refused to its caller from
+//!   inside a layer, so it is dropped, counted (`tx_oversize`) and reported up as
+//!   `Up::Error { layer: "frag", .. }`. A received fragment claiming a larger total is
+//!   dropped (`rx_oversize`).
+//! - `mem` (32 MiB): reassembly memory per sender, casts and sends together. A set is charged
+//!   at its first fragment for `total` bytes plus 64 per fragment plus 256, the bookkeeping
+//!   of its maps. A set that alone exceeds `mem` is dropped (`over_budget`); otherwise the
+//!   sender's oldest sets (lowest id, same kind first) are evicted (`evicted`) to make room.
+//!   At most 8 sets per sender and kind are held (the oldest is evicted).
+//!
+//! **Hostile input.** A header that does not decode (`bad_hdr`: unknown tag, `count < 2`,
+//! `index >= count`, `total < count`), a rank outside the view (`bad_rank`), and a set that
+//! contradicts itself (`contradictory`: fragments that disagree on `count` or `total`, an
+//! empty fragment, the same index with other bytes, more bytes than `total`, or a completed
+//! set whose bytes do not add up to `total`) are dropped and counted; the contradictory set is
+//! discarded whole. Nothing is delivered that was not sent as one message.
+//!
+//! **Properties.** Requires nothing; provides FRAG.
+//!
+//! **Events generated.** `Up::Error` for an oversize message sent down; the reassembled
+//! `Up::Cast` / `Up::Send`. Everything else passes through.
+//!
+//! **Memory.** At most `mem` bytes (as charged above, which bounds the real use: a fragment's
+//! `Bytes` also pins its datagram's frame and headers, within the 64 charged) per rank of
+//! the view. Partial sets are discarded on `Up::Exit`, and when the sender leaves the view:
+//! with fixed views that is when a new stack is built for the next view, which starts empty.
+//!
+//! **Tests.** A unit test here (header bytes); `layers/tests/frag.rs`: exact
+//! outputs for split, reassembly, bounds, contradictions and exit; bolero header round-trip,
+//! hostile input and model tests; and simulator runs of 3-member groups with and without
+//! loss, including one that must catch `Config::test_deliver_on_last`.
+
+use std::collections::BTreeMap;
+use thoth_stack::{Args, Bytes, BytesMut, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up};
+use thoth_stack::{Wire, WireError, Writer, wire::var_len};
+
+const NAME: &str = "frag";
+/// Charged per fragment a set may hold (its `Bytes` handle and map entry).
+pub const FRAG_OVERHEAD: u64 = 64;
+/// Charged per set (its maps and bookkeeping).
+pub const SET_OVERHEAD: u64 = 256;
+/// Sets held per sender and kind.
+pub const MAX_SETS: usize = 8;
+
+/// Frag's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragHdr {
+    /// An unreliable message, never fragmented.
+    NoHdr,
+    /// A reliable message that fits in one fragment.
+    Whole,
+    /// Fragment `index` of `count` of the sender's message `id`, `total` bytes long.
+    Frag { id: u64, index: u64, count: u64, total: u64 },
+}
+
+impl Wire for FragHdr {
+    fn encoded_len(&self) -> usize {
+        match *self {
+            FragHdr::NoHdr | FragHdr::Whole => 1,
+            FragHdr::Frag { id, index, count, total } => {
+                1 + var_len(id) + var_len(index) + var_len(count) + var_len(total)
+            }
+        }
+    }
+    fn encode(&self, w: &mut Writer<'_>) {
+        match *self {
+            FragHdr::NoHdr => w.put_u8(0),
+            FragHdr::Whole => w.put_u8(1),
+            FragHdr::Frag { id, index, count, total } => {
+                w.put_u8(2);
+                for v in [id, index, count, total] {
+                    w.put_var(v);
+                }
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        match r.u8()? {
+            0 => Ok(FragHdr::NoHdr),
+            1 => Ok(FragHdr::Whole),
+            2 => {
+                let (id, index, count, total) = (r.var()?, r.var()?, r.var()?, r.var()?);
+                // Every fragment is non-empty, so a set has at least two and at most `total`.
+                if count < 2 || index >= count || total < count {
+                    return Err(WireError::BadValue);
+                }
+                Ok(FragHdr::Frag { id, index, count, total })
+            }
+            _ => Err(WireError::BadTag),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest fragment payload (bytes of the message, headers of the layers above included).
+    pub size: usize,
+    /// Largest message.
+    pub max: usize,
+    /// Reassembly memory per sender.
+    pub mem: usize,
+    /// A planted bug for the tests: deliver a set when its last index arrives, missing
+    /// fragments or not.
+    #[doc(hidden)]
+    pub test_deliver_on_last: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { size: 1280, max: 16 << 20, mem: 32 << 20, test_deliver_on_last: false }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Cast,
+    Send,
+}
+
+/// One message being reassembled.
+#[derive(Debug)]
+struct Set {
+    count: u64,
+    total: u64,
+    got: u64,
+    charge: u64,
+    frags: BTreeMap<u64, Bytes>,
+}
+
+/// One sender's sets of one kind.
+#[derive(Default, Debug)]
+struct Stream {
+    sets: BTreeMap<u64, Set>,
+    /// The highest id completed, evicted or dropped: a fragment of an id at or below it with
+    /// no set held is a stale duplicate.
+    done: Option<u64>,
+}
+
+impl Stream {
+    fn finish(&mut self, id: u64) {
+        self.done = Some(self.done.map_or(id, |d| d.max(id)));
+    }
+}
+
+#[derive(Default, Debug)]
+struct Sender {
+    cast: Stream,
+    send: Stream,
+    held: u64,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Counters {
+    tx_whole: u64,
+    tx_unrel: u64,
+    tx_fragmented: u64,
+    tx_fragments: u64,
+    tx_oversize: u64,
+    rx_whole: u64,
+    rx_unrel: u64,
+    rx_fragments: u64,
+    rx_reassembled: u64,
+    bad_hdr: u64,
+    bad_rank: u64,
+    rx_oversize: u64,
+    over_budget: u64,
+    contradictory: u64,
+    dup: u64,
+    stale: u64,
+    evicted: u64,
+    discarded: u64,
+    held_max: u64,
+}
+
+/// The fragmentation layer; see the module documentation.
+#[derive(Debug)]
+pub struct Frag {
+    cfg: Config,
+    next_cast: u64,
+    next_send: u64,
+    senders: Vec<Sender>,
+    held: u64,
+    c: Counters,
+}
+
+impl Default for Frag {
+    fn default() -> Self {
+        Frag::new(Config::default())
+    }
+}
+
+/// Registers `frag` with its parameters.
+pub fn register(r: &mut Registry) {
+    r.register(NAME, "fragmentation and reassembly of large messages (size, max, mem)", |a: &mut Args| {
+        let d = Config::default();
+        let cfg = Config {
+            size: a.get("size", d.size)?,
+            max: a.get("max", d.max)?,
+            mem: a.get("mem", d.mem)?,
+            test_deliver_on_last: false,
+        };
+        if cfg.size == 0 {
+            return Err("`size` must be at least 1".into());
+        }
+        Ok(Box::new(Frag::new(cfg)))
+    });
+}
+
+impl Frag {
+    /// A frag layer; `size` must be at least 1.
+    pub fn new(cfg: Config) -> Frag {
+        assert!(cfg.size > 0, "frag: size must be at least 1");
+        Frag { cfg, next_cast: 0, next_send: 0, senders: Vec::new(), held: 0, c: Counters::default() }
+    }
+
+    /// Sends `msg` down, whole or in fragments; `emit` wraps each piece in its event.
+    fn down(&mut self, msg: Msg, kind: Kind, cx: &mut Cx<'_>, emit: impl Fn(Msg) -> Dn) {
+        let len = msg.len();
+        if len > self.cfg.max {
+            self.c.tx_oversize += 1;
+            let what = if kind == Kind::Cast { "cast" } else { "send" };
+            let detail = format!("{what} of {len} bytes exceeds the {}-byte maximum: dropped", self.cfg.max);
+            cx.up(Up::Error { layer: NAME, detail });
+            return;
+        }
+        if len <= self.cfg.size {
+            self.c.tx_whole += 1;
+            let mut msg = msg;
+            msg.push(&FragHdr::Whole);
+            cx.dn(emit(msg));
+            return;
+        }
+        let next = if kind == Kind::Cast { &mut self.next_cast } else { &mut self.next_send };
+        let id = *next;
+        *next += 1;
+        let (head, body) = msg.into_parts();
+        let (size, h) = (self.cfg.size, head.len());
+        let count = len.div_ceil(size);
+        self.c.tx_fragmented += 1;
+        self.c.tx_fragments += count as u64;
+        for index in 0..count {
+            let (a, b) = (index * size, ((index + 1) * size).min(len));
+            let chunk = if a >= h {
+                body.slice(a - h..b - h)
+            } else {
+                // Overlaps the headers of the layers above: the one copied fragment.
+                let mut v = Vec::with_capacity(b - a);
+                v.extend_from_slice(&head[a..b.min(h)]);
+                if b > h {
+                    v.extend_from_slice(&body[..b - h]);
+                }
+                Bytes::from(v)
+            };
+            let mut m = Msg::new(chunk);
+            m.push(&FragHdr::Frag { id, index: index as u64, count: count as u64, total: len as u64 });
+            cx.dn(emit(m));
+        }
+    }
+
+    /// A message from the network (or looped back): pops the header, delivers what is whole.
+    fn up(&mut self, from: Rank, mut msg: Msg, kind: Kind, cx: &mut Cx<'_>) {
+        let hdr = match msg.pop::<FragHdr>() {
+            Ok(h) => h,
+            Err(_) => {
+                self.c.bad_hdr += 1;
+                return;
+            }
+        };
+        let wrap = |msg| if kind == Kind::Cast { Up::Cast { from, msg } } else { Up::Send { from, msg } };
+        match hdr {
+            FragHdr::NoHdr => {
+                self.c.rx_unrel += 1;
+                cx.up(wrap(msg));
+            }
+            FragHdr::Whole => {
+                self.c.rx_whole += 1;
+                cx.up(wrap(msg));
+            }
+            FragHdr::Frag { id, index, count, total } => {
+                if from.index() >= cx.view.len() {
+                    self.c.bad_rank += 1;
+                    return;
+                }
+                if total > self.cfg.max as u64 {
+                    self.c.rx_oversize += 1;
+                    return;
+                }
+                self.c.rx_fragments += 1;
+                if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, msg.into_payload()) {
+                    self.c.rx_reassembled += 1;
+                    cx.up(wrap(Msg::from_wire(data)));
+                }
+            }
+        }
+    }
+
+    /// Adds one fragment; returns the message it completes.
+    #[allow(clippy::too_many_arguments)]
+    fn fragment(
+        &mut self,
+        rank: usize,
+        kind: Kind,
+        id: u64,
+        index: u64,
+        count: u64,
+        total: u64,
+        body: Bytes,
+    ) -> Option<Bytes> {
+        if self.senders.len() <= rank {
+            self.senders.resize_with(rank + 1, Sender::default);
+        }
+        let mem = self.cfg.mem as u64;
+        let s = &mut self.senders[rank];
+        let (stream, other) = match kind {
+            Kind::Cast => (&mut s.cast, &mut s.send),
+            Kind::Send => (&mut s.send, &mut s.cast),
+        };
+        if !stream.sets.contains_key(&id) {
+            if stream.done.is_some_and(|d| id <= d) {
+                self.c.stale += 1;
+                return None;
+            }
+            let charge = total.saturating_add(count.saturating_mul(FRAG_OVERHEAD)).saturating_add(SET_OVERHEAD);
+            if charge > mem {
+                self.c.over_budget += 1;
+                stream.finish(id);
+                return None;
+            }
+            // Room: this kind's oldest sets first (the set cap is per kind), then the other kind's.
+            while s.held + charge > mem || stream.sets.len() >= MAX_SETS {
+                let victims = if stream.sets.is_empty() { &mut *other } else { &mut *stream };
+                let Some((vid, set)) = victims.sets.pop_first() else { break };
+                victims.finish(vid);
+                s.held -= set.charge;
+                self.held -= set.charge;
+                self.c.evicted += 1;
+            }
+            s.held += charge;
+            self.held += charge;
+            self.c.held_max = self.c.held_max.max(self.held);
+            stream.sets.insert(id, Set { count, total, got: 0, charge, frags: BTreeMap::new() });
+        }
+        let set = stream.sets.get_mut(&id)?;
+        let held = set.frags.get(&index);
+        if set.count == count && set.total == total && held.is_some_and(|b| *b == body) {
+            self.c.dup += 1;
+            return None;
+        }
+        let contradicts = set.count != count
+            || set.total != total
+            || body.is_empty()
+            || held.is_some()
+            || set.got + body.len() as u64 > total;
+        if !contradicts {
+            set.got += body.len() as u64;
+            set.frags.insert(index, body);
+            let complete = set.frags.len() as u64 == count;
+            let planted = self.cfg.test_deliver_on_last && index == count - 1;
+            if !complete && !planted {
+                return None;
+            }
+        }
+        // Done with this set: it contradicts itself, or it is complete.
+        let set = stream.sets.remove(&id)?;
+        stream.finish(id);
+        s.held -= set.charge;
+        self.held -= set.charge;
+        if contradicts || (set.got != total && !self.cfg.test_deliver_on_last) {
+            self.c.contradictory += 1;
+            return None;
+        }
+        let mut out = BytesMut::with_capacity(set.got as usize);
+        for b in set.frags.values() {
+            out.extend_from_slice(b);
+        }
+        Some(out.freeze())
+    }
+
+    /// Sets held now, over every sender and kind.
+    fn sets(&self) -> usize {
+        self.senders.iter().map(|s| s.cast.sets.len() + s.send.sets.len()).sum()
+    }
+}
+
+impl Layer for Frag {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn provides(&self) -> Props {
+        Props::FRAG
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        match ev {
+            Dn::Cast(msg) => self.down(msg, Kind::Cast, cx, Dn::Cast),
+            Dn::Send(to, msg) => self.down(msg, Kind::Send, cx, move |m| Dn::Send(to, m)),
+            Dn::CastUnrel(mut msg) => {
+                self.c.tx_unrel += 1;
+                msg.push(&FragHdr::NoHdr);
+                cx.dn(Dn::CastUnrel(msg));
+            }
+            Dn::SendUnrel(to, mut msg) => {
+                self.c.tx_unrel += 1;
+                msg.push(&FragHdr::NoHdr);
+                cx.dn(Dn::SendUnrel(to, msg));
+            }
+            other => cx.dn(other),
+        }
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        match ev {
+            Up::Cast { from, msg } => self.up(from, msg, Kind::Cast, cx),
+            Up::Send { from, msg } => self.up(from, msg, Kind::Send, cx),
+            Up::Exit => {
+                // Nothing more is delivered in this stack: let every partial set go.
+                self.c.discarded += self.sets() as u64;
+                self.senders.clear();
+                self.held = 0;
+                cx.up(Up::Exit);
+            }
+            other => cx.up(other),
+        }
+    }
+    fn dump(&self, out: &mut Vec<Dump>) {
+        let c = &self.c;
+        out.push(Dump {
+            layer: NAME,
+            counters: vec![
+                ("tx_whole", c.tx_whole),
+                ("tx_unrel", c.tx_unrel),
+                ("tx_fragmented", c.tx_fragmented),
+                ("tx_fragments", c.tx_fragments),
+                ("tx_oversize", c.tx_oversize),
+                ("rx_whole", c.rx_whole),
+                ("rx_unrel", c.rx_unrel),
+                ("rx_fragments", c.rx_fragments),
+                ("rx_reassembled", c.rx_reassembled),
+                ("bad_hdr", c.bad_hdr),
+                ("bad_rank", c.bad_rank),
+                ("rx_oversize", c.rx_oversize),
+                ("over_budget", c.over_budget),
+                ("contradictory", c.contradictory),
+                ("dup", c.dup),
+                ("stale", c.stale),
+                ("evicted", c.evicted),
+                ("discarded", c.discarded),
+                ("held_bytes", self.held),
+                ("held_bytes_max", c.held_max),
+                ("sets", self.sets() as u64),
+            ],
+            state: format!("size={} max={} mem={}", self.cfg.size, self.cfg.max, self.cfg.mem),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thoth_stack::wire::{from_slice, to_vec};
+
+    #[test]
+    fn header_bytes() {
+        assert_eq!(to_vec(&FragHdr::NoHdr), [0]);
+        assert_eq!(to_vec(&FragHdr::Whole), [1]);
+        let h = FragHdr::Frag { id: 300, index: 1, count: 2, total: 2000 };
+        assert_eq!(to_vec(&h), [2, 0xac, 0x02, 1, 2, 0xd0, 0x0f]);
+        assert_eq!(from_slice::<FragHdr>(&to_vec(&h)), Ok(h));
+        assert_eq!(from_slice::<FragHdr>(&[2, 0, 2, 2, 5]), Err(WireError::BadValue), "index >= count");
+        assert_eq!(from_slice::<FragHdr>(&[2, 0, 0, 1, 5]), Err(WireError::BadValue), "count < 2");
+        assert_eq!(from_slice::<FragHdr>(&[2, 0, 0, 3, 2]), Err(WireError::BadValue), "total < count");
+        assert_eq!(from_slice::<FragHdr>(&[3]), Err(WireError::BadTag));
+        assert_eq!(from_slice::<FragHdr>(&[2, 0, 0]), Err(WireError::Truncated));
+        let worst = FragHdr::Frag { id: u64::MAX, index: u64::MAX - 1, count: u64::MAX, total: u64::MAX };
+        assert_eq!(worst.encoded_len(), 41);
+    }
+}

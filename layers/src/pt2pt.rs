@@ -1,0 +1,532 @@
+//! `pt2pt`: reliable FIFO point-to-point sends.
+//!
+//! Protocol. Every `Dn::Send(rank, msg)` to another member gets the next sequence number of
+//! that destination (0, 1, 2, ...) and a `Data { seq, ack }` header, and is kept in the
+//! destination's unacked buffer until the peer acknowledges it. The receiver delivers each
+//! peer's messages in sequence order exactly once: a message ahead of a gap is held in a
+//! bounded window (`window` messages past the next expected one; beyond it the message is
+//! dropped and counted, and the sender's retransmission brings it back later); a message
+//! below the next expected one is a duplicate, dropped and counted and re-acked, so a lost
+//! ack never stalls the sender.
+//!
+//! Acks are cumulative: `ack` is the number of messages received contiguously from the peer,
+//! i.e. the next sequence number expected. Every outgoing `Data` carries the current ack for
+//! its destination (piggybacked). A received `Data` (new, duplicate or out of window) makes
+//! an ack due after `ack_delay`; if no `Data` to that peer carries it first, a standalone
+//! `Ack { ack }` goes out with `Dn::SendUnrel`, so a burst of messages gets one ack. There is
+//! no selective ack or NAK: the sender retransmits from its oldest unacked message, which is
+//! the one the cumulative ack says is missing; messages the receiver already holds past a gap
+//! come back as duplicates and cost only bandwidth. That keeps the header two varints.
+//!
+//! Retransmission. Each destination with unacked messages has a retransmission deadline,
+//! `rto` after the first unacked message was sent or after the last ack that made progress.
+//! When it passes, the oldest `burst` unacked messages are sent again (with a fresh
+//! piggybacked ack), the destination's rto doubles up to `max_rto`, and the deadline is
+//! re-armed. An ack that makes progress resets the rto to its initial value.
+//!
+//! Everything else passes through with a `NoHdr` header: `Cast`, `CastUnrel`, `SendUnrel`, and
+//! a `Send` to this member's own rank (the endpoint loops it back locally and in order, so no
+//! sequence number or ack is needed), or to a rank outside the view (the endpoint counts it).
+//! Going up, `NoHdr` passes up; `Data` and `Ack` are consumed here. Control events (`Leave`,
+//! `Stable`, `Exit`, `Error`) pass through.
+//!
+//! Hostile input: a header that does not decode, a `Data`/`Ack` on a cast, from this member's
+//! own rank or from a rank outside the view (`bad_hdr`, `bad_rank`), or an ack for messages
+//! never sent (`bad_ack`, the whole datagram is dropped) is dropped and counted; nothing
+//! panics and nothing is delivered.
+//!
+//! Parameters (spec `pt2pt(ack_delay_ms=5,rto_ms=50,max_rto_ms=1000,burst=16,window=256)`):
+//! `ack_delay_ms` delay before a standalone ack; `rto_ms` initial retransmission timeout;
+//! `max_rto_ms` cap of its exponential backoff; `burst` messages retransmitted per timeout
+//! per destination; `window` out-of-order messages held per sender (1..=65536).
+//!
+//! Properties: requires nothing; provides `RELIABLE_SEND | FIFO_SEND`.
+//!
+//! Events generated: `Dn::Send` (data and its retransmissions), `Dn::SendUnrel` (standalone
+//! acks), `Up::Send` (in-order deliveries).
+//!
+//! Memory: per peer, the receive window holds at most `window` messages whatever the peer
+//! sends. The unacked buffer holds every message sent and not yet acknowledged: that is what
+//! reliability costs, bounded by what the application sends while a peer is slow or lost;
+//! a flow-control layer above bounds it. `dump` counts it (`unacked`) and the held
+//! out-of-order messages (`buffered`).
+//!
+//! Tests: unit tests below (header codec, receive window); `layers/tests/pt2pt.rs` has unit
+//! tests with exact expected outputs, bolero tests (header round-trip, arbitrary bytes into
+//! `handle_up`, the receive window against a reference model), and simulator properties for
+//! whole groups under loss, duplication, reordering, jitter and asymmetric loss, plus a test
+//! that the simulator catches a broken retransmission (`Config::test_skip_retransmit`).
+
+use std::collections::{BTreeMap, VecDeque};
+use thoth_stack::wire::var_len;
+use thoth_stack::{
+    Args, Bytes, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Reader, Registry, Time, Up, Wire, WireError, Writer,
+};
+
+/// The layer's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hdr {
+    /// Nothing to say: a message this layer passes through.
+    NoHdr,
+    /// A reliable send: its sequence number, and the cumulative ack for the destination.
+    Data { seq: u64, ack: u64 },
+    /// A standalone cumulative ack: the next sequence number expected from the destination.
+    Ack { ack: u64 },
+}
+
+const TAG_NOHDR: u8 = 0;
+const TAG_DATA: u8 = 1;
+const TAG_ACK: u8 = 2;
+
+impl Wire for Hdr {
+    fn encoded_len(&self) -> usize {
+        1 + match *self {
+            Hdr::NoHdr => 0,
+            Hdr::Data { seq, ack } => var_len(seq) + var_len(ack),
+            Hdr::Ack { ack } => var_len(ack),
+        }
+    }
+    fn encode(&self, w: &mut Writer<'_>) {
+        match *self {
+            Hdr::NoHdr => w.put_u8(TAG_NOHDR),
+            Hdr::Data { seq, ack } => {
+                w.put_u8(TAG_DATA);
+                w.put_var(seq);
+                w.put_var(ack);
+            }
+            Hdr::Ack { ack } => {
+                w.put_u8(TAG_ACK);
+                w.put_var(ack);
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
+        match r.u8()? {
+            TAG_NOHDR => Ok(Hdr::NoHdr),
+            TAG_DATA => Ok(Hdr::Data { seq: r.var()?, ack: r.var()? }),
+            TAG_ACK => Ok(Hdr::Ack { ack: r.var()? }),
+            _ => Err(WireError::BadTag),
+        }
+    }
+}
+
+/// Parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Delay before a standalone ack, so that a burst gets one.
+    pub ack_delay: Duration,
+    /// Initial retransmission timeout.
+    pub rto: Duration,
+    /// Cap of the exponential backoff.
+    pub max_rto: Duration,
+    /// Messages retransmitted per timeout, per destination (at least 1).
+    pub burst: usize,
+    /// Out-of-order messages held per sender (at least 1).
+    pub window: u64,
+    /// Tests only: never retransmit (the harness must catch it).
+    #[doc(hidden)]
+    pub test_skip_retransmit: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ack_delay: Duration::from_millis(5),
+            rto: Duration::from_millis(50),
+            max_rto: Duration::from_millis(1000),
+            burst: 16,
+            window: 256,
+            test_skip_retransmit: false,
+        }
+    }
+}
+
+/// What the receive window did with an offered message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// New: held until every earlier message is in.
+    Accepted,
+    /// Already received (delivered or held).
+    Duplicate,
+    /// Too far ahead of the next expected message: dropped.
+    Overflow,
+}
+
+/// One sender's receive window: the next expected sequence number and the messages held
+/// past it, at most `window` of them (sequence numbers `next .. next + window`).
+#[derive(Clone, Debug)]
+pub struct RecvWindow<T> {
+    next: u64,
+    window: u64,
+    held: BTreeMap<u64, T>,
+}
+
+impl<T> RecvWindow<T> {
+    pub fn new(window: u64) -> Self {
+        RecvWindow { next: 0, window: window.max(1), held: BTreeMap::new() }
+    }
+    /// The next sequence number expected: the cumulative ack.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+    /// Messages held, ready or waiting for a gap to fill.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+    pub fn offer(&mut self, seq: u64, item: T) -> Offer {
+        if seq < self.next || self.held.contains_key(&seq) {
+            Offer::Duplicate
+        } else if seq - self.next >= self.window {
+            Offer::Overflow
+        } else {
+            self.held.insert(seq, item);
+            Offer::Accepted
+        }
+    }
+    /// The next message in sequence, if it is here.
+    pub fn pop_ready(&mut self) -> Option<T> {
+        let item = self.held.remove(&self.next)?;
+        self.next += 1;
+        Some(item)
+    }
+}
+
+/// Per-peer state: the send side towards it and the receive side from it.
+struct Peer {
+    /// Sequence number of the next new message to this peer.
+    next_seq: u64,
+    /// Sent and not acked: sequence numbers `next_seq - unacked.len() .. next_seq`.
+    unacked: VecDeque<Msg>,
+    rto: Duration,
+    rto_at: Option<Time>,
+    recv: RecvWindow<Msg>,
+    ack_at: Option<Time>,
+}
+
+impl Peer {
+    fn new(cfg: &Config) -> Peer {
+        Peer {
+            next_seq: 0,
+            unacked: VecDeque::new(),
+            rto: cfg.rto,
+            rto_at: None,
+            recv: RecvWindow::new(cfg.window),
+            ack_at: None,
+        }
+    }
+    fn base(&self) -> u64 {
+        self.next_seq - self.unacked.len() as u64
+    }
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Counters {
+    sent: u64,
+    retransmits: u64,
+    delivered: u64,
+    acks_sent: u64,
+    dups: u64,
+    window_drops: u64,
+    bad_hdr: u64,
+    bad_rank: u64,
+    bad_ack: u64,
+}
+
+/// The layer.
+pub struct Pt2pt {
+    cfg: Config,
+    /// Indexed by rank; sized to the view on the first event.
+    peers: Vec<Peer>,
+    c: Counters,
+}
+
+impl Default for Pt2pt {
+    fn default() -> Self {
+        Pt2pt::new(Config::default())
+    }
+}
+
+impl Pt2pt {
+    pub fn new(mut cfg: Config) -> Pt2pt {
+        cfg.burst = cfg.burst.max(1);
+        cfg.window = cfg.window.max(1);
+        cfg.max_rto = cfg.max_rto.max(cfg.rto);
+        Pt2pt { cfg, peers: Vec::new(), c: Counters::default() }
+    }
+
+    fn fit(&mut self, n: usize) {
+        if self.peers.len() < n {
+            let cfg = &self.cfg;
+            self.peers.resize_with(n, || Peer::new(cfg));
+        }
+    }
+
+    /// The peer a `Data`/`Ack` from `from` belongs to, if it is a real other member.
+    fn peer_index(&self, from: Rank, cx: &Cx<'_>) -> Option<usize> {
+        let i = from.index();
+        (from != cx.rank && i < cx.view.len() && i < self.peers.len()).then_some(i)
+    }
+
+    /// Sends `msg` as `Data { seq }` to `to`, piggybacking the ack due to it.
+    fn transmit(peer: &mut Peer, to: Rank, seq: u64, mut msg: Msg, cx: &mut Cx<'_>) {
+        msg.push(&Hdr::Data { seq, ack: peer.recv.next() });
+        peer.ack_at = None;
+        cx.dn(Dn::Send(to, msg));
+    }
+
+    /// Applies a cumulative ack from peer `i`; false if it acks messages never sent.
+    fn on_ack(&mut self, i: usize, ack: u64, now: Time) -> bool {
+        let p = &mut self.peers[i];
+        if ack > p.next_seq {
+            self.c.bad_ack += 1;
+            return false;
+        }
+        let base = p.base();
+        if ack > base {
+            p.unacked.drain(..(ack - base) as usize);
+            p.rto = self.cfg.rto;
+            p.rto_at = if p.unacked.is_empty() { None } else { Some(now + p.rto) };
+        }
+        true
+    }
+
+    fn on_data(&mut self, i: usize, seq: u64, msg: Msg, cx: &mut Cx<'_>) {
+        let ack_delay = self.cfg.ack_delay;
+        let p = &mut self.peers[i];
+        match p.recv.offer(seq, msg) {
+            Offer::Accepted => {
+                while let Some(m) = p.recv.pop_ready() {
+                    self.c.delivered += 1;
+                    cx.up(Up::Send { from: Rank(i as u16), msg: m });
+                }
+            }
+            Offer::Duplicate => self.c.dups += 1,
+            Offer::Overflow => self.c.window_drops += 1,
+        }
+        p.ack_at.get_or_insert(cx.now + ack_delay);
+    }
+
+    fn pass_dn(ev: Dn, cx: &mut Cx<'_>) {
+        let ev = match ev {
+            Dn::Cast(mut m) => {
+                m.push(&Hdr::NoHdr);
+                Dn::Cast(m)
+            }
+            Dn::CastUnrel(mut m) => {
+                m.push(&Hdr::NoHdr);
+                Dn::CastUnrel(m)
+            }
+            Dn::Send(r, mut m) => {
+                m.push(&Hdr::NoHdr);
+                Dn::Send(r, m)
+            }
+            Dn::SendUnrel(r, mut m) => {
+                m.push(&Hdr::NoHdr);
+                Dn::SendUnrel(r, m)
+            }
+            other => other,
+        };
+        cx.dn(ev)
+    }
+}
+
+impl Layer for Pt2pt {
+    fn name(&self) -> &'static str {
+        "pt2pt"
+    }
+    fn provides(&self) -> Props {
+        Props::RELIABLE_SEND | Props::FIFO_SEND
+    }
+
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        self.fit(cx.view.len());
+        match ev {
+            Dn::Send(to, msg) if to != cx.rank && to.index() < cx.view.len() => {
+                let now = cx.now;
+                let p = &mut self.peers[to.index()];
+                let seq = p.next_seq;
+                p.next_seq += 1;
+                p.unacked.push_back(msg.clone());
+                p.rto_at.get_or_insert(now + p.rto);
+                self.c.sent += 1;
+                Self::transmit(p, to, seq, msg, cx);
+            }
+            ev => Self::pass_dn(ev, cx),
+        }
+    }
+
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        self.fit(cx.view.len());
+        match ev {
+            Up::Cast { from, mut msg } => match msg.pop::<Hdr>() {
+                Ok(Hdr::NoHdr) => cx.up(Up::Cast { from, msg }),
+                Ok(_) | Err(_) => self.c.bad_hdr += 1,
+            },
+            Up::Send { from, mut msg } => {
+                let (seq, ack) = match msg.pop::<Hdr>() {
+                    Ok(Hdr::NoHdr) => return cx.up(Up::Send { from, msg }),
+                    Ok(Hdr::Data { seq, ack }) => (Some(seq), ack),
+                    Ok(Hdr::Ack { ack }) => (None, ack),
+                    Err(_) => {
+                        self.c.bad_hdr += 1;
+                        return;
+                    }
+                };
+                let Some(i) = self.peer_index(from, cx) else {
+                    self.c.bad_rank += 1;
+                    return;
+                };
+                // A bad ack discredits the whole datagram.
+                if self.on_ack(i, ack, cx.now)
+                    && let Some(seq) = seq
+                {
+                    self.on_data(i, seq, msg, cx);
+                }
+            }
+            other => cx.up(other),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        self.peers.iter().flat_map(|p| [p.rto_at, p.ack_at]).flatten().min()
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        let now = cx.now;
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let to = Rank(i as u16);
+            if p.rto_at.is_some_and(|t| t <= now) {
+                if !self.cfg.test_skip_retransmit {
+                    let base = p.base();
+                    let resend: Vec<Msg> = p.unacked.iter().take(self.cfg.burst).cloned().collect();
+                    for (k, m) in resend.into_iter().enumerate() {
+                        self.c.retransmits += 1;
+                        Self::transmit(p, to, base + k as u64, m, cx);
+                    }
+                }
+                p.rto = p.rto.saturating_mul(2).min(self.cfg.max_rto);
+                p.rto_at = if p.unacked.is_empty() { None } else { Some(now + p.rto) };
+            }
+            if p.ack_at.is_some_and(|t| t <= now) {
+                p.ack_at = None;
+                self.c.acks_sent += 1;
+                let mut m = Msg::new(Bytes::new());
+                m.push(&Hdr::Ack { ack: p.recv.next() });
+                cx.dn(Dn::SendUnrel(to, m));
+            }
+        }
+    }
+
+    fn dump(&self, out: &mut Vec<Dump>) {
+        let c = &self.c;
+        let unacked = self.peers.iter().map(|p| p.unacked.len() as u64).sum();
+        let buffered = self.peers.iter().map(|p| p.recv.held() as u64).sum();
+        let state = self
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "r{i}: next_seq={} unacked={} rto={:?} recv_next={} held={}",
+                    p.next_seq,
+                    p.unacked.len(),
+                    p.rto,
+                    p.recv.next(),
+                    p.recv.held()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        out.push(Dump {
+            layer: "pt2pt",
+            counters: vec![
+                ("sent", c.sent),
+                ("retransmits", c.retransmits),
+                ("delivered", c.delivered),
+                ("acks_sent", c.acks_sent),
+                ("dups", c.dups),
+                ("window_drops", c.window_drops),
+                ("bad_hdr", c.bad_hdr),
+                ("bad_rank", c.bad_rank),
+                ("bad_ack", c.bad_ack),
+                ("unacked", unacked),
+                ("buffered", buffered),
+            ],
+            state,
+        });
+    }
+}
+
+fn ms(a: &mut Args, key: &str, default: u64) -> Result<Duration, String> {
+    a.get(key, default).map(Duration::from_millis)
+}
+
+/// Registers `pt2pt` and its parameters.
+pub fn register(r: &mut Registry) {
+    r.register("pt2pt", "reliable FIFO point-to-point: sequence numbers, cumulative acks, retransmission", |a| {
+        let d = Config::default();
+        let cfg = Config {
+            ack_delay: ms(a, "ack_delay_ms", d.ack_delay.as_millis() as u64)?,
+            rto: ms(a, "rto_ms", d.rto.as_millis() as u64)?,
+            max_rto: ms(a, "max_rto_ms", d.max_rto.as_millis() as u64)?,
+            burst: a.get("burst", d.burst)?,
+            window: a.get("window", d.window)?,
+            test_skip_retransmit: false,
+        };
+        if cfg.rto.is_zero() {
+            return Err("rto_ms must be at least 1".into());
+        }
+        if cfg.max_rto < cfg.rto {
+            return Err("max_rto_ms must be at least rto_ms".into());
+        }
+        if cfg.burst == 0 {
+            return Err("burst must be at least 1".into());
+        }
+        if !(1..=65_536).contains(&cfg.window) {
+            return Err("window must be in 1..=65536".into());
+        }
+        Ok(Box::new(Pt2pt::new(cfg)))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thoth_stack::wire::{from_slice, to_vec};
+
+    #[test]
+    fn header_bytes() {
+        assert_eq!(to_vec(&Hdr::NoHdr), [0]);
+        assert_eq!(to_vec(&Hdr::Data { seq: 3, ack: 200 }), [1, 3, 0xc8, 0x01]);
+        assert_eq!(to_vec(&Hdr::Ack { ack: 0 }), [2, 0]);
+        assert_eq!(from_slice::<Hdr>(&[7]), Err(WireError::BadTag));
+        assert_eq!(from_slice::<Hdr>(&[1, 3]), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn window_holds_delivers_in_order_and_bounds() {
+        let mut w = RecvWindow::new(3);
+        assert_eq!(w.offer(1, 'b'), Offer::Accepted);
+        assert_eq!(w.offer(3, 'd'), Offer::Overflow);
+        assert_eq!(w.offer(1, 'b'), Offer::Duplicate);
+        assert_eq!(w.pop_ready(), None);
+        assert_eq!(w.offer(0, 'a'), Offer::Accepted);
+        assert_eq!((w.pop_ready(), w.pop_ready(), w.pop_ready()), (Some('a'), Some('b'), None));
+        assert_eq!((w.next(), w.held()), (2, 0));
+        assert_eq!(w.offer(0, 'a'), Offer::Duplicate);
+        assert_eq!(w.offer(4, 'e'), Offer::Accepted);
+        assert_eq!(w.offer(5, 'f'), Offer::Overflow);
+    }
+
+    #[test]
+    fn registry_reads_parameters() {
+        let mut r = Registry::new();
+        register(&mut r);
+        let s = r.build("pt2pt(ack_delay_ms=1,rto_ms=10,max_rto_ms=80,burst=2,window=4)").unwrap();
+        assert_eq!(s.spec(), "pt2pt");
+        assert!(r.build("pt2pt(rto_ms=0)").is_err());
+        assert!(r.build("pt2pt(window=0)").is_err());
+        assert!(r.build("pt2pt(max_rto_ms=1,rto_ms=2)").is_err());
+        assert!(r.build("pt2pt(bogus=1)").is_err());
+    }
+}
