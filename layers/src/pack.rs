@@ -239,7 +239,7 @@ impl Pack {
             let part = r.var().ok().and_then(|len| {
                 let start = data.len() - r.remaining();
                 let end = start.checked_add(usize::try_from(len).ok()?)?;
-                (end <= data.len()).then(|| (start, end))
+                (end <= data.len()).then_some((start, end))
             });
             let Some((start, end)) = part else {
                 self.bad_entry += 1;

@@ -101,14 +101,13 @@ fn arbitrary_bytes_never_panic() {
         let mut rx = Pack::default();
         let mut s = Side::new(1);
         rx.handle_up(Up::Cast { from: Rank(0), msg: Msg::from_wire(Bytes::copy_from_slice(bytes)) }, &mut s.cx());
-        let delivered: usize = s
-            .up
-            .drain(..)
-            .map(|u| match u {
-                Up::Cast { msg, .. } => msg.len(),
-                other => panic!("unexpected {other:?}"),
-            })
-            .sum();
+        let delivered: usize =
+            s.up.drain(..)
+                .map(|u| match u {
+                    Up::Cast { msg, .. } => msg.len(),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .sum();
         assert!(delivered <= bytes.len());
     });
 }
