@@ -266,8 +266,11 @@ impl Layer for Gate {
 
 #[test]
 fn flow_control_refuses_casts_until_the_stack_is_ready() {
-    let mut eps: Vec<Endpoint<Gate>> =
-        ids().into_iter().take(2).map(|me| Endpoint::new(Config::new(G, me, ids()), |_: &View| Gate).unwrap()).collect();
+    let mut eps: Vec<Endpoint<Gate>> = ids()
+        .into_iter()
+        .take(2)
+        .map(|me| Endpoint::new(Config::new(G, me, ids()), |_: &View| Gate).unwrap())
+        .collect();
     assert!(eps[0].can_cast());
     eps[0].cast(Time::ZERO, Bytes::from_static(b"one")).unwrap();
     assert!(!eps[0].can_cast());
