@@ -12,6 +12,7 @@
 use thoth_stack::Registry;
 
 // Layer modules, one line each.
+pub mod debug;
 pub mod frag;
 pub mod pack;
 pub mod pt2pt;
@@ -21,6 +22,7 @@ pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut r = Registry::new();
     // Registrations, one line each.
+    debug::register(&mut r);
     pack::register(&mut r);
     frag::register(&mut r);
     pt2pt::register(&mut r);
