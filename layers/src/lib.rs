@@ -14,8 +14,10 @@ use thoth_stack::Registry;
 // Layer modules, one line each.
 pub mod debug;
 pub mod frag;
+pub mod nak;
 pub mod pack;
 pub mod pt2pt;
+pub mod stable;
 
 /// The registry of every layer in this crate.
 pub fn registry() -> Registry {
@@ -25,7 +27,9 @@ pub fn registry() -> Registry {
     debug::register(&mut r);
     pack::register(&mut r);
     frag::register(&mut r);
+    nak::register(&mut r);
     pt2pt::register(&mut r);
+    stable::register(&mut r);
     r
 }
 

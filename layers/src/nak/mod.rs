@@ -1,0 +1,503 @@
+//! `nak`: reliable FIFO multicast by negative acknowledgement.
+//!
+//! **Protocol.** Each `Dn::Cast` gets the next sequence number of its sender (`Data { seq }`,
+//! from 0) and a copy is kept for retransmission. A receiver delivers each sender's casts in
+//! sequence order, exactly once; arrivals ahead of a gap are held in a bounded window
+//! (`window` sequence numbers past the delivered prefix; beyond it they are dropped and
+//! counted as `window_drop`: they will be asked for again). A member learns that a message
+//! exists from any later message of the same sender, from a retransmission, or from a
+//! `Tail { sent }` announcement. When a gap has lasted `nak_delay` (room for reordering) it
+//! sends a `Nak` naming the missing runs as coalesced ranges (at most 16), by
+//! `Dn::SendUnrel`, and repeats every `nak_interval` while the gap stays. The first
+//! `origin_tries` NAKs go to the original sender; if it stays silent the NAKs rotate over
+//! the other members (every member keeps the casts it delivered until they are stable, so
+//! any of them may hold the message), coming back to the sender in turn. Progress (the
+//! prefix moving) sends the next NAK to the sender again.
+//!
+//! **Retransmission** is by `Dn::SendUnrel` to the asker (`Retrans { origin, seq }`), never
+//! by multicast: NAKs are per receiver and rare, and a unicast does not disturb members that
+//! have the message. One NAK is served with at most `max_rtx` messages, and one requester is
+//! served for one sender at most once per `rtx_interval` (a duplicated or repeated NAK inside
+//! that span is dropped and counted as `rtx_limited`); `rtx_interval < nak_interval` so an
+//! honest requester's repeats are never refused.
+//!
+//! **Tail loss.** While a sender has unstable casts it multicasts `Tail { sent }`
+//! (`Dn::CastUnrel`) `tail_interval` after its last cast, and again every `tail_interval`
+//! until a `Dn::Stable` makes all its casts stable: a receiver that lost the last casts of a
+//! burst learns they exist and NAKs them. With nothing unstable no timer is armed, so an idle
+//! group is quiet. This layer needs a stability layer above it (`stable`) both to free its
+//! buffers and to stop the tail announcements.
+//!
+//! **Stability.** `Dn::Stable(vec)` frees every kept cast of rank `r` with `seq < vec[r]`
+//! (capped at what this member has itself delivered, so a bad vector frees nothing it still
+//! needs), and passes on down.
+//!
+//! Its own casts come back from the endpoint's loopback (from `cx.rank`) and are delivered in
+//! order like anyone's. `Dn::CastUnrel`, `Send`, `SendUnrel` get `NoHdr` and pass through; an
+//! `Up` with `NoHdr` passes up. Malformed headers, impossible ranks and misplaced variants
+//! are dropped and counted (`bad`).
+//!
+//! **Parameters** (spec `nak(...)`): `nak_delay_ms` (5), `nak_interval_ms` (20),
+//! `rtx_interval_ms` (10), `tail_ms` (20), `window` (256), `max_rtx` (64), `origin_tries` (2).
+//!
+//! **Properties:** requires nothing; provides `RELIABLE_CAST | FIFO_CAST`.
+//!
+//! **Events generated:** down `Cast` (data), `SendUnrel` (NAKs, retransmissions), `CastUnrel`
+//! (tail); up `Cast` (deliveries, `from` = original sender).
+//!
+//! **Memory.** Per sender: at most `window` held arrivals, plus the delivered casts not yet
+//! stable (and this member's own unstable casts). The latter is bounded by how far stability
+//! lags (the gossip period of `stable` times the cast rate); nak alone cannot bound it
+//! without flow control. Rate-limit state is one time per (requester, sender) pair. A peer
+//! that claims casts that do not exist costs one NAK per `nak_interval`, never memory.
+//!
+//! **Tests:** unit tests in `tests/nak.rs` (exact outputs: gap → NAK after the delay,
+//! retransmission on NAK, duplicates, window overflow, stability frees, tail), bolero model
+//! test of `Window` against a reference, header round-trips and arbitrary bytes; whole groups
+//! with `stable:nak` under loss, duplication, reordering and asymmetric links in
+//! `tests/sim_reliable.rs`, including deliberately broken configurations it must catch.
+
+mod hdr;
+pub mod window;
+
+pub use hdr::{MAX_RANGES, NakHdr};
+pub use window::{Arrival, Window};
+
+use std::collections::VecDeque;
+use thoth_stack::{Args, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Registry, Time, Up};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How long a gap may last before the first NAK (lets reordered datagrams arrive).
+    pub nak_delay: Duration,
+    /// Between NAKs for one sender while its gap lasts.
+    pub nak_interval: Duration,
+    /// Least time between two retransmission bursts to one requester for one sender.
+    pub rtx_interval: Duration,
+    /// Quiet time after a cast before announcing the tail, and its period while unstable.
+    pub tail_interval: Duration,
+    /// Out-of-order arrivals held per sender, in sequence numbers past the delivered prefix.
+    pub window: u64,
+    /// Most messages retransmitted for one NAK.
+    pub max_rtx: usize,
+    /// NAKs to the original sender before asking other members.
+    pub origin_tries: u32,
+    /// Test only: never retransmit a sender's cast number 1 (a bug the simulator must catch).
+    #[doc(hidden)]
+    pub test_skip_retransmit: bool,
+    /// Test only: deliver duplicates instead of dropping them (a bug the simulator must catch).
+    #[doc(hidden)]
+    pub test_deliver_duplicate: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nak_delay: Duration::from_millis(5),
+            nak_interval: Duration::from_millis(20),
+            rtx_interval: Duration::from_millis(10),
+            tail_interval: Duration::from_millis(20),
+            window: 256,
+            max_rtx: 64,
+            origin_tries: 2,
+            test_skip_retransmit: false,
+            test_deliver_duplicate: false,
+        }
+    }
+}
+
+/// What this member knows of one sender's casts.
+struct Peer {
+    /// Delivered prefix and held arrivals.
+    win: Window<Msg>,
+    /// Casts below this are stable and freed.
+    base: u64,
+    /// Delivered, not yet stable: casts `base .. win.next()` (empty for this member's own).
+    kept: VecDeque<Msg>,
+    /// One past the highest sequence number known to exist.
+    known: u64,
+    nak_due: Option<Time>,
+    /// NAKs sent since the prefix last moved.
+    tries: u32,
+}
+
+#[derive(Default)]
+struct Counters {
+    casts: u64,
+    delivered: u64,
+    dup: u64,
+    window_drop: u64,
+    bad: u64,
+    naks_sent: u64,
+    naks_rcvd: u64,
+    rtx_sent: u64,
+    rtx_limited: u64,
+    tails_sent: u64,
+    freed: u64,
+}
+
+pub struct Nak {
+    cfg: Config,
+    /// Set from the view at the first event.
+    peers: Vec<Peer>,
+    me: usize,
+    /// This member's casts so far.
+    sent: u64,
+    /// This member's casts below this are stable.
+    mine_base: u64,
+    /// This member's unstable casts `mine_base .. sent`, without the nak header.
+    mine: VecDeque<Msg>,
+    tail_due: Option<Time>,
+    /// Last retransmission burst to requester q for sender o, at `q * n + o`.
+    last_rtx: Vec<Option<Time>>,
+    c: Counters,
+}
+
+impl Default for Nak {
+    fn default() -> Self {
+        Nak::new(Config::default())
+    }
+}
+
+pub fn register(r: &mut Registry) {
+    r.register("nak", "reliable FIFO multicast by negative acknowledgement", |a: &mut Args| {
+        let d = Config::default();
+        let ms = |a: &mut Args, k: &str, v: Duration| a.get(k, v.as_millis() as u64).map(Duration::from_millis);
+        let cfg = Config {
+            nak_delay: ms(a, "nak_delay_ms", d.nak_delay)?,
+            nak_interval: ms(a, "nak_interval_ms", d.nak_interval)?,
+            rtx_interval: ms(a, "rtx_interval_ms", d.rtx_interval)?,
+            tail_interval: ms(a, "tail_ms", d.tail_interval)?,
+            window: a.get("window", d.window)?,
+            max_rtx: a.get("max_rtx", d.max_rtx)?,
+            origin_tries: a.get("origin_tries", d.origin_tries)?,
+            ..d
+        };
+        if cfg.window == 0 || cfg.max_rtx == 0 {
+            return Err("`window` and `max_rtx` must be at least 1".into());
+        }
+        Ok(Box::new(Nak::new(cfg)))
+    });
+}
+
+/// A message as it would arrive from the wire (no inline headers, nothing popped), so a
+/// header can be pushed onto it again for retransmission. Copies only a looped-back message
+/// that still has inline headers.
+fn rewire(m: Msg) -> Msg {
+    let (head, body) = m.into_parts();
+    if head.is_empty() { Msg::new(body) } else { Msg::from_wire([&head[..], &body[..]].concat().into()) }
+}
+
+impl Nak {
+    pub fn new(cfg: Config) -> Nak {
+        Nak {
+            cfg,
+            peers: Vec::new(),
+            me: 0,
+            sent: 0,
+            mine_base: 0,
+            mine: VecDeque::new(),
+            tail_due: None,
+            last_rtx: Vec::new(),
+            c: Counters::default(),
+        }
+    }
+
+    fn init(&mut self, cx: &Cx<'_>) {
+        if self.peers.is_empty() {
+            let n = cx.view.len().max(1);
+            self.me = cx.rank.index();
+            self.peers = (0..n)
+                .map(|_| Peer {
+                    win: Window::new(self.cfg.window),
+                    base: 0,
+                    kept: VecDeque::new(),
+                    known: 0,
+                    nak_due: None,
+                    tries: 0,
+                })
+                .collect();
+            self.last_rtx = vec![None; n * n];
+        }
+    }
+
+    /// Messages kept for retransmission (own unstable casts and delivered unstable ones).
+    pub fn buffered(&self) -> usize {
+        self.mine.len() + self.peers.iter().map(|p| p.kept.len()).sum::<usize>()
+    }
+
+    /// Arrivals held out of order.
+    pub fn held(&self) -> usize {
+        self.peers.iter().map(|p| p.win.held()).sum()
+    }
+
+    fn bad(&mut self) {
+        self.c.bad += 1;
+    }
+
+    /// Cast `seq` of `origin` arrived (first copy, retransmission, or own loopback).
+    fn accept(&mut self, origin: usize, seq: u64, msg: Msg, cx: &mut Cx<'_>) {
+        let me = self.me;
+        let Some(p) = self.peers.get_mut(origin) else {
+            return self.bad();
+        };
+        p.known = p.known.max(seq.saturating_add(1));
+        if self.cfg.test_deliver_duplicate && seq < p.win.next() {
+            cx.up(Up::Cast { from: Rank(origin as u16), msg: msg.clone() });
+        }
+        match p.win.insert(seq, msg) {
+            Arrival::Duplicate => self.c.dup += 1,
+            Arrival::Overflow => self.c.window_drop += 1,
+            Arrival::Held => {}
+            Arrival::Ready => {
+                while let Some((_, m)) = p.win.pop_ready() {
+                    if origin != me {
+                        p.kept.push_back(rewire(m.clone()));
+                    }
+                    self.c.delivered += 1;
+                    cx.up(Up::Cast { from: Rank(origin as u16), msg: m });
+                }
+                p.tries = 0;
+            }
+        }
+        self.arm_nak(origin, cx.now);
+    }
+
+    /// Arms or disarms the NAK timer of `origin` after its state changed.
+    fn arm_nak(&mut self, origin: usize, now: Time) {
+        let delay = self.cfg.nak_delay;
+        if let Some(p) = self.peers.get_mut(origin) {
+            if origin != self.me && p.known > p.win.next() {
+                p.nak_due.get_or_insert(now + delay);
+            } else {
+                p.nak_due = None;
+                p.tries = 0;
+            }
+        }
+    }
+
+    /// Who the next NAK for `origin` goes to.
+    fn nak_target(&self, origin: usize) -> usize {
+        let n = self.peers.len();
+        let tries = self.peers[origin].tries;
+        if tries < self.cfg.origin_tries || n <= 2 {
+            return origin;
+        }
+        // Rotate over every member but this one, starting after the origin.
+        let k = (tries - self.cfg.origin_tries) as usize % (n - 1);
+        let mut r = origin;
+        for _ in 0..=k {
+            r = (r + 1) % n;
+            if r == self.me {
+                r = (r + 1) % n;
+            }
+        }
+        r
+    }
+
+    fn send_nak(&mut self, origin: usize, cx: &mut Cx<'_>) {
+        let p = &self.peers[origin];
+        let ranges = p.win.missing(p.known, MAX_RANGES);
+        if ranges.is_empty() {
+            return;
+        }
+        let to = self.nak_target(origin);
+        let mut m = Msg::new(Default::default());
+        m.push(&NakHdr::Nak { origin: Rank(origin as u16), ranges });
+        cx.dn(Dn::SendUnrel(Rank(to as u16), m));
+        self.c.naks_sent += 1;
+        self.peers[origin].tries = self.peers[origin].tries.saturating_add(1);
+    }
+
+    /// A NAK from `from` for `ranges` of `origin`'s casts: retransmit what this member keeps.
+    fn serve(&mut self, from: usize, origin: usize, ranges: &[(u64, u64)], now: Time) -> Vec<Dn> {
+        let n = self.peers.len();
+        let slot = from * n + origin;
+        if self.last_rtx[slot].is_some_and(|t| now < t + self.cfg.rtx_interval) {
+            self.c.rtx_limited += 1;
+            return Vec::new();
+        }
+        let (base, kept) = if origin == self.me {
+            (self.mine_base, &self.mine)
+        } else {
+            (self.peers[origin].base, &self.peers[origin].kept)
+        };
+        let end = base + kept.len() as u64;
+        let mut out = Vec::new();
+        'ranges: for &(lo, hi) in ranges {
+            for seq in lo.max(base)..hi.min(end) {
+                if out.len() == self.cfg.max_rtx {
+                    break 'ranges;
+                }
+                if self.cfg.test_skip_retransmit && seq == 1 {
+                    continue;
+                }
+                let Some(m) = kept.get((seq - base) as usize) else { break };
+                let mut m = m.clone();
+                m.push(&NakHdr::Retrans { origin: Rank(origin as u16), seq });
+                out.push(Dn::SendUnrel(Rank(from as u16), m));
+            }
+        }
+        if !out.is_empty() {
+            self.last_rtx[slot] = Some(now);
+            self.c.rtx_sent += out.len() as u64;
+        }
+        out
+    }
+
+    fn stable(&mut self, vec: &[u64]) {
+        for (r, &s) in vec.iter().enumerate() {
+            if r == self.me {
+                let s = s.min(self.sent);
+                while self.mine_base < s {
+                    self.mine.pop_front();
+                    self.mine_base += 1;
+                    self.c.freed += 1;
+                }
+            } else if let Some(p) = self.peers.get_mut(r) {
+                let s = s.min(p.win.next());
+                while p.base < s {
+                    p.kept.pop_front();
+                    p.base += 1;
+                    self.c.freed += 1;
+                }
+            }
+        }
+        if self.mine_base == self.sent {
+            self.tail_due = None;
+        }
+    }
+}
+
+impl Layer for Nak {
+    fn name(&self) -> &'static str {
+        "nak"
+    }
+    fn provides(&self) -> Props {
+        Props::RELIABLE_CAST | Props::FIFO_CAST
+    }
+
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        self.init(cx);
+        match ev {
+            Dn::Cast(mut m) => {
+                self.mine.push_back(m.clone());
+                m.push(&NakHdr::Data { seq: self.sent });
+                self.sent += 1;
+                self.c.casts += 1;
+                self.tail_due = Some(cx.now + self.cfg.tail_interval);
+                cx.dn(Dn::Cast(m));
+            }
+            Dn::CastUnrel(mut m) => {
+                m.push(&NakHdr::NoHdr);
+                cx.dn(Dn::CastUnrel(m));
+            }
+            Dn::Send(to, mut m) => {
+                m.push(&NakHdr::NoHdr);
+                cx.dn(Dn::Send(to, m));
+            }
+            Dn::SendUnrel(to, mut m) => {
+                m.push(&NakHdr::NoHdr);
+                cx.dn(Dn::SendUnrel(to, m));
+            }
+            Dn::Stable(vec) => {
+                self.stable(&vec);
+                cx.dn(Dn::Stable(vec));
+            }
+            ev @ Dn::Leave => cx.dn(ev),
+        }
+    }
+
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        self.init(cx);
+        let (from, mut msg, is_cast) = match ev {
+            Up::Cast { from, msg } => (from, msg, true),
+            Up::Send { from, msg } => (from, msg, false),
+            other => return cx.up(other),
+        };
+        let Ok(h) = msg.pop::<NakHdr>() else {
+            return self.bad();
+        };
+        let n = self.peers.len();
+        let from_i = from.index();
+        if from_i >= n {
+            return self.bad();
+        }
+        match h {
+            NakHdr::NoHdr => cx.up(if is_cast { Up::Cast { from, msg } } else { Up::Send { from, msg } }),
+            NakHdr::Data { seq } if is_cast => self.accept(from_i, seq, msg, cx),
+            NakHdr::Data { .. } => self.bad(),
+            NakHdr::Retrans { origin, .. } if origin.index() >= n => self.bad(),
+            NakHdr::Retrans { origin, seq } => {
+                if origin.index() == self.me {
+                    self.c.dup += 1; // own casts come back by loopback only
+                } else {
+                    self.accept(origin.index(), seq, msg, cx);
+                }
+            }
+            NakHdr::Nak { origin, .. } if origin.index() >= n || from_i == self.me => self.bad(),
+            NakHdr::Nak { origin, ranges } => {
+                self.c.naks_rcvd += 1;
+                for ev in self.serve(from_i, origin.index(), &ranges, cx.now) {
+                    cx.dn(ev);
+                }
+            }
+            NakHdr::Tail { .. } if from_i == self.me => {}
+            NakHdr::Tail { sent } => {
+                let p = &mut self.peers[from_i];
+                p.known = p.known.max(sent);
+                self.arm_nak(from_i, cx.now);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Time> {
+        self.peers.iter().filter_map(|p| p.nak_due).chain(self.tail_due).min()
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        let now = cx.now;
+        for o in 0..self.peers.len() {
+            if self.peers[o].nak_due.is_some_and(|t| t <= now) {
+                self.send_nak(o, cx);
+                self.peers[o].nak_due = Some(now + self.cfg.nak_interval);
+                self.arm_nak(o, now);
+            }
+        }
+        if self.tail_due.is_some_and(|t| t <= now) {
+            if self.sent > self.mine_base {
+                let mut m = Msg::new(Default::default());
+                m.push(&NakHdr::Tail { sent: self.sent });
+                cx.dn(Dn::CastUnrel(m));
+                self.c.tails_sent += 1;
+                self.tail_due = Some(now + self.cfg.tail_interval);
+            } else {
+                self.tail_due = None;
+            }
+        }
+    }
+
+    fn dump(&self, out: &mut Vec<Dump>) {
+        let c = &self.c;
+        let next: Vec<u64> = self.peers.iter().map(|p| p.win.next()).collect();
+        out.push(Dump {
+            layer: "nak",
+            counters: vec![
+                ("casts", c.casts),
+                ("delivered", c.delivered),
+                ("buffered", self.buffered() as u64),
+                ("held", self.held() as u64),
+                ("dup", c.dup),
+                ("window_drop", c.window_drop),
+                ("bad", c.bad),
+                ("naks_sent", c.naks_sent),
+                ("naks_rcvd", c.naks_rcvd),
+                ("rtx_sent", c.rtx_sent),
+                ("rtx_limited", c.rtx_limited),
+                ("tails_sent", c.tails_sent),
+                ("freed", c.freed),
+            ],
+            state: format!("sent {} stable-own {} next {:?}", self.sent, self.mine_base, next),
+        });
+    }
+}

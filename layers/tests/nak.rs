@@ -1,0 +1,373 @@
+//! `nak` alone: exact outputs for one event at a time, bolero header round-trips and
+//! arbitrary bytes, and a model test of the receive window against a reference.
+
+use std::collections::{BTreeSet, VecDeque};
+use thoth_layers::nak::{Arrival, Config, MAX_RANGES, Nak, NakHdr, Window};
+use thoth_stack::wire::{from_slice, to_vec};
+use thoth_stack::*;
+
+fn at(ms: u64) -> Time {
+    Time::ZERO + Duration::from_millis(ms)
+}
+
+struct H {
+    view: View,
+    rank: Rank,
+    rng: Rng,
+    up: VecDeque<Up>,
+    dn: VecDeque<Dn>,
+}
+
+impl H {
+    fn new(n: u64, rank: u16) -> H {
+        let view = View::initial((1..=n).map(EndpointId).collect());
+        H { view, rank: Rank(rank), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
+    }
+    fn dn(&mut self, l: &mut Nak, now: Time, ev: Dn) {
+        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        l.handle_dn(ev, &mut cx);
+    }
+    fn up(&mut self, l: &mut Nak, now: Time, ev: Up) {
+        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        l.handle_up(ev, &mut cx);
+    }
+    fn timeout(&mut self, l: &mut Nak, now: Time) {
+        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        l.handle_timeout(&mut cx);
+    }
+    /// What went down, as (kind, destination, wire bytes).
+    fn sent(&mut self) -> Vec<(&'static str, Option<u16>, Vec<u8>)> {
+        self.dn
+            .drain(..)
+            .map(|e| match e {
+                Dn::Cast(m) => ("cast", None, bytes(&m)),
+                Dn::CastUnrel(m) => ("cast_unrel", None, bytes(&m)),
+                Dn::Send(r, m) => ("send", Some(r.0), bytes(&m)),
+                Dn::SendUnrel(r, m) => ("send_unrel", Some(r.0), bytes(&m)),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+    /// What went up, as (from, payload).
+    fn delivered(&mut self) -> Vec<(u16, Vec<u8>)> {
+        self.up
+            .drain(..)
+            .map(|e| match e {
+                Up::Cast { from, msg } => (from.0, msg.into_payload().to_vec()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+}
+
+fn bytes(m: &Msg) -> Vec<u8> {
+    [m.head(), &m.body()[..]].concat()
+}
+
+/// A message as it arrives from the network: `hdr` then `body`.
+fn wire(hdr: &NakHdr, body: &[u8]) -> Msg {
+    Msg::from_wire(Bytes::from([&to_vec(hdr)[..], body].concat()))
+}
+
+fn data(from: u16, seq: u64, body: &[u8]) -> Up {
+    Up::Cast { from: Rank(from), msg: wire(&NakHdr::Data { seq }, body) }
+}
+
+fn counter(l: &Nak, name: &str) -> u64 {
+    let mut d = Vec::new();
+    l.dump(&mut d);
+    d[0].counter(name).unwrap()
+}
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+#[test]
+fn a_cast_is_numbered_and_its_loopback_delivered() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"a"))));
+    h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"b"))));
+    assert_eq!(h.sent(), [("cast", None, vec![1, 0, b'a']), ("cast", None, vec![1, 1, b'b'])]);
+    // The endpoint loops both back, from this member's rank.
+    h.up(&mut l, at(0), data(0, 0, b"a"));
+    h.up(&mut l, at(0), data(0, 1, b"b"));
+    assert_eq!(h.delivered(), [(0, b"a".to_vec()), (0, b"b".to_vec())]);
+    // Kept once each (as own casts), and no NAK timer: the tail timer only.
+    assert_eq!(counter(&l, "buffered"), 2);
+    assert_eq!(l.poll_timeout(), Some(at(20)));
+}
+
+#[test]
+fn a_gap_is_naked_after_the_delay_then_every_interval() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    h.up(&mut l, at(0), data(1, 0, b"a"));
+    h.up(&mut l, at(1), data(1, 3, b"d"));
+    h.up(&mut l, at(1), data(1, 5, b"f"));
+    assert_eq!(h.delivered(), [(1, b"a".to_vec())]);
+    assert_eq!(l.poll_timeout(), Some(at(6)), "nak_delay after the gap was seen");
+    h.timeout(&mut l, at(6));
+    // Two coalesced ranges, [1,3) and [4,5), to the sender: tag, origin, count, (lo, len)*.
+    assert_eq!(h.sent(), [("send_unrel", Some(1), vec![3, 1, 2, 1, 2, 4, 1])]);
+    assert_eq!(l.poll_timeout(), Some(at(26)));
+    h.timeout(&mut l, at(26));
+    assert_eq!(h.sent(), [("send_unrel", Some(1), vec![3, 1, 2, 1, 2, 4, 1])]);
+    // The sender stays silent: the third NAK goes to another member, then they alternate.
+    let mut targets = Vec::new();
+    for t in [46, 66, 86] {
+        h.timeout(&mut l, at(t));
+        targets.extend(h.sent().into_iter().map(|(_, to, _)| to.unwrap()));
+    }
+    assert_eq!(targets, [2, 1, 2]);
+    assert_eq!(counter(&l, "naks_sent"), 5);
+}
+
+#[test]
+fn a_retransmission_fills_the_gap_in_order_and_stops_the_naks() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    h.up(&mut l, at(0), data(1, 1, b"b"));
+    assert_eq!(h.delivered(), []);
+    // From a third member, on behalf of rank 1.
+    let rtx = Up::Send { from: Rank(2), msg: wire(&NakHdr::Retrans { origin: Rank(1), seq: 0 }, b"a") };
+    h.up(&mut l, at(2), rtx.clone());
+    assert_eq!(h.delivered(), [(1, b"a".to_vec()), (1, b"b".to_vec())]);
+    assert_eq!(l.poll_timeout(), None);
+    // A second copy is a duplicate.
+    h.up(&mut l, at(3), rtx);
+    h.up(&mut l, at(3), data(1, 1, b"b"));
+    assert_eq!(h.delivered(), []);
+    assert_eq!(counter(&l, "dup"), 2);
+    assert_eq!(counter(&l, "buffered"), 2, "delivered casts are kept until stable");
+}
+
+#[test]
+fn a_nak_is_served_then_rate_limited_per_requester() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    for b in [b"a", b"b", b"c"] {
+        h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b))));
+    }
+    h.sent();
+    let nak =
+        |from| Up::Send { from: Rank(from), msg: wire(&NakHdr::Nak { origin: Rank(0), ranges: vec![(1, 3)] }, b"") };
+    h.up(&mut l, at(1), nak(2));
+    assert_eq!(h.sent(), [("send_unrel", Some(2), vec![2, 0, 1, b'b']), ("send_unrel", Some(2), vec![2, 0, 2, b'c'])]);
+    // The same requester again within rtx_interval: refused; another requester: served.
+    h.up(&mut l, at(5), nak(2));
+    assert_eq!(h.sent(), []);
+    assert_eq!(counter(&l, "rtx_limited"), 1);
+    h.up(&mut l, at(5), nak(1));
+    assert_eq!(h.sent().len(), 2);
+    h.up(&mut l, at(11), nak(2));
+    assert_eq!(h.sent().len(), 2, "served again after rtx_interval");
+    // What it does not hold it does not send.
+    let far = Up::Send { from: Rank(1), msg: wire(&NakHdr::Nak { origin: Rank(0), ranges: vec![(3, 9)] }, b"") };
+    h.up(&mut l, at(30), far);
+    assert_eq!(h.sent(), []);
+}
+
+#[test]
+fn a_member_retransmits_another_senders_casts_it_delivered() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    h.up(&mut l, at(0), data(1, 0, b"a"));
+    h.delivered();
+    let nak = Up::Send { from: Rank(2), msg: wire(&NakHdr::Nak { origin: Rank(1), ranges: vec![(0, 1)] }, b"") };
+    h.up(&mut l, at(1), nak);
+    assert_eq!(h.sent(), [("send_unrel", Some(2), vec![2, 1, 0, b'a'])]);
+}
+
+#[test]
+fn arrivals_beyond_the_window_are_dropped_and_counted() {
+    let mut l = Nak::new(Config { window: 4, ..cfg() });
+    let mut h = H::new(2, 0);
+    h.up(&mut l, at(0), data(1, 4, b"e"));
+    assert_eq!(counter(&l, "window_drop"), 1);
+    h.up(&mut l, at(0), data(1, 3, b"d"));
+    assert_eq!((counter(&l, "window_drop"), counter(&l, "held")), (1, 1));
+    // The NAK asks for what is missing inside the window only: [0, 3).
+    h.timeout(&mut l, at(5));
+    assert_eq!(h.sent(), [("send_unrel", Some(1), vec![3, 1, 1, 0, 3])]);
+}
+
+#[test]
+fn stability_frees_the_buffers_and_passes_down() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"x"))));
+    h.up(&mut l, at(0), data(0, 0, b"x"));
+    h.up(&mut l, at(0), data(1, 0, b"a"));
+    h.up(&mut l, at(0), data(1, 1, b"b"));
+    h.sent();
+    assert_eq!(counter(&l, "buffered"), 3);
+    // A vector beyond what was delivered frees only what was delivered.
+    h.dn(&mut l, at(1), Dn::Stable(vec![0, 1, 9]));
+    assert_eq!(h.dn, [Dn::Stable(vec![0, 1, 9])]);
+    h.dn.clear();
+    assert_eq!(counter(&l, "buffered"), 2);
+    assert_eq!(l.poll_timeout(), Some(at(20)), "own cast still unstable: tail timer armed");
+    h.dn(&mut l, at(2), Dn::Stable(vec![1, 2, 0]));
+    h.dn.clear();
+    assert_eq!((counter(&l, "buffered"), counter(&l, "freed")), (0, 3));
+    assert_eq!(l.poll_timeout(), None, "nothing unstable: quiet");
+    // A freed cast is not retransmitted.
+    let nak = Up::Send { from: Rank(2), msg: wire(&NakHdr::Nak { origin: Rank(1), ranges: vec![(0, 2)] }, b"") };
+    h.up(&mut l, at(3), nak);
+    assert_eq!(h.sent(), []);
+}
+
+#[test]
+fn the_tail_is_announced_while_unstable_and_reveals_a_lost_tail() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(2, 0);
+    h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"x"))));
+    h.sent();
+    h.timeout(&mut l, at(20));
+    assert_eq!(h.sent(), [("cast_unrel", None, vec![4, 1])]);
+    assert_eq!(l.poll_timeout(), Some(at(40)));
+    // The receiver side: a tail of 2 from rank 1 that it never heard from.
+    let mut r = Nak::new(cfg());
+    let mut hr = H::new(2, 0);
+    hr.up(&mut r, at(0), Up::Cast { from: Rank(1), msg: wire(&NakHdr::Tail { sent: 2 }, b"") });
+    assert_eq!(r.poll_timeout(), Some(at(5)));
+    hr.timeout(&mut r, at(5));
+    assert_eq!(hr.sent(), [("send_unrel", Some(1), vec![3, 1, 1, 0, 2])]);
+}
+
+#[test]
+fn unsequenced_traffic_passes_through_and_bad_input_is_counted() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 1);
+    h.dn(&mut l, at(0), Dn::Send(Rank(0), Msg::new(Bytes::from_static(b"s"))));
+    h.dn(&mut l, at(0), Dn::CastUnrel(Msg::new(Bytes::from_static(b"u"))));
+    assert_eq!(h.sent(), [("send", Some(0), vec![0, b's']), ("cast_unrel", None, vec![0, b'u'])]);
+    h.up(&mut l, at(0), Up::Cast { from: Rank(2), msg: wire(&NakHdr::NoHdr, b"u") });
+    assert_eq!(h.delivered(), [(2, b"u".to_vec())]);
+    h.dn(&mut l, at(0), Dn::Leave);
+    assert_eq!(h.dn.drain(..).collect::<Vec<_>>(), [Dn::Leave]);
+    for bad in [
+        Up::Cast { from: Rank(0), msg: Msg::from_wire(Bytes::from_static(&[9])) },
+        Up::Cast { from: Rank(0), msg: Msg::from_wire(Bytes::new()) },
+        Up::Send { from: Rank(0), msg: wire(&NakHdr::Data { seq: 0 }, b"") },
+        Up::Send { from: Rank(0), msg: wire(&NakHdr::Retrans { origin: Rank(3), seq: 0 }, b"") },
+        Up::Send { from: Rank(0), msg: wire(&NakHdr::Nak { origin: Rank(7), ranges: vec![(0, 1)] }, b"") },
+        Up::Cast { from: Rank(5), msg: wire(&NakHdr::Data { seq: 0 }, b"") },
+    ] {
+        h.up(&mut l, at(0), bad);
+    }
+    assert_eq!((h.up.len(), h.dn.len(), counter(&l, "bad")), (0, 0, 6));
+}
+
+#[test]
+fn registry_builds_with_parameters() {
+    let r = thoth_layers::registry();
+    let s = r.build("stable(period_ms=5):nak(nak_delay_ms=2,window=8)").unwrap();
+    assert_eq!(s.spec(), "stable:nak");
+    assert!(r.build("nak(window=0)").is_err());
+    assert!(r.build("nak(bogus=1)").is_err());
+    assert!(r.build("stable").is_err(), "stable requires reliable casts below");
+}
+
+// ---- bolero ----
+
+fn make_hdr(&(tag, origin, seq, ref ranges): &(u8, u16, u64, Vec<(u64, u64)>)) -> NakHdr {
+    match tag % 5 {
+        0 => NakHdr::NoHdr,
+        1 => NakHdr::Data { seq },
+        2 => NakHdr::Retrans { origin: Rank(origin), seq },
+        3 => {
+            let mut r: Vec<(u64, u64)> = ranges
+                .iter()
+                .take(MAX_RANGES)
+                .filter_map(|&(lo, len)| lo.checked_add(len.max(1)).map(|hi| (lo, hi)))
+                .collect();
+            if r.is_empty() {
+                let lo = seq.min(u64::MAX - 1);
+                r.push((lo, lo + 1));
+            }
+            NakHdr::Nak { origin: Rank(origin), ranges: r }
+        }
+        _ => NakHdr::Tail { sent: seq },
+    }
+}
+
+#[test]
+fn header_round_trips() {
+    bolero::check!().with_type::<(u8, u16, u64, Vec<(u64, u64)>)>().for_each(|t| {
+        let h = make_hdr(t);
+        let b = to_vec(&h);
+        assert_eq!(b.len(), h.encoded_len());
+        assert_eq!(from_slice::<NakHdr>(&b), Ok(h));
+    });
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    bolero::check!().for_each(|bytes: &[u8]| {
+        let mut l = Nak::new(Config { window: 4, ..cfg() });
+        let mut h = H::new(3, 0);
+        h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"x"))));
+        h.up(&mut l, at(0), data(1, 1, b"b"));
+        for (i, chunk) in bytes.chunks(9).enumerate() {
+            let (from, body) = chunk.split_first().map_or((0, &[][..]), |(f, b)| (*f as u16 % 4, b));
+            let msg = Msg::from_wire(Bytes::copy_from_slice(body));
+            let ev = if i % 2 == 0 { Up::Cast { from: Rank(from), msg } } else { Up::Send { from: Rank(from), msg } };
+            h.up(&mut l, at(i as u64), ev);
+            if let Some(t) = l.poll_timeout() {
+                h.timeout(&mut l, t);
+            }
+        }
+        assert!(counter(&l, "held") <= 3 * 4);
+    });
+}
+
+/// The window against a reference: a set of received sequence numbers and a delivered prefix.
+#[test]
+fn window_matches_a_reference_model() {
+    bolero::check!().with_type::<(u8, Vec<u8>)>().for_each(|(size, ops)| {
+        let size = 1 + (*size as u64 % 12);
+        let mut w: Window<u64> = Window::new(size);
+        let (mut got, mut next, mut known) = (BTreeSet::new(), 0u64, 0u64);
+        let mut delivered = Vec::new();
+        for &op in ops {
+            // Arrivals out of order, duplicates, and (by never arriving) losses.
+            let seq = (op % 40) as u64;
+            known = known.max(seq + 1);
+            let want = if seq < next || got.contains(&seq) {
+                Arrival::Duplicate
+            } else if seq >= next + size {
+                Arrival::Overflow
+            } else {
+                got.insert(seq);
+                if seq == next { Arrival::Ready } else { Arrival::Held }
+            };
+            assert_eq!(w.insert(seq, seq * 10), want, "seq {seq}");
+            while got.remove(&next) {
+                next += 1;
+            }
+            while let Some((s, item)) = w.pop_ready() {
+                assert_eq!(item, s * 10);
+                delivered.push(s);
+            }
+            assert_eq!(w.next(), next);
+            assert_eq!(w.held(), got.len());
+            // Missing runs inside the window, below what is known to exist, at most 3.
+            let end = known.min(next + size);
+            let mut runs: Vec<(u64, u64)> = Vec::new();
+            for s in next..end {
+                if !got.contains(&s) {
+                    match runs.last_mut() {
+                        Some(r) if r.1 == s => r.1 = s + 1,
+                        _ => runs.push((s, s + 1)),
+                    }
+                }
+            }
+            runs.truncate(3);
+            assert_eq!(w.missing(known, 3), runs);
+        }
+        assert_eq!(delivered, (0..next).collect::<Vec<_>>(), "delivered prefix, in order, once each");
+    });
+}
