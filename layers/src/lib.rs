@@ -4,15 +4,15 @@
 //! provides, the events it generates, and how it is tested. `registry()` holds every layer
 //! a stack spec may name; `bare` (frame and CRC, no layers) is always there.
 //!
-//! Still to come (see the README): `flow` (credit-based flow control), `pack` (packing small
-//! messages under backlog), the ordering layers (causal, total), security, and the checkers
-//! `chk_causal`, `chk_total` and `chk_vsync`.
+//! Still to come (see the README): the ordering layers (causal, total), security, and the
+//! checkers `chk_causal`, `chk_total` and `chk_vsync`.
 #![forbid(unsafe_code)]
 
 use thoth_stack::Registry;
 
 // Layer modules, one line each.
 pub mod debug;
+pub mod flow;
 pub mod frag;
 pub mod nak;
 pub mod pack;
@@ -24,12 +24,13 @@ pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut r = Registry::new();
     // Registrations, one line each.
-    debug::register(&mut r);
+    flow::register(&mut r);
     pack::register(&mut r);
-    frag::register(&mut r);
     nak::register(&mut r);
-    pt2pt::register(&mut r);
     stable::register(&mut r);
+    debug::register(&mut r);
+    frag::register(&mut r);
+    pt2pt::register(&mut r);
     r
 }
 
