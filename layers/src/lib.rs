@@ -31,8 +31,13 @@ pub fn registry() -> Registry {
     debug::register(&mut r);
     frag::register(&mut r);
     pt2pt::register(&mut r);
+    r.register_stack("reliable", "the default reliable stack", RELIABLE);
     r
 }
 
+/// The default reliable stack, top first: fragmentation, flow control, stability, reliable
+/// FIFO multicast, reliable FIFO point-to-point, packing. Registered as `reliable`.
+pub const RELIABLE: &str = "frag:flow:stable:nak:pt2pt:pack";
+
 /// The stack `thoth-perf` and the examples use when none is named.
-pub const DEFAULT_STACK: &str = "bare";
+pub const DEFAULT_STACK: &str = "reliable";

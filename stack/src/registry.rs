@@ -1,7 +1,9 @@
 //! Stacks from spec strings in Horus syntax, top layer first: `"frag:nak:pt2pt"`.
 //!
 //! A layer may take parameters: `"drop(p=0.1,seed=7):nak"`. `bare` (or an empty spec) is the
-//! stack with no layers. Building checks the stack bottom up and names the first layer whose
+//! stack with no layers. A named stack (`register_stack`) stands for its spec wherever it
+//! appears: with `reliable` = `"frag:nak"`, `"chk_fifo:reliable:drop(p=0.1)"` is
+//! `"chk_fifo:frag:nak:drop(p=0.1)"`. Building checks the stack bottom up and names the first layer whose
 //! requirements are not met; an unknown name lists the known ones.
 
 use crate::compose::Stack;
@@ -23,6 +25,8 @@ struct Entry {
 #[derive(Default, Clone)]
 pub struct Registry {
     entries: BTreeMap<&'static str, Entry>,
+    /// Named stacks: name → (description, spec).
+    stacks: BTreeMap<&'static str, (&'static str, &'static str)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,10 +69,22 @@ impl Registry {
         self
     }
 
-    /// Every name a spec may use, sorted, with its one-line description.
+    /// Names a stack spec (a name without parameters) so specs can use it as one item.
+    pub fn register_stack(&mut self, name: &'static str, about: &'static str, spec: &'static str) -> &mut Self {
+        self.stacks.insert(name, (about, spec));
+        self
+    }
+
+    /// The spec a named stack stands for.
+    pub fn stack_spec(&self, name: &str) -> Option<&'static str> {
+        self.stacks.get(name).map(|&(_, spec)| spec)
+    }
+
+    /// Every name a spec may use (layers, then named stacks), with its one-line description.
     pub fn known(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         core::iter::once(("bare", "no layers: frame and CRC only"))
             .chain(self.entries.iter().map(|(n, e)| (*n, e.about)))
+            .chain(self.stacks.iter().map(|(n, &(about, _))| (*n, about)))
     }
 
     /// Builds and checks the stack a spec names.
@@ -78,7 +94,7 @@ impl Registry {
         if spec.is_empty() || spec == "bare" {
             return Ok(b.build()?);
         }
-        for item in split_top_level(spec)? {
+        for item in self.expand(spec, 0)? {
             let (name, mut args) = parse_item(item, spec)?;
             let entry = self.entries.get(name).ok_or_else(|| SpecError::Unknown {
                 name: name.to_string(),
@@ -91,6 +107,23 @@ impl Registry {
             b = b.push_boxed(layer);
         }
         Ok(b.build()?)
+    }
+}
+
+impl Registry {
+    /// The items of `spec` with named stacks replaced by their items (nested at most 8 deep).
+    fn expand<'s>(&'s self, spec: &'s str, depth: usize) -> Result<Vec<&'s str>, SpecError> {
+        let mut out = Vec::new();
+        for item in split_top_level(spec)? {
+            match self.stacks.get(item) {
+                Some(_) if depth >= 8 => {
+                    return Err(SpecError::Syntax { spec: spec.to_string(), why: "named stacks nest too deep" });
+                }
+                Some(&(_, inner)) => out.extend(self.expand(inner, depth + 1)?),
+                None => out.push(item),
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -239,3 +239,21 @@ fn bad_specs_say_what_is_wrong() {
         assert!(matches!(r.build(bad), Err(SpecError::Syntax { .. })), "{bad} accepted");
     }
 }
+
+#[test]
+fn named_stacks_expand_where_they_appear() {
+    let mut r = registry();
+    r.register_stack("safe", "a reliable pair", "total:rel");
+    r.register_stack("outer", "nests a named stack", "tag(tag=1):safe");
+    assert_eq!(r.build("tag(tag=5):safe").unwrap().spec(), "tag:total:rel");
+    assert_eq!(r.build("outer").unwrap().spec(), "tag:total:rel");
+    assert_eq!(r.stack_spec("safe"), Some("total:rel"));
+    assert!(r.known().any(|(n, about)| n == "safe" && about == "a reliable pair"));
+    // Requirements are checked on the expanded stack: the lowest `total` has nothing below.
+    assert_eq!(
+        r.build("safe:total").err(),
+        Some(SpecError::Missing(Missing { layer: "total", missing: Props::RELIABLE_CAST }))
+    );
+    r.register_stack("loop", "refers to itself", "tag:loop");
+    assert!(matches!(r.build("loop"), Err(SpecError::Syntax { .. })));
+}

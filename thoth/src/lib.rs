@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub use thoth_layers as layers;
-pub use thoth_layers::{DEFAULT_STACK, registry};
+pub use thoth_layers::{DEFAULT_STACK, RELIABLE, registry};
 pub use thoth_stack::*;
 
 /// The README's Rust examples, compiled and run as doctests so the README stays true.
