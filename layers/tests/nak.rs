@@ -79,8 +79,17 @@ fn counter(l: &Nak, name: &str) -> u64 {
     d[0].counter(name).unwrap()
 }
 
+/// The parameters the exact outputs below were worked out with.
 fn cfg() -> Config {
-    Config::default()
+    Config {
+        nak_delay: Duration::from_millis(5),
+        nak_interval: Duration::from_millis(20),
+        rtx_interval: Duration::from_millis(10),
+        tail_interval: Duration::from_millis(20),
+        window: 256,
+        max_rtx: 64,
+        ..Config::default()
+    }
 }
 
 #[test]

@@ -37,8 +37,12 @@
 //! `Up` with `NoHdr` passes up. Malformed headers, impossible ranks and misplaced variants
 //! are dropped and counted (`bad`).
 //!
-//! **Parameters** (spec `nak(...)`): `nak_delay_ms` (5), `nak_interval_ms` (20),
-//! `rtx_interval_ms` (10), `tail_ms` (20), `window` (256), `max_rtx` (64), `origin_tries` (2).
+//! **Parameters** (spec `nak(...)`): `nak_delay_ms` (2), `nak_interval_ms` (5),
+//! `rtx_interval_ms` (2), `tail_ms` (20), `window` (8192), `max_rtx` (1024), `origin_tries`
+//! (2). The defaults are measured with `thoth-perf --stack "reliable:drop(p=0.05)"` (3
+//! members, 1 KB, loopback): a window of 256 and 64 retransmissions per NAK every 20 ms cap
+//! recovery near 9k msgs/s; these defaults keep ~470k msgs/s at 5 % loss. A wide window is
+//! cheap under flow control, which bounds what a sender can have outstanding.
 //!
 //! **Properties:** requires nothing; provides `RELIABLE_CAST | FIFO_CAST`.
 //!
@@ -93,12 +97,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            nak_delay: Duration::from_millis(5),
-            nak_interval: Duration::from_millis(20),
-            rtx_interval: Duration::from_millis(10),
+            nak_delay: Duration::from_millis(2),
+            nak_interval: Duration::from_millis(5),
+            rtx_interval: Duration::from_millis(2),
             tail_interval: Duration::from_millis(20),
-            window: 256,
-            max_rtx: 64,
+            window: 8192,
+            max_rtx: 1024,
             origin_tries: 2,
             test_skip_retransmit: false,
             test_deliver_duplicate: false,
