@@ -10,49 +10,42 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 use thoth_layers::flow::{Config, Flow, FlowHdr};
 use thoth_layers::nak::{self, Nak};
 use thoth_layers::stable::{self, Stable};
 use thoth_stack::sim::{Link, NodeId, Sim, check_seeds};
+use thoth_stack::testing::{Harness, at};
 use thoth_stack::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
 use thoth_stack::wire::{from_slice, to_vec};
 use thoth_stack::*;
 
 const MS: Duration = Duration::from_millis(1);
 
-fn at(ms: u64) -> Time {
-    Time::ZERO + Duration::from_millis(ms)
-}
-
 // ---------------------------------------------------------------------------------------
 // Harness: one layer, one event at a time.
 
-struct H {
-    view: View,
-    rank: Rank,
-    rng: Rng,
-    up: VecDeque<Up>,
-    dn: VecDeque<Dn>,
+/// One layer, one event at a time (`Harness`), with this file's own views of its output.
+struct H(Harness);
+
+impl Deref for H {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
+}
+
+impl DerefMut for H {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.0
+    }
 }
 
 impl H {
     fn new(n: u64, rank: u16) -> H {
-        let view = View::initial((1..=n).map(EndpointId).collect());
-        H { view, rank: Rank(rank), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
-    }
-    fn dn(&mut self, l: &mut Flow, now: Time, ev: Dn) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_dn(ev, &mut cx);
-    }
-    fn up(&mut self, l: &mut Flow, now: Time, ev: Up) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_up(ev, &mut cx);
-    }
-    fn timeout(&mut self, l: &mut Flow, now: Time) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_timeout(&mut cx);
+        H(Harness::new(n, rank))
     }
     fn cast(&mut self, l: &mut Flow, now: Time, len: usize, fill: u8) {
         self.dn(l, now, Dn::Cast(Msg::new(Bytes::from(vec![fill; len]))));

@@ -1,39 +1,32 @@
 //! `nak` alone: exact outputs for one event at a time, bolero header round-trips and
 //! arbitrary bytes, and a model test of the receive window against a reference.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
+use std::ops::{Deref, DerefMut};
 use thoth_layers::nak::{Arrival, Config, MAX_RANGES, Nak, NakHdr, Window};
+use thoth_stack::testing::{Harness, at};
 use thoth_stack::wire::{from_slice, to_vec};
 use thoth_stack::*;
 
-fn at(ms: u64) -> Time {
-    Time::ZERO + Duration::from_millis(ms)
+/// One layer, one event at a time (`Harness`), with this file's own views of its output.
+struct H(Harness);
+
+impl Deref for H {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
-struct H {
-    view: View,
-    rank: Rank,
-    rng: Rng,
-    up: VecDeque<Up>,
-    dn: VecDeque<Dn>,
+impl DerefMut for H {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.0
+    }
 }
 
 impl H {
     fn new(n: u64, rank: u16) -> H {
-        let view = View::initial((1..=n).map(EndpointId).collect());
-        H { view, rank: Rank(rank), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
-    }
-    fn dn(&mut self, l: &mut Nak, now: Time, ev: Dn) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_dn(ev, &mut cx);
-    }
-    fn up(&mut self, l: &mut Nak, now: Time, ev: Up) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_up(ev, &mut cx);
-    }
-    fn timeout(&mut self, l: &mut Nak, now: Time) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_timeout(&mut cx);
+        H(Harness::new(n, rank))
     }
     /// What went down, as (kind, destination, wire bytes).
     fn sent(&mut self) -> Vec<(&'static str, Option<u16>, Vec<u8>)> {

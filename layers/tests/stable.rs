@@ -1,45 +1,31 @@
 //! `stable` alone: exact outputs for one event at a time, bolero header round-trips and
 //! arbitrary bytes.
 
-use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
 use thoth_layers::stable::{Config, Stable, StableHdr};
+use thoth_stack::testing::{Harness, at};
 use thoth_stack::wire::{from_slice, to_vec};
 use thoth_stack::*;
 
-fn at(ms: u64) -> Time {
-    Time::ZERO + Duration::from_millis(ms)
+/// One layer, one event at a time (`Harness`), with this file's own views of its output.
+struct H(Harness);
+
+impl Deref for H {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
 }
 
-struct H {
-    view: View,
-    rank: Rank,
-    rng: Rng,
-    up: VecDeque<Up>,
-    dn: VecDeque<Dn>,
+impl DerefMut for H {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.0
+    }
 }
 
 impl H {
     fn new(n: u64, rank: u16) -> H {
-        let view = View::initial((1..=n).map(EndpointId).collect());
-        H { view, rank: Rank(rank), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
-    }
-    fn dn(&mut self, l: &mut Stable, now: Time, ev: Dn) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_dn(ev, &mut cx);
-    }
-    fn up(&mut self, l: &mut Stable, now: Time, ev: Up) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_up(ev, &mut cx);
-    }
-    fn timeout(&mut self, l: &mut Stable, now: Time) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_timeout(&mut cx);
-    }
-    fn take_dn(&mut self) -> Vec<Dn> {
-        self.dn.drain(..).collect()
-    }
-    fn take_up(&mut self) -> Vec<Up> {
-        self.up.drain(..).collect()
+        H(Harness::new(n, rank))
     }
 }
 

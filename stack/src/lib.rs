@@ -20,6 +20,7 @@ pub mod props;
 pub mod registry;
 pub mod rng;
 pub mod sim;
+pub mod testing;
 pub mod time;
 pub mod udp;
 pub mod wire;

@@ -5,37 +5,8 @@ mod common_layers;
 
 use common_layers::{Log, Tag, Twice};
 use std::collections::VecDeque;
+use thoth_stack::testing::Harness;
 use thoth_stack::*;
-
-struct Harness {
-    view: View,
-    rng: Rng,
-    up: VecDeque<Up>,
-    dn: VecDeque<Dn>,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness {
-            view: View::initial(vec![EndpointId(1), EndpointId(2)]),
-            rng: Rng::new(1),
-            up: VecDeque::new(),
-            dn: VecDeque::new(),
-        }
-    }
-    fn dn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Dn) {
-        let mut cx = Cx::new(now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_dn(ev, &mut cx);
-    }
-    fn up<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Up) {
-        let mut cx = Cx::new(now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_up(ev, &mut cx);
-    }
-    fn timeout<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
-        let mut cx = Cx::new(now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn);
-        l.handle_timeout(&mut cx);
-    }
-}
 
 fn cast(body: &'static [u8]) -> Dn {
     Dn::Cast(Msg::new(Bytes::from_static(body)))
@@ -73,7 +44,7 @@ fn static_and_dynamic_stacks_emit_the_same_datagrams_in_the_same_order() {
         .build()
         .unwrap();
     assert_eq!(dynamic.spec(), "a:twice:b");
-    let (mut hs, mut hd) = (Harness::new(), Harness::new());
+    let (mut hs, mut hd) = (Harness::new(2, 0), Harness::new(2, 0));
     for body in [&b"one"[..], b"two"] {
         hs.dn(&mut stat, Time::ZERO, cast(body));
         hd.dn(&mut dynamic, Time::ZERO, cast(body));
@@ -121,7 +92,7 @@ fn static_and_dynamic_stacks_emit_the_same_datagrams_in_the_same_order() {
 fn a_wrong_header_is_dropped_and_counted_not_delivered() {
     let log = Log::default();
     let mut s = Stack::builder().push(Tag::new("a", 1, &log)).build().unwrap();
-    let mut h = Harness::new();
+    let mut h = Harness::new(2, 0);
     h.up(&mut s, Time::ZERO, Up::Cast { from: Rank(1), msg: Msg::from_wire(Bytes::from_static(&[2, 0])) });
     h.up(&mut s, Time::ZERO, Up::Cast { from: Rank(1), msg: Msg::from_wire(Bytes::new()) });
     assert!(h.up.is_empty());
@@ -138,7 +109,7 @@ fn layers_run_one_event_at_a_time_in_fifo_order() {
         .push(Tag::new("low", 1, &log))
         .build()
         .unwrap();
-    let mut h = Harness::new();
+    let mut h = Harness::new(2, 0);
     h.dn(&mut s, Time::ZERO, cast(b"x"));
     // `twice` emits two casts; `low` sees both only after `twice` returned.
     assert_eq!(*log.lock().unwrap(), ["low:dn", "low:dn"]);
@@ -155,7 +126,7 @@ fn timers_fire_only_when_due_in_both_forms() {
         .push(Twice { period: period(), next: None, beats: 0 })
         .build()
         .unwrap();
-    let mut h = Harness::new();
+    let mut h = Harness::new(2, 0);
     assert_eq!(stat.poll_timeout(), None);
     h.dn(&mut stat, t0, cast(b"x"));
     h.dn(&mut dynamic, t0, cast(b"x"));
@@ -216,7 +187,7 @@ fn specs_build_in_horus_order_with_parameters() {
     let r = registry();
     let s = r.build("total:tag(tag=9):rel").unwrap();
     assert_eq!(s.spec(), "total:tag:rel");
-    let mut h = Harness::new();
+    let mut h = Harness::new(2, 0);
     let mut s = s;
     h.dn(&mut s, Time::ZERO, cast(b"p"));
     assert_eq!(heads(&h.dn), [vec![2, 9, 3, b'p']]);

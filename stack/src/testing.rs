@@ -1,0 +1,66 @@
+//! Test support for layer authors: drive one layer one event at a time, as the stack would,
+//! and look at what it emitted.
+//!
+//! ```
+//! use thoth_stack::testing::Harness;
+//! use thoth_stack::{Bare, Bytes, Dn, Msg, Time};
+//!
+//! let mut h = Harness::new(3, 0); // a view of three members, this one rank 0
+//! h.dn(&mut Bare, Time::ZERO, Dn::Cast(Msg::new(Bytes::from_static(b"x"))));
+//! assert_eq!(h.take_dn().len(), 1);
+//! ```
+
+use crate::event::{Dn, Up};
+use crate::ids::{EndpointId, Rank, View};
+use crate::layer::{Cx, Layer};
+use crate::rng::Rng;
+use crate::time::{Duration, Time};
+use std::collections::VecDeque;
+
+/// A layer's surroundings: the view (members `EndpointId(1..=n)`), its rank, a seeded RNG,
+/// and the queues of what it emitted up and down.
+pub struct Harness {
+    pub view: View,
+    pub rank: Rank,
+    pub rng: Rng,
+    pub up: VecDeque<Up>,
+    pub dn: VecDeque<Dn>,
+}
+
+impl Harness {
+    pub fn new(members: u64, rank: u16) -> Harness {
+        let view = View::initial((1..=members).map(EndpointId).collect());
+        Harness { view, rank: Rank(rank), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
+    }
+
+    fn cx(&mut self, now: Time) -> Cx<'_> {
+        Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
+    }
+
+    pub fn dn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Dn) {
+        l.handle_dn(ev, &mut self.cx(now));
+    }
+
+    pub fn up<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Up) {
+        l.handle_up(ev, &mut self.cx(now));
+    }
+
+    pub fn timeout<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
+        l.handle_timeout(&mut self.cx(now));
+    }
+
+    /// Everything emitted down so far, oldest first.
+    pub fn take_dn(&mut self) -> Vec<Dn> {
+        self.dn.drain(..).collect()
+    }
+
+    /// Everything emitted up so far, oldest first.
+    pub fn take_up(&mut self) -> Vec<Up> {
+        self.up.drain(..).collect()
+    }
+}
+
+/// `ms` milliseconds after `Time::ZERO`.
+pub fn at(ms: u64) -> Time {
+    Time::ZERO + Duration::from_millis(ms)
+}
