@@ -2,7 +2,7 @@
 //! simulator: casts of every size (some fragmented), point-to-point sends, loss,
 //! duplication, reordering, jitter, corruption and asymmetric links, with `chk_fifo` on top.
 //!
-//! Properties, for every seed (N = 2..=6, loss 0..=20 %, chosen by the seed): every cast is
+//! Properties, for every seed (N = 2..=7, loss 0..=30 %, chosen by the seed): every cast is
 //! delivered exactly once to every member in per-sender order, payload intact; every send
 //! exactly once to its target in per-pair order; `chk_fifo` never fires (no `Event::Error`);
 //! after the traffic stops the group goes quiet and every buffer (nak, pt2pt, frag, pack) is
@@ -35,8 +35,8 @@ fn counter(sim: &Sim, n: NodeId, layer: &str, name: &str) -> Result<u64, String>
 
 fn scenario(seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed ^ 0x5eed);
-    let n = 2 + rng.below(5) as usize;
-    let loss = rng.below(21) as f64 / 100.0;
+    let n = 2 + rng.below(6) as usize;
+    let loss = rng.below(31) as f64 / 100.0;
     let mut sim: Sim<Stack> = Sim::new(seed);
     let link = Link {
         loss,
@@ -53,7 +53,7 @@ fn scenario(seed: u64) -> Result<(), String> {
     let nodes = sim.add_group(GroupId::named("stack"), &ids, move |_: &View| registry.build(SPEC).expect("checked"));
     // An asymmetric link: one direction much worse.
     if n > 2 {
-        sim.set_link(nodes[0], nodes[1], Link { loss: (loss * 2.0).min(0.4), ..link });
+        sim.set_link(nodes[0], nodes[1], Link { loss: (loss * 2.0).min(0.5), ..link });
     }
     let casts = 10 + rng.below(20) as u32;
     let mut sends: Vec<Vec<Vec<Bytes>>> = vec![vec![Vec::new(); n]; n];
