@@ -1,7 +1,17 @@
-//! Failure detectors for Thoth (a later piece of work; nothing here yet).
+//! Failure detectors for Thoth: layers that watch the members of the view and raise
+//! `Up::Suspect` for those that seem to have failed. Suspicion is not exclusion: the
+//! membership layers (a later piece of work) verify a suspicion and decide. Detection
+//! traffic goes as unreliable casts and sends, which no reliable or flow-control layer holds
+//! back. Each detector's file opens with its protocol, parameters, properties and tests.
 //!
-//! What will live here: layers that emit suspicions for the membership layers — a
-//! heartbeat detector with a timeout, a phi-accrual detector (suspicion level from the
-//! heartbeat inter-arrival distribution), and SWIM-style indirect probing — with defaults
-//! that scale with the group's size. Their traffic is never held back by flow control.
+//! Still to come with membership: exclusion of suspected members by a view change.
 #![forbid(unsafe_code)]
+
+use thoth_stack::Registry;
+
+// Detector modules, one line each.
+
+/// Registers every detector of this crate.
+pub fn register(#[allow(unused_variables)] r: &mut Registry) {
+    // Registrations, one line each.
+}

@@ -88,6 +88,7 @@ impl Harness {
                 Up::Stable(_) => ("stable", 0, vec![]),
                 Up::Error { .. } => ("error", 0, vec![]),
                 Up::Flow { .. } => ("flow", 0, vec![]),
+                Up::Suspect(_) => ("suspect", 0, vec![]),
             })
             .collect()
     }

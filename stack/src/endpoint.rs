@@ -120,6 +120,8 @@ pub struct Stats {
     pub delivered_sends: u64,
     /// `Event::Error`s the layers raised.
     pub layer_errors: u64,
+    /// `Event::Suspect`s the failure detectors raised.
+    pub suspicions: u64,
 }
 
 impl Stats {
@@ -485,6 +487,10 @@ impl<L: Layer> Endpoint<L> {
             Up::Flow { ready } => {
                 self.cast_ready = ready;
                 return;
+            }
+            Up::Suspect(ranks) => {
+                self.stats.suspicions += 1;
+                Event::Suspect(ranks.into_iter().filter_map(|r| self.view.member(r)).collect())
             }
         };
         self.events.push_back(ev);

@@ -40,6 +40,9 @@ pub enum Up {
     /// A layer found a broken guarantee or an unrecoverable condition (a checker layer
     /// saw a FIFO violation, say). Delivered to the application as `Event::Error`.
     Error { layer: &'static str, detail: String },
+    /// A failure detector suspects these members of the view have failed. Suspicion is not
+    /// exclusion: the membership layers verify it and decide.
+    Suspect(Vec<Rank>),
 }
 
 /// For each rank of the view, how many of its casts every member has received: those are
@@ -59,4 +62,6 @@ pub enum Event {
     Exit,
     /// A layer reports a broken guarantee or an unrecoverable condition.
     Error { layer: &'static str, detail: String },
+    /// A failure detector suspects these members have failed (not yet excluded).
+    Suspect(Vec<EndpointId>),
 }

@@ -283,3 +283,37 @@ fn flow_control_refuses_casts_until_the_stack_is_ready() {
     assert!(eps[0].can_cast());
     eps[0].cast(Time::ZERO, Bytes::from_static(b"two")).unwrap();
 }
+
+/// Suspects the sender of every cast it sees coming up (a toy detector).
+struct Accuser;
+
+impl Layer for Accuser {
+    fn name(&self) -> &'static str {
+        "accuser"
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        cx.dn(ev)
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        if let Up::Cast { from, .. } = &ev {
+            cx.up(Up::Suspect(vec![*from, Rank(9)]));
+        }
+    }
+    fn dump(&self, _: &mut Vec<Dump>) {}
+}
+
+#[test]
+fn suspicions_reach_the_application_as_member_ids() {
+    let mut eps: Vec<Endpoint<Accuser>> = ids()
+        .into_iter()
+        .take(2)
+        .map(|me| Endpoint::new(Config::new(G, me, ids()), |_: &View| Accuser).unwrap())
+        .collect();
+    events(&mut eps[0]);
+    eps[1].cast(Time::ZERO, Bytes::from_static(b"x")).unwrap();
+    let t = eps[1].poll_transmit().unwrap();
+    eps[0].handle_datagram(Time::ZERO, t.to_bytes());
+    // Rank 9 is not in the view: left out.
+    assert_eq!(events(&mut eps[0]), [Event::Suspect(vec![EndpointId(22)])]);
+    assert_eq!(eps[0].stats().suspicions, 1);
+}

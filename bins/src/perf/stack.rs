@@ -108,7 +108,7 @@ impl Net for StackNet {
                 }
                 Event::Exit => return Err("the endpoint left the group".into()),
                 Event::Error { layer, detail } => return Err(format!("layer `{layer}` reported: {detail}")),
-                Event::View(_) | Event::Send { .. } => {}
+                Event::View(_) | Event::Send { .. } | Event::Suspect(_) => {}
             }
         }
         Ok(n)

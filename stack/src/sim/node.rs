@@ -122,7 +122,7 @@ impl<L: Layer> Node<L> {
         match &event {
             Event::Cast { from, data } => self.delivered.push(delivery(*from, Kind::Cast, data)),
             Event::Send { from, data } => self.delivered.push(delivery(*from, Kind::Send, data)),
-            Event::View(_) | Event::Exit | Event::Error { .. } => {}
+            Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) => {}
         }
         self.events.push(NodeEvent { at, incarnation, event });
     }

@@ -208,6 +208,13 @@ fn hash_event(ev: &Event, h: &mut Fnv) {
             h.blob(layer.as_bytes());
             h.blob(detail.as_bytes());
         }
+        Event::Suspect(ids) => {
+            h.u8(5);
+            h.u64(ids.len() as u64);
+            for id in ids {
+                h.u64(id.0);
+            }
+        }
     }
 }
 

@@ -89,7 +89,7 @@ impl Cmd {
 fn event_weight(ev: &Event) -> usize {
     match ev {
         Event::Cast { data, .. } | Event::Send { data, .. } => data.len(),
-        Event::View(_) | Event::Exit | Event::Error { .. } => 0,
+        Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) => 0,
     }
 }
 
