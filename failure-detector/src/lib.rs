@@ -10,8 +10,14 @@
 use thoth_stack::Registry;
 
 // Detector modules, one line each.
+pub mod heartbeat;
+pub mod phi;
+pub mod swim;
 
 /// Registers every detector of this crate.
-pub fn register(#[allow(unused_variables)] r: &mut Registry) {
+pub fn register(r: &mut Registry) {
     // Registrations, one line each.
+    swim::register(r);
+    heartbeat::register(r);
+    phi::register(r);
 }
