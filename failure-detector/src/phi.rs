@@ -336,19 +336,12 @@ impl Layer for Phi {
         Props::SUSPECT
     }
 
-    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         self.init(cx);
-        let push = |mut m: Msg| {
+        if let Some(m) = ev.msg_mut() {
             m.push(&PhiHdr::NoHdr);
-            m
-        };
-        cx.dn(match ev {
-            Dn::Cast(m) => Dn::Cast(push(m)),
-            Dn::Send(r, m) => Dn::Send(r, push(m)),
-            Dn::CastUnrel(m) => Dn::CastUnrel(push(m)),
-            Dn::SendUnrel(r, m) => Dn::SendUnrel(r, push(m)),
-            other => other,
-        })
+        }
+        cx.dn(ev)
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {

@@ -394,27 +394,11 @@ impl Layer for Swim {
     fn provides(&self) -> Props {
         Props::SUSPECT
     }
-    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         self.init(cx);
-        let ev = match ev {
-            Dn::Cast(mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::Cast(m)
-            }
-            Dn::CastUnrel(mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::CastUnrel(m)
-            }
-            Dn::Send(r, mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::Send(r, m)
-            }
-            Dn::SendUnrel(r, mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::SendUnrel(r, m)
-            }
-            other => other,
-        };
+        if let Some(m) = ev.msg_mut() {
+            m.push(&Hdr::NoHdr);
+        }
         cx.dn(ev);
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {

@@ -145,28 +145,13 @@ impl Pack {
         }
     }
 
-    /// Sends `msg` alone, as the event it came in.
-    fn alone(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+    /// Sends a message alone, as the event it came in.
+    fn alone(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         self.sent_alone += 1;
-        cx.dn(match ev {
-            Dn::Cast(mut m) => {
-                m.push(&Hdr::One);
-                Dn::Cast(m)
-            }
-            Dn::CastUnrel(mut m) => {
-                m.push(&Hdr::One);
-                Dn::CastUnrel(m)
-            }
-            Dn::Send(r, mut m) => {
-                m.push(&Hdr::One);
-                Dn::Send(r, m)
-            }
-            Dn::SendUnrel(r, mut m) => {
-                m.push(&Hdr::One);
-                Dn::SendUnrel(r, m)
-            }
-            other => other,
-        });
+        if let Some(m) = ev.msg_mut() {
+            m.push(&Hdr::One);
+        }
+        cx.dn(ev);
     }
 
     /// Sends everything that waits: per destination, in order, as few datagrams as fit.

@@ -306,26 +306,10 @@ impl Pt2pt {
         p.ack_at.get_or_insert(cx.now + ack_delay);
     }
 
-    fn pass_dn(ev: Dn, cx: &mut Cx<'_>) {
-        let ev = match ev {
-            Dn::Cast(mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::Cast(m)
-            }
-            Dn::CastUnrel(mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::CastUnrel(m)
-            }
-            Dn::Send(r, mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::Send(r, m)
-            }
-            Dn::SendUnrel(r, mut m) => {
-                m.push(&Hdr::NoHdr);
-                Dn::SendUnrel(r, m)
-            }
-            other => other,
-        };
+    fn pass_dn(mut ev: Dn, cx: &mut Cx<'_>) {
+        if let Some(m) = ev.msg_mut() {
+            m.push(&Hdr::NoHdr);
+        }
         cx.dn(ev)
     }
 }

@@ -255,25 +255,13 @@ impl Layer for Stable {
 
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         self.init(cx);
-        match ev {
-            Dn::Cast(mut m) => {
-                m.push(&StableHdr::Cast);
-                cx.dn(Dn::Cast(m));
-            }
-            Dn::CastUnrel(mut m) => {
-                m.push(&StableHdr::NoHdr);
-                cx.dn(Dn::CastUnrel(m));
-            }
-            Dn::Send(to, mut m) => {
-                m.push(&StableHdr::NoHdr);
-                cx.dn(Dn::Send(to, m));
-            }
-            Dn::SendUnrel(to, mut m) => {
-                m.push(&StableHdr::NoHdr);
-                cx.dn(Dn::SendUnrel(to, m));
-            }
-            ev @ (Dn::Leave | Dn::Stable(_)) => cx.dn(ev),
+        let mut ev = ev;
+        // Only reliable casts are counted; everything else says nothing.
+        let hdr = if matches!(ev, Dn::Cast(_)) { StableHdr::Cast } else { StableHdr::NoHdr };
+        if let Some(m) = ev.msg_mut() {
+            m.push(&hdr);
         }
+        cx.dn(ev);
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {

@@ -22,6 +22,17 @@ pub enum Dn {
     Stable(Stability),
 }
 
+impl Dn {
+    /// The message this event carries (`Cast`, `Send` and their unreliable twins), so a
+    /// layer that only pushes a header can do it once for all four.
+    pub fn msg_mut(&mut self) -> Option<&mut Msg> {
+        match self {
+            Dn::Cast(m) | Dn::Send(_, m) | Dn::CastUnrel(m) | Dn::SendUnrel(_, m) => Some(m),
+            Dn::Leave | Dn::Stable(_) => None,
+        }
+    }
+}
+
 /// Events travelling up the stack, from the network towards the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Up {

@@ -392,23 +392,16 @@ impl Layer for Nak {
                 self.tail_due = Some(cx.now + self.cfg.tail_interval);
                 cx.dn(Dn::Cast(m));
             }
-            Dn::CastUnrel(mut m) => {
-                m.push(&NakHdr::NoHdr);
-                cx.dn(Dn::CastUnrel(m));
-            }
-            Dn::Send(to, mut m) => {
-                m.push(&NakHdr::NoHdr);
-                cx.dn(Dn::Send(to, m));
-            }
-            Dn::SendUnrel(to, mut m) => {
-                m.push(&NakHdr::NoHdr);
-                cx.dn(Dn::SendUnrel(to, m));
-            }
             Dn::Stable(vec) => {
                 self.stable(&vec);
                 cx.dn(Dn::Stable(vec));
             }
-            ev @ Dn::Leave => cx.dn(ev),
+            mut ev => {
+                if let Some(m) = ev.msg_mut() {
+                    m.push(&NakHdr::NoHdr);
+                }
+                cx.dn(ev);
+            }
         }
     }
 
