@@ -3,7 +3,9 @@
 //!
 //! 1. takes every queued command in one lock and feeds them to the endpoint (not while the
 //!    socket refuses datagrams or the outbox holds `SEND_ROUNDS` batches: then commands wait
-//!    and `cast` feels the backpressure);
+//!    and `cast` feels the backpressure), in order, until a cast meets flow control
+//!    (`Endpoint::can_cast` false): that cast and the commands behind it wait for credit,
+//!    and `Shared::flow_blocked` tells the handles (`FlowPolicy::WouldBlock`);
 //! 2. runs the endpoint's timers that are due;
 //! 3. reads each socket with `recvmmsg` (up to `RECV_ROUNDS` batches per socket per turn; a
 //!    socket that had nothing is skipped for a few turns while the driver stays busy) and
