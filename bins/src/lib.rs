@@ -2,6 +2,8 @@
 //!
 //! `perf` is the multicast benchmark behind `thoth-perf`: a parent process that spawns one
 //! OS process per group member, runs the same workload through a Thoth stack and over raw
-//! UDP multicast, and prints both side by side.
+//! UDP multicast, and prints both side by side. `detect` is behind `thoth-detect`: crash
+//! detection time and false suspicions of the failure detectors between member processes.
 
+pub mod detect;
 pub mod perf;

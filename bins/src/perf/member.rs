@@ -40,7 +40,7 @@ pub struct Control {
 }
 
 impl Control {
-    fn start() -> Control {
+    pub fn start() -> Control {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -65,7 +65,7 @@ impl Control {
         }
     }
 
-    fn try_next(&self) -> Result<Option<Ctl>, String> {
+    pub fn try_next(&self) -> Result<Option<Ctl>, String> {
         match self.rx.try_recv() {
             Ok(c) => c.map(Some),
             Err(_) => Ok(None),

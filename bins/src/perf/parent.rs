@@ -95,14 +95,14 @@ fn run(o: &Opts) -> Result<(), String> {
 
 /// Multicast groups for the runs: the one given, or a random group and port per invocation,
 /// the port moving on by one per run so runs never see each other's stragglers.
-struct Groups {
+pub struct Groups {
     fixed: Option<SocketAddr>,
     ip: Ipv4Addr,
     port: u16,
 }
 
 impl Groups {
-    fn new(fixed: Option<SocketAddr>) -> Groups {
+    pub fn new(fixed: Option<SocketAddr>) -> Groups {
         let mut x = now_ns() ^ (u64::from(std::process::id()) << 32);
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -111,7 +111,7 @@ impl Groups {
         Groups { fixed, ip, port: 40_000 + ((x >> 16) % 10_000) as u16 }
     }
 
-    fn peek(&self) -> SocketAddr {
+    pub fn peek(&self) -> SocketAddr {
         self.fixed.unwrap_or(SocketAddr::new(IpAddr::V4(self.ip), self.port))
     }
 

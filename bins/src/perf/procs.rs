@@ -18,6 +18,8 @@ struct Kid {
     tail: Arc<Mutex<VecDeque<String>>>,
     stderr_done: Arc<AtomicBool>,
     reaped: Option<ExitStatus>,
+    /// The end of this member's output is expected (it was killed, or it said goodbye).
+    may_end: bool,
 }
 
 /// A group of member processes.
@@ -44,7 +46,14 @@ impl Procs {
             let (stdout, stderr, stdin) = (child.stdout.take(), child.stderr.take(), child.stdin.take());
             let tail = Arc::new(Mutex::new(VecDeque::new()));
             let stderr_done = Arc::new(AtomicBool::new(false));
-            procs.kids.push(Kid { child, stdin, tail: tail.clone(), stderr_done: stderr_done.clone(), reaped: None });
+            procs.kids.push(Kid {
+                child,
+                stdin,
+                tail: tail.clone(),
+                stderr_done: stderr_done.clone(),
+                reaped: None,
+                may_end: false,
+            });
             let out_tx = procs.tx.clone();
             if let Some(out) = stdout {
                 std::thread::spawn(move || {
@@ -95,17 +104,27 @@ impl Procs {
         (0..self.kids.len()).try_for_each(|i| self.send(i, line))
     }
 
-    /// The next line any member printed, before `deadline`. A member that exits, or prints
-    /// `ERROR`, is an error naming it; `Ok(None)` is a timeout.
+    /// From now on the end of member `i`'s output is not an error (it was killed on purpose,
+    /// or it said it is done).
+    pub fn expect_end(&mut self, i: usize) {
+        self.kids[i].may_end = true;
+    }
+
+    /// The next line any member printed, before `deadline`. A member that exits (unless
+    /// `expect_end` said it may), or prints `ERROR`, is an error naming it; `Ok(None)` is a
+    /// timeout.
     pub fn next(&mut self, deadline: Instant) -> Result<Option<(usize, String)>, String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(left) {
-            Ok((i, Some(line))) => match line.strip_prefix("ERROR ") {
-                Some(e) => Err(format!("member {i} failed: {e}")),
-                None => Ok(Some((i, line))),
-            },
-            Ok((i, None)) => Err(self.death(i)),
-            Err(_) => Ok(None),
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            return match self.lines.recv_timeout(left) {
+                Ok((i, Some(line))) => match line.strip_prefix("ERROR ") {
+                    Some(e) => Err(format!("member {i} failed: {e}")),
+                    None => Ok(Some((i, line))),
+                },
+                Ok((i, None)) if self.kids[i].may_end => continue,
+                Ok((i, None)) => Err(self.death(i)),
+                Err(_) => Ok(None),
+            };
         }
     }
 
@@ -138,7 +157,7 @@ impl Procs {
 
     /// Waits up to `wait` for member `i` to exit; kills it if it does not. Returns its own
     /// exit status (`None` if it had to be killed).
-    fn reap(&mut self, i: usize, wait: Duration) -> Option<ExitStatus> {
+    pub fn reap(&mut self, i: usize, wait: Duration) -> Option<ExitStatus> {
         let kid = &mut self.kids[i];
         if let Some(s) = kid.reaped {
             return Some(s);
