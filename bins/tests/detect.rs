@@ -1,58 +1,21 @@
 //! `thoth-detect` end to end: the built binary, 3 member processes on loopback multicast, one
 //! of them killed; every survivor must detect the crash in time, nobody a live member.
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{field, num};
+use std::process::Output;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_thoth-detect");
 
-/// Runs the binary with a time limit; kills it if it overstays.
 fn run(args: &[&str], limit: Duration) -> (Output, u32) {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start thoth-detect");
-    let pid = child.id();
-    while child.try_wait().expect("poll thoth-detect").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("reap thoth-detect");
-            panic!("thoth-detect {args:?} ran over {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child.wait_with_output().expect("collect thoth-detect output"), pid)
+    let (out, pid, _) = common::run(BIN, args, limit);
+    (out, pid)
 }
 
-/// Member processes carry their parent's pid in the group name (`--name thoth-detect-<pid>-...`).
 fn members_left(parent: u32) -> Vec<String> {
-    let tag = format!("thoth-detect-{parent}-");
-    let mut left = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&tag) {
-                left.push(cmd);
-            }
-        }
-    }
-    left
-}
-
-/// The raw text of a scalar field of a flat JSON object.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\":");
-    let at = line.find(&pat).unwrap_or_else(|| panic!("no key `{key}` in {line}")) + pat.len();
-    let rest = &line[at..];
-    rest[..rest.find([',', '}']).unwrap_or(rest.len())].trim_matches('"')
-}
-
-fn num(line: &str, key: &str) -> f64 {
-    field(line, key).parse().unwrap_or_else(|_| panic!("`{key}` is not a number in {line}"))
+    common::members_left("thoth-detect", parent)
 }
 
 fn crash_is_detected(detector: &str) {
@@ -70,11 +33,7 @@ fn crash_is_detected(detector: &str) {
     let (min, max) = (num(j, "detect_min_ms"), num(j, "detect_max_ms"));
     assert!(0.0 < min && min <= num(j, "detect_median_ms") && max < 3000.0, "detection times: {j}");
     assert!(num(j, "delivered") > 1000.0, "the members' traffic did not flow: {j}");
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !members_left(pid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(members_left(pid), Vec::<String>::new(), "member processes outlived the parent");
+    common::assert_no_members_left("thoth-detect", pid);
 }
 
 #[test]

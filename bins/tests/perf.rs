@@ -1,67 +1,19 @@
 //! `thoth-perf` end to end: the built binary, small runs on loopback multicast.
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{field, num};
+use std::process::Output;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_thoth-perf");
 
-/// Runs the binary with a time limit; kills it if it overstays.
 fn run(args: &[&str], limit: Duration) -> (Output, u32, Duration) {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start thoth-perf");
-    let pid = child.id();
-    while child.try_wait().expect("poll thoth-perf").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("reap thoth-perf");
-            panic!("thoth-perf {args:?} ran over {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("collect thoth-perf output");
-    (out, pid, start.elapsed())
-}
-
-/// Member processes a parent started are named after it (`--name thoth-perf-<pid>-...`).
-fn members_left(parent: u32) -> Vec<String> {
-    let tag = format!("thoth-perf-{parent}-");
-    let mut left = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&tag) {
-                left.push(cmd);
-            }
-        }
-    }
-    left
+    common::run(BIN, args, limit)
 }
 
 fn assert_no_members_left(parent: u32) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while !members_left(parent).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(members_left(parent), Vec::<String>::new(), "member processes outlived the parent");
-}
-
-/// The raw text of a scalar field of a flat JSON object.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\":");
-    let at = line.find(&pat).unwrap_or_else(|| panic!("no key `{key}` in {line}")) + pat.len();
-    let rest = &line[at..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim_matches('"')
-}
-
-fn num(line: &str, key: &str) -> f64 {
-    field(line, key).parse().unwrap_or_else(|_| panic!("`{key}` is not a number in {line}"))
+    common::assert_no_members_left("thoth-perf", parent)
 }
 
 fn json_lines(out: &Output) -> Vec<String> {
