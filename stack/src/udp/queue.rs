@@ -365,41 +365,32 @@ impl<T> Queue<T> {
     }
 
     /// After `n` items went in: signal waiting consumers and a driver parked for items.
-    fn pushed(&self, mut g: MutexGuard<'_, Inner<T>>, n: usize) {
-        if n == 0 {
-            return;
-        }
+    fn pushed(&self, g: MutexGuard<'_, Inner<T>>, n: usize) {
         let waiting = g.consumers_waiting;
-        let unpark = g.park == Park::ForItems;
-        if unpark {
-            g.park = Park::No;
-        }
-        drop(g);
-        if waiting > 1 && n > 1 {
-            self.not_empty.notify_all();
-        } else if waiting > 0 {
-            self.not_empty.notify_one();
-        }
-        if unpark {
-            (self.unpark)();
-        }
+        self.signal(g, n, waiting, Park::ForItems, &self.not_empty);
     }
 
     /// After `n` items came out: signal waiting producers and a driver parked for room.
-    fn popped(&self, mut g: MutexGuard<'_, Inner<T>>, n: usize) {
+    fn popped(&self, g: MutexGuard<'_, Inner<T>>, n: usize) {
+        let waiting = g.producers_waiting;
+        self.signal(g, n, waiting, Park::ForRoom, &self.not_full);
+    }
+
+    /// Wakes `waiting` threads on `cv` (all of them if several items moved) and, outside the
+    /// lock, a driver parked for `park`.
+    fn signal(&self, mut g: MutexGuard<'_, Inner<T>>, n: usize, waiting: usize, park: Park, cv: &Condvar) {
         if n == 0 {
             return;
         }
-        let waiting = g.producers_waiting;
-        let unpark = g.park == Park::ForRoom;
+        let unpark = g.park == park;
         if unpark {
             g.park = Park::No;
         }
         drop(g);
         if waiting > 1 && n > 1 {
-            self.not_full.notify_all();
+            cv.notify_all();
         } else if waiting > 0 {
-            self.not_full.notify_one();
+            cv.notify_one();
         }
         if unpark {
             (self.unpark)();
