@@ -74,6 +74,7 @@ impl Harness {
                 Dn::SendUnrel(r, m) => ("send_unrel", r.0, bytes(&m)),
                 Dn::Leave => ("leave", 0, vec![]),
                 Dn::Stable(v) => ("stable", 0, v.iter().map(|&x| x as u8).collect()),
+                other => panic!("pt2pt emitted {other:?}"),
             })
             .collect()
     }
@@ -89,6 +90,7 @@ impl Harness {
                 Up::Error { .. } => ("error", 0, vec![]),
                 Up::Flow { .. } => ("flow", 0, vec![]),
                 Up::Suspect(_) => ("suspect", 0, vec![]),
+                other => panic!("pt2pt emitted {other:?}"),
             })
             .collect()
     }

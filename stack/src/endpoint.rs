@@ -9,12 +9,19 @@
 //! The bottom of the stack is here: a `Cast` leaving the stack is transmitted to the group
 //! and also looped back up the stack as this member's own delivery (the kernel's multicast
 //! loopback copy is dropped as `rx_own`); a `Send` to this member's own rank only loops
-//! back; `Leave` returns up the stack as `Exit`.
+//! back; `Leave` returns up the stack as `Exit`; `Gossip` goes out flagged so that the
+//! receiver passes it up whatever view it is in.
+//!
+//! **Dynamic membership.** With an empty `Config::members` the endpoint starts alone in a
+//! provisional view (never announced) and its stack must hold a membership layer: that layer
+//! finds or forms the group and emits `Up::Install(view)`, upon which the endpoint builds a
+//! fresh stack for the new view once the current input is handled, announces it, and replays
+//! the datagrams it held for it. `Memo` carries what layers keep across views.
 
 use crate::event::{Dn, Event, Up};
-use crate::frame::{FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, seal};
+use crate::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, seal};
 use crate::ids::{EndpointId, GroupId, Rank, View};
-use crate::layer::{Cx, Dump, Layer, Missing};
+use crate::layer::{Cx, Dump, Layer, Memo, Missing};
 use crate::msg::Msg;
 use crate::props::Props;
 use crate::registry::{Registry, SpecError};
@@ -32,7 +39,8 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 pub struct Config {
     pub group: GroupId,
     pub me: EndpointId,
-    /// The members of the first view, in rank order; must include `me`.
+    /// The members of a fixed first view, in rank order, including `me`. Empty: join (or
+    /// form) the group through the stack's membership layer.
     pub members: Vec<EndpointId>,
     /// Seeds the stack's random generator.
     pub seed: u64,
@@ -40,11 +48,27 @@ pub struct Config {
     pub max_datagram: usize,
     /// Bytes of datagrams from a later view kept until that view is installed.
     pub hold_bytes: usize,
+    /// The application takes part in state transfer (`Event::StateRequest`, `Event::State`).
+    /// Without it the endpoint answers state requests with an empty state itself.
+    pub transfer_state: bool,
 }
 
 impl Config {
     pub fn new(group: GroupId, me: EndpointId, members: Vec<EndpointId>) -> Config {
-        Config { group, me, members, seed: me.0, max_datagram: MAX_UDP_PAYLOAD, hold_bytes: 4 << 20 }
+        Config {
+            group,
+            me,
+            members,
+            seed: me.0,
+            max_datagram: MAX_UDP_PAYLOAD,
+            hold_bytes: 4 << 20,
+            transfer_state: false,
+        }
+    }
+
+    /// An endpoint that joins `group` through its stack's membership layer.
+    pub fn joining(group: GroupId, me: EndpointId) -> Config {
+        Config::new(group, me, Vec::new())
     }
 }
 
@@ -110,6 +134,10 @@ pub struct Stats {
     pub rx_own: u64,
     /// Arrived after this endpoint left.
     pub rx_after_exit: u64,
+    /// Gossip from outside the view, passed to the stack.
+    pub rx_gossip: u64,
+    /// Gossip no layer took (it reached the application's side): dropped.
+    pub gossip_unclaimed: u64,
     pub tx_datagrams: u64,
     pub tx_bytes: u64,
     /// Larger than `max_datagram`: not sent.
@@ -122,6 +150,10 @@ pub struct Stats {
     pub layer_errors: u64,
     /// `Event::Suspect`s the failure detectors raised.
     pub suspicions: u64,
+    /// Views installed, the first one included.
+    pub views: u64,
+    /// `Up::Install`s refused: a view without this endpoint, or not later than the current.
+    pub installs_refused: u64,
 }
 
 impl Stats {
@@ -143,6 +175,8 @@ impl Stats {
 pub enum EndpointError {
     /// `Config::members` does not include `Config::me`.
     NotMember,
+    /// `Config::members` is empty (join) but no layer of the stack provides membership.
+    NoMembership,
     /// `max_datagram` leaves no room past the frame.
     DatagramTooSmall,
     Stack(Missing),
@@ -153,6 +187,7 @@ impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EndpointError::NotMember => f.write_str("this endpoint is not in its initial member list"),
+            EndpointError::NoMembership => f.write_str("joining a group needs a membership layer in the stack"),
             EndpointError::DatagramTooSmall => write!(f, "max_datagram must exceed the {FRAME_LEN}-byte frame"),
             EndpointError::Stack(m) => m.fmt(f),
             EndpointError::Spec(s) => s.fmt(f),
@@ -171,8 +206,9 @@ pub enum CastError {
     TooLarge,
     /// `send` to an endpoint that is not in the view.
     NotMember,
-    /// Flow control holds casts back until receivers catch up; try again after
-    /// `can_cast()` turns true (a later input: a credit grant, a timeout).
+    /// Flow control holds casts back until receivers catch up, or a view change is under
+    /// way; try again after `can_cast()` turns true (a later input: a credit grant, a
+    /// timeout, the next view).
     WouldBlock,
 }
 
@@ -206,6 +242,11 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     events: VecDeque<Event>,
     held: VecDeque<Bytes>,
     held_bytes: usize,
+    memo: Memo,
+    /// The view the membership layer asked for, installed once the current input is handled.
+    next_view: Option<View>,
+    /// Events for the top of the stack that the endpoint itself answers (an empty state).
+    answers: VecDeque<Dn>,
     left: bool,
     /// False while a flow-control layer holds casts back.
     cast_ready: bool,
@@ -219,11 +260,15 @@ impl<L: Layer> Endpoint<L> {
         if cfg.max_datagram <= FRAME_LEN {
             return Err(EndpointError::DatagramTooSmall);
         }
-        let view = View::initial(cfg.members.clone());
+        let joining = cfg.members.is_empty();
+        let view = if joining { View::provisional(cfg.me) } else { View::initial(cfg.members.clone()) };
         let rank = view.rank_of(cfg.me).ok_or(EndpointError::NotMember)?;
         let mut factory: Factory<L> = Box::new(factory);
         let stack = factory(&view);
         let props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
+        if joining && !props.contains(Props::MEMBERSHIP) {
+            return Err(EndpointError::NoMembership);
+        }
         let mut ep = Endpoint {
             rng: Rng::new(cfg.seed),
             cfg,
@@ -238,11 +283,17 @@ impl<L: Layer> Endpoint<L> {
             events: VecDeque::new(),
             held: VecDeque::new(),
             held_bytes: 0,
+            memo: Memo::new(),
+            next_view: None,
+            answers: VecDeque::new(),
             left: false,
             cast_ready: true,
             stats: Stats::default(),
         };
-        ep.events.push_back(Event::View(view));
+        if !joining {
+            ep.stats.views = 1;
+            ep.events.push_back(Event::View(view));
+        }
         Ok(ep)
     }
 
@@ -302,10 +353,25 @@ impl<L: Layer> Endpoint<L> {
         Ok(())
     }
 
-    /// Leaves the group; `Event::Exit` follows once the stack has let go.
+    /// Leaves the group; `Event::Exit` follows once the stack has let go (with a membership
+    /// layer: once the group has installed a view without this endpoint).
     pub fn leave(&mut self, now: Time) {
         if !self.left {
             self.run(now, Input::Dn(Dn::Leave));
+        }
+    }
+
+    /// Answers `Event::Block`: the application has stopped casting in this view.
+    pub fn block_ok(&mut self, now: Time) {
+        if !self.left {
+            self.run(now, Input::Dn(Dn::BlockOk));
+        }
+    }
+
+    /// Answers `Event::StateRequest` with the application's state as of now.
+    pub fn send_state(&mut self, now: Time, state: Bytes) {
+        if !self.left {
+            self.run(now, Input::Dn(Dn::State(state)));
         }
     }
 
@@ -343,6 +409,10 @@ impl<L: Layer> Endpoint<L> {
             s.rx_own += 1;
         } else if self.left {
             s.rx_after_exit += 1;
+        } else if frame.is_gossip() {
+            s.rx_gossip += 1;
+            let msg = Msg::from_wire(data.slice(FRAME_LEN..));
+            self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
         } else if frame.view != self.view.id {
             if frame.view.ltime > self.view.id.ltime {
                 self.hold(data);
@@ -369,10 +439,8 @@ impl<L: Layer> Endpoint<L> {
         self.held.push_back(data);
     }
 
-    /// Installs the next view: a fresh stack, `Event::View`, then the datagrams held for it.
-    /// This is the seam for dynamic membership; the fixed-view endpoint installs only its
-    /// first view.
-    #[allow(dead_code)]
+    /// Installs the next view: a fresh stack, `Event::View`, the stack's first timeout if it
+    /// is due (a layer's start-of-view work), then the datagrams held for the view.
     pub(crate) fn install_view(&mut self, now: Time, view: View) -> Result<(), EndpointError> {
         debug_assert!(view.id > self.view.id, "views are installed in increasing order");
         let rank = view.rank_of(self.cfg.me).ok_or(EndpointError::NotMember)?;
@@ -382,7 +450,9 @@ impl<L: Layer> Endpoint<L> {
         self.cast_ready = true;
         self.view = view.clone();
         self.rank = rank;
+        self.stats.views += 1;
         self.events.push_back(Event::View(view));
+        self.handle_timeout(now);
         self.held_bytes = 0;
         for d in core::mem::take(&mut self.held) {
             self.stats.rx_datagrams -= 1; // counted again on replay
@@ -417,12 +487,29 @@ impl<L: Layer> Endpoint<L> {
         self.events.pop_front()
     }
 
-    /// Runs one input through the stack, then everything it causes, until the stack is quiet.
+    /// Runs one input through the stack and everything it causes; then installs the view the
+    /// membership layer asked for, and feeds the stack the answers the endpoint gives itself.
     fn run(&mut self, now: Time, input: Input) {
+        let mut next = Some(input);
+        while let Some(input) = next.take() {
+            self.run_one(now, input);
+            if let Some(view) = self.next_view.take() {
+                // Checked when it was asked for; the factory builds the same stack every view.
+                if self.install_view(now, view).is_err() {
+                    self.stats.installs_refused += 1;
+                }
+            }
+            next = if self.left { None } else { self.answers.pop_front().map(Input::Dn) };
+        }
+    }
+
+    /// Runs one input through the stack, then everything it causes, until the stack is quiet.
+    fn run_one(&mut self, now: Time, input: Input) {
         let mut input = Some(input);
         loop {
             {
-                let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+                let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
+                    .with_memo(&mut self.memo);
                 match input.take() {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
                     Some(Input::Up(ev)) => self.stack.handle_up(ev, &mut cx),
@@ -457,9 +544,17 @@ impl<L: Layer> Endpoint<L> {
                 }
                 None
             }
+            Dn::Gossip { to, msg } => {
+                let dst = to.map_or(Dest::All, Dest::One);
+                let flags = if to.is_some() { FLAG_GOSSIP | FLAG_SEND } else { FLAG_GOSSIP };
+                self.transmit(dst, flags, msg);
+                None
+            }
             Dn::Leave => Some(Up::Exit),
-            // Nothing below the stack holds messages.
-            Dn::Stable(_) => None,
+            // Nothing below the stack holds messages or waits on members.
+            Dn::Stable(_) | Dn::Failed(_) => None,
+            // Meant for a membership layer; without one there is nothing to answer.
+            Dn::BlockOk | Dn::State(_) => None,
         }
     }
 
@@ -492,6 +587,26 @@ impl<L: Layer> Endpoint<L> {
                 self.stats.suspicions += 1;
                 Event::Suspect(ranks.into_iter().filter_map(|r| self.view.member(r)).collect())
             }
+            Up::Gossip { .. } => {
+                self.stats.gossip_unclaimed += 1;
+                return;
+            }
+            Up::Block => Event::Block,
+            Up::Install(view) => {
+                if view.id > self.view.id && view.rank_of(self.cfg.me).is_some() {
+                    self.next_view = Some(view);
+                } else {
+                    self.stats.installs_refused += 1;
+                }
+                return;
+            }
+            Up::DumpState if self.cfg.transfer_state => Event::StateRequest,
+            Up::DumpState => {
+                self.answers.push_back(Dn::State(Bytes::new()));
+                return;
+            }
+            Up::State { chunk, last } if self.cfg.transfer_state => Event::State { chunk, last },
+            Up::State { .. } => return,
         };
         self.events.push_back(ev);
     }
@@ -554,7 +669,7 @@ mod tests {
         cfg.hold_bytes = FRAME_LEN + 2;
         let mut ep = Endpoint::new(cfg, |_: &View| Bare).unwrap();
         assert!(matches!(ep.poll_event(), Some(Event::View(_))));
-        let next = View { id: ViewId { ltime: 2, coord: EndpointId(1) }, members, primary: true };
+        let next = View { id: ViewId { ltime: 2, coord: EndpointId(1) }, members, primary: true, subgroups: vec![] };
         ep.handle_datagram(Time::ZERO, frame_bytes(next.id, EndpointId(2), b"a"));
         ep.handle_datagram(Time::ZERO, frame_bytes(next.id, EndpointId(2), b"bb"));
         assert_eq!((ep.stats().rx_held, ep.stats().rx_hold_overflow), (1, 1));

@@ -20,6 +20,19 @@ pub enum Dn {
     /// Stability (see `Stability`), from the layer that detects it to the layers below that
     /// hold messages until they are stable.
     Stable(Stability),
+    /// A datagram outside the view (discovery, merge, view installation): to one endpoint,
+    /// or with `to: None` to the group's discovery address (the multicast group, or the
+    /// seeds in unicast mode). Unreliable; every layer passes it through untouched.
+    Gossip { to: Option<EndpointId>, msg: Msg },
+    /// The membership layer's flush: these members have failed and will not be in the next
+    /// view. Survivors must end up with the same casts of each; a layer that can fetch a
+    /// failed sender's casts from the other survivors does (nak), one that waits on every
+    /// member stops waiting on these (flow).
+    Failed(Vec<Rank>),
+    /// The application's answer to `Up::Block`: it has stopped casting in this view.
+    BlockOk,
+    /// The application's state, answering `Up::DumpState`.
+    State(Bytes),
 }
 
 impl Dn {
@@ -28,7 +41,7 @@ impl Dn {
     pub fn msg_mut(&mut self) -> Option<&mut Msg> {
         match self {
             Dn::Cast(m) | Dn::Send(_, m) | Dn::CastUnrel(m) | Dn::SendUnrel(_, m) => Some(m),
-            Dn::Leave | Dn::Stable(_) => None,
+            Dn::Leave | Dn::Stable(_) | Dn::Gossip { .. } | Dn::Failed(_) | Dn::BlockOk | Dn::State(_) => None,
         }
     }
 }
@@ -54,6 +67,19 @@ pub enum Up {
     /// A failure detector suspects these members of the view have failed. Suspicion is not
     /// exclusion: the membership layers verify it and decide.
     Suspect(Vec<Rank>),
+    /// A datagram from outside the view (see `Dn::Gossip`); `from` is its sender.
+    Gossip { from: EndpointId, msg: Msg },
+    /// A view change has begun: the application should stop casting in this view and answer
+    /// `Dn::BlockOk` (the membership layer answers for it after a timeout).
+    Block,
+    /// The membership layer installs the next view: the endpoint builds a fresh stack for it
+    /// once the current input has been handled.
+    Install(View),
+    /// The membership layer needs the application's state for a joining member: answered
+    /// by `Dn::State`.
+    DumpState,
+    /// A piece of the group's state for this joining member; `last` ends it.
+    State { chunk: Bytes, last: bool },
 }
 
 /// For each rank of the view, how many of its casts every member has received: those are
@@ -75,4 +101,13 @@ pub enum Event {
     Error { layer: &'static str, detail: String },
     /// A failure detector suspects these members have failed (not yet excluded).
     Suspect(Vec<EndpointId>),
+    /// A view change has begun: stop casting and call `Endpoint::block_ok` (or wait for the
+    /// membership layer's timeout); casts are refused until the next view.
+    Block,
+    /// A member is joining and this endpoint provides the state: answer with
+    /// `Endpoint::send_state` with the state as of now (no message is delivered until then).
+    StateRequest,
+    /// A piece of the group's state, for this joining member, before anything of its first
+    /// view is delivered; `last` ends it. Large states arrive in many pieces.
+    State { chunk: Bytes, last: bool },
 }

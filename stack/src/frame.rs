@@ -18,7 +18,9 @@ pub const FRAME_LEN: usize = 40;
 
 /// The datagram is point-to-point (`Send`); without it, a multicast (`Cast`).
 pub const FLAG_SEND: u8 = 0x01;
-const KNOWN_FLAGS: u8 = FLAG_SEND;
+/// The datagram is gossip from outside the view (`Dn::Gossip`): not checked against the view.
+pub const FLAG_GOSSIP: u8 = 0x02;
+const KNOWN_FLAGS: u8 = FLAG_SEND | FLAG_GOSSIP;
 
 /// Why a datagram was rejected before any layer saw it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -56,6 +58,9 @@ pub struct Frame {
 impl Frame {
     pub fn is_send(&self) -> bool {
         self.flags & FLAG_SEND != 0
+    }
+    pub fn is_gossip(&self) -> bool {
+        self.flags & FLAG_GOSSIP != 0
     }
 
     /// Writes the frame into `out[..FRAME_LEN]` with a zero CRC; `seal` fills it in.

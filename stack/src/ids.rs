@@ -84,19 +84,34 @@ pub struct ViewId {
     pub coord: EndpointId,
 }
 
-/// A group membership: the members in rank order, and whether this is a primary view.
+/// A group membership: the members in rank order (oldest first), and whether this is a
+/// primary view.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct View {
     pub id: ViewId,
     pub members: Vec<EndpointId>,
     pub primary: bool,
+    /// For a view made by merging partitions, the members of each side (empty otherwise):
+    /// the application's cue to reconcile state that diverged while the sides were apart.
+    pub subgroups: Vec<Vec<EndpointId>>,
 }
 
 impl View {
     /// The first view of a fixed membership: every member computes the same id from the list.
     pub fn initial(members: Vec<EndpointId>) -> View {
         let coord = members.first().copied().unwrap_or_default();
-        View { id: ViewId { ltime: 1, coord }, members, primary: true }
+        View { id: ViewId { ltime: 1, coord }, members, primary: true, subgroups: Vec::new() }
+    }
+
+    /// The provisional view of an endpoint that has not joined yet: itself alone, logical
+    /// time 0 (before any real view), never announced.
+    pub fn provisional(me: EndpointId) -> View {
+        View { id: ViewId { ltime: 0, coord: me }, members: vec![me], primary: false, subgroups: Vec::new() }
+    }
+
+    /// The member of rank 0: the oldest, who coordinates view changes.
+    pub fn coord(&self) -> EndpointId {
+        self.members.first().copied().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

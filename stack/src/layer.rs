@@ -11,8 +11,14 @@ use crate::ids::{Rank, View};
 use crate::props::Props;
 use crate::rng::Rng;
 use crate::time::Time;
+use bytes::Bytes;
 use core::fmt;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+
+/// What layers keep across view changes (one stack per view: a layer's own state dies with
+/// its stack). Keyed by layer name; the endpoint owns it. Ensemble's view state plays this
+/// part.
+pub type Memo = BTreeMap<&'static str, Bytes>;
 
 /// What a layer sees of the world while it handles one event.
 pub struct Cx<'a> {
@@ -23,6 +29,7 @@ pub struct Cx<'a> {
     pub rng: &'a mut Rng,
     up: &'a mut VecDeque<Up>,
     dn: &'a mut VecDeque<Dn>,
+    memo: Option<&'a mut Memo>,
 }
 
 impl<'a> Cx<'a> {
@@ -34,7 +41,24 @@ impl<'a> Cx<'a> {
         up: &'a mut VecDeque<Up>,
         dn: &'a mut VecDeque<Dn>,
     ) -> Cx<'a> {
-        Cx { now, view, rank, rng, up, dn }
+        Cx { now, view, rank, rng, up, dn, memo: None }
+    }
+
+    /// The same context with a memo that outlives the stack (the endpoint's).
+    pub fn with_memo(self, memo: &'a mut Memo) -> Cx<'a> {
+        Cx { memo: Some(memo), ..self }
+    }
+
+    /// What a layer of this name kept in an earlier view (see `Memo`).
+    pub fn kept(&self, key: &'static str) -> Option<Bytes> {
+        self.memo.as_ref().and_then(|m| m.get(key).cloned())
+    }
+
+    /// Keeps `value` for the stacks of later views (dropped when there is no memo).
+    pub fn keep(&mut self, key: &'static str, value: Bytes) {
+        if let Some(m) = self.memo.as_deref_mut() {
+            m.insert(key, value);
+        }
     }
 
     /// Emits an event towards the application.
@@ -49,17 +73,33 @@ impl<'a> Cx<'a> {
 
     /// The same context with other output queues (for a composite's inner layers).
     pub fn redirect<'b>(&'b mut self, up: &'b mut VecDeque<Up>, dn: &'b mut VecDeque<Dn>) -> Cx<'b> {
-        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up, dn }
+        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up, dn, memo: self.memo.as_deref_mut() }
     }
 
     /// Keeps this context's up queue, with another down queue.
     pub fn with_dn<'b>(&'b mut self, dn: &'b mut VecDeque<Dn>) -> Cx<'b> {
-        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up: &mut *self.up, dn }
+        Cx {
+            now: self.now,
+            view: self.view,
+            rank: self.rank,
+            rng: &mut *self.rng,
+            up: &mut *self.up,
+            dn,
+            memo: self.memo.as_deref_mut(),
+        }
     }
 
     /// Keeps this context's down queue, with another up queue.
     pub fn with_up<'b>(&'b mut self, up: &'b mut VecDeque<Up>) -> Cx<'b> {
-        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up, dn: &mut *self.dn }
+        Cx {
+            now: self.now,
+            view: self.view,
+            rank: self.rank,
+            rng: &mut *self.rng,
+            up,
+            dn: &mut *self.dn,
+            memo: self.memo.as_deref_mut(),
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::event::{Dn, Up};
 use crate::ids::{EndpointId, Rank, View};
-use crate::layer::{Cx, Layer};
+use crate::layer::{Cx, Layer, Memo};
 use crate::rng::Rng;
 use crate::time::{Duration, Time};
 use std::collections::VecDeque;
@@ -25,16 +25,33 @@ pub struct Harness {
     pub rng: Rng,
     pub up: VecDeque<Up>,
     pub dn: VecDeque<Dn>,
+    /// What layers keep across views (see `Memo`); survives `install`.
+    pub memo: Memo,
 }
 
 impl Harness {
     pub fn new(members: u64, rank: u16) -> Harness {
         let view = View::initial((1..=members).map(EndpointId).collect());
-        Harness { view, rank: Rank(rank), rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new() }
+        Harness {
+            view,
+            rank: Rank(rank),
+            rng: Rng::new(1),
+            up: VecDeque::new(),
+            dn: VecDeque::new(),
+            memo: Memo::new(),
+        }
+    }
+
+    /// Moves to `view` as the endpoint would for a fresh stack: same memo, empty queues.
+    pub fn install(&mut self, view: View, me: EndpointId) {
+        self.rank = view.rank_of(me).expect("the harness's member is in the view");
+        self.view = view;
+        self.up.clear();
+        self.dn.clear();
     }
 
     fn cx(&mut self, now: Time) -> Cx<'_> {
-        Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
+        Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn).with_memo(&mut self.memo)
     }
 
     pub fn dn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Dn) {

@@ -20,7 +20,7 @@ fn heads(dn: &VecDeque<Dn>) -> Vec<Vec<u8>> {
                 v.extend_from_slice(m.body());
                 v
             }
-            Dn::Leave | Dn::Stable(_) => format!("{e:?}").into_bytes(),
+            _ => format!("{e:?}").into_bytes(),
         })
         .collect()
 }

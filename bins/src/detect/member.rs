@@ -105,7 +105,8 @@ fn run(handle: &Handle, o: &MemberOpts, ids: &[thoth::EndpointId], ctl: &Control
                 }
                 Event::Exit => return Err("the endpoint left the group".into()),
                 Event::Error { layer, detail } => return Err(format!("layer `{layer}` reported: {detail}")),
-                Event::View(_) | Event::Send { .. } => {}
+                // Fixed membership: no view changes, so no block and no state transfer.
+                Event::View(_) | Event::Send { .. } | Event::Block | Event::StateRequest | Event::State { .. } => {}
             }
         }
         match ctl.try_next()? {

@@ -108,7 +108,12 @@ impl Net for StackNet {
                 }
                 Event::Exit => return Err("the endpoint left the group".into()),
                 Event::Error { layer, detail } => return Err(format!("layer `{layer}` reported: {detail}")),
-                Event::View(_) | Event::Send { .. } | Event::Suspect(_) => {}
+                Event::View(_)
+                | Event::Send { .. }
+                | Event::Suspect(_)
+                | Event::Block
+                | Event::StateRequest
+                | Event::State { .. } => {}
             }
         }
         Ok(n)

@@ -122,7 +122,13 @@ impl<L: Layer> Node<L> {
         match &event {
             Event::Cast { from, data } => self.delivered.push(delivery(*from, Kind::Cast, data)),
             Event::Send { from, data } => self.delivered.push(delivery(*from, Kind::Send, data)),
-            Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) => {}
+            Event::View(_)
+            | Event::Exit
+            | Event::Error { .. }
+            | Event::Suspect(_)
+            | Event::Block
+            | Event::StateRequest
+            | Event::State { .. } => {}
         }
         self.events.push(NodeEvent { at, incarnation, event });
     }

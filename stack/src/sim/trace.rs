@@ -191,6 +191,11 @@ fn hash_event(ev: &Event, h: &mut Fnv) {
             for m in &v.members {
                 h.u64(m.0);
             }
+            h.u64(v.subgroups.len() as u64);
+            for g in &v.subgroups {
+                h.u64(g.len() as u64);
+                g.iter().for_each(|m| h.u64(m.0));
+            }
         }
         Event::Cast { from, data } => {
             h.u8(1);
@@ -207,6 +212,13 @@ fn hash_event(ev: &Event, h: &mut Fnv) {
             h.u8(4);
             h.blob(layer.as_bytes());
             h.blob(detail.as_bytes());
+        }
+        Event::Block => h.u8(6),
+        Event::StateRequest => h.u8(7),
+        Event::State { chunk, last } => {
+            h.u8(8);
+            h.blob(chunk);
+            h.u8(*last as u8);
         }
         Event::Suspect(ids) => {
             h.u8(5);

@@ -88,8 +88,8 @@ impl Cmd {
 /// Payload bytes, for the event queue's byte bound.
 fn event_weight(ev: &Event) -> usize {
     match ev {
-        Event::Cast { data, .. } | Event::Send { data, .. } => data.len(),
-        Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) => 0,
+        Event::Cast { data, .. } | Event::Send { data, .. } | Event::State { chunk: data, .. } => data.len(),
+        Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) | Event::Block | Event::StateRequest => 0,
     }
 }
 
