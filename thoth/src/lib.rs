@@ -1,19 +1,27 @@
 //! Thoth: group communication in the line of Isis, Horus, Ensemble and JGroups.
 //!
-//! One dependency for applications: the core (`thoth_stack`), the layers (`thoth_layers`)
-//! and the failure detectors (`thoth_failure_detector`) re-exported, and one registry that
-//! knows every layer.
+//! One dependency for applications: the core (`thoth_stack`), the layers (`thoth_layers`),
+//! the failure detectors (`thoth_failure_detector`) and membership (`thoth_membership`)
+//! re-exported, and one registry that knows every layer.
 #![forbid(unsafe_code)]
 
 pub use thoth_failure_detector as failure_detector;
 pub use thoth_layers as layers;
 pub use thoth_layers::{DEFAULT_STACK, RELIABLE};
+pub use thoth_membership as membership;
 pub use thoth_stack::*;
 
-/// The registry of every layer and failure detector a stack spec may name.
+/// The stack of a dynamic group: membership over the heartbeat detector over the reliable
+/// stack. Registered as the named stack `group`.
+pub const GROUP: &str = "gms:heartbeat:reliable";
+
+/// The registry of every layer and failure detector a stack spec may name, and the named
+/// stacks `reliable` and `group`.
 pub fn registry() -> Registry {
     let mut r = thoth_layers::registry();
     thoth_failure_detector::register(&mut r);
+    thoth_membership::register(&mut r);
+    r.register_stack("group", "membership, heartbeat detection, the reliable stack", GROUP);
     r
 }
 

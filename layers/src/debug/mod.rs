@@ -41,6 +41,7 @@
 //! `tests/chk_fifo.rs` (the checker, alone and in simulated groups over faulty stacks).
 
 pub mod chk_fifo;
+pub mod chk_vsync;
 pub mod delay;
 pub mod drop;
 pub mod dup;
@@ -58,6 +59,7 @@ pub fn register(r: &mut Registry) {
     r.register("shuffle", "debug: reorders message events within a bounded window", shuffle::ctor);
     r.register("partition", "debug: cuts sets of ranks apart (`cut=0+1/2`), receive side", partition::ctor);
     r.register("chk_fifo", "checker: reports FIFO / exactly-once violations of casts", chk_fifo::ctor);
+    r.register("chk_vsync", "checker: reports virtual-synchrony violations of casts across views", chk_vsync::ctor);
 }
 
 /// Which directions a fault layer acts on.

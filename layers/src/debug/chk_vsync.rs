@@ -1,0 +1,478 @@
+//! `chk_vsync`: checks virtual synchrony on live traffic, at each member, above the
+//! membership layer (spec `chk_vsync:gms:...`).
+//!
+//! Protocol. Going down, each `Cast` gets a `Chk { view }` header with the view it is sent in
+//! (`cx.view.id`); other message events get `NoHdr`. Going up, the header of every `Cast` and
+//! `Send` is popped, and the layer checks four things, each violation counted and raised once
+//! as `Up::Error { layer: "chk_vsync", detail }` (kind first in the detail):
+//! - **wrong_view** (same-view delivery): a stamped cast delivered in a view other than the
+//!   one it was sent in ("delivered in view X, sent in view Y"). It is still passed up: a
+//!   checker is not a filter.
+//! - **self_delivery**: at `Up::Install(next)`, this member has delivered exactly the casts it
+//!   sent in this view (its own casts going down vs its own stamped deliveries coming up).
+//! - **view_order**: at `Up::Install(next)`, `next.id > cx.view.id`; and the first stack of a
+//!   view checks that its view is the one the last `Install` announced (kept in the memo).
+//! - **agreement**: members that move together from `V` to `V'` delivered the same casts in
+//!   `V`. At `Install` the layer keeps in the memo (key `chk_vsync`) `V`'s id, the announced
+//!   id and a digest of what it delivered in `V`: per member of `V`, in rank order, its
+//!   `EndpointId`, how many of its casts were delivered and a running FNV-1a hash of them in
+//!   delivery order. The next view's stack, at its first event or timeout (`poll_timeout` is
+//!   `Time::ZERO` until then), casts `Digest { prev: V, digest }` reliably; the receiving
+//!   `chk_vsync` consumes it and, if its own memo says it came from the same `V` with another
+//!   digest, reports the two members and `V`. Digests from members that came from another
+//!   view (the other side of a merge, a joiner) are counted and ignored; own digests too.
+//!
+//! Casts are the subject: `Send`, `CastUnrel` and `SendUnrel` carry `NoHdr` and are not
+//! checked. A delivery after `Install` in the same stack cannot enter the digest already kept;
+//! it is counted (`after_install`). Hostile input: a header that does not decode, a rank
+//! outside the view, or a stamped header on a `Send` is dropped and counted (`bad_hdr`,
+//! `bad_rank`), never delivered; a memo that does not decode is counted (`bad_memo`).
+//!
+//! Parameters: none. Properties: requires `MEMBERSHIP` below, provides nothing.
+//! Header: `NoHdr` (tag 0) | `Chk { view }` (tag 1: ltime, coord as varints) |
+//! `Digest { prev, digest }` (tag 2: ltime, coord, count, then per member: id and count as
+//! varints, hash as 8 bytes little-endian).
+//! Events generated: `Up::Error` for violations, `Dn::Cast` of one `Digest` per view.
+//! Memory: per member of the view, a count, a hash and a flag; the digest of the previous view
+//! (one entry per member of it). A received digest is bounded by its datagram and freed once
+//! compared.
+//! Dump counters: `sent`, `own_delivered`, `checked`, the four violation kinds, `digests`
+//! (received), `digests_compared`, `digests_other`, `after_install`, `bad_hdr`, `bad_rank`,
+//! `bad_memo`.
+//!
+//! The checker pattern (see `debug/mod.rs`): the sender stamps, the receiver compares,
+//! `Reporter` counts and raises. Tested by the unit tests below and `tests/chk_vsync.rs`
+//! (exact outputs of a clean view change between two members and of each violation planted
+//! by hand; bolero: header round-trip, arbitrary bytes into `handle_up`).
+
+use super::{Reporter, Violation};
+use thoth_stack::ids::Fnv;
+use thoth_stack::wire::{from_slice, to_vec, var_len};
+use thoth_stack::{
+    Args, Bytes, Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Reader, Time, Up, View, ViewId, Wire, WireError,
+    Writer,
+};
+
+/// The memo key.
+pub const KEY: &str = "chk_vsync";
+
+/// Deliveries of one sender in one view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tally {
+    pub sender: EndpointId,
+    /// Its casts delivered.
+    pub count: u64,
+    /// FNV-1a over them, in delivery order (each one length-prefixed).
+    pub hash: u64,
+}
+
+/// Smallest encoding of a `Tally`: two one-byte varints and the hash.
+const MIN_TALLY: usize = 10;
+
+impl Wire for Tally {
+    fn encoded_len(&self) -> usize {
+        var_len(self.sender.0) + var_len(self.count) + 8
+    }
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.put_var(self.sender.0);
+        w.put_var(self.count);
+        w.put_u64(self.hash);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Tally, WireError> {
+        Ok(Tally { sender: EndpointId(r.var()?), count: r.var()?, hash: r.u64()? })
+    }
+}
+
+fn view_len(v: ViewId) -> usize {
+    var_len(v.ltime) + var_len(v.coord.0)
+}
+
+fn put_view(w: &mut Writer<'_>, v: ViewId) {
+    w.put_var(v.ltime);
+    w.put_var(v.coord.0);
+}
+
+fn get_view(r: &mut Reader<'_>) -> Result<ViewId, WireError> {
+    Ok(ViewId { ltime: r.var()?, coord: EndpointId(r.var()?) })
+}
+
+fn digest_len(d: &[Tally]) -> usize {
+    var_len(d.len() as u64) + d.iter().map(Wire::encoded_len).sum::<usize>()
+}
+
+fn put_digest(w: &mut Writer<'_>, d: &[Tally]) {
+    w.put_var(d.len() as u64);
+    for t in d {
+        t.encode(w);
+    }
+}
+
+fn get_digest(r: &mut Reader<'_>) -> Result<Vec<Tally>, WireError> {
+    let n = r.var()?;
+    // Bound the allocation by the bytes actually there.
+    if n > (r.remaining() / MIN_TALLY) as u64 {
+        return Err(WireError::Truncated);
+    }
+    (0..n).map(|_| Tally::decode(r)).collect()
+}
+
+/// The `chk_vsync` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hdr {
+    NoHdr,
+    /// A cast, with the view it was sent in.
+    Chk {
+        view: ViewId,
+    },
+    /// Control: what the sender delivered in view `prev`, the view it came from.
+    Digest {
+        prev: ViewId,
+        digest: Vec<Tally>,
+    },
+}
+
+impl Wire for Hdr {
+    fn encoded_len(&self) -> usize {
+        match self {
+            Hdr::NoHdr => 1,
+            Hdr::Chk { view } => 1 + view_len(*view),
+            Hdr::Digest { prev, digest } => 1 + view_len(*prev) + digest_len(digest),
+        }
+    }
+    fn encode(&self, w: &mut Writer<'_>) {
+        match self {
+            Hdr::NoHdr => w.put_u8(0),
+            Hdr::Chk { view } => {
+                w.put_u8(1);
+                put_view(w, *view);
+            }
+            Hdr::Digest { prev, digest } => {
+                w.put_u8(2);
+                put_view(w, *prev);
+                put_digest(w, digest);
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
+        match r.u8()? {
+            0 => Ok(Hdr::NoHdr),
+            1 => Ok(Hdr::Chk { view: get_view(r)? }),
+            2 => Ok(Hdr::Digest { prev: get_view(r)?, digest: get_digest(r)? }),
+            _ => Err(WireError::BadTag),
+        }
+    }
+}
+
+/// What a stack keeps for the next one (memo key `chk_vsync`): the view it ran in, the view
+/// its `Install` announced, and the digest of its deliveries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub prev: ViewId,
+    pub next: ViewId,
+    pub digest: Vec<Tally>,
+}
+
+impl Wire for Kept {
+    fn encoded_len(&self) -> usize {
+        view_len(self.prev) + view_len(self.next) + digest_len(&self.digest)
+    }
+    fn encode(&self, w: &mut Writer<'_>) {
+        put_view(w, self.prev);
+        put_view(w, self.next);
+        put_digest(w, &self.digest);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Kept, WireError> {
+        Ok(Kept { prev: get_view(r)?, next: get_view(r)?, digest: get_digest(r)? })
+    }
+}
+
+/// The first difference between two digests of the same view, for the report.
+fn difference(mine: &[Tally], theirs: &[Tally], me: EndpointId, peer: EndpointId) -> String {
+    match mine.iter().zip(theirs).find(|(a, b)| a != b) {
+        Some((a, b)) if a.sender == b.sender => format!(
+            "from {}, {} casts (hash {:016x}) at {me} vs {} (hash {:016x}) at {peer}",
+            a.sender, a.count, a.hash, b.count, b.hash
+        ),
+        Some((a, b)) => format!("senders differ: {} at {me} vs {} at {peer}", a.sender, b.sender),
+        None => format!("{} senders at {me} vs {} at {peer}", mine.len(), theirs.len()),
+    }
+}
+
+/// The `chk_vsync` layer.
+#[derive(Clone, Debug)]
+pub struct ChkVsync {
+    report: Reporter,
+    /// Start-of-view work done (memo read, digest cast).
+    started: bool,
+    /// Per rank of this view: casts delivered and their running hash.
+    tally: Vec<(u64, Fnv)>,
+    /// Per rank: its digest was already received.
+    compared: Vec<bool>,
+    /// The previous stack's memo: where this member came from.
+    came_from: Option<Kept>,
+    installed: bool,
+    sent: u64,
+    own_delivered: u64,
+    checked: u64,
+    digests: u64,
+    digests_compared: u64,
+    digests_other: u64,
+    after_install: u64,
+    bad_hdr: u64,
+    bad_rank: u64,
+    bad_memo: u64,
+}
+
+impl Default for ChkVsync {
+    fn default() -> Self {
+        ChkVsync::new()
+    }
+}
+
+impl ChkVsync {
+    pub fn new() -> ChkVsync {
+        ChkVsync {
+            report: Reporter::new("chk_vsync", &["wrong_view", "self_delivery", "view_order", "agreement"]),
+            started: false,
+            tally: Vec::new(),
+            compared: Vec::new(),
+            came_from: None,
+            installed: false,
+            sent: 0,
+            own_delivered: 0,
+            checked: 0,
+            digests: 0,
+            digests_compared: 0,
+            digests_other: 0,
+            after_install: 0,
+            bad_hdr: 0,
+            bad_rank: 0,
+            bad_memo: 0,
+        }
+    }
+
+    /// Violations reported so far.
+    pub fn violations(&self) -> u64 {
+        self.report.total()
+    }
+
+    pub fn reporter(&self) -> &Reporter {
+        &self.report
+    }
+
+    /// The digest of this view's deliveries so far: one entry per member, in rank order.
+    pub fn digest(&self, view: &View) -> Vec<Tally> {
+        view.members
+            .iter()
+            .enumerate()
+            .map(|(i, &sender)| {
+                let (count, hash) = self.tally.get(i).map_or((0, Fnv::new().finish()), |(c, h)| (*c, h.finish()));
+                Tally { sender, count, hash }
+            })
+            .collect()
+    }
+
+    fn violation(&mut self, kind: &'static str, from: Rank, detail: String, cx: &mut Cx<'_>) {
+        self.report.report(Violation { kind, from, detail }, cx);
+    }
+
+    /// Start of the view: checks the view is the one announced, casts the digest kept.
+    fn start(&mut self, cx: &mut Cx<'_>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.tally = vec![(0, Fnv::new()); cx.view.len()];
+        self.compared = vec![false; cx.view.len()];
+        let Some(b) = cx.kept(KEY) else { return };
+        let Ok(k) = from_slice::<Kept>(&b) else {
+            self.bad_memo += 1;
+            return;
+        };
+        if k.next != cx.view.id {
+            let detail = format!("installed view {:?}, but Install announced {:?}", cx.view.id, k.next);
+            self.violation("view_order", cx.rank, detail, cx);
+        }
+        let mut m = Msg::new(Bytes::new());
+        m.push(&Hdr::Digest { prev: k.prev, digest: k.digest.clone() });
+        cx.dn(Dn::Cast(m));
+        self.came_from = Some(k);
+    }
+
+    fn deliver(&mut self, from: Rank, sent_in: ViewId, msg: &Msg, cx: &mut Cx<'_>) {
+        self.checked += 1;
+        if self.installed {
+            self.after_install += 1;
+        }
+        if sent_in != cx.view.id {
+            let detail = format!("delivered in view {:?}, sent in view {sent_in:?}", cx.view.id);
+            self.violation("wrong_view", from, detail, cx);
+        }
+        if let Some((count, h)) = self.tally.get_mut(from.index()) {
+            *count += 1;
+            h.u64(msg.len() as u64);
+            h.bytes(msg.head());
+            h.bytes(msg.body());
+        }
+        if from == cx.rank {
+            self.own_delivered += 1;
+        }
+    }
+
+    fn on_digest(&mut self, from: Rank, prev: ViewId, digest: Vec<Tally>, cx: &mut Cx<'_>) {
+        self.digests += 1;
+        if from == cx.rank {
+            return; // our own, looped back
+        }
+        match self.compared.get_mut(from.index()) {
+            Some(seen) if !*seen => *seen = true,
+            _ => return, // one digest per member and view
+        }
+        match &self.came_from {
+            Some(k) if k.prev == prev => {
+                self.digests_compared += 1;
+                if k.digest != digest {
+                    let me = cx.view.member(cx.rank).unwrap_or_default();
+                    let peer = cx.view.member(from).unwrap_or_default();
+                    let detail = format!(
+                        "{me} and {peer} both came from view {prev:?} with different deliveries: {}",
+                        difference(&k.digest, &digest, me, peer)
+                    );
+                    self.violation("agreement", from, detail, cx);
+                }
+            }
+            _ => self.digests_other += 1,
+        }
+    }
+
+    fn install(&mut self, next: &View, cx: &mut Cx<'_>) {
+        if next.id <= cx.view.id {
+            let detail = format!("Install of view {:?} in view {:?}: view ids must increase", next.id, cx.view.id);
+            self.violation("view_order", cx.rank, detail, cx);
+        }
+        if self.own_delivered != self.sent {
+            let detail =
+                format!("sent {} casts in view {:?}, delivered {} of them", self.sent, cx.view.id, self.own_delivered);
+            self.violation("self_delivery", cx.rank, detail, cx);
+        }
+        let kept = Kept { prev: cx.view.id, next: next.id, digest: self.digest(cx.view) };
+        cx.keep(KEY, Bytes::from(to_vec(&kept)));
+        self.installed = true;
+    }
+}
+
+pub(super) fn ctor(_: &mut Args) -> Result<Box<dyn Layer>, String> {
+    Ok(Box::new(ChkVsync::new()))
+}
+
+impl Layer for ChkVsync {
+    fn name(&self) -> &'static str {
+        "chk_vsync"
+    }
+    fn requires(&self) -> Props {
+        Props::MEMBERSHIP
+    }
+    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
+        self.start(cx);
+        match &mut ev {
+            Dn::Cast(m) => {
+                self.sent += 1;
+                m.push(&Hdr::Chk { view: cx.view.id });
+            }
+            Dn::Send(_, m) | Dn::CastUnrel(m) | Dn::SendUnrel(_, m) => m.push(&Hdr::NoHdr),
+            _ => {} // control events: no message, no header
+        }
+        cx.dn(ev)
+    }
+    fn handle_up(&mut self, mut ev: Up, cx: &mut Cx<'_>) {
+        self.start(cx);
+        match &mut ev {
+            Up::Cast { from, msg } => {
+                let from = *from;
+                let Ok(hdr) = msg.pop::<Hdr>() else {
+                    self.bad_hdr += 1;
+                    return;
+                };
+                if from.index() >= cx.view.len() {
+                    self.bad_rank += 1;
+                    return;
+                }
+                match hdr {
+                    Hdr::NoHdr => {} // an unreliable cast: not checked
+                    Hdr::Chk { view } => self.deliver(from, view, msg, cx),
+                    Hdr::Digest { prev, digest } => return self.on_digest(from, prev, digest, cx),
+                }
+            }
+            Up::Send { from, msg } => {
+                if msg.pop::<Hdr>() != Ok(Hdr::NoHdr) {
+                    self.bad_hdr += 1;
+                    return;
+                }
+                if from.index() >= cx.view.len() {
+                    self.bad_rank += 1;
+                    return;
+                }
+            }
+            Up::Install(next) => self.install(next, cx),
+            _ => {}
+        }
+        cx.up(ev)
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        if self.started { None } else { Some(Time::ZERO) }
+    }
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        self.start(cx)
+    }
+    fn dump(&self, out: &mut Vec<Dump>) {
+        let mut counters = vec![("sent", self.sent), ("own_delivered", self.own_delivered), ("checked", self.checked)];
+        counters.extend(self.report.counters());
+        counters.extend([
+            ("digests", self.digests),
+            ("digests_compared", self.digests_compared),
+            ("digests_other", self.digests_other),
+            ("after_install", self.after_install),
+            ("bad_hdr", self.bad_hdr),
+            ("bad_rank", self.bad_rank),
+            ("bad_memo", self.bad_memo),
+        ]);
+        let came_from = self.came_from.as_ref().map(|k| k.prev);
+        out.push(Dump {
+            layer: "chk_vsync",
+            counters,
+            state: format!("violations={} came_from={came_from:?}", self.report.total()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_bytes() {
+        let v = ViewId { ltime: 300, coord: EndpointId(2) };
+        assert_eq!(to_vec(&Hdr::NoHdr), [0]);
+        assert_eq!(to_vec(&Hdr::Chk { view: v }), [1, 0xac, 0x02, 2]);
+        let d = Hdr::Digest { prev: v, digest: vec![Tally { sender: EndpointId(5), count: 1, hash: 7 }] };
+        assert_eq!(to_vec(&d), [2, 0xac, 0x02, 2, 1, 5, 1, 7, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(from_slice::<Hdr>(&to_vec(&d)), Ok(d));
+        assert_eq!(from_slice::<Hdr>(&[3]), Err(WireError::BadTag));
+        // A count larger than the bytes behind it is refused before allocating.
+        assert_eq!(from_slice::<Hdr>(&[2, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn digest_lists_every_member_in_rank_order() {
+        let view = View::initial(vec![EndpointId(4), EndpointId(9)]);
+        let c = ChkVsync::new();
+        let empty = Fnv::new().finish();
+        assert_eq!(
+            c.digest(&view),
+            [
+                Tally { sender: EndpointId(4), count: 0, hash: empty },
+                Tally { sender: EndpointId(9), count: 0, hash: empty }
+            ]
+        );
+    }
+}

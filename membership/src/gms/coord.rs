@@ -1,0 +1,266 @@
+//! The coordinator's side of a view change: when to start one, the flush (Block, reports,
+//! cut, flushed), and building and sending the next view.
+
+use super::wire::{Ctl, Install, Kind, Primary, Side};
+use super::{Change, Gms, MEMO, MergeOut, Report};
+use thoth_stack::{Cx, EndpointId, Rank, Up, View, ViewId};
+
+impl Gms {
+    pub(super) fn on_suspect_report(&mut self, ranks: Vec<Rank>, cx: &mut Cx<'_>) {
+        if self.am_coord(cx) {
+            for r in ranks {
+                if self.rank_ok(r) {
+                    self.start_verify(r, cx);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_leave_request(&mut self, from: Rank, cx: &mut Cx<'_>) {
+        if self.am_coord(cx) {
+            self.leavers.insert(from);
+            self.maybe_change(cx);
+        }
+    }
+
+    /// Starts a view change if there is a reason for one and none is under way.
+    pub(super) fn maybe_change(&mut self, cx: &mut Cx<'_>) {
+        if !self.am_coord(cx) || self.change.is_some() || self.merging.is_some() || self.exited {
+            return;
+        }
+        let failed = self.failed.iter().any(|&f| f);
+        let merge_due = !self.sides.is_empty() && self.merge_at.is_none();
+        if failed || !self.leavers.is_empty() || !self.joiners.is_empty() || merge_due {
+            self.start_change(None, cx);
+        }
+    }
+
+    /// Begins a flush over every member not failed (`side_of`: as a side of a merge).
+    pub(super) fn start_change(&mut self, side_of: Option<EndpointId>, cx: &mut Cx<'_>) {
+        self.attempts += 1;
+        self.n.changes += 1;
+        let n = self.failed.len();
+        let ranks = (0..n).map(|i| Rank(i as u16));
+        let participants: Vec<Rank> = ranks.clone().filter(|r| !self.failed[r.index()]).collect();
+        let failed: Vec<Rank> = ranks.filter(|r| self.failed[r.index()]).collect();
+        let leavers = if side_of.is_some() {
+            Vec::new()
+        } else {
+            self.leavers.iter().copied().filter(|r| !self.failed[r.index()]).collect()
+        };
+        let attempt = self.attempts;
+        for &p in &participants {
+            self.ctl(p, Ctl::Block { attempt, failed: failed.clone() }, cx);
+        }
+        self.change = Some(Change {
+            attempt,
+            participants,
+            leavers,
+            side_of,
+            reports: vec![None; n],
+            cut: None,
+            flushed: vec![false; n],
+            deadline: cx.now + self.cfg.flush,
+        });
+    }
+
+    /// A failure during a flush: start it over without the failed members.
+    pub(super) fn restart_change(&mut self, cx: &mut Cx<'_>) {
+        if let Some(ch) = self.change.take() {
+            self.n.restarts += 1;
+            self.start_change(ch.side_of, cx);
+        }
+    }
+
+    pub(super) fn on_report(&mut self, from: Rank, attempt: u32, rep: Report, cx: &mut Cx<'_>) {
+        let n = self.failed.len();
+        let Some(ch) = self.change.as_mut().filter(|c| c.attempt == attempt && c.participants.contains(&from)) else {
+            return;
+        };
+        if rep.delivered.len() != n {
+            self.n.bad += 1;
+            return;
+        }
+        ch.reports[from.index()] = Some(rep);
+        if ch.cut.is_some() || ch.participants.iter().any(|p| ch.reports[p.index()].is_none()) {
+            return;
+        }
+        // A participant's own casts: all it issued. A failed rank's: the most anyone has.
+        let cut: Vec<u64> = (0..n)
+            .map(|s| match &ch.reports[s] {
+                Some(r) if ch.participants.contains(&Rank(s as u16)) => r.issued,
+                _ => ch
+                    .participants
+                    .iter()
+                    .filter_map(|p| ch.reports[p.index()].as_ref())
+                    .map(|r| r.delivered[s])
+                    .max()
+                    .unwrap_or(0),
+            })
+            .collect();
+        ch.cut = Some(cut.clone());
+        let (attempt, participants) = (ch.attempt, ch.participants.clone());
+        for p in participants {
+            self.ctl(p, Ctl::Cut { attempt, cut: cut.clone() }, cx);
+        }
+    }
+
+    pub(super) fn on_flushed(&mut self, from: Rank, attempt: u32, cx: &mut Cx<'_>) {
+        let Some(ch) = self.change.as_mut().filter(|c| c.attempt == attempt && c.cut.is_some()) else { return };
+        ch.flushed[from.index()] = true;
+        if ch.participants.iter().all(|p| ch.flushed[p.index()]) {
+            self.complete_change(cx);
+        }
+    }
+
+    /// Participants that did not answer in time count as failed; the flush starts over.
+    pub(super) fn change_timeout(&mut self, cx: &mut Cx<'_>) {
+        let Some(ch) = self.change.as_ref() else { return };
+        let slow: Vec<Rank> = ch
+            .participants
+            .iter()
+            .copied()
+            .filter(|p| {
+                *p != cx.rank && (ch.reports[p.index()].is_none() || (ch.cut.is_some() && !ch.flushed[p.index()]))
+            })
+            .collect();
+        if slow.is_empty() {
+            // Only this member is late (it cannot be): try again.
+            if let Some(ch) = self.change.as_mut() {
+                ch.deadline = cx.now + self.cfg.flush;
+            }
+            return;
+        }
+        for r in slow {
+            self.failed[r.index()] = true;
+        }
+        self.restart_change(cx);
+    }
+
+    fn complete_change(&mut self, cx: &mut Cx<'_>) {
+        let Some(ch) = self.change.take() else { return };
+        if let Some(leader) = ch.side_of {
+            self.merging = Some(MergeOut {
+                leader,
+                attempt: ch.attempt,
+                participants: ch.participants,
+                resend: cx.now,
+                deadline: cx.now + self.cfg.merge,
+            });
+            return self.merging_timeout(cx);
+        }
+        let stay: Vec<Rank> = ch.participants.iter().copied().filter(|p| !ch.leavers.contains(p)).collect();
+        let leavers: Vec<EndpointId> = ch.leavers.iter().filter_map(|&r| cx.view.member(r)).collect();
+        for r in &ch.leavers {
+            self.leavers.remove(r);
+        }
+        let sides = core::mem::take(&mut self.sides);
+        let joiners = core::mem::take(&mut self.joiners);
+        self.install_next(ch.attempt, &stay, &leavers, sides, joiners, cx);
+    }
+
+    /// Builds the next view from this view's `stay` ranks, merge sides and joiners, sends it
+    /// to everyone concerned, and installs it here.
+    pub(super) fn install_next(
+        &mut self,
+        attempt: u32,
+        stay: &[Rank],
+        leavers: &[EndpointId],
+        sides: Vec<super::SideReady>,
+        joiners: Vec<EndpointId>,
+        cx: &mut Cx<'_>,
+    ) {
+        let mut members: Vec<EndpointId> = stay.iter().filter_map(|&r| cx.view.member(r)).collect();
+        let own = members.clone();
+        let mut subgroups = vec![own.clone()];
+        let mut ltime = cx.view.id.ltime;
+        let mut last = self.info.as_ref().map(|i| i.last_primary.clone()).unwrap_or_default();
+        let mut from = vec![Side { view: cx.view.id, coord: self.me, attempt }];
+        for s in &sides {
+            let fresh: Vec<EndpointId> = s.members.iter().copied().filter(|m| !members.contains(m)).collect();
+            members.extend(&fresh);
+            subgroups.push(fresh);
+            ltime = ltime.max(s.side.view.ltime);
+            if s.last_primary.id > last.id {
+                last = s.last_primary.clone();
+            }
+            from.push(s.side);
+        }
+        // A member that has not loaded the state yet gets it again.
+        let mut new: Vec<EndpointId> = self
+            .info
+            .as_ref()
+            .map(|i| i.joiners.iter().copied().filter(|j| own.contains(j) && self.loading_of(*j, cx)).collect())
+            .unwrap_or_default();
+        for j in joiners {
+            if !members.contains(&j) {
+                members.push(j);
+                new.push(j);
+            }
+        }
+        if members.is_empty() {
+            return self.exit(cx);
+        }
+        let id = ViewId { ltime: ltime + 1, coord: members[0] };
+        let primary = if self.cfg.primary {
+            let kept = last.members.iter().filter(|m| members.contains(m)).count();
+            kept * 2 > last.members.len()
+        } else {
+            true
+        };
+        if sides.is_empty() {
+            subgroups.clear();
+        } else {
+            self.n.merges += 1;
+        }
+        let view = View { id, members, primary, subgroups };
+        let last_primary = if primary { Primary { id, members: view.members.clone() } } else { last };
+        let inst = Install { view, sides: from, joiners: new, last_primary };
+        for &m in inst.view.members.iter().chain(leavers) {
+            if m != self.me {
+                self.gossip(Some(m), Kind::Install(Box::new(inst.clone())), cx);
+            }
+        }
+        cx.keep(MEMO, inst.to_bytes());
+        if inst.view.members.contains(&self.me) {
+            cx.up(Up::Install(inst.view));
+        } else {
+            self.exit(cx);
+        }
+    }
+
+    /// Whether joiner `j` of this view is still waiting for the state (only the
+    /// coordinator knows; others report nothing of it).
+    fn loading_of(&self, j: EndpointId, cx: &Cx<'_>) -> bool {
+        self.hold && cx.view.rank_of(j).is_some_and(|r| self.xfer.as_ref().is_none_or(|x| x.contains(&r)))
+    }
+
+    /// The coordinator of a new view resends it to members not heard from, and excludes
+    /// those still silent after `ready_ms`.
+    pub(super) fn ready_timeout(&mut self, cx: &mut Cx<'_>) {
+        let now = cx.now;
+        let missing: Vec<Rank> = cx.view.ranks().filter(|r| !self.ready[r.index()]).collect();
+        if missing.is_empty() {
+            self.resend_at = None;
+            self.ready_until = None;
+            return;
+        }
+        if self.ready_until.is_some_and(|t| t <= now) {
+            self.ready_until = None;
+            self.resend_at = None;
+            for r in missing {
+                self.failed[r.index()] = true;
+            }
+            return self.maybe_change(cx);
+        }
+        if self.resend_at.is_some_and(|t| t <= now) {
+            self.resend_at = Some(now + self.cfg.hello);
+            if let Some(inst) = self.info.clone() {
+                for r in missing {
+                    let to = cx.view.member(r);
+                    self.gossip(to, Kind::Install(Box::new(inst.clone())), cx);
+                }
+            }
+        }
+    }
+}
