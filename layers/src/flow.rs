@@ -40,6 +40,13 @@
 //! amplification). That is also the only wait for a message larger than `credits - threshold`.
 //! No timer is armed unless blocked, so a quiet group quiesces.
 //!
+//! **Failed members.** After `Dn::Failed(ranks)` (passed on down first; the set only grows)
+//! failed members no longer constrain credit: `outstanding` is taken over the live others,
+//! so held casts go out as the survivors allow and a sender blocked on a failed receiver's
+//! grant unblocks (`Up::Flow { ready: true }`) at once if the survivors have consumed enough.
+//! No `CreditReq` or `Grant` goes to a failed member, and grants and requests from one are
+//! dropped and counted (`from_failed`).
+//!
 //! `Dn::Leave` first releases every held cast (ignoring credit: the member is going anyway),
 //! then passes down. Hostile input: an undecodable header, a variant on the wrong kind of
 //! message (`bad_hdr`), a grant or request from this member's own rank or outside the view
@@ -61,17 +68,19 @@
 //! counted, hence never granted); provides `FLOW`.
 //!
 //! **Events generated:** down `Cast` (`Data`, released casts), `SendUnrel` (`Grant`,
-//! `CreditReq`); up `Flow { ready }`, `Cast` (deliveries, header popped).
+//! `CreditReq`), `Failed` (passed on); up `Flow { ready }`, `Cast` (deliveries, header popped).
 //!
 //! **Memory:** at most `max_held` held casts, plus three counters per member of the view.
 //!
 //! **Tests:** `layers/tests/flow.rs`: unit tests with exact outputs (credit, hold, release,
 //! grants at the threshold, requests and their repeats, answers, hostile grants, unreliable
-//! traffic never held), bolero (header round-trip, arbitrary bytes, the sender against a
-//! reference model under arbitrary casts and lost, duplicated, reordered grants), whole groups
-//! of `flow:stable:nak` in the simulator under loss with a slow receiver (outstanding bytes
-//! sampled after every step; a deliberately broken flow layer must be caught), and real UDP
-//! sockets with a member whose application stops taking events.
+//! traffic never held, a failed receiver stops constraining credit), bolero (header
+//! round-trip, arbitrary bytes, the sender against a reference model under arbitrary casts
+//! and lost, duplicated, reordered grants), whole groups of `flow:stable:nak` in the
+//! simulator under loss with a slow receiver (outstanding bytes sampled after every step; a
+//! deliberately broken flow layer must be caught), and real UDP sockets with a member whose
+//! application stops taking events. `layers/tests/failed.rs`: a sender blocked on a crashed
+//! member unblocks once told it failed (a flow layer blind to the failure must be caught).
 
 use std::collections::VecDeque;
 use thoth_stack::wire::var_len;
@@ -167,6 +176,7 @@ struct Counters {
     bad_hdr: u64,
     bad_rank: u64,
     bad_grant: u64,
+    from_failed: u64,
 }
 
 /// The layer.
@@ -190,6 +200,8 @@ pub struct Flow {
     /// Per rank: bytes of its casts delivered up, and the last value granted to it.
     received: Vec<u64>,
     granted: Vec<u64>,
+    /// Per rank: named by `Dn::Failed` (no longer constrains credit).
+    failed: Vec<bool>,
     /// Highest `outstanding` ever reached.
     peak: u64,
     c: Counters,
@@ -219,6 +231,7 @@ impl Flow {
             req_at: None,
             received: Vec::new(),
             granted: Vec::new(),
+            failed: Vec::new(),
             peak: 0,
             c: Counters::default(),
         }
@@ -236,13 +249,15 @@ impl Flow {
             self.consumed.resize(n, 0);
             self.received.resize(n, 0);
             self.granted.resize(n, 0);
+            self.failed.resize(n, false);
         }
     }
 
-    /// Bytes sent and not yet consumed by the slowest other member.
+    /// Bytes sent and not yet consumed by the slowest other live member.
     fn outstanding(&self) -> u64 {
         let me = self.me;
-        self.consumed.iter().enumerate().filter(|&(r, _)| r != me).map(|(_, &c)| self.sent - c).max().unwrap_or(0)
+        let live = self.consumed.iter().zip(&self.failed).enumerate().filter(|&(r, (_, &f))| r != me && !f);
+        live.map(|(_, (&c, _))| self.sent - c).max().unwrap_or(0)
     }
 
     /// Whether member `r` lets a cast of `len` bytes go (`None`: whether it leaves credit).
@@ -372,6 +387,15 @@ impl Layer for Flow {
         self.fit(cx);
         match ev {
             Dn::Cast(msg) => self.on_cast(msg, cx),
+            Dn::Failed(ranks) => {
+                cx.dn(Dn::Failed(ranks.clone()));
+                for r in ranks {
+                    if let Some(f) = self.failed.get_mut(r.index()) {
+                        *f = true;
+                    }
+                }
+                self.drain(cx);
+            }
             Dn::Leave => {
                 while let Some((m, l)) = self.pop_held() {
                     self.c.forced += 1;
@@ -399,7 +423,7 @@ impl Layer for Flow {
                     cx.up(Up::Cast { from, msg });
                     if s != self.me {
                         self.received[s] += len;
-                        if self.received[s] - self.granted[s] >= self.threshold {
+                        if self.received[s] - self.granted[s] >= self.threshold && !self.failed[s] {
                             self.grant(s, cx);
                         }
                     }
@@ -408,6 +432,9 @@ impl Layer for Flow {
             },
             Up::Send { from, mut msg } => match msg.pop::<FlowHdr>() {
                 Ok(FlowHdr::NoHdr) => cx.up(Up::Send { from, msg }),
+                Ok(FlowHdr::Grant { .. } | FlowHdr::CreditReq) if self.failed.get(from.index()) == Some(&true) => {
+                    self.c.from_failed += 1
+                }
                 Ok(FlowHdr::Grant { consumed }) => match self.peer(from, cx) {
                     Some(r) => self.on_grant(r, consumed, cx),
                     None => self.c.bad_rank += 1,
@@ -436,7 +463,7 @@ impl Layer for Flow {
         }
         let head = self.held.front().map(|m| m.len() as u64);
         for r in 0..self.consumed.len().min(cx.view.len()) {
-            if r != self.me && !self.lets_go(r, head) {
+            if r != self.me && !self.failed[r] && !self.lets_go(r, head) {
                 self.c.reqs_sent += 1;
                 let mut m = Msg::new(Bytes::new());
                 m.push(&FlowHdr::CreditReq);
@@ -475,6 +502,7 @@ impl Layer for Flow {
                 ("bad_hdr", c.bad_hdr),
                 ("bad_rank", c.bad_rank),
                 ("bad_grant", c.bad_grant),
+                ("from_failed", c.from_failed),
             ],
             state: format!("sent={} blocked={} {}", self.sent, self.blocked, per.join("; ")),
         });

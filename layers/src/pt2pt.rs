@@ -30,6 +30,12 @@
 //! Going up, `NoHdr` passes up; `Data` and `Ack` are consumed here. Control events (`Leave`,
 //! `Stable`, `Exit`, `Error`) pass through.
 //!
+//! Failed members. After `Dn::Failed(ranks)` (passed on down first; the set only grows) this
+//! layer stops retransmitting to those members: their unacked messages are dropped (counted
+//! `abandoned`) with their retransmission and ack timers. A later `Send` to one is dropped
+//! (`to_failed`), and anything from one (`Cast` or `Send`, whatever its header) is dropped
+//! and counted (`from_failed`): a failed member's casts are fetched from the survivors.
+//!
 //! Hostile input: a header that does not decode, a `Data`/`Ack` on a cast, from this member's
 //! own rank or from a rank outside the view (`bad_hdr`, `bad_rank`), or an ack for messages
 //! never sent (`bad_ack`, the whole datagram is dropped) is dropped and counted; nothing
@@ -43,7 +49,7 @@
 //! Properties: requires nothing; provides `RELIABLE_SEND | FIFO_SEND`.
 //!
 //! Events generated: `Dn::Send` (data and its retransmissions), `Dn::SendUnrel` (standalone
-//! acks), `Up::Send` (in-order deliveries).
+//! acks), `Dn::Failed` (passed on), `Up::Send` (in-order deliveries).
 //!
 //! Memory: per peer, the receive window holds at most `window` messages whatever the peer
 //! sends. The unacked buffer holds every message sent and not yet acknowledged: that is what
@@ -55,7 +61,8 @@
 //! tests with exact expected outputs, bolero tests (header round-trip, arbitrary bytes into
 //! `handle_up`, the receive window against a reference model), and simulator properties for
 //! whole groups under loss, duplication, reordering, jitter and asymmetric loss, plus a test
-//! that the simulator catches a broken retransmission (`Config::test_skip_retransmit`).
+//! that the simulator catches a broken retransmission (`Config::test_skip_retransmit`), and
+//! exact outputs of `Dn::Failed` (a failed peer's queue and timers dropped, its traffic too).
 
 use std::collections::{BTreeMap, VecDeque};
 use thoth_stack::wire::var_len;
@@ -230,6 +237,9 @@ struct Counters {
     bad_hdr: u64,
     bad_rank: u64,
     bad_ack: u64,
+    abandoned: u64,
+    to_failed: u64,
+    from_failed: u64,
 }
 
 /// The layer.
@@ -237,6 +247,8 @@ pub struct Pt2pt {
     cfg: Config,
     /// Indexed by rank; sized to the view on the first event.
     peers: Vec<Peer>,
+    /// Indexed by rank: named by `Dn::Failed`.
+    failed: Vec<bool>,
     c: Counters,
 }
 
@@ -251,13 +263,14 @@ impl Pt2pt {
         cfg.burst = cfg.burst.max(1);
         cfg.window = cfg.window.max(1);
         cfg.max_rto = cfg.max_rto.max(cfg.rto);
-        Pt2pt { cfg, peers: Vec::new(), c: Counters::default() }
+        Pt2pt { cfg, peers: Vec::new(), failed: Vec::new(), c: Counters::default() }
     }
 
     fn fit(&mut self, n: usize) {
         if self.peers.len() < n {
             let cfg = &self.cfg;
             self.peers.resize_with(n, || Peer::new(cfg));
+            self.failed.resize(n, false);
         }
     }
 
@@ -306,6 +319,26 @@ impl Pt2pt {
         p.ack_at.get_or_insert(cx.now + ack_delay);
     }
 
+    /// Whether `r` is a member `Dn::Failed` named.
+    fn is_failed(&self, r: Rank) -> bool {
+        self.failed.get(r.index()).is_some_and(|&f| f)
+    }
+
+    /// `Dn::Failed`: forget what is owed to these members and what is due from them.
+    fn fail(&mut self, ranks: &[Rank], me: Rank) {
+        for &r in ranks {
+            if r == me || r.index() >= self.peers.len() {
+                continue;
+            }
+            self.failed[r.index()] = true;
+            let p = &mut self.peers[r.index()];
+            self.c.abandoned += p.unacked.len() as u64;
+            p.unacked.clear();
+            p.rto_at = None;
+            p.ack_at = None;
+        }
+    }
+
     fn pass_dn(mut ev: Dn, cx: &mut Cx<'_>) {
         if let Some(m) = ev.msg_mut() {
             m.push(&Hdr::NoHdr);
@@ -325,6 +358,11 @@ impl Layer for Pt2pt {
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         self.fit(cx.view.len());
         match ev {
+            Dn::Failed(ranks) => {
+                cx.dn(Dn::Failed(ranks.clone()));
+                self.fail(&ranks, cx.rank);
+            }
+            Dn::Send(to, _) if self.is_failed(to) => self.c.to_failed += 1,
             Dn::Send(to, msg) if to != cx.rank && to.index() < cx.view.len() => {
                 let now = cx.now;
                 let p = &mut self.peers[to.index()];
@@ -342,6 +380,7 @@ impl Layer for Pt2pt {
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         self.fit(cx.view.len());
         match ev {
+            Up::Cast { from, .. } | Up::Send { from, .. } if self.is_failed(from) => self.c.from_failed += 1,
             Up::Cast { from, mut msg } => match msg.pop::<Hdr>() {
                 Ok(Hdr::NoHdr) => cx.up(Up::Cast { from, msg }),
                 Ok(_) | Err(_) => self.c.bad_hdr += 1,
@@ -433,6 +472,9 @@ impl Layer for Pt2pt {
                 ("bad_hdr", c.bad_hdr),
                 ("bad_rank", c.bad_rank),
                 ("bad_ack", c.bad_ack),
+                ("abandoned", c.abandoned),
+                ("to_failed", c.to_failed),
+                ("from_failed", c.from_failed),
                 ("unacked", unacked),
                 ("buffered", buffered),
             ],

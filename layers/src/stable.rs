@@ -14,6 +14,13 @@
 //! is quiet. Gossip goes out at slots staggered by rank, `rank * period / n + k * period`, so
 //! members do not gossip in the same instant.
 //!
+//! **Failed members.** After `Dn::Failed(ranks)` (passed on down first; the set only grows)
+//! the minimum is taken over the surviving members only: a failed member's counts are frozen
+//! and would otherwise hold every buffer below forever. Gossip from a failed member is
+//! dropped and counted (`from_failed`). The casts of a failed member stay counted as they
+//! are delivered (nak fetches them from survivors), so its column becomes stable once every
+//! survivor has what the most advanced one has.
+//!
 //! The counts must match the sequence numbers of the reliable layer below (`nak`): put
 //! nothing that adds or removes casts between the two (the stack is `stable:nak`).
 //!
@@ -21,16 +28,17 @@
 //!
 //! **Properties:** requires `RELIABLE_CAST`; provides `STABLE`.
 //!
-//! **Events generated:** down `CastUnrel` (gossip), `Stable`; up `Stable`. Other events pass
-//! through (`NoHdr` on unreliable casts and sends). Malformed gossip (wrong vector length,
-//! undecodable) is dropped and counted (`bad`).
+//! **Events generated:** down `CastUnrel` (gossip), `Stable`, `Failed` (passed on); up
+//! `Stable`. Other events pass through (`NoHdr` on unreliable casts and sends). Malformed
+//! gossip (wrong vector length, undecodable) is dropped and counted (`bad`).
 //!
 //! **Memory.** `n × n` counters for a view of `n`; a gossip is `2n` varints.
 //!
 //! **Tests:** unit tests in `tests/stable.rs` (exact outputs: counting, stability from
-//! gossip, staggered deadlines, quiescence, hostile input), bolero header round-trips and
-//! arbitrary bytes; with `nak` in `tests/sim_reliable.rs` (every buffer freed after the run
-//! quiesces, bounded under steady load).
+//! gossip, staggered deadlines, quiescence, hostile input, failed members), bolero header
+//! round-trips and arbitrary bytes; with `nak` in `tests/sim_reliable.rs` (every buffer freed
+//! after the run quiesces, bounded under steady load); in the whole `reliable` stack with a
+//! crashed member in `tests/failed.rs` (a `stable` blind to the failure must be caught).
 
 use thoth_stack::wire::var_len;
 use thoth_stack::{
@@ -128,6 +136,7 @@ struct Counters {
     gossip_rcvd: u64,
     announced: u64,
     bad: u64,
+    from_failed: u64,
 }
 
 pub struct Stable {
@@ -138,6 +147,8 @@ pub struct Stable {
     /// `seen[m][r]`: casts of `r` member `m` said it received; `seen[me]` is this member's.
     seen: Vec<Vec<u64>>,
     stable: Vec<u64>,
+    /// Members `Dn::Failed` named, by rank: left out of the minimum.
+    failed: Vec<bool>,
     /// Something to tell: a cast received since the last gossip, or a peer behind.
     dirty: bool,
     due: Option<Time>,
@@ -159,6 +170,7 @@ impl Stable {
             me: 0,
             seen: Vec::new(),
             stable: Vec::new(),
+            failed: Vec::new(),
             dirty: false,
             due: None,
             last_gossip: None,
@@ -172,6 +184,7 @@ impl Stable {
             self.me = cx.rank.index().min(self.n - 1);
             self.seen = vec![vec![0; self.n]; self.n];
             self.stable = vec![0; self.n];
+            self.failed = vec![false; self.n];
         }
     }
 
@@ -201,7 +214,8 @@ impl Stable {
     fn update(&mut self, cx: &mut Cx<'_>) {
         let mut grew = false;
         for r in 0..self.n {
-            let min = self.seen.iter().map(|row| row[r]).min().unwrap_or(0);
+            let live = self.seen.iter().zip(&self.failed).filter(|&(_, &f)| !f);
+            let min = live.map(|(row, _)| row[r]).min().unwrap_or(0);
             if min > self.stable[r] {
                 self.stable[r] = min;
                 grew = true;
@@ -255,6 +269,15 @@ impl Layer for Stable {
 
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         self.init(cx);
+        if let Dn::Failed(ranks) = ev {
+            cx.dn(Dn::Failed(ranks.clone()));
+            for f in ranks.iter().map(|r| r.index()) {
+                if f < self.n && f != self.me {
+                    self.failed[f] = true;
+                }
+            }
+            return self.update(cx);
+        }
         let mut ev = ev;
         // Only reliable casts are counted; everything else says nothing.
         let hdr = if matches!(ev, Dn::Cast(_)) { StableHdr::Cast } else { StableHdr::NoHdr };
@@ -280,6 +303,7 @@ impl Layer for Stable {
                         self.update(cx);
                     }
                     Ok(StableHdr::Gossip { .. }) if f == self.me => {} // own gossip, looped back
+                    Ok(StableHdr::Gossip { .. }) if self.failed[f] => self.c.from_failed += 1,
                     Ok(StableHdr::Gossip { recv, stable }) => self.gossip(f, recv, stable, cx),
                     Err(_) => self.c.bad += 1,
                 }
@@ -324,6 +348,7 @@ impl Layer for Stable {
                 ("announced", c.announced),
                 ("unstable", unstable),
                 ("bad", c.bad),
+                ("from_failed", c.from_failed),
             ],
             state: format!("recv {:?} stable {:?}", self.received(), self.stable),
         });

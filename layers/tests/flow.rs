@@ -915,3 +915,40 @@ fn udp_an_application_that_stops_reading_throttles_the_sender() {
         h.shutdown();
     }
 }
+
+#[test]
+fn a_failed_receiver_stops_constraining_credit() {
+    let (mut h, mut l) = (H::new(3, 0), Flow::new(cfg(100)));
+    h.cast(&mut l, at(0), 60, 1);
+    h.cast(&mut l, at(0), 60, 2);
+    assert_eq!(h.take_dn(), [Out::Cast(data(60, 1))]);
+    assert_eq!(h.take_up(), [NOT_READY]);
+    // Rank 1 consumed everything; rank 2 never will.
+    h.grant(&mut l, at(1), 1, 60);
+    assert_eq!((h.take_dn(), h.take_up()), (vec![], vec![]));
+    h.timeout(&mut l, at(10));
+    assert_eq!(h.take_dn(), [req_to(2)]);
+    // Rank 2 failed: only rank 1 counts, the held cast goes and the sender is ready again.
+    h.dn(&mut l, at(11), Dn::Failed(vec![Rank(2)]));
+    assert_eq!(h.take_dn(), [Out::Other(Dn::Failed(vec![Rank(2)])), Out::Cast(data(60, 2))]);
+    assert_eq!(h.take_up(), [READY]);
+    assert_eq!((counter(&l, "outstanding"), l.poll_timeout()), (60, None));
+    // Rank 1 alone limits now: blocked again at 100, and asked alone.
+    h.cast(&mut l, at(12), 50, 3);
+    assert_eq!(h.take_up(), [NOT_READY]);
+    h.timeout(&mut l, at(22));
+    assert_eq!(h.take_dn(), [req_to(1)]);
+    // Grants and requests from the failed member are dropped; none go to it.
+    h.grant(&mut l, at(23), 2, 120);
+    h.up(&mut l, at(23), Up::Send { from: Rank(2), msg: wire(&FlowHdr::CreditReq, b"") });
+    assert_eq!((h.take_dn(), h.take_up()), (vec![], vec![]));
+    h.up(&mut l, at(24), Up::Cast { from: Rank(2), msg: wire(&FlowHdr::Data, &[7; 30]) });
+    assert_eq!(h.take_up().len(), 1, "its casts are still delivered");
+    assert_eq!(h.take_dn(), [], "no grant to a failed member");
+    assert_eq!(counter(&l, "from_failed"), 2);
+    // Everyone else failed: a group of one never blocks.
+    h.dn(&mut l, at(25), Dn::Failed(vec![Rank(1)]));
+    assert_eq!(h.take_dn(), [Out::Other(Dn::Failed(vec![Rank(1)])), Out::Cast(data(50, 3))]);
+    assert_eq!(h.take_up(), [READY]);
+    assert_eq!(counter(&l, "outstanding"), 0);
+}

@@ -373,3 +373,157 @@ fn window_matches_a_reference_model() {
         assert_eq!(delivered, (0..next).collect::<Vec<_>>(), "delivered prefix, in order, once each");
     });
 }
+
+// ---- failed members (Dn::Failed, Have) ----
+
+fn have(from: u16, origin: u16, count: u64) -> Up {
+    Up::Cast { from: Rank(from), msg: wire(&NakHdr::Have { origin: Rank(origin), count }, b"") }
+}
+
+fn rtx(from: u16, origin: u16, seq: u64, body: &[u8]) -> Up {
+    Up::Send { from: Rank(from), msg: wire(&NakHdr::Retrans { origin: Rank(origin), seq }, body) }
+}
+
+/// Takes the `Dn::Failed` passed on (first thing out), then what was sent.
+fn failed_then_sent(h: &mut H, ranks: &[u16]) -> Vec<(&'static str, Option<u16>, Vec<u8>)> {
+    assert_eq!(h.dn.pop_front(), Some(Dn::Failed(ranks.iter().map(|&r| Rank(r)).collect())));
+    h.sent()
+}
+
+#[test]
+fn failed_sender_is_announced_fetched_from_announcers_never_from_itself() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(4, 0);
+    h.up(&mut l, at(0), data(1, 0, b"a"));
+    h.up(&mut l, at(0), data(1, 1, b"b"));
+    h.up(&mut l, at(0), data(1, 3, b"d"));
+    assert_eq!(h.delivered(), [(1, b"a".to_vec()), (1, b"b".to_vec())]);
+    h.dn(&mut l, at(1), Dn::Failed(vec![Rank(1)]));
+    // Passed on, then Have { origin 1, count 2 } multicast at once: tag 5, origin, count.
+    assert_eq!(failed_then_sent(&mut h, &[1]), [("cast_unrel", None, vec![5, 1, 2])]);
+    assert_eq!(l.poll_timeout(), Some(at(5)), "the NAK timer armed by the gap");
+    // Nobody announced yet: the first NAK goes to the next live member after the origin.
+    h.timeout(&mut l, at(5));
+    assert_eq!(h.sent(), [("send_unrel", Some(2), vec![3, 1, 1, 2, 1])]);
+    // Rank 3 has six of rank 1's casts: two more exist, and rank 3 is asked first.
+    h.up(&mut l, at(6), have(3, 1, 6));
+    assert_eq!((h.sent(), h.delivered()), (vec![], vec![]));
+    h.timeout(&mut l, at(21));
+    assert_eq!(h.sent(), [("cast_unrel", None, vec![5, 1, 2])], "announced again every tail_ms");
+    h.timeout(&mut l, at(25));
+    assert_eq!(h.sent(), [("send_unrel", Some(3), vec![3, 1, 2, 2, 1, 4, 2])]);
+    // Rank 2 announces too: announcers in turn, in the order they announced; never rank 1.
+    h.up(&mut l, at(26), have(2, 1, 6));
+    let mut targets = Vec::new();
+    for t in [41, 45, 61, 65] {
+        h.timeout(&mut l, at(t));
+        targets.extend(h.sent().into_iter().filter(|(k, ..)| *k == "send_unrel").map(|(_, to, _)| to.unwrap()));
+    }
+    assert_eq!(targets, [3, 2]);
+    // Retransmissions from a survivor fill the gap; the NAKs stop.
+    for (seq, b) in [(2, b"c"), (4, b"e"), (5, b"f")] {
+        h.up(&mut l, at(70), rtx(3, 1, seq, b));
+    }
+    let got: Vec<Vec<u8>> = h.delivered().into_iter().map(|(_, b)| b).collect();
+    assert_eq!(got, [b"c".to_vec(), b"d".to_vec(), b"e".to_vec(), b"f".to_vec()]);
+    assert_eq!(l.poll_timeout(), Some(at(81)), "only the Have timer is left");
+    h.timeout(&mut l, at(81));
+    assert_eq!(h.sent(), [("cast_unrel", None, vec![5, 1, 6])]);
+    // Once every survivor holds the six, the announcements stop.
+    h.dn(&mut l, at(82), Dn::Stable(vec![0, 6, 0, 0]));
+    assert_eq!(h.take_dn(), [Dn::Stable(vec![0, 6, 0, 0])]);
+    assert_eq!((l.poll_timeout(), counter(&l, "buffered")), (None, 0));
+    assert_eq!((counter(&l, "haves_sent"), counter(&l, "haves_rcvd")), (5, 2));
+}
+
+#[test]
+fn after_failed_nothing_sequenced_from_the_failed_member_is_taken() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    h.dn(&mut l, at(0), Dn::Failed(vec![Rank(1)]));
+    assert_eq!(failed_then_sent(&mut h, &[1]), [], "nothing delivered from rank 1: nothing to announce");
+    assert_eq!(l.poll_timeout(), None);
+    h.up(&mut l, at(1), data(1, 0, b"a"));
+    h.up(&mut l, at(1), Up::Cast { from: Rank(1), msg: wire(&NakHdr::Tail { sent: 4 }, b"") });
+    h.up(&mut l, at(1), rtx(1, 2, 0, b"x"));
+    h.up(
+        &mut l,
+        at(1),
+        Up::Send { from: Rank(1), msg: wire(&NakHdr::Nak { origin: Rank(0), ranges: vec![(0, 1)] }, b"") },
+    );
+    h.up(&mut l, at(1), have(1, 2, 3));
+    assert_eq!((h.delivered(), h.sent(), l.poll_timeout()), (vec![], vec![], None));
+    assert_eq!((counter(&l, "from_failed"), counter(&l, "bad")), (5, 0));
+    // Unsequenced traffic from it still passes (the layers above decide).
+    h.up(&mut l, at(2), Up::Cast { from: Rank(1), msg: wire(&NakHdr::NoHdr, b"u") });
+    assert_eq!(h.delivered(), [(1, b"u".to_vec())]);
+}
+
+#[test]
+fn failed_sets_accumulate_and_naks_skip_failed_members() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(4, 0);
+    h.up(&mut l, at(0), data(1, 0, b"a"));
+    h.up(&mut l, at(0), data(2, 0, b"b"));
+    h.dn(&mut l, at(0), Dn::Failed(vec![Rank(1)]));
+    assert_eq!(failed_then_sent(&mut h, &[1]), [("cast_unrel", None, vec![5, 1, 1])]);
+    // Rank 1 again with rank 2: only the new one is announced; own and out-of-view ranks ignored.
+    h.dn(&mut l, at(1), Dn::Failed(vec![Rank(2), Rank(1), Rank(0), Rank(9)]));
+    assert_eq!(failed_then_sent(&mut h, &[2, 1, 0, 9]), [("cast_unrel", None, vec![5, 2, 1])]);
+    // A gap from live rank 3: its origin twice, then the rotation skips ranks 1 and 2 (and
+    // this member), leaving rank 3 itself.
+    h.up(&mut l, at(2), data(3, 1, b"y"));
+    let mut targets = Vec::new();
+    for t in [7, 27, 47, 67] {
+        h.timeout(&mut l, at(t));
+        targets.extend(h.sent().into_iter().filter(|(k, ..)| *k == "send_unrel").map(|(_, to, _)| to.unwrap()));
+    }
+    assert_eq!(targets, [3, 3, 3, 3]);
+}
+
+#[test]
+fn a_gap_of_a_failed_member_with_nobody_left_to_ask_arms_no_timer() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(2, 0);
+    h.up(&mut l, at(0), data(1, 1, b"b"));
+    assert_eq!(l.poll_timeout(), Some(at(5)));
+    h.dn(&mut l, at(1), Dn::Failed(vec![Rank(1)]));
+    assert_eq!(failed_then_sent(&mut h, &[1]), []);
+    h.timeout(&mut l, at(5));
+    assert_eq!((h.sent(), l.poll_timeout()), (vec![], None));
+}
+
+#[test]
+fn hostile_haves_cost_no_memory_and_one_nak_per_interval() {
+    let mut l = Nak::new(Config { window: 4, ..cfg() });
+    let mut h = H::new(3, 0);
+    h.dn(&mut l, at(0), Dn::Failed(vec![Rank(1)]));
+    h.dn.clear();
+    for bad in [have(2, 7, 1), have(2, 2, 1), have(5, 1, 1)] {
+        h.up(&mut l, at(0), bad);
+    }
+    assert_eq!(counter(&l, "bad"), 3);
+    // Own casts: nothing to fetch.
+    h.up(&mut l, at(0), have(2, 0, 100));
+    assert_eq!(l.poll_timeout(), None);
+    // An absurd count: NAKs inside the window only, one per interval, nothing held.
+    h.up(&mut l, at(0), have(2, 1, u64::MAX));
+    for t in [5, 25, 45] {
+        assert_eq!(l.poll_timeout(), Some(at(t)));
+        h.timeout(&mut l, at(t));
+        assert_eq!(h.sent(), [("send_unrel", Some(2), vec![3, 1, 1, 0, 4])]);
+    }
+    assert_eq!(counter(&l, "held"), 0);
+}
+
+#[test]
+fn have_header_round_trips() {
+    bolero::check!().with_type::<(u16, u64)>().for_each(|&(origin, count)| {
+        let h = NakHdr::Have { origin: Rank(origin), count };
+        let b = to_vec(&h);
+        assert_eq!(b.len(), h.encoded_len());
+        assert_eq!(from_slice::<NakHdr>(&b), Ok(h));
+    });
+    assert_eq!(to_vec(&NakHdr::Have { origin: Rank(2), count: 300 }), [5, 2, 0xac, 0x02]);
+    assert_eq!(from_slice::<NakHdr>(&[5, 2]), Err(WireError::Truncated));
+}

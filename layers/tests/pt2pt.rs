@@ -324,6 +324,38 @@ fn hostile_input_is_dropped_and_counted() {
     assert_eq!(h.take_up(), [("send", 1, b"plain".to_vec())]);
 }
 
+#[test]
+fn a_failed_peer_is_no_longer_retransmitted_to_and_nothing_from_it_is_taken() {
+    let mut h = Harness::new();
+    let mut l = Pt2pt::new(cfg());
+    h.dn(&mut l, Time::ZERO, Dn::Send(Rank(1), msg(b"a")));
+    h.dn(&mut l, Time::ZERO, Dn::Send(Rank(1), msg(b"b")));
+    h.dn(&mut l, at(MS), Dn::Send(Rank(2), msg(b"c")));
+    h.recv(&mut l, at(MS), 1, &data(0, 0, b"p"));
+    assert_eq!(h.take_up(), [("send", 1, b"p".to_vec())]);
+    h.take_dn();
+    assert_eq!(l.poll_timeout(), Some(at(3 * MS)), "the ack due to rank 1");
+    // Own rank and out-of-view ranks are ignored; the event passes on as given.
+    h.dn(&mut l, at(2 * MS), Dn::Failed(vec![Rank(1), Rank(0), Rank(9)]));
+    assert_eq!(h.dn.pop_front(), Some(Dn::Failed(vec![Rank(1), Rank(0), Rank(9)])));
+    assert_eq!(counters(&l, &["abandoned", "unacked"]), [2, 1]);
+    // Rank 1's ack and retransmission timers are gone: rank 2's retransmission only.
+    h.fire(&mut l, at(11 * MS));
+    assert_eq!(h.take_dn(), [("send", 2, data(0, 0, b"c"))]);
+    // Nothing more goes to it, and nothing from it is taken, whatever its header.
+    h.dn(&mut l, at(12 * MS), Dn::Send(Rank(1), msg(b"d")));
+    h.recv(&mut l, at(12 * MS), 1, &data(1, 2, b"q"));
+    h.recv(&mut l, at(12 * MS), 1, &[2, 2]);
+    h.recv(&mut l, at(12 * MS), 1, b"\0plain");
+    h.up(&mut l, at(12 * MS), Up::Cast { from: Rank(1), msg: Msg::from_wire(Bytes::from_static(b"\0cast")) });
+    assert!(h.take_up().is_empty() && h.take_dn().is_empty());
+    assert_eq!(counters(&l, &["to_failed", "from_failed", "bad_ack", "delivered"]), [1, 4, 0, 1]);
+    assert_eq!(l.poll_timeout(), Some(at(31 * MS)), "rank 2 only, backed off");
+    // The others are untouched: unreliable traffic to and from rank 2 still passes.
+    h.recv(&mut l, at(13 * MS), 2, b"\0x");
+    assert_eq!(h.take_up(), [("send", 2, b"x".to_vec())]);
+}
+
 // ---------------------------------------------------------------------------------------
 // bolero.
 

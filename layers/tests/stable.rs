@@ -194,3 +194,37 @@ fn arbitrary_bytes_never_panic() {
         assert!(l.stability().iter().zip(l.received()).all(|(s, r)| s <= r));
     });
 }
+
+#[test]
+fn failed_members_no_longer_hold_stability_back_and_their_gossip_is_dropped() {
+    let mut l = Stable::new(period());
+    let mut h = H::new(3, 1);
+    h.up(&mut l, at(1), cast(0, b"x"));
+    h.up(&mut l, at(1), cast(0, b"y"));
+    h.take_up();
+    h.up(&mut l, at(2), gossip(2, vec![2, 0, 0], vec![0, 0, 0]));
+    // Rank 0 said it had one of its own casts, then fell silent: its row holds the minimum.
+    h.up(&mut l, at(2), gossip(0, vec![1, 0, 0], vec![0, 0, 0]));
+    assert_eq!(l.stability(), [1, 0, 0]);
+    h.take_up();
+    h.take_dn();
+    // Own rank and ranks outside the view are ignored; the event passes on unchanged.
+    h.dn(&mut l, at(3), Dn::Failed(vec![Rank(1), Rank(7)]));
+    assert_eq!((h.take_dn(), h.take_up()), (vec![Dn::Failed(vec![Rank(1), Rank(7)])], vec![]));
+    // Rank 0 failed: the minimum is over ranks 1 and 2 only, announced both ways.
+    h.dn(&mut l, at(3), Dn::Failed(vec![Rank(0)]));
+    assert_eq!(h.take_dn(), [Dn::Failed(vec![Rank(0)]), Dn::Stable(vec![2, 0, 0])]);
+    assert_eq!(h.take_up(), [Up::Stable(vec![2, 0, 0])]);
+    h.up(&mut l, at(4), gossip(0, vec![5, 5, 5], vec![0, 0, 0]));
+    assert_eq!((h.take_dn(), h.take_up()), (vec![], vec![]));
+    assert_eq!((counter(&l, "from_failed"), counter(&l, "gossip_rcvd")), (1, 2));
+    // Rank 2 had not learned that: one gossip at this member's slot, then quiet.
+    h.timeout(&mut l, at(10));
+    assert_eq!(h.take_dn().iter().map(bytes).collect::<Vec<_>>(), [("cast_unrel", vec![2, 3, 2, 0, 0, 2, 0, 0])]);
+    assert_eq!((l.poll_timeout(), counter(&l, "unstable")), (None, 0));
+    // A cast of the failed member fetched later (nak) counts, and becomes stable with rank 2.
+    h.up(&mut l, at(11), cast(0, b"z"));
+    h.take_up();
+    h.up(&mut l, at(12), gossip(2, vec![3, 0, 0], vec![2, 0, 0]));
+    assert_eq!(h.take_up(), [Up::Stable(vec![3, 0, 0])]);
+}

@@ -18,6 +18,9 @@ pub enum NakHdr {
     Nak { origin: Rank, ranges: Vec<(u64, u64)> },
     /// The sender has cast `sent` messages (reveals a lost tail).
     Tail { sent: u64 },
+    /// The sender has delivered `count` casts of the failed member `origin` (see
+    /// `Dn::Failed`): ask it for the ones you miss.
+    Have { origin: Rank, count: u64 },
 }
 
 const NO_HDR: u8 = 0;
@@ -25,6 +28,7 @@ const DATA: u8 = 1;
 const RETRANS: u8 = 2;
 const NAK: u8 = 3;
 const TAIL: u8 = 4;
+const HAVE: u8 = 5;
 
 fn rank(r: &mut Reader<'_>) -> Result<Rank, WireError> {
     u16::try_from(r.var()?).map(Rank).map_err(|_| WireError::BadValue)
@@ -42,6 +46,7 @@ impl Wire for NakHdr {
                     + ranges.iter().map(|&(lo, hi)| var_len(lo) + var_len(hi.wrapping_sub(lo))).sum::<usize>()
             }
             NakHdr::Tail { sent } => var_len(*sent),
+            NakHdr::Have { origin, count } => var_len(origin.0 as u64) + var_len(*count),
         }
     }
 
@@ -73,6 +78,11 @@ impl Wire for NakHdr {
                 w.put_u8(TAIL);
                 w.put_var(*sent);
             }
+            NakHdr::Have { origin, count } => {
+                w.put_u8(HAVE);
+                w.put_var(origin.0 as u64);
+                w.put_var(*count);
+            }
         }
     }
 
@@ -97,6 +107,7 @@ impl Wire for NakHdr {
                 NakHdr::Nak { origin, ranges }
             }
             TAIL => NakHdr::Tail { sent: r.var()? },
+            HAVE => NakHdr::Have { origin: rank(r)?, count: r.var()? },
             _ => return Err(WireError::BadTag),
         })
     }

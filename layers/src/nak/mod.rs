@@ -28,6 +28,24 @@
 //! group is quiet. This layer needs a stability layer above it (`stable`) both to free its
 //! buffers and to stop the tail announcements.
 //!
+//! **Failed members.** `Dn::Failed(ranks)` (from the membership layer's flush; passed on
+//! down first) adds to a set that only grows. Survivors must end with the same casts of each
+//! failed member `f`: every cast of `f` up to the first one no survivor received (a cast
+//! held past a gap counts: once another survivor fills the gap it is delivered, so this can
+//! exceed the longest prefix any survivor had delivered when told). No NAK goes to `f` any
+//! more, and what comes from `f` with a nak header (casts, tails, NAKs, retransmissions) is
+//! dropped and counted (`from_failed`): its casts now come from survivors only. A member
+//! that delivered casts of `f` multicasts `Have { origin: f, count }` (`Dn::CastUnrel`,
+//! `count` its delivered prefix of `f`) at once, then every `tail_ms` while `Dn::Stable`
+//! shows some survivor may not hold them all (stability is over survivors, see `stable`).
+//! A receiver of `Have` from `h` learns that casts below `count` exist (as from a `Tail`)
+//! and NAKs the missing ones from the members that announced them, in the order they first
+//! did (`h` first), in turn; with no such member, from the live members in turn; never from
+//! `f`. With no live member left to ask, a gap of `f` arms no timer; a gap that no survivor
+//! can fill is NAKed every `nak_interval` until the view change drops the stack. A `Have` is
+//! a `Tail` in effect: an absurd count costs one NAK per `nak_interval`, never memory; an
+//! impossible rank is `bad`.
+//!
 //! **Stability.** `Dn::Stable(vec)` frees every kept cast of rank `r` with `seq < vec[r]`
 //! (capped at what this member has itself delivered, so a bad vector frees nothing it still
 //! needs), and passes on down.
@@ -47,19 +65,23 @@
 //! **Properties:** requires nothing; provides `RELIABLE_CAST | FIFO_CAST`.
 //!
 //! **Events generated:** down `Cast` (data), `SendUnrel` (NAKs, retransmissions), `CastUnrel`
-//! (tail); up `Cast` (deliveries, `from` = original sender).
+//! (tail, have), `Failed` (passed on); up `Cast` (deliveries, `from` = original sender).
 //!
 //! **Memory.** Per sender: at most `window` held arrivals, plus the delivered casts not yet
 //! stable (and this member's own unstable casts). The latter is bounded by how far stability
 //! lags (the gossip period of `stable` times the cast rate); nak alone cannot bound it
-//! without flow control. Rate-limit state is one time per (requester, sender) pair. A peer
-//! that claims casts that do not exist costs one NAK per `nak_interval`, never memory.
+//! without flow control. Rate-limit state is one time per (requester, sender) pair, and
+//! one count per (failed sender, announcer) pair. A peer that claims casts that do not exist
+//! costs one NAK per `nak_interval`, never memory.
 //!
 //! **Tests:** unit tests in `tests/nak.rs` (exact outputs: gap → NAK after the delay,
 //! retransmission on NAK, duplicates, window overflow, stability frees, tail), bolero model
 //! test of `Window` against a reference, header round-trips and arbitrary bytes; whole groups
 //! with `stable:nak` under loss, duplication, reordering and asymmetric links in
 //! `tests/sim_reliable.rs`, including deliberately broken configurations it must catch.
+//! Failed members: exact outputs of `Failed` and `Have` (announcing, NAK targets, hostile
+//! `Have`) in `tests/nak.rs`; a whole `reliable` group whose member crashes mid-burst in
+//! `tests/failed.rs` (a nak that skips `Have` must be caught).
 
 mod hdr;
 pub mod window;
@@ -92,6 +114,9 @@ pub struct Config {
     /// Test only: deliver duplicates instead of dropping them (a bug the simulator must catch).
     #[doc(hidden)]
     pub test_deliver_duplicate: bool,
+    /// Test only: never announce `Have` (survivors may then disagree on a failed sender's casts).
+    #[doc(hidden)]
+    pub test_skip_have: bool,
 }
 
 impl Default for Config {
@@ -106,6 +131,7 @@ impl Default for Config {
             origin_tries: 2,
             test_skip_retransmit: false,
             test_deliver_duplicate: false,
+            test_skip_have: false,
         }
     }
 }
@@ -123,6 +149,11 @@ struct Peer {
     nak_due: Option<Time>,
     /// NAKs sent since the prefix last moved.
     tries: u32,
+    /// Only for a failed sender: how many of its casts each member announced (`Have`),
+    /// indexed by rank (empty until the first announcement).
+    have: Vec<u64>,
+    /// Members that announced this sender's casts, in the order they first did.
+    holders: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -138,6 +169,9 @@ struct Counters {
     rtx_limited: u64,
     tails_sent: u64,
     freed: u64,
+    haves_sent: u64,
+    haves_rcvd: u64,
+    from_failed: u64,
 }
 
 pub struct Nak {
@@ -154,6 +188,10 @@ pub struct Nak {
     tail_due: Option<Time>,
     /// Last retransmission burst to requester q for sender o, at `q * n + o`.
     last_rtx: Vec<Option<Time>>,
+    /// Members `Dn::Failed` named, by rank (the set only grows).
+    failed: Vec<bool>,
+    /// Next `Have` announcement, while a failed sender's casts are unstable here.
+    have_due: Option<Time>,
     c: Counters,
 }
 
@@ -203,6 +241,8 @@ impl Nak {
             mine: VecDeque::new(),
             tail_due: None,
             last_rtx: Vec::new(),
+            failed: Vec::new(),
+            have_due: None,
             c: Counters::default(),
         }
     }
@@ -219,9 +259,12 @@ impl Nak {
                     known: 0,
                     nak_due: None,
                     tries: 0,
+                    have: Vec::new(),
+                    holders: Vec::new(),
                 })
                 .collect();
             self.last_rtx = vec![None; n * n];
+            self.failed = vec![false; n];
         }
     }
 
@@ -262,6 +305,9 @@ impl Nak {
                     cx.up(Up::Cast { from: Rank(origin as u16), msg: m });
                 }
                 p.tries = 0;
+                if self.failed[origin] {
+                    self.arm_have(cx.now);
+                }
             }
         }
         self.arm_nak(origin, cx.now);
@@ -270,8 +316,10 @@ impl Nak {
     /// Arms or disarms the NAK timer of `origin` after its state changed.
     fn arm_nak(&mut self, origin: usize, now: Time) {
         let delay = self.cfg.nak_delay;
+        // A failed origin's casts can only come from a live member.
+        let askable = origin < self.peers.len() && (!self.failed[origin] || self.nak_target(origin).is_some());
         if let Some(p) = self.peers.get_mut(origin) {
-            if origin != self.me && p.known > p.win.next() {
+            if origin != self.me && p.known > p.win.next() && askable {
                 p.nak_due.get_or_insert(now + delay);
             } else {
                 p.nak_due = None;
@@ -280,23 +328,31 @@ impl Nak {
         }
     }
 
-    /// Who the next NAK for `origin` goes to.
-    fn nak_target(&self, origin: usize) -> usize {
+    /// Who the next NAK for `origin` goes to (`None`: nobody left to ask).
+    fn nak_target(&self, origin: usize) -> Option<usize> {
         let n = self.peers.len();
-        let tries = self.peers[origin].tries;
-        if tries < self.cfg.origin_tries || n <= 2 {
-            return origin;
-        }
-        // Rotate over every member but this one, starting after the origin.
-        let k = (tries - self.cfg.origin_tries) as usize % (n - 1);
-        let mut r = origin;
-        for _ in 0..=k {
-            r = (r + 1) % n;
-            if r == self.me {
-                r = (r + 1) % n;
+        let p = &self.peers[origin];
+        let tries = p.tries;
+        if self.failed[origin] {
+            // Never the failed origin: first the members that announced what this one
+            // misses, in the order they announced it, in turn.
+            let next = p.win.next();
+            let holders: Vec<usize> =
+                p.holders.iter().copied().filter(|&h| p.have[h] > next && !self.failed[h] && h != self.me).collect();
+            if !holders.is_empty() {
+                return Some(holders[tries as usize % holders.len()]);
             }
+        } else if tries < self.cfg.origin_tries || n <= 2 {
+            return Some(origin);
         }
-        r
+        // Rotate over every live member but this one, starting after the origin (which
+        // comes back in turn unless it failed).
+        let ring: Vec<usize> = (1..=n).map(|k| (origin + k) % n).filter(|&r| r != self.me && !self.failed[r]).collect();
+        if ring.is_empty() {
+            return (!self.failed[origin]).then_some(origin);
+        }
+        let k = if self.failed[origin] { tries } else { tries - self.cfg.origin_tries };
+        Some(ring[k as usize % ring.len()])
     }
 
     fn send_nak(&mut self, origin: usize, cx: &mut Cx<'_>) {
@@ -305,7 +361,7 @@ impl Nak {
         if ranges.is_empty() {
             return;
         }
-        let to = self.nak_target(origin);
+        let Some(to) = self.nak_target(origin) else { return };
         let mut m = Msg::new(Default::default());
         m.push(&NakHdr::Nak { origin: Rank(origin as u16), ranges });
         cx.dn(Dn::SendUnrel(Rank(to as u16), m));
@@ -371,6 +427,61 @@ impl Nak {
             self.tail_due = None;
         }
     }
+
+    /// Whether some failed sender's casts this member delivered are not yet stable.
+    fn have_pending(&self) -> bool {
+        self.peers.iter().zip(&self.failed).any(|(p, &f)| f && p.base < p.win.next())
+    }
+
+    /// Arms the `Have` timer while a failed sender's casts are unstable; disarms it otherwise.
+    fn arm_have(&mut self, now: Time) {
+        if self.have_pending() {
+            self.have_due.get_or_insert(now + self.cfg.tail_interval);
+        } else {
+            self.have_due = None;
+        }
+    }
+
+    /// Multicasts `Have` for the failed sender `f`: how many of its casts this member delivered.
+    fn announce(&mut self, f: usize, cx: &mut Cx<'_>) {
+        let mut m = Msg::new(Default::default());
+        m.push(&NakHdr::Have { origin: Rank(f as u16), count: self.peers[f].win.next() });
+        cx.dn(Dn::CastUnrel(m));
+        self.c.haves_sent += 1;
+    }
+
+    /// `Dn::Failed`: stop asking these members, and tell the others what this member has of them.
+    fn fail(&mut self, ranks: &[Rank], cx: &mut Cx<'_>) {
+        for r in ranks {
+            let f = r.index();
+            if f >= self.peers.len() || f == self.me || self.failed[f] {
+                continue;
+            }
+            self.failed[f] = true;
+            self.peers[f].tries = 0;
+            if self.peers[f].win.next() > 0 && !self.cfg.test_skip_have {
+                self.announce(f, cx);
+            }
+        }
+        self.arm_have(cx.now);
+    }
+
+    /// `Have { origin, count }` from member `from`: `count` casts of `origin` exist, and
+    /// `from` holds them.
+    fn have(&mut self, from: usize, origin: usize, count: u64, now: Time) {
+        let n = self.peers.len();
+        self.c.haves_rcvd += 1;
+        let p = &mut self.peers[origin];
+        p.known = p.known.max(count);
+        if p.have.is_empty() {
+            p.have = vec![0; n];
+        }
+        if count > 0 && p.have[from] == 0 {
+            p.holders.push(from);
+        }
+        p.have[from] = p.have[from].max(count);
+        self.arm_nak(origin, now);
+    }
 }
 
 impl Layer for Nak {
@@ -394,7 +505,12 @@ impl Layer for Nak {
             }
             Dn::Stable(vec) => {
                 self.stable(&vec);
+                self.arm_have(cx.now);
                 cx.dn(Dn::Stable(vec));
+            }
+            Dn::Failed(ranks) => {
+                cx.dn(Dn::Failed(ranks.clone()));
+                self.fail(&ranks, cx);
             }
             mut ev => {
                 if let Some(m) = ev.msg_mut() {
@@ -419,6 +535,11 @@ impl Layer for Nak {
         let from_i = from.index();
         if from_i >= n {
             return self.bad();
+        }
+        if self.failed[from_i] && h != NakHdr::NoHdr {
+            // A failed member's casts are fetched from the survivors only.
+            self.c.from_failed += 1;
+            return;
         }
         match h {
             NakHdr::NoHdr => cx.up(if is_cast { Up::Cast { from, msg } } else { Up::Send { from, msg } }),
@@ -445,11 +566,16 @@ impl Layer for Nak {
                 p.known = p.known.max(sent);
                 self.arm_nak(from_i, cx.now);
             }
+            NakHdr::Have { origin, .. } if origin.index() >= n || origin.index() == from_i => self.bad(),
+            NakHdr::Have { .. } if from_i == self.me => {}
+            // This member's own casts: it has them all.
+            NakHdr::Have { origin, .. } if origin.index() == self.me => {}
+            NakHdr::Have { origin, count } => self.have(from_i, origin.index(), count, cx.now),
         }
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        self.peers.iter().filter_map(|p| p.nak_due).chain(self.tail_due).min()
+        self.peers.iter().filter_map(|p| p.nak_due).chain(self.tail_due).chain(self.have_due).min()
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
@@ -472,6 +598,16 @@ impl Layer for Nak {
                 self.tail_due = None;
             }
         }
+        if self.have_due.is_some_and(|t| t <= now) {
+            self.have_due = None;
+            for f in 0..self.peers.len() {
+                let p = &self.peers[f];
+                if self.failed[f] && p.base < p.win.next() && !self.cfg.test_skip_have {
+                    self.announce(f, cx);
+                }
+            }
+            self.arm_have(now);
+        }
     }
 
     fn dump(&self, out: &mut Vec<Dump>) {
@@ -493,6 +629,9 @@ impl Layer for Nak {
                 ("rtx_limited", c.rtx_limited),
                 ("tails_sent", c.tails_sent),
                 ("freed", c.freed),
+                ("haves_sent", c.haves_sent),
+                ("haves_rcvd", c.haves_rcvd),
+                ("from_failed", c.from_failed),
             ],
             state: format!("sent {} stable-own {} next {:?}", self.sent, self.mine_base, next),
         });
