@@ -73,7 +73,15 @@ impl<'a> Cx<'a> {
 
     /// The same context with other output queues (for a composite's inner layers).
     pub fn redirect<'b>(&'b mut self, up: &'b mut VecDeque<Up>, dn: &'b mut VecDeque<Dn>) -> Cx<'b> {
-        Cx { now: self.now, view: self.view, rank: self.rank, rng: &mut *self.rng, up, dn, memo: self.memo.as_deref_mut() }
+        Cx {
+            now: self.now,
+            view: self.view,
+            rank: self.rank,
+            rng: &mut *self.rng,
+            up,
+            dn,
+            memo: self.memo.as_deref_mut(),
+        }
     }
 
     /// Keeps this context's up queue, with another down queue.

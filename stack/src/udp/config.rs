@@ -1,6 +1,8 @@
 //! What a UDP member is configured with (`UdpConfig`), and how members are named from their
 //! unicast addresses (`endpoint_id`), so that every member computes the same ids for the same
-//! peer list without any exchange.
+//! peer list without any exchange, and the driver can tell where an id lives from the source
+//! address of its datagrams (learned routes: a member that joins through a few seeds is
+//! reached by everyone it has talked to; see `driver`).
 //!
 //! Tested by the unit tests below (ids deterministic, distinct, never 0, IPv4-mapped IPv6
 //! equal to IPv4; defaults as documented).
@@ -24,7 +26,10 @@ pub struct UdpConfig {
     /// This member's unicast socket (default 127.0.0.1:0; `[::1]:0` with an IPv6 group). Use
     /// a specific address: the member's id is computed from the bound address.
     pub bind: SocketAddr,
-    /// Unicast fan-out: no multicast socket; a cast goes to every peer's unicast address.
+    /// Unicast fan-out: no multicast socket; a cast goes to every configured peer's unicast
+    /// address (the seeds, with a changing membership) and to the routes learned from the
+    /// view's members' datagrams; gossip to the group goes to the configured peers and every
+    /// learned route (see `driver`).
     pub fanout: bool,
     /// Multicast TTL (IPv4) / hop limit (IPv6). Default 1: the local link. On the loopback
     /// interface nothing leaves the host anyway; 0 would keep datagrams on the host everywhere.

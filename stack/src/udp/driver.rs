@@ -5,21 +5,42 @@
 //!    socket refuses datagrams or the outbox holds `SEND_ROUNDS` batches: then commands wait
 //!    and `cast` feels the backpressure), in order, until a cast meets flow control
 //!    (`Endpoint::can_cast` false): that cast and the commands behind it wait for credit,
-//!    and `Shared::flow_blocked` tells the handles (`FlowPolicy::WouldBlock`);
+//!    and `Shared::flow_blocked` tells the handles (`FlowPolicy::WouldBlock`). The answers
+//!    to a view change (`Handle::block_ok`, `Handle::send_state`) do not wait behind such a
+//!    cast — the view change is what holds it — they are fetched past it and applied;
 //! 2. runs the endpoint's timers that are due;
 //! 3. reads each socket with `recvmmsg` (up to `RECV_ROUNDS` batches per socket per turn; a
 //!    socket that had nothing is skipped for a few turns while the driver stays busy) and
 //!    hands every datagram to `Endpoint::handle_datagram` — unless the event queue is full,
 //!    in which case the sockets are left alone and the kernel buffers, then drops, as it
-//!    would for raw UDP;
-//! 4. moves the endpoint's events into the event queue in one lock;
+//!    would for raw UDP. Datagrams from a source with no route may teach one (below);
+//! 4. moves the endpoint's events into the event queue in one lock, publishing each view
+//!    the endpoint announces to the handles (`Handle::view`) first;
 //! 5. sends the endpoint's transmits with `sendmmsg` (up to `SEND_ROUNDS` calls of `batch`
 //!    datagrams per turn), each datagram as two iovecs (frame and headers, then the
-//!    application's `Bytes`, not copied).
-//!    `Dest::All` goes to the group, or to every other peer in fan-out mode; `Dest::One(id)`
-//!    to that peer's unicast address. On EAGAIN the rest waits for POLLOUT; on ENOBUFS
+//!    application's `Bytes`, not copied). On EAGAIN the rest waits for POLLOUT; on ENOBUFS
 //!    (a full device queue, which POLLOUT does not report) it waits 1 ms; nothing is dropped
 //!    for lack of room. A datagram the kernel refuses outright is counted and dropped.
+//!
+//! **Routes.** `Dest::All` goes to the group in multicast mode. In fan-out mode it goes to
+//! every configured peer but this member (the addresses given to `spawn`: the seeds), and
+//! to learned routes: gossip (discovery, merge beacons) to every learned route, a cast to
+//! the learned routes of the current view's members only — a cast means nothing to anyone
+//! else, and a route learned from a stranger (or a spoofed source) must not turn every cast
+//! into a datagram to it. `Dest::One(id)` goes to the configured peer of that id, else to
+//! its learned route, else nowhere (`tx_unroutable`). A member's id is `endpoint_id` of its
+//! unicast address and it sends everything from that socket, so a datagram tells where its
+//! sender lives: when its source address has no route, the frame's source id equals
+//! `endpoint_id(source)` (a forger cannot make another address hash to the id it claims;
+//! otherwise `rx_src_mismatch`), and the endpoint finds the frame sound (CRC, group), the
+//! route is learned. Routes are learned in both modes (multicast needs them for
+//! `Dest::One`), never for a configured id, and never forgotten except that at most
+//! `MAX_LEARNED` are kept: a new one then replaces the oldest (`routes_replaced`), and the
+//! datagrams still queued for the old one are dropped (`tx_unroutable`). Nothing here
+//! depends on the view: the first view may be provisional (a joining endpoint) and every
+//! later one is the membership layer's business. The cost per datagram from a known source
+//! is a few address comparisons (`RECENT` recent sources); a lookup by id, and for an
+//! unknown id a hash of the address, only on a miss.
 //!
 //! With nothing to do it parks on the queues (see `queue`) and sleeps in `ppoll` on its
 //! sockets and its eventfd until the endpoint's next deadline. `Event::Exit` ends the loop
@@ -28,24 +49,32 @@
 //! with every event still pending appended, so none is lost. The endpoint's clock is the
 //! time since the thread started.
 //!
-//! Tested end to end by `stack/tests/udp.rs` (delivery over multicast and fan-out, IPv4 and
-//! IPv6, point-to-point routing, hostile datagrams, queue bounds, shutdown).
+//! Tested by the unit tests below (routes: configured, learned, forged, replaced when full;
+//! casts to members, gossip to every route; the frame's flag and source offsets) and end
+//! to end by `stack/tests/udp.rs` (delivery over multicast and fan-out, IPv4 and IPv6,
+//! point-to-point routing, hostile datagrams, queue bounds, shutdown) and
+//! `stack/tests/udp_routes.rs` (learned routes in fan-out and multicast, forged and unsound
+//! datagrams teach nothing, a stranger's route gets gossip and no casts, the handle's view,
+//! block_ok / send_state past held casts, joining through a seed).
 
+use super::config::endpoint_id;
 use super::handle::{Cmd, Shared};
 use super::socket::{Granted, Sockets};
 use super::sys::{self, RecvBatch, SendBatch};
 use crate::endpoint::{Dest, Endpoint, Stats, Transmit};
 use crate::event::Event;
-use crate::ids::EndpointId;
+use crate::frame::FLAG_GOSSIP;
+use crate::ids::{EndpointId, View};
 use crate::layer::Layer;
 use crate::time::Time;
 use bytes::{Bytes, BytesMut};
 use socket2::{SockAddr, Socket};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// What the driver counted, with the endpoint's own counters.
@@ -61,8 +90,17 @@ pub struct DriverStats {
     pub tx_errors: u64,
     /// Times sending stopped on EAGAIN / ENOBUFS until the socket could take more.
     pub tx_blocked: u64,
-    /// `Dest::One` to an id with no peer address: dropped.
+    /// `Dest::One` to an id with no route (neither configured nor learned), or a datagram
+    /// whose learned route was replaced while it waited: dropped.
     pub tx_unroutable: u64,
+    /// Routes learned from received datagrams (see `Routes`).
+    pub routes_learned: u64,
+    /// Learned routes replaced by newer ones because `MAX_LEARNED` were held.
+    pub routes_replaced: u64,
+    /// Datagrams from a source with no route whose frame claims a source id that is not
+    /// `endpoint_id` of the source address: they teach no route (the endpoint still
+    /// judges them as usual).
+    pub rx_src_mismatch: u64,
     /// Datagrams read from the sockets.
     pub rx_datagrams: u64,
     /// Datagrams longer than the receive slot (`max_datagram + 1` bytes), so truncated by
@@ -81,45 +119,248 @@ pub struct DriverStats {
     pub rejected_commands: u64,
 }
 
-/// Where datagrams go: one `SockAddr` per destination, resolved once.
+/// Learned routes kept at most (when full, a new one replaces the oldest).
+pub(crate) const MAX_LEARNED: usize = 4096;
+/// Source addresses remembered as "nothing to learn" (checked before anything else).
+const RECENT: usize = 8;
+/// Where the frame keeps its flags and its source id (little-endian; see `frame`).
+const FRAME_FLAGS: usize = 3;
+const FRAME_SRC: core::ops::Range<usize> = 32..40;
+
+/// The source id a datagram's frame claims, if it is long enough to have one (unchecked:
+/// the endpoint checks the frame).
+fn frame_src(data: &[u8]) -> Option<EndpointId> {
+    Some(EndpointId(u64::from_le_bytes(data.get(FRAME_SRC)?.try_into().ok()?)))
+}
+
+/// The same socket as far as member ids go: same port, same address (IPv4-mapped IPv6 as
+/// IPv4; scope and flow label ignored), as `endpoint_id` sees it.
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// Where datagrams go: the group (multicast mode), the configured peers (resolved once), and
+/// the routes learned from received datagrams. Destinations are indices into `addrs`:
+/// `[group] [configured peers...] [learned routes...]`.
 pub(crate) struct Routes {
+    me: EndpointId,
     addrs: Vec<SockAddr>,
     group: Option<usize>,
-    /// Peers by id, sorted for binary search.
-    by_id: Vec<(EndpointId, usize)>,
-    /// Every peer but this member (fan-out).
+    /// Configured peers by id, sorted for binary search, with their address.
+    by_id: Vec<(EndpointId, usize, SocketAddr)>,
+    /// Every configured peer but this member (fan-out).
     others: Vec<usize>,
+    /// The current view's members, sorted.
+    members: Vec<EndpointId>,
+    /// Where a fan-out cast goes: `others`, and the learned routes of the view's members.
+    cast_to: Vec<usize>,
+    /// Index in `addrs` of the first learned route.
+    learned_base: usize,
+    /// Learned routes by slot (`addrs[learned_base + slot]`), filled in order; once
+    /// `cap` are full, slot `victim` (the oldest) is replaced next.
+    learned: Vec<(EndpointId, SocketAddr)>,
+    learned_ids: HashMap<EndpointId, usize>,
+    victim: usize,
+    cap: usize,
+    /// Recent sources whose route is known: a datagram from one of them teaches nothing,
+    /// and costs no more than these comparisons. The unspecified address (port 0) never
+    /// sends, so it marks an empty entry.
+    recent: [SocketAddr; RECENT],
+    recent_next: usize,
 }
+
+/// What `Routes::check_source` found out about a datagram's source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Known, this member, or not worth a look: nothing to learn.
+    Known,
+    /// A route to `id` at this address may be learned once the endpoint has found the frame
+    /// sound (CRC, group).
+    Learn(EndpointId),
+    /// The frame claims a source id that is not `endpoint_id` of the source address (and no
+    /// route knows that address): it teaches nothing.
+    Mismatch,
+}
+
+/// What `Routes::learn` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Learned {
+    /// A new route, in a free slot.
+    New,
+    /// A new route, replacing the oldest learned one, whose destination index this was.
+    Replaced(usize),
+    /// The id had a route already (or is this member's): nothing changed.
+    Known,
+}
+
+const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 impl Routes {
     pub(crate) fn new(sockets: &Sockets, me: EndpointId, peers: &[SocketAddr]) -> Routes {
-        let mut addrs = Vec::new();
         let group = match sockets.group_dst {
-            Some(g) if sockets.is_multicast() => {
-                addrs.push(SockAddr::from(g));
-                Some(0)
-            }
+            Some(g) if sockets.is_multicast() => Some(g),
             _ => None,
         };
-        let mut by_id: Vec<(EndpointId, usize)> = Vec::new();
+        Routes::with_capacity(group, me, peers, MAX_LEARNED)
+    }
+
+    pub(crate) fn with_capacity(
+        group_dst: Option<SocketAddr>,
+        me: EndpointId,
+        peers: &[SocketAddr],
+        cap: usize,
+    ) -> Routes {
+        let mut addrs = Vec::new();
+        let group = group_dst.map(|g| {
+            addrs.push(SockAddr::from(g));
+            0
+        });
+        let mut by_id: Vec<(EndpointId, usize, SocketAddr)> = Vec::new();
         let mut others = Vec::new();
         for &p in peers {
-            let id = super::config::endpoint_id(p);
-            if by_id.iter().any(|&(i, _)| i == id) {
+            let id = endpoint_id(p);
+            if by_id.iter().any(|&(i, _, _)| i == id) {
                 continue;
             }
-            by_id.push((id, addrs.len()));
+            by_id.push((id, addrs.len(), p));
             if id != me {
                 others.push(addrs.len());
             }
             addrs.push(SockAddr::from(p));
         }
-        by_id.sort_unstable_by_key(|&(id, _)| id);
-        Routes { addrs, group, by_id, others }
+        by_id.sort_unstable_by_key(|&(id, _, _)| id);
+        Routes {
+            me,
+            learned_base: addrs.len(),
+            addrs,
+            group,
+            by_id,
+            cast_to: others.clone(),
+            others,
+            members: Vec::new(),
+            learned: Vec::new(),
+            learned_ids: HashMap::new(),
+            victim: 0,
+            cap: cap.max(1),
+            recent: [NOWHERE; RECENT],
+            recent_next: 0,
+        }
     }
 
+    /// The destination of `Dest::One(id)`: a configured peer, else a learned route.
     fn peer(&self, id: EndpointId) -> Option<usize> {
-        self.by_id.binary_search_by_key(&id, |&(i, _)| i).ok().map(|k| self.by_id[k].1)
+        match self.by_id.binary_search_by_key(&id, |&(i, _, _)| i) {
+            Ok(k) => Some(self.by_id[k].1),
+            Err(_) => self.learned_ids.get(&id).map(|&slot| self.learned_base + slot),
+        }
+    }
+
+    /// The address of the route to `id`, if any.
+    fn route_addr(&self, id: EndpointId) -> Option<SocketAddr> {
+        match self.by_id.binary_search_by_key(&id, |&(i, _, _)| i) {
+            Ok(k) => Some(self.by_id[k].2),
+            Err(_) => self.learned_ids.get(&id).map(|&slot| self.learned[slot].1),
+        }
+    }
+
+    /// Every destination of a gossip `Dest::All` in fan-out mode: the configured peers but
+    /// this member, then every learned route.
+    fn fanout(&self) -> impl Iterator<Item = usize> + '_ {
+        self.others.iter().copied().chain(self.learned_base..self.addrs.len())
+    }
+
+    /// Every destination of a cast in fan-out mode: the configured peers but this member,
+    /// then the learned routes of the current view's members.
+    fn cast_targets(&self) -> &[usize] {
+        &self.cast_to
+    }
+
+    fn is_member(&self, id: EndpointId) -> bool {
+        self.members.binary_search(&id).is_ok()
+    }
+
+    /// The endpoint installed `view`: casts go to its members' learned routes from now on.
+    pub(crate) fn set_view(&mut self, view: &View) {
+        self.members.clone_from(&view.members);
+        self.members.sort_unstable();
+        self.cast_to.clone_from(&self.others);
+        for (slot, &(id, _)) in self.learned.iter().enumerate() {
+            if self.members.binary_search(&id).is_ok() {
+                self.cast_to.push(self.learned_base + slot);
+            }
+        }
+    }
+
+    /// The learned routes, oldest first.
+    #[cfg(test)]
+    pub(crate) fn learned(&self) -> impl Iterator<Item = (EndpointId, SocketAddr)> + '_ {
+        let (newer, older) = self.learned.split_at(self.victim.min(self.learned.len()));
+        older.iter().chain(newer).copied()
+    }
+
+    fn remember(&mut self, src: SocketAddr) {
+        self.recent[self.recent_next] = src;
+        self.recent_next = (self.recent_next + 1) % RECENT;
+    }
+
+    /// What a datagram of `data` from `src` can teach. The common case, a recent source,
+    /// costs `RECENT` comparisons; otherwise a lookup by the frame's claimed id, and only
+    /// for an unknown id the hash of the source address.
+    pub(crate) fn check_source(&mut self, src: SocketAddr, data: &[u8]) -> Source {
+        if self.recent.contains(&src) {
+            return Source::Known;
+        }
+        let Some(id) = frame_src(data) else { return Source::Known };
+        if id == self.me {
+            return Source::Known;
+        }
+        match self.route_addr(id) {
+            Some(a) if same_socket(a, src) => {
+                self.remember(src);
+                Source::Known
+            }
+            // Another address claims a routed id: a forgery (or a hash collision).
+            Some(_) => Source::Mismatch,
+            None if endpoint_id(src) == id => Source::Learn(id),
+            None => Source::Mismatch,
+        }
+    }
+
+    /// Adds the route `id` → `src` (from `check_source`).
+    pub(crate) fn learn(&mut self, id: EndpointId, src: SocketAddr) -> Learned {
+        if id == self.me || self.peer(id).is_some() {
+            return Learned::Known;
+        }
+        let learned = if self.learned.len() < self.cap {
+            self.learned_ids.insert(id, self.learned.len());
+            self.learned.push((id, src));
+            if self.is_member(id) {
+                self.cast_to.push(self.addrs.len());
+            }
+            self.addrs.push(SockAddr::from(src));
+            Learned::New
+        } else {
+            let slot = self.victim;
+            self.victim = (slot + 1) % self.cap;
+            let (old, old_addr) = self.learned[slot];
+            self.learned_ids.remove(&old);
+            for r in self.recent.iter_mut().filter(|r| same_socket(**r, old_addr)) {
+                *r = NOWHERE;
+            }
+            let at = self.learned_base + slot;
+            if self.is_member(old) {
+                self.cast_to.retain(|&a| a != at);
+            }
+            if self.is_member(id) {
+                self.cast_to.push(at);
+            }
+            self.learned_ids.insert(id, slot);
+            self.learned[slot] = (id, src);
+            self.addrs[at] = SockAddr::from(src);
+            Learned::Replaced(at)
+        };
+        self.remember(src);
+        learned
     }
 }
 
@@ -168,6 +409,44 @@ fn copy_out(chunk: &mut BytesMut, data: &[u8]) -> Bytes {
     chunk.split().freeze()
 }
 
+/// Queues `tx` for every destination of `to` (cloned for all but the last).
+fn fan_out(outbox: &mut VecDeque<Out>, tx: Transmit, mut to: impl Iterator<Item = usize>) {
+    if let Some(mut a) = to.next() {
+        for next in to {
+            outbox.push_back(Out { addr: a, tx: tx.clone() });
+            a = next;
+        }
+        outbox.push_back(Out { addr: a, tx });
+    }
+}
+
+/// Whether a transmit is gossip (the frame's flags, see `frame`).
+fn is_gossip(tx: &Transmit) -> bool {
+    tx.head.get(FRAME_FLAGS).is_some_and(|f| f & FLAG_GOSSIP != 0)
+}
+
+/// Adds a route the endpoint vouched for; a replaced route's queued datagrams are dropped
+/// (they must not go to the new address).
+fn learn(routes: &mut Routes, outbox: &mut VecDeque<Out>, stats: &mut DriverStats, id: EndpointId, src: SocketAddr) {
+    match routes.learn(id, src) {
+        Learned::Known => return,
+        Learned::New => {}
+        Learned::Replaced(gone) => {
+            stats.routes_replaced += 1;
+            let before = outbox.len();
+            outbox.retain(|o| o.addr != gone);
+            stats.tx_unroutable += (before - outbox.len()) as u64;
+        }
+    }
+    stats.routes_learned += 1;
+}
+
+/// Datagrams the endpoint rejected before looking at their source: malformed, or of
+/// another group. Unchanged across `handle_datagram` means the frame was sound.
+fn frame_rejections(s: &Stats) -> u64 {
+    s.rx_truncated + s.rx_bad_magic + s.rx_bad_version + s.rx_bad_flags + s.rx_bad_crc + s.rx_foreign_group
+}
+
 /// Statistics are published at least this often while the driver is busy.
 const PUBLISH_EVERY: Duration = Duration::from_millis(10);
 
@@ -212,6 +491,8 @@ impl<L: Layer> Driver<L> {
         let slot = ep.config().max_datagram.saturating_add(1);
         let stats = DriverStats { granted: sockets.granted(), ..DriverStats::default() };
         let now = Instant::now();
+        let mut routes = routes;
+        routes.set_view(ep.view());
         Driver {
             ep,
             shared,
@@ -245,7 +526,9 @@ impl<L: Layer> Driver<L> {
             // New commands only when the socket takes datagrams and the outbox is short:
             // otherwise `cast` waits (backpressure) instead of the outbox growing.
             if self.blocked.is_none() && self.outbox.len() < self.recv.capacity() * SEND_ROUNDS {
-                if self.cmds.is_empty() {
+                // Commands wait here only behind a cast that flow control holds; an answer
+                // on its way is fetched past them (see `take_answers`).
+                if self.cmds.is_empty() || self.shared.answers.load(Ordering::Relaxed) > 0 {
                     let d = self.shared.cmds.drain_into(&mut self.cmds);
                     if d.closed {
                         self.finish(false);
@@ -283,29 +566,64 @@ impl<L: Layer> Driver<L> {
     }
 
     /// Feeds queued commands to the endpoint, in order, until a cast meets flow control
-    /// (the rest wait for credit); true if any went in.
+    /// (the rest wait for credit, except answers: see `take_answers`); true if any went in.
     fn apply_commands(&mut self) -> bool {
         let now = self.now();
         let mut applied = false;
         while let Some(cmd) = self.cmds.pop_front() {
             if matches!(cmd, Cmd::Cast(_)) && !self.ep.can_cast() && !self.ep.has_left() {
                 self.cmds.push_front(cmd);
+                if self.take_answers(now) {
+                    // An answer may have released the cast (the next view, say): look again.
+                    applied = true;
+                    continue;
+                }
                 break;
             }
             applied = true;
-            let r = match cmd {
-                Cmd::Cast(data) => self.ep.cast(now, data),
-                Cmd::Send(to, data) => self.ep.send(now, to, data),
-                Cmd::Leave => {
-                    self.ep.leave(now);
-                    Ok(())
-                }
-            };
-            if r.is_err() {
-                self.stats.rejected_commands += 1;
-            }
+            self.apply(now, cmd);
         }
         applied
+    }
+
+    fn apply(&mut self, now: Time, cmd: Cmd) {
+        let r = match cmd {
+            Cmd::Cast(data) => self.ep.cast(now, data),
+            Cmd::Send(to, data) => self.ep.send(now, to, data),
+            Cmd::Leave => {
+                self.ep.leave(now);
+                Ok(())
+            }
+            Cmd::BlockOk => {
+                self.shared.answers.fetch_sub(1, Ordering::Relaxed);
+                self.ep.block_ok(now);
+                Ok(())
+            }
+            Cmd::State(state) => {
+                self.shared.answers.fetch_sub(1, Ordering::Relaxed);
+                self.ep.send_state(now, state);
+                Ok(())
+            }
+        };
+        if r.is_err() {
+            self.stats.rejected_commands += 1;
+        }
+    }
+
+    /// Applies the answers (`BlockOk`, `State`) waiting behind a cast that flow control holds:
+    /// a view change holds casts until the application has answered, so answers must not
+    /// wait behind them. True if any was applied.
+    fn take_answers(&mut self, now: Time) -> bool {
+        if self.shared.answers.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let (answers, rest): (VecDeque<Cmd>, VecDeque<Cmd>) = self.cmds.drain(..).partition(Cmd::is_answer);
+        self.cmds = rest;
+        let any = !answers.is_empty();
+        for cmd in answers {
+            self.apply(now, cmd);
+        }
+        any
     }
 
     /// Reads the sockets (a quiet one only every `QUIET_SKIP` turns); true if a datagram
@@ -342,9 +660,26 @@ impl<L: Layer> Driver<L> {
                     self.stats.rx_datagrams += 1;
                     if truncated {
                         self.stats.rx_oversize += 1;
-                    } else {
-                        let data = copy_out(&mut self.rx_chunk, data);
-                        self.ep.handle_datagram(now, data);
+                        continue;
+                    }
+                    let source = match self.recv.source(i) {
+                        Some(src) => (src, self.routes.check_source(src, data)),
+                        None => (NOWHERE, Source::Known),
+                    };
+                    let data = copy_out(&mut self.rx_chunk, data);
+                    match source {
+                        (_, Source::Known) => self.ep.handle_datagram(now, data),
+                        (src, Source::Learn(id)) => {
+                            let unsound = frame_rejections(self.ep.stats());
+                            self.ep.handle_datagram(now, data);
+                            if frame_rejections(self.ep.stats()) == unsound {
+                                learn(&mut self.routes, &mut self.outbox, &mut self.stats, id, src);
+                            }
+                        }
+                        (_, Source::Mismatch) => {
+                            self.stats.rx_src_mismatch += 1;
+                            self.ep.handle_datagram(now, data);
+                        }
                     }
                 }
                 if n < self.recv.capacity() {
@@ -359,11 +694,16 @@ impl<L: Layer> Driver<L> {
         let blocked = !self.ep.can_cast();
         if blocked != self.flow_blocked {
             self.flow_blocked = blocked;
-            self.shared.flow_blocked.store(blocked, std::sync::atomic::Ordering::Relaxed);
+            self.shared.flow_blocked.store(blocked, Ordering::Relaxed);
         }
         while let Some(ev) = self.ep.poll_event() {
-            if ev == Event::Exit {
-                self.exiting = true;
+            match &ev {
+                Event::Exit => self.exiting = true,
+                Event::View(v) => {
+                    self.routes.set_view(v);
+                    self.shared.set_view(v.clone());
+                }
+                _ => {}
             }
             self.events.push_back(ev);
         }
@@ -374,14 +714,8 @@ impl<L: Layer> Driver<L> {
             match tx.dst {
                 Dest::All => match self.routes.group {
                     Some(g) => self.outbox.push_back(Out { addr: g, tx }),
-                    None => {
-                        if let Some((&last, rest)) = self.routes.others.split_last() {
-                            for &a in rest {
-                                self.outbox.push_back(Out { addr: a, tx: tx.clone() });
-                            }
-                            self.outbox.push_back(Out { addr: last, tx });
-                        }
-                    }
+                    None if is_gossip(&tx) => fan_out(&mut self.outbox, tx, self.routes.fanout()),
+                    None => fan_out(&mut self.outbox, tx, self.routes.cast_targets().iter().copied()),
                 },
                 Dest::One(id) => match self.routes.peer(id) {
                     Some(a) => self.outbox.push_back(Out { addr: a, tx }),
@@ -510,5 +844,130 @@ impl<L: Layer> Driver<L> {
         self.publish();
         self.shared.events.close_with(&mut self.events);
         self.shared.cmds.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FRAME_LEN, Frame};
+    use crate::ids::{GroupId, ViewId};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A frame from `src` (only the source field matters to the routes).
+    fn frame(src: EndpointId) -> [u8; FRAME_LEN] {
+        let mut f = [0u8; FRAME_LEN];
+        Frame { flags: 0, group: GroupId(9), view: ViewId { ltime: 1, coord: src }, src }.write(&mut f);
+        f
+    }
+
+    #[test]
+    fn frame_fields_follow_the_frame_layout() {
+        let id = EndpointId(0x0102_0304_0506_0708);
+        assert_eq!(frame_src(&frame(id)), Some(id));
+        assert_eq!(frame_src(&frame(id)[..FRAME_LEN - 1]), None);
+        let tx = |flags| {
+            let mut f = [0u8; FRAME_LEN];
+            Frame { flags, group: GroupId(9), view: ViewId { ltime: 1, coord: id }, src: id }.write(&mut f);
+            Transmit { dst: Dest::All, head: f[..].into(), body: Bytes::new() }
+        };
+        assert!(is_gossip(&tx(FLAG_GOSSIP)) && is_gossip(&tx(FLAG_GOSSIP | crate::frame::FLAG_SEND)));
+        assert!(!is_gossip(&tx(0)) && !is_gossip(&tx(crate::frame::FLAG_SEND)));
+    }
+
+    #[test]
+    fn casts_go_to_members_gossip_to_every_route() {
+        let (me, seed, member, stranger) = (addr(3000), addr(3001), addr(3002), addr(3003));
+        let id = endpoint_id;
+        let mut r = Routes::with_capacity(None, id(me), &[me, seed], 2);
+        let to_seed = r.peer(id(seed)).unwrap();
+        let view = |m: &[SocketAddr]| View::initial(m.iter().map(|&a| id(a)).collect());
+        r.set_view(&view(&[me, seed]));
+        assert_eq!(r.cast_targets(), &[to_seed]);
+        assert_eq!(r.learn(id(stranger), stranger), Learned::New);
+        let to_stranger = r.peer(id(stranger)).unwrap();
+        assert_eq!(r.cast_targets(), &[to_seed], "not a member: no casts");
+        assert_eq!(r.fanout().collect::<Vec<_>>(), vec![to_seed, to_stranger], "gossip goes everywhere");
+        // A member learned while it is in the view, and one that joins the view later.
+        r.set_view(&view(&[me, seed, member]));
+        assert_eq!(r.learn(id(member), member), Learned::New);
+        let to_member = r.peer(id(member)).unwrap();
+        assert_eq!(r.cast_targets(), &[to_seed, to_member]);
+        r.set_view(&view(&[me, stranger, member]));
+        assert_eq!(r.cast_targets(), &[to_seed, to_stranger, to_member], "seeds always, members' routes");
+        // The table is full (2): the oldest (stranger, a member) is replaced by a non-member.
+        let other = addr(3004);
+        assert_eq!(r.learn(id(other), other), Learned::Replaced(to_stranger));
+        assert_eq!(r.cast_targets(), &[to_seed, to_member]);
+        assert_eq!(r.fanout().collect::<Vec<_>>(), vec![to_seed, to_stranger, to_member]);
+        r.set_view(&view(&[me]));
+        assert_eq!(r.cast_targets(), &[to_seed]);
+    }
+
+    #[test]
+    fn configured_then_learned_then_unroutable() {
+        let (me, seed, other) = (addr(1000), addr(1001), addr(1002));
+        let mut r = Routes::with_capacity(None, endpoint_id(me), &[me, seed], 4);
+        let (seed_id, other_id) = (endpoint_id(seed), endpoint_id(other));
+        assert_eq!(r.fanout().collect::<Vec<_>>(), vec![r.peer(seed_id).unwrap()], "fan-out skips this member");
+        assert_eq!(r.peer(other_id), None);
+        // A configured peer teaches nothing, and is remembered as recent.
+        assert_eq!(r.check_source(seed, &frame(seed_id)), Source::Known);
+        assert!(r.recent.contains(&seed));
+        // Own copies teach nothing.
+        assert_eq!(r.check_source(me, &frame(endpoint_id(me))), Source::Known);
+        // Another address claiming a routed id, or an id not its own, teaches nothing.
+        assert_eq!(r.check_source(other, &frame(seed_id)), Source::Mismatch);
+        assert_eq!(r.check_source(seed, &frame(other_id)), Source::Known, "a recent source is not looked at");
+        assert_eq!(r.check_source(addr(1003), &frame(other_id)), Source::Mismatch);
+        // The real one does.
+        assert_eq!(r.check_source(other, &frame(other_id)), Source::Learn(other_id));
+        assert_eq!(r.learn(other_id, other), Learned::New);
+        assert_eq!(r.learn(other_id, other), Learned::Known, "learned once");
+        assert_eq!(r.learn(seed_id, seed), Learned::Known, "configured wins");
+        let to_other = r.peer(other_id).expect("learned route");
+        assert_eq!(r.addrs[to_other].as_socket(), Some(other));
+        assert_eq!(r.fanout().collect::<Vec<_>>(), vec![r.peer(seed_id).unwrap(), to_other]);
+        assert_eq!(r.check_source(other, &frame(other_id)), Source::Known);
+        // Too short to have a source: left to the endpoint.
+        assert_eq!(r.check_source(addr(1004), &[0u8; 10]), Source::Known);
+    }
+
+    #[test]
+    fn a_full_table_replaces_the_oldest() {
+        let me = addr(2000);
+        let mut r = Routes::with_capacity(Some("239.1.2.3:4000".parse().unwrap()), endpoint_id(me), &[me], 3);
+        let peers: Vec<SocketAddr> = (1..=5).map(|k| addr(2000 + k)).collect();
+        let id = |k: usize| endpoint_id(peers[k]);
+        for (k, &p) in peers.iter().enumerate().take(3) {
+            assert_eq!(r.learn(id(k), p), Learned::New);
+        }
+        let slot0 = r.peer(id(0)).unwrap();
+        assert_eq!(r.learn(id(3), peers[3]), Learned::Replaced(slot0), "the oldest goes first");
+        assert_eq!(r.peer(id(0)), None);
+        assert_eq!(r.peer(id(3)), Some(slot0));
+        assert_eq!(r.addrs[slot0].as_socket(), Some(peers[3]));
+        let slot1 = r.peer(id(1)).unwrap();
+        assert_eq!(r.learn(id(4), peers[4]), Learned::Replaced(slot1));
+        let order: Vec<EndpointId> = r.learned().map(|(i, _)| i).collect();
+        assert_eq!(order, vec![id(2), id(3), id(4)], "oldest first");
+        assert_eq!(r.addrs.len(), 1 + 1 + 3, "group, this member, three learned: bounded");
+        // The forgotten source is no longer "recent": it can be learned again.
+        assert_eq!(r.check_source(peers[0], &frame(id(0))), Source::Learn(id(0)));
+        let slot2 = r.peer(id(2)).unwrap();
+        assert_eq!(r.learn(id(0), peers[0]), Learned::Replaced(slot2));
+        assert_eq!(r.group, Some(0));
+    }
+
+    #[test]
+    fn same_socket_as_ids_see_it() {
+        let v4 = addr(7);
+        let mapped = SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped()), 7);
+        assert!(same_socket(v4, mapped));
+        assert!(!same_socket(v4, addr(8)));
+        assert!(!same_socket(v4, "[::1]:7".parse().unwrap()));
     }
 }

@@ -1,16 +1,25 @@
 //! The application's side of a driven endpoint: `spawn` starts the driver thread
 //! ("thoth-driver") and returns a `Handle` — cloneable, `Send + Sync`, every clone talking to
-//! the same driver — to cast, send, leave, take events, read statistics and shut down.
+//! the same driver — to cast, send, leave, answer a view change (`block_ok`, `send_state`),
+//! take events, read the current view and statistics, and shut down.
 //!
-//! Commands go through a bounded queue (`UdpConfig::queue`) and events come back through
-//! another (`UdpConfig::events`); see `queue` for how the driver is woken only when it sleeps.
+//! Commands go through a bounded queue (`UdpConfig::queue`, `UdpConfig::queue_bytes`: a
+//! state counts its bytes like a cast) and events come back through another
+//! (`UdpConfig::events`); see `queue` for how the driver is woken only when it sleeps.
 //! What can be known at the handle is checked there, synchronously: a cast after `leave`
-//! (`Cast(Left)`), a payload over `max_payload` (`Cast(TooLarge)`), a send to a non-member
-//! (`Cast(NotMember)`). `shutdown` stops and joins the driver; dropping the last clone does
-//! the same, so a forgotten handle leaks no thread and no socket.
+//! (`Cast(Left)`), a payload over `max_payload` (`Cast(TooLarge)`), a send to a member not in
+//! the current view (`Cast(NotMember)`). The current view is the last one the endpoint
+//! announced, which the driver publishes as it takes `Event::View` from the endpoint (before
+//! the application sees the event); until then it is the endpoint's view at `spawn` — for a
+//! joining endpoint (`Config::joining`) its provisional view, itself alone. Nothing here
+//! takes the first view as final. `shutdown` stops and joins the driver; dropping the last
+//! clone does the same, so a forgotten handle leaks no thread and no socket.
 //!
-//! Tested by `stack/tests/udp.rs` (handle semantics, shutdown promptness, blocked senders
-//! released with `Stopped`, drop without shutdown frees the sockets).
+//! Tested by the unit tests below (command weights), `stack/tests/udp.rs` (handle
+//! semantics, shutdown promptness, blocked senders released with `Stopped`, drop without
+//! shutdown frees the sockets) and `stack/tests/udp_routes.rs` (the view follows
+//! `Event::View`, `block_ok` / `send_state` reach the endpoint past held casts, a joining
+//! endpoint starts provisional).
 
 use super::config::FlowPolicy;
 use super::driver::{Driver, DriverStats, Routes};
@@ -19,13 +28,13 @@ use super::socket::Sockets;
 use super::sys::Waker;
 use crate::endpoint::{CastError, Endpoint};
 use crate::event::Event;
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, View};
 use crate::layer::Layer;
 use bytes::Bytes;
 use core::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -73,15 +82,25 @@ pub(crate) enum Cmd {
     Cast(Bytes),
     Send(EndpointId, Bytes),
     Leave,
+    /// The answer to `Event::Block`.
+    BlockOk,
+    /// The answer to `Event::StateRequest`.
+    State(Bytes),
 }
 
 impl Cmd {
     /// Payload bytes, for the command queue's byte bound.
     fn weight(&self) -> usize {
         match self {
-            Cmd::Cast(data) | Cmd::Send(_, data) => data.len(),
-            Cmd::Leave => 0,
+            Cmd::Cast(data) | Cmd::Send(_, data) | Cmd::State(data) => data.len(),
+            Cmd::Leave | Cmd::BlockOk => 0,
         }
+    }
+
+    /// An answer to an event of a view change, which must not wait behind casts that the
+    /// view change holds back.
+    pub(crate) fn is_answer(&self) -> bool {
+        matches!(self, Cmd::BlockOk | Cmd::State(_))
     }
 }
 
@@ -89,7 +108,9 @@ impl Cmd {
 fn event_weight(ev: &Event) -> usize {
     match ev {
         Event::Cast { data, .. } | Event::Send { data, .. } | Event::State { chunk: data, .. } => data.len(),
-        Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) | Event::Block | Event::StateRequest => 0,
+        Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) | Event::Block | Event::StateRequest => {
+            0
+        }
     }
 }
 
@@ -119,13 +140,25 @@ pub(crate) struct Shared {
     left: AtomicBool,
     /// The endpoint refuses casts for now (flow control); published by the driver.
     pub(crate) flow_blocked: AtomicBool,
+    /// Answers (`Cmd::is_answer`) pushed and not yet applied by the driver: while there are
+    /// any, the driver fetches commands past a held cast.
+    pub(crate) answers: AtomicUsize,
     policy: FlowPolicy,
     me: EndpointId,
     max_payload: usize,
-    members: Vec<EndpointId>,
+    /// The endpoint's current view, published by the driver when the endpoint announces one.
+    view: Mutex<Arc<View>>,
 }
 
 impl Shared {
+    pub(crate) fn set_view(&self, view: View) {
+        *self.view.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+    }
+
+    fn view(&self) -> Arc<View> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     pub(crate) fn publish(&self, s: &DriverStats) {
         self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone_from(s);
     }
@@ -181,10 +214,13 @@ impl fmt::Debug for Handle {
     }
 }
 
-/// Starts the driver thread for `endpoint` over `sockets`. `peers` are the unicast addresses
-/// of every member of the (fixed) view, this one included: `Dest::One(id)` goes to the peer
-/// with `endpoint_id(peer) == id`, and in fan-out mode a cast goes to every peer but this one.
-/// The endpoint's id must be `sockets.id()`.
+/// Starts the driver thread for `endpoint` over `sockets`. `peers` are unicast addresses the
+/// driver knows from the start (this member's may be among them): with a fixed membership,
+/// every member's; with a changing one, the seeds a joining member first talks to.
+/// `Dest::One(id)` goes to the peer with `endpoint_id(peer) == id`, else to the route learned
+/// from `id`'s datagrams; in fan-out mode a cast goes to every peer but this one and to the
+/// learned routes of the view's members, gossip to every learned route (see `driver`). The
+/// endpoint's id must be `sockets.id()`; it may be joining (`Config::joining`).
 pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers: &[SocketAddr]) -> io::Result<Handle> {
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
     if endpoint.me() != sockets.id() {
@@ -211,10 +247,11 @@ pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers:
         stats: Mutex::new(stats),
         left: AtomicBool::new(endpoint.has_left()),
         flow_blocked: AtomicBool::new(!endpoint.can_cast()),
+        answers: AtomicUsize::new(0),
         policy: cfg.flow,
         me: endpoint.me(),
         max_payload: endpoint.max_payload(),
-        members: endpoint.view().members.clone(),
+        view: Mutex::new(Arc::new(endpoint.view().clone())),
     });
     let for_driver = shared.clone();
     let thread = thread::Builder::new()
@@ -234,9 +271,17 @@ impl Handle {
         self.shared.max_payload
     }
 
-    /// The members of the (fixed) view, in rank order.
-    pub fn members(&self) -> &[EndpointId] {
-        &self.shared.members
+    /// The endpoint's current view: the last one it announced (`Event::View`), published by
+    /// the driver before the event is queued, so it may be ahead of the events the
+    /// application has taken. Before the first announcement: the endpoint's view at `spawn`
+    /// (for a joining endpoint, its provisional view: itself alone, logical time 0).
+    pub fn view(&self) -> Arc<View> {
+        self.shared.view()
+    }
+
+    /// The members of the current view (`view`), in rank order.
+    pub fn members(&self) -> Vec<EndpointId> {
+        self.shared.view().members.clone()
     }
 
     fn admit(&self, len: usize, to: Option<EndpointId>) -> Result<(), HandleError> {
@@ -244,11 +289,46 @@ impl Handle {
             Err(CastError::Left.into())
         } else if len > self.shared.max_payload {
             Err(CastError::TooLarge.into())
-        } else if to.is_some_and(|id| !self.shared.members.contains(&id)) {
+        } else if to.is_some_and(|id| self.shared.view().rank_of(id).is_none()) {
             Err(CastError::NotMember.into())
         } else {
             Ok(())
         }
+    }
+
+    /// Queues an answer to a view-change event; it overtakes casts that flow control (the
+    /// view change) holds in the driver. Not refused after `leave`: a leaving member takes
+    /// part in the view change that excludes it (the endpoint ignores answers once it has
+    /// exited).
+    fn answer(&self, cmd: Cmd) -> Result<(), HandleError> {
+        // Counted before it is queued, and the driver woken, so that a driver holding a cast
+        // fetches it even while the queue is full.
+        self.shared.answers.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.wake();
+        match self.shared.cmds.push(cmd) {
+            Ok(()) => {
+                self.shared.wake.wake();
+                Ok(())
+            }
+            Err(_) => {
+                self.shared.answers.fetch_sub(1, Ordering::Relaxed);
+                Err(HandleError::Stopped)
+            }
+        }
+    }
+
+    /// Answers `Event::Block`: the application has stopped casting in this view (see
+    /// `Endpoint::block_ok`). Goes ahead of casts the view change holds back.
+    pub fn block_ok(&self) -> Result<(), HandleError> {
+        self.answer(Cmd::BlockOk)
+    }
+
+    /// Answers `Event::StateRequest` with the application's state as of now (see
+    /// `Endpoint::send_state`). Its bytes count in the command queue's byte bound
+    /// (`UdpConfig::queue_bytes`) like a cast's; it waits while the queue is full, and goes
+    /// ahead of casts the view change holds back.
+    pub fn send_state(&self, state: Bytes) -> Result<(), HandleError> {
+        self.answer(Cmd::State(state))
     }
 
     /// Multicasts `data` to the view. Under `FlowPolicy::Block` (the default) it waits while
@@ -327,5 +407,32 @@ impl Handle {
     /// and, once they have taken the events still queued, `None` from `recv`.
     pub fn shutdown(self) -> DriverStats {
         self.owner.stop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_weights() {
+        let ten = || Bytes::from(vec![7u8; 10]);
+        assert_eq!(Cmd::State(ten()).weight(), 10, "a state counts in the byte bound like a cast");
+        assert_eq!(Cmd::Cast(ten()).weight(), 10);
+        assert_eq!(Cmd::Send(EndpointId(1), ten()).weight(), 10);
+        assert_eq!((Cmd::BlockOk.weight(), Cmd::Leave.weight()), (0, 0));
+        assert!(Cmd::BlockOk.is_answer() && Cmd::State(ten()).is_answer());
+        assert!(
+            !Cmd::Cast(ten()).is_answer() && !Cmd::Send(EndpointId(1), ten()).is_answer() && !Cmd::Leave.is_answer()
+        );
+    }
+
+    #[test]
+    fn a_full_queue_counts_state_bytes() {
+        let q: Queue<Cmd> = Queue::new(100).with_byte_cap(15, Cmd::weight);
+        q.try_push(Cmd::State(Bytes::from(vec![0u8; 10]))).unwrap();
+        q.try_push(Cmd::BlockOk).unwrap();
+        q.try_push(Cmd::Cast(Bytes::from(vec![0u8; 10]))).unwrap();
+        assert!(matches!(q.try_push(Cmd::BlockOk), Err(PushError::Full(_))), "20 bytes queued, over 15");
     }
 }

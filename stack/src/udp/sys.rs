@@ -7,7 +7,8 @@
 //! `if_nametoindex`). Linux only (sendmmsg / recvmmsg / eventfd / socket filters).
 //!
 //! Tested by the unit tests below on loopback (a batch sent with `SendBatch` arrives through
-//! `RecvBatch` intact and in order; oversize datagrams are flagged; `poll` times out and sees
+//! `RecvBatch` intact, in order and with its source address, IPv4 and IPv6; oversize
+//! datagrams are flagged; `poll` times out and sees
 //! the waker; the filter drops exactly the datagrams from its source, IPv4 and IPv6;
 //! `interface_index` finds `lo`) and through the driver tests in `stack/tests/udp.rs`.
 #![allow(unsafe_code)]
@@ -16,7 +17,7 @@ use socket2::SockAddr;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 use std::time::Duration;
@@ -90,13 +91,44 @@ impl SendBatch {
     }
 }
 
-/// Receive slots for `recvmmsg`: `cap` slots of `slot` bytes in one buffer.
+/// Receive slots for `recvmmsg`: `cap` slots of `slot` bytes in one buffer, and one source
+/// address per slot.
 pub struct RecvBatch {
     buf: Vec<u8>,
     slot: usize,
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_storage>,
     got: usize,
+}
+
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: `sockaddr_storage` is a plain C struct of integers; all-zero bytes are a valid
+    // value (family AF_UNSPEC).
+    unsafe { core::mem::zeroed() }
+}
+
+/// The address the kernel wrote into `ss` (`len` bytes), if it is IPv4 or IPv6. The IPv6
+/// flow label is left out (it is no part of who sent the datagram).
+fn socket_addr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET if len >= core::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `sockaddr_storage` is at least as large and as aligned as any socket
+            // address type, and its family (with a long enough length) says it holds a
+            // `sockaddr_in`, which the kernel wrote in full.
+            let sin = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for a `sockaddr_in6`.
+            let sin6 = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), 0, sin6.sin6_scope_id)))
+        }
+        _ => None,
+    }
 }
 
 impl RecvBatch {
@@ -108,6 +140,7 @@ impl RecvBatch {
             slot,
             hdrs: (0..cap).map(|_| zeroed_mmsghdr()).collect(),
             iovs: Vec::with_capacity(cap),
+            names: (0..cap).map(|_| zeroed_storage()).collect(),
             got: 0,
         }
     }
@@ -128,16 +161,20 @@ impl RecvBatch {
                 iov_len: self.slot,
             });
         }
-        for (h, iov) in self.hdrs.iter_mut().zip(self.iovs.iter_mut()) {
+        for ((h, iov), name) in self.hdrs.iter_mut().zip(self.iovs.iter_mut()).zip(self.names.iter_mut()) {
             *h = zeroed_mmsghdr();
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_name = name as *mut libc::sockaddr_storage as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
         let n = loop {
             // SAFETY: every header points to one iovec in `iovs` describing a distinct
-            // `slot`-byte range of `buf` (len = cap * slot), all alive and exclusively
-            // borrowed through `&mut self` for the call; no name or control buffer is given.
-            // The kernel writes at most `iov_len` bytes per slot, and `msg_len` / `msg_flags`.
+            // `slot`-byte range of `buf` (len = cap * slot), and to its own
+            // `sockaddr_storage` in `names` with `msg_namelen` its size, all alive and
+            // exclusively borrowed through `&mut self` for the call; no control buffer is
+            // given. The kernel writes at most `iov_len` bytes per slot, at most
+            // `msg_namelen` bytes of source address, and `msg_len` / `msg_namelen` / `msg_flags`.
             let r = unsafe {
                 libc::recvmmsg(
                     fd.as_raw_fd(),
@@ -170,6 +207,15 @@ impl RecvBatch {
         let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         let start = i * self.slot;
         Some((&self.buf[start..start + len], truncated))
+    }
+
+    /// Where the `i`-th datagram of the last `recv` came from (`None` past the last one, or
+    /// for an address family other than IPv4 / IPv6).
+    pub fn source(&self, i: usize) -> Option<SocketAddr> {
+        if i >= self.got {
+            return None;
+        }
+        socket_addr(&self.names[i], self.hdrs[i].msg_hdr.msg_namelen)
     }
 }
 
@@ -373,6 +419,34 @@ mod tests {
         assert_eq!(got, want);
         assert!(rb.datagram(rb.got).is_none());
         assert_eq!(rb.recv(rx.as_fd()).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn sources_are_reported() {
+        for lo in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(rx) = UdpSocket::bind(lo) else {
+                assert!(lo.starts_with('['), "no IPv4 loopback");
+                continue; // no ::1 on this host
+            };
+            rx.set_nonblocking(true).unwrap();
+            let a = UdpSocket::bind(lo).unwrap();
+            let b = UdpSocket::bind(lo).unwrap();
+            let to = rx.local_addr().unwrap();
+            for (s, d) in [(&a, b"a1"), (&b, b"b1"), (&a, b"a2")] {
+                s.send_to(d, to).unwrap();
+            }
+            let mut rb = RecvBatch::new(8, 16);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut got = Vec::new();
+            while got.len() < 3 && Instant::now() < deadline {
+                if let Ok(n) = rb.recv(rx.as_fd()) {
+                    got.extend((0..n).map(|i| (rb.datagram(i).unwrap().0.to_vec(), rb.source(i))));
+                }
+            }
+            let (a, b) = (Some(a.local_addr().unwrap()), Some(b.local_addr().unwrap()));
+            assert_eq!(got, vec![(b"a1".to_vec(), a), (b"b1".to_vec(), b), (b"a2".to_vec(), a)], "on {lo}");
+            assert_eq!(rb.source(3), None);
+        }
     }
 
     #[test]
