@@ -4,6 +4,8 @@
 //! OS process per group member, runs the same workload through a Thoth stack and over raw
 //! UDP multicast, and prints both side by side. `detect` is behind `thoth-detect`: crash
 //! detection time and false suspicions of the failure detectors between member processes.
+//! `member` is `thoth-member`: one member of a dynamic group, events as JSON lines.
 
 pub mod detect;
+pub mod member;
 pub mod perf;

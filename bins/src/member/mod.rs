@@ -1,0 +1,222 @@
+//! `thoth-member`: one member of a dynamic group, for a person or a script to watch a group
+//! form, split and heal. It joins (or forms) the group, prints every event as one JSON line
+//! on stdout, casts each line read on stdin, and leaves cleanly on end of input or SIGTERM.
+//!
+//! Events: `start` (its id and address), `view` (id, members, primary, subgroups of a
+//! merge), `deliver` (from, data), `send`, `block` (answered at once), `suspect`,
+//! `state_request` (answered with the state: every line delivered so far), `state` (a
+//! joiner's loaded state: bytes and lines, printed after its last piece), `error`, `exit`.
+//! The application state is the log of delivered lines, so a late joiner starts from the
+//! same log as everyone else and then follows the stream.
+//!
+//! Tested by `bins/tests/member.rs` (real processes on loopback multicast: formation, a
+//! member killed with SIGKILL, a late joiner with state, two partitions merging, leave on
+//! end of input and on SIGTERM).
+
+mod args;
+pub mod deaf;
+pub mod json;
+
+use args::Opts;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use thoth::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
+use thoth::{Bytes, Config, Endpoint, Event, GroupId};
+
+/// How long a leaving member waits for its exit before giving up.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+/// Longest sleep of the event loop (stdin lines and SIGTERM are seen this promptly).
+const TICK: Duration = Duration::from_millis(20);
+
+static TERM: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    TERM.store(true, Ordering::Relaxed);
+}
+
+pub fn main(args: Vec<String>) -> i32 {
+    let o = match args::parse(&args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{}", args::USAGE);
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("thoth-member: {e}\n\n{}", args::USAGE);
+            return 2;
+        }
+    };
+    match run(&o) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("thoth-member: {e}");
+            1
+        }
+    }
+}
+
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    // A reader that went away: nothing left to tell.
+    let _ = writeln!(o, "{line}").and_then(|()| o.flush());
+}
+
+fn run(o: &Opts) -> Result<(), String> {
+    install_sigterm();
+    let cfg = UdpConfig {
+        group: o.addr,
+        bind: o.bind,
+        fanout: !o.seeds.is_empty(),
+        flow: FlowPolicy::WouldBlock,
+        ..UdpConfig::default()
+    };
+    let socks = Sockets::open(&cfg).map_err(|e| format!("cannot open sockets: {e}"))?;
+    let me = socks.id();
+    let mut registry = thoth::registry();
+    deaf::register(&mut registry);
+    let spec = o.spec();
+    let config = Config { transfer_state: true, ..Config::joining(GroupId::named(&o.group), me) };
+    let ep = Endpoint::from_spec(config, &registry, &spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
+    out(&format!(
+        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{}}}"#,
+        json::id(me),
+        json::string(&socks.local_addr().to_string()),
+        json::string(&o.group),
+        json::string(&spec)
+    ));
+    let handle = udp::spawn(socks, ep, &o.seeds).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
+    let r = serve(&handle);
+    handle.shutdown();
+    r
+}
+
+/// Installs the SIGTERM handler (it only sets a flag the loop polls).
+fn install_sigterm() {
+    let handler: extern "C" fn(libc::c_int) = on_term;
+    // SAFETY: `on_term` is async-signal-safe (one relaxed atomic store).
+    unsafe {
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// Reads stdin on a thread of its own: each line, then `None` at the end.
+fn stdin_lines() -> mpsc::Receiver<Option<String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(Some(line)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    rx
+}
+
+/// The member's state: every line delivered, in order.
+#[derive(Default)]
+struct Log {
+    bytes: Vec<u8>,
+    /// A state transfer is under way: its pieces replace the log.
+    loading: Option<Vec<u8>>,
+}
+
+fn serve(h: &Handle) -> Result<(), String> {
+    let lines = stdin_lines();
+    let mut log = Log::default();
+    let mut pending: std::collections::VecDeque<Bytes> = Default::default();
+    let mut leaving: Option<Instant> = None;
+    let mut events = Vec::new();
+    loop {
+        if leaving.is_none() && TERM.load(Ordering::Relaxed) {
+            leaving = Some(Instant::now());
+            h.leave();
+        }
+        while leaving.is_none() {
+            match lines.try_recv() {
+                Ok(Some(l)) => pending.push_back(Bytes::from(l)),
+                Ok(None) => {
+                    leaving = Some(Instant::now());
+                    h.leave();
+                }
+                Err(_) => break,
+            }
+        }
+        while let Some(data) = pending.front() {
+            match h.try_cast(data.clone()) {
+                Ok(()) => {
+                    pending.pop_front();
+                }
+                Err(HandleError::WouldBlock) => break,
+                Err(HandleError::Stopped) => return Ok(()),
+                Err(e) => return Err(format!("cast: {e}")),
+            }
+        }
+        if leaving.is_some_and(|t| t.elapsed() > LEAVE_WAIT) {
+            return Err("no exit within 5 s of leaving".into());
+        }
+        events.clear();
+        h.recv_many(&mut events, TICK);
+        for ev in events.drain(..) {
+            if handle_event(h, ev, &mut log)? {
+                return Ok(());
+            }
+        }
+        if h.is_stopped() {
+            return Err("the driver stopped".into());
+        }
+    }
+}
+
+/// Prints one event and does what it asks; true once the member has exited.
+fn handle_event(h: &Handle, ev: Event, log: &mut Log) -> Result<bool, String> {
+    match ev {
+        Event::View(v) => {
+            // A transfer cut short by a view change starts over in the next view.
+            log.loading = None;
+            out(&json::view(&v));
+        }
+        Event::Cast { from, data } => {
+            out(&format!(
+                r#"{{"event":"deliver","from":{},"data":{}}}"#,
+                json::id(from),
+                json::string(&String::from_utf8_lossy(&data))
+            ));
+            log.bytes.extend_from_slice(&data);
+            log.bytes.push(b'\n');
+        }
+        Event::Send { from, data } => out(&format!(
+            r#"{{"event":"send","from":{},"data":{}}}"#,
+            json::id(from),
+            json::string(&String::from_utf8_lossy(&data))
+        )),
+        Event::Block => {
+            out(r#"{"event":"block"}"#);
+            let _ = h.block_ok();
+        }
+        Event::Suspect(who) => out(&format!(r#"{{"event":"suspect","members":{}}}"#, json::ids(&who))),
+        Event::StateRequest => {
+            out(&format!(r#"{{"event":"state_request","bytes":{}}}"#, log.bytes.len()));
+            let _ = h.send_state(Bytes::from(log.bytes.clone()));
+        }
+        Event::State { chunk, last } => {
+            log.loading.get_or_insert_with(Vec::new).extend_from_slice(&chunk);
+            if last {
+                log.bytes = log.loading.take().unwrap_or_default();
+                let lines = log.bytes.iter().filter(|&&b| b == b'\n').count();
+                out(&format!(r#"{{"event":"state","bytes":{},"lines":{}}}"#, log.bytes.len(), lines));
+            }
+        }
+        Event::Error { layer, detail } => {
+            out(&format!(r#"{{"event":"error","layer":{},"detail":{}}}"#, json::string(layer), json::string(&detail)))
+        }
+        Event::Exit => {
+            out(r#"{"event":"exit"}"#);
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

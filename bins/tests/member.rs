@@ -1,0 +1,317 @@
+//! `thoth-member` as real processes on loopback multicast: a group forms, survives a
+//! member killed with SIGKILL (virtual synchrony checked on the JSON lines), gives a late
+//! joiner the state before the stream, merges two partitions, and lets members leave on end
+//! of input and on SIGTERM. Each test uses its own multicast address and group name, and
+//! kills every process it started (a `Member` is killed and reaped when dropped).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_thoth-member");
+
+/// One line printed by a member, and when the test read it.
+#[derive(Clone, Debug)]
+struct Line {
+    at: Instant,
+    text: String,
+}
+
+struct Member {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<Line>>>,
+    name: String,
+}
+
+impl Member {
+    fn start(name: &str, args: &[String]) -> Member {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {BIN}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(Line { at: Instant::now(), text });
+            }
+        });
+        Member { stdin: child.stdin.take(), child, lines, name: name.into() }
+    }
+
+    fn cast(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            // A member that already exited: the test sees it in its events.
+            let _ = writeln!(s, "{line}");
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn lines(&self) -> Vec<Line> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn events(&self, kind: &str) -> Vec<Line> {
+        let tag = format!("\"event\":\"{kind}\"");
+        self.lines().into_iter().filter(|l| l.text.contains(&tag)).collect()
+    }
+
+    fn me(&self) -> String {
+        wait(Duration::from_secs(10), &format!("{} started", self.name), || self.events("start").first().cloned())
+            .map(|l| field(&l.text, "me"))
+            .unwrap_or_default()
+    }
+
+    /// The members of the last view printed.
+    fn view(&self) -> Vec<String> {
+        self.events("view").last().map(|l| members(&l.text)).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {}", self.child.id());
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.child.try_wait().expect("poll").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 10 ms until it gives a value or `limit` passes.
+fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            eprintln!("gave up waiting for {what} after {limit:?}");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn field(line: &str, key: &str) -> String {
+    let pat = format!("\"{key}\":");
+    let Some(at) = line.find(&pat).map(|i| i + pat.len()) else { return String::new() };
+    let rest = &line[at..];
+    if let Some(s) = rest.strip_prefix('"') {
+        // Strings here carry no escaped quotes except in `data`, read with `data`.
+        s[..s.find('"').unwrap_or(s.len())].to_string()
+    } else {
+        rest[..rest.find([',', '}']).unwrap_or(rest.len())].to_string()
+    }
+}
+
+fn members(line: &str) -> Vec<String> {
+    let Some(at) = line.find("\"members\":[").map(|i| i + 11) else { return Vec::new() };
+    let rest = &line[at..];
+    rest[..rest.find(']').unwrap_or(0)]
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_matches('"').to_string())
+        .collect()
+}
+
+/// A multicast address and group name of this test's own.
+fn net(test: u16) -> (String, String) {
+    let pid = std::process::id();
+    let port = 20_000 + (pid % 20_000) as u16 + test;
+    (format!("239.84.73.{}:{port}", 1 + test), format!("member-test-{test}-{pid}"))
+}
+
+fn args(test: u16, extra: &[&str]) -> Vec<String> {
+    let (addr, group) = net(test);
+    let mut v = vec!["--addr".into(), addr, "--group".into(), group];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Waits until every member's last view has exactly `n` members, the same for all.
+fn converge(ms: &[&Member], n: usize, limit: Duration) -> Vec<String> {
+    wait(limit, &format!("one view of {n}"), || {
+        let v = ms[0].view();
+        (v.len() == n && ms.iter().all(|m| m.view() == v)).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("no common view of {n}: {:?}", ms.iter().map(|m| m.view()).collect::<Vec<_>>()))
+}
+
+/// The deliveries of `m` between its view printed at `from` and the next view.
+fn delivered_in(m: &Member, view_line: &str) -> Vec<String> {
+    let lines = m.lines();
+    let start = lines.iter().position(|l| l.text == view_line).expect("the member printed this view");
+    lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.text.contains("\"event\":\"view\""))
+        .filter(|l| l.text.contains("\"event\":\"deliver\""))
+        .map(|l| l.text.clone())
+        .collect()
+}
+
+fn no_errors(ms: &[&Member]) {
+    for m in ms {
+        assert_eq!(m.events("error").iter().map(|l| &l.text).collect::<Vec<_>>(), Vec::<&String>::new(), "{}", m.name);
+    }
+}
+
+#[test]
+fn five_members_survive_a_kill_9_with_virtual_synchrony() {
+    let a = args(1, &["--stack", "chk_vsync:group"]);
+    let mut ms: Vec<Member> = (0..5).map(|i| Member::start(&format!("m{i}"), &a)).collect();
+    let refs: Vec<&Member> = ms.iter().collect();
+    let five = converge(&refs, 5, Duration::from_secs(10));
+    // The member to kill: not the coordinator (members[0]), so the survivors' coordinator
+    // is unchanged and the view change is one detection plus one flush.
+    let ids: Vec<String> = ms.iter().map(|m| m.me()).collect();
+    let victim = ids.iter().position(|id| *id == five[2]).expect("a member of the view");
+    let view5 = ms[0].events("view").last().unwrap().text.clone();
+    let mut killed_at = None;
+    for k in 0..150 {
+        for (i, m) in ms.iter_mut().enumerate() {
+            if killed_at.is_none() || i != victim {
+                m.cast(&format!("m{i}-{k}"));
+            }
+        }
+        if k == 100 {
+            ms[victim].signal("-KILL");
+            killed_at = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed_at = killed_at.unwrap();
+    let survivors: Vec<&Member> = ms.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, m)| m).collect();
+    let four = converge(&survivors, 4, Duration::from_secs(10));
+    assert!(!four.contains(&five[2]));
+    let mut times = Vec::new();
+    for m in &survivors {
+        let v = m.events("view").into_iter().rfind(|l| members(&l.text) == four).unwrap();
+        times.push(v.at.duration_since(killed_at));
+    }
+    times.sort();
+    eprintln!("view change after kill -9 (heartbeat 1 s + verification + flush): {times:?}");
+    assert!(times[3] < Duration::from_millis(3000), "survivors took {times:?}");
+    // Everyone that moved from the 5-view to the 4-view delivered the same casts in it (the
+    // same set: without an ordering layer, senders interleave differently at each member).
+    let sets: Vec<BTreeSet<String>> = survivors.iter().map(|m| delivered_in(m, &view5).into_iter().collect()).collect();
+    for (i, s) in sets.iter().enumerate().skip(1) {
+        let differ: Vec<_> = s.symmetric_difference(&sets[0]).take(5).collect();
+        assert!(differ.is_empty(), "survivor {i} and survivor 0 delivered different casts in the old view: {differ:?}");
+    }
+    assert!(sets[0].len() >= 400, "the stream ran in the old view: {}", sets[0].len());
+    eprintln!("casts delivered in the old view by every survivor: {}", sets[0].len());
+    no_errors(&survivors);
+}
+
+#[test]
+fn late_joiner_gets_the_state_then_the_stream() {
+    let a = args(2, &[]);
+    let mut ms: Vec<Member> = (0..3).map(|i| Member::start(&format!("m{i}"), &a)).collect();
+    converge(&ms.iter().collect::<Vec<_>>(), 3, Duration::from_secs(10));
+    for k in 0..50 {
+        ms[k % 3].cast(&format!("before-{k}"));
+    }
+    wait(Duration::from_secs(10), "50 deliveries", || ms.iter().all(|m| m.events("deliver").len() == 50).then_some(()))
+        .expect("the first casts delivered");
+    let t = Instant::now();
+    ms.push(Member::start("late", &a));
+    converge(&ms.iter().collect::<Vec<_>>(), 4, Duration::from_secs(10));
+    let joined = ms[3].events("view").first().map(|l| l.at.duration_since(t)).unwrap();
+    eprintln!("join: process start to its first view (discovery, join, flush, install): {joined:?}");
+    for k in 0..20 {
+        ms[0].cast(&format!("after-{k}"));
+    }
+    wait(Duration::from_secs(10), "the stream at the joiner", || (ms[3].events("deliver").len() == 20).then_some(()))
+        .expect("the joiner follows the stream");
+    let late = ms[3].lines();
+    let state = late.iter().position(|l| l.text.contains("\"event\":\"state\"")).expect("a state event");
+    assert_eq!(field(&late[state].text, "lines"), "50", "{}", late[state].text);
+    let first = late.iter().position(|l| l.text.contains("\"event\":\"deliver\"")).unwrap();
+    assert!(state < first, "the state comes before any delivery");
+    assert!(late[first].text.contains("after-0"), "the stream starts right after the cut: {}", late[first].text);
+    no_errors(&ms.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn two_partitions_started_apart_merge_into_one_view() {
+    let (addr, group) = net(3);
+    let base = 30_000 + (std::process::id() % 20_000) as u16;
+    let addrs: Vec<String> = (0..6).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    let side = |i: usize| if i < 3 { &addrs[3..] } else { &addrs[..3] };
+    let started = Instant::now();
+    let ms: Vec<Member> = (0..6)
+        .map(|i| {
+            let a: Vec<String> = [
+                "--addr",
+                &addr,
+                "--group",
+                &group,
+                "--bind",
+                &addrs[i],
+                "--deaf-to",
+                &side(i).join(","),
+                "--deaf-ms",
+                "3000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            Member::start(&format!("m{i}"), &a)
+        })
+        .collect();
+    let (a, b) = (ms[..3].iter().collect::<Vec<_>>(), ms[3..].iter().collect::<Vec<_>>());
+    converge(&a, 3, Duration::from_secs(3));
+    converge(&b, 3, Duration::from_secs(3));
+    let healed = started + Duration::from_millis(3000);
+    let all: Vec<&Member> = ms.iter().collect();
+    let six = converge(&all, 6, Duration::from_secs(10));
+    let merged = ms[0].events("view").into_iter().rfind(|l| members(&l.text) == six).unwrap();
+    let took = merged.at.saturating_duration_since(healed);
+    eprintln!("merge after the partition healed (beacons every 500 ms): {took:?}");
+    assert!(took < Duration::from_secs(3), "the merge took {took:?}");
+    assert!(merged.text.contains("\"subgroups\":[["), "a merge view lists its sides: {}", merged.text);
+    no_errors(&all);
+}
+
+#[test]
+fn members_leave_on_end_of_input_and_on_sigterm() {
+    let a = args(4, &[]);
+    let mut ms: Vec<Member> = (0..3).map(|i| Member::start(&format!("m{i}"), &a)).collect();
+    converge(&ms.iter().collect::<Vec<_>>(), 3, Duration::from_secs(10));
+    let t = Instant::now();
+    ms[2].close_stdin();
+    assert!(ms[2].wait_exit(Duration::from_secs(5)), "a member leaves at the end of its input");
+    assert_eq!(ms[2].events("exit").len(), 1);
+    converge(&[&ms[0], &ms[1]], 2, Duration::from_secs(5));
+    let took = t.elapsed();
+    eprintln!("leave on end of input, until the others' view: {took:?}");
+    assert!(took < Duration::from_millis(900), "a leave does not wait for failure detection: {took:?}");
+    ms[1].signal("-TERM");
+    assert!(ms[1].wait_exit(Duration::from_secs(5)), "SIGTERM makes a member leave");
+    assert_eq!(ms[1].events("exit").len(), 1);
+    converge(&[&ms[0]], 1, Duration::from_secs(5));
+}
