@@ -218,8 +218,9 @@ impl fmt::Debug for Handle {
 /// driver knows from the start (this member's may be among them): with a fixed membership,
 /// every member's; with a changing one, the seeds a joining member first talks to.
 /// `Dest::One(id)` goes to the peer with `endpoint_id(peer) == id`, else to the route learned
-/// from `id`'s datagrams; in fan-out mode a cast goes to every peer but this one and to the
-/// learned routes of the view's members, gossip to every learned route (see `driver`). The
+/// from `id`'s datagrams, else (IPv4) to the address `id` carries (`endpoint_addr`); in
+/// fan-out mode a cast goes to every other member of the view by the same routes, gossip to
+/// every peer but this one, every learned route and those members (see `driver`). The
 /// endpoint's id must be `sockets.id()`; it may be joining (`Config::joining`).
 pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers: &[SocketAddr]) -> io::Result<Handle> {
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);

@@ -11,8 +11,9 @@
 //! `Config::new(group, sockets.id(), ids_of_all_members)` (ids from `endpoint_id` of each
 //! member's unicast address), or `Config::joining(group, sockets.id())` with a membership
 //! layer in the stack; `spawn(sockets, endpoint, &peer_addresses)` starts the driver (every
-//! member's address for a fixed group, the seeds for a joining one: the driver learns the
-//! others' addresses from their datagrams).
+//! member's address for a fixed group, the seeds for a joining one: the driver reaches the
+//! others at the addresses their ids carry (IPv4, `endpoint_addr`) or learns them from their
+//! datagrams).
 //!
 //! Files: `config` (settings, member ids), `socket` (opening the sockets), `sys` (the only
 //! `unsafe`: sendmmsg / recvmmsg / ppoll / eventfd / forced buffers / own-copy BPF filter /
@@ -21,8 +22,8 @@
 //!
 //! Tested by the unit tests of each file, `stack/tests/udp.rs` (real sockets on loopback, and
 //! IPv6 inside a network namespace the test creates when the host's `lo` cannot carry IPv6
-//! multicast), `stack/tests/udp_routes.rs` (learned routes, the handle's view, view-change
-//! answers, joining) and `stack/tests/loom_queue.rs` (the queue under loom).
+//! multicast), `stack/tests/udp_routes.rs` (learned and decoded routes, the handle's view,
+//! view-change answers, joining) and `stack/tests/loom_queue.rs` (the queue under loom).
 
 mod config;
 mod driver;
@@ -32,7 +33,7 @@ mod socket;
 mod sync;
 mod sys;
 
-pub use config::{DEFAULT_GROUP, FlowPolicy, UdpConfig, endpoint_id};
+pub use config::{DEFAULT_GROUP, FlowPolicy, UdpConfig, endpoint_addr, endpoint_id};
 pub use driver::DriverStats;
 pub use handle::{Handle, HandleError, spawn};
 pub use socket::{Granted, Sockets};
