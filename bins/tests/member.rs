@@ -315,3 +315,25 @@ fn members_leave_on_end_of_input_and_on_sigterm() {
     assert_eq!(ms[1].events("exit").len(), 1);
     converge(&[&ms[0]], 1, Duration::from_secs(5));
 }
+
+#[test]
+fn unicast_members_join_through_one_seed() {
+    let (_, group) = net(5);
+    let base = 50_000 + (std::process::id() % 10_000) as u16;
+    let addrs: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    let mut ms: Vec<Member> = (0..3)
+        .map(|i| {
+            let a: Vec<String> =
+                ["--group", &group, "--bind", &addrs[i], "--seeds", &addrs[0]].iter().map(|s| s.to_string()).collect();
+            Member::start(&format!("m{i}"), &a)
+        })
+        .collect();
+    converge(&ms.iter().collect::<Vec<_>>(), 3, Duration::from_secs(10));
+    // Members 1 and 2 know only the seed; they reach each other all the same.
+    ms[2].cast("from-2");
+    ms[1].cast("from-1");
+    for m in &ms {
+        wait(Duration::from_secs(5), "both casts", || (m.events("deliver").len() == 2).then_some(()))
+            .unwrap_or_else(|| panic!("{} delivered {:?}", m.name, m.events("deliver")));
+    }
+}
