@@ -5,7 +5,7 @@
 //! a stack spec may name; `bare` (frame and CRC, no layers) is always there.
 //!
 //! Still to come (see the README): the ordering layers (causal, total), security, and the
-//! checkers `chk_causal`, `chk_total` and `chk_vsync`.
+//! checkers `chk_causal` and `chk_total`.
 #![forbid(unsafe_code)]
 
 use thoth_stack::Registry;

@@ -29,12 +29,12 @@
 //! not a filter). The pattern (`Checker`, `Reporter`, `PerSender`): on the way down the
 //! sender stamps each checked message with what it intends (its own header variant `Chk`);
 //! on the way up the receiver compares the stamp with what it has recorded per sender and
-//! reports a `Violation`. `chk_fifo` stamps casts with a per-sender sequence number. The
-//! same shape fits the checkers still to come: `chk_causal` stamps a vector of per-sender
-//! counts and checks every causal predecessor was delivered first; `chk_total` stamps
-//! (sender, seq) and gossips delivery orders as its own control variant, comparing them per
-//! slot; `chk_vsync` stamps the view id and checks the delivered set per view at the
-//! view change.
+//! reports a `Violation`. `chk_fifo` stamps casts with a per-sender sequence number;
+//! `chk_vsync` stamps the view id and compares digests of the delivered set per view after
+//! the view change. The same shape fits the checkers still to come: `chk_causal` stamps a
+//! vector of per-sender counts and checks every causal predecessor was delivered first;
+//! `chk_total` stamps (sender, seq) and gossips delivery orders as its own control variant,
+//! comparing them per slot.
 //!
 //! Tested by the unit tests in each file, `tests/debug.rs` (fault layers: exact outputs,
 //! seeded determinism, bolero models, simulated groups, partitions, spec parsing) and
