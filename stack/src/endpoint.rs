@@ -287,7 +287,8 @@ impl<L: Layer> Endpoint<L> {
             next_view: None,
             answers: VecDeque::new(),
             left: false,
-            cast_ready: true,
+            // A joining endpoint has no view to cast to until its first one is installed.
+            cast_ready: !joining,
             stats: Stats::default(),
         };
         if !joining {

@@ -32,6 +32,18 @@ pub struct Config {
     pub primary: bool,
     /// Bytes of state per piece sent to a joiner (fragmented below if larger than a datagram).
     pub chunk: usize,
+    /// Tests only (a planted bug the simulator checker must catch): a participant answers
+    /// `Flushed` as soon as the cut arrives, without delivering up to it first.
+    #[doc(hidden)]
+    pub test_flushed_before_cut: bool,
+    /// Tests only (a planted bug): the coordinator installs the next view as soon as it has
+    /// sent the cut, without waiting for every `Flushed`, and members take an `Install` that
+    /// names the flush they are in even before they have flushed.
+    #[doc(hidden)]
+    pub test_install_before_flushed: bool,
+    /// Tests only (a planted bug): in primary-partition mode every view is primary anyway.
+    #[doc(hidden)]
+    pub test_always_primary: bool,
 }
 
 impl Default for Config {
@@ -50,6 +62,9 @@ impl Default for Config {
             leave: Duration::from_secs(2),
             primary: false,
             chunk: 60 << 10,
+            test_flushed_before_cut: false,
+            test_install_before_flushed: false,
+            test_always_primary: false,
         }
     }
 }
@@ -74,6 +89,7 @@ impl Config {
             leave: ms(a, "leave_ms", d.leave)?,
             primary: a.get::<u8>("primary", 0)? != 0,
             chunk: a.get("chunk", d.chunk)?,
+            ..d
         };
         if c.hello.is_zero() || c.beacon.is_zero() || c.verify.is_zero() || c.chunk == 0 {
             return Err("hello_ms, beacon_ms, verify_ms and chunk must be positive".into());

@@ -103,6 +103,9 @@ impl Gms {
         for p in participants {
             self.ctl(p, Ctl::Cut { attempt, cut: cut.clone() }, cx);
         }
+        if self.cfg.test_install_before_flushed {
+            self.complete_change(cx); // planted bug (tests only): no wait for Flushed
+        }
     }
 
     pub(super) fn on_flushed(&mut self, from: Rank, attempt: u32, cx: &mut Cx<'_>) {
@@ -181,8 +184,10 @@ impl Gms {
             members.extend(&fresh);
             subgroups.push(fresh);
             ltime = ltime.max(s.side.view.ltime);
-            if s.last_primary.id > last.id {
-                last = s.last_primary.clone();
+            for p in &s.last_primary {
+                if !last.iter().any(|q| q.id == p.id) {
+                    last.push(p.clone());
+                }
             }
             from.push(s.side);
         }
@@ -201,10 +206,20 @@ impl Gms {
         if members.is_empty() {
             return self.exit(cx);
         }
-        let id = ViewId { ltime: ltime + 1, coord: members[0] };
+        // One past the largest, plus this coordinator's rank: a coordinator of rank `k` took
+        // over from ranks below it, any of which may have installed a view that some members
+        // never heard of (a leaving coordinator's `Install` lost on its way, or it crashed
+        // just after sending it). Such a view is `(ltime + 1 + i, members[0])` for its rank
+        // `i < k`; without the offset the next coordinator could make a view with that same
+        // id and other members, and a member in the one would take the other's traffic.
+        let id = ViewId { ltime: ltime + 1 + self.coord().index() as u64, coord: members[0] };
+        // A majority of the last primary view of every history the sides come from. Taking
+        // only the latest of them (by view id) is not enough: ids of histories that split
+        // while not primary do not order them, and a primary view that followed an "older"
+        // one elsewhere holds a majority of it, which this view then cannot.
         let primary = if self.cfg.primary {
-            let kept = last.members.iter().filter(|m| members.contains(m)).count();
-            kept * 2 > last.members.len()
+            let holds = |p: &Primary| p.members.iter().filter(|m| members.contains(m)).count() * 2 > p.members.len();
+            (!last.is_empty() && last.iter().all(holds)) || self.cfg.test_always_primary
         } else {
             true
         };
@@ -214,7 +229,14 @@ impl Gms {
             self.n.merges += 1;
         }
         let view = View { id, members, primary, subgroups };
-        let last_primary = if primary { Primary { id, members: view.members.clone() } } else { last };
+        let last_primary = if primary {
+            vec![Primary { id, members: view.members.clone() }]
+        } else {
+            // Bounded (hostile sides): the newest histories are kept.
+            last.sort_by_key(|p| core::cmp::Reverse(p.id));
+            last.truncate(super::wire::MAX_PRIMARIES);
+            last
+        };
         let inst = Install { view, sides: from, joiners: new, last_primary };
         for &m in inst.view.members.iter().chain(leavers) {
             if m != self.me {
@@ -225,7 +247,20 @@ impl Gms {
         if inst.view.members.contains(&self.me) {
             cx.up(Up::Install(inst.view));
         } else {
-            self.exit(cx);
+            // A leaving coordinator: the new coordinator resends the view to members that
+            // missed it, but only once it has it itself; keep sending it there until its
+            // beacon shows it installed (or `leave_ms` runs out), then exit.
+            self.handoff = Some((inst, cx.now + self.cfg.hello));
+        }
+    }
+
+    /// A leaving coordinator resends the view it installed to that view's coordinator.
+    pub(super) fn handoff_timeout(&mut self, cx: &mut Cx<'_>) {
+        let Some((inst, at)) = self.handoff.as_mut() else { return };
+        if *at <= cx.now {
+            *at = cx.now + self.cfg.hello;
+            let (to, inst) = (inst.view.members[0], Box::new(inst.clone()));
+            self.gossip(Some(to), Kind::Install(inst), cx);
         }
     }
 

@@ -54,7 +54,7 @@ impl Gms {
             view: view.clone(),
             sides: Vec::new(),
             joiners: Vec::new(),
-            last_primary: super::wire::Primary { id, members: vec![self.me] },
+            last_primary: vec![super::wire::Primary { id, members: vec![self.me] }],
         };
         cx.keep(MEMO, inst.to_bytes());
         cx.up(Up::Install(view));
@@ -128,6 +128,11 @@ impl Gms {
     /// Another view's coordinator: the one with the lower id leads the merge; the other
     /// flushes its view as a side and asks to be merged.
     fn on_beacon(&mut self, from: EndpointId, view: ViewId, cx: &mut Cx<'_>) {
+        // A leaving coordinator: the view without it has reached its coordinator.
+        if self.handoff.as_ref().is_some_and(|(i, _)| from == i.view.members[0] && view >= i.view.id) {
+            self.handoff = None;
+            return self.exit(cx);
+        }
         if !self.am_coord(cx) || view == cx.view.id || cx.view.members.contains(&from) {
             return;
         }

@@ -20,7 +20,7 @@ impl Gms {
                 view: cx.view.clone(),
                 sides: Vec::new(),
                 joiners: Vec::new(),
-                last_primary: Primary { id: cx.view.id, members: cx.view.members.clone() },
+                last_primary: vec![Primary { id: cx.view.id, members: cx.view.members.clone() }],
             });
         self.ready[cx.rank.index()] = true;
         let joiners: Vec<Rank> = info.joiners.iter().filter_map(|&j| cx.view.rank_of(j)).collect();
@@ -50,9 +50,17 @@ impl Gms {
     }
 
     /// Any message from `r` proves it alive: a suspicion of it is cleared, and the
-    /// coordinator of a new view knows it installed the view.
+    /// coordinator of a new view knows it installed the view. So is a failure this member
+    /// verified on its own (a cut, since healed) that no flush it took part in has named
+    /// (`frozen`): kept, it would make this member refuse the Block of a coordinator that
+    /// is alive and well, stalling that flush until `flush_ms` excludes this member.
     pub(super) fn alive(&mut self, r: Rank) {
         if self.verify.remove(&r).is_some() {
+            self.n.cleared += 1;
+        }
+        let i = r.index();
+        if self.failed.get(i) == Some(&true) && self.frozen.get(i) == Some(&false) {
+            self.failed[i] = false;
             self.n.cleared += 1;
         }
         if let Some(x) = self.ready.get_mut(r.index()) {
@@ -108,10 +116,19 @@ impl Gms {
         self.committed = None;
         let first = self.flush.is_none();
         let answered = self.flush.as_ref().is_some_and(|f| f.answered);
-        let block_until = if first && !self.cfg.block.is_zero() { Some(cx.now + self.cfg.block) } else { None };
+        // The application's time to answer runs from the first Block of this view change: a
+        // restarted flush keeps the deadline (dropping it would leave this member blocked,
+        // unanswered, for good if the application never answers).
+        let block_until = match &self.flush {
+            Some(f) => f.block_until,
+            None if !self.cfg.block.is_zero() => Some(cx.now + self.cfg.block),
+            None => None,
+        };
         self.flush = Some(Flush { coord: c, attempt, answered, block_until, cut: None, flushed: false });
-        let all: Vec<Rank> = (0..self.failed.len()).filter(|&i| self.failed[i]).map(|i| Rank(i as u16)).collect();
-        cx.dn(Dn::Failed(all));
+        // Only the ranks the coordinator excludes: this member's own verified suspicions may
+        // be wrong (a one-way cut), and the layers below drop everything from a rank named
+        // failed, so naming one the cut still counts as a participant would stall the flush.
+        cx.dn(Dn::Failed(failed));
         if first {
             cx.up(Up::Block);
             if self.cfg.block.is_zero() {
@@ -179,7 +196,8 @@ impl Gms {
     fn check_flushed(&mut self, cx: &mut Cx<'_>) {
         let Some(f) = self.flush.as_ref() else { return };
         let Some(cut) = f.cut.as_ref() else { return };
-        if f.flushed || !f.answered || self.delivered.iter().zip(cut).any(|(d, c)| d < c) {
+        let short = self.delivered.iter().zip(cut).any(|(d, c)| d < c) && !self.cfg.test_flushed_before_cut;
+        if f.flushed || !f.answered || short {
             return;
         }
         let (coord, attempt) = (f.coord, f.attempt);
@@ -197,8 +215,17 @@ impl Gms {
         let ok = if Self::provisional(cx) {
             inst.joiners.contains(&me) && inst.view.members.contains(&me)
         } else {
+            // Planted bug (tests only): the flush this member is in, flushed or not.
+            let current = self
+                .flush
+                .as_ref()
+                .filter(|_| self.cfg.test_install_before_flushed)
+                .map(|f| (cx.view.member(f.coord).unwrap_or_default(), f.attempt));
             inst.view.id > cx.view.id
-                && inst.sides.iter().any(|s| s.view == cx.view.id && Some((s.coord, s.attempt)) == self.committed)
+                && inst.sides.iter().any(|s| {
+                    s.view == cx.view.id
+                        && (Some((s.coord, s.attempt)) == self.committed || Some((s.coord, s.attempt)) == current)
+                })
         };
         if !ok {
             if inst.view.id != cx.view.id {

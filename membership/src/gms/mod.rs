@@ -50,8 +50,12 @@
 //! sides — the application's cue to reconcile. A side that hears nothing within `merge_ms`
 //! installs its own view again.
 //!
-//! **Primary partition** (`primary=1`): a view is primary iff it holds a majority of the
-//! latest primary view any of its sides descends from; otherwise every view is primary.
+//! **Primary partition** (`primary=1`): each view carries the last primary view of every
+//! history it descends from (one, unless it merged sides whose histories split while not
+//! primary); a view is primary iff it holds a majority of each of them, and then it is the
+//! one last primary view of its own history. Otherwise every view is primary. An endpoint
+//! that forms a view alone starts a history (it cannot tell "no group" from "group out of
+//! reach"), so a restarted endpoint cut off from the group is primary in a history of its own.
 //!
 //! **State transfer.** A view with joiners holds every member's casts until `Go`. Its
 //! coordinator asks the application for the state (`Up::DumpState`, answered by `Dn::State`)
@@ -63,7 +67,11 @@
 //!
 //! **Leave.** `Dn::Leave` asks the coordinator for a view without this member; the leaver
 //! takes part in the flush and exits (`Dn::Leave` down, so `Up::Exit`) on the `Install` that
-//! leaves it out, or after `leave_ms` regardless.
+//! leaves it out, or after `leave_ms` regardless. A leaving coordinator installs the view
+//! without it and resends it to that view's coordinator (every `hello_ms`) until it hears
+//! that coordinator's beacon for it, then exits. A coordinator of rank `k` (ranks below it
+//! failed or left) numbers its view `k` further on (`ltime + 1 + k`): a view the coordinator
+//! before it installed but not everyone heard of then never shares an id with its own.
 //!
 //! **Parameters** (spec `gms(...)`, see `Config`): `discover_ms` 300, `hello_ms` 50,
 //! `beacon_ms` 500, `block_ms` 0, `verify_ms` 50, `verify_tries` 4, `flush_ms` 3000,
@@ -86,10 +94,12 @@
 //! what the layers below deliver), the casts held while joiners load the state (the endpoint
 //! stops taking casts meanwhile), and at most `MAX_PENDING` joiners and merge sides.
 //!
-//! **Tests:** `membership/tests/` — exact-output unit tests of the protocol steps, wire
-//! round trips and arbitrary bytes, and simulated groups (joins, leaves, crashes,
-//! coordinator crashes, partitions and merges) checked for virtual synchrony and liveness
-//! over many seeds.
+//! **Tests:** `membership/tests/`: `wire.rs` (exact round trips, arbitrary bytes into the
+//! decoders); `sim_scenarios.rs` (named simulated scenarios with exact views: formation,
+//! joins with state transfer, leaves, coordinator crash mid-flush, partitions and merges,
+//! primary partition, regressions of the fixes, measured view-change times); `sim_vsync.rs`
+//! (chaos runs of 2 to 9 members checked for virtual synchrony and liveness over many seeds,
+//! and planted bugs, `Config::test_*`, that the checker must catch); `smoke.rs`.
 
 mod config;
 mod coord;
@@ -147,7 +157,7 @@ struct Report {
 struct SideReady {
     side: Side,
     members: Vec<EndpointId>,
-    last_primary: Primary,
+    last_primary: Vec<Primary>,
     at: Time,
 }
 
@@ -241,6 +251,8 @@ pub struct Gms {
     loading: bool,
     disc: Option<Discovery>,
     leaving: Option<Time>,
+    /// A leaving coordinator's view without it, resent to its coordinator at the time.
+    handoff: Option<(Install, Time)>,
     /// Control messages to this member itself, handled after the current event.
     inbox: VecDeque<Ctl>,
     n: Counters,
@@ -283,6 +295,7 @@ impl Gms {
             loading: false,
             disc: None,
             leaving: None,
+            handoff: None,
             inbox: VecDeque::new(),
             n: Counters::default(),
         }
@@ -297,8 +310,11 @@ impl Gms {
         Rank(self.failed.iter().position(|f| !f).unwrap_or(0) as u16)
     }
 
+    /// Coordinating this view (not any more once a leaving coordinator has installed the
+    /// view without it: it must not beacon, answer joiners or lead merges for a view
+    /// its members have left).
     fn am_coord(&self, cx: &Cx<'_>) -> bool {
-        !Self::provisional(cx) && self.coord() == cx.rank
+        !Self::provisional(cx) && self.coord() == cx.rank && self.handoff.is_none()
     }
 
     fn rank_ok(&self, r: Rank) -> bool {
@@ -464,6 +480,34 @@ impl Gms {
         }
     }
 
+    /// Between this layer's `Dn::Leave` and the `Up::Exit` it causes, the layers below may
+    /// still deliver (a singleton leaving flushes its own casts out of them). Headers are
+    /// still pushed and popped (passing a message up with this layer's header on would hand
+    /// the layer above a header it did not push), casts are still gated by the cut, and
+    /// control traffic is dropped: the protocol is over for this member.
+    fn after_exit_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        match ev {
+            Up::Cast { from, mut msg } => match msg.pop::<Hdr>() {
+                Ok(Hdr::NoHdr) if self.rank_ok(from) => self.on_cast(from, msg, cx),
+                _ => {}
+            },
+            Up::Send { from, mut msg } => {
+                if let Ok(Hdr::NoHdr) = msg.pop::<Hdr>() {
+                    cx.up(Up::Send { from, msg });
+                }
+            }
+            Up::Gossip { .. } => {}
+            other => cx.up(other),
+        }
+    }
+
+    fn after_exit_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
+        if let Some(m) = ev.msg_mut() {
+            m.push(&Hdr::NoHdr);
+        }
+        cx.dn(ev);
+    }
+
     fn deadlines(&self) -> impl Iterator<Item = Time> + '_ {
         let d = self.disc.as_ref();
         [
@@ -477,6 +521,7 @@ impl Gms {
             self.resend_at,
             self.ready_until,
             self.leaving,
+            self.handoff.as_ref().map(|h| h.1),
         ]
         .into_iter()
         .flatten()
@@ -505,6 +550,7 @@ impl Gms {
             self.maybe_change(cx);
         }
         self.merging_timeout(cx);
+        self.handoff_timeout(cx);
         if self.next_beacon.is_some_and(|t| t <= now) {
             self.beacon(cx);
         }
@@ -534,7 +580,7 @@ impl Layer for Gms {
             self.start(cx);
         }
         if self.exited {
-            return cx.dn(ev);
+            return self.after_exit_dn(ev, cx);
         }
         self.on_dn(ev, cx);
         self.settle(cx);
@@ -545,7 +591,7 @@ impl Layer for Gms {
             self.start(cx);
         }
         if self.exited {
-            return cx.up(ev);
+            return self.after_exit_up(ev, cx);
         }
         self.on_up(ev, cx);
         self.settle(cx);

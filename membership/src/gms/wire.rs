@@ -100,7 +100,7 @@ pub struct Side {
     pub attempt: u32,
 }
 
-/// The last primary view (primary-partition mode).
+/// A primary view (primary-partition mode).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Primary {
     pub id: ViewId,
@@ -114,8 +114,14 @@ pub struct Install {
     pub sides: Vec<Side>,
     /// Members that come from no view: they get the state before anything else.
     pub joiners: Vec<EndpointId>,
-    pub last_primary: Primary,
+    /// The last primary view of each history this view descends from (one unless sides of
+    /// a merge came from histories that split while not primary; see `gms` on primary
+    /// partition). At most `MAX_PRIMARIES`.
+    pub last_primary: Vec<Primary>,
 }
+
+/// Last primary views an `Install` or `MergeReady` carries at most.
+pub const MAX_PRIMARIES: usize = 64;
 
 /// Messages outside the view; every one names the sender's view.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +139,7 @@ pub enum Kind {
     /// A new endpoint asks the coordinator to be added.
     Join,
     /// A coordinator has flushed its side and asks the merge leader to merge it.
-    MergeReady { members: Vec<EndpointId>, attempt: u32, last_primary: Primary },
+    MergeReady { members: Vec<EndpointId>, attempt: u32, last_primary: Vec<Primary> },
     /// The next view.
     Install(Box<Install>),
 }
@@ -179,8 +185,12 @@ impl Enc {
         });
         self
     }
-    fn primary(&mut self, p: &Primary) -> &mut Self {
-        self.vid(p.id).ids(&p.members)
+    fn primaries(&mut self, ps: &[Primary]) -> &mut Self {
+        self.var(ps.len() as u64);
+        ps.iter().for_each(|p| {
+            self.vid(p.id).ids(&p.members);
+        });
+        self
     }
     pub fn done(&mut self) -> Bytes {
         Bytes::from(core::mem::take(&mut self.0))
@@ -212,8 +222,12 @@ fn ranks(r: &mut Reader<'_>) -> Result<Vec<Rank>, WireError> {
 fn attempt(r: &mut Reader<'_>) -> Result<u32, WireError> {
     u32::try_from(r.var()?).map_err(|_| WireError::BadValue)
 }
-fn primary(r: &mut Reader<'_>) -> Result<Primary, WireError> {
-    Ok(Primary { id: vid(r)?, members: ids(r)? })
+fn primaries(r: &mut Reader<'_>) -> Result<Vec<Primary>, WireError> {
+    let n = len(r, 10)?;
+    if n > MAX_PRIMARIES {
+        return Err(WireError::BadValue);
+    }
+    (0..n).map(|_| Ok(Primary { id: vid(r)?, members: ids(r)? })).collect()
 }
 fn end<T>(r: &Reader<'_>, v: T) -> Result<T, WireError> {
     if r.remaining() == 0 { Ok(v) } else { Err(WireError::BadValue) }
@@ -271,7 +285,7 @@ impl Install {
         for s in &self.sides {
             e.vid(s.view).u64(s.coord.0).var(s.attempt as u64);
         }
-        e.ids(&self.joiners).primary(&self.last_primary);
+        e.ids(&self.joiners).primaries(&self.last_primary);
     }
 
     fn get(r: &mut Reader<'_>) -> Result<Install, WireError> {
@@ -289,7 +303,7 @@ impl Install {
             .map(|_| Ok(Side { view: vid(r)?, coord: EndpointId(r.u64()?), attempt: attempt(r)? }))
             .collect::<Result<_, WireError>>()?;
         let joiners = ids(r)?;
-        let last_primary = primary(r)?;
+        let last_primary = primaries(r)?;
         if members.is_empty() || id.coord != members[0] {
             return Err(WireError::BadValue);
         }
@@ -319,7 +333,7 @@ impl Gossip {
             Kind::Beacon { members } => e.u8(2).ids(members),
             Kind::Join => e.u8(3),
             Kind::MergeReady { members, attempt, last_primary } => {
-                e.u8(4).ids(members).var(*attempt as u64).primary(last_primary)
+                e.u8(4).ids(members).var(*attempt as u64).primaries(last_primary)
             }
             Kind::Install(i) => {
                 e.u8(5);
@@ -337,7 +351,7 @@ impl Gossip {
             1 => Kind::Hello,
             2 => Kind::Beacon { members: ids(r)? },
             3 => Kind::Join,
-            4 => Kind::MergeReady { members: ids(r)?, attempt: attempt(r)?, last_primary: primary(r)? },
+            4 => Kind::MergeReady { members: ids(r)?, attempt: attempt(r)?, last_primary: primaries(r)? },
             5 => Kind::Install(Box::new(Install::get(r)?)),
             _ => return Err(WireError::BadTag),
         };

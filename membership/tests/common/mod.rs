@@ -1,0 +1,677 @@
+//! Shared harness for the simulated `gms` tests: a `World` of endpoints joining one group
+//! through `chk_vsync:gms:heartbeat:reliable`, an application that casts numbered payloads,
+//! and a global virtual-synchrony checker over every node's recorded events.
+//!
+//! Node `i` (0-based) of a world runs endpoints `EndpointId((i + 1) * 100 + incarnation)`, so a
+//! restarted node is a new member. Every cast payload is the text `id:incarnation:ltime:coord:seq`
+//! (sender id, its incarnation, the view id at send time, a per-incarnation sequence number
+//! counting only the casts `Endpoint::cast` accepted), padded with `pad` bytes of filler when
+//! asked; the world records every accepted cast.
+//!
+//! `World::check` checks, per incarnation of each node: (a) view ids strictly increase, and
+//! a view id names one view (every node that installed it saw the same members, flags);
+//! (b) a cast is delivered in the view it was sent in, from the id that sent it; (c) per
+//! sender and view, the deliveries are exactly a prefix of what that sender cast in that view
+//! (no duplicate, no gap, FIFO, nothing invented); (d) self delivery: a node that installed a
+//! view after V delivered in V every cast it had cast in V; (e) agreement: nodes that installed
+//! V and then the same next view delivered the same casts in V; (g) no `Event::Error` (from
+//! `chk_vsync`). With `primary` on, `check_primary` adds (f): two primary views of one lineage
+//! whose lifetimes overlap share a member (a view's lifetime: from its first installation by
+//! any node to the last moment any node was in it — until that node installed another, exited
+//! or crashed; lineages: see `check_primary`).
+//! Every violation message names the seed.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use thoth_layers::debug::chk_vsync::ChkVsync;
+use thoth_membership::gms::{self, Gms};
+use thoth_stack::sim::{Link, NodeId, Sim};
+use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, Event, GroupId, Stack, Time, View, ViewId};
+
+pub const GROUP: GroupId = GroupId(7);
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub fn at(d: Duration) -> Time {
+    Time::ZERO + d
+}
+
+/// The stack of every view: the checker on top of gms, the heartbeat detector, the reliable
+/// layers (built in code so that tests can set `gms::Config`'s test knobs).
+pub fn stack(cfg: &gms::Config) -> Stack {
+    let reliable = thoth_layers::registry().build("reliable").expect("the reliable stack builds");
+    Stack::builder()
+        .push(ChkVsync::new())
+        .push(Gms::new(cfg.clone()))
+        .push(thoth_failure_detector::heartbeat::Heartbeat::default())
+        .push(reliable)
+        .build()
+        .expect("chk_vsync:gms:heartbeat:reliable is well formed")
+}
+
+/// A cast as the application made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub inc: u32,
+    pub view: ViewId,
+    pub seq: u64,
+    pub at: Time,
+}
+
+/// A decoded payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Payload {
+    pub sender: EndpointId,
+    pub inc: u32,
+    pub view: ViewId,
+    pub seq: u64,
+}
+
+impl Payload {
+    pub fn encode(&self, pad: usize) -> Bytes {
+        let mut s = format!("{}:{}:{}:{}:{}", self.sender.0, self.inc, self.view.ltime, self.view.coord.0, self.seq);
+        if pad > 0 {
+            s.push('#');
+            s.extend(std::iter::repeat_n('.', pad));
+        }
+        Bytes::from(s)
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Payload> {
+        let s = std::str::from_utf8(b).ok()?;
+        let s = s.split('#').next()?;
+        let f: Vec<u64> = s.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let [sender, inc, ltime, coord, seq] = f[..] else { return None };
+        Some(Payload {
+            sender: EndpointId(sender),
+            inc: u32::try_from(inc).ok()?,
+            view: ViewId { ltime, coord: EndpointId(coord) },
+            seq,
+        })
+    }
+}
+
+/// One node incarnation's stay in one view.
+#[derive(Clone, Debug)]
+pub struct Seg {
+    pub node: NodeId,
+    pub inc: u32,
+    pub view: View,
+    pub at: Time,
+    /// The view it installed next, if it did.
+    pub next: Option<ViewId>,
+    /// When the stay ended (next view, exit, crash), if it did.
+    pub until: Option<Time>,
+    pub dels: Vec<Payload>,
+}
+
+pub struct World {
+    pub sim: Sim<Stack>,
+    pub nodes: Vec<NodeId>,
+    pub cfg: gms::Config,
+    /// What each node's application cast (accepted casts only), over all incarnations.
+    pub sent: Vec<Vec<Sent>>,
+    /// When each (node, incarnation) crashed.
+    pub crashes: BTreeMap<(NodeId, u32), Time>,
+    /// Bytes of filler in each payload.
+    pub pad: usize,
+    pub transfer_state: bool,
+    /// With `transfer_state`: what a coordinator's application answers a state request
+    /// with (after every `run_for`), and how many requests each node had answered.
+    pub state: Bytes,
+    pub answered: Vec<usize>,
+    /// The application answers `Event::Block` (with `gms::Config::block` set) at the next
+    /// `run_for`; how many Blocks each node had answered.
+    pub block_ok: bool,
+    pub blocks: Vec<usize>,
+}
+
+impl World {
+    pub fn new(seed: u64, cfg: gms::Config) -> World {
+        World {
+            sim: Sim::new(seed),
+            nodes: Vec::new(),
+            cfg,
+            sent: Vec::new(),
+            crashes: BTreeMap::new(),
+            pad: 0,
+            transfer_state: false,
+            state: Bytes::new(),
+            answered: Vec::new(),
+            block_ok: false,
+            blocks: Vec::new(),
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.sim.seed()
+    }
+
+    pub fn now(&self) -> Time {
+        self.sim.now()
+    }
+
+    /// Adds (and starts) a node that joins the group.
+    pub fn add(&mut self) -> NodeId {
+        let base = (self.nodes.len() as u64 + 1) * 100;
+        let (cfg, transfer_state) = (self.cfg.clone(), self.transfer_state);
+        let n = self.sim.add_node(move |spawn| {
+            let me = EndpointId(base + spawn.incarnation as u64);
+            let ecfg = Config { seed: spawn.seed, transfer_state, ..Config::joining(GROUP, me) };
+            let cfg = cfg.clone();
+            Endpoint::new(ecfg, move |_view: &View| stack(&cfg)).expect("a joining endpoint")
+        });
+        self.nodes.push(n);
+        self.sent.push(Vec::new());
+        n
+    }
+
+    pub fn add_many(&mut self, k: usize) -> Vec<NodeId> {
+        (0..k).map(|_| self.add()).collect()
+    }
+
+    pub fn crash(&mut self, n: NodeId) {
+        if self.sim.is_up(n) {
+            self.crashes.insert((n, self.sim.incarnation(n)), self.now());
+        }
+        self.sim.crash(n);
+    }
+
+    pub fn restart(&mut self, n: NodeId) {
+        self.crash(n);
+        self.sim.restart(n);
+    }
+
+    pub fn id(&self, n: NodeId) -> EndpointId {
+        self.sim.id(n)
+    }
+
+    /// Up and not left.
+    pub fn is_live(&self, n: NodeId) -> bool {
+        self.sim.endpoint(n).is_some_and(|e| !e.has_left())
+    }
+
+    pub fn live(&self) -> Vec<NodeId> {
+        self.nodes.iter().copied().filter(|&n| self.is_live(n)).collect()
+    }
+
+    pub fn view(&self, n: NodeId) -> Option<View> {
+        self.sim.endpoint(n).map(|e| e.view().clone())
+    }
+
+    /// The application of `n` casts one numbered payload; true if the endpoint took it.
+    pub fn cast(&mut self, n: NodeId) -> bool {
+        let Some(ep) = self.sim.endpoint(n) else { return false };
+        // Not before the first view: a joining endpoint takes casts until its stack first
+        // runs (the core starts it with casts open), and gms drops what its provisional view
+        // took (see the report on the core: `Endpoint::new` should start a joiner blocked).
+        if ep.has_left() || !ep.can_cast() || ep.view().id.ltime == 0 {
+            return false;
+        }
+        let view = ep.view().id;
+        let inc = self.sim.incarnation(n);
+        let seq = self.sent[n.index()].iter().filter(|s| s.inc == inc).count() as u64;
+        let p = Payload { sender: ep.me(), inc, view, seq };
+        let ok = self.sim.cast(n, p.encode(self.pad)).is_ok();
+        if ok {
+            let now = self.now();
+            self.sent[n.index()].push(Sent { inc, view, seq, at: now });
+        }
+        ok
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        self.sim.run_for(d);
+        if self.transfer_state {
+            let (mut answered, state) = (core::mem::take(&mut self.answered), self.state.clone());
+            self.answer_state_requests(&mut answered, &state);
+            self.answered = answered;
+        }
+        if self.block_ok {
+            self.blocks.resize(self.nodes.len(), 0);
+            for n in self.nodes.clone() {
+                let b = self.sim.events(n).iter().filter(|e| matches!(e.event, Event::Block)).count();
+                if b > self.blocks[n.index()] {
+                    self.blocks[n.index()] = b;
+                    let _ = self.sim.with(n, |ep, now| ep.block_ok(now));
+                }
+            }
+        }
+    }
+
+    /// Runs in `step` increments until `done`, at most `limit`; the time it took.
+    pub fn run_until(
+        &mut self,
+        step: Duration,
+        limit: Duration,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> Option<Duration> {
+        let start = self.now();
+        loop {
+            if done(self) {
+                return Some(self.now().since(start));
+            }
+            if self.now().since(start) >= limit {
+                return None;
+            }
+            self.run_for(step);
+        }
+    }
+
+    /// Runs until `converged` holds and then still holds, in the same view, `quiet` later
+    /// (a dead endpoint merged in at the last moment is excluded again within that); at most
+    /// `limit` to the start of the quiet span. The time to the (last) convergence.
+    pub fn settle(&mut self, limit: Duration, quiet: Duration) -> Option<Duration> {
+        let start = self.now();
+        loop {
+            let rest = limit.checked_sub(self.now().since(start))?;
+            self.run_until(ms(10), rest, |w| w.converged())?;
+            let took = self.now().since(start);
+            let id = self.live().first().and_then(|&n| self.view(n)).map(|v| v.id);
+            self.run_for(quiet);
+            if self.converged() && self.live().first().and_then(|&n| self.view(n)).map(|v| v.id) == id {
+                return Some(took);
+            }
+        }
+    }
+
+    /// Every live node is in one real view whose members are exactly the live nodes, and no
+    /// view change is under way.
+    pub fn converged(&self) -> bool {
+        let live = self.live();
+        let ids: BTreeSet<EndpointId> = live.iter().map(|&n| self.id(n)).collect();
+        let Some(v) = live.first().and_then(|&n| self.view(n)) else { return true };
+        v.id.ltime > 0
+            && v.members.iter().copied().collect::<BTreeSet<_>>() == ids
+            && v.members.len() == ids.len()
+            && live.iter().all(|&n| self.view(n).is_some_and(|w| w.id == v.id))
+            && live.iter().all(|&n| self.idle(n))
+    }
+
+    /// No view change under way at `n` (from its gms state: no flush, no change).
+    pub fn idle(&self, n: NodeId) -> bool {
+        self.sim
+            .endpoint(n)
+            .and_then(|e| e.dump().into_iter().find(|d| d.layer == "gms"))
+            .is_some_and(|d| d.state.contains("flush=None change=None"))
+    }
+
+    /// The view change times (first installation of each view by anyone) after `since`.
+    pub fn installs_after(&self, since: Time) -> Vec<(Time, View)> {
+        let mut first: BTreeMap<ViewId, (Time, View)> = BTreeMap::new();
+        for &n in &self.nodes {
+            for e in self.sim.events(n) {
+                if let Event::View(v) = &e.event
+                    && e.at >= since
+                {
+                    first.entry(v.id).or_insert((e.at, v.clone()));
+                }
+            }
+        }
+        let mut v: Vec<_> = first.into_values().collect();
+        v.sort_by_key(|(t, _)| *t);
+        v
+    }
+
+    /// The time by which every live node has installed the view it is in now.
+    pub fn last_install(&self) -> Option<Time> {
+        self.live()
+            .iter()
+            .filter_map(|&n| {
+                let id = self.view(n)?.id;
+                self.sim.events(n).iter().rev().find(|e| matches!(&e.event, Event::View(v) if v.id == id)).map(|e| e.at)
+            })
+            .max()
+    }
+
+    /// Liveness after the faults: every live node casts one payload (retrying while flow
+    /// control or a view change holds casts back), and within `limit` every live node
+    /// delivers every one of them.
+    pub fn check_all_deliver(&mut self, limit: Duration) -> Result<(), String> {
+        let seed = self.seed();
+        let start = self.now();
+        let live = self.live();
+        let mut want: Vec<Payload> = Vec::new();
+        let mut todo = live.clone();
+        while !todo.is_empty() {
+            let mut left = Vec::new();
+            for n in todo {
+                if self.cast(n) {
+                    let s = self.sent[n.index()].last().expect("just cast");
+                    want.push(Payload { sender: self.id(n), inc: s.inc, view: s.view, seq: s.seq });
+                } else {
+                    left.push(n);
+                }
+            }
+            todo = left;
+            if !todo.is_empty() {
+                if self.now().since(start) >= limit {
+                    return Err(format!(
+                        "seed {seed}: liveness: {todo:?} could not cast for {limit:?}{}",
+                        self.describe()
+                    ));
+                }
+                self.run_for(ms(10));
+            }
+        }
+        let missing = |w: &World| -> Vec<(NodeId, Payload)> {
+            let mut out = Vec::new();
+            for &n in &live {
+                let inc = w.sim.incarnation(n);
+                let got: BTreeSet<Payload> = w
+                    .sim
+                    .delivered(n)
+                    .iter()
+                    .filter(|d| d.incarnation == inc)
+                    .filter_map(|d| Payload::decode(&d.data))
+                    .collect();
+                out.extend(want.iter().filter(|p| !got.contains(p)).map(|p| (n, *p)));
+            }
+            out
+        };
+        let rest = limit.saturating_sub(self.now().since(start));
+        if self.run_until(ms(10), rest, |w| missing(w).is_empty()).is_none() {
+            let m = missing(self);
+            return Err(format!(
+                "seed {seed}: liveness: {} deliveries missing after {limit:?}, e.g. {:?}{}",
+                m.len(),
+                &m[..m.len().min(4)],
+                self.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Segments of every node incarnation's stays in views, and the violations of (a) and
+    /// of deliveries outside any view found on the way.
+    pub fn segments(&self, errs: &mut Vec<String>) -> Vec<Seg> {
+        let seed = self.seed();
+        let end = self.now();
+        let mut segs: Vec<Seg> = Vec::new();
+        for &n in &self.nodes {
+            let mut cur: Option<Seg> = None;
+            let mut inc = None;
+            let close = |cur: &mut Option<Seg>, segs: &mut Vec<Seg>, next: Option<ViewId>, until: Option<Time>| {
+                if let Some(mut s) = cur.take() {
+                    s.next = next;
+                    s.until = until;
+                    segs.push(s);
+                }
+            };
+            for e in self.sim.events(n) {
+                if inc != Some(e.incarnation) {
+                    let t = inc.and_then(|i| self.crashes.get(&(n, i)).copied());
+                    close(&mut cur, &mut segs, None, t.or(Some(e.at)));
+                    inc = Some(e.incarnation);
+                }
+                match &e.event {
+                    Event::View(v) => {
+                        if let Some(c) = &cur
+                            && v.id <= c.view.id
+                        {
+                            errs.push(format!(
+                                "seed {seed}: (a) {n:?}#{} installed {:?} after {:?} at {:?}",
+                                e.incarnation, v.id, c.view.id, e.at
+                            ));
+                        }
+                        close(&mut cur, &mut segs, Some(v.id), Some(e.at));
+                        cur = Some(Seg {
+                            node: n,
+                            inc: e.incarnation,
+                            view: v.clone(),
+                            at: e.at,
+                            next: None,
+                            until: None,
+                            dels: Vec::new(),
+                        });
+                    }
+                    Event::Exit => close(&mut cur, &mut segs, None, Some(e.at)),
+                    Event::Cast { from, data } => {
+                        let Some(p) = Payload::decode(data) else {
+                            errs.push(format!(
+                                "seed {seed}: {n:?} delivered an undecodable cast from {from:?} at {:?}: {} bytes {:?}",
+                                e.at,
+                                data.len(),
+                                String::from_utf8_lossy(&data[..data.len().min(60)])
+                            ));
+                            continue;
+                        };
+                        if p.sender != *from {
+                            errs.push(format!("seed {seed}: (b) {n:?} delivered {p:?} as from {from:?}"));
+                        }
+                        match cur.as_mut() {
+                            Some(s) => s.dels.push(p),
+                            None => errs.push(format!("seed {seed}: {n:?} delivered {p:?} outside any view")),
+                        }
+                    }
+                    Event::Error { layer, detail } => {
+                        errs.push(format!("seed {seed}: (g) {n:?}#{} {layer} at {:?}: {detail}", e.incarnation, e.at))
+                    }
+                    _ => {}
+                }
+            }
+            let t = inc.and_then(|i| self.crashes.get(&(n, i)).copied());
+            let _ = end;
+            close(&mut cur, &mut segs, None, t);
+        }
+        segs
+    }
+
+    /// The global virtual-synchrony check over everything recorded so far.
+    pub fn check(&self) -> Result<(), String> {
+        let seed = self.seed();
+        let mut errs = Vec::new();
+        let segs = self.segments(&mut errs);
+        // Per sender incarnation and view: the casts it made there, by id.
+        let mut cast_in: BTreeMap<(EndpointId, ViewId), Vec<u64>> = BTreeMap::new();
+        for &n in &self.nodes {
+            for s in &self.sent[n.index()] {
+                let id = EndpointId((n.index() as u64 + 1) * 100 + s.inc as u64);
+                cast_in.entry((id, s.view)).or_default().push(s.seq);
+            }
+        }
+        // (a') one view id, one view: every node that installed it saw the same members.
+        let mut same: BTreeMap<ViewId, (NodeId, &View)> = BTreeMap::new();
+        for s in &segs {
+            match same.get(&s.view.id) {
+                Some((n2, v)) if **v != s.view => errs.push(format!(
+                    "seed {seed}: (a) view {:?} is {:?} at {:?} but {:?} at {n2:?}",
+                    s.view.id, s.view.members, s.node, v.members
+                )),
+                Some(_) => {}
+                None => {
+                    same.insert(s.view.id, (s.node, &s.view));
+                }
+            }
+        }
+        let mut agree: BTreeMap<(ViewId, ViewId), (NodeId, u32, Vec<Payload>)> = BTreeMap::new();
+        for s in &segs {
+            let who = format!("{:?}#{} in {:?}", s.node, s.inc, s.view.id);
+            // (b) and (c).
+            let mut per: BTreeMap<EndpointId, Vec<u64>> = BTreeMap::new();
+            for p in &s.dels {
+                if p.view != s.view.id {
+                    errs.push(format!("seed {seed}: (b) {who} delivered {p:?} sent in {:?}", p.view));
+                    continue;
+                }
+                per.entry(p.sender).or_default().push(p.seq);
+            }
+            for (sender, got) in &per {
+                let made = cast_in.get(&(*sender, s.view.id)).map(Vec::as_slice).unwrap_or(&[]);
+                if got.len() > made.len() || got[..] != made[..got.len()] {
+                    errs.push(format!(
+                        "seed {seed}: (c) {who} delivered from {sender:?} seqs {got:?}, not a prefix of its casts there {made:?}"
+                    ));
+                }
+            }
+            let me = EndpointId((s.node.index() as u64 + 1) * 100 + s.inc as u64);
+            // (d) self delivery.
+            if s.next.is_some() {
+                let made = cast_in.get(&(me, s.view.id)).cloned().unwrap_or_default();
+                let own = per.get(&me).cloned().unwrap_or_default();
+                if own != made {
+                    errs.push(format!(
+                        "seed {seed}: (d) {who} then {:?}: delivered own {own:?} but cast {made:?}",
+                        s.next
+                    ));
+                }
+            }
+            // (e) agreement.
+            if let Some(next) = s.next {
+                let mut set = s.dels.clone();
+                set.sort();
+                match agree.get(&(s.view.id, next)) {
+                    None => {
+                        agree.insert((s.view.id, next), (s.node, s.inc, set));
+                    }
+                    Some((n2, i2, other)) if *other != set => {
+                        let a: BTreeSet<_> = set.iter().collect();
+                        let b: BTreeSet<_> = other.iter().collect();
+                        errs.push(format!(
+                            "seed {seed}: (e) {who} and {n2:?}#{i2} both went on to {next:?}; only {:?} had {:?}, only {n2:?} had {:?}",
+                            s.node,
+                            a.difference(&b).take(5).collect::<Vec<_>>(),
+                            b.difference(&a).take(5).collect::<Vec<_>>()
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if self.cfg.primary {
+            check_primary(seed, &segs, self.now(), &mut errs);
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            let n = errs.len();
+            errs.truncate(8);
+            Err(format!("{n} violation(s):\n{}", errs.join("\n")))
+        }
+    }
+
+    /// Answers every `Event::StateRequest` not answered yet with `state` (the application of
+    /// a coordinator with `Config::transfer_state`); how many it answered.
+    pub fn answer_state_requests(&mut self, answered: &mut Vec<usize>, state: &Bytes) -> usize {
+        answered.resize(self.nodes.len(), 0);
+        let mut asks = Vec::new();
+        for &n in &self.nodes {
+            let reqs = self.sim.events(n).iter().filter(|e| matches!(e.event, Event::StateRequest)).count();
+            for _ in answered[n.index()]..reqs {
+                asks.push(n);
+            }
+            answered[n.index()] = reqs;
+        }
+        for &n in &asks {
+            let st = state.clone();
+            let _ = self.sim.with(n, |ep, now| ep.send_state(now, st));
+        }
+        asks.len()
+    }
+
+    /// Every node's events but deliveries (for debugging a seed).
+    pub fn history(&self) -> String {
+        let mut out = String::new();
+        for &n in &self.nodes {
+            out.push_str(&format!("\n{n:?}:"));
+            let mut casts = 0;
+            for e in self.sim.events(n) {
+                if let Event::Cast { .. } = e.event {
+                    casts += 1;
+                    continue;
+                }
+                let ev = match &e.event {
+                    Event::View(v) => format!("View {:?} {:?} p={} sub={:?}", v.id, v.members, v.primary, v.subgroups),
+                    Event::State { chunk, last } => format!("State {} bytes last={last}", chunk.len()),
+                    other => format!("{other:?}"),
+                };
+                out.push_str(&format!("\n  {:?} #{} (+{casts} casts) {ev}", e.at, e.incarnation));
+                casts = 0;
+            }
+        }
+        for ((n, i), t) in &self.crashes {
+            out.push_str(&format!("\ncrash {n:?}#{i} at {t:?}"));
+        }
+        out
+    }
+
+    /// Dumps every live node's view and gms state (for failure messages).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for &n in &self.nodes {
+            let v = self.view(n).map(|v| format!("{:?} {:?}", v.id, v.members));
+            let gms = self.sim.endpoint(n).and_then(|e| e.dump().into_iter().find(|d| d.layer == "gms"));
+            out.push_str(&format!(
+                "\n  {n:?} id {:?} live {} view {v:?} gms {:?}",
+                self.id(n),
+                self.is_live(n),
+                gms.map(|d| d.state)
+            ));
+        }
+        out
+    }
+}
+
+/// (f): primary views of one lineage whose lifetimes overlap share a member. A lineage
+/// starts where an endpoint formed a view from scratch (no member came from another view):
+/// with nothing but the network to go by, an endpoint cut off from the group cannot tell
+/// "no group yet" from "group unreachable", so such a view is primary by definition; a view
+/// belongs to the lineages of every view its members came from.
+pub fn check_primary(seed: u64, segs: &[Seg], now: Time, errs: &mut Vec<String>) {
+    let mut views: BTreeMap<ViewId, (Time, Time, BTreeSet<EndpointId>, bool)> = BTreeMap::new();
+    for s in segs {
+        let until = s.until.unwrap_or(now);
+        let e =
+            views.entry(s.view.id).or_insert((s.at, until, s.view.members.iter().copied().collect(), s.view.primary));
+        e.0 = e.0.min(s.at);
+        e.1 = e.1.max(until);
+    }
+    // Lineages: predecessors have smaller logical times, so walk in that order.
+    let mut preds: BTreeMap<ViewId, BTreeSet<ViewId>> = BTreeMap::new();
+    for s in segs {
+        if let Some(next) = s.next {
+            preds.entry(next).or_default().insert(s.view.id);
+        }
+    }
+    let mut order: Vec<ViewId> = views.keys().copied().collect();
+    order.sort_by_key(|v| (v.ltime, *v));
+    let mut roots: BTreeMap<ViewId, BTreeSet<ViewId>> = BTreeMap::new();
+    for v in &order {
+        let r: BTreeSet<ViewId> = match preds.get(v) {
+            Some(p) if !p.is_empty() => p.iter().flat_map(|p| roots.get(p).cloned().unwrap_or_default()).collect(),
+            _ => [*v].into(),
+        };
+        roots.insert(*v, r);
+    }
+    let prim: Vec<_> = views.iter().filter(|(_, x)| x.3).collect();
+    for (i, (a, (a0, a1, am, _))) in prim.iter().enumerate() {
+        for (b, (b0, b1, bm, _)) in &prim[i + 1..] {
+            let kin = !roots[a].is_disjoint(&roots[b]);
+            if kin && a0 < b1 && b0 < a1 && am.is_disjoint(bm) {
+                errs.push(format!(
+                    "seed {seed}: (f) disjoint primary views coexist: {a:?} {am:?} [{a0:?}, {a1:?}) and {b:?} {bm:?} [{b0:?}, {b1:?})"
+                ));
+            }
+        }
+    }
+}
+
+/// A link with the faults drawn from `r` (loss up to `max_loss`).
+pub fn faulty_link(r: &mut thoth_stack::Rng, max_loss: f64) -> Link {
+    Link {
+        loss: r.unit() * max_loss,
+        dup: r.unit() * 0.05,
+        reorder: r.unit() * 0.1,
+        delay: Duration::from_micros(100 + r.below(400)),
+        jitter: Duration::from_micros(r.below(500)),
+        corrupt: 0.0,
+    }
+}
+
+/// The median of some durations.
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
