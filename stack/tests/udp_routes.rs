@@ -496,8 +496,9 @@ fn handle_view_follows_installed_views() {
 // ---------------------------------------------------------------------------------------
 // Joining over UDP
 
-/// A membership layer just big enough to join: a provisional endpoint, once the application
-/// casts "join", gossips "hello" to the group (the seeds, in fan-out) every 20 ms; a member
+/// A membership layer just big enough to join: a provisional endpoint (which takes no casts
+/// before its first view), once the application calls `block_ok` (the test's trigger),
+/// gossips "hello" to the group (the seeds, in fan-out) every 20 ms; a member
 /// that hears it installs the view with the newcomer added and gossips it back; the newcomer
 /// installs that view.
 struct MiniGms {
@@ -540,7 +541,7 @@ impl Layer for MiniGms {
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
-            Dn::Cast(m) if cx.view.id.ltime == 0 && &m.body()[..] == b"join" => self.hello(cx),
+            Dn::BlockOk if cx.view.id.ltime == 0 => self.hello(cx),
             ev => cx.dn(ev),
         }
     }
@@ -599,7 +600,7 @@ fn a_joining_endpoint_joins_through_a_seed() {
     assert_eq!(j.send(is, Bytes::new()), Err(HandleError::Cast(CastError::NotMember)));
     assert_eq!(drain(&j, QUIET), vec![], "the provisional view is not announced");
 
-    j.cast(Bytes::from_static(b"join")).unwrap();
+    j.block_ok().unwrap();
     let joined = View { id: ViewId { ltime: 2, coord: is }, members: vec![is, ij], primary: true, subgroups: vec![] };
     let ej = collect(&j, WAIT, |e| !e.is_empty());
     assert_eq!(ej, vec![Event::View(joined.clone())], "the joiner's first event is its first view");
