@@ -4,6 +4,9 @@
 //! of input and on SIGTERM. Each test uses its own multicast address and group name, and
 //! kills every process it started (a `Member` is killed and reaped when dropped).
 
+mod common;
+
+use common::field;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -68,7 +71,7 @@ impl Member {
 
     fn me(&self) -> String {
         wait(Duration::from_secs(10), &format!("{} started", self.name), || self.events("start").first().cloned())
-            .map(|l| field(&l.text, "me"))
+            .map(|l| field(&l.text, "me").to_string())
             .unwrap_or_default()
     }
 
@@ -113,18 +116,6 @@ fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Opt
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn field(line: &str, key: &str) -> String {
-    let pat = format!("\"{key}\":");
-    let Some(at) = line.find(&pat).map(|i| i + pat.len()) else { return String::new() };
-    let rest = &line[at..];
-    if let Some(s) = rest.strip_prefix('"') {
-        // Strings here carry no escaped quotes except in `data`, read with `data`.
-        s[..s.find('"').unwrap_or(s.len())].to_string()
-    } else {
-        rest[..rest.find([',', '}']).unwrap_or(rest.len())].to_string()
     }
 }
 

@@ -471,12 +471,7 @@ impl Gms {
             Dn::Leave => self.on_leave(cx),
             Dn::BlockOk => self.answer_block(cx),
             Dn::State(state) => self.on_state(state, cx),
-            mut other => {
-                if let Some(m) = other.msg_mut() {
-                    m.push(&Hdr::NoHdr);
-                }
-                cx.dn(other);
-            }
+            other => self.pass_dn(other, cx),
         }
     }
 
@@ -501,7 +496,8 @@ impl Gms {
         }
     }
 
-    fn after_exit_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
+    /// Anything this layer has nothing to do with: application traffic gets `NoHdr`.
+    fn pass_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         if let Some(m) = ev.msg_mut() {
             m.push(&Hdr::NoHdr);
         }
@@ -580,7 +576,7 @@ impl Layer for Gms {
             self.start(cx);
         }
         if self.exited {
-            return self.after_exit_dn(ev, cx);
+            return self.pass_dn(ev, cx);
         }
         self.on_dn(ev, cx);
         self.settle(cx);
