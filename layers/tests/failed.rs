@@ -34,7 +34,7 @@ use thoth_layers::flow::{self, Flow};
 use thoth_layers::frag::Frag;
 use thoth_layers::nak::{self, Nak, NakHdr};
 use thoth_layers::stable::{self, Stable};
-use thoth_stack::sim::{CmdError, Link, NodeId, Sim, check_seeds};
+use thoth_stack::sim::{CmdError, Link, NodeId, Sim, check_seeds, failed_seed};
 use thoth_stack::{
     Bytes, CastError, Cx, Dn, Dump, Duration, EndpointId, GroupId, Layer, Props, Rank, Rng, Stack, Time, Up, View,
 };
@@ -389,12 +389,7 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 fn must_catch(test: &str, bugs: Bugs, expect: &str) {
     let failed = catch_unwind(AssertUnwindSafe(|| check_seeds(test, 0..1000, |seed| crash_run(seed, bugs.clone()))));
     let msg = panic_text(failed.expect_err("the simulator must catch the planted bug"));
-    let seed: u64 = msg
-        .split("failed for seed ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no seed in: {msg}"));
+    let seed: u64 = failed_seed(&msg).unwrap_or_else(|| panic!("no seed in: {msg}"));
     assert!(msg.contains(&format!("THOTH_SIM_SEED={seed} cargo test -p thoth-layers --test failed")), "{msg}");
     assert!(msg.contains(expect), "{msg}");
     let again = crash_run(seed, bugs).expect_err("the reported seed fails again");

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::catch_unwind;
 use thoth_layers::pt2pt::{Config, Hdr, Pt2pt};
-use thoth_stack::sim::{Kind, Link, NodeId, Sim, check_seeds};
+use thoth_stack::sim::{Kind, Link, NodeId, Sim, check_seeds, failed_seed};
 use thoth_stack::wire::{Reader, from_slice, to_vec};
 use thoth_stack::{
     Bytes, Cx, Dn, Dump, Duration, EndpointId, GroupId, Layer, Msg, Props, Rank, Rng, Stack, Time, Up, View, Wire,
@@ -640,12 +640,7 @@ fn sim_catches_a_layer_that_never_retransmits() {
     let err = failed.expect_err("losing sends must break the property");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("delivered") && msg.contains(" of ") && msg.contains("sends from"), "{msg}");
-    let seed: u64 = msg
-        .split("failed for seed ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no seed in: {msg}"));
+    let seed: u64 = failed_seed(&msg).unwrap_or_else(|| panic!("no seed in: {msg}"));
     assert!(msg.contains(&format!("THOTH_SIM_SEED={seed} ")), "a replay command: {msg}");
     let again = reliable_fifo(seed, broken).expect_err("the seed replays");
     assert!(msg.contains(&again), "replay differs: {again} vs {msg}");

@@ -14,7 +14,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use thoth_layers::nak::{self, Nak};
 use thoth_layers::stable::{self, Stable};
-use thoth_stack::sim::{Link, NodeId, Sim, check_seeds};
+use thoth_stack::sim::{Link, NodeId, Sim, check_seeds, failed_seed};
 use thoth_stack::{Bytes, Duration, EndpointId, GroupId, Rng, Stack, View};
 
 fn us(n: u64) -> Duration {
@@ -223,12 +223,7 @@ fn must_catch(test: &str, cfg: nak::Config) -> String {
     let run = |seed| reliable_run(seed, cfg.clone());
     let failed = catch_unwind(AssertUnwindSafe(|| check_seeds(test, 0..2000, run)));
     let msg = panic_text(failed.expect_err("the simulator must catch the planted bug"));
-    let seed: u64 = msg
-        .split("failed for seed ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no seed in: {msg}"));
+    let seed: u64 = failed_seed(&msg).unwrap_or_else(|| panic!("no seed in: {msg}"));
     assert!(msg.contains(&format!("THOTH_SIM_SEED={seed} cargo test -p thoth-layers --test sim_reliable")), "{msg}");
     let again = reliable_run(seed, cfg).expect_err("the reported seed fails again");
     assert!(msg.contains(&again), "replay differs: {again} vs {msg}");

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use thoth_stack::sim::{CmdError, Delivery, Kind, Limits, Link, NetStats, NodeId, Sim, check_seeds};
+use thoth_stack::sim::{CmdError, Delivery, Kind, Limits, Link, NetStats, NodeId, Sim, check_seeds, failed_seed};
 use thoth_stack::{
     Bytes, Config, Cx, Dn, Dump, Duration, Endpoint, EndpointId, GroupId, Layer, Msg, Registry, Rng, Stack, Time, Up,
     View,
@@ -520,12 +520,7 @@ fn the_harness_reports_a_failing_seed_with_its_replay_command() {
     let test = "the_harness_reports_a_failing_seed_with_its_replay_command";
     let failed = catch_unwind(|| check_seeds(test, 0..50, no_loss_property));
     let msg = panic_text(failed.expect_err("20% loss must break `no loss`"));
-    let seed: u64 = msg
-        .split("failed for seed ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no seed in: {msg}"));
+    let seed: u64 = failed_seed(&msg).unwrap_or_else(|| panic!("no seed in: {msg}"));
     assert!(msg.contains("delivered") && msg.contains("of 80 casts"), "{msg}");
     let cmd = format!("THOTH_SIM_SEED={seed} cargo test -p thoth-stack --test sim -- {test} --exact");
     assert!(msg.contains(&cmd), "expected `{cmd}` in: {msg}");

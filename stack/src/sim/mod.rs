@@ -37,6 +37,6 @@ mod world;
 
 pub use net::{Link, NetStats};
 pub use node::{Delivery, Factory, Kind, NodeEvent, NodeId, Spawn};
-pub use replay::{SEED_VAR, SEEDS_VAR, check_seeds, replay_command, seeds};
+pub use replay::{SEED_VAR, SEEDS_VAR, check_seeds, failed_seed, replay_command, seeds};
 pub use trace::{Entry, Fate, Fnv, Record, digest};
 pub use world::{CmdError, Limits, NotQuiet, Sim};

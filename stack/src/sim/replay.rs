@@ -67,6 +67,12 @@ fn target_flag(pkg: &str, exe_stem: Option<&str>) -> String {
     if name == pkg.replace('-', "_") { "--lib".to_string() } else { format!("--test {name}") }
 }
 
+/// The seed a `check_seeds` failure message names (for tests that plant a bug and check the
+/// report).
+pub fn failed_seed(msg: &str) -> Option<u64> {
+    msg.split("failed for seed ").nth(1)?.split(' ').next()?.parse().ok()
+}
+
 /// Checks `prop` for every seed the environment selects from `seeds`; panics at the first
 /// failure with the seed, the failure, and the command that replays it.
 pub fn check_seeds(test: &str, seeds: Range<u64>, prop: impl FnMut(u64) -> Result<(), String>) {
