@@ -319,6 +319,18 @@ impl<L: Layer> Endpoint<L> {
     pub fn config(&self) -> &Config {
         &self.cfg
     }
+    /// Bytes of datagrams held for a later view (at most `Config::hold_bytes`).
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Bytes this endpoint holds for other members: datagrams of a later view, and what the
+    /// layers report as `held_bytes` (each bounded by its own budget).
+    pub fn held_for_others(&self) -> u64 {
+        let layers: u64 = self.dump().iter().filter_map(|d| d.counter("held_bytes")).sum();
+        self.held_bytes as u64 + layers
+    }
+
     /// Every layer's state, top first.
     pub fn dump(&self) -> Vec<Dump> {
         let mut out = Vec::new();
@@ -412,7 +424,7 @@ impl<L: Layer> Endpoint<L> {
             s.rx_after_exit += 1;
         } else if frame.is_gossip() {
             s.rx_gossip += 1;
-            let msg = Msg::from_wire(data.slice(FRAME_LEN..));
+            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).pinning(data.len());
             self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
         } else if frame.view != self.view.id {
             if frame.view.ltime > self.view.id.ltime {
@@ -422,7 +434,7 @@ impl<L: Layer> Endpoint<L> {
             }
         } else if let Some(from) = self.view.rank_of(frame.src) {
             s.rx_accepted += 1;
-            let msg = Msg::from_wire(data.slice(FRAME_LEN..));
+            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).pinning(data.len());
             let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
             self.run(now, Input::Up(ev));
         } else {
@@ -554,8 +566,12 @@ impl<L: Layer> Endpoint<L> {
             Dn::Leave => Some(Up::Exit),
             // Nothing below the stack holds messages or waits on members.
             Dn::Stable(_) | Dn::Failed(_) => None,
-            // Meant for a membership layer; without one there is nothing to answer.
+            // Meant for a membership layer (or passed on by one once handled); without one
+            // there is nothing to answer.
             Dn::BlockOk | Dn::State(_) => None,
+            // The flush's questions to a reliable layer; a stack with membership has one
+            // (`gms` requires `Props::FLUSH`).
+            Dn::GetDigest | Dn::Cut(_) => None,
         }
     }
 
@@ -578,8 +594,9 @@ impl<L: Layer> Endpoint<L> {
                 self.stats.layer_errors += 1;
                 Event::Error { layer, detail }
             }
-            // Stability is for layers; the application has no use for it.
-            Up::Stable(_) => return,
+            // Stability and the flush's counts are for layers; the application has no use
+            // for them.
+            Up::Stable(_) | Up::Digest(_) | Up::CutReached(_) => return,
             Up::Flow { ready } => {
                 self.cast_ready = ready;
                 return;

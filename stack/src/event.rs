@@ -24,13 +24,29 @@ pub enum Dn {
     /// or with `to: None` to the group's discovery address (the multicast group, or the
     /// seeds in unicast mode). Unreliable; every layer passes it through untouched.
     Gossip { to: Option<EndpointId>, msg: Msg },
-    /// The membership layer's flush: these members have failed and will not be in the next
-    /// view. Survivors must end up with the same casts of each; a layer that can fetch a
-    /// failed sender's casts from the other survivors does (nak), one that waits on every
-    /// member stops waiting on these (flow).
+    /// The membership layer's flush begins, or starts over: these members have failed and
+    /// will not be in the next view (the list may be empty; the set only grows). Survivors
+    /// must end up with the same casts of each; a layer that can fetch a failed sender's
+    /// casts from the other survivors does (nak), one that waits on every member stops
+    /// waiting on these (flow). The reliable layer that counts for the flush (`Props::FLUSH`)
+    /// delivers no more casts of a failed member until the next `Cut`, and drops the cut of
+    /// an earlier attempt.
     Failed(Vec<Rank>),
-    /// The application's answer to `Up::Block`: it has stopped casting in this view.
+    /// The application's answer to `Up::Block`: it has stopped casting in this view. The
+    /// membership layer passes it on down once it has stopped taking casts, so a layer that
+    /// holds casts (flow control) lets them go: they belong to this view and the flush
+    /// counts them.
     BlockOk,
+    /// The flush asks the reliable layer (`Props::FLUSH`) how many casts of each rank it has
+    /// delivered, this member's own included: answered by `Up::Digest`, in order.
+    GetDigest,
+    /// The flush's cut: for each rank, how many of its casts this member delivers in this
+    /// view, in the reliable layer's own count. That layer delivers exactly up to it (what
+    /// lies beyond is held and dropped with the stack) and says `Up::CutReached` once it has.
+    /// Counting in one place, below every layer that may reject a cast, is what makes every
+    /// member's count mean the same thing: a forged or corrupt cast that a layer above drops
+    /// still took its sequence number here, at every member that received it.
+    Cut(Vec<u64>),
     /// The application's state, answering `Up::DumpState`.
     State(Bytes),
 }
@@ -41,7 +57,14 @@ impl Dn {
     pub fn msg_mut(&mut self) -> Option<&mut Msg> {
         match self {
             Dn::Cast(m) | Dn::Send(_, m) | Dn::CastUnrel(m) | Dn::SendUnrel(_, m) => Some(m),
-            Dn::Leave | Dn::Stable(_) | Dn::Gossip { .. } | Dn::Failed(_) | Dn::BlockOk | Dn::State(_) => None,
+            Dn::Leave
+            | Dn::Stable(_)
+            | Dn::Gossip { .. }
+            | Dn::Failed(_)
+            | Dn::BlockOk
+            | Dn::State(_)
+            | Dn::GetDigest
+            | Dn::Cut(_) => None,
         }
     }
 }
@@ -80,6 +103,12 @@ pub enum Up {
     DumpState,
     /// A piece of the group's state for this joining member; `last` ends it.
     State { chunk: Bytes, last: bool },
+    /// The reliable layer's answer to `Dn::GetDigest`: for each rank, how many of its casts
+    /// this member has delivered.
+    Digest(Vec<u64>),
+    /// The reliable layer has delivered exactly up to this cut (`Dn::Cut`): everything of the
+    /// view that this member will deliver has gone up before this event.
+    CutReached(Vec<u64>),
 }
 
 /// For each rank of the view, how many of its casts every member has received: those are

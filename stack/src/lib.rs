@@ -9,6 +9,7 @@
 //! faulty network.
 #![deny(unsafe_code)]
 
+pub mod budget;
 pub mod compose;
 pub mod endpoint;
 pub mod event;
@@ -25,6 +26,7 @@ pub mod time;
 pub mod udp;
 pub mod wire;
 
+pub use budget::Budget;
 pub use bytes::{Bytes, BytesMut};
 pub use compose::{Bare, Compose, Stack, StackBuilder};
 pub use endpoint::{CastError, Config, Dest, Endpoint, EndpointError, Stats, Transmit};

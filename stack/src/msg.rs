@@ -5,6 +5,10 @@
 //! from the network is one `Bytes` and each pop decodes from its front and advances it, again
 //! without copying. A message looped back locally (a member delivering its own cast) pops
 //! from the header buffer first; a header never spans the buffer and the body.
+//!
+//! A message from the network is a slice of its datagram and keeps the whole datagram alive.
+//! `pinned` says how much that is, so a layer that holds a message for long (for others:
+//! retransmission, reordering) can `compact` it and charge what it really holds.
 
 use crate::wire::{Reader, Wire, WireError, Writer};
 use bytes::Bytes;
@@ -13,23 +17,54 @@ use smallvec::SmallVec;
 /// Headers up to this many bytes live inline in the message.
 pub const INLINE_HEAD: usize = 48;
 
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Msg {
     head: SmallVec<[u8; INLINE_HEAD]>,
     /// Bytes of `head` already popped.
-    popped: usize,
+    popped: u32,
+    /// Bytes of the buffer `body` is a slice of (the datagram), as far as known.
+    pinned: u32,
     body: Bytes,
 }
+
+/// `compact` copies a message that keeps alive more than twice its size plus this.
+pub const COMPACT_SLACK: usize = 256;
 
 impl Msg {
     /// A message whose body is the application payload.
     pub fn new(body: Bytes) -> Msg {
-        Msg { head: SmallVec::new(), popped: 0, body }
+        let pinned = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        Msg { head: SmallVec::new(), popped: 0, pinned, body }
     }
 
     /// A message received from the network: headers and payload in one buffer.
     pub fn from_wire(data: Bytes) -> Msg {
         Msg::new(data)
+    }
+
+    /// The same message, known to be a slice of a buffer of `len` bytes (a datagram that
+    /// carried several messages).
+    pub fn pinning(mut self, len: usize) -> Msg {
+        self.pinned = self.pinned.max(u32::try_from(len).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// Bytes this message keeps alive: its own, or the datagram it is a slice of.
+    pub fn pinned(&self) -> usize {
+        (self.pinned as usize).max(self.len())
+    }
+
+    /// The message in a buffer of its own if it keeps alive much more than itself (a small
+    /// message from a large datagram), so that holding it holds only its own bytes. Headers
+    /// not popped yet stay in front, as on the wire.
+    pub fn compact(self) -> Msg {
+        if self.pinned() <= 2 * self.len() + COMPACT_SLACK {
+            return self;
+        }
+        let mut v = Vec::with_capacity(self.len());
+        v.extend_from_slice(self.head());
+        v.extend_from_slice(&self.body);
+        Msg::from_wire(Bytes::from(v))
     }
 
     /// Pushes a header in front of the message (going down).
@@ -45,10 +80,10 @@ impl Msg {
     /// Pops the header in front of the message (going up). On error the message is
     /// unchanged; the caller drops and counts it.
     pub fn pop<H: Wire>(&mut self) -> Result<H, WireError> {
-        if self.popped < self.head.len() {
-            let mut r = Reader::new(&self.head[self.popped..]);
+        if (self.popped as usize) < self.head.len() {
+            let mut r = Reader::new(&self.head[self.popped as usize..]);
             let h = H::decode(&mut r)?;
-            self.popped = self.head.len() - r.remaining();
+            self.popped = (self.head.len() - r.remaining()) as u32;
             Ok(h)
         } else {
             let mut r = Reader::new(&self.body);
@@ -61,7 +96,7 @@ impl Msg {
 
     /// The encoded headers not popped yet, bottom layer first.
     pub fn head(&self) -> &[u8] {
-        &self.head[self.popped..]
+        &self.head[self.popped as usize..]
     }
 
     pub fn body(&self) -> &Bytes {
@@ -81,7 +116,7 @@ impl Msg {
     /// unpopped in the inline buffer (a stack whose layers disagree), which does not happen
     /// on a well-formed stack.
     pub fn into_payload(self) -> Bytes {
-        if self.popped == self.head.len() {
+        if self.popped as usize == self.head.len() {
             self.body
         } else {
             let mut v = Vec::with_capacity(self.len());
@@ -95,11 +130,21 @@ impl Msg {
     pub fn into_parts(self) -> (SmallVec<[u8; INLINE_HEAD]>, Bytes) {
         let mut head = self.head;
         if self.popped > 0 {
-            head.drain(..self.popped);
+            head.drain(..self.popped as usize);
         }
         (head, self.body)
     }
 }
+
+/// Two messages are equal when their headers and bodies are: what they keep alive is not
+/// part of what they say.
+impl PartialEq for Msg {
+    fn eq(&self, o: &Msg) -> bool {
+        self.head == o.head && self.popped == o.popped && self.body == o.body
+    }
+}
+
+impl Eq for Msg {}
 
 impl core::fmt::Debug for Msg {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -141,6 +186,23 @@ mod tests {
         assert_eq!(rx.pop::<u8>(), Ok(1));
         let payload = rx.into_payload();
         assert_eq!(payload.as_ptr(), base.wrapping_add(1));
+    }
+
+    #[test]
+    fn a_small_slice_of_a_large_datagram_is_compacted_a_large_one_is_not() {
+        let datagram = Bytes::from(vec![9u8; 4000]);
+        let small = Msg::from_wire(datagram.slice(10..20)).pinning(datagram.len());
+        assert_eq!((small.len(), small.pinned()), (10, 4000));
+        let c = small.clone().compact();
+        assert_eq!((c.len(), c.pinned(), c.body().as_ptr() == small.body().as_ptr()), (10, 10, false));
+        assert_eq!(c.body(), small.body());
+        let large = Msg::from_wire(datagram.slice(0..3000)).pinning(datagram.len());
+        let same = large.clone().compact();
+        assert_eq!(same.body().as_ptr(), large.body().as_ptr(), "no copy when the message is most of the datagram");
+        // Headers pushed locally and not popped stay in front.
+        let mut local = Msg::from_wire(datagram.slice(0..4)).pinning(4000);
+        local.push(&7u8);
+        assert_eq!(local.compact().into_payload(), Bytes::from_static(&[7, 9, 9, 9, 9]));
     }
 
     #[test]

@@ -33,6 +33,7 @@ props! {
     MEMBERSHIP = 10, "membership";
     VSYNC = 11, "virtual-synchrony";
     SUSPECT = 12, "failure-detection";
+    FLUSH = 13, "flush-counts";
 }
 
 impl Props {

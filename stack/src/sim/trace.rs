@@ -89,6 +89,14 @@ pub enum Entry {
     Timer {
         node: NodeId,
     },
+    /// A datagram from outside the simulated group (`Sim::inject`: a hostile host, say)
+    /// arrived at `to`, if it was up.
+    Inject {
+        to: NodeId,
+        len: usize,
+        digest: u64,
+        delivered: bool,
+    },
     /// An event the endpoint handed its application.
     Event {
         node: NodeId,
@@ -169,6 +177,13 @@ impl Record {
             Entry::Timer { node } => {
                 h.u8(8);
                 h.u32(node.0);
+            }
+            Entry::Inject { to, len, digest, delivered } => {
+                h.u8(10);
+                h.u32(to.0);
+                h.u64(*len as u64);
+                h.u64(*digest);
+                h.u8(*delivered as u8);
             }
             Entry::Event { node, incarnation, event } => {
                 h.u8(9);

@@ -12,6 +12,12 @@
 //! `send`, `leave`, `with`) and faults (`crash`, `restart`, `partition`, `cut`, link changes)
 //! happen at the current virtual time, between steps.
 //!
+//! **Hosts outside the group.** Any host on a LAN hears the group's multicast and can send
+//! anything to anyone: `tap` keeps the last datagrams sent to the group (`Dest::All`, what a
+//! multicast listener hears; unicast is not overheard) for `overheard` to take, and `inject`
+//! hands a datagram made outside the simulation to a node now, as if it had just arrived.
+//! A hostile peer is built from the two (see `membership/tests/common/hostile.rs`).
+//!
 //! A crashed node gets no input; copies in flight to it are dropped when they arrive, and so
 //! are copies sent to an earlier incarnation of a restarted node. Copies it sent before the
 //! crash are already on the wire and still arrive. Every run is bounded: `Limits` caps the
@@ -35,6 +41,7 @@ use crate::layer::Layer;
 use crate::time::{Duration, Time};
 use bytes::Bytes;
 use core::fmt;
+use std::collections::VecDeque;
 
 /// Bounds on a run: more steps or later virtual time than this panics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +118,9 @@ pub struct Sim<L: Layer = Stack> {
     limits: Limits,
     steps: u64,
     in_flight: u64,
+    /// The last multicast datagrams sent, while tapped, and how many to keep.
+    tapped: VecDeque<Bytes>,
+    tap: usize,
 }
 
 impl<L: Layer> Sim<L> {
@@ -126,7 +136,37 @@ impl<L: Layer> Sim<L> {
             limits: Limits::default(),
             steps: 0,
             in_flight: 0,
+            tapped: VecDeque::new(),
+            tap: 0,
         }
+    }
+
+    /// Keeps the last `keep` datagrams sent to the group from now on (0: none).
+    pub fn tap(&mut self, keep: usize) {
+        self.tap = keep;
+        while self.tapped.len() > keep {
+            self.tapped.pop_front();
+        }
+    }
+
+    /// The multicast datagrams sent since the last call (at most the `tap` most recent).
+    pub fn overheard(&mut self) -> Vec<Bytes> {
+        self.tapped.drain(..).collect()
+    }
+
+    /// A datagram from outside the simulated group arrives at `n` now (dropped if `n` is down).
+    pub fn inject(&mut self, n: NodeId, data: Bytes) {
+        let (len, digest) = summary(&data);
+        let now = self.now;
+        let delivered = match self.node_mut(n).ep.as_mut() {
+            Some(ep) => {
+                ep.handle_datagram(now, data);
+                true
+            }
+            None => false,
+        };
+        self.trace.record(now, Entry::Inject { to: n, len, digest, delivered });
+        self.drain(n);
     }
 
     pub fn seed(&self) -> u64 {
@@ -502,6 +542,12 @@ impl<L: Layer> Sim<L> {
         let data = tx.to_bytes();
         match tx.dst {
             Dest::All => {
+                if self.tap > 0 {
+                    if self.tapped.len() == self.tap {
+                        self.tapped.pop_front();
+                    }
+                    self.tapped.push_back(data.clone());
+                }
                 let group = self.node(from).group;
                 for to in self.nodes() {
                     if to != from && self.node(to).group == group {
