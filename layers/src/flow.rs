@@ -48,10 +48,16 @@
 //! dropped and counted (`from_failed`).
 //!
 //! `Dn::Leave` first releases every held cast (ignoring credit: the member is going anyway),
-//! then passes down. Hostile input: an undecodable header, a variant on the wrong kind of
-//! message (`bad_hdr`), a grant or request from this member's own rank or outside the view
-//! (`bad_rank`), a grant for more than we ever sent (`bad_grant`) are dropped and counted;
-//! nothing panics, nothing is delivered.
+//! then passes down; so does `Dn::BlockOk` (the membership layer's flush: no more casts come
+//! from above in this view, and the flush counts the held ones, so they must go now).
+//! Hostile input: an undecodable header, a variant on the wrong kind of message
+//! (`bad_hdr`), a grant or request from this member's own rank or outside the view
+//! (`bad_rank`) are dropped and counted; nothing panics, nothing is delivered. A grant for
+//! more than we ever sent (`bad_grant`) counts as a grant for everything sent: a receiver
+//! that took a forged cast longer than the real one it replaced reports more than we sent
+//! from then on, and refusing its grants would block this sender for the rest of the view.
+//! (A forged cast shorter than the one it replaced leaves the sender that many bytes of
+//! credit short for the rest of the view, never more than the forged casts' difference.)
 //!
 //! **Parameters** (spec `flow(credits=2097152,threshold=0.25,req_ms=10,max_held=64)`):
 //! `credits` bytes a sender may have outstanding to its slowest receiver (2 MiB, as JGroups'
@@ -332,8 +338,8 @@ impl Flow {
     fn on_grant(&mut self, r: usize, consumed: u64, cx: &mut Cx<'_>) {
         if consumed > self.sent {
             self.c.bad_grant += 1;
-            return;
         }
+        let consumed = consumed.min(self.sent);
         self.c.grants_recv += 1;
         if consumed <= self.consumed[r] {
             self.c.stale_grants += 1;
@@ -396,13 +402,13 @@ impl Layer for Flow {
                 }
                 self.drain(cx);
             }
-            Dn::Leave => {
+            Dn::Leave | Dn::BlockOk => {
                 while let Some((m, l)) = self.pop_held() {
                     self.c.forced += 1;
                     self.release(m, l, cx);
                 }
                 self.req_at = None;
-                cx.dn(Dn::Leave);
+                cx.dn(ev);
             }
             ev => cx.dn(Self::no_hdr(ev)),
         }

@@ -20,7 +20,7 @@
 //! set whose fragments all arrive after a later message of the same sender completed is
 //! taken for a stale duplicate and dropped (`stale`).
 //!
-//! **Parameters** (`frag(size=1280,max=16777216,mem=33554432)`):
+//! **Parameters** (`frag(size=1280,max=16777216,mem=33554432,mem_all=134217728)`):
 //! - `size` (1280): largest fragment payload. 1280 bytes plus the 40-byte frame leave 132
 //!   bytes for the layer headers (frag's: 1 whole, 12 for a fragment of a 16 MiB message,
 //!   41 at worst) in the 1452 bytes of UDP payload a 1500-byte Ethernet MTU carries over
@@ -36,6 +36,9 @@
 //!   of its maps. A set that alone exceeds `mem` is dropped (`over_budget`); otherwise the
 //!   sender's oldest sets (lowest id, same kind first) are evicted (`evicted`) to make room.
 //!   At most 8 sets per sender and kind are held (the oldest is evicted).
+//! - `mem_all` (128 MiB): reassembly memory for all senders together. A set that does not
+//!   fit even once its sender's own sets are evicted is dropped (`over_budget`): one sender,
+//!   or one forger using members' names, cannot take the others' room.
 //!
 //! **Hostile input.** A header that does not decode (`bad_hdr`: unknown tag, `count < 2`,
 //! `index >= count`, `total < count`), a rank outside the view (`bad_rank`), and a set that
@@ -49,9 +52,9 @@
 //! **Events generated.** `Up::Error` for an oversize message sent down; the reassembled
 //! `Up::Cast` / `Up::Send`. Everything else passes through.
 //!
-//! **Memory.** At most `mem` bytes (as charged above, which bounds the real use: a fragment's
-//! `Bytes` also pins its datagram's frame and headers, within the 64 charged) per rank of
-//! the view. Partial sets are discarded on `Up::Exit`, and when the sender leaves the view:
+//! **Memory.** At most `mem` bytes (as charged above, which bounds the real use: a fragment
+//! that is a small part of a large datagram is copied out of it, `Msg::compact`, so what it
+//! keeps alive is within the 64 charged) per rank of the view, and `mem_all` in all. Partial sets are discarded on `Up::Exit`, and when the sender leaves the view:
 //! with fixed views that is when a new stack is built for the next view, which starts empty.
 //!
 //! **Tests.** A unit test here (header bytes); `layers/tests/frag.rs`: exact
@@ -128,6 +131,8 @@ pub struct Config {
     pub max: usize,
     /// Reassembly memory per sender.
     pub mem: usize,
+    /// Reassembly memory for all senders together.
+    pub mem_all: usize,
     /// A planted bug for the tests: deliver a set when its last index arrives, missing
     /// fragments or not.
     #[doc(hidden)]
@@ -136,7 +141,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { size: 1280, max: 16 << 20, mem: 32 << 20, test_deliver_on_last: false }
+        Config { size: 1280, max: 16 << 20, mem: 32 << 20, mem_all: 128 << 20, test_deliver_on_last: false }
     }
 }
 
@@ -226,6 +231,7 @@ pub fn register(r: &mut Registry) {
             size: a.get("size", d.size)?,
             max: a.get("max", d.max)?,
             mem: a.get("mem", d.mem)?,
+            mem_all: a.get("mem_all", d.mem_all)?,
             test_deliver_on_last: false,
         };
         if cfg.size == 0 {
@@ -315,7 +321,8 @@ impl Frag {
                     return;
                 }
                 self.c.rx_fragments += 1;
-                if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, msg.into_payload()) {
+                let body = msg.compact().into_payload();
+                if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, body) {
                     self.c.rx_reassembled += 1;
                     cx.up(wrap(Msg::from_wire(data)));
                 }
@@ -338,7 +345,7 @@ impl Frag {
         if self.senders.len() <= rank {
             self.senders.resize_with(rank + 1, Sender::default);
         }
-        let mem = self.cfg.mem as u64;
+        let (mem, mem_all) = (self.cfg.mem as u64, self.cfg.mem_all as u64);
         let s = &mut self.senders[rank];
         let (stream, other) = match kind {
             Kind::Cast => (&mut s.cast, &mut s.send),
@@ -350,13 +357,13 @@ impl Frag {
                 return None;
             }
             let charge = total.saturating_add(count.saturating_mul(FRAG_OVERHEAD)).saturating_add(SET_OVERHEAD);
-            if charge > mem {
+            if charge > mem || self.held - s.held + charge > mem_all {
                 self.c.over_budget += 1;
                 stream.finish(id);
                 return None;
             }
             // Room: this kind's oldest sets first (the set cap is per kind), then the other kind's.
-            while s.held + charge > mem || stream.sets.len() >= MAX_SETS {
+            while s.held + charge > mem || self.held + charge > mem_all || stream.sets.len() >= MAX_SETS {
                 let victims = if stream.sets.is_empty() { &mut *other } else { &mut *stream };
                 let Some((vid, set)) = victims.sets.pop_first() else { break };
                 victims.finish(vid);
@@ -476,7 +483,10 @@ impl Layer for Frag {
                 ("held_bytes_max", c.held_max),
                 ("sets", self.sets() as u64),
             ],
-            state: format!("size={} max={} mem={}", self.cfg.size, self.cfg.max, self.cfg.mem),
+            state: format!(
+                "size={} max={} mem={} mem_all={}",
+                self.cfg.size, self.cfg.max, self.cfg.mem, self.cfg.mem_all
+            ),
         });
     }
 }

@@ -217,6 +217,7 @@ impl Pack {
             }
         };
         self.received_packed += 1;
+        let pinned = msg.pinned();
         let data = msg.into_payload();
         let mut at = 0;
         for _ in 0..count {
@@ -230,7 +231,7 @@ impl Pack {
                 self.bad_entry += 1;
                 return;
             };
-            cx.up(up(Msg::from_wire(data.slice(start..end))));
+            cx.up(up(Msg::from_wire(data.slice(start..end)).pinning(pinned)));
             at = end;
         }
         if at != data.len() {

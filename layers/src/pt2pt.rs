@@ -36,15 +36,26 @@
 //! (`to_failed`), and anything from one (`Cast` or `Send`, whatever its header) is dropped
 //! and counted (`from_failed`): a failed member's casts are fetched from the survivors.
 //!
+//! Forged acks. An ack frees the messages it covers, so a forged one from a peer frees
+//! messages the peer never got: the peer would wait for them forever. A peer's ack below
+//! what this member still holds (`base`) shows it, and is answered with `Skip { to: base }`
+//! by `Dn::SendUnrel`: the peer gives up on the messages it will never get (at most
+//! `window` at a time; `skipped`) and delivers what it held beyond them. Honest acks never
+//! free what the peer has not received, so honest traffic never skips (a reordered old ack
+//! costs one `Skip` that changes nothing). A forged `Skip` costs at most `window` messages,
+//! like a forged ack; what rides on this layer must survive losing a message to a forger
+//! (`gms` repeats its control messages until answered).
+//!
 //! Hostile input: a header that does not decode, a `Data`/`Ack` on a cast, from this member's
 //! own rank or from a rank outside the view (`bad_hdr`, `bad_rank`), or an ack for messages
 //! never sent (`bad_ack`, the whole datagram is dropped) is dropped and counted; nothing
 //! panics and nothing is delivered.
 //!
-//! Parameters (spec `pt2pt(ack_delay_ms=5,rto_ms=50,max_rto_ms=1000,burst=16,window=256)`):
-//! `ack_delay_ms` delay before a standalone ack; `rto_ms` initial retransmission timeout;
-//! `max_rto_ms` cap of its exponential backoff; `burst` messages retransmitted per timeout
-//! per destination; `window` out-of-order messages held per sender (1..=65536).
+//! Parameters (spec `pt2pt(ack_delay_ms=5,rto_ms=50,max_rto_ms=1000,burst=16,window=256,`
+//! `mem=16777216,mem_all=67108864)`): `ack_delay_ms` delay before a standalone ack; `rto_ms`
+//! initial retransmission timeout; `max_rto_ms` cap of its exponential backoff; `burst`
+//! messages retransmitted per timeout per destination; `window` out-of-order messages held
+//! per sender (1..=65536); `mem` and `mem_all` the bytes of them held per sender and in all.
 //!
 //! Properties: requires nothing; provides `RELIABLE_SEND | FIFO_SEND`.
 //!
@@ -52,7 +63,10 @@
 //! acks), `Dn::Failed` (passed on), `Up::Send` (in-order deliveries).
 //!
 //! Memory: per peer, the receive window holds at most `window` messages whatever the peer
-//! sends. The unacked buffer holds every message sent and not yet acknowledged: that is what
+//! sends, and a `Budget` bounds their bytes (`mem` per sender, `mem_all` in all; a message
+//! held past a gap is charged its bytes plus 64 after `Msg::compact`): one that does not fit
+//! is dropped and counted (`mem_drop`) like one beyond the window, and comes back with the
+//! sender's retransmission. The unacked buffer holds every message sent and not yet acknowledged: that is what
 //! reliability costs, bounded by what the application sends while a peer is slow or lost;
 //! a flow-control layer above bounds it. `dump` counts it (`unacked`) and the held
 //! out-of-order messages (`buffered`).
@@ -67,7 +81,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use thoth_stack::wire::var_len;
 use thoth_stack::{
-    Args, Bytes, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Reader, Registry, Time, Up, Wire, WireError, Writer,
+    Args, Budget, Bytes, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Reader, Registry, Time, Up, Wire, WireError,
+    Writer,
 };
 
 /// The layer's header.
@@ -79,11 +94,15 @@ pub enum Hdr {
     Data { seq: u64, ack: u64 },
     /// A standalone cumulative ack: the next sequence number expected from the destination.
     Ack { ack: u64 },
+    /// The sender no longer holds the destination's messages below `to`: an ack it took for
+    /// one from the destination freed them (only a forged ack can). Skip to `to`.
+    Skip { to: u64 },
 }
 
 const TAG_NOHDR: u8 = 0;
 const TAG_DATA: u8 = 1;
 const TAG_ACK: u8 = 2;
+const TAG_SKIP: u8 = 3;
 
 impl Wire for Hdr {
     fn encoded_len(&self) -> usize {
@@ -91,6 +110,7 @@ impl Wire for Hdr {
             Hdr::NoHdr => 0,
             Hdr::Data { seq, ack } => var_len(seq) + var_len(ack),
             Hdr::Ack { ack } => var_len(ack),
+            Hdr::Skip { to } => var_len(to),
         }
     }
     fn encode(&self, w: &mut Writer<'_>) {
@@ -105,6 +125,10 @@ impl Wire for Hdr {
                 w.put_u8(TAG_ACK);
                 w.put_var(ack);
             }
+            Hdr::Skip { to } => {
+                w.put_u8(TAG_SKIP);
+                w.put_var(to);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
@@ -112,6 +136,7 @@ impl Wire for Hdr {
             TAG_NOHDR => Ok(Hdr::NoHdr),
             TAG_DATA => Ok(Hdr::Data { seq: r.var()?, ack: r.var()? }),
             TAG_ACK => Ok(Hdr::Ack { ack: r.var()? }),
+            TAG_SKIP => Ok(Hdr::Skip { to: r.var()? }),
             _ => Err(WireError::BadTag),
         }
     }
@@ -130,6 +155,9 @@ pub struct Config {
     pub burst: usize,
     /// Out-of-order messages held per sender (at least 1).
     pub window: u64,
+    /// Bytes of them held per sender, and for all senders together.
+    pub mem: usize,
+    pub mem_all: usize,
     /// Tests only: never retransmit (the harness must catch it).
     #[doc(hidden)]
     pub test_skip_retransmit: bool,
@@ -143,6 +171,8 @@ impl Default for Config {
             max_rto: Duration::from_millis(1000),
             burst: 16,
             window: 256,
+            mem: 16 << 20,
+            mem_all: 64 << 20,
             test_skip_retransmit: false,
         }
     }
@@ -189,6 +219,17 @@ impl<T> RecvWindow<T> {
             self.held.insert(seq, item);
             Offer::Accepted
         }
+    }
+    /// Gives up on everything below `to` (at most `window` past the next one): the
+    /// messages held below it are returned, and `to` is the next one expected.
+    pub fn skip_to(&mut self, to: u64) -> Vec<T> {
+        let to = to.min(self.next.saturating_add(self.window));
+        if to <= self.next {
+            return Vec::new();
+        }
+        let keep = self.held.split_off(&to);
+        self.next = to;
+        core::mem::replace(&mut self.held, keep).into_values().collect()
     }
     /// The next message in sequence, if it is here.
     pub fn pop_ready(&mut self) -> Option<T> {
@@ -240,6 +281,9 @@ struct Counters {
     abandoned: u64,
     to_failed: u64,
     from_failed: u64,
+    mem_drop: u64,
+    skips_sent: u64,
+    skipped: u64,
 }
 
 /// The layer.
@@ -249,6 +293,8 @@ pub struct Pt2pt {
     peers: Vec<Peer>,
     /// Indexed by rank: named by `Dn::Failed`.
     failed: Vec<bool>,
+    /// Bytes of the messages held past a gap.
+    budget: Budget,
     c: Counters,
 }
 
@@ -263,7 +309,7 @@ impl Pt2pt {
         cfg.burst = cfg.burst.max(1);
         cfg.window = cfg.window.max(1);
         cfg.max_rto = cfg.max_rto.max(cfg.rto);
-        Pt2pt { cfg, peers: Vec::new(), failed: Vec::new(), c: Counters::default() }
+        Pt2pt { cfg, peers: Vec::new(), failed: Vec::new(), budget: Budget::new(0, 0, 0), c: Counters::default() }
     }
 
     fn fit(&mut self, n: usize) {
@@ -271,6 +317,7 @@ impl Pt2pt {
             let cfg = &self.cfg;
             self.peers.resize_with(n, || Peer::new(cfg));
             self.failed.resize(n, false);
+            self.budget = Budget::new(n, cfg.mem, cfg.mem_all);
         }
     }
 
@@ -306,17 +353,54 @@ impl Pt2pt {
     fn on_data(&mut self, i: usize, seq: u64, msg: Msg, cx: &mut Cx<'_>) {
         let ack_delay = self.cfg.ack_delay;
         let p = &mut self.peers[i];
-        match p.recv.offer(seq, msg) {
-            Offer::Accepted => {
-                while let Some(m) = p.recv.pop_ready() {
-                    self.c.delivered += 1;
-                    cx.up(Up::Send { from: Rank(i as u16), msg: m });
+        // The next one goes straight up; one past a gap is held, so charged (and compacted).
+        let at_next = seq == p.recv.next();
+        let msg = if at_next { msg } else { msg.compact() };
+        let cost = Budget::cost(&msg);
+        if !at_next && !self.budget.take(i, cost) {
+            self.c.mem_drop += 1;
+        } else {
+            match p.recv.offer(seq, msg) {
+                Offer::Accepted => {
+                    let mut charged = !at_next;
+                    while let Some(m) = p.recv.pop_ready() {
+                        if charged {
+                            self.budget.give(i, Budget::cost(&m));
+                        }
+                        charged = true;
+                        self.c.delivered += 1;
+                        cx.up(Up::Send { from: Rank(i as u16), msg: m });
+                    }
+                }
+                refused => {
+                    if !at_next {
+                        self.budget.give(i, cost);
+                    }
+                    *if refused == Offer::Duplicate { &mut self.c.dups } else { &mut self.c.window_drops } += 1;
                 }
             }
-            Offer::Duplicate => self.c.dups += 1,
-            Offer::Overflow => self.c.window_drops += 1,
         }
         p.ack_at.get_or_insert(cx.now + ack_delay);
+    }
+
+    /// `Skip { to }` from `from`: it no longer holds its messages below `to`; deliver what
+    /// was held beyond them.
+    fn on_skip(&mut self, from: Rank, to: u64, cx: &mut Cx<'_>) {
+        let Some(i) = self.peer_index(from, cx) else {
+            self.c.bad_rank += 1;
+            return;
+        };
+        let p = &mut self.peers[i];
+        let before = p.recv.next();
+        for m in p.recv.skip_to(to) {
+            self.budget.give(i, Budget::cost(&m));
+        }
+        self.c.skipped += p.recv.next() - before;
+        while let Some(m) = p.recv.pop_ready() {
+            self.budget.give(i, Budget::cost(&m));
+            self.c.delivered += 1;
+            cx.up(Up::Send { from, msg: m });
+        }
     }
 
     /// Whether `r` is a member `Dn::Failed` named.
@@ -390,6 +474,7 @@ impl Layer for Pt2pt {
                     Ok(Hdr::NoHdr) => return cx.up(Up::Send { from, msg }),
                     Ok(Hdr::Data { seq, ack }) => (Some(seq), ack),
                     Ok(Hdr::Ack { ack }) => (None, ack),
+                    Ok(Hdr::Skip { to }) => return self.on_skip(from, to, cx),
                     Err(_) => {
                         self.c.bad_hdr += 1;
                         return;
@@ -400,9 +485,18 @@ impl Layer for Pt2pt {
                     return;
                 };
                 // A bad ack discredits the whole datagram.
-                if self.on_ack(i, ack, cx.now)
-                    && let Some(seq) = seq
-                {
+                if !self.on_ack(i, ack, cx.now) {
+                    return;
+                }
+                let base = self.peers[i].base();
+                if ack < base {
+                    // The peer waits for messages this member no longer holds.
+                    self.c.skips_sent += 1;
+                    let mut m = Msg::new(Bytes::new());
+                    m.push(&Hdr::Skip { to: base });
+                    cx.dn(Dn::SendUnrel(from, m));
+                }
+                if let Some(seq) = seq {
                     self.on_data(i, seq, msg, cx);
                 }
             }
@@ -475,6 +569,10 @@ impl Layer for Pt2pt {
                 ("abandoned", c.abandoned),
                 ("to_failed", c.to_failed),
                 ("from_failed", c.from_failed),
+                ("mem_drop", c.mem_drop),
+                ("held_bytes", self.budget.total() as u64),
+                ("skips_sent", c.skips_sent),
+                ("skipped", c.skipped),
                 ("unacked", unacked),
                 ("buffered", buffered),
             ],
@@ -497,6 +595,8 @@ pub fn register(r: &mut Registry) {
             max_rto: ms(a, "max_rto_ms", d.max_rto.as_millis() as u64)?,
             burst: a.get("burst", d.burst)?,
             window: a.get("window", d.window)?,
+            mem: a.get("mem", d.mem)?,
+            mem_all: a.get("mem_all", d.mem_all)?,
             test_skip_retransmit: false,
         };
         if cfg.rto.is_zero() {

@@ -1,7 +1,9 @@
 //! `Dn::Failed` through the whole reliable stack (`frag:flow:stable:nak:pt2pt:pack`) in the
-//! simulator, with no membership layer: a test-only layer on top (`Inject`) turns the
-//! application's `block_ok` into `Dn::Failed([crashed rank])`, as the membership layer would
-//! at block time.
+//! simulator, with no membership layer: a test-only layer on top (`Inject`) plays the
+//! membership layer's flush — the application's `block_ok` becomes `Dn::Failed([crashed
+//! rank])` and `Dn::GetDigest` (the digests are recorded), and `send_state(cut)` becomes
+//! `Dn::Cut(cut)`, the cut the test computes as the membership layer would (for the crashed
+//! member, the most any survivor had delivered when told; no limit for the others).
 //!
 //! The scenario, for every seed (N = 3..=7 members, links lossy, duplicating and reordering,
 //! all chosen by the seed): members cast; one member (the crasher) casts a burst, its links
@@ -9,11 +11,12 @@
 //! crashes. A survivor then casts until flow control blocks it (the crasher never grants
 //! again), and must stay blocked for `BLOCKED_FOR`. Then every survivor is told the crasher
 //! failed. Properties:
-//! - within `CONVERGE` of simulated time every survivor has delivered exactly the crasher's
-//!   casts `0..max`, in order, where `max` is the first cast of the crasher that no survivor
-//!   had received when told (a test-only `Spy` under nak records what arrived: delivered or
-//!   held past a gap; `max` is at least the longest prefix any survivor had delivered), and
-//!   the blocked sender can cast again, its held cast delivered everywhere;
+//! - after `Failed` no survivor delivers more of the crasher's casts until the cut, and its
+//!   digest says what it had delivered;
+//! - within `CONVERGE` of simulated time after the cut every survivor has delivered exactly
+//!   the crasher's casts `0..cut`, in order (a test-only `Spy` under nak records what
+//!   arrived: the cut is never beyond the first cast of the crasher no survivor received),
+//!   and the blocked sender can cast again, its held cast delivered everywhere;
 //! - after more casts from the survivors and `SETTLE` of simulated time, every survivor has
 //!   delivered every survivor's casts exactly once in order, and stability over the survivors
 //!   freed every buffer (`nak.buffered`, `stable.unstable` are 0) and nothing is held back
@@ -54,9 +57,15 @@ const CONVERGE: Duration = Duration::from_millis(100);
 /// Simulated time for the final casts to settle and become stable.
 const SETTLE: Duration = Duration::from_millis(1000);
 
-/// Test only: turns `Dn::BlockOk` into `Dn::Failed([failed])`; everything else passes untouched.
+/// Per survivor rank: its digest when told, and whether it reached the cut.
+type Flushes = Arc<Mutex<Vec<(Option<Vec<u64>>, bool)>>>;
+
+/// Test only, the flush of a membership layer: `Dn::BlockOk` becomes `Dn::Failed([failed])`
+/// and `Dn::GetDigest`; `Dn::State(cut)` (little-endian u64s) becomes `Dn::Cut`; the digest
+/// and `Up::CutReached` are recorded. Everything else passes untouched.
 struct Inject {
     failed: Rank,
+    flushes: Flushes,
 }
 
 impl Layer for Inject {
@@ -64,10 +73,22 @@ impl Layer for Inject {
         "inject_failed"
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        cx.dn(if ev == Dn::BlockOk { Dn::Failed(vec![self.failed]) } else { ev })
+        match ev {
+            Dn::BlockOk => {
+                cx.dn(Dn::Failed(vec![self.failed]));
+                cx.dn(Dn::GetDigest);
+            }
+            Dn::State(b) => cx.dn(Dn::Cut(b.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())),
+            ev => cx.dn(ev),
+        }
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        cx.up(ev)
+        let mut f = self.flushes.lock().unwrap();
+        match ev {
+            Up::Digest(d) => f[cx.rank.index()].0 = Some(d),
+            Up::CutReached(_) => f[cx.rank.index()].1 = true,
+            ev => cx.up(ev),
+        }
     }
     fn dump(&self, out: &mut Vec<Dump>) {
         out.push(Dump { layer: "inject_failed", ..Dump::default() })
@@ -169,13 +190,14 @@ fn stack(
     failed: Rank,
     bugs: Bugs,
     seen: Arc<Mutex<BTreeSet<u64>>>,
+    flushes: Flushes,
 ) -> impl Fn(&View) -> Stack + Clone + Send + 'static {
     move |_view: &View| {
         let lower = thoth_layers::registry().build("pt2pt(ack_delay_ms=1,rto_ms=10,max_rto_ms=40):pack").unwrap();
         let flow = Flow::new(flow::Config { credits: CREDITS, req_interval: 5 * MS, ..flow::Config::default() });
         let stable = Stable::new(stable::Config { period: 3 * MS });
         Stack::builder()
-            .push(Inject { failed })
+            .push(Inject { failed, flushes: flushes.clone() })
             .push(Frag::default())
             .push_boxed(boxed(flow, bugs.blind == Some("flow")))
             .push_boxed(boxed(stable, bugs.blind == Some("stable")))
@@ -248,7 +270,9 @@ fn crash_run(seed: u64, bugs: Bugs) -> Result<(), String> {
     });
     let ids: Vec<EndpointId> = (1..=n as u64).map(EndpointId).collect();
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let nodes = sim.add_group(GroupId::named("failed"), &ids, stack(Rank(c as u16), bugs, seen.clone()));
+    let flushes: Flushes = Arc::new(Mutex::new(vec![(None, false); n]));
+    let nodes =
+        sim.add_group(GroupId::named("failed"), &ids, stack(Rank(c as u16), bugs, seen.clone(), flushes.clone()));
     let survivors: Vec<usize> = (0..n).filter(|&s| s != c).collect();
     let mut sent = vec![0u32; n];
 
@@ -293,25 +317,42 @@ fn crash_run(seed: u64, bugs: Bugs) -> Result<(), String> {
         return Err(format!("node {} unblocked while its credit waits on the crashed member", nodes[b]));
     }
 
-    // What survivors delivered of the crasher's casts is a prefix of them. What they had
-    // (delivered, or held past a gap) together decides what they can all end up with: every
-    // cast up to the first that no survivor received.
-    let mut delivered = 0;
+    // What survivors delivered of the crasher's casts is a prefix of them; the most any of
+    // them delivered is the cut. What they had (delivered, or held past a gap) bounds it.
+    let mut delivered = vec![0; n];
     for &s in &survivors {
         let got = by_sender(&sim, nodes[s], n)?;
-        let k = got[c].len() as u32;
-        exactly(&got[c], c, k, nodes[s], "before Failed")?;
-        delivered = delivered.max(k);
+        delivered[s] = got[c].len() as u32;
+        exactly(&got[c], c, delivered[s], nodes[s], "before Failed")?;
     }
-    let max = {
+    let had = {
         let seen = seen.lock().unwrap();
         (0..).find(|k| !seen.contains(k)).unwrap() as u32
     };
-    if max < delivered || max > sent[c] {
-        return Err(format!("spy: survivors had {max} casts of {c}, delivered {delivered}, it sent {}", sent[c]));
+    let max = delivered.iter().copied().max().unwrap_or(0);
+    if had < max || had > sent[c] {
+        return Err(format!("spy: survivors had {had} casts of {c}, delivered {max}, it sent {}", sent[c]));
     }
     for &s in &survivors {
         sim.with(nodes[s], |ep, now| ep.block_ok(now)).map_err(|e| e.to_string())?;
+    }
+    // Frozen: nothing more of the crasher is delivered before the cut, and the digests say
+    // what each survivor had.
+    sim.run_for(CONVERGE);
+    for &s in &survivors {
+        let got = by_sender(&sim, nodes[s], n)?.remove(c).len() as u32;
+        let digest = flushes.lock().unwrap()[s].0.clone();
+        if got != delivered[s] || digest.as_ref().map(|d| d[c]) != Some(u64::from(delivered[s])) {
+            return Err(format!(
+                "node {} delivered {got} casts of the failed {c} after Failed (had {}), digest {digest:?}",
+                nodes[s], delivered[s]
+            ));
+        }
+    }
+    let cut: Vec<u64> = (0..n).map(|s| if s == c { u64::from(max) } else { u64::MAX }).collect();
+    let cut_bytes = Bytes::from(cut.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    for &s in &survivors {
+        sim.with(nodes[s], |ep, now| ep.send_state(now, cut_bytes.clone())).map_err(|e| e.to_string())?;
     }
     let told = sim.now();
 
@@ -332,8 +373,8 @@ fn crash_run(seed: u64, bugs: Bugs) -> Result<(), String> {
             let counts: Vec<usize> =
                 survivors.iter().map(|&s| by_sender(&sim, nodes[s], n).map_or(0, |g| g[c].len())).collect();
             return Err(format!(
-                "not converged {CONVERGE:?} after Failed: survivors {survivors:?} have {counts:?} casts of \
-                 crashed {c} (max {max}); sender {b} can cast: {}",
+                "not converged {CONVERGE:?} after the cut: survivors {survivors:?} have {counts:?} casts of \
+                 crashed {c} (cut {max}); sender {b} can cast: {}",
                 sim.endpoint(nodes[b]).is_some_and(|ep| ep.can_cast())
             ));
         }
@@ -362,8 +403,8 @@ fn crash_run(seed: u64, bugs: Bugs) -> Result<(), String> {
     if std::env::var_os("FAILED_SIM_VERBOSE").is_some() {
         let sum = |name| survivors.iter().map(|&s| counter(&sim, nodes[s], "nak", name).unwrap_or(0)).sum::<u64>();
         eprintln!(
-            "seed {seed}: n {n} crashed {c} cut {cut:?} delivered {delivered} had {max} of {} haves {} naks {} \
-             from_failed {}",
+            "seed {seed}: n {n} crashed {c} cut off {cut_nodes:?} delivered {delivered:?} had {had} of {} haves {} \
+             naks {} from_failed {}",
             sent[c],
             sum("haves_sent"),
             sum("naks_sent"),

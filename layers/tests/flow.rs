@@ -319,7 +319,7 @@ fn hostile_input_is_dropped_and_counted() {
     h.cast(&mut l, at(0), 60, 2);
     h.take_dn();
     assert_eq!(h.take_up(), [NOT_READY]);
-    h.grant(&mut l, at(1), 1, 61); // more than we ever sent
+    h.grant(&mut l, at(1), 1, 61); // more than we ever sent: counted, taken as all 60 sent
     h.grant(&mut l, at(1), 0, 60); // from ourselves
     h.grant(&mut l, at(1), 7, 60); // not in the view
     h.up(&mut l, at(1), Up::Send { from: Rank(9), msg: wire(&FlowHdr::CreditReq, b"") });
@@ -335,11 +335,11 @@ fn hostile_input_is_dropped_and_counted() {
     assert_eq!(counter(&l, "bad_rank"), 4);
     assert_eq!(counter(&l, "bad_hdr"), 6);
     assert_eq!(counter(&l, "held"), 1);
-    // Old and duplicate grants change nothing.
+    // Old and duplicate grants change nothing (rank 1 already counts as having consumed 60).
     h.grant(&mut l, at(2), 1, 60);
     h.grant(&mut l, at(2), 1, 60);
     h.grant(&mut l, at(2), 1, 30);
-    assert_eq!((counter(&l, "stale_grants"), counter(&l, "grants_recv")), (2, 3));
+    assert_eq!((counter(&l, "stale_grants"), counter(&l, "grants_recv")), (3, 4));
     h.grant(&mut l, at(2), 2, 60);
     assert_eq!(h.take_dn(), [Out::Cast(data(60, 2))]);
     assert_eq!(h.take_up(), [READY]);
@@ -377,6 +377,21 @@ fn unreliable_traffic_sends_and_control_are_never_held() {
     h.dn(&mut l, at(1), Dn::Leave);
     assert_eq!(h.take_dn(), [Out::Cast(data(10, 2)), Out::Other(Dn::Leave)]);
     assert_eq!(l.poll_timeout(), None);
+}
+
+#[test]
+fn block_ok_releases_what_is_held_like_a_leave() {
+    // The flush counts every cast issued in the view: the membership layer's BlockOk lets
+    // the held ones go, credit or not, before the digest is taken.
+    let (mut h, mut l) = (H::new(2, 0), Flow::new(cfg(10)));
+    h.cast(&mut l, at(0), 10, 1);
+    h.cast(&mut l, at(0), 10, 2);
+    h.take_dn();
+    assert_eq!(h.take_up(), [NOT_READY]);
+    h.dn(&mut l, at(1), Dn::BlockOk);
+    assert_eq!(h.take_dn(), [Out::Cast(data(10, 2)), Out::Other(Dn::BlockOk)]);
+    assert_eq!((counter(&l, "held"), counter(&l, "forced")), (0, 1));
+    assert_eq!(l.poll_timeout(), None, "no credit request once nothing is held");
 }
 
 #[test]
@@ -550,9 +565,14 @@ fn sender_matches_a_reference_model() {
                     }
                 }
                 _ => {
-                    let r = 1 + u16::from(a % 2);
-                    h.grant(&mut l, now, r, sent + 1 + u64::from(b));
+                    // More than was ever sent: counted, and taken as a grant for all of it.
+                    let r = 1 + usize::from(a % 2);
+                    h.grant(&mut l, now, r as u16, sent + 1 + u64::from(b));
                     bad += 1;
+                    if sent > consumed[r] {
+                        consumed[r] = sent;
+                        drain(&mut held, &mut sent, &consumed, &mut ready, &mut zero_release, &mut want, &mut want_up);
+                    }
                 }
             }
             assert_eq!(h.take_dn(), want, "op {op} {a} {b}");

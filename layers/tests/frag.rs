@@ -347,13 +347,34 @@ fn registry_parameters_and_properties() {
     let s = r.build("frag(size=100,max=1000,mem=5000)").expect("builds");
     let mut out = Vec::new();
     s.dump(&mut out);
-    assert_eq!(out[0].state, "size=100 max=1000 mem=5000");
+    assert_eq!(out[0].state, "size=100 max=1000 mem=5000 mem_all=134217728");
     assert_eq!(s.check(Props::NONE).unwrap(), Props::FRAG);
     assert!(r.build("frag(size=0)").is_err());
     assert!(r.build("frag(sise=10)").is_err());
     let mut out = Vec::new();
     r.build("frag").unwrap().dump(&mut out);
-    assert_eq!(out[0].state, "size=1280 max=16777216 mem=33554432");
+    assert_eq!(out[0].state, "size=1280 max=16777216 mem=33554432 mem_all=134217728");
+    let mut out = Vec::new();
+    r.build("frag(mem_all=9000)").unwrap().dump(&mut out);
+    assert_eq!(out[0].state, "size=1280 max=16777216 mem=33554432 mem_all=9000");
+}
+
+#[test]
+fn reassembly_memory_is_bounded_in_all_and_one_sender_cannot_take_the_others_room() {
+    // Each set of 1000 bytes in 2 fragments is charged 1000 + 2 * 64 + 256 = 1384.
+    let mut l = Frag::new(Config { size: 500, max: 10_000, mem: 3000, mem_all: 4000, ..Config::default() });
+    let mut h = Harness::new(0);
+    h.up(&mut l, cast_up(1, raw(fr(0, 0, 2, 1000), &[1; 500])));
+    h.up(&mut l, cast_up(1, raw(fr(1, 0, 2, 1000), &[2; 500])));
+    assert_eq!(counter(&l, "held_bytes"), 2 * 1384);
+    // Sender 2's set does not fit in all (3 * 1384 > 4000), and evicting its own sets (none)
+    // would not make room: refused; sender 1's are kept.
+    h.up(&mut l, cast_up(2, raw(fr(0, 0, 2, 1000), &[3; 500])));
+    assert_eq!((counter(&l, "over_budget"), counter(&l, "held_bytes"), counter(&l, "evicted")), (1, 2 * 1384, 0));
+    // Sender 1 again: it makes room by evicting its own oldest set.
+    h.up(&mut l, cast_up(1, raw(fr(2, 0, 2, 1000), &[4; 500])));
+    assert_eq!((counter(&l, "evicted"), counter(&l, "held_bytes")), (1, 2 * 1384));
+    assert!(h.take_up().is_empty());
 }
 
 // ---------------------------------------------------------------- bolero

@@ -420,12 +420,26 @@ fn failed_sender_is_announced_fetched_from_announcers_never_from_itself() {
         targets.extend(h.sent().into_iter().filter(|(k, ..)| *k == "send_unrel").map(|(_, to, _)| to.unwrap()));
     }
     assert_eq!(targets, [3, 2]);
-    // Retransmissions from a survivor fill the gap; the NAKs stop.
+    // Retransmissions from a survivor fill the gap; the NAKs stop. Rank 1 is frozen since
+    // Failed: its casts are held, and the digest says two.
     for (seq, b) in [(2, b"c"), (4, b"e"), (5, b"f")] {
         h.up(&mut l, at(70), rtx(3, 1, seq, b));
     }
-    let got: Vec<Vec<u8>> = h.delivered().into_iter().map(|(_, b)| b).collect();
-    assert_eq!(got, [b"c".to_vec(), b"d".to_vec(), b"e".to_vec(), b"f".to_vec()]);
+    assert_eq!(h.delivered(), []);
+    h.dn(&mut l, at(70), Dn::GetDigest);
+    assert_eq!(h.take_up(), [Up::Digest(vec![0, 2, 0, 0])]);
+    // The cut lets them go, then says it was reached.
+    h.dn(&mut l, at(70), Dn::Cut(vec![0, 6, 0, 0]));
+    let up = h.take_up();
+    let got: Vec<&[u8]> = up
+        .iter()
+        .filter_map(|e| match e {
+            Up::Cast { from: Rank(1), msg } => Some(&msg.body()[..]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [b"c", b"d", b"e", b"f"]);
+    assert_eq!(up.last(), Some(&Up::CutReached(vec![0, 6, 0, 0])));
     assert_eq!(l.poll_timeout(), Some(at(81)), "only the Have timer is left");
     h.timeout(&mut l, at(81));
     assert_eq!(h.sent(), [("cast_unrel", None, vec![5, 1, 6])]);
@@ -526,4 +540,115 @@ fn have_header_round_trips() {
     });
     assert_eq!(to_vec(&NakHdr::Have { origin: Rank(2), count: 300 }), [5, 2, 0xac, 0x02]);
     assert_eq!(from_slice::<NakHdr>(&[5, 2]), Err(WireError::Truncated));
+}
+
+/// What went up, as (from, payload) for casts and the flush's answers as they are.
+fn flush_out(h: &mut H) -> (Vec<(u16, Vec<u8>)>, Vec<Up>) {
+    let (mut casts, mut other) = (Vec::new(), Vec::new());
+    for e in h.take_up() {
+        match e {
+            Up::Cast { from, msg } => casts.push((from.0, msg.into_payload().to_vec())),
+            e => other.push(e),
+        }
+    }
+    (casts, other)
+}
+
+#[test]
+fn the_flush_freezes_failed_members_counts_and_delivers_exactly_to_the_cut() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(3, 0);
+    for (from, seq, b) in [(1, 0, b"a"), (2, 0, b"x"), (2, 1, b"y")] {
+        h.up(&mut l, at(0), data(from, seq, b));
+    }
+    h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"m"))));
+    h.up(&mut l, at(0), data(0, 0, b"m")); // own loopback
+    h.take_up();
+    h.take_dn();
+    // A flush begins with rank 2 failed: its deliveries freeze where they are (its casts
+    // still come, from the survivors, and are held).
+    h.dn(&mut l, at(1), Dn::Failed(vec![Rank(2)]));
+    h.take_dn();
+    h.up(&mut l, at(1), rtx(1, 2, 2, b"z"));
+    h.up(&mut l, at(1), rtx(1, 2, 3, b"w"));
+    h.up(&mut l, at(1), data(1, 1, b"b"));
+    assert_eq!(flush_out(&mut h), (vec![(1, b"b".to_vec())], vec![]), "rank 2 frozen, rank 1 not");
+    h.dn(&mut l, at(1), Dn::GetDigest);
+    assert_eq!(h.take_up(), [Up::Digest(vec![1, 2, 2])], "own casts count as looped back");
+    // The cut: one more of rank 2, and exactly what rank 1 sent. Delivered, then reached.
+    h.dn(&mut l, at(2), Dn::Cut(vec![1, 2, 3]));
+    assert_eq!(flush_out(&mut h), (vec![(2, b"z".to_vec())], vec![Up::CutReached(vec![1, 2, 3])]));
+    // Beyond the cut nothing goes up, from anyone, and the cut is reached once only.
+    h.up(&mut l, at(2), data(1, 2, b"c"));
+    assert_eq!(flush_out(&mut h), (vec![], vec![]));
+    assert_eq!(counter(&l, "held"), 2, "rank 2's fourth and rank 1's third held");
+    // The flush starts over (another failure): the cut is dropped, the failed freeze where
+    // they are, and the others flow again.
+    h.dn(&mut l, at(3), Dn::Failed(vec![Rank(2)]));
+    h.take_dn();
+    assert_eq!(flush_out(&mut h), (vec![], vec![]));
+    h.up(&mut l, at(3), data(1, 3, b"d"));
+    assert_eq!(flush_out(&mut h), (vec![(1, b"c".to_vec()), (1, b"d".to_vec())], vec![]));
+    h.dn(&mut l, at(3), Dn::GetDigest);
+    assert_eq!(h.take_up(), [Up::Digest(vec![1, 4, 3])]);
+    // A cut already reached is said at once; a cut of the wrong length is bad.
+    h.dn(&mut l, at(4), Dn::Cut(vec![1, 4]));
+    assert_eq!((flush_out(&mut h), counter(&l, "bad")), ((vec![], vec![]), 1));
+    h.dn(&mut l, at(4), Dn::Cut(vec![1, 4, 3]));
+    assert_eq!(flush_out(&mut h), (vec![], vec![Up::CutReached(vec![1, 4, 3])]));
+    assert_eq!((counter(&l, "digests"), counter(&l, "cuts")), (2, 2));
+}
+
+#[test]
+fn a_forged_cast_that_a_layer_above_rejects_still_takes_its_number() {
+    // What the flush counts is this layer's: a cast whose body no layer above can parse is
+    // delivered here like any other, and the sender's real cast of that number is a duplicate.
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(2, 0);
+    h.up(&mut l, at(0), data(1, 0, b"\xff\xff garbage for the layers above"));
+    h.up(&mut l, at(0), data(1, 0, b"the real one"));
+    assert_eq!(h.delivered().len(), 1);
+    assert_eq!(counter(&l, "dup"), 1);
+    h.dn(&mut l, at(1), Dn::GetDigest);
+    assert_eq!(h.take_up(), [Up::Digest(vec![0, 1])], "the count agrees with the sender's");
+}
+
+#[test]
+fn what_is_held_for_others_is_bounded_in_bytes_per_sender_and_in_all() {
+    // Forged casts far ahead of each sender's next one, 1000 bytes each: held past the gap,
+    // at most `mem` per sender and `mem_all` together; the rest dropped and counted.
+    let per = 1064 * 5; // five casts of 1000 bytes (each charged 64 more)
+    let mut l = Nak::new(Config { mem: per, mem_all: per + 1064 * 3, ..cfg() });
+    let mut h = H::new(3, 0);
+    let big = vec![7u8; 1000];
+    for seq in 10..30 {
+        h.up(&mut l, at(0), data(1, seq, &big));
+    }
+    assert_eq!((counter(&l, "held"), counter(&l, "held_bytes"), counter(&l, "mem_drop")), (5, per as u64, 15));
+    for seq in 10..30 {
+        h.up(&mut l, at(0), data(2, seq, &big));
+    }
+    assert_eq!((counter(&l, "held"), counter(&l, "held_bytes")), (8, (per + 1064 * 3) as u64), "bound in all");
+    // Delivered casts are kept until stable, and charged: room comes back only with stability.
+    let mut l = Nak::new(Config { mem: per, ..cfg() });
+    for seq in 0..7 {
+        h.up(&mut l, at(0), data(1, seq, &big));
+    }
+    assert_eq!((h.delivered().len(), counter(&l, "mem_drop")), (5, 2));
+    h.dn(&mut l, at(1), Dn::Stable(vec![0, 5, 0]));
+    assert_eq!(counter(&l, "held_bytes"), 0);
+    for seq in 5..7 {
+        h.up(&mut l, at(1), data(1, seq, &big));
+    }
+    assert_eq!(h.delivered().len(), 2, "asked for again, taken once there is room");
+}
+
+#[test]
+fn a_small_cast_from_a_large_datagram_is_charged_for_itself_only_once_compacted() {
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(2, 0);
+    let datagram = Bytes::from([&to_vec(&NakHdr::Data { seq: 1 })[..], b"tiny", &[0u8; 60_000][..]].concat());
+    let msg = Msg::from_wire(datagram.slice(0..6)).pinning(datagram.len());
+    h.up(&mut l, at(0), Up::Cast { from: Rank(1), msg });
+    assert_eq!(counter(&l, "held_bytes"), 4 + 64, "a copy of its 4 bytes, not the 60 kB datagram");
 }

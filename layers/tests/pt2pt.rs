@@ -288,6 +288,38 @@ fn out_of_order_is_held_then_delivered_in_order() {
 }
 
 #[test]
+fn a_forged_ack_is_answered_with_skip_and_the_peer_moves_on() {
+    // Sender side: three sends, a forged ack for all three, then the peer's real ack for
+    // none of them: it waits for messages no longer held, so it is told to skip them.
+    let mut h = Harness::new();
+    let mut l = Pt2pt::new(cfg());
+    for b in [b"a", b"b", b"c"] {
+        h.dn(&mut l, Time::ZERO, Dn::Send(Rank(1), msg(b)));
+    }
+    h.take_dn();
+    h.recv(&mut l, Time::ZERO, 1, &to_vec(&Hdr::Ack { ack: 3 })); // forged
+    assert_eq!(counter(&l, "unacked"), 0);
+    h.recv(&mut l, at(MS), 1, &to_vec(&Hdr::Ack { ack: 0 })); // the peer's own
+    assert_eq!(h.take_dn(), [("send_unrel", 1, vec![3, 3])]);
+    // Receiver side: the messages after the freed ones are held past the gap; the skip
+    // delivers them, and later ones flow again.
+    let mut h = Harness::new();
+    let mut l = Pt2pt::new(cfg());
+    h.recv(&mut l, Time::ZERO, 1, &data(3, 0, b"d"));
+    h.recv(&mut l, Time::ZERO, 1, &data(4, 0, b"e"));
+    assert!(h.take_up().is_empty());
+    h.recv(&mut l, Time::ZERO, 1, &to_vec(&Hdr::Skip { to: 3 }));
+    assert_eq!(h.take_up(), [("send", 1, b"d".to_vec()), ("send", 1, b"e".to_vec())]);
+    h.recv(&mut l, Time::ZERO, 1, &data(5, 0, b"f"));
+    assert_eq!(h.take_up(), [("send", 1, b"f".to_vec())]);
+    assert_eq!(counters(&l, &["skipped", "buffered", "held_bytes"]), [3, 0, 0]);
+    // A skip backwards, or from nobody, changes nothing.
+    h.recv(&mut l, Time::ZERO, 1, &to_vec(&Hdr::Skip { to: 1 }));
+    h.recv(&mut l, Time::ZERO, 7, &to_vec(&Hdr::Skip { to: 9 }));
+    assert_eq!((counters(&l, &["skipped", "bad_rank"]), h.take_up()), (vec![3, 1], vec![]));
+}
+
+#[test]
 fn beyond_the_window_is_dropped_and_counted() {
     let mut h = Harness::new();
     let mut l = Pt2pt::new(Config { window: 2, ..cfg() });
@@ -360,10 +392,11 @@ fn a_failed_peer_is_no_longer_retransmitted_to_and_nothing_from_it_is_taken() {
 // bolero.
 
 fn hdr_of(tag: u8, a: u64, b: u64) -> Hdr {
-    match tag % 3 {
+    match tag % 4 {
         0 => Hdr::NoHdr,
         1 => Hdr::Data { seq: a, ack: b },
-        _ => Hdr::Ack { ack: a },
+        2 => Hdr::Ack { ack: a },
+        _ => Hdr::Skip { to: a },
     }
 }
 
@@ -476,6 +509,10 @@ fn sender_matches_the_reference_model() {
                 1 => {
                     let ack = u64::from(arg % 64);
                     h.recv(&mut l, now, 1, &to_vec(&Hdr::Ack { ack }));
+                    // An ack below what is still held: the peer waits for freed messages.
+                    let skip = ack <= sent && ack < base;
+                    let want = if skip { vec![("send_unrel", 1, to_vec(&Hdr::Skip { to: base }))] } else { vec![] };
+                    assert_eq!(h.take_dn(), want, "after ack {ack}");
                     if ack <= sent {
                         base = base.max(ack);
                     }

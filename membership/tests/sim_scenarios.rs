@@ -545,6 +545,52 @@ fn paused_member_below_the_detection_threshold_stays() {
     });
 }
 
+/// The wedge of issue 8: one frame with a valid CRC and a member's source, carrying that
+/// member's next reliable-cast number and a body no layer above the reliable one can parse,
+/// then a join. The flush counts in the reliable layer, where the forged cast took the number
+/// at the receivers as the real one did at the sender: the join completes as fast as ever,
+/// nobody excluded. Returns the time the join took.
+fn forged_unparseable_cast_then_join(seed: u64, cfg: gms::Config) -> Result<Duration, String> {
+    let mut w = World::new(seed, cfg);
+    let (nodes, _) = form(&mut w, 3)?;
+    for &n in &nodes {
+        w.cast(n);
+    }
+    w.run_for(ms(100));
+    let s = nodes[1];
+    let view = w.view(s).ok_or("no view")?;
+    let next = w.sim.endpoint(s).and_then(|e| e.dump().into_iter().find(|d| d.layer == "nak")?.counter("casts"));
+    let forged = hostile::Hostile::unparseable_cast(view.id, w.id(s), next.ok_or("no nak")?);
+    for &n in [nodes[0], nodes[2]].iter() {
+        w.sim.inject(n, forged.clone());
+    }
+    w.cast(s); // the real cast with that number: a duplicate at the others
+    w.run_for(ms(100));
+    let counter = |w: &World, n: NodeId, layer: &str, c: &str| {
+        w.sim.endpoint(n).and_then(|e| e.dump().into_iter().find(|d| d.layer == layer)?.counter(c)).unwrap_or(0)
+    };
+    if counter(&w, nodes[0], "stable", "bad") != 1 || counter(&w, nodes[0], "nak", "dup") == 0 {
+        return Err(format!("seed {seed}: the forged cast was not taken in place of the real one"));
+    }
+    let joiner = w.add();
+    let want: Vec<EndpointId> = nodes.iter().chain([&joiner]).map(|&n| w.id(n)).collect();
+    let all: Vec<NodeId> = nodes.iter().copied().chain([joiner]).collect();
+    match w.run_until(ms(5), Duration::from_secs(5), |w| in_view(w, &all, &want) && w.converged()) {
+        Some(t) if t < ms(1000) => Ok(t),
+        t => Err(format!("seed {seed}: the join after a forged cast took {t:?}, not < 1 s{}", w.describe())),
+    }
+}
+
+#[test]
+fn a_forged_cast_no_layer_above_can_parse_does_not_hold_up_the_next_view_change() {
+    check_seeds("a_forged_cast_no_layer_above_can_parse_does_not_hold_up_the_next_view_change", 0..20, |seed| {
+        forged_unparseable_cast_then_join(seed, gms::Config::default()).map(|_| ())
+    });
+    // The bug put back: the flush counts in gms, above the layers that drop the forged cast.
+    let planted = gms::Config { test_count_in_gms: true, ..gms::Config::default() };
+    assert!(forged_unparseable_cast_then_join(1, planted).is_err(), "the planted bug went unnoticed");
+}
+
 #[test]
 fn view_change_times() {
     let seeds = 0..15;

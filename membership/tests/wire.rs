@@ -46,7 +46,7 @@ fn every_message_round_trips() {
         Ctl::Suspect(vec![Rank(1), Rank(4)]),
         Ctl::Leave,
         Ctl::Block { attempt: 2, failed: vec![Rank(0)] },
-        Ctl::Report { attempt: 2, issued: 7, delivered: vec![7, 0, 300] },
+        Ctl::Report { attempt: 2, delivered: vec![7, 0, 300] },
         Ctl::Cut { attempt: 2, cut: vec![7, 1, 300] },
         Ctl::Flushed { attempt: 2 },
         Ctl::Ready,

@@ -46,6 +46,19 @@
 //! a `Tail` in effect: an absurd count costs one NAK per `nak_interval`, never memory; an
 //! impossible rank is `bad`.
 //!
+//! **The flush** (`Props::FLUSH`). The membership layer's flush counts casts here, in this
+//! layer's sequence numbers, and nowhere else: a forged or corrupt cast that a layer above
+//! drops still took its number at every member that received it, so every member's count
+//! means the same thing. `Dn::Failed` (the start of every flush attempt) freezes the
+//! deliveries of every failed member at what this member has delivered so far (arrivals go
+//! on being fetched and held) and drops the cut of an earlier attempt. `Dn::GetDigest` is
+//! answered at once with `Up::Digest`: per rank, the casts delivered (own casts included,
+//! as looped back). `Dn::Cut(cut)` sets how many casts of each rank this member delivers in
+//! the view: it delivers up to the cut (what lies beyond stays held and dies with the stack)
+//! and, once every rank has reached it, says `Up::CutReached(cut)` — after the last
+//! delivery it allowed, so every layer above has seen them all. A cut of the wrong length
+//! is `bad`.
+//!
 //! **Stability.** `Dn::Stable(vec)` frees every kept cast of rank `r` with `seq < vec[r]`
 //! (capped at what this member has itself delivered, so a bad vector frees nothing it still
 //! needs), and passes on down.
@@ -57,20 +70,29 @@
 //!
 //! **Parameters** (spec `nak(...)`): `nak_delay_ms` (2), `nak_interval_ms` (5),
 //! `rtx_interval_ms` (2), `tail_ms` (20), `window` (8192), `max_rtx` (1024), `origin_tries`
-//! (2). The defaults are measured with `thoth-perf --stack "reliable:drop(p=0.05)"` (3
+//! (2), `mem` (32 MiB), `mem_all` (128 MiB). `mem` is several times what a sender has in
+//! flight at full speed (flow control's 2 MiB of credit plus the casts delivered while
+//! stability catches up, ~8 MiB per sender at 600 MB/s over 3 senders). The defaults are measured with `thoth-perf --stack "reliable:drop(p=0.05)"` (3
 //! members, 1 KB, loopback): a window of 256 and 64 retransmissions per NAK every 20 ms cap
 //! recovery near 9k msgs/s; these defaults keep ~470k msgs/s at 5 % loss. A wide window is
 //! cheap under flow control, which bounds what a sender can have outstanding.
 //!
-//! **Properties:** requires nothing; provides `RELIABLE_CAST | FIFO_CAST`.
+//! **Properties:** requires nothing; provides `RELIABLE_CAST | FIFO_CAST | FLUSH`.
 //!
 //! **Events generated:** down `Cast` (data), `SendUnrel` (NAKs, retransmissions), `CastUnrel`
-//! (tail, have), `Failed` (passed on); up `Cast` (deliveries, `from` = original sender).
+//! (tail, have), `Failed` (passed on); up `Cast` (deliveries, `from` = original sender),
+//! `Digest`, `CutReached`.
 //!
-//! **Memory.** Per sender: at most `window` held arrivals, plus the delivered casts not yet
-//! stable (and this member's own unstable casts). The latter is bounded by how far stability
-//! lags (the gossip period of `stable` times the cast rate); nak alone cannot bound it
-//! without flow control. Rate-limit state is one time per (requester, sender) pair, and
+//! **Memory.** What this member holds for others — arrivals held out of order and delivered
+//! casts kept until stable — is bounded in bytes by a `Budget`: `mem` per sender and
+//! `mem_all` in all (a cast is charged its bytes plus 64, after `Msg::compact` copies a small
+//! cast out of a large datagram that would otherwise stay alive for it). An arrival that
+//! does not fit is dropped and counted (`mem_drop`) as if it had been lost: it is asked for
+//! again once stability has freed room, so honest traffic slows down, never stops. A peer
+//! that forges casts far ahead of a sender's next one, or delivers casts to this member
+//! only, can thus hold at most `mem` here, and all of them together `mem_all`. At most
+//! `window` arrivals per sender are held besides. This member's own unstable casts are
+//! bounded by flow control above, not here. Rate-limit state is one time per (requester, sender) pair, and
 //! one count per (failed sender, announcer) pair. A peer that claims casts that do not exist
 //! costs one NAK per `nak_interval`, never memory.
 //!
@@ -81,7 +103,9 @@
 //! `tests/sim_reliable.rs`, including deliberately broken configurations it must catch.
 //! Failed members: exact outputs of `Failed` and `Have` (announcing, NAK targets, hostile
 //! `Have`) in `tests/nak.rs`; a whole `reliable` group whose member crashes mid-burst in
-//! `tests/failed.rs` (a nak that skips `Have` must be caught).
+//! `tests/failed.rs` (a nak that skips `Have` must be caught). The flush: exact outputs of
+//! freezing, digests and cuts, and the byte budget against forged far-ahead casts, in
+//! `tests/nak.rs`.
 
 mod hdr;
 pub mod window;
@@ -90,7 +114,7 @@ pub use hdr::{MAX_RANGES, NakHdr};
 pub use window::{Arrival, Window};
 
 use std::collections::VecDeque;
-use thoth_stack::{Args, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Registry, Time, Up};
+use thoth_stack::{Args, Budget, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Registry, Time, Up};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -108,6 +132,10 @@ pub struct Config {
     pub max_rtx: usize,
     /// NAKs to the original sender before asking other members.
     pub origin_tries: u32,
+    /// Bytes held for one sender (out-of-order arrivals and unstable deliveries).
+    pub mem: usize,
+    /// Bytes held for all senders together.
+    pub mem_all: usize,
     /// Test only: never retransmit a sender's cast number 1 (a bug the simulator must catch).
     #[doc(hidden)]
     pub test_skip_retransmit: bool,
@@ -129,6 +157,8 @@ impl Default for Config {
             window: 8192,
             max_rtx: 1024,
             origin_tries: 2,
+            mem: 32 << 20,
+            mem_all: 128 << 20,
             test_skip_retransmit: false,
             test_deliver_duplicate: false,
             test_skip_have: false,
@@ -172,6 +202,9 @@ struct Counters {
     haves_sent: u64,
     haves_rcvd: u64,
     from_failed: u64,
+    mem_drop: u64,
+    digests: u64,
+    cuts: u64,
 }
 
 pub struct Nak {
@@ -192,6 +225,15 @@ pub struct Nak {
     failed: Vec<bool>,
     /// Next `Have` announcement, while a failed sender's casts are unstable here.
     have_due: Option<Time>,
+    /// What this member holds for others.
+    budget: Budget,
+    /// Per rank: its deliveries stop here while it is failed and no cut is set (its
+    /// delivered prefix at the last `Dn::Failed`).
+    frozen: Vec<u64>,
+    /// The flush's cut, once set (`Dn::Cut`), until the next `Dn::Failed`.
+    cut: Option<Vec<u64>>,
+    /// `Up::CutReached` is still owed for `cut`.
+    cut_pending: bool,
     c: Counters,
 }
 
@@ -213,6 +255,8 @@ pub fn register(r: &mut Registry) {
             window: a.get("window", d.window)?,
             max_rtx: a.get("max_rtx", d.max_rtx)?,
             origin_tries: a.get("origin_tries", d.origin_tries)?,
+            mem: a.get("mem", d.mem)?,
+            mem_all: a.get("mem_all", d.mem_all)?,
             ..d
         };
         if cfg.window == 0 || cfg.max_rtx == 0 {
@@ -243,6 +287,10 @@ impl Nak {
             last_rtx: Vec::new(),
             failed: Vec::new(),
             have_due: None,
+            budget: Budget::new(0, 0, 0),
+            frozen: Vec::new(),
+            cut: None,
+            cut_pending: false,
             c: Counters::default(),
         }
     }
@@ -265,6 +313,8 @@ impl Nak {
                 .collect();
             self.last_rtx = vec![None; n * n];
             self.failed = vec![false; n];
+            self.frozen = vec![0; n];
+            self.budget = Budget::new(n, self.cfg.mem, self.cfg.mem_all);
         }
     }
 
@@ -273,9 +323,23 @@ impl Nak {
         self.mine.len() + self.peers.iter().map(|p| p.kept.len()).sum::<usize>()
     }
 
-    /// Arrivals held out of order.
+    /// Arrivals held out of order (or beyond the flush's limits).
     pub fn held(&self) -> usize {
         self.peers.iter().map(|p| p.win.held()).sum()
+    }
+
+    /// Bytes held for other members (see **Memory**).
+    pub fn held_bytes(&self) -> usize {
+        self.budget.total()
+    }
+
+    /// How many casts of `origin` may be delivered for now (see **The flush**).
+    fn limit(&self, origin: usize) -> u64 {
+        match &self.cut {
+            Some(cut) => cut[origin],
+            None if self.failed[origin] => self.frozen[origin],
+            None => u64::MAX,
+        }
     }
 
     fn bad(&mut self) {
@@ -292,25 +356,67 @@ impl Nak {
         if self.cfg.test_deliver_duplicate && seq < p.win.next() {
             cx.up(Up::Cast { from: Rank(origin as u16), msg: msg.clone() });
         }
+        // Others' casts are held for others: charged, and copied out of a large datagram.
+        let msg = if origin == me { msg } else { msg.compact() };
+        let cost = Budget::cost(&msg);
         match p.win.insert(seq, msg) {
             Arrival::Duplicate => self.c.dup += 1,
             Arrival::Overflow => self.c.window_drop += 1,
-            Arrival::Held => {}
-            Arrival::Ready => {
-                while let Some((_, m)) = p.win.pop_ready() {
-                    if origin != me {
-                        p.kept.push_back(rewire(m.clone()));
-                    }
-                    self.c.delivered += 1;
-                    cx.up(Up::Cast { from: Rank(origin as u16), msg: m });
-                }
-                p.tries = 0;
-                if self.failed[origin] {
-                    self.arm_have(cx.now);
-                }
+            Arrival::Held | Arrival::Ready if origin != me && !self.budget.take(origin, cost) => {
+                p.win.remove(seq);
+                self.c.mem_drop += 1;
             }
+            Arrival::Held | Arrival::Ready => self.deliver(origin, cx),
         }
         self.arm_nak(origin, cx.now);
+    }
+
+    /// Delivers `origin`'s casts that are in order and within the flush's limit; a delivered
+    /// cast of another member is kept (its charge with it) until stable.
+    fn deliver(&mut self, origin: usize, cx: &mut Cx<'_>) {
+        let limit = self.limit(origin);
+        let p = &mut self.peers[origin];
+        let mut moved = false;
+        while p.win.next() < limit {
+            let Some((_, m)) = p.win.pop_ready() else { break };
+            if origin != self.me {
+                p.kept.push_back(rewire(m.clone()));
+            }
+            self.c.delivered += 1;
+            moved = true;
+            cx.up(Up::Cast { from: Rank(origin as u16), msg: m });
+        }
+        if moved {
+            p.tries = 0;
+            if self.failed[origin] {
+                self.arm_have(cx.now);
+            }
+            self.arm_nak(origin, cx.now);
+            self.check_cut(cx);
+        }
+    }
+
+    /// `Up::CutReached` once every rank has delivered up to the cut.
+    fn check_cut(&mut self, cx: &mut Cx<'_>) {
+        let Some(cut) = self.cut.as_ref().filter(|_| self.cut_pending) else { return };
+        if self.peers.iter().zip(cut).all(|(p, &c)| p.win.next() >= c) {
+            self.cut_pending = false;
+            cx.up(Up::CutReached(cut.clone()));
+        }
+    }
+
+    /// `Dn::Cut`: deliver up to `cut`, then say so.
+    fn set_cut(&mut self, cut: Vec<u64>, cx: &mut Cx<'_>) {
+        if cut.len() != self.peers.len() {
+            return self.bad();
+        }
+        self.c.cuts += 1;
+        self.cut = Some(cut);
+        self.cut_pending = true;
+        for o in 0..self.peers.len() {
+            self.deliver(o, cx);
+        }
+        self.check_cut(cx);
     }
 
     /// Arms or disarms the NAK timer of `origin` after its state changed.
@@ -319,7 +425,10 @@ impl Nak {
         // A failed origin's casts can only come from a live member.
         let askable = origin < self.peers.len() && (!self.failed[origin] || self.nak_target(origin).is_some());
         if let Some(p) = self.peers.get_mut(origin) {
-            if origin != self.me && p.known > p.win.next() && askable {
+            // A gap: casts known to exist, neither delivered nor held (all held is no gap:
+            // a frozen member's casts wait for the cut, not for a NAK).
+            let gap = p.known > p.win.next() && !p.win.missing(p.known, 1).is_empty();
+            if origin != self.me && gap && askable {
                 p.nak_due.get_or_insert(now + delay);
             } else {
                 p.nak_due = None;
@@ -417,7 +526,9 @@ impl Nak {
             } else if let Some(p) = self.peers.get_mut(r) {
                 let s = s.min(p.win.next());
                 while p.base < s {
-                    p.kept.pop_front();
+                    if let Some(m) = p.kept.pop_front() {
+                        self.budget.give(r, Budget::cost(&m));
+                    }
                     p.base += 1;
                     self.c.freed += 1;
                 }
@@ -450,7 +561,8 @@ impl Nak {
         self.c.haves_sent += 1;
     }
 
-    /// `Dn::Failed`: stop asking these members, and tell the others what this member has of them.
+    /// `Dn::Failed`: stop asking these members, tell the others what this member has of them,
+    /// freeze every failed member's deliveries where they are, and drop an earlier cut.
     fn fail(&mut self, ranks: &[Rank], cx: &mut Cx<'_>) {
         for r in ranks {
             let f = r.index();
@@ -462,6 +574,17 @@ impl Nak {
             if self.peers[f].win.next() > 0 && !self.cfg.test_skip_have {
                 self.announce(f, cx);
             }
+        }
+        for (f, p) in self.peers.iter().enumerate() {
+            if self.failed[f] {
+                self.frozen[f] = p.win.next();
+            }
+        }
+        self.cut = None;
+        self.cut_pending = false;
+        // What an earlier cut held back of a live member goes up now.
+        for o in 0..self.peers.len() {
+            self.deliver(o, cx);
         }
         self.arm_have(cx.now);
     }
@@ -489,7 +612,7 @@ impl Layer for Nak {
         "nak"
     }
     fn provides(&self) -> Props {
-        Props::RELIABLE_CAST | Props::FIFO_CAST
+        Props::RELIABLE_CAST | Props::FIFO_CAST | Props::FLUSH
     }
 
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
@@ -512,6 +635,11 @@ impl Layer for Nak {
                 cx.dn(Dn::Failed(ranks.clone()));
                 self.fail(&ranks, cx);
             }
+            Dn::GetDigest => {
+                self.c.digests += 1;
+                cx.up(Up::Digest(self.peers.iter().map(|p| p.win.next()).collect()));
+            }
+            Dn::Cut(cut) => self.set_cut(cut, cx),
             mut ev => {
                 if let Some(m) = ev.msg_mut() {
                     m.push(&NakHdr::NoHdr);
@@ -632,8 +760,12 @@ impl Layer for Nak {
                 ("haves_sent", c.haves_sent),
                 ("haves_rcvd", c.haves_rcvd),
                 ("from_failed", c.from_failed),
+                ("held_bytes", self.budget.total() as u64),
+                ("mem_drop", c.mem_drop),
+                ("digests", c.digests),
+                ("cuts", c.cuts),
             ],
-            state: format!("sent {} stable-own {} next {:?}", self.sent, self.mine_base, next),
+            state: format!("sent {} stable-own {} next {:?} cut {:?}", self.sent, self.mine_base, next, self.cut),
         });
     }
 }

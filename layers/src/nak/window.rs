@@ -51,6 +51,16 @@ impl<T> Window<T> {
         }
     }
 
+    /// Takes back an arrival held at `seq` (one the caller decided not to keep after all).
+    pub fn remove(&mut self, seq: u64) -> Option<T> {
+        self.held.remove(&seq)
+    }
+
+    /// The held arrivals.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.held.values()
+    }
+
     /// The next arrival in order, if it is here; it counts as delivered.
     pub fn pop_ready(&mut self) -> Option<(u64, T)> {
         let item = self.held.remove(&self.next)?;

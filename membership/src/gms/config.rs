@@ -19,6 +19,11 @@ pub struct Config {
     pub verify_tries: u32,
     /// A participant that has not reported or flushed by then is excluded without more ado.
     pub flush: Duration,
+    /// Between two sends of the coordinator's `Block` to a participant that has not reported,
+    /// and of its `Cut` to one that has not flushed (a control message can be lost, or a
+    /// forged one can take its sequence number); a participant answers a repeat with its
+    /// report or `Flushed` again.
+    pub resend: Duration,
     /// A member of a new view not heard from by then is excluded.
     pub ready: Duration,
     /// How long a side waits for the merge leader's view before going on alone, and how long
@@ -44,6 +49,12 @@ pub struct Config {
     /// Tests only (a planted bug): in primary-partition mode every view is primary anyway.
     #[doc(hidden)]
     pub test_always_primary: bool,
+    /// Tests only (a planted bug, the flush before it counted in the reliable layer): reports
+    /// and the flushed check use this layer's own counts of what it passed up (a cast a layer
+    /// below it dropped as unparseable is missing from them), and a coordinator short of its
+    /// own cut waits instead of stalling the attempt.
+    #[doc(hidden)]
+    pub test_count_in_gms: bool,
 }
 
 impl Default for Config {
@@ -56,6 +67,7 @@ impl Default for Config {
             verify: Duration::from_millis(50),
             verify_tries: 4,
             flush: Duration::from_secs(3),
+            resend: Duration::from_millis(250),
             ready: Duration::from_secs(2),
             merge: Duration::from_secs(2),
             merge_window: Duration::from_millis(100),
@@ -65,6 +77,7 @@ impl Default for Config {
             test_flushed_before_cut: false,
             test_install_before_flushed: false,
             test_always_primary: false,
+            test_count_in_gms: false,
         }
     }
 }
@@ -83,6 +96,7 @@ impl Config {
             verify: ms(a, "verify_ms", d.verify)?,
             verify_tries: a.get("verify_tries", d.verify_tries)?,
             flush: ms(a, "flush_ms", d.flush)?,
+            resend: ms(a, "resend_ms", d.resend)?,
             ready: ms(a, "ready_ms", d.ready)?,
             merge: ms(a, "merge_ms", d.merge)?,
             merge_window: ms(a, "merge_window_ms", d.merge_window)?,
@@ -91,8 +105,8 @@ impl Config {
             chunk: a.get("chunk", d.chunk)?,
             ..d
         };
-        if c.hello.is_zero() || c.beacon.is_zero() || c.verify.is_zero() || c.chunk == 0 {
-            return Err("hello_ms, beacon_ms, verify_ms and chunk must be positive".into());
+        if c.hello.is_zero() || c.beacon.is_zero() || c.verify.is_zero() || c.resend.is_zero() || c.chunk == 0 {
+            return Err("hello_ms, beacon_ms, verify_ms, resend_ms and chunk must be positive".into());
         }
         Ok(c)
     }

@@ -1,5 +1,6 @@
-//! A member's side of a view: the start of a view, deliveries gated by the flush, Block /
-//! Report / Cut / Flushed, accepting an `Install`, and leaving.
+//! A member's side of a view: the start of a view, Block / digest / Report / Cut / Flushed
+//! (the reliable layer below counts and gates the deliveries), accepting an `Install`, and
+//! leaving.
 
 use super::wire::{Ctl, Install, Primary};
 use super::{Flush, Gms, MEMO};
@@ -68,42 +69,25 @@ impl Gms {
         }
     }
 
-    /// How many casts of `r` may be delivered in this view for now.
-    fn limit(&self, r: Rank) -> u64 {
-        let i = r.index();
-        match self.flush.as_ref().and_then(|f| f.cut.as_ref()) {
-            Some(cut) => cut[i],
-            None if self.frozen[i] => self.delivered[i],
-            None => u64::MAX,
-        }
-    }
-
+    /// A cast for the application. The reliable layer below has already gated it by the
+    /// flush; this member's own casts coming back may complete what its report waits for.
     pub(super) fn on_cast(&mut self, from: Rank, msg: Msg, cx: &mut Cx<'_>) {
-        let i = from.index();
-        if !self.held_up[i].is_empty() || self.delivered[i] >= self.limit(from) {
-            self.n.held_beyond_cut += 1;
-            self.held_up[i].push_back(msg);
-            return;
-        }
-        self.delivered[i] += 1;
+        self.delivered[from.index()] += 1;
         cx.up(Up::Cast { from, msg });
-        self.check_flushed(cx);
-    }
-
-    /// Delivers what was held and is now within the limits.
-    fn release(&mut self, cx: &mut Cx<'_>) {
-        for i in 0..self.held_up.len() {
-            let r = Rank(i as u16);
-            while self.delivered[i] < self.limit(r) {
-                let Some(msg) = self.held_up[i].pop_front() else { break };
-                self.delivered[i] += 1;
-                cx.up(Up::Cast { from: r, msg });
-            }
+        if from == cx.rank {
+            self.own_back += 1;
+            self.report(cx);
         }
         self.check_flushed(cx);
     }
 
     pub(super) fn on_block(&mut self, c: Rank, attempt: u32, failed: Vec<Rank>, cx: &mut Cx<'_>) {
+        if let Some(f) = self.flush.as_mut().filter(|f| f.coord == c && f.attempt == attempt) {
+            // A repeat: the coordinator has not had our answer.
+            f.heard = cx.now;
+            let (coord, report) = (f.coord, f.report.clone());
+            return self.repeat(coord, report, cx);
+        }
         if !self.accepts_block(c, attempt, &failed, cx) {
             self.n.refused_blocks += 1;
             return;
@@ -124,7 +108,18 @@ impl Gms {
             None if !self.cfg.block.is_zero() => Some(cx.now + self.cfg.block),
             None => None,
         };
-        self.flush = Some(Flush { coord: c, attempt, answered, block_until, cut: None, flushed: false });
+        self.flush = Some(Flush {
+            coord: c,
+            attempt,
+            answered,
+            block_until,
+            asked: None,
+            report: None,
+            heard: cx.now,
+            cut: None,
+            reached: false,
+            flushed: false,
+        });
         // Only the ranks the coordinator excludes: this member's own verified suspicions may
         // be wrong (a one-way cut), and the layers below drop everything from a rank named
         // failed, so naming one the cut still counts as a participant would stall the flush.
@@ -162,42 +157,129 @@ impl Gms {
         }
     }
 
-    /// The application stopped casting (or its time ran out): report to the coordinator.
+    /// The application stopped casting (or its time ran out): the layers below let go of
+    /// what they hold for this view (`Dn::BlockOk`), and the report follows.
     pub(super) fn answer_block(&mut self, cx: &mut Cx<'_>) {
         let Some(f) = self.flush.as_mut() else { return };
         f.block_until = None;
         if !f.answered {
             f.answered = true;
             self.show_flow(cx);
+            cx.dn(Dn::BlockOk);
             self.report(cx);
         }
     }
 
-    fn report(&mut self, cx: &mut Cx<'_>) {
-        let Some(f) = self.flush.as_ref() else { return };
-        let c = Ctl::Report { attempt: f.attempt, issued: self.issued, delivered: self.delivered.clone() };
-        self.ctl(f.coord, c, cx);
+    /// Asks the reliable layer for its digest, the report of this attempt, once the
+    /// application has stopped casting and every cast this member issued has come back to
+    /// it (so its own count is final).
+    pub(super) fn report(&mut self, cx: &mut Cx<'_>) {
+        let Some(f) = self.flush.as_mut() else { return };
+        if !f.answered || f.asked.is_some() || self.own_back < self.issued {
+            return;
+        }
+        if self.cfg.test_count_in_gms {
+            // Planted bug (tests only): this layer's own counts, above the layers that drop
+            // what they cannot parse.
+            f.asked = Some(0);
+            let c = Ctl::Report { attempt: f.attempt, delivered: self.delivered.clone() };
+            f.report = Some(c.clone());
+            let coord = f.coord;
+            return self.ctl(coord, c, cx);
+        }
+        self.asks += 1;
+        f.asked = Some(self.asks);
+        cx.dn(Dn::GetDigest);
+    }
+
+    /// The reliable layer's digest: the report, if it answers this attempt's request.
+    pub(super) fn on_digest(&mut self, d: Vec<u64>, cx: &mut Cx<'_>) {
+        self.answers += 1;
+        let n = self.delivered.len();
+        let Some(f) = self.flush.as_mut().filter(|f| f.asked == Some(self.answers)) else { return };
+        if d.len() != n {
+            self.n.bad += 1;
+            return;
+        }
+        let c = Ctl::Report { attempt: f.attempt, delivered: d };
+        f.report = Some(c.clone());
+        let coord = f.coord;
+        self.ctl(coord, c, cx);
+    }
+
+    /// The coordinator repeated its Block or Cut: answer again with what was answered.
+    fn repeat(&mut self, coord: Rank, report: Option<Ctl>, cx: &mut Cx<'_>) {
+        self.n.repeats += 1;
+        let flushed = self.flush.as_ref().filter(|f| f.flushed).map(|f| f.attempt);
+        match flushed {
+            Some(attempt) => self.ctl(coord, Ctl::Flushed { attempt }, cx),
+            None => {
+                if let Some(r) = report {
+                    self.ctl(coord, r, cx);
+                }
+            }
+        }
+    }
+
+    /// Nothing of this flush for two `flush_ms`: its coordinator, alive or not, goes on
+    /// without this member. Every other member counts as failed here, so this member
+    /// installs a view of its own (the beacons merge it back).
+    pub(super) fn dropped(&mut self, cx: &mut Cx<'_>) {
+        self.n.dropped += 1;
+        self.flush = None;
+        self.committed = None;
+        for r in 0..self.failed.len() {
+            if r != cx.rank.index() {
+                self.failed[r] = true;
+                self.frozen[r] = true;
+            }
+        }
+        self.change = None;
+        self.maybe_change(cx);
     }
 
     pub(super) fn on_cut(&mut self, from: Rank, attempt: u32, cut: Vec<u64>, cx: &mut Cx<'_>) {
         let ok = cut.len() == self.delivered.len()
-            && self.flush.as_ref().is_some_and(|f| f.coord == from && f.attempt == attempt && f.cut.is_none());
+            && self.flush.as_ref().is_some_and(|f| f.coord == from && f.attempt == attempt);
         if !ok {
             self.n.bad += 1;
             return;
         }
-        if let Some(f) = self.flush.as_mut() {
-            f.cut = Some(cut);
+        let Some(f) = self.flush.as_mut() else { return };
+        f.heard = cx.now;
+        if f.cut.as_ref() == Some(&cut) {
+            // A repeat: answered again once flushed.
+            return self.repeat(from, None, cx);
         }
-        self.release(cx);
+        // The first cut of this attempt, or one that differs from it: one of the two was
+        // forged, and the coordinator repeats its own until it hears `Flushed`, so the last
+        // one holds.
+        if f.cut.is_some() {
+            self.n.bad += 1;
+        }
+        f.cut = Some(cut.clone());
+        f.reached = false;
+        f.flushed = false;
+        cx.dn(Dn::Cut(cut));
+        self.check_flushed(cx);
     }
 
-    /// Once every count reached the cut, tell the coordinator, and commit.
+    /// The reliable layer delivered up to the cut of this attempt.
+    pub(super) fn on_cut_reached(&mut self, cut: Vec<u64>, cx: &mut Cx<'_>) {
+        if let Some(f) = self.flush.as_mut().filter(|f| f.cut.as_ref() == Some(&cut)) {
+            f.reached = true;
+        }
+        self.check_flushed(cx);
+    }
+
+    /// Once the reliable layer reached the cut, tell the coordinator, and commit.
     fn check_flushed(&mut self, cx: &mut Cx<'_>) {
         let Some(f) = self.flush.as_ref() else { return };
         let Some(cut) = f.cut.as_ref() else { return };
-        let short = self.delivered.iter().zip(cut).any(|(d, c)| d < c) && !self.cfg.test_flushed_before_cut;
-        if f.flushed || !f.answered || short {
+        // Planted bugs (tests only): flushed as soon as the cut is here; or counted here.
+        let reached = (f.reached || self.cfg.test_flushed_before_cut)
+            && !(self.cfg.test_count_in_gms && self.delivered.iter().zip(cut).any(|(d, c)| d < c));
+        if f.flushed || !f.answered || !reached {
             return;
         }
         let (coord, attempt) = (f.coord, f.attempt);

@@ -6,17 +6,27 @@
 //! **Views.** Members are ranked oldest first; the coordinator is the lowest rank not known to
 //! have failed. A view change is a flush run by the coordinator over the *participants* (every
 //! member not failed, leavers included):
-//! 1. `Block { attempt, failed }` to each participant. A participant freezes deliveries from
-//!    the failed ranks, sends `Dn::Failed(failed)` down (the reliable layers then fetch a
-//!    failed sender's casts from whichever survivor has them), passes `Up::Block` to the
-//!    application, and once it answers (`Dn::BlockOk`, or at once with `block_ms=0`) stops
-//!    taking casts (`Up::Flow { ready: false }`) and sends `Report { issued, delivered[] }`.
-//! 2. With every report in, the cut: for a participant, the casts it issued (it is alive and
-//!    its casts all arrive); for a failed rank, the most any participant delivered.
-//!    `Cut` goes to every participant, which delivers exactly up to it (holding anything
-//!    beyond) and answers `Flushed`. From then on it is *committed*: it delivers nothing more
+//! 1. `Block { attempt, failed }` to each participant. A participant sends `Dn::Failed(failed)`
+//!    down (the reliable layer freezes the failed ranks' deliveries where they are and fetches
+//!    their casts from whichever survivor has them), passes `Up::Block` to the application,
+//!    and once it answers (`Dn::BlockOk`, or at once with `block_ms=0`) stops taking casts
+//!    (`Up::Flow { ready: false }`), passes `Dn::BlockOk` down (flow control lets go of what
+//!    it holds), waits until every cast it issued has come back to it, asks the reliable
+//!    layer for its digest (`Dn::GetDigest`) and sends it as `Report { delivered[] }`.
+//! 2. With every report in, the cut: for a participant, what it delivered of its own casts
+//!    (all of them); for a failed rank, the most any participant delivered. `Cut` goes to
+//!    every participant, which hands it to the reliable layer (`Dn::Cut`); once that layer has
+//!    delivered exactly up to it (`Up::CutReached`; anything beyond stays held) the
+//!    participant answers `Flushed`. From then on it is *committed*: it delivers nothing more
 //!    in the view and follows no other coordinator unless it has itself verified that this
 //!    one failed.
+//!
+//!    **Counting in one place.** Every count of the flush is the reliable layer's: its
+//!    sequence numbers, below every layer that may drop a cast it cannot parse. A forged or
+//!    corrupt cast that a layer above rejects took a sequence number at every member that
+//!    received it, the sender's real cast with that number is a duplicate there, and the
+//!    counts still agree: the flush reaches its cut. (Counting here, above, would wait
+//!    forever for the real cast.)
 //! 3. With every participant flushed, the coordinator builds the next view (participants
 //!    less leavers, then merged sides, then joiners; logical time one past the largest) and
 //!    gossips `Install { view, sides, joiners, last_primary }` to each member and leaver.
@@ -26,9 +36,24 @@
 //!    excludes those still silent after `ready_ms`.
 //!
 //! A failure during the flush restarts it (next attempt) with the larger failed set; a
-//! participant that has not reported or flushed within `flush_ms` counts as failed. A failed
-//! coordinator is replaced by the next rank, which restarts the flush with what the
-//! survivors report.
+//! participant that has not reported within `flush_ms`, or has not flushed when the
+//! coordinator has, counts as failed. A failed coordinator is replaced by the next rank,
+//! which restarts the flush with what the survivors report. Control messages are sent
+//! again until answered: every `resend_ms` the coordinator repeats `Block` to participants
+//! that have not reported and `Cut` to those that have not flushed, and a participant
+//! answers a repeat with its report or `Flushed` again (a control message lost, or one whose
+//! sequence number a forged message took, costs a resend, not an exclusion). A participant
+//! that has heard nothing of its flush for two `flush_ms` was left out of it by a live
+//! coordinator: it goes on alone (a view of its own, merged back by the beacons).
+//!
+//! **A cut the coordinator cannot reach** (it has not flushed within `flush_ms` itself —
+//! a sender's casts do not reach it, or a forged report or cut set an impossible count)
+//! ends the attempt without excluding anyone yet: the next attempt is *stalled*, and with its
+//! fresh reports the coordinator's own counts are the measure. A participant whose casts it
+//! lacks, or that delivered more of a failed member's casts than it has, is excluded; the cut
+//! of the rest is within what the coordinator has delivered, and whoever still cannot reach
+//! it in time is excluded. So no input can keep a flush from ending: within two `flush_ms`
+//! the view changes, at worst without the members whose counts could not be met.
 //!
 //! **Suspicion** (`Up::Suspect` from a failure detector below) is verified before anyone is
 //! excluded: the suspecting member pings the suspect (`verify_ms` apart, `verify_tries`
@@ -78,21 +103,23 @@
 //! `ready_ms` 2000, `merge_ms` 2000, `merge_window_ms` 100, `leave_ms` 2000, `primary` 0,
 //! `chunk` 61440.
 //!
-//! **Properties:** requires reliable FIFO casts and reliable sends below; provides
-//! `MEMBERSHIP | VSYNC`.
+//! **Properties:** requires reliable FIFO casts and reliable sends below, and a reliable
+//! layer that counts for the flush (`FLUSH`: digest, freezing, cut); provides
+//! `MEMBERSHIP | VSYNC`. No layer that holds casts back may sit between this layer and that
+//! one: `Up::CutReached` must come after every delivery it allows.
 //!
 //! **Events generated:** down `Send`/`SendUnrel` (control), `Gossip` (discovery, beacons,
-//! merge, install), `Failed`, `Leave`; up `Block`, `Flow`, `Install`, `DumpState`, `State`,
-//! and the deliveries.
+//! merge, install), `Failed`, `BlockOk`, `GetDigest`, `Cut`, `Leave`; up `Block`, `Flow`,
+//! `Install`, `DumpState`, `State`, and the deliveries.
 //!
 //! **Hostile input:** control and gossip that do not decode, name ranks outside the view,
 //! or arrive out of place are dropped and counted (`bad`); a gossip can make the coordinator
 //! start a view change (that is what `Join` is for) but cannot make a member install a view
 //! that does not name the flush it committed to.
 //!
-//! **Memory:** per rank a few counters, plus the deliveries held beyond the cut (bounded by
-//! what the layers below deliver), the casts held while joiners load the state (the endpoint
-//! stops taking casts meanwhile), and at most `MAX_PENDING` joiners and merge sides.
+//! **Memory:** per rank a few counters, plus the casts held while joiners load the state
+//! (the endpoint stops taking casts meanwhile), and at most `MAX_PENDING` joiners and merge
+//! sides. Casts beyond the cut are held by the reliable layer, within its byte budget.
 //!
 //! **Tests:** `membership/tests/`: `wire.rs` (exact round trips, arbitrary bytes into the
 //! decoders); `sim_scenarios.rs` (named simulated scenarios with exact views: formation,
@@ -128,7 +155,15 @@ struct Flush {
     /// The application answered Block: no more casts in this view.
     answered: bool,
     block_until: Option<Time>,
+    /// The number of the digest request whose answer is this attempt's report.
+    asked: Option<u64>,
+    /// The report sent, for a repeated Block.
+    report: Option<Ctl>,
+    /// The last Block or Cut of this flush from its coordinator.
+    heard: Time,
     cut: Option<Vec<u64>>,
+    /// The reliable layer delivered up to `cut`.
+    reached: bool,
     flushed: bool,
 }
 
@@ -136,6 +171,8 @@ struct Flush {
 #[derive(Debug)]
 struct Change {
     attempt: u32,
+    /// The ranks this attempt's Block named failed.
+    failed: Vec<Rank>,
     participants: Vec<Rank>,
     leavers: Vec<Rank>,
     /// A merge side: flushed for this leader, not installed here.
@@ -144,11 +181,15 @@ struct Change {
     cut: Option<Vec<u64>>,
     flushed: Vec<bool>,
     deadline: Time,
+    /// When to send Block (or Cut) again to the participants that have not answered.
+    resend_at: Time,
+    /// An earlier attempt's cut was out of the coordinator's own reach: this attempt measures
+    /// everyone against the coordinator's counts (see the module doc).
+    stalled: bool,
 }
 
 #[derive(Clone, Debug)]
 struct Report {
-    issued: u64,
     delivered: Vec<u64>,
 }
 
@@ -202,9 +243,13 @@ struct Counters {
     joins: u64,
     refused_installs: u64,
     refused_blocks: u64,
-    held_beyond_cut: u64,
     dropped_pending: u64,
     state_bytes: u64,
+    stalls: u64,
+    blamed: u64,
+    resent: u64,
+    repeats: u64,
+    dropped: u64,
 }
 
 pub struct Gms {
@@ -218,14 +263,19 @@ pub struct Gms {
     failed: Vec<bool>,
     verify: BTreeMap<Rank, Verify>,
     nonce: u32,
-    // This view's traffic.
-    delivered: Vec<u64>,
+    // This view's traffic: casts this layer passed down, its own that came back up, and
+    // (for `Config::test_count_in_gms` only) every rank's casts it passed up.
     issued: u64,
+    own_back: u64,
+    delivered: Vec<u64>,
+    /// Digest requests sent down, and answers received (they come back in order).
+    asks: u64,
+    answers: u64,
     // Participant side of a flush.
     flush: Option<Flush>,
     committed: Option<(EndpointId, u32)>,
+    /// Per rank: named failed by a flush of this view.
     frozen: Vec<bool>,
-    held_up: Vec<VecDeque<Msg>>,
     // Coordinator side.
     change: Option<Change>,
     attempts: u32,
@@ -269,12 +319,14 @@ impl Gms {
             failed: Vec::new(),
             verify: BTreeMap::new(),
             nonce: 0,
-            delivered: Vec::new(),
             issued: 0,
+            own_back: 0,
+            delivered: Vec::new(),
+            asks: 0,
+            answers: 0,
             flush: None,
             committed: None,
             frozen: Vec::new(),
-            held_up: Vec::new(),
             change: None,
             attempts: 0,
             leavers: BTreeSet::new(),
@@ -328,7 +380,6 @@ impl Gms {
         self.failed = vec![false; n];
         self.delivered = vec![0; n];
         self.frozen = vec![false; n];
-        self.held_up = (0..n).map(|_| VecDeque::new()).collect();
         self.ready = vec![false; n];
         if Self::provisional(cx) {
             self.hold = true; // nothing to cast to before the first view
@@ -429,6 +480,8 @@ impl Gms {
                 cx.up(Up::Suspect(ranks));
             }
             Up::Flow { ready } => self.below_ready = ready,
+            Up::Digest(d) => self.on_digest(d, cx),
+            Up::CutReached(cut) => self.on_cut_reached(cut, cx),
             Up::Exit => {
                 self.exited = true;
                 cx.up(Up::Exit);
@@ -442,9 +495,7 @@ impl Gms {
             Ctl::Suspect(ranks) => self.on_suspect_report(ranks, cx),
             Ctl::Leave => self.on_leave_request(from, cx),
             Ctl::Block { attempt, failed } => self.on_block(from, attempt, failed, cx),
-            Ctl::Report { attempt, issued, delivered } => {
-                self.on_report(from, attempt, Report { issued, delivered }, cx)
-            }
+            Ctl::Report { attempt, delivered } => self.on_report(from, attempt, Report { delivered }, cx),
             Ctl::Cut { attempt, cut } => self.on_cut(from, attempt, cut, cx),
             Ctl::Flushed { attempt } => self.on_flushed(from, attempt, cx),
             Ctl::Ready => {}
@@ -510,7 +561,8 @@ impl Gms {
             d.map(|d| d.next_hello),
             d.map(|d| d.form_at),
             self.flush.as_ref().and_then(|f| f.block_until),
-            self.change.as_ref().map(|c| c.deadline),
+            self.flush.as_ref().map(|f| f.heard + self.cfg.flush * 2),
+            self.change.as_ref().map(|c| c.deadline.min(c.resend_at)),
             self.merge_at,
             self.merging.as_ref().map(|m| m.resend.min(m.deadline)),
             self.next_beacon,
@@ -537,9 +589,14 @@ impl Gms {
         if self.flush.as_ref().and_then(|f| f.block_until).is_some_and(|t| t <= now) {
             self.answer_block(cx);
         }
+        if self.flush.as_ref().is_some_and(|f| f.heard + self.cfg.flush * 2 <= now) {
+            self.dropped(cx);
+        }
         self.verify_timeout(cx);
         if self.change.as_ref().is_some_and(|c| c.deadline <= now) {
             self.change_timeout(cx);
+        } else if self.change.as_ref().is_some_and(|c| c.resend_at <= now) {
+            self.resend(cx);
         }
         if self.merge_at.is_some_and(|t| t <= now) {
             self.merge_at = None;
@@ -565,7 +622,7 @@ impl Layer for Gms {
         "gms"
     }
     fn requires(&self) -> Props {
-        Props::RELIABLE_CAST | Props::FIFO_CAST | Props::RELIABLE_SEND
+        Props::RELIABLE_CAST | Props::FIFO_CAST | Props::RELIABLE_SEND | Props::FLUSH
     }
     fn provides(&self) -> Props {
         Props::MEMBERSHIP | Props::VSYNC
@@ -626,18 +683,22 @@ impl Layer for Gms {
                 ("joins", n.joins),
                 ("refused_installs", n.refused_installs),
                 ("refused_blocks", n.refused_blocks),
-                ("held_beyond_cut", n.held_beyond_cut),
                 ("dropped_pending", n.dropped_pending),
                 ("state_bytes", n.state_bytes),
+                ("stalls", n.stalls),
+                ("blamed", n.blamed),
+                ("resent", n.resent),
+                ("repeats", n.repeats),
+                ("dropped", n.dropped),
                 ("issued", self.issued),
+                ("own_back", self.own_back),
             ],
             state: format!(
-                "failed={:?} flush={:?} change={:?} committed={:?} delivered={:?} hold={} leaving={:?}",
+                "failed={:?} flush={:?} change={:?} committed={:?} hold={} leaving={:?}",
                 self.failed.iter().enumerate().filter(|(_, f)| **f).map(|(r, _)| r).collect::<Vec<_>>(),
-                self.flush.as_ref().map(|f| (f.coord, f.attempt, f.answered, f.flushed)),
-                self.change.as_ref().map(|c| (c.attempt, &c.participants)),
+                self.flush.as_ref().map(|f| (f.coord, f.attempt, f.answered, f.reached, f.flushed)),
+                self.change.as_ref().map(|c| (c.attempt, &c.participants, c.stalled)),
                 self.committed,
-                self.delivered,
                 self.hold,
                 self.leaving,
             ),

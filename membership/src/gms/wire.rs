@@ -65,10 +65,10 @@ pub enum Ctl {
         attempt: u32,
         failed: Vec<Rank>,
     },
-    /// A participant's answer: casts it issued in this view, casts it delivered from each rank.
+    /// A participant's answer: the casts it delivered from each rank, its own included, in
+    /// the reliable layer's count (`Up::Digest`), once all its own casts came back to it.
     Report {
         attempt: u32,
-        issued: u64,
         delivered: Vec<u64>,
     },
     /// The coordinator's cut: how many casts of each rank every survivor delivers in this view.
@@ -240,9 +240,7 @@ impl Ctl {
             Ctl::Suspect(rs) => e.u8(1).vars(rs.iter().map(|r| r.0 as u64)),
             Ctl::Leave => e.u8(2),
             Ctl::Block { attempt, failed } => e.u8(3).var(*attempt as u64).vars(failed.iter().map(|r| r.0 as u64)),
-            Ctl::Report { attempt, issued, delivered } => {
-                e.u8(4).var(*attempt as u64).var(*issued).vars(delivered.iter().copied())
-            }
+            Ctl::Report { attempt, delivered } => e.u8(4).var(*attempt as u64).vars(delivered.iter().copied()),
             Ctl::Cut { attempt, cut } => e.u8(5).var(*attempt as u64).vars(cut.iter().copied()),
             Ctl::Flushed { attempt } => e.u8(6).var(*attempt as u64),
             Ctl::Ready => e.u8(7),
@@ -260,7 +258,7 @@ impl Ctl {
             1 => Ctl::Suspect(ranks(r)?),
             2 => Ctl::Leave,
             3 => Ctl::Block { attempt: attempt(r)?, failed: ranks(r)? },
-            4 => Ctl::Report { attempt: attempt(r)?, issued: r.var()?, delivered: vars(r)? },
+            4 => Ctl::Report { attempt: attempt(r)?, delivered: vars(r)? },
             5 => Ctl::Cut { attempt: attempt(r)?, cut: vars(r)? },
             6 => Ctl::Flushed { attempt: attempt(r)? },
             7 => Ctl::Ready,

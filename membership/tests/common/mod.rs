@@ -22,6 +22,8 @@
 //! Every violation message names the seed.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::{BTreeMap, BTreeSet};
 use thoth_layers::debug::chk_vsync::ChkVsync;
 use thoth_membership::gms::{self, Gms};
@@ -39,9 +41,10 @@ pub fn at(d: Duration) -> Time {
 }
 
 /// The stack of every view: the checker on top of gms, the heartbeat detector, the reliable
-/// layers (built in code so that tests can set `gms::Config`'s test knobs).
-pub fn stack(cfg: &gms::Config) -> Stack {
-    let reliable = thoth_layers::registry().build("reliable").expect("the reliable stack builds");
+/// layers (`reliable`, a spec: `"reliable"` unless a test sets its budgets; gms built in code
+/// so that tests can set `gms::Config`'s test knobs).
+pub fn stack(cfg: &gms::Config, reliable: &str) -> Stack {
+    let reliable = thoth_layers::registry().build(reliable).expect("the reliable stack builds");
     Stack::builder()
         .push(ChkVsync::new())
         .push(Gms::new(cfg.clone()))
@@ -126,6 +129,9 @@ pub struct World {
     /// `run_for`; how many Blocks each node had answered.
     pub block_ok: bool,
     pub blocks: Vec<usize>,
+    /// The spec of the reliable layers under gms, and the endpoint's `hold_bytes`.
+    pub reliable: String,
+    pub hold_bytes: usize,
 }
 
 impl World {
@@ -142,6 +148,8 @@ impl World {
             answered: Vec::new(),
             block_ok: false,
             blocks: Vec::new(),
+            reliable: "reliable".to_string(),
+            hold_bytes: Config::joining(GROUP, EndpointId(0)).hold_bytes,
         }
     }
 
@@ -157,11 +165,12 @@ impl World {
     pub fn add(&mut self) -> NodeId {
         let base = (self.nodes.len() as u64 + 1) * 100;
         let (cfg, transfer_state) = (self.cfg.clone(), self.transfer_state);
+        let (reliable, hold_bytes) = (self.reliable.clone(), self.hold_bytes);
         let n = self.sim.add_node(move |spawn| {
             let me = EndpointId(base + spawn.incarnation as u64);
-            let ecfg = Config { seed: spawn.seed, transfer_state, ..Config::joining(GROUP, me) };
-            let cfg = cfg.clone();
-            Endpoint::new(ecfg, move |_view: &View| stack(&cfg)).expect("a joining endpoint")
+            let ecfg = Config { seed: spawn.seed, transfer_state, hold_bytes, ..Config::joining(GROUP, me) };
+            let (cfg, reliable) = (cfg.clone(), reliable.clone());
+            Endpoint::new(ecfg, move |_view: &View| stack(&cfg, &reliable)).expect("a joining endpoint")
         });
         self.nodes.push(n);
         self.sent.push(Vec::new());
