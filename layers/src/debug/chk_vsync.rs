@@ -16,11 +16,16 @@
 //!   `V`. At `Install` the layer keeps in the memo (key `chk_vsync`) `V`'s id, the announced
 //!   id and a digest of what it delivered in `V`: per member of `V`, in rank order, its
 //!   `EndpointId`, how many of its casts were delivered and a running FNV-1a hash of them in
-//!   delivery order. The next view's stack, at its first event or timeout (`poll_timeout` is
-//!   `Time::ZERO` until then), casts `Digest { prev: V, digest }` reliably; the receiving
-//!   `chk_vsync` consumes it and, if its own memo says it came from the same `V` with another
-//!   digest, reports the two members and `V`. Digests from members that came from another
-//!   view (the other side of a merge, a joiner) are counted and ignored; own digests too.
+//!   delivery order. The memo keeps the last `KEEP_VIEWS` such entries, not only the last:
+//!   each view's stack, at its first event or timeout (`poll_timeout` is `Time::ZERO` until
+//!   then), casts `Digest { prev, next, digest }` reliably for every entry it holds, and the
+//!   receiving `chk_vsync` consumes it and, if its own memo has an entry for the same move
+//!   `prev → next` with another digest, reports the two members and `prev`. So a comparison
+//!   is not lost when the view that should have carried it is replaced before its casts are
+//!   delivered (a view whose casts are held for a joiner that never loads the state, say):
+//!   the next view carries it again. Digests of moves this member did not make (the other
+//!   side of a merge, a joiner) are counted and ignored; own digests too; each move is
+//!   compared once per member.
 //!
 //! Casts are the subject: `Send`, `CastUnrel` and `SendUnrel` carry `NoHdr` and are not
 //! checked. A delivery after `Install` in the same stack cannot enter the digest already kept;
@@ -30,12 +35,13 @@
 //!
 //! Parameters: none. Properties: requires `MEMBERSHIP` below, provides nothing.
 //! Header: `NoHdr` (tag 0) | `Chk { view }` (tag 1: ltime, coord as varints) |
-//! `Digest { prev, digest }` (tag 2: ltime, coord, count, then per member: id and count as
-//! varints, hash as 8 bytes little-endian).
-//! Events generated: `Up::Error` for violations, `Dn::Cast` of one `Digest` per view.
-//! Memory: per member of the view, a count, a hash and a flag; the digest of the previous view
-//! (one entry per member of it). A received digest is bounded by its datagram and freed once
-//! compared.
+//! `Digest { prev, next, digest }` (tag 2: prev's and next's ltime and coord, count, then per
+//! member: id and count as varints, hash as 8 bytes little-endian).
+//! Events generated: `Up::Error` for violations, `Dn::Cast` of one `Digest` per kept move at
+//! the start of each view.
+//! Memory: per member of the view, a count, a hash and a flag; the digests of the last
+//! `KEEP_VIEWS` moves (one entry per member of each), and the moves compared. A received
+//! digest is bounded by its datagram and freed once compared.
 //! Dump counters: `sent`, `own_delivered`, `checked`, the four violation kinds, `digests`
 //! (received), `digests_compared`, `digests_other`, `after_install`, `bad_hdr`, `bad_rank`,
 //! `bad_memo`.
@@ -55,6 +61,8 @@ use thoth_stack::{
 
 /// The memo key.
 pub const KEY: &str = "chk_vsync";
+/// Moves whose digests the memo keeps.
+pub const KEEP_VIEWS: usize = 8;
 
 /// Deliveries of one sender in one view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,9 +132,10 @@ pub enum Hdr {
     Chk {
         view: ViewId,
     },
-    /// Control: what the sender delivered in view `prev`, the view it came from.
+    /// Control: what the sender delivered in view `prev` before it moved to `next`.
     Digest {
         prev: ViewId,
+        next: ViewId,
         digest: Vec<Tally>,
     },
 }
@@ -136,7 +145,7 @@ impl Wire for Hdr {
         match self {
             Hdr::NoHdr => 1,
             Hdr::Chk { view } => 1 + view_len(*view),
-            Hdr::Digest { prev, digest } => 1 + view_len(*prev) + digest_len(digest),
+            Hdr::Digest { prev, next, digest } => 1 + view_len(*prev) + view_len(*next) + digest_len(digest),
         }
     }
     fn encode(&self, w: &mut Writer<'_>) {
@@ -146,9 +155,10 @@ impl Wire for Hdr {
                 w.put_u8(1);
                 put_view(w, *view);
             }
-            Hdr::Digest { prev, digest } => {
+            Hdr::Digest { prev, next, digest } => {
                 w.put_u8(2);
                 put_view(w, *prev);
+                put_view(w, *next);
                 put_digest(w, digest);
             }
         }
@@ -157,19 +167,45 @@ impl Wire for Hdr {
         match r.u8()? {
             0 => Ok(Hdr::NoHdr),
             1 => Ok(Hdr::Chk { view: get_view(r)? }),
-            2 => Ok(Hdr::Digest { prev: get_view(r)?, digest: get_digest(r)? }),
+            2 => Ok(Hdr::Digest { prev: get_view(r)?, next: get_view(r)?, digest: get_digest(r)? }),
             _ => Err(WireError::BadTag),
         }
     }
 }
 
-/// What a stack keeps for the next one (memo key `chk_vsync`): the view it ran in, the view
-/// its `Install` announced, and the digest of its deliveries.
+/// One move a member made: the view it ran in, the view its `Install` announced, and the
+/// digest of its deliveries in the first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kept {
     pub prev: ViewId,
     pub next: ViewId,
     pub digest: Vec<Tally>,
+}
+
+/// What a stack keeps for the next ones (memo key `chk_vsync`): its last moves, oldest first,
+/// at most `KEEP_VIEWS`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct History {
+    pub moves: Vec<Kept>,
+}
+
+impl Wire for History {
+    fn encoded_len(&self) -> usize {
+        var_len(self.moves.len() as u64) + self.moves.iter().map(Wire::encoded_len).sum::<usize>()
+    }
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.put_var(self.moves.len() as u64);
+        for k in &self.moves {
+            k.encode(w);
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<History, WireError> {
+        let n = r.var()?;
+        if n > KEEP_VIEWS as u64 {
+            return Err(WireError::BadValue);
+        }
+        Ok(History { moves: (0..n).map(|_| Kept::decode(r)).collect::<Result<_, _>>()? })
+    }
 }
 
 impl Wire for Kept {
@@ -206,10 +242,10 @@ pub struct ChkVsync {
     started: bool,
     /// Per rank of this view: casts delivered and their running hash.
     tally: Vec<(u64, Fnv)>,
-    /// Per rank: its digest was already received.
-    compared: Vec<bool>,
-    /// The previous stack's memo: where this member came from.
-    came_from: Option<Kept>,
+    /// Moves compared, with the rank whose digest it was.
+    compared: std::collections::BTreeSet<(Rank, ViewId, ViewId)>,
+    /// The previous stack's memo: the moves this member made last.
+    came_from: History,
     installed: bool,
     sent: u64,
     own_delivered: u64,
@@ -235,8 +271,8 @@ impl ChkVsync {
             report: Reporter::new("chk_vsync", &["wrong_view", "self_delivery", "view_order", "agreement"]),
             started: false,
             tally: Vec::new(),
-            compared: Vec::new(),
-            came_from: None,
+            compared: Default::default(),
+            came_from: History::default(),
             installed: false,
             sent: 0,
             own_delivered: 0,
@@ -276,27 +312,28 @@ impl ChkVsync {
         self.report.report(Violation { kind, from, detail }, cx);
     }
 
-    /// Start of the view: checks the view is the one announced, casts the digest kept.
+    /// Start of the view: checks the view is the one announced, casts the digests kept.
     fn start(&mut self, cx: &mut Cx<'_>) {
         if self.started {
             return;
         }
         self.started = true;
         self.tally = vec![(0, Fnv::new()); cx.view.len()];
-        self.compared = vec![false; cx.view.len()];
         let Some(b) = cx.kept(KEY) else { return };
-        let Ok(k) = from_slice::<Kept>(&b) else {
+        let Ok(h) = from_slice::<History>(&b) else {
             self.bad_memo += 1;
             return;
         };
-        if k.next != cx.view.id {
+        if let Some(k) = h.moves.last().filter(|k| k.next != cx.view.id) {
             let detail = format!("installed view {:?}, but Install announced {:?}", cx.view.id, k.next);
             self.violation("view_order", cx.rank, detail, cx);
         }
-        let mut m = Msg::new(Bytes::new());
-        m.push(&Hdr::Digest { prev: k.prev, digest: k.digest.clone() });
-        cx.dn(Dn::Cast(m));
-        self.came_from = Some(k);
+        for k in &h.moves {
+            let mut m = Msg::new(Bytes::new());
+            m.push(&Hdr::Digest { prev: k.prev, next: k.next, digest: k.digest.clone() });
+            cx.dn(Dn::Cast(m));
+        }
+        self.came_from = h;
     }
 
     fn deliver(&mut self, from: Rank, sent_in: ViewId, msg: &Msg, cx: &mut Cx<'_>) {
@@ -319,17 +356,13 @@ impl ChkVsync {
         }
     }
 
-    fn on_digest(&mut self, from: Rank, prev: ViewId, digest: Vec<Tally>, cx: &mut Cx<'_>) {
+    fn on_digest(&mut self, from: Rank, prev: ViewId, next: ViewId, digest: Vec<Tally>, cx: &mut Cx<'_>) {
         self.digests += 1;
-        if from == cx.rank {
-            return; // our own, looped back
+        if from == cx.rank || !self.compared.insert((from, prev, next)) {
+            return; // our own, looped back; or a move this member's digest was compared for
         }
-        match self.compared.get_mut(from.index()) {
-            Some(seen) if !*seen => *seen = true,
-            _ => return, // one digest per member and view
-        }
-        match &self.came_from {
-            Some(k) if k.prev == prev => {
+        match self.came_from.moves.iter().find(|k| k.prev == prev && k.next == next) {
+            Some(k) => {
                 self.digests_compared += 1;
                 if k.digest != digest {
                     let me = cx.view.member(cx.rank).unwrap_or_default();
@@ -341,7 +374,7 @@ impl ChkVsync {
                     self.violation("agreement", from, detail, cx);
                 }
             }
-            _ => self.digests_other += 1,
+            None => self.digests_other += 1,
         }
     }
 
@@ -355,8 +388,11 @@ impl ChkVsync {
                 format!("sent {} casts in view {:?}, delivered {} of them", self.sent, cx.view.id, self.own_delivered);
             self.violation("self_delivery", cx.rank, detail, cx);
         }
-        let kept = Kept { prev: cx.view.id, next: next.id, digest: self.digest(cx.view) };
-        cx.keep(KEY, Bytes::from(to_vec(&kept)));
+        let mut h = self.came_from.clone();
+        h.moves.push(Kept { prev: cx.view.id, next: next.id, digest: self.digest(cx.view) });
+        let drop = h.moves.len().saturating_sub(KEEP_VIEWS);
+        h.moves.drain(..drop);
+        cx.keep(KEY, Bytes::from(to_vec(&h)));
         self.installed = true;
     }
 }
@@ -400,7 +436,7 @@ impl Layer for ChkVsync {
                 match hdr {
                     Hdr::NoHdr => {} // an unreliable cast: not checked
                     Hdr::Chk { view } => self.deliver(from, view, msg, cx),
-                    Hdr::Digest { prev, digest } => return self.on_digest(from, prev, digest, cx),
+                    Hdr::Digest { prev, next, digest } => return self.on_digest(from, prev, next, digest, cx),
                 }
             }
             Up::Send { from, msg } => {
@@ -436,7 +472,7 @@ impl Layer for ChkVsync {
             ("bad_rank", self.bad_rank),
             ("bad_memo", self.bad_memo),
         ]);
-        let came_from = self.came_from.as_ref().map(|k| k.prev);
+        let came_from = self.came_from.moves.last().map(|k| k.prev);
         out.push(Dump {
             layer: "chk_vsync",
             counters,
@@ -454,12 +490,17 @@ mod tests {
         let v = ViewId { ltime: 300, coord: EndpointId(2) };
         assert_eq!(to_vec(&Hdr::NoHdr), [0]);
         assert_eq!(to_vec(&Hdr::Chk { view: v }), [1, 0xac, 0x02, 2]);
-        let d = Hdr::Digest { prev: v, digest: vec![Tally { sender: EndpointId(5), count: 1, hash: 7 }] };
-        assert_eq!(to_vec(&d), [2, 0xac, 0x02, 2, 1, 5, 1, 7, 0, 0, 0, 0, 0, 0, 0]);
+        let next = ViewId { ltime: 301, coord: EndpointId(2) };
+        let d = Hdr::Digest { prev: v, next, digest: vec![Tally { sender: EndpointId(5), count: 1, hash: 7 }] };
+        assert_eq!(to_vec(&d), [2, 0xac, 0x02, 2, 0xad, 0x02, 2, 1, 5, 1, 7, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(from_slice::<Hdr>(&to_vec(&d)), Ok(d));
         assert_eq!(from_slice::<Hdr>(&[3]), Err(WireError::BadTag));
         // A count larger than the bytes behind it is refused before allocating.
-        assert_eq!(from_slice::<Hdr>(&[2, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]), Err(WireError::Truncated));
+        assert_eq!(from_slice::<Hdr>(&[2, 1, 1, 2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]), Err(WireError::Truncated));
+        // A memo of more moves than are kept is refused.
+        let k = Kept { prev: v, next, digest: vec![] };
+        let h = History { moves: vec![k; KEEP_VIEWS + 1] };
+        assert_eq!(from_slice::<History>(&to_vec(&h)), Err(WireError::BadValue));
     }
 
     #[test]
