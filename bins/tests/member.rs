@@ -1,15 +1,16 @@
 //! `thoth-member` as real processes on loopback multicast: a group forms, survives a
 //! member killed with SIGKILL (virtual synchrony checked on the JSON lines), gives a late
-//! joiner the state before the stream, merges two partitions, and lets members leave on end
-//! of input and on SIGTERM. Each test uses its own multicast address and group name, and
-//! kills every process it started (a `Member` is killed and reaped when dropped).
+//! joiner the state before the stream, merges two partitions, lets members leave on end
+//! of input and on SIGTERM, and casts every line of a long input before it leaves. Each
+//! test uses its own multicast address and group name, and kills every process it started
+//! (a `Member` is killed and reaped when dropped).
 
 mod common;
 
 use common::field;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,12 @@ impl Member {
         self.lines.lock().unwrap().clone()
     }
 
+    /// How many events of `kind` were printed (without copying the lines).
+    fn count(&self, kind: &str) -> usize {
+        let tag = format!("\"event\":\"{kind}\"");
+        self.lines.lock().unwrap().iter().filter(|l| l.text.contains(&tag)).count()
+    }
+
     fn events(&self, kind: &str) -> Vec<Line> {
         let tag = format!("\"event\":\"{kind}\"");
         self.lines().into_iter().filter(|l| l.text.contains(&tag)).collect()
@@ -86,14 +93,21 @@ impl Member {
     }
 
     fn wait_exit(&mut self, limit: Duration) -> bool {
+        self.exit_status(limit).is_some()
+    }
+
+    /// The process's exit status, waiting up to `limit` for it.
+    fn exit_status(&mut self, limit: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.child.try_wait().expect("poll").is_some() {
-                return true;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("poll") {
+                return Some(s);
+            }
+            if start.elapsed() >= limit {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        false
     }
 }
 
@@ -327,4 +341,50 @@ fn unicast_members_join_through_one_seed() {
         wait(Duration::from_secs(5), "both casts", || (m.events("deliver").len() == 2).then_some(()))
             .unwrap_or_else(|| panic!("{} delivered {:?}", m.name, m.events("deliver")));
     }
+}
+
+#[test]
+fn a_member_leaving_at_the_end_of_a_long_input_casts_every_line_first() {
+    const LINES: usize = 50_000;
+    let a = args(6, &[]);
+    let mut ms: Vec<Member> = (0..3).map(|i| Member::start(&format!("m{i}"), &a)).collect();
+    converge(&ms.iter().collect::<Vec<_>>(), 3, Duration::from_secs(10));
+    let sender = ms[0].me();
+    let mut stdin = ms[0].stdin.take().expect("piped stdin");
+    let t = Instant::now();
+    // The pipe holds 64 KiB: the writer waits while the member casts. A member that died
+    // closes the pipe, and the writer stops on the error.
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(&mut stdin);
+        for k in 0..LINES {
+            writeln!(w, "line-{k}")?;
+        }
+        w.flush()
+    }); // `stdin` is dropped, so closed, when the thread ends
+    let status = ms[0].exit_status(Duration::from_secs(60));
+    let took = t.elapsed();
+    assert!(writer.is_finished(), "the member exited without reading all its input");
+    writer.join().expect("writer thread").expect("write the lines");
+    eprintln!("{LINES} lines cast, then a leave: exit after {took:?}");
+    assert!(status.is_some_and(|s| s.success()), "the member ended with {status:?}");
+    assert_eq!(ms[0].count("exit"), 1, "one exit event");
+    let want: Vec<String> = (0..LINES).map(|k| format!("line-{k}")).collect();
+    for m in &ms[1..] {
+        wait(Duration::from_secs(30), "every line delivered", || (m.count("deliver") >= LINES).then_some(()));
+        let got: Vec<String> = m
+            .events("deliver")
+            .iter()
+            .filter(|l| field(&l.text, "from") == sender)
+            .map(|l| field(&l.text, "data").to_string())
+            .collect();
+        let first_wrong = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert!(
+            got.len() == LINES && first_wrong.is_none(),
+            "{} delivered {} of {LINES} lines, first out of order at {first_wrong:?}",
+            m.name,
+            got.len()
+        );
+    }
+    converge(&[&ms[1], &ms[2]], 2, Duration::from_secs(10));
+    no_errors(&ms.iter().collect::<Vec<_>>());
 }
