@@ -8,140 +8,10 @@
 mod common;
 
 use common::field;
+use common::member::{Member, converge, delivered_in, members, no_errors, wait};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_thoth-member");
-
-/// One line printed by a member, and when the test read it.
-#[derive(Clone, Debug)]
-struct Line {
-    at: Instant,
-    text: String,
-}
-
-struct Member {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<Line>>>,
-    name: String,
-}
-
-impl Member {
-    fn start(name: &str, args: &[String]) -> Member {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {BIN}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(Line { at: Instant::now(), text });
-            }
-        });
-        Member { stdin: child.stdin.take(), child, lines, name: name.into() }
-    }
-
-    fn cast(&mut self, line: &str) {
-        if let Some(s) = self.stdin.as_mut() {
-            // A member that already exited: the test sees it in its events.
-            let _ = writeln!(s, "{line}");
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn lines(&self) -> Vec<Line> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// How many events of `kind` were printed (without copying the lines).
-    fn count(&self, kind: &str) -> usize {
-        let tag = format!("\"event\":\"{kind}\"");
-        self.lines.lock().unwrap().iter().filter(|l| l.text.contains(&tag)).count()
-    }
-
-    fn events(&self, kind: &str) -> Vec<Line> {
-        let tag = format!("\"event\":\"{kind}\"");
-        self.lines().into_iter().filter(|l| l.text.contains(&tag)).collect()
-    }
-
-    fn me(&self) -> String {
-        wait(Duration::from_secs(10), &format!("{} started", self.name), || self.events("start").first().cloned())
-            .map(|l| field(&l.text, "me").to_string())
-            .unwrap_or_default()
-    }
-
-    /// The members of the last view printed.
-    fn view(&self) -> Vec<String> {
-        self.events("view").last().map(|l| members(&l.text)).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {}", self.child.id());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> bool {
-        self.exit_status(limit).is_some()
-    }
-
-    /// The process's exit status, waiting up to `limit` for it.
-    fn exit_status(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().expect("poll") {
-                return Some(s);
-            }
-            if start.elapsed() >= limit {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` every 10 ms until it gives a value or `limit` passes.
-fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > limit {
-            eprintln!("gave up waiting for {what} after {limit:?}");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn members(line: &str) -> Vec<String> {
-    let Some(at) = line.find("\"members\":[").map(|i| i + 11) else { return Vec::new() };
-    let rest = &line[at..];
-    rest[..rest.find(']').unwrap_or(0)]
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_matches('"').to_string())
-        .collect()
-}
 
 /// A multicast address and group name of this test's own.
 fn net(test: u16) -> (String, String) {
@@ -155,33 +25,6 @@ fn args(test: u16, extra: &[&str]) -> Vec<String> {
     let mut v = vec!["--addr".into(), addr, "--group".into(), group];
     v.extend(extra.iter().map(|s| s.to_string()));
     v
-}
-
-/// Waits until every member's last view has exactly `n` members, the same for all.
-fn converge(ms: &[&Member], n: usize, limit: Duration) -> Vec<String> {
-    wait(limit, &format!("one view of {n}"), || {
-        let v = ms[0].view();
-        (v.len() == n && ms.iter().all(|m| m.view() == v)).then_some(v)
-    })
-    .unwrap_or_else(|| panic!("no common view of {n}: {:?}", ms.iter().map(|m| m.view()).collect::<Vec<_>>()))
-}
-
-/// The deliveries of `m` between its view printed at `from` and the next view.
-fn delivered_in(m: &Member, view_line: &str) -> Vec<String> {
-    let lines = m.lines();
-    let start = lines.iter().position(|l| l.text == view_line).expect("the member printed this view");
-    lines[start + 1..]
-        .iter()
-        .take_while(|l| !l.text.contains("\"event\":\"view\""))
-        .filter(|l| l.text.contains("\"event\":\"deliver\""))
-        .map(|l| l.text.clone())
-        .collect()
-}
-
-fn no_errors(ms: &[&Member]) {
-    for m in ms {
-        assert_eq!(m.events("error").iter().map(|l| &l.text).collect::<Vec<_>>(), Vec::<&String>::new(), "{}", m.name);
-    }
 }
 
 #[test]

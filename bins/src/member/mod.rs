@@ -74,8 +74,10 @@ fn out(line: &str) {
 
 fn run(o: &Opts) -> Result<(), String> {
     install_sigterm();
+    crate::iface::check_host(o.interface)?;
     let cfg = UdpConfig {
         group: o.addr,
+        interface: o.interface,
         bind: o.bind,
         fanout: !o.seeds.is_empty(),
         flow: FlowPolicy::WouldBlock,
