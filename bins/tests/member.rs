@@ -206,6 +206,8 @@ fn a_member_leaving_at_the_end_of_a_long_input_casts_every_line_first() {
     }); // `stdin` is dropped, so closed, when the thread ends
     let status = ms[0].exit_status(Duration::from_secs(60));
     let took = t.elapsed();
+    // The member saw the end of its input, so the writer is done, or about to mark it.
+    wait(Duration::from_secs(10), "the writer", || writer.is_finished().then_some(()));
     assert!(writer.is_finished(), "the member exited without reading all its input");
     writer.join().expect("writer thread").expect("write the lines");
     eprintln!("{LINES} lines cast, then a leave: exit after {took:?}");

@@ -21,6 +21,8 @@ pub struct Member {
     pub child: Child,
     pub stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<Line>>>,
+    /// The thread reading stdout: it ends at the end of the output.
+    reader: std::thread::JoinHandle<()>,
     pub name: String,
 }
 
@@ -44,12 +46,12 @@ impl Member {
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for text in BufReader::new(stdout).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(Line { at: Instant::now(), text });
             }
         });
-        Member { stdin: child.stdin.take(), child, lines, name: name.into() }
+        Member { stdin: child.stdin.take(), child, lines, reader, name: name.into() }
     }
 
     pub fn cast(&mut self, line: &str) {
@@ -98,11 +100,14 @@ impl Member {
         self.exit_status(limit).is_some()
     }
 
-    /// The process's exit status, waiting up to `limit` for it.
+    /// The process's exit status, once it has exited and every line it printed has been
+    /// read (the reader may lag behind the exit), waiting up to `limit` for both.
     pub fn exit_status(&mut self, limit: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
         loop {
-            if let Some(s) = self.child.try_wait().expect("poll") {
+            if let Some(s) = self.child.try_wait().expect("poll")
+                && self.reader.is_finished()
+            {
                 return Some(s);
             }
             if start.elapsed() >= limit {
