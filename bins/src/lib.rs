@@ -5,7 +5,9 @@
 //! UDP multicast, and prints both side by side. `detect` is behind `thoth-detect`: crash
 //! detection time and false suspicions of the failure detectors between member processes.
 //! `member` is `thoth-member`: one member of a dynamic group, events as JSON lines.
+//! `iface` is the `--interface` option the three share.
 
 pub mod detect;
+pub mod iface;
 pub mod member;
 pub mod perf;

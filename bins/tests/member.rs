@@ -1,133 +1,17 @@
 //! `thoth-member` as real processes on loopback multicast: a group forms, survives a
 //! member killed with SIGKILL (virtual synchrony checked on the JSON lines), gives a late
-//! joiner the state before the stream, merges two partitions, and lets members leave on end
-//! of input and on SIGTERM. Each test uses its own multicast address and group name, and
-//! kills every process it started (a `Member` is killed and reaped when dropped).
+//! joiner the state before the stream, merges two partitions, lets members leave on end
+//! of input and on SIGTERM, and casts every line of a long input before it leaves. Each
+//! test uses its own multicast address and group name, and kills every process it started
+//! (a `Member` is killed and reaped when dropped).
 
 mod common;
 
 use common::field;
+use common::member::{Member, converge, delivered_in, members, no_errors, wait};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_thoth-member");
-
-/// One line printed by a member, and when the test read it.
-#[derive(Clone, Debug)]
-struct Line {
-    at: Instant,
-    text: String,
-}
-
-struct Member {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<Line>>>,
-    name: String,
-}
-
-impl Member {
-    fn start(name: &str, args: &[String]) -> Member {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {BIN}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(Line { at: Instant::now(), text });
-            }
-        });
-        Member { stdin: child.stdin.take(), child, lines, name: name.into() }
-    }
-
-    fn cast(&mut self, line: &str) {
-        if let Some(s) = self.stdin.as_mut() {
-            // A member that already exited: the test sees it in its events.
-            let _ = writeln!(s, "{line}");
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn lines(&self) -> Vec<Line> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn events(&self, kind: &str) -> Vec<Line> {
-        let tag = format!("\"event\":\"{kind}\"");
-        self.lines().into_iter().filter(|l| l.text.contains(&tag)).collect()
-    }
-
-    fn me(&self) -> String {
-        wait(Duration::from_secs(10), &format!("{} started", self.name), || self.events("start").first().cloned())
-            .map(|l| field(&l.text, "me").to_string())
-            .unwrap_or_default()
-    }
-
-    /// The members of the last view printed.
-    fn view(&self) -> Vec<String> {
-        self.events("view").last().map(|l| members(&l.text)).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {}", self.child.id());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.child.try_wait().expect("poll").is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `f` every 10 ms until it gives a value or `limit` passes.
-fn wait<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > limit {
-            eprintln!("gave up waiting for {what} after {limit:?}");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn members(line: &str) -> Vec<String> {
-    let Some(at) = line.find("\"members\":[").map(|i| i + 11) else { return Vec::new() };
-    let rest = &line[at..];
-    rest[..rest.find(']').unwrap_or(0)]
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_matches('"').to_string())
-        .collect()
-}
 
 /// A multicast address and group name of this test's own.
 fn net(test: u16) -> (String, String) {
@@ -141,33 +25,6 @@ fn args(test: u16, extra: &[&str]) -> Vec<String> {
     let mut v = vec!["--addr".into(), addr, "--group".into(), group];
     v.extend(extra.iter().map(|s| s.to_string()));
     v
-}
-
-/// Waits until every member's last view has exactly `n` members, the same for all.
-fn converge(ms: &[&Member], n: usize, limit: Duration) -> Vec<String> {
-    wait(limit, &format!("one view of {n}"), || {
-        let v = ms[0].view();
-        (v.len() == n && ms.iter().all(|m| m.view() == v)).then_some(v)
-    })
-    .unwrap_or_else(|| panic!("no common view of {n}: {:?}", ms.iter().map(|m| m.view()).collect::<Vec<_>>()))
-}
-
-/// The deliveries of `m` between its view printed at `from` and the next view.
-fn delivered_in(m: &Member, view_line: &str) -> Vec<String> {
-    let lines = m.lines();
-    let start = lines.iter().position(|l| l.text == view_line).expect("the member printed this view");
-    lines[start + 1..]
-        .iter()
-        .take_while(|l| !l.text.contains("\"event\":\"view\""))
-        .filter(|l| l.text.contains("\"event\":\"deliver\""))
-        .map(|l| l.text.clone())
-        .collect()
-}
-
-fn no_errors(ms: &[&Member]) {
-    for m in ms {
-        assert_eq!(m.events("error").iter().map(|l| &l.text).collect::<Vec<_>>(), Vec::<&String>::new(), "{}", m.name);
-    }
 }
 
 #[test]
@@ -327,4 +184,52 @@ fn unicast_members_join_through_one_seed() {
         wait(Duration::from_secs(5), "both casts", || (m.events("deliver").len() == 2).then_some(()))
             .unwrap_or_else(|| panic!("{} delivered {:?}", m.name, m.events("deliver")));
     }
+}
+
+#[test]
+fn a_member_leaving_at_the_end_of_a_long_input_casts_every_line_first() {
+    const LINES: usize = 50_000;
+    let a = args(6, &[]);
+    let mut ms: Vec<Member> = (0..3).map(|i| Member::start(&format!("m{i}"), &a)).collect();
+    converge(&ms.iter().collect::<Vec<_>>(), 3, Duration::from_secs(10));
+    let sender = ms[0].me();
+    let mut stdin = ms[0].stdin.take().expect("piped stdin");
+    let t = Instant::now();
+    // The pipe holds 64 KiB: the writer waits while the member casts. A member that died
+    // closes the pipe, and the writer stops on the error.
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(&mut stdin);
+        for k in 0..LINES {
+            writeln!(w, "line-{k}")?;
+        }
+        w.flush()
+    }); // `stdin` is dropped, so closed, when the thread ends
+    let status = ms[0].exit_status(Duration::from_secs(60));
+    let took = t.elapsed();
+    // The member saw the end of its input, so the writer is done, or about to mark it.
+    wait(Duration::from_secs(10), "the writer", || writer.is_finished().then_some(()));
+    assert!(writer.is_finished(), "the member exited without reading all its input");
+    writer.join().expect("writer thread").expect("write the lines");
+    eprintln!("{LINES} lines cast, then a leave: exit after {took:?}");
+    assert!(status.is_some_and(|s| s.success()), "the member ended with {status:?}");
+    assert_eq!(ms[0].count("exit"), 1, "one exit event");
+    let want: Vec<String> = (0..LINES).map(|k| format!("line-{k}")).collect();
+    for m in &ms[1..] {
+        wait(Duration::from_secs(30), "every line delivered", || (m.count("deliver") >= LINES).then_some(()));
+        let got: Vec<String> = m
+            .events("deliver")
+            .iter()
+            .filter(|l| field(&l.text, "from") == sender)
+            .map(|l| field(&l.text, "data").to_string())
+            .collect();
+        let first_wrong = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert!(
+            got.len() == LINES && first_wrong.is_none(),
+            "{} delivered {} of {LINES} lines, first out of order at {first_wrong:?}",
+            m.name,
+            got.len()
+        );
+    }
+    converge(&[&ms[1], &ms[2]], 2, Duration::from_secs(10));
+    no_errors(&ms.iter().collect::<Vec<_>>());
 }

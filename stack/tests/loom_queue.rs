@@ -5,7 +5,7 @@
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p thoth-stack --test loom_queue --release`
 //!
 //! Properties: no item lost or duplicated and FIFO per producer; a producer blocked on a full
-//! queue is released by a consumer and by close; a consumer sees the end only after draining;
+//! queue is released by a consumer, by the driver releasing the items it took, and by close; a consumer sees the end only after draining;
 //! a driver that parks (on an empty command queue, or a full event queue) is always unparked
 //! by the change it waits for — a lost wake-up would leave it waiting forever, which loom
 //! reports as a deadlock.
@@ -95,6 +95,25 @@ fn blocked_producer_released_by_consumer() {
     });
 }
 
+/// The driver holds what it took (a cast flow control holds): a producer waits until the
+/// driver releases it, and must then be woken.
+#[test]
+fn blocked_producer_released_by_a_release() {
+    model(|| {
+        let q = Arc::new(Queue::new(1));
+        q.try_push(0u32).unwrap();
+        let mut held = VecDeque::new();
+        assert_eq!(q.drain_into(&mut held).taken, 1);
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || q.push(1))
+        };
+        q.release(1, 0);
+        assert_eq!(p.join().unwrap(), Ok(()));
+        assert_eq!(q.try_pop(), Some(1));
+    });
+}
+
 #[test]
 fn blocked_producer_released_by_close() {
     model(|| {
@@ -148,6 +167,8 @@ fn driver_parked_on_empty_commands_is_woken() {
         while got.len() < 2 {
             let Drained { taken, closed } = q.drain_into(&mut got);
             assert!(!closed);
+            // Applied at once: their room goes back (a producer may be waiting for it).
+            q.release(taken, 0);
             if taken == 0 && q.park_if_empty() {
                 wake.sleep();
             }

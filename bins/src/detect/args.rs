@@ -1,6 +1,6 @@
 //! The command line of `thoth-detect` and of its member processes, and `--help`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// The failure detectors measured, in the order they run by default.
@@ -26,6 +26,8 @@ pub struct Opts {
     /// Casts per second of each member.
     pub rate: f64,
     pub size: usize,
+    /// The multicast interface, by one of its addresses (see `iface`).
+    pub interface: IpAddr,
     pub json: bool,
 }
 
@@ -41,12 +43,13 @@ pub struct MemberOpts {
     pub name: String,
     pub rate: f64,
     pub size: usize,
+    pub interface: IpAddr,
 }
 
 impl MemberOpts {
     /// The arguments that make a member process with these options.
     pub fn to_args(&self) -> Vec<String> {
-        let kv: [(&str, String); 7] = [
+        let kv: [(&str, String); 8] = [
             ("--index", self.index.to_string()),
             ("--members", self.members.to_string()),
             ("--detector", self.detector.clone()),
@@ -54,6 +57,7 @@ impl MemberOpts {
             ("--name", self.name.clone()),
             ("--rate", self.rate.to_string()),
             ("--size", self.size.to_string()),
+            ("--interface", self.interface.to_string()),
         ];
         let mut a = vec!["member".to_string()];
         for (k, v) in kv {
@@ -86,6 +90,11 @@ fn secs(v: &str, flag: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(s))
 }
 
+/// `--interface`, as every binary reads it (`iface`); IPv4, as the groups measured here.
+fn interface(v: &str) -> Result<IpAddr, String> {
+    crate::iface::parse(v).and_then(crate::iface::ipv4_only)
+}
+
 fn detector(v: &str) -> Result<String, String> {
     match DETECTORS.contains(&v) {
         true => Ok(v.to_string()),
@@ -106,6 +115,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         load: 2,
         rate: 200.0,
         size: 100,
+        interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
         json: false,
     };
     let mut it = args.iter();
@@ -120,6 +130,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--load" => o.load = num(value(&mut it, f)?, f)?,
             "--rate" => o.rate = num(value(&mut it, f)?, f)?,
             "--size" => o.size = num(value(&mut it, f)?, f)?,
+            "--interface" => o.interface = interface(value(&mut it, f)?)?,
             "--json" => o.json = true,
             _ => return Err(format!("unknown option `{f}` (see --help)")),
         }
@@ -155,6 +166,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         name: String::new(),
         rate: 200.0,
         size: 100,
+        interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
     let mut it = args.iter();
     while let Some(f) = it.next() {
@@ -167,6 +179,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
             "--name" => m.name = value(&mut it, f)?.to_string(),
             "--rate" => m.rate = num(value(&mut it, f)?, f)?,
             "--size" => m.size = num(value(&mut it, f)?, f)?,
+            "--interface" => m.interface = interface(value(&mut it, f)?)?,
             _ => return Err(format!("member: unknown option `{f}`")),
         }
     }
@@ -181,8 +194,8 @@ pub fn help() -> String {
         "\
 thoth-detect: crash detection by Thoth's failure detectors over real sockets.
 
-Starts N member processes on a random loopback multicast group (239.84.x.y), each an
-endpoint with the stack `{}` over the UDP driver, each
+Starts N member processes on a random multicast group (239.84.x.y) on the interface
+(loopback by default), each an endpoint with the stack `{}` over the UDP driver, each
 casting a steady stream. After DURATION - AFTER seconds the last member is killed with
 SIGKILL; AFTER seconds later the run ends. Every `Event::Suspect` is time-stamped on
 CLOCK_MONOTONIC by the member that raised it. Reported per detector: false suspicions (of
@@ -197,6 +210,8 @@ Options:
   --load K         CPU-burning threads in this process during the runs (default 2)
   --rate R         casts per second of each member (default 200)
   --size BYTES     bytes per cast (default 100)
+  --interface IP   the multicast interface, by one of its addresses (IPv4); the members
+                   bind their unicast sockets to it (default 127.0.0.1, loopback)
   --json           one JSON object per detector instead of the table
   -h, --help       this text
 ",
@@ -219,9 +234,19 @@ mod tests {
     fn defaults_options_and_refusals() {
         let d = run(&[]).unwrap();
         assert_eq!((d.members, d.detectors.len(), d.duration.as_secs(), d.after.as_secs(), d.load), (5, 3, 120, 5, 2));
+        assert_eq!(d.interface, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(run(&["--interface", "10.1.2.3"]).unwrap().interface, IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)));
         let o = run(&["--members", "3", "--detector", "swim", "--duration", "4", "--after", "3", "--json"]).unwrap();
         assert_eq!((o.members, o.detectors.clone(), o.duration.as_secs(), o.json), (3, vec!["swim".into()], 4, true));
-        for bad in [&["--members", "1"][..], &["--detector", "x"], &["--duration", "3", "--after", "3"], &["--bogus"]] {
+        for bad in [
+            &["--members", "1"][..],
+            &["--detector", "x"],
+            &["--duration", "3", "--after", "3"],
+            &["--bogus"],
+            &["--interface", "::1"],
+            &["--interface", "0.0.0.0"],
+            &["--interface"],
+        ] {
             assert!(run(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -236,6 +261,7 @@ mod tests {
             name: "thoth-detect-1-x".into(),
             rate: 150.0,
             size: 64,
+            interface: "10.1.2.3".parse().unwrap(),
         };
         match parse(&m.to_args()).unwrap() {
             Cmd::Member(back) => assert_eq!(back, m),

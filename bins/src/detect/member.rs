@@ -8,7 +8,7 @@ use super::args::{MemberOpts, stack};
 use crate::perf::clock::{now_ns, sysctl};
 use crate::perf::member::{Control, emit};
 use crate::perf::proto::Ctl;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 use thoth::udp::{self, Handle, HandleError, Sockets, UdpConfig};
 use thoth::{Bytes, Config, Endpoint, Event, GroupId};
@@ -32,13 +32,12 @@ pub fn main(o: MemberOpts) -> i32 {
 
 fn serve(o: &MemberOpts) -> Result<(), String> {
     let ctl = Control::start();
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let d = UdpConfig::default();
     let cap = |want: usize, path: &str| sysctl(path).map_or(want, |max| want.min(max));
     let cfg = UdpConfig {
         group: o.group,
-        interface: lo,
-        bind: SocketAddr::new(lo, 0),
+        interface: o.interface,
+        bind: SocketAddr::new(o.interface, 0),
         recv_buffer: cap(d.recv_buffer, "/proc/sys/net/core/rmem_max"),
         send_buffer: cap(d.send_buffer, "/proc/sys/net/core/wmem_max"),
         ..d

@@ -1,5 +1,6 @@
 //! `thoth-detect`: crash detection by Thoth's failure detectors (`heartbeat`, `phi`, `swim`)
-//! over real sockets, between member processes on loopback multicast, under CPU load.
+//! over real sockets, between member processes on multicast (loopback by default,
+//! `--interface`), under CPU load.
 //!
 //! - `args`: the command line and `--help`
 //! - `parent`: orchestration (member processes through `perf::procs`, the kill, the stop)

@@ -10,7 +10,7 @@ use crate::perf::clock::now_ns;
 use crate::perf::parent::Groups;
 use crate::perf::procs::Procs;
 use crate::perf::proto::Ctl;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long members may take to start, to set up, and to finish after `QUIT`.
@@ -35,11 +35,11 @@ fn run(o: &Opts) -> Result<(), String> {
     // A random group per invocation and a fresh one per detector, so no run sees another's
     // stragglers.
     let group = || Groups::new(None).peek();
-    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let setup = crate::perf::stack::probe_setup(group(), lo)?;
+    let iface = o.interface;
+    let setup = crate::perf::stack::probe_setup(group(), iface)?;
     crate::perf::raw::self_test(&setup, Duration::from_secs(1))?;
     eprintln!(
-        "thoth-detect: {} members on a random multicast group 239.84.x.y on {lo}, {} s per detector ({}), member \
+        "thoth-detect: {} members on a random multicast group 239.84.x.y on {iface}, {} s per detector ({}), member \
          {} killed {} s before the end, {} CPU-burning thread(s)",
         o.members,
         o.duration.as_secs_f64(),
@@ -84,6 +84,7 @@ fn run_once(o: &Opts, detector: &str, group: SocketAddr) -> Result<Run, String> 
         name: format!("thoth-detect-{}-{group}", std::process::id()),
         rate: o.rate,
         size: o.size,
+        interface: o.interface,
     };
     let procs = Procs::spawn((0..n).map(|i| plan(i).to_args()).collect())?;
     let mut w = Watch { procs, victim: n - 1, killed: false, suspicions: Vec::new() };

@@ -1,11 +1,12 @@
 //! `thoth-member`'s command line.
 
-use std::net::SocketAddr;
+use crate::iface;
+use std::net::{IpAddr, SocketAddr};
 use thoth::udp::{DEFAULT_GROUP, endpoint_id};
 
 pub const USAGE: &str = "\
-usage: thoth-member [--group NAME] [--stack SPEC] [--seeds ADDR,...] [--bind ADDR]
-                    [--addr GROUP_ADDR] [--deaf-to ADDR,... --deaf-ms MS]
+usage: thoth-member [--group NAME] [--stack SPEC] [--seeds ADDR,...] [--interface IP]
+                    [--bind ADDR] [--addr GROUP_ADDR] [--deaf-to ADDR,... --deaf-ms MS]
 
 Joins (or forms) the group NAME, prints every event as one JSON line on stdout, casts each
 line read on stdin, and leaves on end of input or SIGTERM.
@@ -15,8 +16,13 @@ line read on stdin, and leaves on end of input or SIGTERM.
                     `chk_vsync:group` checks virtual synchrony on live traffic)
   --seeds ADDRS     unicast mode: no multicast; find the group through these members'
                     addresses (comma-separated ip:port)
-  --bind ADDR       this member's unicast address (default 127.0.0.1:0)
-  --addr ADDR       the multicast group address (default 239.84.72.1:47474)
+  --interface IP    the multicast interface, by one of its addresses (IPv4, or IPv6 with
+                    an IPv6 --addr); the member binds its unicast socket to it (default
+                    127.0.0.1, loopback; ::1 with an IPv6 group). Give the address of a
+                    real interface for a group across hosts or network namespaces
+  --bind ADDR       this member's unicast address (default the interface's, any port)
+  --addr ADDR       the multicast group address (default 239.84.72.1:47474; IPv6 groups,
+                    e.g. [ff15::7468]:47474, want an IPv6 --interface)
   --deaf-to ADDRS   tests and demos: hear nothing from these members' addresses ...
   --deaf-ms MS      ... until MS milliseconds after start (start as separate partitions)";
 
@@ -25,6 +31,8 @@ pub struct Opts {
     pub group: String,
     pub stack: String,
     pub seeds: Vec<SocketAddr>,
+    /// The multicast interface, by one of its addresses (see `iface`).
+    pub interface: IpAddr,
     pub bind: SocketAddr,
     pub addr: SocketAddr,
     pub deaf_to: Vec<SocketAddr>,
@@ -48,11 +56,13 @@ fn addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
 
 /// `Ok(None)` for `--help`.
 pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+    let (mut interface, mut bind) = (None, None);
     let mut o = Opts {
         group: "thoth".into(),
         stack: "group".into(),
         seeds: Vec::new(),
-        bind: "127.0.0.1:0".parse().expect("a valid address"),
+        interface: iface::loopback(false),
+        bind: SocketAddr::new(iface::loopback(false), 0),
         addr: DEFAULT_GROUP,
         deaf_to: Vec::new(),
         deaf_ms: 0,
@@ -67,7 +77,8 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "--group" => o.group = v.clone(),
             "--stack" => o.stack = v.clone(),
             "--seeds" => o.seeds = addrs(v)?,
-            "--bind" => o.bind = v.parse().map_err(|_| format!("bad address `{v}`"))?,
+            "--interface" => interface = Some(iface::parse(v)?),
+            "--bind" => bind = Some(v.parse().map_err(|_| format!("bad address `{v}`"))?),
             "--addr" => o.addr = v.parse().map_err(|_| format!("bad address `{v}`"))?,
             "--deaf-to" => o.deaf_to = addrs(v)?,
             "--deaf-ms" => o.deaf_ms = v.parse().map_err(|_| format!("bad number `{v}`"))?,
@@ -76,6 +87,20 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     }
     if o.deaf_to.is_empty() != (o.deaf_ms == 0) {
         return Err("--deaf-to and --deaf-ms go together".into());
+    }
+    // The family the member speaks: its group's, or in unicast mode its seeds'.
+    let (family, what) = match o.seeds.first() {
+        Some(s) => (s.ip(), "--seeds"),
+        None => (o.addr.ip(), "--addr"),
+    };
+    if let Some(s) = o.seeds.iter().find(|s| s.is_ipv4() != family.is_ipv4()) {
+        return Err(format!("--seeds: {s} and {family} are of different families"));
+    }
+    o.interface = interface.unwrap_or_else(|| iface::loopback(family.is_ipv6()));
+    iface::same_family(o.interface, family, what)?;
+    o.bind = bind.unwrap_or(SocketAddr::new(o.interface, 0));
+    if o.bind.is_ipv4() != family.is_ipv4() {
+        return Err(format!("--bind {} and {what} {family} are of different families", o.bind));
     }
     Ok(Some(o))
 }
@@ -102,5 +127,36 @@ mod tests {
         assert!(p("--group").is_err());
         assert!(p("--bogus x").is_err());
         assert!(p("--deaf-ms 5").is_err());
+    }
+
+    #[test]
+    fn the_interface_names_where_multicast_goes_and_the_default_bind() {
+        let o = p("").unwrap().unwrap();
+        assert_eq!((o.interface, o.bind), (iface::loopback(false), "127.0.0.1:0".parse().unwrap()));
+        let o = p("--interface 10.7.0.2").unwrap().unwrap();
+        assert_eq!((o.interface, o.bind), ("10.7.0.2".parse().unwrap(), "10.7.0.2:0".parse().unwrap()));
+        let o = p("--interface 10.7.0.2 --bind 10.7.0.2:4000").unwrap().unwrap();
+        assert_eq!(o.bind, "10.7.0.2:4000".parse().unwrap());
+        // IPv6: the interface follows the group's family, by default loopback.
+        let o = p("--addr [ff15::7468]:47474").unwrap().unwrap();
+        assert_eq!((o.interface, o.bind), (iface::loopback(true), "[::1]:0".parse().unwrap()));
+        let o = p("--addr [ff15::7468]:47474 --interface fd00::2").unwrap().unwrap();
+        assert_eq!((o.interface, o.bind), ("fd00::2".parse().unwrap(), "[fd00::2]:0".parse().unwrap()));
+        // Unicast mode: the seeds' family.
+        let o = p("--seeds [::1]:5000").unwrap().unwrap();
+        assert_eq!(o.bind, "[::1]:0".parse().unwrap());
+        for bad in [
+            "--interface",
+            "--interface eth0",
+            "--interface 0.0.0.0",
+            "--interface 239.84.72.1",
+            "--interface ::1",
+            "--addr [ff15::7468]:47474 --interface 127.0.0.1",
+            "--interface 10.7.0.2 --bind [::1]:0",
+            "--seeds 127.0.0.1:5000 --interface ::1",
+            "--seeds 127.0.0.1:5000,[::1]:5000",
+        ] {
+            assert!(p(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -1,6 +1,11 @@
 //! `thoth-member`: one member of a dynamic group, for a person or a script to watch a group
 //! form, split and heal. It joins (or forms) the group, prints every event as one JSON line
 //! on stdout, casts each line read on stdin, and leaves cleanly on end of input or SIGTERM.
+//! At the end of its input it casts every line, and only then leaves (on SIGTERM it stops
+//! taking lines: the one in hand is cast, the rest of the input is not); the handle sends
+//! the casts it accepted before the leave, so the others deliver every line before the view
+//! without this member. Then it prints `exit` and ends with status 0 (1 if no exit came
+//! within `LEAVE_WAIT`).
 //!
 //! Events: `start` (its id and address), `view` (id, members, primary, subgroups of a
 //! merge), `deliver` (from, data), `send`, `block` (answered at once), `suspect`,
@@ -11,7 +16,7 @@
 //!
 //! Tested by `bins/tests/member.rs` (real processes on loopback multicast: formation, a
 //! member killed with SIGKILL, a late joiner with state, two partitions merging, leave on
-//! end of input and on SIGTERM).
+//! end of input and on SIGTERM, every line of a long input delivered before the leave).
 
 mod args;
 pub mod deaf;
@@ -20,13 +25,17 @@ pub mod json;
 use args::Opts;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, TryRecvError};
 use std::time::{Duration, Instant};
 use thoth::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
 use thoth::{Bytes, Config, Endpoint, Event, GroupId};
 
-/// How long a leaving member waits for its exit before giving up.
+/// How long a leaving member waits, from the end of its input (or SIGTERM), for its exit
+/// before giving up: the lines already accepted go first, then the leave's view change.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
+/// Lines read from stdin ahead of the casts, at most (the reader then waits, so a long
+/// input is read as fast as the group takes it, not into memory).
+const LINES_AHEAD: usize = 1024;
 /// Longest sleep of the event loop (stdin lines and SIGTERM are seen this promptly).
 const TICK: Duration = Duration::from_millis(20);
 
@@ -65,8 +74,10 @@ fn out(line: &str) {
 
 fn run(o: &Opts) -> Result<(), String> {
     install_sigterm();
+    crate::iface::check_host(o.interface)?;
     let cfg = UdpConfig {
         group: o.addr,
+        interface: o.interface,
         bind: o.bind,
         fanout: !o.seeds.is_empty(),
         flow: FlowPolicy::WouldBlock,
@@ -103,7 +114,7 @@ fn install_sigterm() {
 
 /// Reads stdin on a thread of its own: each line, then `None` at the end.
 fn stdin_lines() -> mpsc::Receiver<Option<String>> {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(LINES_AHEAD);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
@@ -127,36 +138,25 @@ struct Log {
 fn serve(h: &Handle) -> Result<(), String> {
     let lines = stdin_lines();
     let mut log = Log::default();
-    let mut pending: std::collections::VecDeque<Bytes> = Default::default();
-    let mut leaving: Option<Instant> = None;
+    let mut input = Input { next: None, closed: None };
+    let mut left = false;
     let mut events = Vec::new();
     loop {
-        if leaving.is_none() && TERM.load(Ordering::Relaxed) {
-            leaving = Some(Instant::now());
-            h.leave();
+        if input.closed.is_none() && TERM.load(Ordering::Relaxed) {
+            input.closed = Some(Instant::now());
         }
-        while leaving.is_none() {
-            match lines.try_recv() {
-                Ok(Some(l)) => pending.push_back(Bytes::from(l)),
-                Ok(None) => {
-                    leaving = Some(Instant::now());
-                    h.leave();
-                }
-                Err(_) => break,
+        if !left {
+            input.cast(h, &lines)?;
+        }
+        if let Some(t) = input.closed {
+            // Every line read is with the handle: the leave goes after them.
+            if !left && input.next.is_none() {
+                h.leave();
+                left = true;
             }
-        }
-        while let Some(data) = pending.front() {
-            match h.try_cast(data.clone()) {
-                Ok(()) => {
-                    pending.pop_front();
-                }
-                Err(HandleError::WouldBlock) => break,
-                Err(HandleError::Stopped) => return Ok(()),
-                Err(e) => return Err(format!("cast: {e}")),
+            if t.elapsed() > LEAVE_WAIT {
+                return Err(format!("no exit within {LEAVE_WAIT:?} of the end of input"));
             }
-        }
-        if leaving.is_some_and(|t| t.elapsed() > LEAVE_WAIT) {
-            return Err("no exit within 5 s of leaving".into());
         }
         events.clear();
         h.recv_many(&mut events, TICK);
@@ -167,6 +167,44 @@ fn serve(h: &Handle) -> Result<(), String> {
         }
         if h.is_stopped() {
             return Err("the driver stopped".into());
+        }
+    }
+}
+
+/// The lines of stdin on their way to the group.
+struct Input {
+    /// The line read and not yet taken by the handle (it asked to wait).
+    next: Option<Bytes>,
+    /// When the input ended (end of stdin, or SIGTERM: no more lines are read).
+    closed: Option<Instant>,
+}
+
+impl Input {
+    /// Casts the lines read, in order, until the handle asks to wait or no line is ready.
+    fn cast(&mut self, h: &Handle, lines: &mpsc::Receiver<Option<String>>) -> Result<(), String> {
+        loop {
+            let data = match self.next.take() {
+                Some(d) => d,
+                None if self.closed.is_some() => return Ok(()),
+                None => match lines.try_recv() {
+                    Ok(Some(l)) => Bytes::from(l),
+                    Ok(None) | Err(TryRecvError::Disconnected) => {
+                        self.closed = Some(Instant::now());
+                        return Ok(());
+                    }
+                    Err(TryRecvError::Empty) => return Ok(()),
+                },
+            };
+            match h.try_cast(data.clone()) {
+                Ok(()) => {}
+                Err(HandleError::WouldBlock) => {
+                    self.next = Some(data);
+                    return Ok(());
+                }
+                // The driver ended: its last events (an `exit`, or not) tell what happened.
+                Err(HandleError::Stopped) => return Ok(()),
+                Err(e) => return Err(format!("cast: {e}")),
+            }
         }
     }
 }

@@ -186,11 +186,9 @@ fn check_group(g: SocketAddr) -> Result<SocketAddr, String> {
     }
 }
 
-fn check_interface(ip: IpAddr) -> Result<IpAddr, String> {
-    match ip {
-        IpAddr::V4(_) => Ok(ip),
-        IpAddr::V6(_) => Err(format!("--interface {ip}: give the IPv4 address of the interface")),
-    }
+/// `--interface`, as every binary reads it (`iface`); IPv4, as the groups measured here.
+fn interface(v: &str) -> Result<IpAddr, String> {
+    crate::iface::parse(v).and_then(crate::iface::ipv4_only)
 }
 
 /// Parses the arguments after the program name.
@@ -248,7 +246,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--repeat" => o.repeat = num(value(&mut it, f)?, f)?,
             "--rounds" => o.rounds = num(value(&mut it, f)?, f)?,
             "--group" => o.group = Some(check_group(num(value(&mut it, f)?, f)?)?),
-            "--interface" => o.interface = check_interface(num(value(&mut it, f)?, f)?)?,
+            "--interface" => o.interface = interface(value(&mut it, f)?)?,
             "--fanout" => o.fanout = true,
             "--debug-die-member" => o.die_member = Some(num(value(&mut it, f)?, f)?),
             _ => return Err(format!("unknown option `{f}` (see --help)")),
@@ -321,7 +319,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
                 }
             }
             "--group" => m.group = check_group(num(value(&mut it, f)?, f)?)?,
-            "--interface" => m.interface = check_interface(num(value(&mut it, f)?, f)?)?,
+            "--interface" => m.interface = interface(value(&mut it, f)?)?,
             "--fanout" => m.fanout = true,
             "--rounds" => m.rounds = num(value(&mut it, f)?, f)?,
             "--name" => m.name = value(&mut it, f)?.to_string(),
@@ -368,7 +366,8 @@ OPTIONS
   --rounds R           R rounds per run in the same processes; the first R-1 are warm-up and
                        only the last is reported (default 1)
   --group ADDR:PORT    IPv4 multicast group (default a random 239.84.x.y:40000-49999 per run)
-  --interface IP       IPv4 address of the multicast interface (default 127.0.0.1)
+  --interface IP       the multicast interface, by one of its addresses (IPv4); the members
+                       bind their unicast sockets to it (default 127.0.0.1, loopback)
   --fanout             unicast fan-out to every member instead of multicast
   --json               one JSON object per result line instead of the table
   -h, --help           this text
@@ -408,6 +407,8 @@ mod tests {
         let o = run(&["--members", "4", "--senders", "1", "--size", "100,64000", "--duration", "2"]).unwrap();
         assert_eq!((o.sender_count(), o.sizes.clone(), o.count_for(100)), (1, vec![100, 64000], None));
         assert!(!run(&["--stack", "raw"]).unwrap().raw);
+        assert_eq!(o.interface, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(run(&["--interface", "10.9.8.7"]).unwrap().interface, IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7)));
     }
 
     #[test]
@@ -418,6 +419,9 @@ mod tests {
             &["--senders", "4"],
             &["--count", "5", "--duration", "1"],
             &["--group", "127.0.0.1:5000"],
+            &["--interface", "::1"],
+            &["--interface", "0.0.0.0"],
+            &["--interface", "eth0"],
             &["--stack", "no-such-layer"],
             &["--bogus"],
         ] {

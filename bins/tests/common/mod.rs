@@ -1,6 +1,9 @@
 //! What the binaries' end-to-end tests share: run a built binary with a time limit, check
-//! that no member process outlived it, read fields of its JSON lines.
+//! that no member process outlived it, read fields of its JSON lines; and (`member`) the
+//! `thoth-member` process a test drives.
 #![allow(dead_code)]
+
+pub mod member;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

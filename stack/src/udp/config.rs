@@ -16,6 +16,7 @@
 
 use crate::ids::{EndpointId, fnv1a};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
 
 /// The default group: 239.84.72.1:47474 ("T", "H" in the organisation-local scope).
 pub const DEFAULT_GROUP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(239, 84, 72, 1)), 47474);
@@ -51,7 +52,9 @@ pub struct UdpConfig {
     /// Most datagrams per sendmmsg / recvmmsg (default 64).
     pub batch: usize,
     /// Bound of the application → driver command queue (default 8192 commands): `cast`
-    /// blocks and `try_cast` fails with `WouldBlock` when it is full.
+    /// blocks and `try_cast` fails with `WouldBlock` when it is full. It counts every
+    /// command accepted and not yet handed to the endpoint, those the driver keeps behind a
+    /// cast that flow control holds included.
     pub queue: usize,
     /// Bound of the same queue in payload bytes (default 4 MiB), so large messages do not
     /// pile up by the thousand; one command is always taken, however large.
@@ -67,6 +70,13 @@ pub struct UdpConfig {
     /// What `Handle::cast` does while flow control holds casts back: wait (`Block`, the
     /// default) or fail at once with `HandleError::WouldBlock`.
     pub flow: FlowPolicy,
+    /// Longest wait of `Handle::cast` (under `FlowPolicy::Block`) and `Handle::send` for
+    /// room in the command queue (default 5 s, JGroups' `max_block_time`); then they fail
+    /// with `HandleError::WouldBlock` and the message is not taken. A receiver that stopped
+    /// reading holds the sender's casts for as long as it stays in the view: this bounds
+    /// how long an application thread waits for it. `Duration::MAX`: as long as it takes
+    /// (until `shutdown`).
+    pub block_timeout: Duration,
     /// Drop the multicast loopback copies of this member's own casts in the kernel (a BPF
     /// filter on the multicast socket matching this member's unicast source address), instead
     /// of reading, checking and discarding each one as `rx_own` (default true). The endpoint
@@ -100,6 +110,7 @@ impl Default for UdpConfig {
             events: 65536,
             events_bytes: 32 << 20,
             flow: FlowPolicy::Block,
+            block_timeout: Duration::from_secs(5),
             filter_own: true,
         }
     }
@@ -233,6 +244,7 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1:0".parse().unwrap());
         assert_eq!((c.fanout, c.ttl, c.batch, c.queue, c.events), (false, 1, 64, 8192, 65536));
         assert_eq!((c.recv_buffer, c.send_buffer), (8 << 20, 4 << 20));
+        assert_eq!((c.flow, c.block_timeout), (FlowPolicy::Block, Duration::from_secs(5)));
         assert!(c.filter_own);
     }
 }

@@ -1,13 +1,16 @@
 //! The driver loop: one thread that owns the sockets and the endpoint and moves data between
 //! them and the handle's queues. Each turn it
 //!
+//! 0. stops at once if the handles asked it to (`Handle::shutdown`, the last handle
+//!    dropped), whatever it holds;
 //! 1. takes every queued command in one lock and feeds them to the endpoint (not while the
 //!    socket refuses datagrams or the outbox holds `SEND_ROUNDS` batches: then commands wait
 //!    and `cast` feels the backpressure), in order, until a cast meets flow control
-//!    (`Endpoint::can_cast` false): that cast and the commands behind it wait for credit,
-//!    and `Shared::flow_blocked` tells the handles (`FlowPolicy::WouldBlock`). The answers
-//!    to a view change (`Handle::block_ok`, `Handle::send_state`) do not wait behind such a
-//!    cast — the view change is what holds it — they are fetched past it and applied;
+//!    (`Endpoint::can_cast` false): that cast and the commands behind it (a leave among
+//!    them) wait for credit, still counted in the command queue's bound until applied, and
+//!    `Shared::flow_blocked` tells the handles (`FlowPolicy::WouldBlock`). The answers to a
+//!    view change (`Handle::block_ok`, `Handle::send_state`) do not wait behind such a cast
+//!    — the view change is what holds it — they are fetched past it and applied;
 //! 2. runs the endpoint's timers that are due;
 //! 3. reads each socket with `recvmmsg` (up to `RECV_ROUNDS` batches per socket per turn; a
 //!    socket that had nothing is skipped for a few turns while the driver stays busy) and
@@ -64,10 +67,12 @@
 //!
 //! With nothing to do it parks on the queues (see `queue`) and sleeps in `ppoll` on its
 //! sockets and its eventfd until the endpoint's next deadline. `Event::Exit` ends the loop
-//! after the remaining transmits are flushed (for at most a second); a closed command queue
-//! (shutdown, last handle dropped) ends it at once. Either way the event queue is closed
-//! with every event still pending appended, so none is lost. The endpoint's clock is the
-//! time since the thread started.
+//! after the remaining transmits are flushed (for at most a second); a stop (shutdown, last
+//! handle dropped) ends it at the start of the next turn, whatever it holds — casts held by
+//! flow control, events the application does not take, datagrams the socket refuses — after
+//! one non-blocking attempt to send what the outbox holds. Either way the event queue is
+//! closed with every event still pending appended, so none is lost. The endpoint's clock is
+//! the time since the thread started.
 //!
 //! Tested by the unit tests below (routes: configured, learned, forged, replaced when full,
 //! decoded from ids and renumbered when rebuilt; casts to members only, gossip to every
@@ -658,6 +663,10 @@ impl<L: Layer> Driver<L> {
     pub(crate) fn run(mut self) {
         let _guard = CloseOnDrop(self.shared.clone());
         loop {
+            if self.shared.is_stopping() {
+                self.finish(false);
+                return;
+            }
             let mut busy = false;
             // New commands only when the socket takes datagrams and the outbox is short:
             // otherwise `cast` waits (backpressure) instead of the outbox growing.
@@ -703,23 +712,26 @@ impl<L: Layer> Driver<L> {
 
     /// Feeds queued commands to the endpoint, in order, until a cast meets flow control
     /// (the rest wait for credit, except answers: see `take_answers`); true if any went in.
+    /// What went in gives its room in the command queue back.
     fn apply_commands(&mut self) -> bool {
         let now = self.now();
-        let mut applied = false;
+        let (mut items, mut bytes) = (0, 0);
         while let Some(cmd) = self.cmds.pop_front() {
             if matches!(cmd, Cmd::Cast(_)) && !self.ep.can_cast() && !self.ep.has_left() {
                 self.cmds.push_front(cmd);
-                if self.take_answers(now) {
+                let (n, b) = self.take_answers(now);
+                if n > 0 {
                     // An answer may have released the cast (the next view, say): look again.
-                    applied = true;
+                    (items, bytes) = (items + n, bytes + b);
                     continue;
                 }
                 break;
             }
-            applied = true;
+            (items, bytes) = (items + 1, bytes + self.shared.cmds.weigh(&cmd));
             self.apply(now, cmd);
         }
-        applied
+        self.shared.cmds.release(items, bytes);
+        items > 0
     }
 
     fn apply(&mut self, now: Time, cmd: Cmd) {
@@ -748,18 +760,19 @@ impl<L: Layer> Driver<L> {
 
     /// Applies the answers (`BlockOk`, `State`) waiting behind a cast that flow control holds:
     /// a view change holds casts until the application has answered, so answers must not
-    /// wait behind them. True if any was applied.
-    fn take_answers(&mut self, now: Time) -> bool {
+    /// wait behind them. Returns how many were applied and their weight.
+    fn take_answers(&mut self, now: Time) -> (usize, usize) {
         if self.shared.answers.load(Ordering::Relaxed) == 0 {
-            return false;
+            return (0, 0);
         }
         let (answers, rest): (VecDeque<Cmd>, VecDeque<Cmd>) = self.cmds.drain(..).partition(Cmd::is_answer);
         self.cmds = rest;
-        let any = !answers.is_empty();
+        let (n, mut bytes) = (answers.len(), 0);
         for cmd in answers {
+            bytes += self.shared.cmds.weigh(&cmd);
             self.apply(now, cmd);
         }
-        any
+        (n, bytes)
     }
 
     /// Reads the sockets (a quiet one only every `QUIET_SKIP` turns); true if a datagram
@@ -964,7 +977,7 @@ impl<L: Layer> Driver<L> {
         self.collect_transmits();
         self.flush(usize::MAX);
         let give_up = Instant::now() + EXIT_FLUSH;
-        while wait && !self.outbox.is_empty() && Instant::now() < give_up && !self.shared.cmds.is_closed() {
+        while wait && !self.outbox.is_empty() && Instant::now() < give_up && !self.shared.is_stopping() {
             let mut fds = [
                 libc::pollfd { fd: self.shared.wake.waker().fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: self.uni.as_raw_fd(), events: libc::POLLOUT, revents: 0 },

@@ -15,11 +15,25 @@
 //! takes the first view as final. `shutdown` stops and joins the driver; dropping the last
 //! clone does the same, so a forgotten handle leaks no thread and no socket.
 //!
+//! Every call returns within a bound: `cast` (under `FlowPolicy::Block`) and `send` wait
+//! at most `UdpConfig::block_timeout` for room; `leave`, `block_ok` and `send_state` never
+//! wait (they go into the queue whatever its bound: a leave must not wait behind casts
+//! that flow control holds, nor an answer behind the view change it ends); `recv_timeout`
+//! and `recv_many` wait at most their timeout; `shutdown` and the drop of the last handle
+//! return once the driver has ended, which it does within one turn of its loop whatever it
+//! holds (casts held by flow control, a full event queue, a socket that refuses
+//! datagrams), and at the latest after `SHUTDOWN_WAIT`. Only `recv` waits for as long as
+//! the driver runs, as documented.
+//!
 //! Tested by the unit tests below (command weights), `stack/tests/udp.rs` (handle
 //! semantics, shutdown promptness, blocked senders released with `Stopped`, drop without
-//! shutdown frees the sockets) and `stack/tests/udp_routes.rs` (the view follows
-//! `Event::View`, `block_ok` / `send_state` reach the endpoint past held casts, a joining
-//! endpoint starts provisional).
+//! shutdown frees the sockets), `stack/tests/udp_bounds.rs` (shutdown and drop while flow
+//! control holds casts, the queue's bound counting held commands, `block_timeout`, `leave`
+//! and answers on a full queue, the leave after the held casts, a driver stuck in a layer),
+//! `layers/tests/flow_shutdown.rs` (the same with the real `flow` layer and a receiver
+//! that stopped reading) and `stack/tests/udp_routes.rs` (the view follows `Event::View`,
+//! `block_ok` / `send_state` reach the endpoint past held casts, a joining endpoint starts
+//! provisional).
 
 use super::config::FlowPolicy;
 use super::driver::{Driver, DriverStats, Routes};
@@ -35,9 +49,15 @@ use core::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Longest `Handle::shutdown` (or the drop of the last handle) waits for the driver thread
+/// to end. The driver ends within one turn of its loop (milliseconds) whatever it holds; a
+/// thread still running after this is stuck in a layer's code, and is left to end on its
+/// own (its sockets close when it does).
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a handle call did not go through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +152,8 @@ impl WakeSignal {
 
 /// What the handles and the driver share.
 pub(crate) struct Shared {
+    /// Commands, bounded by `UdpConfig::queue` / `queue_bytes` counting those the driver
+    /// took and has not applied yet (see `queue`).
     pub(crate) cmds: Queue<Cmd>,
     pub(crate) events: Queue<Event>,
     pub(crate) wake: Arc<WakeSignal>,
@@ -144,6 +166,12 @@ pub(crate) struct Shared {
     /// any, the driver fetches commands past a held cast.
     pub(crate) answers: AtomicUsize,
     policy: FlowPolicy,
+    block_timeout: Duration,
+    /// Set by `stop`; the driver looks at it every turn, whatever it holds.
+    stopping: AtomicBool,
+    /// The driver thread has ended (set by its last guard, even after a panic).
+    ended: Mutex<bool>,
+    ended_cv: Condvar,
     me: EndpointId,
     max_payload: usize,
     /// The endpoint's current view, published by the driver when the endpoint announces one.
@@ -169,10 +197,41 @@ impl Shared {
         s
     }
 
-    /// Ends the driver's work: queues closed (blocked callers released), driver woken.
+    /// Ends the driver's work: flagged for the driver's next turn, command queue closed
+    /// (blocked callers released), driver woken.
     pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.cmds.close();
         self.wake.wake();
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `limit` for the driver thread to end; true if it has.
+    fn wait_ended(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            ended = self.ended_cv.wait_timeout(ended, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        true
+    }
+}
+
+/// Marks the driver thread's end when dropped: after the driver (its sockets closed), on
+/// return and on a panic alike.
+struct Ended(Arc<Shared>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        *self.0.ended.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0.ended_cv.notify_all();
     }
 }
 
@@ -183,11 +242,16 @@ struct Owner {
 }
 
 impl Owner {
+    /// Stops the driver and joins it, waiting at most `SHUTDOWN_WAIT` (a thread still
+    /// running then is detached: it ends by itself once the layer that holds it returns).
     fn stop(&self) -> DriverStats {
         self.shared.stop();
         let t = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(t) = t {
-            // A panic in a layer ended the thread; its guard closed the queues already.
+        if let Some(t) = t
+            && self.shared.wait_ended(SHUTDOWN_WAIT)
+        {
+            // Ended: the join is immediate. A panic in a layer ended the thread; its guard
+            // closed the queues already.
             let _ = t.join();
         }
         self.shared.snapshot()
@@ -250,14 +314,19 @@ pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers:
         flow_blocked: AtomicBool::new(!endpoint.can_cast()),
         answers: AtomicUsize::new(0),
         policy: cfg.flow,
+        block_timeout: cfg.block_timeout,
+        stopping: AtomicBool::new(false),
+        ended: Mutex::new(false),
+        ended_cv: Condvar::new(),
         me: endpoint.me(),
         max_payload: endpoint.max_payload(),
         view: Mutex::new(Arc::new(endpoint.view().clone())),
     });
     let for_driver = shared.clone();
-    let thread = thread::Builder::new()
-        .name("thoth-driver".into())
-        .spawn(move || Driver::new(endpoint, sockets, routes, for_driver).run())?;
+    let thread = thread::Builder::new().name("thoth-driver".into()).spawn(move || {
+        let _ended = Ended(for_driver.clone());
+        Driver::new(endpoint, sockets, routes, for_driver).run()
+    })?;
     let owner = Arc::new(Owner { shared: shared.clone(), thread: Mutex::new(Some(thread)) });
     Ok(Handle { shared, owner })
 }
@@ -297,16 +366,16 @@ impl Handle {
         }
     }
 
-    /// Queues an answer to a view-change event; it overtakes casts that flow control (the
-    /// view change) holds in the driver. Not refused after `leave`: a leaving member takes
-    /// part in the view change that excludes it (the endpoint ignores answers once it has
-    /// exited).
+    /// Queues an answer to a view-change event, whatever the queue's bound (never waits):
+    /// the casts that fill the queue are held by the very view change it answers. It
+    /// overtakes those casts in the driver. Not refused after `leave`: a leaving member
+    /// takes part in the view change that excludes it (the endpoint ignores answers once it
+    /// has exited).
     fn answer(&self, cmd: Cmd) -> Result<(), HandleError> {
-        // Counted before it is queued, and the driver woken, so that a driver holding a cast
-        // fetches it even while the queue is full.
+        // Counted before it is queued (the driver's count must not go below zero), and the
+        // driver woken after: one holding a cast fetches commands only while answers wait.
         self.shared.answers.fetch_add(1, Ordering::Relaxed);
-        self.shared.wake.wake();
-        match self.shared.cmds.push(cmd) {
+        match self.shared.cmds.push_over(cmd) {
             Ok(()) => {
                 self.shared.wake.wake();
                 Ok(())
@@ -326,21 +395,30 @@ impl Handle {
 
     /// Answers `Event::StateRequest` with the application's state as of now (see
     /// `Endpoint::send_state`). Its bytes count in the command queue's byte bound
-    /// (`UdpConfig::queue_bytes`) like a cast's; it waits while the queue is full, and goes
-    /// ahead of casts the view change holds back.
+    /// (`UdpConfig::queue_bytes`) like a cast's, but it never waits for room, and goes ahead
+    /// of casts the view change holds back.
     pub fn send_state(&self, state: Bytes) -> Result<(), HandleError> {
         self.answer(Cmd::State(state))
     }
 
     /// Multicasts `data` to the view. Under `FlowPolicy::Block` (the default) it waits while
-    /// the command queue is full (which it becomes while flow control holds casts back);
-    /// under `FlowPolicy::WouldBlock` it is `try_cast`.
+    /// the command queue is full (which it becomes while flow control holds casts back), at
+    /// most `UdpConfig::block_timeout`, then fails with `WouldBlock`; under
+    /// `FlowPolicy::WouldBlock` it is `try_cast`.
     pub fn cast(&self, data: Bytes) -> Result<(), HandleError> {
         if self.shared.policy == FlowPolicy::WouldBlock {
             return self.try_cast(data);
         }
         self.admit(data.len(), None)?;
-        self.shared.cmds.push(Cmd::Cast(data)).map_err(|_| HandleError::Stopped)
+        self.push(Cmd::Cast(data))
+    }
+
+    /// Queues `cmd`, waiting at most `block_timeout` for room.
+    fn push(&self, cmd: Cmd) -> Result<(), HandleError> {
+        self.shared.cmds.push_timeout(cmd, self.shared.block_timeout).map_err(|e| match e {
+            PushError::Full(_) => HandleError::WouldBlock,
+            PushError::Closed(_) => HandleError::Stopped,
+        })
     }
 
     /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full or
@@ -356,18 +434,21 @@ impl Handle {
         })
     }
 
-    /// Sends `data` to the member `to` (which may be this one); waits while the queue is full.
+    /// Sends `data` to the member `to` (which may be this one); waits while the queue is
+    /// full, at most `UdpConfig::block_timeout` (then `WouldBlock`).
     pub fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
         self.admit(data.len(), Some(to))?;
-        self.shared.cmds.push(Cmd::Send(to, data)).map_err(|_| HandleError::Stopped)
+        self.push(Cmd::Send(to, data))
     }
 
-    /// Leaves the group: casts and sends from now on fail with `Cast(Left)`; `Event::Exit`
-    /// follows the events already on their way, then the driver stops.
+    /// Leaves the group, after the casts and sends accepted before (they go first, in
+    /// order, held ones included as flow control releases them): casts and sends from now
+    /// on fail with `Cast(Left)`; `Event::Exit` follows the events already on their way,
+    /// then the driver stops. Never waits: the leave is queued whatever the queue's bound.
     pub fn leave(&self) {
         if !self.shared.left.swap(true, Ordering::Relaxed) {
             // Closed: the driver is gone already; nothing to leave.
-            let _ = self.shared.cmds.push(Cmd::Leave);
+            let _ = self.shared.cmds.push_over(Cmd::Leave);
         }
     }
 
@@ -404,8 +485,11 @@ impl Handle {
     }
 
     /// Stops the driver (promptly: it is woken; blocked senders get `Stopped`), joins its
-    /// thread and returns its final statistics. Other clones then get `Stopped` from commands
-    /// and, once they have taken the events still queued, `None` from `recv`.
+    /// thread and returns its final statistics. Commands not yet applied are dropped (casts
+    /// held by flow control among them; `leave` first to have them go). The driver ends
+    /// within one turn of its loop whatever it holds; this returns at the latest after
+    /// `SHUTDOWN_WAIT`. Other clones then get `Stopped` from commands and, once they have
+    /// taken the events still queued, `None` from `recv`.
     pub fn shutdown(self) -> DriverStats {
         self.owner.stop()
     }

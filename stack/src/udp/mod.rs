@@ -23,7 +23,9 @@
 //! Tested by the unit tests of each file, `stack/tests/udp.rs` (real sockets on loopback, and
 //! IPv6 inside a network namespace the test creates when the host's `lo` cannot carry IPv6
 //! multicast), `stack/tests/udp_routes.rs` (learned and decoded routes, the handle's view,
-//! view-change answers, joining) and `stack/tests/loom_queue.rs` (the queue under loom).
+//! view-change answers, joining), `stack/tests/udp_bounds.rs` (every handle call and the
+//! shutdown return within a bound, under back-pressure too) and `stack/tests/loom_queue.rs`
+//! (the queue under loom).
 
 mod config;
 mod driver;
@@ -35,7 +37,7 @@ mod sys;
 
 pub use config::{DEFAULT_GROUP, FlowPolicy, UdpConfig, endpoint_addr, endpoint_id};
 pub use driver::DriverStats;
-pub use handle::{Handle, HandleError, spawn};
+pub use handle::{Handle, HandleError, SHUTDOWN_WAIT, spawn};
 pub use socket::{Granted, Sockets};
 
 /// The index of the network interface that holds `addr` (`::1`, `127.0.0.1`: `lo`); 0 for

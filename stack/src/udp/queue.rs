@@ -13,16 +13,22 @@
 //!
 //! The bound is a number of items and, optionally, a number of bytes (each item weighed by a
 //! function given at creation): the queue is full when either is reached, except that an
-//! empty queue always takes one item, however large.
+//! empty queue always takes one item, however large. Items the driver took with
+//! `drain_into` still count until it `release`s them (it has handed them to the endpoint):
+//! the driver keeps the commands that wait behind a cast flow control holds, and without
+//! this the application could queue a full bound more behind them — twice the bound
+//! accepted and not yet applied. `push_over` ignores the bound, for the few commands that
+//! must never wait (a leave, the answers to a view change; at most one per call).
 //!
 //! Condition variables are signalled only when someone waits on them (a waiter count under
 //! the lock), so an uncontended push or pop makes no futex call. `close` releases every
 //! blocked producer (their item comes back) and lets consumers drain what is left, then see
-//! the end.
+//! the end. Every wait has a deadline if the caller gives one (`push_timeout`,
+//! `pop_timeout`, `drain_wait`).
 //!
 //! Tested by the unit tests below and by the loom model `stack/tests/loom_queue.rs` (no lost
-//! or duplicated item, FIFO per producer, blocked producers released by a consumer and by
-//! close, close seen after draining, no lost unpark).
+//! or duplicated item, FIFO per producer, blocked producers released by a consumer, by a
+//! release of held items and by close, close seen after draining, no lost unpark).
 
 use super::sync::{Condvar, Mutex, MutexGuard, lock, wait, wait_timeout};
 use core::fmt;
@@ -74,6 +80,10 @@ struct Inner<T> {
     items: VecDeque<T>,
     /// Total weight of `items`.
     bytes: usize,
+    /// Items taken by `drain_into` and not yet `release`d, and their weight: they still
+    /// count against the bound.
+    held: usize,
+    held_bytes: usize,
     closed: bool,
     producers_waiting: usize,
     consumers_waiting: usize,
@@ -104,6 +114,8 @@ impl<T> Queue<T> {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 bytes: 0,
+                held: 0,
+                held_bytes: 0,
                 closed: false,
                 producers_waiting: 0,
                 consumers_waiting: 0,
@@ -126,7 +138,13 @@ impl<T> Queue<T> {
     }
 
     fn has_room(&self, g: &Inner<T>) -> bool {
-        g.items.is_empty() || (g.items.len() < self.cap && g.bytes < self.byte_cap)
+        let n = g.items.len() + g.held;
+        n == 0 || (n < self.cap && g.bytes + g.held_bytes < self.byte_cap)
+    }
+
+    /// The weight of `item` in the byte bound (what `release` is told).
+    pub fn weigh(&self, item: &T) -> usize {
+        (self.weigh)(item)
     }
 
     fn put(&self, g: &mut Inner<T>, item: T) {
@@ -180,17 +198,46 @@ impl<T> Queue<T> {
 
     /// Adds `item`, waiting while the queue is full; hands it back if the queue is closed.
     pub fn push(&self, item: T) -> Result<(), T> {
+        self.push_until(item, None).map_err(PushError::into_inner)
+    }
+
+    /// Adds `item`, waiting at most `timeout` while the queue is full (`Full` then, the item
+    /// handed back); a timeout too large to represent waits as long as it takes.
+    pub fn push_timeout(&self, item: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(item, Instant::now().checked_add(timeout))
+    }
+
+    fn push_until(&self, item: T, deadline: Option<Instant>) -> Result<(), PushError<T>> {
         let mut g = lock(&self.inner);
         loop {
             if g.closed {
-                return Err(item);
+                return Err(PushError::Closed(item));
             }
             if self.has_room(&g) {
                 break;
             }
             g.producers_waiting += 1;
-            g = wait(&self.not_full, g);
+            g = match left(deadline) {
+                Some(d) if d.is_zero() => {
+                    g.producers_waiting -= 1;
+                    return Err(PushError::Full(item));
+                }
+                Some(d) => wait_timeout(&self.not_full, g, d),
+                None => wait(&self.not_full, g),
+            };
             g.producers_waiting -= 1;
+        }
+        self.put(&mut g, item);
+        self.pushed(g, 1);
+        Ok(())
+    }
+
+    /// Adds `item` whatever the bound (never waits); hands it back if the queue is closed.
+    /// For commands that must not wait behind the ones they are meant to overtake or follow.
+    pub fn push_over(&self, item: T) -> Result<(), T> {
+        let mut g = lock(&self.inner);
+        if g.closed {
+            return Err(item);
         }
         self.put(&mut g, item);
         self.pushed(g, 1);
@@ -244,16 +291,30 @@ impl<T> Queue<T> {
     }
 
     /// Takes every queued item into `out` in one lock. Never waits. Clears the driver's item
-    /// park (the driver is awake: it is the one draining).
+    /// park (the driver is awake: it is the one draining). The items taken still count
+    /// against the bound until `release`d: no room appears here.
     pub fn drain_into(&self, out: &mut VecDeque<T>) -> Drained {
         let mut g = lock(&self.inner);
         if g.park == Park::ForItems {
             g.park = Park::No;
         }
+        g.held_bytes += g.bytes;
         let taken = self.take_all(&mut g, out);
-        let closed = g.closed;
-        self.popped(g, taken);
-        Drained { taken, closed }
+        g.held += taken;
+        Drained { taken, closed: g.closed }
+    }
+
+    /// The driver is done with `items` of the items it took by `drain_into`, weighing
+    /// `bytes` (`weigh`): their room goes back to the producers.
+    pub fn release(&self, items: usize, bytes: usize) {
+        if items == 0 {
+            return;
+        }
+        let mut g = lock(&self.inner);
+        debug_assert!(items <= g.held && bytes <= g.held_bytes, "released more than was taken");
+        g.held = g.held.saturating_sub(items);
+        g.held_bytes = g.held_bytes.saturating_sub(bytes);
+        self.popped(g, items);
     }
 
     pub fn try_pop(&self) -> Option<T> {
@@ -421,6 +482,8 @@ mod tests {
         assert_eq!(q.drain_into(&mut out), Drained { taken: 3, closed: false });
         assert_eq!(out, [0, 1, 2]);
         assert!(q.is_empty());
+        assert_eq!(q.try_push(3), Err(PushError::Full(3)), "taken, not released: still counted");
+        q.release(3, 0);
         let mut src: VecDeque<i32> = (10..15).collect();
         assert_eq!(q.push_from(&mut src), 3);
         assert_eq!(src, [13, 14]);
@@ -442,6 +505,8 @@ mod tests {
         assert!(matches!(q.try_push(vec![3]), Err(PushError::Full(_))), "12 bytes >= 10");
         let mut out = VecDeque::new();
         assert_eq!(q.drain_into(&mut out).taken, 3);
+        assert!(matches!(q.try_push(vec![3]), Err(PushError::Full(_))), "12 bytes taken, not released");
+        q.release(3, out.iter().map(|v| q.weigh(v)).sum());
         let mut src: VecDeque<Vec<u8>> = (0..5).map(|_| vec![4; 6]).collect();
         assert_eq!(q.push_from(&mut src), 2, "6 bytes < 10 takes a second, 12 stops");
         assert_eq!(q.pop(), Some(vec![4; 6]));
@@ -505,6 +570,48 @@ mod tests {
         assert!(q.park_if_empty());
         q.close();
         assert_eq!(hits.load(Ordering::SeqCst), 3, "close unparks");
+    }
+
+    #[test]
+    fn taken_items_count_until_released() {
+        let q = Queue::new(4).with_byte_cap(100, |v: &Vec<u8>| v.len());
+        let mut held = VecDeque::new();
+        q.try_push(vec![1; 30]).unwrap();
+        q.try_push(vec![2; 30]).unwrap();
+        assert_eq!(q.drain_into(&mut held).taken, 2);
+        q.try_push(vec![3; 30]).unwrap();
+        q.try_push(vec![4; 30]).unwrap(); // 4 items, 120 bytes: queued and taken together
+        assert!(matches!(q.try_push(vec![5]), Err(PushError::Full(_))), "two queued plus two held");
+        assert_eq!(q.push_timeout(vec![5], Duration::from_millis(20)), Err(PushError::Full(vec![5])));
+        // One applied: still 90 bytes of 100 and 3 items of 4 counted, room for one.
+        let first = held.pop_front().unwrap();
+        q.release(1, q.weigh(&first));
+        q.try_push(vec![5; 10]).unwrap();
+        assert!(matches!(q.try_push(vec![6]), Err(PushError::Full(_))));
+        // push_over ignores the bound, and a closed queue hands everything back.
+        q.push_over(vec![7]).unwrap();
+        assert_eq!(q.len(), 4);
+        q.close();
+        assert_eq!(q.push_over(vec![8]), Err(vec![8]));
+        assert_eq!(q.push_timeout(vec![9], Duration::from_secs(5)), Err(PushError::Closed(vec![9])));
+    }
+
+    #[test]
+    fn a_release_frees_a_blocked_producer() {
+        let q = Arc::new(Queue::new(1));
+        q.try_push(0u32).unwrap();
+        let mut held = VecDeque::new();
+        assert_eq!(q.drain_into(&mut held).taken, 1);
+        let p = {
+            let q = q.clone();
+            thread::spawn(move || q.push_timeout(1, Duration::from_secs(10)))
+        };
+        // The producer waits: the taken item still fills the queue.
+        thread::sleep(Duration::from_millis(20));
+        assert!(q.is_empty() && !p.is_finished());
+        q.release(1, 0);
+        assert_eq!(p.join().unwrap(), Ok(()));
+        assert_eq!(q.try_pop(), Some(1));
     }
 
     #[test]

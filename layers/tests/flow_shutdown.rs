@@ -1,0 +1,119 @@
+//! Shutting down under flow control over real UDP sockets (loopback multicast): a member
+//! whose application stopped reading holds a sender's casts (`flow:stable:nak`), a thread of
+//! the sender waits in `Handle::cast` (`FlowPolicy::Block`), and both the sender's
+//! `shutdown` and the drop of the stalled reader's last handle must return promptly, with
+//! the driver really ended (its socket closed) and the waiting thread released with
+//! `Stopped`. Every wait is bounded; every driver is stopped.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+use thoth_layers::flow::{Config, Flow};
+use thoth_layers::nak::{self, Nak};
+use thoth_layers::stable::{self, Stable};
+use thoth_stack::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
+use thoth_stack::*;
+
+const MS: Duration = Duration::from_millis(1);
+/// Far above one turn of a driver under any load, below `udp::SHUTDOWN_WAIT`: a driver that
+/// did not end by itself (and was given up on) fails the test.
+const PROMPT: Duration = Duration::from_millis(500);
+
+fn random_group() -> SocketAddr {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let r = h.finish();
+    let ip = std::net::Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
+    SocketAddr::new(ip.into(), 20_000 + ((r >> 24) % 40_000) as u16)
+}
+
+fn stack(fc: Config) -> impl Fn(&View) -> Stack + Clone + Send + 'static {
+    move |_view: &View| {
+        let nc = nak::Config { nak_delay: MS, nak_interval: 3 * MS, rtx_interval: MS, ..nak::Config::default() };
+        Stack::builder()
+            .push(Flow::new(fc.clone()))
+            .push(Stable::new(stable::Config { period: 3 * MS }))
+            .push(Nak::new(nc))
+            .build()
+            .expect("stack")
+    }
+}
+
+#[test]
+fn shutdown_and_drop_are_prompt_while_a_stalled_reader_holds_the_casts() {
+    let cfg = UdpConfig {
+        group: random_group(),
+        flow: FlowPolicy::Block,
+        block_timeout: Duration::MAX,
+        events: 32,
+        queue: 64,
+        ..UdpConfig::default()
+    };
+    let socks: Vec<Sockets> = (0..2).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
+    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
+    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
+    let group = GroupId(u64::from(addrs[0].port()) << 16 | 9);
+    let fc = Config { credits: 16 * 1024, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
+    let mut handles: Vec<Handle> = socks
+        .into_iter()
+        .map(|s| {
+            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), stack(fc.clone()))
+                .expect("endpoint");
+            udp::spawn(s, ep, &addrs).expect("spawn")
+        })
+        .collect();
+    let (reader, sender) = (handles.pop().unwrap(), handles.pop().unwrap());
+
+    // The reader's application takes nothing; the sender casts until it waits for good.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let casting = {
+        let (h, accepted) = (sender.clone(), accepted.clone());
+        thread::spawn(move || {
+            for k in 0..1_000_000u32 {
+                if let Err(e) = h.cast(Bytes::from(vec![k as u8; 500])) {
+                    return e;
+                }
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+            panic!("a million casts accepted while the reader read nothing");
+        })
+    };
+    let (start, mut last, mut since) = (Instant::now(), 0, Instant::now());
+    let stalled = loop {
+        while sender.try_recv().is_some() {} // the sender's own application keeps reading
+        let now = accepted.load(Ordering::SeqCst);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() > Duration::from_millis(300) {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        thread::sleep(MS);
+    };
+    assert!(stalled, "the sender was never held back: {last} casts accepted in 10 s");
+    assert!(!casting.is_finished(), "the casting thread gave up: {:?}", casting.join());
+    assert_eq!(sender.try_cast(Bytes::new()), Err(HandleError::WouldBlock), "flow control holds the casts");
+    println!("held after {last} casts accepted");
+
+    let t = Instant::now();
+    sender.shutdown();
+    let took = t.elapsed();
+    println!("the sender's shutdown took {took:?}");
+    assert!(took < PROMPT, "shutdown while flow control holds casts took {took:?}");
+    assert!(UdpSocket::bind(addrs[0]).is_ok(), "shutdown returned before the driver ended");
+    assert_eq!(casting.join().expect("casting thread"), HandleError::Stopped, "the waiting cast is released");
+
+    // The stalled reader: its event queue is full and its driver has stopped reading.
+    assert!(reader.stats().events_full > 0, "the reader's event queue never filled: {:?}", reader.stats());
+    let t = Instant::now();
+    drop(reader);
+    let took = t.elapsed();
+    println!("dropping the stalled reader took {took:?}");
+    assert!(took < PROMPT, "dropping a handle whose application stopped reading took {took:?}");
+    assert!(UdpSocket::bind(addrs[1]).is_ok(), "the drop returned before the driver ended");
+}
