@@ -30,7 +30,7 @@ use crate::time::Time;
 use bytes::Bytes;
 use core::fmt;
 use smallvec::SmallVec;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -46,8 +46,11 @@ pub struct Config {
     pub seed: u64,
     /// Largest datagram this endpoint sends (frame included).
     pub max_datagram: usize,
-    /// Bytes of datagrams from a later view kept until that view is installed.
+    /// Bytes of datagrams from a later view kept until that view is installed, in all and
+    /// per source (a forger using one member's name cannot crowd out the others' early
+    /// datagrams; what is refused is counted in `Stats::rx_hold_overflow`).
     pub hold_bytes: usize,
+    pub hold_per_source: usize,
     /// The application takes part in state transfer (`Event::StateRequest`, `Event::State`).
     /// Without it the endpoint answers state requests with an empty state itself.
     pub transfer_state: bool,
@@ -62,6 +65,7 @@ impl Config {
             seed: me.0,
             max_datagram: MAX_UDP_PAYLOAD,
             hold_bytes: 4 << 20,
+            hold_per_source: 1 << 20,
             transfer_state: false,
         }
     }
@@ -242,6 +246,8 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     events: VecDeque<Event>,
     held: VecDeque<Bytes>,
     held_bytes: usize,
+    /// Bytes held per source (sources of the held datagrams only).
+    held_from: BTreeMap<EndpointId, usize>,
     memo: Memo,
     /// The view the membership layer asked for, installed once the current input is handled.
     next_view: Option<View>,
@@ -283,6 +289,7 @@ impl<L: Layer> Endpoint<L> {
             events: VecDeque::new(),
             held: VecDeque::new(),
             held_bytes: 0,
+            held_from: BTreeMap::new(),
             memo: Memo::new(),
             next_view: None,
             answers: VecDeque::new(),
@@ -428,7 +435,7 @@ impl<L: Layer> Endpoint<L> {
             self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
         } else if frame.view != self.view.id {
             if frame.view.ltime > self.view.id.ltime {
-                self.hold(data);
+                self.hold(frame.src, data);
             } else {
                 s.rx_other_view += 1;
             }
@@ -442,13 +449,15 @@ impl<L: Layer> Endpoint<L> {
         }
     }
 
-    fn hold(&mut self, data: Bytes) {
-        if self.held_bytes + data.len() > self.cfg.hold_bytes {
+    fn hold(&mut self, src: EndpointId, data: Bytes) {
+        let from = self.held_from.get(&src).copied().unwrap_or(0);
+        if self.held_bytes + data.len() > self.cfg.hold_bytes || from + data.len() > self.cfg.hold_per_source {
             self.stats.rx_hold_overflow += 1;
             return;
         }
         self.stats.rx_held += 1;
         self.held_bytes += data.len();
+        self.held_from.insert(src, from + data.len());
         self.held.push_back(data);
     }
 
@@ -467,6 +476,7 @@ impl<L: Layer> Endpoint<L> {
         self.events.push_back(Event::View(view));
         self.handle_timeout(now);
         self.held_bytes = 0;
+        self.held_from.clear();
         for d in core::mem::take(&mut self.held) {
             self.stats.rx_datagrams -= 1; // counted again on replay
             self.stats.rx_bytes -= d.len() as u64;
@@ -697,5 +707,21 @@ mod tests {
         assert_eq!(ep.poll_event(), Some(Event::Cast { from: EndpointId(2), data: Bytes::from_static(b"a") }));
         assert_eq!(ep.stats().rx_datagrams, 2);
         assert_eq!(ep.stats().rx_accepted, 1);
+    }
+
+    #[test]
+    fn one_source_cannot_take_all_the_room_held_for_a_later_view() {
+        let members = vec![EndpointId(1), EndpointId(2), EndpointId(3)];
+        let mut cfg = Config::new(GroupId(1), EndpointId(1), members.clone());
+        cfg.hold_bytes = 4 * (FRAME_LEN + 1);
+        cfg.hold_per_source = 2 * (FRAME_LEN + 1);
+        let mut ep = Endpoint::new(cfg, |_: &View| Bare).unwrap();
+        let next = ViewId { ltime: 2, coord: EndpointId(1) };
+        for b in [b"a", b"b", b"c"] {
+            ep.handle_datagram(Time::ZERO, frame_bytes(next, EndpointId(2), b));
+        }
+        ep.handle_datagram(Time::ZERO, frame_bytes(next, EndpointId(3), b"x"));
+        assert_eq!((ep.stats().rx_held, ep.stats().rx_hold_overflow), (3, 1), "the third from e2 is refused");
+        assert_eq!(ep.held_bytes(), 3 * (FRAME_LEN + 1));
     }
 }
