@@ -150,7 +150,8 @@ fn clean_view_change_reports_nothing_and_digests_agree() {
         Tally { sender: EndpointId(2), count: 1, hash: hash(&["b"]) },
         Tally { sender: EndpointId(3), count: 1, hash: hash(&["c"]) },
     ];
-    let kept = History { moves: vec![Kept { prev: vid(1, 1), next: vid(2, 1), digest: want.clone() }] };
+    let kept =
+        History { moves: vec![Kept { prev: vid(1, 1), next: vid(2, 1), digest: want.clone() }], reported: vec![] };
     assert_eq!(from_slice::<History>(&h0.memo[KEY]), Ok(kept.clone()));
     assert_eq!(from_slice::<History>(&h1.memo[KEY]), Ok(kept));
     let mut d = d0.clone();
@@ -227,13 +228,26 @@ fn a_comparison_lost_with_its_view_is_made_in_the_next_one() {
     }
     let (mut h1, mut c1, _) = next.pop().expect("two members");
     let (_, _, from0) = next.pop().expect("two members");
-    for m in from0 {
+    for m in from0.clone() {
         h1.up(&mut c1, T0, cast_up(0, m));
     }
     let errors = ups(&mut h1);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].starts_with("error: agreement from rank 0 at rank 1: e2 and e1 both came from view v1@e1"));
     assert_eq!((counter(&c1, "digests_compared"), c1.reporter().count("agreement")), (2, 1));
+    // In the view after, the same comparison comes again: not reported twice.
+    let v4 = view(4, &[1, 2]);
+    h1.up(&mut c1, T0, Up::Install(v4.clone()));
+    h1.take_up();
+    h1.install(v4, EndpointId(2));
+    let mut c1 = ChkVsync::new();
+    h1.timeout(&mut c1, T0);
+    h1.take_dn();
+    for m in from0 {
+        h1.up(&mut c1, T0, cast_up(0, m));
+    }
+    assert!(ups(&mut h1).is_empty());
+    assert_eq!((counter(&c1, "digests_compared"), c1.violations()), (2, 0));
 }
 
 #[test]
@@ -374,7 +388,8 @@ fn header_and_memo_round_trip() {
         }
         let k = Kept { prev: vid(*lt, *co), next: vid(*lt2, *co), digest };
         assert_eq!(from_slice::<Kept>(&to_vec(&k)), Ok(k.clone()));
-        let h = History { moves: vec![k; usize::from(*tag % 4)] };
+        let reported = vec![(vid(*lt2, *co), EndpointId(*co)); usize::from(*tag % 3)];
+        let h = History { moves: vec![k; usize::from(*tag % 4)], reported };
         assert_eq!(from_slice::<History>(&to_vec(&h)), Ok(h));
     });
 }

@@ -63,6 +63,9 @@ use thoth_stack::{
 pub const KEY: &str = "chk_vsync";
 /// Moves whose digests the memo keeps.
 pub const KEEP_VIEWS: usize = 8;
+/// Divergences already reported that the memo keeps, so a later view's repeat of the same
+/// comparison does not report one twice.
+pub const KEEP_REPORTED: usize = 64;
 
 /// Deliveries of one sender in one view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,20 +186,30 @@ pub struct Kept {
 }
 
 /// What a stack keeps for the next ones (memo key `chk_vsync`): its last moves, oldest first,
-/// at most `KEEP_VIEWS`.
+/// at most `KEEP_VIEWS`, and the divergences it reported (the view and the other member),
+/// newest last, at most `KEEP_REPORTED`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct History {
     pub moves: Vec<Kept>,
+    pub reported: Vec<(ViewId, EndpointId)>,
 }
 
 impl Wire for History {
     fn encoded_len(&self) -> usize {
-        var_len(self.moves.len() as u64) + self.moves.iter().map(Wire::encoded_len).sum::<usize>()
+        var_len(self.moves.len() as u64)
+            + self.moves.iter().map(Wire::encoded_len).sum::<usize>()
+            + var_len(self.reported.len() as u64)
+            + self.reported.iter().map(|(v, p)| view_len(*v) + var_len(p.0)).sum::<usize>()
     }
     fn encode(&self, w: &mut Writer<'_>) {
         w.put_var(self.moves.len() as u64);
         for k in &self.moves {
             k.encode(w);
+        }
+        w.put_var(self.reported.len() as u64);
+        for (v, p) in &self.reported {
+            put_view(w, *v);
+            w.put_var(p.0);
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<History, WireError> {
@@ -204,7 +217,13 @@ impl Wire for History {
         if n > KEEP_VIEWS as u64 {
             return Err(WireError::BadValue);
         }
-        Ok(History { moves: (0..n).map(|_| Kept::decode(r)).collect::<Result<_, _>>()? })
+        let moves = (0..n).map(|_| Kept::decode(r)).collect::<Result<_, _>>()?;
+        let n = r.var()?;
+        if n > KEEP_REPORTED as u64 {
+            return Err(WireError::BadValue);
+        }
+        let reported = (0..n).map(|_| Ok((get_view(r)?, EndpointId(r.var()?)))).collect::<Result<_, _>>()?;
+        Ok(History { moves, reported })
     }
 }
 
@@ -364,14 +383,17 @@ impl ChkVsync {
         match self.came_from.moves.iter().find(|k| k.prev == prev && k.next == next) {
             Some(k) => {
                 self.digests_compared += 1;
-                if k.digest != digest {
+                let peer = cx.view.member(from).unwrap_or_default();
+                if k.digest != digest && !self.came_from.reported.contains(&(prev, peer)) {
                     let me = cx.view.member(cx.rank).unwrap_or_default();
-                    let peer = cx.view.member(from).unwrap_or_default();
                     let detail = format!(
                         "{me} and {peer} both came from view {prev:?} with different deliveries: {}",
                         difference(&k.digest, &digest, me, peer)
                     );
                     self.violation("agreement", from, detail, cx);
+                    self.came_from.reported.push((prev, peer));
+                    let drop = self.came_from.reported.len().saturating_sub(KEEP_REPORTED);
+                    self.came_from.reported.drain(..drop);
                 }
             }
             None => self.digests_other += 1,
@@ -499,7 +521,7 @@ mod tests {
         assert_eq!(from_slice::<Hdr>(&[2, 1, 1, 2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f]), Err(WireError::Truncated));
         // A memo of more moves than are kept is refused.
         let k = Kept { prev: v, next, digest: vec![] };
-        let h = History { moves: vec![k; KEEP_VIEWS + 1] };
+        let h = History { moves: vec![k; KEEP_VIEWS + 1], reported: vec![] };
         assert_eq!(from_slice::<History>(&to_vec(&h)), Err(WireError::BadValue));
     }
 
