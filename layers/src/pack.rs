@@ -217,7 +217,7 @@ impl Pack {
             }
         };
         self.received_packed += 1;
-        let pinned = msg.pinned();
+        let (datagram, pinned) = (msg.datagram(), msg.pinned());
         let data = msg.into_payload();
         let mut at = 0;
         for _ in 0..count {
@@ -231,7 +231,7 @@ impl Pack {
                 self.bad_entry += 1;
                 return;
             };
-            cx.up(up(Msg::from_wire(data.slice(start..end)).pinning(pinned)));
+            cx.up(up(Msg::from_wire(data.slice(start..end)).within(datagram, pinned)));
             at = end;
         }
         if at != data.len() {

@@ -648,7 +648,33 @@ fn a_small_cast_from_a_large_datagram_is_charged_for_itself_only_once_compacted(
     let mut l = Nak::new(cfg());
     let mut h = H::new(2, 0);
     let datagram = Bytes::from([&to_vec(&NakHdr::Data { seq: 1 })[..], b"tiny", &[0u8; 60_000][..]].concat());
-    let msg = Msg::from_wire(datagram.slice(0..6)).pinning(datagram.len());
+    let msg = Msg::from_wire(datagram.slice(0..6)).within(1, datagram.len());
     h.up(&mut l, at(0), Up::Cast { from: Rank(1), msg });
-    assert_eq!(counter(&l, "held_bytes"), 4 + 64, "a copy of its 4 bytes, not the 60 kB datagram");
+    assert_eq!(counter(&l, "held_bytes"), 4 + 64, "held out of order: a copy of its 4 bytes");
+}
+
+#[test]
+fn kept_casts_are_charged_their_datagram_once() {
+    // Two casts in one 60 kB datagram (the second after 60 kB of padding), delivered in
+    // order: each is charged 4 + 64, and the datagram once.
+    let mut l = Nak::new(cfg());
+    let mut h = H::new(2, 0);
+    let part = |seq: u64| [&to_vec(&NakHdr::Data { seq })[..], b"cast"].concat();
+    let datagram = Bytes::from([&part(0)[..], &[0u8; 60_000], &part(1)[..]].concat());
+    let len = datagram.len();
+    let (a, b) = (datagram.slice(0..6), datagram.slice(len - 6..));
+    h.up(&mut l, at(0), Up::Cast { from: Rank(1), msg: Msg::from_wire(a).within(3, len) });
+    h.up(&mut l, at(0), Up::Cast { from: Rank(1), msg: Msg::from_wire(b).within(3, len) });
+    assert_eq!(h.delivered().len(), 2);
+    assert_eq!(counter(&l, "held_bytes"), (2 * (4 + 64) + len) as u64);
+    // Freed when the newest of them is stable, not before.
+    h.dn(&mut l, at(1), Dn::Stable(vec![0, 1]));
+    assert_eq!(counter(&l, "held_bytes"), (4 + 64 + len) as u64);
+    h.dn(&mut l, at(1), Dn::Stable(vec![0, 2]));
+    assert_eq!(counter(&l, "held_bytes"), 0);
+    // With no room for the datagram, the cast is kept alone, copied.
+    let mut l = Nak::new(Config { mem: 1000, ..cfg() });
+    let msg = Msg::from_wire(datagram.slice(0..6)).within(4, len);
+    h.up(&mut l, at(2), Up::Cast { from: Rank(1), msg });
+    assert_eq!((h.delivered().len(), counter(&l, "held_bytes")), (1, 4 + 64));
 }

@@ -248,6 +248,8 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     held_bytes: usize,
     /// Bytes held per source (sources of the held datagrams only).
     held_from: BTreeMap<EndpointId, usize>,
+    /// The number of the last datagram passed to the stack.
+    datagram: u32,
     memo: Memo,
     /// The view the membership layer asked for, installed once the current input is handled.
     next_view: Option<View>,
@@ -290,6 +292,7 @@ impl<L: Layer> Endpoint<L> {
             held: VecDeque::new(),
             held_bytes: 0,
             held_from: BTreeMap::new(),
+            datagram: 0,
             memo: Memo::new(),
             next_view: None,
             answers: VecDeque::new(),
@@ -431,7 +434,7 @@ impl<L: Layer> Endpoint<L> {
             s.rx_after_exit += 1;
         } else if frame.is_gossip() {
             s.rx_gossip += 1;
-            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).pinning(data.len());
+            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).within(self.number_datagram(), data.len());
             self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
         } else if frame.view != self.view.id {
             if frame.view.ltime > self.view.id.ltime {
@@ -441,12 +444,18 @@ impl<L: Layer> Endpoint<L> {
             }
         } else if let Some(from) = self.view.rank_of(frame.src) {
             s.rx_accepted += 1;
-            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).pinning(data.len());
+            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).within(self.number_datagram(), data.len());
             let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
             self.run(now, Input::Up(ev));
         } else {
             s.rx_unknown_src += 1;
         }
+    }
+
+    /// The next datagram's number, never 0 (what `Msg::datagram` tells the layers).
+    fn number_datagram(&mut self) -> u32 {
+        self.datagram = self.datagram.checked_add(1).unwrap_or(1);
+        self.datagram
     }
 
     fn hold(&mut self, src: EndpointId, data: Bytes) {

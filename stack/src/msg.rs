@@ -7,8 +7,10 @@
 //! from the header buffer first; a header never spans the buffer and the body.
 //!
 //! A message from the network is a slice of its datagram and keeps the whole datagram alive.
-//! `pinned` says how much that is, so a layer that holds a message for long (for others:
-//! retransmission, reordering) can `compact` it and charge what it really holds.
+//! `pinned` says how much that is and `datagram` which one it is (a number the endpoint gives
+//! every datagram it receives), so a layer that holds messages for long (for others:
+//! retransmission, reordering) can charge what it really holds — a datagram once, however
+//! many of its messages it keeps — or `compact` one out of it.
 
 use crate::wire::{Reader, Wire, WireError, Writer};
 use bytes::Bytes;
@@ -20,10 +22,12 @@ pub const INLINE_HEAD: usize = 48;
 #[derive(Clone, Default)]
 pub struct Msg {
     head: SmallVec<[u8; INLINE_HEAD]>,
-    /// Bytes of `head` already popped.
-    popped: u32,
-    /// Bytes of the buffer `body` is a slice of (the datagram), as far as known.
-    pinned: u32,
+    /// Bytes of `head` already popped (headers are a few dozen bytes).
+    popped: u16,
+    /// Bytes of the datagram `body` is a slice of (at most `MAX_UDP_PAYLOAD`), and its number
+    /// at the receiving endpoint (0: not from a datagram).
+    pinned: u16,
+    datagram: u32,
     body: Bytes,
 }
 
@@ -33,8 +37,7 @@ pub const COMPACT_SLACK: usize = 256;
 impl Msg {
     /// A message whose body is the application payload.
     pub fn new(body: Bytes) -> Msg {
-        let pinned = u32::try_from(body.len()).unwrap_or(u32::MAX);
-        Msg { head: SmallVec::new(), popped: 0, pinned, body }
+        Msg { head: SmallVec::new(), popped: 0, pinned: 0, datagram: 0, body }
     }
 
     /// A message received from the network: headers and payload in one buffer.
@@ -42,16 +45,22 @@ impl Msg {
         Msg::new(data)
     }
 
-    /// The same message, known to be a slice of a buffer of `len` bytes (a datagram that
-    /// carried several messages).
-    pub fn pinning(mut self, len: usize) -> Msg {
-        self.pinned = self.pinned.max(u32::try_from(len).unwrap_or(u32::MAX));
+    /// The same message, known to be a slice of datagram number `datagram` (not 0) of `len`
+    /// bytes at this endpoint.
+    pub fn within(mut self, datagram: u32, len: usize) -> Msg {
+        self.pinned = u16::try_from(len).unwrap_or(u16::MAX);
+        self.datagram = datagram;
         self
     }
 
     /// Bytes this message keeps alive: its own, or the datagram it is a slice of.
     pub fn pinned(&self) -> usize {
         (self.pinned as usize).max(self.len())
+    }
+
+    /// The number of the datagram it is a slice of (0: none).
+    pub fn datagram(&self) -> u32 {
+        self.datagram
     }
 
     /// The message in a buffer of its own if it keeps alive much more than itself (a small
@@ -71,6 +80,7 @@ impl Msg {
     pub fn push<H: Wire>(&mut self, h: &H) {
         debug_assert_eq!(self.popped, 0, "push on a message that is being popped");
         let n = h.encoded_len();
+        assert!(self.head.len() + n <= u16::MAX as usize, "layer headers beyond 64 KiB");
         self.head.insert_many(0, core::iter::repeat_n(0u8, n));
         let mut w = Writer::new(&mut self.head[..n]);
         h.encode(&mut w);
@@ -83,7 +93,7 @@ impl Msg {
         if (self.popped as usize) < self.head.len() {
             let mut r = Reader::new(&self.head[self.popped as usize..]);
             let h = H::decode(&mut r)?;
-            self.popped = (self.head.len() - r.remaining()) as u32;
+            self.popped = (self.head.len() - r.remaining()) as u16;
             Ok(h)
         } else {
             let mut r = Reader::new(&self.body);
@@ -191,16 +201,17 @@ mod tests {
     #[test]
     fn a_small_slice_of_a_large_datagram_is_compacted_a_large_one_is_not() {
         let datagram = Bytes::from(vec![9u8; 4000]);
-        let small = Msg::from_wire(datagram.slice(10..20)).pinning(datagram.len());
-        assert_eq!((small.len(), small.pinned()), (10, 4000));
+        let small = Msg::from_wire(datagram.slice(10..20)).within(7, datagram.len());
+        assert_eq!((small.len(), small.pinned(), small.datagram()), (10, 4000, 7));
         let c = small.clone().compact();
-        assert_eq!((c.len(), c.pinned(), c.body().as_ptr() == small.body().as_ptr()), (10, 10, false));
+        assert_eq!((c.len(), c.pinned(), c.datagram()), (10, 10, 0));
+        assert_ne!(c.body().as_ptr(), small.body().as_ptr());
         assert_eq!(c.body(), small.body());
-        let large = Msg::from_wire(datagram.slice(0..3000)).pinning(datagram.len());
+        let large = Msg::from_wire(datagram.slice(0..3000)).within(7, datagram.len());
         let same = large.clone().compact();
         assert_eq!(same.body().as_ptr(), large.body().as_ptr(), "no copy when the message is most of the datagram");
         // Headers pushed locally and not popped stay in front.
-        let mut local = Msg::from_wire(datagram.slice(0..4)).pinning(4000);
+        let mut local = Msg::from_wire(datagram.slice(0..4)).within(7, 4000);
         local.push(&7u8);
         assert_eq!(local.compact().into_payload(), Bytes::from_static(&[7, 9, 9, 9, 9]));
     }

@@ -85,8 +85,11 @@
 //!
 //! **Memory.** What this member holds for others — arrivals held out of order and delivered
 //! casts kept until stable — is bounded in bytes by a `Budget`: `mem` per sender and
-//! `mem_all` in all (a cast is charged its bytes plus 64, after `Msg::compact` copies a small
-//! cast out of a large datagram that would otherwise stay alive for it). An arrival that
+//! `mem_all` in all. A cast is charged its bytes plus 64. A cast is a slice of its datagram
+//! and keeps it alive: a kept cast from a larger datagram is charged the datagram too, once
+//! for all its casts kept in a row (honest packed datagrams cost about twice their size, a
+//! forged datagram of one cast and much padding costs all of it), or, with no room for
+//! that, kept as a copy of its own bytes; one held out of order is copied (`Msg::compact`). An arrival that
 //! does not fit is dropped and counted (`mem_drop`) as if it had been lost: it is asked for
 //! again once stability has freed room, so honest traffic slows down, never stops. A peer
 //! that forges casts far ahead of a sender's next one, or delivers casts to this member
@@ -174,6 +177,10 @@ struct Peer {
     base: u64,
     /// Delivered, not yet stable: casts `base .. win.next()` (empty for this member's own).
     kept: VecDeque<Msg>,
+    /// Per kept cast, the bytes of its datagram it carries the charge for (see **Memory**).
+    charges: VecDeque<u32>,
+    /// The datagram of the newest kept cast.
+    last_datagram: u32,
     /// One past the highest sequence number known to exist.
     known: u64,
     nak_due: Option<Time>,
@@ -304,6 +311,8 @@ impl Nak {
                     win: Window::new(self.cfg.window),
                     base: 0,
                     kept: VecDeque::new(),
+                    charges: VecDeque::new(),
+                    last_datagram: 0,
                     known: 0,
                     nak_due: None,
                     tries: 0,
@@ -349,6 +358,10 @@ impl Nak {
     /// Cast `seq` of `origin` arrived (first copy, retransmission, or own loopback).
     fn accept(&mut self, origin: usize, seq: u64, msg: Msg, cx: &mut Cx<'_>) {
         let me = self.me;
+        if origin >= self.peers.len() {
+            return self.bad();
+        }
+        let limit = self.limit(origin);
         let Some(p) = self.peers.get_mut(origin) else {
             return self.bad();
         };
@@ -356,8 +369,10 @@ impl Nak {
         if self.cfg.test_deliver_duplicate && seq < p.win.next() {
             cx.up(Up::Cast { from: Rank(origin as u16), msg: msg.clone() });
         }
-        // Others' casts are held for others: charged, and copied out of a large datagram.
-        let msg = if origin == me { msg } else { msg.compact() };
+        // Others' casts are held for others, so charged; one held past a gap (or the flush's
+        // limit) is copied out of a large datagram rather than keep it alive.
+        let held = seq != p.win.next() || p.win.next() >= limit;
+        let msg = if origin != me && held { msg.compact() } else { msg };
         let cost = Budget::cost(&msg);
         match p.win.insert(seq, msg) {
             Arrival::Duplicate => self.c.dup += 1,
@@ -380,7 +395,23 @@ impl Nak {
         while p.win.next() < limit {
             let Some((_, m)) = p.win.pop_ready() else { break };
             if origin != self.me {
-                p.kept.push_back(rewire(m.clone()));
+                // A slice of a larger datagram keeps it alive: the datagram is charged once,
+                // carried by the newest of its kept casts (the last freed); with no room for
+                // it, the cast alone is kept, copied.
+                let (d, whole) = (m.datagram(), m.pinned() as u32);
+                let (copy, charge) = if d == 0 || whole as usize <= m.len() {
+                    (rewire(m.clone()), 0)
+                } else if d == p.last_datagram && p.charges.back().is_some_and(|&c| c > 0) {
+                    let c = p.charges.back_mut().map(core::mem::take).unwrap_or(0);
+                    (rewire(m.clone()), c)
+                } else if self.budget.take(origin, whole as usize) {
+                    (rewire(m.clone()), whole)
+                } else {
+                    (rewire(m.clone().compact()), 0)
+                };
+                p.last_datagram = d;
+                p.kept.push_back(copy);
+                p.charges.push_back(charge);
             }
             self.c.delivered += 1;
             moved = true;
@@ -391,8 +422,15 @@ impl Nak {
             if self.failed[origin] {
                 self.arm_have(cx.now);
             }
-            self.arm_nak(origin, cx.now);
             self.check_cut(cx);
+        }
+    }
+
+    /// Delivers what every sender has in order within its limit (a limit was raised).
+    fn deliver_all(&mut self, cx: &mut Cx<'_>) {
+        for o in 0..self.peers.len() {
+            self.deliver(o, cx);
+            self.arm_nak(o, cx.now);
         }
     }
 
@@ -413,9 +451,7 @@ impl Nak {
         self.c.cuts += 1;
         self.cut = Some(cut);
         self.cut_pending = true;
-        for o in 0..self.peers.len() {
-            self.deliver(o, cx);
-        }
+        self.deliver_all(cx);
         self.check_cut(cx);
     }
 
@@ -527,7 +563,8 @@ impl Nak {
                 let s = s.min(p.win.next());
                 while p.base < s {
                     if let Some(m) = p.kept.pop_front() {
-                        self.budget.give(r, Budget::cost(&m));
+                        let charge = p.charges.pop_front().unwrap_or(0) as usize;
+                        self.budget.give(r, Budget::cost(&m) + charge);
                     }
                     p.base += 1;
                     self.c.freed += 1;
@@ -583,9 +620,7 @@ impl Nak {
         self.cut = None;
         self.cut_pending = false;
         // What an earlier cut held back of a live member goes up now.
-        for o in 0..self.peers.len() {
-            self.deliver(o, cx);
-        }
+        self.deliver_all(cx);
         self.arm_have(cx.now);
     }
 
