@@ -28,15 +28,18 @@
 //! replayed into that view. The forged casts' numbers are what the flush counts must
 //! survive: the reliable layer counts them, so the flush still reaches its cut.
 //!
-//! `BOUND` (20 s): what the peer leaves behind when it stops is repaired by the protocol's
+//! `BOUND` (30 s): what the peer leaves behind when it stops is repaired by the protocol's
 //! own timeouts, one after another in the worst case: a flush whose casts or control it
 //! damaged runs out (`flush_ms` 3 s), the next attempt is stalled and measured against the
 //! coordinator (up to another 3 s), a member left out of it goes on alone after two
 //! `flush_ms` of silence (6 s) or once its detector notices (1.2 s), the sides merge at the
 //! next beacon (0.5 s, plus a flush), and phantom members a forged merge or join brought
-//! in are dropped after `ready_ms` (2 s, plus a flush): ≈ 16 s. Measured: at most 16.4 s
-//! over 3,000 seeds (the test prints the slowest of the seeds it ran); the median is
-//! 3.3 s. Seeds: `HOSTILE_SEEDS` in CI; `THOTH_SIM_SEEDS=N` runs more,
+//! in are dropped after `ready_ms` (2 s, plus a flush): ≈ 16 s. A forged `Block` naming a
+//! live member failed makes the layers below of whoever took it deaf to that member for the
+//! rest of the view (`Dn::Failed` only grows), which can cost one more such round while
+//! successive coordinators of the damaged view are found gone: ≈ 25 s. Measured over
+//! 10,000 seeds: median 3.1 s, slowest 22.3 s (the test prints both for the seeds it ran),
+//! at most 1.1 MB held for others by any member (the bound: 1.5 MB). Seeds: `HOSTILE_SEEDS` in CI; `THOTH_SIM_SEEDS=N` runs more,
 //! `THOTH_SIM_SEED=S` one (`THOTH_DEBUG=1` prints the history of a failing seed). The
 //! planted-bug tests put back the flush that counted above the reliable layer
 //! (`gms::Config::test_count_in_gms`), and budgets far above the bound checked: the harness
@@ -51,8 +54,8 @@ use thoth_membership::gms;
 use thoth_stack::sim::{Link, NodeId, check_seeds};
 use thoth_stack::{Duration, Rng};
 
-const HOSTILE_SEEDS: u64 = 1000;
-const BOUND: Duration = Duration::from_secs(20);
+const HOSTILE_SEEDS: u64 = 2000;
+const BOUND: Duration = Duration::from_secs(30);
 /// The reliable layers with small budgets.
 const RELIABLE: &str = "frag(mem=262144,mem_all=524288):flow:stable:nak(mem=262144,mem_all=524288):\
                         pt2pt(mem=131072,mem_all=262144):pack";
@@ -61,8 +64,9 @@ const HOLD: usize = 262_144;
 /// What a member may hold for others: the sum of the budgets above.
 const MEM_BOUND: u64 = 524_288 + 524_288 + 262_144 + HOLD as u64;
 
-/// The largest convergence time and memory seen (for the test's output).
-static WORST: Mutex<(Duration, u64, u64)> = Mutex::new((Duration::ZERO, 0, 0));
+/// Every seed's convergence time, the most memory seen and the frames sent (for the test's
+/// output).
+static SEEN: Mutex<(Vec<Duration>, u64, u64)> = Mutex::new((Vec::new(), 0, 0));
 
 struct Setup {
     cfg: gms::Config,
@@ -218,8 +222,10 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
         debug(&w, "after the join");
         return Err(format!("seed {seed}: liveness: a join after the attack did not complete{}", w.describe()));
     }
-    let mut worst = WORST.lock().unwrap_or_else(|e| e.into_inner());
-    *worst = (worst.0.max(took), worst.1.max(most), worst.2 + peer.total());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.0.push(took);
+    seen.1 = seen.1.max(most);
+    seen.2 += peer.total();
     Ok(())
 }
 
@@ -228,10 +234,13 @@ fn membership_progresses_and_memory_stays_bounded_under_a_hostile_peer() {
     check_seeds("membership_progresses_and_memory_stays_bounded_under_a_hostile_peer", 0..HOSTILE_SEEDS, |seed| {
         run(seed, &Setup::honest())
     });
-    let (took, most, frames) = *WORST.lock().unwrap();
+    let (took, most, frames) = SEEN.lock().unwrap().clone();
     eprintln!(
-        "hostile: slowest convergence after the peer stopped {took:?} (bound {BOUND:?}); most held for others \
-         {most} bytes (bound {MEM_BOUND}); {frames} hostile frames"
+        "hostile: {} seeds; convergence after the peer stopped: median {:?}, slowest {:?} (bound {BOUND:?}); \
+         most held for others {most} bytes (bound {MEM_BOUND}); {frames} hostile frames",
+        took.len(),
+        median(took.clone()),
+        took.iter().max().copied().unwrap_or_default()
     );
 }
 
