@@ -52,9 +52,11 @@
 //! **Events generated.** `Up::Error` for an oversize message sent down; the reassembled
 //! `Up::Cast` / `Up::Send`. Everything else passes through.
 //!
-//! **Memory.** At most `mem` bytes (as charged above, which bounds the real use: a fragment
-//! that is a small part of a large datagram is copied out of it, `Msg::compact`, so what it
-//! keeps alive is within the 64 charged) per rank of the view, and `mem_all` in all. Partial sets are discarded on `Up::Exit`, and when the sender leaves the view:
+//! **Memory.** At most `mem` bytes (as charged above) per rank of the view, and `mem_all` in
+//! all. A fragment is a slice of its datagram and keeps it alive: a set is also charged, once
+//! for the fragments one datagram gave it in a row, the datagram's bytes when a fragment is
+//! a part of a larger one (or, with no room for that, the fragment is kept as a copy of its
+//! own bytes), so the charge bounds what the held fragments really keep alive. Partial sets are discarded on `Up::Exit`, and when the sender leaves the view:
 //! with fixed views that is when a new stack is built for the next view, which starts empty.
 //!
 //! **Tests.** A unit test here (header bytes); `layers/tests/frag.rs`: exact
@@ -159,6 +161,8 @@ struct Set {
     got: u64,
     charge: u64,
     frags: BTreeMap<u64, Bytes>,
+    /// The datagram of the newest fragment whose datagram the set was charged for.
+    last_datagram: u32,
 }
 
 /// One sender's sets of one kind.
@@ -321,8 +325,7 @@ impl Frag {
                     return;
                 }
                 self.c.rx_fragments += 1;
-                let body = msg.compact().into_payload();
-                if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, body) {
+                if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, msg) {
                     self.c.rx_reassembled += 1;
                     cx.up(wrap(Msg::from_wire(data)));
                 }
@@ -340,8 +343,10 @@ impl Frag {
         index: u64,
         count: u64,
         total: u64,
-        body: Bytes,
+        msg: Msg,
     ) -> Option<Bytes> {
+        let (datagram, pinned) = (msg.datagram(), msg.pinned() as u64);
+        let mut body = msg.into_payload();
         if self.senders.len() <= rank {
             self.senders.resize_with(rank + 1, Sender::default);
         }
@@ -374,7 +379,7 @@ impl Frag {
             s.held += charge;
             self.held += charge;
             self.c.held_max = self.c.held_max.max(self.held);
-            stream.sets.insert(id, Set { count, total, got: 0, charge, frags: BTreeMap::new() });
+            stream.sets.insert(id, Set { count, total, got: 0, charge, frags: BTreeMap::new(), last_datagram: 0 });
         }
         let set = stream.sets.get_mut(&id)?;
         let held = set.frags.get(&index);
@@ -388,6 +393,20 @@ impl Frag {
             || held.is_some()
             || set.got + body.len() as u64 > total;
         if !contradicts {
+            // A fragment is a slice of its datagram and keeps it alive: the set is charged the
+            // datagram once for the fragments it gave in a row; with no room for that, the
+            // fragment is kept as a copy of its own bytes.
+            if datagram != 0 && pinned > body.len() as u64 && datagram != set.last_datagram {
+                if s.held + pinned <= mem && self.held + pinned <= mem_all {
+                    set.charge += pinned;
+                    s.held += pinned;
+                    self.held += pinned;
+                    self.c.held_max = self.c.held_max.max(self.held);
+                    set.last_datagram = datagram;
+                } else {
+                    body = Bytes::copy_from_slice(&body);
+                }
+            }
             set.got += body.len() as u64;
             set.frags.insert(index, body);
             let complete = set.frags.len() as u64 == count;

@@ -360,6 +360,31 @@ fn registry_parameters_and_properties() {
 }
 
 #[test]
+fn fragments_are_charged_their_datagram_once() {
+    // Two fragments of one set in one 10 kB datagram (padding between them): the set is
+    // charged 2 * 500 + 2 * 64 + 256 as always, and the datagram once.
+    let mut l = Frag::new(Config { size: 500, max: 10_000, mem: 100_000, ..Config::default() });
+    let mut h = Harness::new(0);
+    let part = |index: u64, fill: u8| [&to_vec(&fr(0, index, 3, 1500))[..], &[fill; 500]].concat();
+    let datagram = Bytes::from([&part(0, 1)[..], &[0u8; 9000], &part(1, 2)[..]].concat());
+    let len = datagram.len();
+    let piece = |r: core::ops::Range<usize>| Msg::from_wire(datagram.slice(r)).within(9, len);
+    h.up(&mut l, cast_up(1, piece(0..part(0, 1).len())));
+    assert_eq!(counter(&l, "held_bytes"), 1500 + 3 * 64 + 256 + len as u64);
+    let start = len - part(1, 2).len();
+    h.up(&mut l, cast_up(1, piece(start..len)));
+    assert_eq!(counter(&l, "held_bytes"), 1500 + 3 * 64 + 256 + len as u64, "the same datagram: charged once");
+    // The last fragment alone completes the set: everything is given back.
+    h.up(&mut l, cast_up(1, raw(fr(0, 2, 3, 1500), &[3; 500])));
+    assert_eq!(counter(&l, "held_bytes"), 0);
+    assert_eq!(payloads(h.take_up()).len(), 1);
+    // With no room for the datagram, the fragment is held as a copy of its own bytes.
+    let mut l = Frag::new(Config { size: 500, max: 10_000, mem: 3000, ..Config::default() });
+    h.up(&mut l, cast_up(1, piece(0..part(0, 1).len())));
+    assert_eq!(counter(&l, "held_bytes"), 1500 + 3 * 64 + 256);
+}
+
+#[test]
 fn reassembly_memory_is_bounded_in_all_and_one_sender_cannot_take_the_others_room() {
     // Each set of 1000 bytes in 2 fragments is charged 1000 + 2 * 64 + 256 = 1384.
     let mut l = Frag::new(Config { size: 500, max: 10_000, mem: 3000, mem_all: 4000, ..Config::default() });
