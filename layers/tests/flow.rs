@@ -17,7 +17,7 @@ use thoth_layers::flow::{Config, Flow, FlowHdr};
 use thoth_layers::nak::{self, Nak};
 use thoth_layers::stable::{self, Stable};
 use thoth_stack::sim::{Link, NodeId, Sim, check_seeds};
-use thoth_stack::testing::{Harness, at};
+use thoth_stack::testing::{Harness, at, random_group};
 use thoth_stack::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
 use thoth_stack::wire::{from_slice, to_vec};
 use thoth_stack::*;
@@ -821,15 +821,6 @@ fn sim_quiet_group_quiesces() {
 
 // ---------------------------------------------------------------------------------------
 // Real sockets: a member whose application stops taking events throttles the sender.
-
-fn random_group() -> SocketAddr {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let r = h.finish();
-    let ip = std::net::Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
-    SocketAddr::new(ip.into(), 20_000 + ((r >> 24) % 40_000) as u16)
-}
 
 /// Takes every queued event of `h`, appending the casts' payloads.
 fn drain(h: &Handle, out: &mut Vec<Bytes>) {

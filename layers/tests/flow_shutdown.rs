@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use thoth_layers::flow::{Config, Flow};
 use thoth_layers::nak::{self, Nak};
 use thoth_layers::stable::{self, Stable};
+use thoth_stack::testing::random_group;
 use thoth_stack::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
 use thoth_stack::*;
 
@@ -20,15 +21,6 @@ const MS: Duration = Duration::from_millis(1);
 /// Far above one turn of a driver under any load, below `udp::SHUTDOWN_WAIT`: a driver that
 /// did not end by itself (and was given up on) fails the test.
 const PROMPT: Duration = Duration::from_millis(500);
-
-fn random_group() -> SocketAddr {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let r = h.finish();
-    let ip = std::net::Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
-    SocketAddr::new(ip.into(), 20_000 + ((r >> 24) % 40_000) as u16)
-}
 
 fn stack(fc: Config) -> impl Fn(&View) -> Stack + Clone + Send + 'static {
     move |_view: &View| {

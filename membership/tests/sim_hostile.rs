@@ -147,7 +147,6 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
     let end = w.now() + ms(3000 + r.below(3000));
     let mut most = 0;
     let mut tick = 0u64;
-    let pick = |r: &mut Rng, v: &[NodeId]| v[r.below(v.len() as u64) as usize];
     while w.now() < end {
         for &x in &nodes {
             if r.chance(rate) {
@@ -155,36 +154,7 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
             }
         }
         if r.chance(0.02) {
-            let live = w.live();
-            let down: Vec<_> = nodes.iter().copied().filter(|&x| !w.sim.is_up(x)).collect();
-            match r.below(8) {
-                0 if live.len() > 1 => {
-                    let x = pick(&mut r, &live);
-                    w.crash(x);
-                }
-                1 if !down.is_empty() => {
-                    let x = pick(&mut r, &down);
-                    w.restart(x);
-                }
-                2 => {
-                    w.sim.heal_all();
-                    let (a, b): (Vec<_>, Vec<_>) = nodes.iter().partition(|_| r.chance(0.5));
-                    w.sim.partition(&a, &b);
-                }
-                3 => {
-                    let (a, b) = (pick(&mut r, &nodes), pick(&mut r, &nodes));
-                    if a != b {
-                        w.sim.cut(&[a], &[b]);
-                    }
-                }
-                4 => w.sim.heal_all(),
-                5 if nodes.len() < 8 => nodes.push(w.add()),
-                6 if live.len() > 1 && r.chance(0.3) => {
-                    let x = pick(&mut r, &live);
-                    let _ = w.sim.leave(x);
-                }
-                _ => {}
-            }
+            w.fault(&mut r, &mut nodes, true);
         }
         peer.listen(&mut w.sim);
         let targets: Vec<NodeId> = w.live();

@@ -71,7 +71,7 @@ fn chaos(seed: u64, cfg: gms::Config) -> Result<(), String> {
         w.cfg.block = ms(200);
         w.block_ok = r.chance(0.5);
     }
-    let nodes = w.add_many(n);
+    let mut nodes = w.add_many(n);
     for &a in &nodes {
         for &b in &nodes {
             if a != b {
@@ -83,7 +83,6 @@ fn chaos(seed: u64, cfg: gms::Config) -> Result<(), String> {
     let rate = 0.05 + r.unit() * 0.5;
     let end = at(ms(6000 + r.below(4000)));
     let mut storm_until = Time::ZERO;
-    let pick = |r: &mut Rng, v: &[thoth_stack::sim::NodeId]| v[r.below(v.len() as u64) as usize];
     while w.now() < end {
         let p = if w.now() < storm_until { 1.0 } else { rate };
         for &x in &nodes {
@@ -93,35 +92,7 @@ fn chaos(seed: u64, cfg: gms::Config) -> Result<(), String> {
         }
         if r.chance(0.04) {
             storm_until = w.now() + ms(300);
-            let live = w.live();
-            let down: Vec<_> = nodes.iter().copied().filter(|&x| !w.sim.is_up(x)).collect();
-            match r.below(8) {
-                0 | 1 if live.len() > 1 => {
-                    let x = pick(&mut r, &live);
-                    w.crash(x);
-                }
-                2 if !down.is_empty() => {
-                    let x = pick(&mut r, &down);
-                    w.restart(x);
-                }
-                3 => {
-                    w.sim.heal_all();
-                    let (a, b): (Vec<_>, Vec<_>) = nodes.iter().partition(|_| r.chance(0.5));
-                    w.sim.partition(&a, &b);
-                }
-                4 => {
-                    let (a, b) = (pick(&mut r, &nodes), pick(&mut r, &nodes));
-                    if a != b {
-                        w.sim.cut(&[a], &[b]);
-                    }
-                }
-                5 => w.sim.heal_all(),
-                6 if live.len() > 1 && r.chance(0.3) => {
-                    let x = pick(&mut r, &live);
-                    let _ = w.sim.leave(x);
-                }
-                _ => {}
-            }
+            w.fault(&mut r, &mut nodes, false);
         }
         w.run_for(ms(20));
     }

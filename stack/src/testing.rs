@@ -81,3 +81,29 @@ impl Harness {
 pub fn at(ms: u64) -> Time {
     Time::ZERO + Duration::from_millis(ms)
 }
+
+/// Events from a real endpoint's handle until `done` holds or `within` passes (for tests
+/// over sockets; every wait is bounded).
+pub fn collect(
+    h: &crate::udp::Handle,
+    within: std::time::Duration,
+    done: impl Fn(&[crate::event::Event]) -> bool,
+) -> Vec<crate::event::Event> {
+    let deadline = std::time::Instant::now() + within;
+    let mut evs = Vec::new();
+    while !done(&evs) && std::time::Instant::now() < deadline {
+        h.recv_many(&mut evs, std::time::Duration::from_millis(20));
+    }
+    evs
+}
+
+/// A multicast group (239.128.0.1 to 239.227.255.254, port 20000 to 59999) drawn anew at each
+/// call, so that tests running at the same time on one host do not share a group.
+pub fn random_group() -> std::net::SocketAddr {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let r = h.finish();
+    let ip = std::net::Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
+    std::net::SocketAddr::new(ip.into(), 20_000 + ((r >> 24) % 40_000) as u16)
+}

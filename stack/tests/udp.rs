@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::frame::{FLAG_SEND, FRAME_LEN, Frame, VERSION, seal};
+use thoth_stack::testing::collect;
 use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Sockets, UdpConfig, endpoint_id};
 use thoth_stack::{
     Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Up, View,
@@ -94,16 +95,6 @@ fn start_with<L: Layer + 'static>(
 
 fn start(n: usize, cfg: &UdpConfig) -> Vec<Member> {
     start_with(n, cfg, None, || Bare).0
-}
-
-/// Takes events from `h` until `done` holds or `within` passes.
-fn collect(h: &Handle, within: Duration, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
-    let deadline = Instant::now() + within;
-    let mut evs = Vec::new();
-    while !done(&evs) && Instant::now() < deadline {
-        h.recv_many(&mut evs, Duration::from_millis(20));
-    }
-    evs
 }
 
 fn casts(evs: &[Event]) -> impl Iterator<Item = (EndpointId, &Bytes)> {

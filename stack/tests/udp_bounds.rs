@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use thoth_stack::testing::collect;
 use thoth_stack::udp::{self, Handle, HandleError, SHUTDOWN_WAIT, Sockets, UdpConfig};
 use thoth_stack::{Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, Event, GroupId, Layer, Time, Up, View};
 
@@ -99,16 +100,6 @@ fn casts(evs: &[Event]) -> Vec<Bytes> {
             _ => None,
         })
         .collect()
-}
-
-/// Takes events until `done` holds or `within` passes.
-fn collect(h: &Handle, within: Duration, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
-    let deadline = Instant::now() + within;
-    let mut evs = Vec::new();
-    while !done(&evs) && Instant::now() < deadline {
-        h.recv_many(&mut evs, Duration::from_millis(20));
-    }
-    evs
 }
 
 /// Polls `f` every 5 ms until it holds or `within` passes; whether it held.

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, seal};
+use thoth_stack::testing::collect;
 use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Sockets, UdpConfig};
 use thoth_stack::{
     Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Msg, Props, Time, Up,
@@ -50,16 +51,6 @@ fn multicast() -> UdpConfig {
     let r = random_u64();
     let ip = Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
     UdpConfig { group: SocketAddr::new(IpAddr::V4(ip), 20_000 + ((r >> 24) % 40_000) as u16), ..UdpConfig::default() }
-}
-
-/// Takes events from `h` until `done` holds or `within` passes.
-fn collect(h: &Handle, within: Duration, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
-    let deadline = Instant::now() + within;
-    let mut evs = Vec::new();
-    while !done(&evs) && Instant::now() < deadline {
-        h.recv_many(&mut evs, Duration::from_millis(20));
-    }
-    evs
 }
 
 /// What `h` delivers within `within` (every event, the view included).

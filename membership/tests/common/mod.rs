@@ -27,6 +27,7 @@ pub mod hostile;
 use std::collections::{BTreeMap, BTreeSet};
 use thoth_layers::debug::chk_vsync::ChkVsync;
 use thoth_membership::gms::{self, Gms};
+use thoth_stack::Rng;
 use thoth_stack::sim::{Link, NodeId, Sim};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, Event, GroupId, Stack, Time, View, ViewId};
 
@@ -247,6 +248,43 @@ impl World {
                     let _ = self.sim.with(n, |ep, now| ep.block_ok(now));
                 }
             }
+        }
+    }
+
+    /// One fault of a chaos run, drawn from `r`: a crash (never of the last live node), a
+    /// restart, a symmetric partition of all `nodes`, a one-way cut, healing, a leave, or
+    /// (with `joins`, at most 8 nodes) a new endpoint joining, added to `nodes`.
+    pub fn fault(&mut self, r: &mut Rng, nodes: &mut Vec<NodeId>, joins: bool) {
+        let pick = |r: &mut Rng, v: &[NodeId]| v[r.below(v.len() as u64) as usize];
+        let live = self.live();
+        let down: Vec<_> = nodes.iter().copied().filter(|&x| !self.sim.is_up(x)).collect();
+        match r.below(8) {
+            0 | 1 if live.len() > 1 => {
+                let x = pick(r, &live);
+                self.crash(x);
+            }
+            2 if !down.is_empty() => {
+                let x = pick(r, &down);
+                self.restart(x);
+            }
+            3 => {
+                self.sim.heal_all();
+                let (a, b): (Vec<_>, Vec<_>) = nodes.iter().partition(|_| r.chance(0.5));
+                self.sim.partition(&a, &b);
+            }
+            4 => {
+                let (a, b) = (pick(r, nodes), pick(r, nodes));
+                if a != b {
+                    self.sim.cut(&[a], &[b]);
+                }
+            }
+            5 => self.sim.heal_all(),
+            6 if live.len() > 1 && r.chance(0.3) => {
+                let x = pick(r, &live);
+                let _ = self.sim.leave(x);
+            }
+            7 if joins && nodes.len() < 8 => nodes.push(self.add()),
+            _ => {}
         }
     }
 
