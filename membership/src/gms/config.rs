@@ -49,10 +49,11 @@ pub struct Config {
     /// Tests only (a planted bug): in primary-partition mode every view is primary anyway.
     #[doc(hidden)]
     pub test_always_primary: bool,
-    /// Tests only (a planted bug, the flush before it counted in the reliable layer): reports
-    /// and the flushed check use this layer's own counts of what it passed up (a cast a layer
-    /// below it dropped as unparseable is missing from them), and a coordinator short of its
-    /// own cut waits instead of stalling the attempt.
+    /// Tests only (a planted bug: the flush as it was before it counted in the reliable
+    /// layer): reports and the flushed check use this layer's own counts of what it passed up
+    /// (a cast a layer below it dropped as unparseable is missing from them), a coordinator
+    /// short of its own cut waits instead of stalling the attempt, and a participant never
+    /// gives up on a flush that left it out.
     #[doc(hidden)]
     pub test_count_in_gms: bool,
 }

@@ -35,12 +35,13 @@ impl Gms {
         }
     }
 
-    /// Begins a flush over every member not failed (`side_of`: as a side of a merge;
-    /// `stalled`: an earlier attempt's cut was out of this coordinator's reach).
+    /// Begins a flush over every member not failed (`side_of`: as a side of a merge).
     pub(super) fn start_change(&mut self, side_of: Option<EndpointId>, cx: &mut Cx<'_>) {
         self.start_attempt(side_of, false, cx);
     }
 
+    /// One attempt of a flush (`stalled`: an earlier attempt's cut was out of this
+    /// coordinator's own reach).
     fn start_attempt(&mut self, side_of: Option<EndpointId>, stalled: bool, cx: &mut Cx<'_>) {
         self.attempts += 1;
         self.n.changes += 1;
@@ -201,7 +202,8 @@ impl Gms {
             })
             .collect();
         if slow.is_empty() && (!me_late || old) {
-            // Nobody to blame (only this member is late and the planted bug keeps waiting).
+            // Nothing late (it cannot be: the change completes once every flush is in), or the
+            // planted bug waiting on itself: wait again.
             if let Some(ch) = self.change.as_mut() {
                 ch.deadline = cx.now + self.cfg.flush;
             }

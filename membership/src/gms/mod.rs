@@ -561,7 +561,7 @@ impl Gms {
             d.map(|d| d.next_hello),
             d.map(|d| d.form_at),
             self.flush.as_ref().and_then(|f| f.block_until),
-            self.flush.as_ref().map(|f| f.heard + self.cfg.flush * 2),
+            self.flush.as_ref().filter(|_| !self.cfg.test_count_in_gms).map(|f| f.heard + self.cfg.flush * 2),
             self.change.as_ref().map(|c| c.deadline.min(c.resend_at)),
             self.merge_at,
             self.merging.as_ref().map(|m| m.resend.min(m.deadline)),
@@ -589,7 +589,7 @@ impl Gms {
         if self.flush.as_ref().and_then(|f| f.block_until).is_some_and(|t| t <= now) {
             self.answer_block(cx);
         }
-        if self.flush.as_ref().is_some_and(|f| f.heard + self.cfg.flush * 2 <= now) {
+        if self.flush.as_ref().is_some_and(|f| f.heard + self.cfg.flush * 2 <= now) && !self.cfg.test_count_in_gms {
             self.dropped(cx);
         }
         self.verify_timeout(cx);

@@ -75,6 +75,8 @@ pub struct Style {
     pub large: f64,
     /// Only this kind of frame (else any, drawn each time).
     pub focus: Option<Attack>,
+    /// How often a frame goes to every member (as a multicast would) rather than to one.
+    pub to_all: f64,
 }
 
 pub struct Hostile {
@@ -174,7 +176,7 @@ impl Hostile {
         for _ in 0..count {
             let Some((kind, d)) = self.forge() else { continue };
             *self.sent.entry(kind).or_default() += 1;
-            if self.rng.chance(0.3) {
+            if self.rng.chance(self.style.to_all) {
                 for &t in targets {
                     sim.inject(t, d.clone());
                 }
