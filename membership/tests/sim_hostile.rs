@@ -172,14 +172,7 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
     most = most.max(memory(&w)?);
     // The peer stops; the faults heal.
     w.sim.tap(0);
-    w.sim.heal_all();
-    for &a in &nodes {
-        for &b in &nodes {
-            if a != b {
-                w.sim.set_link(a, b, Link::default());
-            }
-        }
-    }
+    w.heal(&nodes);
     let Some(took) = w.settle(BOUND, ms(2500)) else {
         debug(&w, "after the attack");
         return Err(format!(

@@ -42,7 +42,7 @@ mod common;
 use common::*;
 use std::sync::Mutex;
 use thoth_membership::gms;
-use thoth_stack::sim::{Link, check_seeds};
+use thoth_stack::sim::check_seeds;
 use thoth_stack::{Duration, Rng, Time};
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -96,14 +96,7 @@ fn chaos(seed: u64, cfg: gms::Config) -> Result<(), String> {
         }
         w.run_for(ms(20));
     }
-    w.sim.heal_all();
-    for &a in &nodes {
-        for &b in &nodes {
-            if a != b {
-                w.sim.set_link(a, b, Link::default());
-            }
-        }
-    }
+    w.heal(&nodes);
     let Some(took) = w.settle(BOUND, ms(2500)) else {
         if std::env::var("THOTH_DEBUG").is_ok() {
             eprintln!("healed at {end:?}{}", w.history());

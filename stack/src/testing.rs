@@ -97,13 +97,21 @@ pub fn collect(
     evs
 }
 
+/// A number drawn anew at each call (different across calls, threads and processes), for
+/// addresses and ports of real-socket tests that run at the same time on one host.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// A multicast group (239.128.0.1 to 239.227.255.254, port 20000 to 59999) drawn anew at each
 /// call, so that tests running at the same time on one host do not share a group.
 pub fn random_group() -> std::net::SocketAddr {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let r = h.finish();
+    let r = random_u64();
     let ip = std::net::Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
     std::net::SocketAddr::new(ip.into(), 20_000 + ((r >> 24) % 40_000) as u16)
 }

@@ -4,16 +4,13 @@
 //! tests running in parallel do not hear each other; every wait is bounded; every driver a
 //! test starts is shut down (or dropped, which the drop test shows is enough).
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::frame::{FLAG_SEND, FRAME_LEN, Frame, VERSION, seal};
-use thoth_stack::testing::collect;
+use thoth_stack::testing::{collect, random_u64};
 use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Sockets, UdpConfig, endpoint_id};
 use thoth_stack::{
     Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Up, View,
@@ -21,14 +18,6 @@ use thoth_stack::{
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.finish()
-}
 
 fn random_port(r: u64) -> u16 {
     20_000 + (r % 40_000) as u16

@@ -8,14 +8,12 @@
 //! test layer (`Gate`) the test opens and closes. Every wait is bounded; every driver is
 //! shut down or dropped.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use thoth_stack::testing::collect;
+use thoth_stack::testing::{collect, random_u64};
 use thoth_stack::udp::{self, Handle, HandleError, SHUTDOWN_WAIT, Sockets, UdpConfig};
 use thoth_stack::{Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, Event, GroupId, Layer, Time, Up, View};
 
@@ -24,14 +22,6 @@ use thoth_stack::{Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, Event, Group
 /// given up on) fails the test.
 const PROMPT: Duration = Duration::from_millis(500);
 const WAIT: Duration = Duration::from_secs(10);
-
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.finish()
-}
 
 /// Flow control the test drives: while `open` is false, the first cast goes down and says
 /// `ready: false` (as `flow` does with the cast that exhausts the credit), so the driver

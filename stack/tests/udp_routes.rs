@@ -7,14 +7,11 @@
 //! test picks its own group id (and multicast group), every wait is bounded, every driver
 //! is shut down.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, seal};
-use thoth_stack::testing::collect;
+use thoth_stack::testing::{collect, random_u64};
 use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Sockets, UdpConfig};
 use thoth_stack::{
     Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Msg, Props, Time, Up,
@@ -23,14 +20,6 @@ use thoth_stack::{
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.finish()
-}
 
 fn fanout() -> UdpConfig {
     UdpConfig { fanout: true, ..UdpConfig::default() }

@@ -288,6 +288,18 @@ impl World {
         }
     }
 
+    /// Every partition and cut healed, and every link between `nodes` perfect.
+    pub fn heal(&mut self, nodes: &[NodeId]) {
+        self.sim.heal_all();
+        for &a in nodes {
+            for &b in nodes {
+                if a != b {
+                    self.sim.set_link(a, b, Link::default());
+                }
+            }
+        }
+    }
+
     /// Runs in `step` increments until `done`, at most `limit`; the time it took.
     pub fn run_until(
         &mut self,
