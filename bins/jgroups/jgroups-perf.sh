@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The JGroups 2.12 reference for `thoth-perf`: the same workload through JGroups' default
+# stack (udp.xml, Debian's libjgroups-java) on loopback multicast, one JVM per member.
+#
+#   bins/jgroups/jgroups-perf.sh [--members N] [--senders all|N] [--size BYTES] [--count N] [--warmup F]
+#
+# Defaults: 3 members, all sending, 1024-byte messages, 195312 per sender (thoth-perf's
+# default count at 1 KB: about 200 MB per sender), a warm-up round of 1.0 x count first.
+# Prints one JSON line: {"system":"jgroups-2.12","stack":"udp.xml","members":..,"senders":..,
+# "size":..,"count":..,"msgs_per_sec":..,"mb_per_sec":..,"fifo_violations":..}. msgs_per_sec is
+# the slowest receiver's, timed as thoth-perf times it: from the start of the measured round
+# to the last arrival (see JgroupsPerf.java). Installs libjgroups-java and a JDK with
+# apt-get when they are missing. Traffic stays on 127.0.0.1 (multicast TTL 0); every JVM
+# runs under a time limit and is stopped by its PID on exit.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MEMBERS=3 SENDERS=all SIZE=1024 COUNT=195312 WARMUP=1.0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --members) MEMBERS="$2"; shift 2;;
+    --senders) SENDERS="$2"; shift 2;;
+    --size) SIZE="$2"; shift 2;;
+    --count) COUNT="$2"; shift 2;;
+    --warmup) WARMUP="$2"; shift 2;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0;;
+    *) echo "jgroups-perf.sh: unknown option $1" >&2; exit 2;;
+  esac
+done
+[ "$SENDERS" = all ] && SENDERS="$MEMBERS"
+
+JAR=/usr/share/java/jgroups.jar
+missing=()
+[ -f "$JAR" ] || missing+=(libjgroups-java)
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+fi
+
+WORK="$(mktemp -d)"
+PIDS=()
+stop() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap stop EXIT
+javac -nowarn -cp "$JAR" -d "$WORK" "$HERE/JgroupsPerf.java" >&2
+unzip -p "$JAR" udp.xml > "$WORK/udp.xml"
+
+GROUP="239.84.$((RANDOM % 256)).$((1 + RANDOM % 254))"
+PORT=$((40000 + RANDOM % 10000))
+CLUSTER="thoth-ref-$$-$RANDOM"
+JAVA_OPTS=(-Djava.net.preferIPv4Stack=true -Djgroups.bind_addr=127.0.0.1 -Djgroups.udp.mcast_addr="$GROUP"
+           -Djgroups.udp.mcast_port="$PORT" -Djgroups.udp.ip_ttl=0 -Xms256m -Xmx2g)
+for ((i = 0; i < MEMBERS; i++)); do
+  timeout 300 java "${JAVA_OPTS[@]}" -cp "$WORK:$JAR" JgroupsPerf "$WORK/udp.xml" "$CLUSTER" "$MEMBERS" "$SENDERS" \
+    "$SIZE" "$COUNT" "$WARMUP" > "$WORK/member$i.out" 2> "$WORK/member$i.err" &
+  PIDS+=("$!")
+  # One at a time, so that the first is the coordinator and ranks follow start order.
+  for ((k = 0; k < 300; k++)); do grep -q '^JOINED' "$WORK/member$i.out" && break; sleep 0.1; done
+done
+status=0
+for p in "${PIDS[@]}"; do wait "$p" || status=$?; done
+PIDS=()
+line="$(grep -h '^RESULT' "$WORK"/member*.out | head -1 || true)"
+if [ -z "$line" ]; then
+  echo "jgroups-perf.sh: no result (exit status $status):" >&2
+  tail -n 5 "$WORK"/member*.out "$WORK"/member*.err >&2
+  exit 1
+fi
+python3 - "$line" <<'PY'
+import json, sys
+kv = dict(t.split("=", 1) for t in sys.argv[1].split()[1:])
+rate, size = float(kv["msgs_per_sec"]), int(kv["size"])
+print(json.dumps({"system": "jgroups-2.12", "stack": "udp.xml", "members": int(kv["members"]),
+                  "senders": int(kv["senders"]), "size": size, "count": int(kv["count"]),
+                  "msgs_per_sec": round(rate, 1), "mb_per_sec": round(rate * size / 1e6, 3),
+                  "fifo_violations": int(kv["fifo_violations"])}))
+PY
