@@ -352,26 +352,15 @@ impl Pt2pt {
 
     fn on_data(&mut self, i: usize, seq: u64, msg: Msg, cx: &mut Cx<'_>) {
         let ack_delay = self.cfg.ack_delay;
-        let p = &mut self.peers[i];
         // The next one goes straight up; one past a gap is held, so charged (and compacted).
-        let at_next = seq == p.recv.next();
+        let at_next = seq == self.peers[i].recv.next();
         let msg = if at_next { msg } else { msg.compact() };
         let cost = Budget::cost(&msg);
         if !at_next && !self.budget.take(i, cost) {
             self.c.mem_drop += 1;
         } else {
-            match p.recv.offer(seq, msg) {
-                Offer::Accepted => {
-                    let mut charged = !at_next;
-                    while let Some(m) = p.recv.pop_ready() {
-                        if charged {
-                            self.budget.give(i, Budget::cost(&m));
-                        }
-                        charged = true;
-                        self.c.delivered += 1;
-                        cx.up(Up::Send { from: Rank(i as u16), msg: m });
-                    }
-                }
+            match self.peers[i].recv.offer(seq, msg) {
+                Offer::Accepted => self.deliver_ready(i, !at_next, cx),
                 refused => {
                     if !at_next {
                         self.budget.give(i, cost);
@@ -380,7 +369,7 @@ impl Pt2pt {
                 }
             }
         }
-        p.ack_at.get_or_insert(cx.now + ack_delay);
+        self.peers[i].ack_at.get_or_insert(cx.now + ack_delay);
     }
 
     /// `Skip { to }` from `from`: it no longer holds its messages below `to`; deliver what
@@ -396,10 +385,21 @@ impl Pt2pt {
             self.budget.give(i, Budget::cost(&m));
         }
         self.c.skipped += p.recv.next() - before;
-        while let Some(m) = p.recv.pop_ready() {
-            self.budget.give(i, Budget::cost(&m));
+        self.deliver_ready(i, true, cx);
+    }
+
+    /// Delivers peer `i`'s messages that are next in sequence, giving back what they were
+    /// charged (all of them were held past a gap, but the first when `first_charged` is
+    /// false: it arrived as the next one and went straight through).
+    fn deliver_ready(&mut self, i: usize, first_charged: bool, cx: &mut Cx<'_>) {
+        let mut charged = first_charged;
+        while let Some(m) = self.peers[i].recv.pop_ready() {
+            if charged {
+                self.budget.give(i, Budget::cost(&m));
+            }
+            charged = true;
             self.c.delivered += 1;
-            cx.up(Up::Send { from, msg: m });
+            cx.up(Up::Send { from: Rank(i as u16), msg: m });
         }
     }
 

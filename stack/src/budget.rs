@@ -2,9 +2,9 @@
 //!
 //! A layer that keeps other members' messages (for reordering, retransmission, reassembly)
 //! takes bytes from its budget before it keeps one and gives them back when it lets go; a
-//! message that would take a sender past `per_sender`, or everyone past `all`, is refused and
-//! counted, and the layer drops it as it would drop one it never received (a reliable layer
-//! asks for it again later). Nothing from the network, forged or not, can then make a member
+//! message that would take a sender past `per_sender`, or everyone past `all`, is refused,
+//! and the layer drops it (counting it) as it would drop one it never received (a reliable
+//! layer asks for it again later). Nothing from the network, forged or not, can then make a member
 //! hold more than `all` bytes in that layer, nor one sender crowd out the others beyond
 //! `per_sender`. A message is charged `Msg::len() + MSG_OVERHEAD` after `Msg::compact`, so
 //! the charge covers what it really keeps alive.
@@ -16,21 +16,19 @@ use crate::msg::Msg;
 /// Charged per message on top of its bytes: its handle, map entry and bookkeeping.
 pub const MSG_OVERHEAD: usize = 64;
 
-/// Bytes held per sender and in all, with the refusals.
+/// Bytes held per sender and in all.
 #[derive(Clone, Debug)]
 pub struct Budget {
     per_sender: usize,
     all: usize,
     used: Vec<usize>,
     total: usize,
-    refused: u64,
-    refused_bytes: u64,
 }
 
 impl Budget {
     /// A budget for `senders` senders.
     pub fn new(senders: usize, per_sender: usize, all: usize) -> Budget {
-        Budget { per_sender, all, used: vec![0; senders], total: 0, refused: 0, refused_bytes: 0 }
+        Budget { per_sender, all, used: vec![0; senders], total: 0 }
     }
 
     /// What keeping `msg` costs.
@@ -38,15 +36,10 @@ impl Budget {
         msg.len() + MSG_OVERHEAD
     }
 
-    /// Takes `bytes` for `sender` if both bounds allow it; otherwise counts a refusal.
+    /// Takes `bytes` for `sender` if both bounds allow it.
     pub fn take(&mut self, sender: usize, bytes: usize) -> bool {
-        let Some(used) = self.used.get_mut(sender) else {
-            self.refused += 1;
-            return false;
-        };
+        let Some(used) = self.used.get_mut(sender) else { return false };
         if *used + bytes > self.per_sender || self.total + bytes > self.all {
-            self.refused += 1;
-            self.refused_bytes += bytes as u64;
             return false;
         }
         *used += bytes;
@@ -72,11 +65,6 @@ impl Budget {
     pub fn total(&self) -> usize {
         self.total
     }
-
-    /// Messages refused, and their bytes.
-    pub fn refused(&self) -> (u64, u64) {
-        (self.refused, self.refused_bytes)
-    }
 }
 
 #[cfg(test)]
@@ -92,7 +80,7 @@ mod tests {
         assert!(b.take(1, 50));
         assert!(!b.take(2, 1), "past the bound in all");
         assert!(!b.take(7, 1), "no such sender");
-        assert_eq!((b.used(0), b.used(1), b.total(), b.refused()), (100, 50, 150, (3, 42)));
+        assert_eq!((b.used(0), b.used(1), b.total()), (100, 50, 150));
         b.give(0, 60);
         assert!(b.take(2, 60));
         assert_eq!((b.used(0), b.used(2), b.total()), (40, 60, 150));

@@ -337,11 +337,6 @@ impl Nak {
         self.peers.iter().map(|p| p.win.held()).sum()
     }
 
-    /// Bytes held for other members (see **Memory**).
-    pub fn held_bytes(&self) -> usize {
-        self.budget.total()
-    }
-
     /// How many casts of `origin` may be delivered for now (see **The flush**).
     fn limit(&self, origin: usize) -> u64 {
         match &self.cut {

@@ -56,11 +56,6 @@ impl<T> Window<T> {
         self.held.remove(&seq)
     }
 
-    /// The held arrivals.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.held.values()
-    }
-
     /// The next arrival in order, if it is here; it counts as delivered.
     pub fn pop_ready(&mut self) -> Option<(u64, T)> {
         let item = self.held.remove(&self.next)?;
