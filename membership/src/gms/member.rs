@@ -75,7 +75,6 @@ impl Gms {
         self.delivered[from.index()] += 1;
         cx.up(Up::Cast { from, msg });
         if from == cx.rank {
-            self.own_back += 1;
             self.report(cx);
         }
         self.check_flushed(cx);
@@ -174,8 +173,9 @@ impl Gms {
     /// application has stopped casting and every cast this member issued has come back to
     /// it (so its own count is final).
     pub(super) fn report(&mut self, cx: &mut Cx<'_>) {
+        let own_back = self.delivered[cx.rank.index()];
         let Some(f) = self.flush.as_mut() else { return };
-        if !f.answered || f.asked.is_some() || self.own_back < self.issued {
+        if !f.answered || f.asked.is_some() || own_back < self.issued {
             return;
         }
         if self.cfg.test_count_in_gms {

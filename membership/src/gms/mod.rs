@@ -263,10 +263,9 @@ pub struct Gms {
     failed: Vec<bool>,
     verify: BTreeMap<Rank, Verify>,
     nonce: u32,
-    // This view's traffic: casts this layer passed down, its own that came back up, and
-    // (for `Config::test_count_in_gms` only) every rank's casts it passed up.
+    // This view's traffic: casts this layer passed down, and every rank's casts it passed up
+    // (its own: those that came back; the others' serve only `Config::test_count_in_gms`).
     issued: u64,
-    own_back: u64,
     delivered: Vec<u64>,
     /// Digest requests sent down, and answers received (they come back in order).
     asks: u64,
@@ -320,7 +319,6 @@ impl Gms {
             verify: BTreeMap::new(),
             nonce: 0,
             issued: 0,
-            own_back: 0,
             delivered: Vec::new(),
             asks: 0,
             answers: 0,
@@ -555,13 +553,19 @@ impl Gms {
         cx.dn(ev);
     }
 
+    /// When a participant that has heard nothing of its flush counts itself left out of it
+    /// (never with the planted old flush, which had no such way out).
+    fn dropped_at(&self) -> Option<Time> {
+        self.flush.as_ref().filter(|_| !self.cfg.test_count_in_gms).map(|f| f.heard + self.cfg.flush * 2)
+    }
+
     fn deadlines(&self) -> impl Iterator<Item = Time> + '_ {
         let d = self.disc.as_ref();
         [
             d.map(|d| d.next_hello),
             d.map(|d| d.form_at),
             self.flush.as_ref().and_then(|f| f.block_until),
-            self.flush.as_ref().filter(|_| !self.cfg.test_count_in_gms).map(|f| f.heard + self.cfg.flush * 2),
+            self.dropped_at(),
             self.change.as_ref().map(|c| c.deadline.min(c.resend_at)),
             self.merge_at,
             self.merging.as_ref().map(|m| m.resend.min(m.deadline)),
@@ -589,7 +593,7 @@ impl Gms {
         if self.flush.as_ref().and_then(|f| f.block_until).is_some_and(|t| t <= now) {
             self.answer_block(cx);
         }
-        if self.flush.as_ref().is_some_and(|f| f.heard + self.cfg.flush * 2 <= now) && !self.cfg.test_count_in_gms {
+        if self.dropped_at().is_some_and(|t| t <= now) {
             self.dropped(cx);
         }
         self.verify_timeout(cx);
@@ -691,7 +695,6 @@ impl Layer for Gms {
                 ("repeats", n.repeats),
                 ("dropped", n.dropped),
                 ("issued", self.issued),
-                ("own_back", self.own_back),
             ],
             state: format!(
                 "failed={:?} flush={:?} change={:?} committed={:?} hold={} leaving={:?}",
