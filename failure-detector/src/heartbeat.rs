@@ -177,23 +177,21 @@ impl Running {
     }
 }
 
-/// Learns the view at the first event: every peer is "heard" at the start, so it has a full
-/// timeout to say something.
-fn start<'r>(cfg: &Config, run: &'r mut Option<Running>, cx: &Cx<'_>) -> &'r mut Running {
-    run.get_or_insert_with(|| {
-        let (period, timeout) = cfg.effective(cx.view.len());
-        let peers = vec![Peer { heard: cx.now, suspected: false }; cx.view.len()];
-        let mut r = Running { period, timeout, me: cx.rank, peers, last_cast: None, next_check: Time::NEVER };
-        r.recompute_check();
-        r
-    })
+/// Sized for the view at its start: every peer is "heard" then, so it has a full timeout to
+/// say something.
+fn start(cfg: &Config, cx: &Cx<'_>) -> Running {
+    let (period, timeout) = cfg.effective(cx.view.len());
+    let peers = vec![Peer { heard: cx.now, suspected: false }; cx.view.len()];
+    let mut r = Running { period, timeout, me: cx.rank, peers, last_cast: None, next_check: Time::NEVER };
+    r.recompute_check();
+    r
 }
 
 /// The heartbeat failure detector.
 #[derive(Clone, Debug)]
 pub struct Heartbeat {
     cfg: Config,
-    /// `None` until the first event tells the view.
+    /// `None` until `init` tells the view.
     run: Option<Running>,
     stopped: bool,
     c: Counters,
@@ -218,7 +216,7 @@ impl Heartbeat {
 
     /// A message from `from` arrived; its header is `hdr` (already decoded).
     fn heard(&mut self, from: Rank, is_beat: bool, cx: &mut Cx<'_>) {
-        let run = start(&self.cfg, &mut self.run, cx);
+        let Some(run) = self.run.as_mut() else { return };
         if from == run.me {
             return;
         }
@@ -268,10 +266,16 @@ impl Layer for Heartbeat {
         Props::SUSPECT
     }
 
+    /// Learns the view and sends the first beat at once.
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.run = Some(start(&self.cfg, cx));
+        self.handle_timeout(cx);
+    }
+
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         // A cast reaches every member: it stands in for a beat.
-        if matches!(ev, Dn::Cast(_) | Dn::CastUnrel(_)) {
-            start(&self.cfg, &mut self.run, cx).last_cast = Some(cx.now);
+        if let (Dn::Cast(_) | Dn::CastUnrel(_), Some(run)) = (&ev, self.run.as_mut()) {
+            run.last_cast = Some(cx.now);
         }
         if let Some(m) = ev.msg_mut() {
             m.push(&Hdr::NoHdr);
@@ -296,8 +300,7 @@ impl Layer for Heartbeat {
             return None;
         }
         match &self.run {
-            // Due at once: the first run learns the view and sends the first beat.
-            None => Some(Time::ZERO),
+            None => None,
             Some(r) if r.peers.len() <= 1 => None,
             Some(r) => Some(r.next_beat().min(r.next_check)),
         }
@@ -307,10 +310,7 @@ impl Layer for Heartbeat {
         if self.stopped {
             return;
         }
-        let run = start(&self.cfg, &mut self.run, cx);
-        if run.peers.len() <= 1 {
-            return;
-        }
+        let Some(run) = self.run.as_mut().filter(|r| r.peers.len() > 1) else { return };
         if cx.now >= run.next_beat() {
             run.last_cast = Some(cx.now);
             let mut m = Msg::new(Default::default());

@@ -210,11 +210,8 @@ impl Phi {
         }
     }
 
-    /// Resolves the parameters and starts watching every peer (once).
-    fn init(&mut self, cx: &Cx<'_>) -> Params {
-        if let Some(p) = self.params {
-            return p;
-        }
+    /// Resolves the parameters for the view and starts watching every peer.
+    fn start(&mut self, cx: &Cx<'_>) {
         let period = self.cfg.period.unwrap_or_else(|| default_period(cx.view.len()));
         let p = Params {
             period,
@@ -229,7 +226,6 @@ impl Phi {
         self.last_phi = vec![0.0; cx.view.len()];
         self.next_beat = cx.now;
         self.next_check = cx.now + period / 4;
-        p
     }
 
     /// The phi of `peer` at `now` (0 for this member, unknown ranks, or before the start).
@@ -273,7 +269,7 @@ impl Phi {
     }
 
     fn up_msg(&mut self, from: Rank, mut msg: Msg, cast: bool, cx: &mut Cx<'_>) {
-        let p = self.init(cx);
+        let Some(p) = self.params else { return };
         let hdr = match msg.pop::<PhiHdr>() {
             Ok(h) => h,
             Err(_) => {
@@ -336,8 +332,13 @@ impl Layer for Phi {
         Props::SUSPECT
     }
 
+    /// Learns the view and sends the first beat at once.
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.start(cx);
+        self.handle_timeout(cx);
+    }
+
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        self.init(cx);
         if let Some(m) = ev.msg_mut() {
             m.push(&PhiHdr::NoHdr);
         }
@@ -353,12 +354,11 @@ impl Layer for Phi {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        // Before the first event the view is unknown: ask for a timeout to learn it.
-        Some(if self.params.is_some() { self.next_beat.min(self.next_check) } else { Time::ZERO })
+        self.params.map(|_| self.next_beat.min(self.next_check))
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
-        let p = self.init(cx);
+        let Some(p) = self.params else { return };
         if cx.now >= self.next_beat {
             let mut m = Msg::new(Bytes::new());
             m.push(&PhiHdr::Beat);

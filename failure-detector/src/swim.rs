@@ -239,10 +239,7 @@ impl Swim {
 
     /// Sets the parameters from the view and schedules the first probe at a random offset
     /// within one period, so members do not probe in lockstep.
-    fn init(&mut self, cx: &mut Cx<'_>) -> Effective {
-        if let Some(e) = self.eff {
-            return e;
-        }
+    fn start(&mut self, cx: &mut Cx<'_>) {
         let n = cx.view.len();
         let e = self.cfg.effective(n);
         self.eff = Some(e);
@@ -251,7 +248,6 @@ impl Swim {
             let span = u64::try_from(e.period.as_nanos()).unwrap_or(u64::MAX).max(1);
             self.first = Some(cx.now + Duration::from_nanos(cx.rng.below(span)));
         }
-        e
     }
 
     fn send(&mut self, cx: &mut Cx<'_>, to: Rank, h: Hdr) {
@@ -394,15 +390,16 @@ impl Layer for Swim {
     fn provides(&self) -> Props {
         Props::SUSPECT
     }
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.start(cx);
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        self.init(cx);
         if let Some(m) = ev.msg_mut() {
             m.push(&Hdr::NoHdr);
         }
         cx.dn(ev);
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        self.init(cx);
         let (from, mut msg, cast) = match ev {
             Up::Cast { from, msg } => (from, msg, true),
             Up::Send { from, msg } => (from, msg, false),
@@ -437,9 +434,7 @@ impl Layer for Swim {
         }
     }
     fn poll_timeout(&self) -> Option<Time> {
-        if self.eff.is_none() {
-            return Some(Time::ZERO); // learn the view at once
-        }
+        self.eff?;
         match self.probe {
             Some(p) if !p.acked && p.next_attempt < p.end => Some(p.next_attempt),
             Some(p) => Some(p.end),
@@ -447,7 +442,7 @@ impl Layer for Swim {
         }
     }
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
-        let e = self.init(cx);
+        let Some(e) = self.eff else { return };
         match self.probe {
             None => {
                 if self.first.is_some_and(|t| t <= cx.now) {

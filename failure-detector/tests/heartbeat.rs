@@ -61,8 +61,8 @@ fn dn_bytes(dn: Vec<Dn>) -> Vec<(&'static str, Vec<u8>)> {
 fn first_run_beats_at_once_then_every_period() {
     let (mut h, mut l) = (Harness::new(3, 0), Heartbeat::default());
     assert_eq!(l.provides(), Props::SUSPECT);
-    assert_eq!(l.poll_timeout(), Some(Time::ZERO));
-    fire(&mut h, &mut l, at(0));
+    assert_eq!(l.poll_timeout(), None, "nothing is due before the view starts");
+    h.init(&mut l, at(0)); // the start of the view beats at once
     assert_eq!(dn_bytes(h.take_dn()), vec![("cast_unrel", vec![1])]);
     fire(&mut h, &mut l, at(100));
     assert_eq!(dn_bytes(h.take_dn()), vec![("cast_unrel", vec![1])]);
@@ -75,7 +75,7 @@ fn first_run_beats_at_once_then_every_period() {
 #[test]
 fn a_cast_stands_for_a_beat_and_a_send_does_not() {
     let (mut h, mut l) = (Harness::new(3, 0), Heartbeat::default());
-    fire(&mut h, &mut l, at(0));
+    h.init(&mut l, at(0));
     h.take_dn();
     h.dn(&mut l, at(50), Dn::Cast(Msg::new(Bytes::from_static(b"x"))));
     h.dn(&mut l, at(60), Dn::Send(Rank(1), Msg::new(Bytes::from_static(b"y"))));
@@ -113,7 +113,7 @@ fn traffic_passes_up_beats_are_consumed() {
 #[test]
 fn suspects_once_per_member_after_timeout_and_unsuspects_when_heard() {
     let (mut h, mut l) = (Harness::new(3, 0), Heartbeat::default());
-    fire(&mut h, &mut l, at(0));
+    h.init(&mut l, at(0));
     // Rank 1 speaks at 500 ms (traffic, not a beat); rank 2 stays silent.
     h.up(&mut l, at(500), Up::Cast { from: Rank(1), msg: wire(&[0], b"x") });
     h.take_up();
@@ -149,7 +149,7 @@ fn suspects_once_per_member_after_timeout_and_unsuspects_when_heard() {
 #[test]
 fn simultaneous_suspicions_come_in_one_event() {
     let (mut h, mut l) = (Harness::new(4, 2), Heartbeat::new(Config { timeout: Some(300 * MS), ..Config::default() }));
-    fire(&mut h, &mut l, at(0));
+    h.init(&mut l, at(0));
     for t in [100, 200] {
         fire(&mut h, &mut l, at(t));
     }
@@ -160,7 +160,7 @@ fn simultaneous_suspicions_come_in_one_event() {
 #[test]
 fn hostile_input_is_dropped_counted_and_no_evidence() {
     let (mut h, mut l) = (Harness::new(3, 0), Heartbeat::default());
-    fire(&mut h, &mut l, at(0));
+    h.init(&mut l, at(0));
     h.up(&mut l, at(10), Up::Cast { from: Rank(1), msg: wire(&[7], b"x") });
     h.up(&mut l, at(10), Up::Cast { from: Rank(1), msg: wire(&[], b"") });
     h.up(&mut l, at(10), Up::Send { from: Rank(1), msg: beat() });
@@ -178,12 +178,12 @@ fn hostile_input_is_dropped_counted_and_no_evidence() {
 #[test]
 fn exit_stops_the_detector_and_a_lone_member_has_no_timer() {
     let (mut h, mut l) = (Harness::new(2, 0), Heartbeat::default());
-    fire(&mut h, &mut l, at(0));
+    h.init(&mut l, at(0));
     h.up(&mut l, at(5), Up::Exit);
     assert_eq!(h.take_up(), vec![Up::Exit]);
     assert_eq!(l.poll_timeout(), None);
     let (mut h, mut l) = (Harness::new(1, 0), Heartbeat::default());
-    fire(&mut h, &mut l, at(0));
+    h.init(&mut l, at(0));
     assert!(h.take_dn().is_empty());
     assert_eq!(l.poll_timeout(), None);
 }
@@ -204,7 +204,7 @@ fn spec_parameters() {
     assert!(r.build("heartbeat(period_ms=x)").is_err());
     assert!(r.build("heartbeat(bogus=1)").is_err());
     // Only a period: the timeout is ten of them.
-    let mut s = r.build("heartbeat(period_ms=30)").expect("builds");
+    let (mut h, mut s) = (Harness::new(3, 0), r.build("heartbeat(period_ms=30)").expect("builds"));
     h.timeout(&mut s, at(0));
     assert_eq!(s.dump_all().counter("timeout_ms"), Some(300));
 }
@@ -272,6 +272,7 @@ fn bolero_model() {
         let (mut h, mut l) = (Harness::new(N as u64, 0), Heartbeat::new(cfg));
         let (mut heard, mut suspected, mut last_cast) = ([0u64; N], [false; N], None::<u64>);
         let mut now = 0u64;
+        h.init(&mut l, at(0));
         let tick = |t: u64,
                     h: &mut Harness,
                     l: &mut Heartbeat,
@@ -499,7 +500,7 @@ fn sim_catches_a_receiver_that_ignores_traffic() {
     };
     let (ok, beats) = busy(Config::default());
     assert_eq!(ok, 0, "a busy member is alive");
-    assert_eq!(beats, 0, "a busy member (casting from time zero) sends no beats");
+    assert_eq!(beats, 1, "a busy member sends no beats but the one that starts its view");
     let (broken, _) = busy(Config { test_ignore_traffic: true, ..Config::default() });
     assert_eq!(broken, 2, "both broken receivers suspect the busy member");
 }

@@ -48,11 +48,11 @@ fn suspects(ups: &[Up]) -> Vec<Vec<Rank>> {
 // ---- exact outputs ----
 
 #[test]
-fn first_timeout_learns_the_view_and_beats() {
+fn the_start_of_the_view_beats() {
     let mut l = Phi::new(cfg(100, 0, 10));
     let mut h = Harness::new(3, 0);
-    assert_eq!(l.poll_timeout(), Some(Time::ZERO), "asks to start");
-    h.timeout(&mut l, at(0));
+    assert_eq!(l.poll_timeout(), None, "nothing is due before the view starts");
+    h.init(&mut l, at(0));
     let dn = h.take_dn();
     assert_eq!(dn.len(), 1);
     let Dn::CastUnrel(m) = &dn[0] else { panic!("{dn:?}") };
@@ -72,6 +72,8 @@ fn first_timeout_learns_the_view_and_beats() {
 fn messages_pass_with_a_no_hdr_header() {
     let mut l = Phi::default();
     let mut h = Harness::new(3, 0);
+    h.init(&mut l, at(0));
+    assert_eq!(h.take_dn().len(), 1, "the beat that starts the view");
     h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"x"))));
     h.dn(&mut l, at(0), Dn::Send(Rank(1), Msg::new(Bytes::from_static(b"y"))));
     h.dn(&mut l, at(0), Dn::Leave);

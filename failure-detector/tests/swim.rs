@@ -27,14 +27,16 @@ fn counter(l: &Swim, name: &str) -> u64 {
     d[0].counter(name).unwrap_or_else(|| panic!("no counter {name}"))
 }
 
-/// A three-member view, this member rank 0, after the first (view-learning) timeout.
-fn started(cfg: Config) -> (Harness, Swim) {
-    let mut h = Harness::new(3, 0);
-    let mut l = Swim::new(cfg);
-    assert_eq!(l.poll_timeout(), Some(Time::ZERO));
-    h.timeout(&mut l, Time::ZERO);
+/// A three-member view, this member rank 0.
+fn three(cfg: Config) -> (Harness, Swim) {
+    (Harness::new(3, 0), Swim::new(cfg))
+}
+
+/// Starts the layer.
+fn start(h: &mut Harness, l: &mut Swim) {
+    assert_eq!(l.poll_timeout(), None, "nothing is due before the view starts");
+    h.init(l, Time::ZERO);
     assert!(h.take_dn().is_empty() && h.take_up().is_empty());
-    (h, l)
 }
 
 fn fixed() -> Config {
@@ -81,7 +83,8 @@ fn registry_parameters_and_dump() {
     assert!(r.build("swim(period_ms=10,ack_timeout_ms=10)").is_err());
     assert!(r.build("swim(k=x)").is_err());
     assert!(r.build("swim(bogus=1)").is_err());
-    let (_, l) = started(Config::default());
+    let (mut h, mut l) = three(Config::default());
+    start(&mut h, &mut l);
     assert_eq!(counter(&l, "period_ms"), 500);
     assert_eq!(counter(&l, "ack_timeout_ms"), 62);
     assert_eq!(counter(&l, "k"), 1);
@@ -90,7 +93,8 @@ fn registry_parameters_and_dump() {
 
 #[test]
 fn ping_is_answered_and_ack_completes_the_probe() {
-    let (mut h, mut l) = started(fixed());
+    let (mut h, mut l) = three(fixed());
+    start(&mut h, &mut l);
     h.up(&mut l, at(1), Up::Send { from: Rank(2), msg: wire(Hdr::Ping { nonce: 7 }) });
     assert_eq!(h.take_dn(), vec![Dn::SendUnrel(Rank(2), out(Hdr::Ack { nonce: 7 }))]);
     assert!(h.take_up().is_empty());
@@ -112,7 +116,8 @@ fn ping_is_answered_and_ack_completes_the_probe() {
 
 #[test]
 fn no_ack_means_ping_again_and_ping_req_then_one_suspicion() {
-    let (mut h, mut l) = started(fixed());
+    let (mut h, mut l) = three(fixed());
+    start(&mut h, &mut l);
     let t = first_probe(&mut h, &mut l);
     let helper = Rank(3 - t.0);
     let t0 = l.poll_timeout().unwrap() - Duration::from_millis(20);
@@ -153,7 +158,8 @@ fn no_ack_means_ping_again_and_ping_req_then_one_suspicion() {
 
 #[test]
 fn indirect_ack_completes_the_probe() {
-    let (mut h, mut l) = started(fixed());
+    let (mut h, mut l) = three(fixed());
+    start(&mut h, &mut l);
     let t = first_probe(&mut h, &mut l);
     let helper = Rank(3 - t.0);
     let t0 = l.poll_timeout().unwrap() - Duration::from_millis(20);
@@ -173,7 +179,8 @@ fn indirect_ack_completes_the_probe() {
 
 #[test]
 fn relaying_is_stateless_and_exact() {
-    let (mut h, mut l) = started(fixed());
+    let (mut h, mut l) = three(fixed());
+    start(&mut h, &mut l);
     h.up(&mut l, at(1), Up::Send { from: Rank(1), msg: wire(Hdr::PingReq { target: 2, nonce: 5 }) });
     assert_eq!(h.take_dn(), vec![Dn::SendUnrel(Rank(2), out(Hdr::RelayPing { origin: 1, nonce: 5 }))]);
     h.up(&mut l, at(1), Up::Send { from: Rank(2), msg: wire(Hdr::RelayPing { origin: 1, nonce: 9 }) });
@@ -186,7 +193,8 @@ fn relaying_is_stateless_and_exact() {
 
 #[test]
 fn messages_get_nohdr_and_hostile_input_is_counted() {
-    let (mut h, mut l) = started(fixed());
+    let (mut h, mut l) = three(fixed());
+    start(&mut h, &mut l);
     let body = Bytes::from_static(b"app");
     h.dn(&mut l, at(1), Dn::Cast(Msg::new(body.clone())));
     h.dn(&mut l, at(1), Dn::Leave);
@@ -243,7 +251,8 @@ fn bolero_header_round_trips() {
 #[test]
 fn bolero_arbitrary_bytes_never_panic() {
     bolero::check!().with_type::<Vec<(bool, u8, u16, Vec<u8>)>>().for_each(|evs| {
-        let (mut h, mut l) = started(fixed());
+        let (mut h, mut l) = three(fixed());
+        start(&mut h, &mut l);
         for (i, (cast, from, dt, bytes)) in evs.iter().enumerate() {
             let msg = Msg::from_wire(Bytes::from(bytes.clone()));
             let from = Rank(*from as u16 % 5);

@@ -248,17 +248,6 @@ impl Flow {
         self.threshold
     }
 
-    fn fit(&mut self, cx: &Cx<'_>) {
-        let n = cx.view.len();
-        self.me = cx.rank.index();
-        if self.consumed.len() < n {
-            self.consumed.resize(n, 0);
-            self.received.resize(n, 0);
-            self.granted.resize(n, 0);
-            self.failed.resize(n, false);
-        }
-    }
-
     /// Bytes sent and not yet consumed by the slowest other live member.
     fn outstanding(&self) -> u64 {
         let me = self.me;
@@ -389,8 +378,16 @@ impl Layer for Flow {
         Props::FLOW
     }
 
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        let n = cx.view.len();
+        self.me = cx.rank.index();
+        self.consumed = vec![0; n];
+        self.received = vec![0; n];
+        self.granted = vec![0; n];
+        self.failed = vec![false; n];
+    }
+
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        self.fit(cx);
         match ev {
             Dn::Cast(msg) => self.on_cast(msg, cx),
             Dn::Failed(ranks) => {
@@ -415,7 +412,6 @@ impl Layer for Flow {
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        self.fit(cx);
         match ev {
             Up::Cast { from, mut msg } => match msg.pop::<FlowHdr>() {
                 Ok(FlowHdr::NoHdr) => cx.up(Up::Cast { from, msg }),
@@ -463,7 +459,6 @@ impl Layer for Flow {
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
-        self.fit(cx);
         if !self.blocked || self.req_at.is_none_or(|t| t > cx.now) {
             return;
         }

@@ -316,7 +316,7 @@ impl Frag {
                 cx.up(wrap(msg));
             }
             FragHdr::Frag { id, index, count, total } => {
-                if from.index() >= cx.view.len() {
+                if from.index() >= self.senders.len() {
                     self.c.bad_rank += 1;
                     return;
                 }
@@ -347,9 +347,6 @@ impl Frag {
     ) -> Option<Bytes> {
         let (datagram, pinned) = (msg.datagram(), msg.pinned() as u64);
         let mut body = msg.into_payload();
-        if self.senders.len() <= rank {
-            self.senders.resize_with(rank + 1, Sender::default);
-        }
         let (mem, mem_all) = (self.cfg.mem as u64, self.cfg.mem_all as u64);
         let s = &mut self.senders[rank];
         let (stream, other) = match kind {
@@ -443,6 +440,9 @@ impl Layer for Frag {
     }
     fn provides(&self) -> Props {
         Props::FRAG
+    }
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.senders = (0..cx.view.len()).map(|_| Sender::default()).collect();
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {

@@ -1,12 +1,11 @@
 //! `pack`: many small messages in one datagram under backlog, none delayed without it
 //! (Horus's packing, JGroups's bundler).
 //!
-//! Protocol. A message going down when nothing is waiting goes out at once, alone, and arms
-//! a flush deadline at the current time. Messages that follow before that deadline is served
-//! — the ones the driver hands the endpoint in the same turn, which is what a backlog is —
-//! wait in a queue per destination (the group, or one rank). When the driver serves the
-//! deadline (after the rest of its turn's input: it is already due), each queue leaves as
-//! few datagrams as fit: a `Many { count }` header followed by `count` entries, each a
+//! Protocol. The first message going down in a turn goes out at once, alone. Messages that
+//! follow in the same turn — the ones the driver hands the endpoint in one batch, which is
+//! what a backlog is — wait in a queue per destination (the group, or one rank). At the end
+//! of the turn (`Layer::end_turn`, after the batch's input) each queue leaves as few
+//! datagrams as fit: a `Many { count }` header followed by `count` entries, each a
 //! varint length and the message's bytes (its headers from the layers above, then its
 //! payload). So a quiet sender pays no delay and no copy, and a busy one pays one copy per
 //! message and saves a system call, a frame and a CRC per message. Going up, `One` passes
@@ -34,8 +33,7 @@
 //! runs past the datagram drops the datagram's remaining entries and is counted
 //! (`bad_hdr`, `bad_entry`); the entries before it were well formed and are delivered.
 //!
-//! Memory: the queues hold only what arrived since the deadline was armed, which the driver
-//! serves in the same turn: at most one turn's input. Packed datagrams are built in one
+//! Memory: the queues hold only what arrived in the current turn: at most one turn's input. Packed datagrams are built in one
 //! buffer per flush.
 //!
 //! Tests: unit tests below (header codec, exact packing); `layers/tests/pack.rs`: bolero
@@ -46,7 +44,7 @@
 use std::collections::VecDeque;
 use thoth_stack::wire::var_len;
 use thoth_stack::{
-    Args, BytesMut, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Time, Up, Wire, WireError, Writer,
+    Args, BytesMut, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up, Wire, WireError, Writer,
 };
 
 /// The layer's header.
@@ -110,8 +108,8 @@ enum To {
 
 pub struct Pack {
     cfg: Config,
-    /// The flush deadline, armed when a message went out alone.
-    flush_at: Option<Time>,
+    /// A message went out alone in this turn: the ones after it wait for the end of the turn.
+    busy: bool,
     /// Waiting messages, in arrival order, with their destination and whether they came
     /// as reliable events. One queue serves every destination: a flush takes each
     /// destination's messages in order.
@@ -134,7 +132,7 @@ impl Pack {
     pub fn new(cfg: Config) -> Pack {
         Pack {
             cfg: Config { size: cfg.size.max(64) },
-            flush_at: None,
+            busy: false,
             queue: VecDeque::new(),
             sent_alone: 0,
             sent_packed: 0,
@@ -156,7 +154,6 @@ impl Pack {
 
     /// Sends everything that waits: per destination, in order, as few datagrams as fit.
     fn flush(&mut self, cx: &mut Cx<'_>) {
-        self.flush_at = None;
         while let Some((to, reliable, first)) = self.queue.pop_front() {
             let mut batch = vec![first];
             let mut bytes = entry_len(&batch[0]);
@@ -275,9 +272,9 @@ impl Layer for Pack {
             }
             other => return cx.dn(other),
         };
-        if self.flush_at.is_none() {
+        if !self.busy {
             debug_assert!(self.queue.is_empty());
-            self.flush_at = Some(cx.now);
+            self.busy = true;
             return self.alone(event(to, reliable, msg), cx);
         }
         self.queue.push_back((to, reliable, msg));
@@ -289,11 +286,9 @@ impl Layer for Pack {
             other => cx.up(other),
         }
     }
-    fn poll_timeout(&self) -> Option<Time> {
-        self.flush_at
-    }
-    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+    fn end_turn(&mut self, cx: &mut Cx<'_>) {
         self.flush(cx);
+        self.busy = false;
     }
     fn dump(&self, out: &mut Vec<Dump>) {
         out.push(Dump {
@@ -307,7 +302,7 @@ impl Layer for Pack {
                 ("bad_hdr", self.bad_hdr),
                 ("bad_entry", self.bad_entry),
             ],
-            state: format!("size {}, flush {:?}", self.cfg.size, self.flush_at),
+            state: format!("size {}, busy {}", self.cfg.size, self.busy),
         });
     }
 }
@@ -326,7 +321,7 @@ pub fn register(r: &mut Registry) {
 mod tests {
     use super::*;
     use thoth_stack::wire::{from_slice, to_vec};
-    use thoth_stack::{Bytes, EndpointId, Rng, View};
+    use thoth_stack::{Bytes, EndpointId, Rng, Time, View};
 
     #[test]
     fn header_codec() {
@@ -338,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn first_message_alone_then_packed_at_the_deadline() {
+    fn first_message_alone_then_packed_at_the_end_of_the_turn() {
         let view = View::initial(vec![EndpointId(1), EndpointId(2)]);
         let (mut rng, mut up, mut dn) = (Rng::new(1), VecDeque::new(), VecDeque::new());
         let mut p = Pack::new(Config { size: 64 });
@@ -348,9 +343,11 @@ mod tests {
             p.handle_dn(Dn::Cast(Msg::new(Bytes::copy_from_slice(body))), &mut cx);
         }
         p.handle_dn(Dn::Send(Rank(1), Msg::new(Bytes::from_static(b"s"))), &mut cx);
-        assert_eq!(p.poll_timeout(), Some(now));
-        p.handle_timeout(&mut cx);
-        assert_eq!(p.poll_timeout(), None);
+        assert_eq!(dn.len(), 1, "the rest waits for the end of the turn");
+        let mut cx = Cx::new(now, &view, Rank(0), &mut rng, &mut up, &mut dn);
+        p.end_turn(&mut cx);
+        // A new turn: its first message goes alone again.
+        p.handle_dn(Dn::Cast(Msg::new(Bytes::from_static(b"d"))), &mut cx);
         let wire: Vec<(String, Vec<u8>)> = dn
             .drain(..)
             .map(|e| match e {
@@ -366,6 +363,7 @@ mod tests {
                 ("cast".to_string(), b"\x00a".to_vec()),
                 ("cast-unrel".to_string(), b"\x01\x02\x02bb\x03ccc".to_vec()),
                 ("send r1".to_string(), b"\x00s".to_vec()),
+                ("cast".to_string(), b"\x00d".to_vec()),
             ]
         );
     }

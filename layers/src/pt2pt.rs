@@ -312,15 +312,6 @@ impl Pt2pt {
         Pt2pt { cfg, peers: Vec::new(), failed: Vec::new(), budget: Budget::new(0, 0, 0), c: Counters::default() }
     }
 
-    fn fit(&mut self, n: usize) {
-        if self.peers.len() < n {
-            let cfg = &self.cfg;
-            self.peers.resize_with(n, || Peer::new(cfg));
-            self.failed.resize(n, false);
-            self.budget = Budget::new(n, cfg.mem, cfg.mem_all);
-        }
-    }
-
     /// The peer a `Data`/`Ack` from `from` belongs to, if it is a real other member.
     fn peer_index(&self, from: Rank, cx: &Cx<'_>) -> Option<usize> {
         let i = from.index();
@@ -439,15 +430,21 @@ impl Layer for Pt2pt {
         Props::RELIABLE_SEND | Props::FIFO_SEND
     }
 
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        let (n, cfg) = (cx.view.len(), &self.cfg);
+        self.peers = (0..n).map(|_| Peer::new(cfg)).collect();
+        self.failed = vec![false; n];
+        self.budget = Budget::new(n, cfg.mem, cfg.mem_all);
+    }
+
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        self.fit(cx.view.len());
         match ev {
             Dn::Failed(ranks) => {
                 cx.dn(Dn::Failed(ranks.clone()));
                 self.fail(&ranks, cx.rank);
             }
             Dn::Send(to, _) if self.is_failed(to) => self.c.to_failed += 1,
-            Dn::Send(to, msg) if to != cx.rank && to.index() < cx.view.len() => {
+            Dn::Send(to, msg) if to != cx.rank && to.index() < self.peers.len() => {
                 let now = cx.now;
                 let p = &mut self.peers[to.index()];
                 let seq = p.next_seq;
@@ -462,7 +459,6 @@ impl Layer for Pt2pt {
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        self.fit(cx.view.len());
         match ev {
             Up::Cast { from, .. } | Up::Send { from, .. } if self.is_failed(from) => self.c.from_failed += 1,
             Up::Cast { from, mut msg } => match msg.pop::<Hdr>() {

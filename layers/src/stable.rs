@@ -178,16 +178,6 @@ impl Stable {
         }
     }
 
-    fn init(&mut self, cx: &Cx<'_>) {
-        if self.n == 0 {
-            self.n = cx.view.len().max(1);
-            self.me = cx.rank.index().min(self.n - 1);
-            self.seen = vec![vec![0; self.n]; self.n];
-            self.stable = vec![0; self.n];
-            self.failed = vec![false; self.n];
-        }
-    }
-
     /// Casts of each rank this member received.
     pub fn received(&self) -> &[u64] {
         self.seen.get(self.me).map_or(&[], |v| v)
@@ -267,8 +257,15 @@ impl Layer for Stable {
         Props::STABLE
     }
 
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.n = cx.view.len().max(1);
+        self.me = cx.rank.index().min(self.n - 1);
+        self.seen = vec![vec![0; self.n]; self.n];
+        self.stable = vec![0; self.n];
+        self.failed = vec![false; self.n];
+    }
+
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        self.init(cx);
         if let Dn::Failed(ranks) = ev {
             cx.dn(Dn::Failed(ranks.clone()));
             for f in ranks.iter().map(|r| r.index()) {
@@ -288,7 +285,6 @@ impl Layer for Stable {
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        self.init(cx);
         match ev {
             Up::Cast { from, mut msg } => {
                 let f = from.index();

@@ -86,9 +86,8 @@ fn hash(payloads: &[&str]) -> u64 {
 /// Members e1, e2, e3 in view v1@e1; `me` of them is rank `rank`, its layer started.
 fn member(rank: u16) -> (Harness, ChkVsync) {
     let (mut h, mut c) = (Harness::new(3, rank), ChkVsync::new());
-    assert_eq!(c.poll_timeout(), Some(Time::ZERO), "start-of-view work is due at once");
-    h.timeout(&mut c, T0);
-    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(c.poll_timeout(), None, "no timers");
+    h.init(&mut c, T0);
     assert!(h.take_dn().is_empty() && h.take_up().is_empty(), "first view: nothing kept, nothing to say");
     (h, c)
 }
@@ -133,7 +132,7 @@ fn view_change(lose_c: bool) -> [(Harness, ChkVsync, Msg); 2] {
         assert_eq!(c.violations(), 0);
         h.install(v2.clone(), EndpointId(me));
         let mut c = ChkVsync::new(); // the next view's stack
-        h.timeout(&mut c, T0);
+        h.init(&mut c, T0);
         assert!(h.take_up().is_empty());
         let d = one_cast(&mut h);
         out.push((h, c, d));
@@ -206,7 +205,7 @@ fn a_comparison_lost_with_its_view_is_made_in_the_next_one() {
         assert_eq!(h.take_up(), [Up::Install(v3.clone())]);
         h.install(v3.clone(), EndpointId(me));
         let mut c = ChkVsync::new(); // v3's stack
-        h.timeout(&mut c, T0);
+        h.init(&mut c, T0);
         // It casts the digests of both moves, the older first.
         let casts: Vec<Msg> = h
             .take_dn()

@@ -153,6 +153,12 @@ impl<L: Layer> Layer for Blind<L> {
     fn provides(&self) -> Props {
         self.0.provides()
     }
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.0.init(cx)
+    }
+    fn end_turn(&mut self, cx: &mut Cx<'_>) {
+        self.0.end_turn(cx)
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Failed(_) => cx.dn(ev),

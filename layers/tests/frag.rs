@@ -21,6 +21,7 @@ struct Harness {
     rng: Rng,
     up: VecDeque<Up>,
     dn: VecDeque<Dn>,
+    started: bool,
 }
 
 impl Harness {
@@ -31,14 +32,24 @@ impl Harness {
             rng: Rng::new(1),
             up: VecDeque::new(),
             dn: VecDeque::new(),
+            started: false,
         }
     }
-    fn dn(&mut self, l: &mut Frag, ev: Dn) {
+    /// The layer's surroundings; its first use starts it (`init`), as the endpoint would.
+    fn cx(&mut self, l: &mut Frag) -> Cx<'_> {
         let mut cx = Cx::new(Time::ZERO, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        if !self.started {
+            self.started = true;
+            l.init(&mut cx);
+        }
+        cx
+    }
+    fn dn(&mut self, l: &mut Frag, ev: Dn) {
+        let mut cx = self.cx(l);
         l.handle_dn(ev, &mut cx);
     }
     fn up(&mut self, l: &mut Frag, ev: Up) {
-        let mut cx = Cx::new(Time::ZERO, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        let mut cx = self.cx(l);
         l.handle_up(ev, &mut cx);
     }
     fn take_dn(&mut self) -> Vec<Dn> {
@@ -263,8 +274,8 @@ fn memory_bound_evicts_the_oldest_and_drops_what_cannot_fit() {
     // A set that alone exceeds the budget is dropped and leaves no state.
     h.up(&mut l, cast_up(2, raw(fr(1, 0, 2, 1500), &[2; 10])));
     assert_eq!((counter(&l, "over_budget"), counter(&l, "held_bytes"), counter(&l, "sets")), (1, 2 * charge, 2));
-    // Beyond `max`.
-    let mut small = frag(10, 50, 100_000);
+    // Beyond `max` (another layer: another harness).
+    let (mut small, mut h) = (frag(10, 50, 100_000), Harness::new(0));
     h.up(&mut small, cast_up(1, raw(fr(0, 0, 10, 51), &[0; 10])));
     assert_eq!((counter(&small, "rx_oversize"), counter(&small, "sets")), (1, 0));
     // At most MAX_SETS per sender and kind.
@@ -379,7 +390,8 @@ fn fragments_are_charged_their_datagram_once() {
     assert_eq!(counter(&l, "held_bytes"), 0);
     assert_eq!(payloads(h.take_up()).len(), 1);
     // With no room for the datagram, the fragment is held as a copy of its own bytes.
-    let mut l = Frag::new(Config { size: 500, max: 10_000, mem: 3000, ..Config::default() });
+    let (mut l, mut h) =
+        (Frag::new(Config { size: 500, max: 10_000, mem: 3000, ..Config::default() }), Harness::new(0));
     h.up(&mut l, cast_up(1, piece(0..part(0, 1).len())));
     assert_eq!(counter(&l, "held_bytes"), 1500 + 3 * 64 + 256);
 }

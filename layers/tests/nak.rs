@@ -51,6 +51,14 @@ impl H {
             })
             .collect()
     }
+    /// Hands the layer the flush's cut, which it must pass on down; then, as the bottom of
+    /// the stack does, turns it back up.
+    fn cut(&mut self, l: &mut Nak, now: Time, cut: Vec<u64>) {
+        self.dn(l, now, Dn::Cut(cut.clone()));
+        assert_eq!(self.take_dn(), [Dn::Cut(cut.clone())], "the cut goes on down");
+        assert!(!self.up.contains(&Up::CutReached(cut.clone())), "not reached before it came back up");
+        self.up(l, now, Up::CutReached(cut));
+    }
 }
 
 fn bytes(m: &Msg) -> Vec<u8> {
@@ -429,7 +437,7 @@ fn failed_sender_is_announced_fetched_from_announcers_never_from_itself() {
     h.dn(&mut l, at(70), Dn::GetDigest);
     assert_eq!(h.take_up(), [Up::Digest(vec![0, 2, 0, 0])]);
     // The cut lets them go, then says it was reached.
-    h.dn(&mut l, at(70), Dn::Cut(vec![0, 6, 0, 0]));
+    h.cut(&mut l, at(70), vec![0, 6, 0, 0]);
     let up = h.take_up();
     let got: Vec<&[u8]> = up
         .iter()
@@ -576,7 +584,7 @@ fn the_flush_freezes_failed_members_counts_and_delivers_exactly_to_the_cut() {
     h.dn(&mut l, at(1), Dn::GetDigest);
     assert_eq!(h.take_up(), [Up::Digest(vec![1, 2, 2])], "own casts count as looped back");
     // The cut: one more of rank 2, and exactly what rank 1 sent. Delivered, then reached.
-    h.dn(&mut l, at(2), Dn::Cut(vec![1, 2, 3]));
+    h.cut(&mut l, at(2), vec![1, 2, 3]);
     assert_eq!(flush_out(&mut h), (vec![(2, b"z".to_vec())], vec![Up::CutReached(vec![1, 2, 3])]));
     // Beyond the cut nothing goes up, from anyone, and the cut is reached once only.
     h.up(&mut l, at(2), data(1, 2, b"c"));
@@ -587,14 +595,17 @@ fn the_flush_freezes_failed_members_counts_and_delivers_exactly_to_the_cut() {
     h.dn(&mut l, at(3), Dn::Failed(vec![Rank(2)]));
     h.take_dn();
     assert_eq!(flush_out(&mut h), (vec![(1, b"c".to_vec())], vec![]));
+    // The dropped cut coming back up late is not for the current one: dropped.
+    h.up(&mut l, at(3), Up::CutReached(vec![1, 2, 3]));
+    assert_eq!(flush_out(&mut h), (vec![], vec![]));
     h.up(&mut l, at(3), data(1, 3, b"d"));
     assert_eq!(flush_out(&mut h), (vec![(1, b"d".to_vec())], vec![]));
     h.dn(&mut l, at(3), Dn::GetDigest);
     assert_eq!(h.take_up(), [Up::Digest(vec![1, 4, 3])]);
     // A cut already reached is said at once; a cut of the wrong length is bad.
     h.dn(&mut l, at(4), Dn::Cut(vec![1, 4]));
-    assert_eq!((flush_out(&mut h), counter(&l, "bad")), ((vec![], vec![]), 1));
-    h.dn(&mut l, at(4), Dn::Cut(vec![1, 4, 3]));
+    assert_eq!((flush_out(&mut h), counter(&l, "bad"), h.take_dn()), ((vec![], vec![]), 1, vec![]));
+    h.cut(&mut l, at(4), vec![1, 4, 3]);
     assert_eq!(flush_out(&mut h), (vec![], vec![Up::CutReached(vec![1, 4, 3])]));
     assert_eq!((counter(&l, "digests"), counter(&l, "cuts")), (2, 2));
 }
@@ -630,7 +641,7 @@ fn what_is_held_for_others_is_bounded_in_bytes_per_sender_and_in_all() {
     }
     assert_eq!((counter(&l, "held"), counter(&l, "held_bytes")), (8, (per + 1064 * 3) as u64), "bound in all");
     // Delivered casts are kept until stable, and charged: room comes back only with stability.
-    let mut l = Nak::new(Config { mem: per, ..cfg() });
+    let (mut l, mut h) = (Nak::new(Config { mem: per, ..cfg() }), H::new(3, 0));
     for seq in 0..7 {
         h.up(&mut l, at(0), data(1, seq, &big));
     }
@@ -673,7 +684,7 @@ fn kept_casts_are_charged_their_datagram_once() {
     h.dn(&mut l, at(1), Dn::Stable(vec![0, 2]));
     assert_eq!(counter(&l, "held_bytes"), 0);
     // With no room for the datagram, the cast is kept alone, copied.
-    let mut l = Nak::new(Config { mem: 1000, ..cfg() });
+    let (mut l, mut h) = (Nak::new(Config { mem: 1000, ..cfg() }), H::new(h.view.len() as u64, h.rank.0));
     let msg = Msg::from_wire(datagram.slice(0..6)).within(4, len);
     h.up(&mut l, at(2), Up::Cast { from: Rank(1), msg });
     assert_eq!((h.delivered().len(), counter(&l, "held_bytes")), (1, 4 + 64));

@@ -32,6 +32,7 @@ struct Harness {
     rng: Rng,
     up: VecDeque<Up>,
     dn: VecDeque<Dn>,
+    started: bool,
 }
 
 impl Harness {
@@ -43,20 +44,30 @@ impl Harness {
             rng: Rng::new(1),
             up: VecDeque::new(),
             dn: VecDeque::new(),
+            started: false,
         }
     }
-    fn dn(&mut self, l: &mut Pt2pt, now: Time, ev: Dn) {
+    /// The layer's surroundings; its first use starts it (`init`), as the endpoint would.
+    fn cx(&mut self, l: &mut Pt2pt, now: Time) -> Cx<'_> {
         let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        if !self.started {
+            self.started = true;
+            l.init(&mut cx);
+        }
+        cx
+    }
+    fn dn(&mut self, l: &mut Pt2pt, now: Time, ev: Dn) {
+        let mut cx = self.cx(l, now);
         l.handle_dn(ev, &mut cx);
     }
     fn up(&mut self, l: &mut Pt2pt, now: Time, ev: Up) {
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        let mut cx = self.cx(l, now);
         l.handle_up(ev, &mut cx);
     }
     /// Fires the layer's timer at its deadline, which must be `now`.
     fn fire(&mut self, l: &mut Pt2pt, now: Time) {
         assert_eq!(l.poll_timeout(), Some(now), "the timer is due at {now:?}");
-        let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn);
+        let mut cx = self.cx(l, now);
         l.handle_timeout(&mut cx);
     }
     /// A datagram from `from` whose bytes are `wire` (headers then body), as the network gives it.

@@ -69,6 +69,20 @@ impl<T: Layer, R: Layer> Layer for Compose<T, R> {
     fn name(&self) -> &'static str {
         "stack"
     }
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        // Every layer is started before any event reaches it.
+        self.top.init(&mut cx.with_dn(&mut self.to_rest));
+        self.rest.init(&mut cx.with_up(&mut self.to_top));
+        self.pump(cx);
+    }
+    fn end_turn(&mut self, cx: &mut Cx<'_>) {
+        // Top first, so that what the top sends at the end of the turn is in the rest's
+        // batch before the rest ends its turn.
+        self.top.end_turn(&mut cx.with_dn(&mut self.to_rest));
+        self.pump(cx);
+        self.rest.end_turn(&mut cx.with_up(&mut self.to_top));
+        self.pump(cx);
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         self.top.handle_dn(ev, &mut cx.with_dn(&mut self.to_rest));
         self.pump(cx);
@@ -180,6 +194,12 @@ impl Stack {
         self.route(i, cx);
     }
 
+    /// Runs `f` on layer `i` and queues what it emits.
+    fn call(&mut self, i: usize, cx: &mut Cx<'_>, f: fn(&mut dyn Layer, &mut Cx<'_>)) {
+        f(&mut *self.layers[i], &mut cx.redirect(&mut self.up, &mut self.dn));
+        self.route(i, cx);
+    }
+
     fn route(&mut self, i: usize, cx: &mut Cx<'_>) {
         for e in self.dn.drain(..) {
             if i + 1 < self.layers.len() {
@@ -208,6 +228,20 @@ impl Layer for Stack {
     fn name(&self) -> &'static str {
         "stack"
     }
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        // Every layer is started before any event reaches it.
+        for i in 0..self.layers.len() {
+            self.call(i, cx, |l, cx| l.init(cx));
+        }
+        self.run(cx);
+    }
+    fn end_turn(&mut self, cx: &mut Cx<'_>) {
+        // Top first, each once what the layers above it sent has reached it.
+        for i in 0..self.layers.len() {
+            self.call(i, cx, |l, cx| l.end_turn(cx));
+            self.run(cx);
+        }
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if self.layers.is_empty() {
             return cx.dn(ev);
@@ -228,11 +262,7 @@ impl Layer for Stack {
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
         for i in 0..self.layers.len() {
             if self.layers[i].poll_timeout().is_some_and(|t| t <= cx.now) {
-                {
-                    let mut inner = cx.redirect(&mut self.up, &mut self.dn);
-                    self.layers[i].handle_timeout(&mut inner);
-                }
-                self.route(i, cx);
+                self.call(i, cx, |l, cx| l.handle_timeout(cx));
             }
         }
         self.run(cx);

@@ -1,8 +1,11 @@
 //! The sans-IO endpoint: one member of one group, driven by a driver that owns the I/O.
 //!
 //! Inputs: `handle_datagram(now, bytes)`, `handle_timeout(now)` and the commands `cast`,
-//! `send`, `leave`. Outputs: `poll_transmit` (datagrams to put on the wire), `poll_event`
-//! (what the application sees) and `poll_timeout` (when to call `handle_timeout` next).
+//! `send`, `leave`; after each batch of them, `end_turn(now)` (the layers' end-of-turn call:
+//! `pack` sends what it gathered there). Outputs: `poll_transmit` (datagrams to put on the
+//! wire), `poll_event` (what the application sees) and `poll_timeout` (when to call
+//! `handle_timeout` next). The stack of each view is started (`Layer::init`) when the view
+//! is installed; the first one at the endpoint's first input.
 //! The endpoint frames every datagram (see `frame`), checks every one it receives, and runs
 //! the stack for the current view; a view change builds a fresh stack from the factory.
 //!
@@ -256,6 +259,10 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     /// Events for the top of the stack that the endpoint itself answers (an empty state).
     answers: VecDeque<Dn>,
     left: bool,
+    /// The first view's stack has had its `init`.
+    started: bool,
+    /// Messages that left the bottom of the stack (`end_turn` repeats while a pass sends).
+    bottom_events: u64,
     /// False while a flow-control layer holds casts back.
     cast_ready: bool,
     stats: Stats,
@@ -297,6 +304,8 @@ impl<L: Layer> Endpoint<L> {
             next_view: None,
             answers: VecDeque::new(),
             left: false,
+            started: false,
+            bottom_events: 0,
             // A joining endpoint has no view to cast to until its first one is installed.
             cast_ready: !joining,
             stats: Stats::default(),
@@ -360,6 +369,7 @@ impl<L: Layer> Endpoint<L> {
 
     /// Multicasts `data` to the view.
     pub fn cast(&mut self, now: Time, data: Bytes) -> Result<(), CastError> {
+        self.start(now);
         self.admit(&data)?;
         if !self.cast_ready {
             return Err(CastError::WouldBlock);
@@ -370,6 +380,7 @@ impl<L: Layer> Endpoint<L> {
 
     /// Sends `data` to one member of the view.
     pub fn send(&mut self, now: Time, to: EndpointId, data: Bytes) -> Result<(), CastError> {
+        self.start(now);
         self.admit(&data)?;
         let rank = self.view.rank_of(to).ok_or(CastError::NotMember)?;
         self.run(now, Input::Dn(Dn::Send(rank, Msg::new(data))));
@@ -379,6 +390,7 @@ impl<L: Layer> Endpoint<L> {
     /// Leaves the group; `Event::Exit` follows once the stack has let go (with a membership
     /// layer: once the group has installed a view without this endpoint).
     pub fn leave(&mut self, now: Time) {
+        self.start(now);
         if !self.left {
             self.run(now, Input::Dn(Dn::Leave));
         }
@@ -386,6 +398,7 @@ impl<L: Layer> Endpoint<L> {
 
     /// Answers `Event::Block`: the application has stopped casting in this view.
     pub fn block_ok(&mut self, now: Time) {
+        self.start(now);
         if !self.left {
             self.run(now, Input::Dn(Dn::BlockOk));
         }
@@ -393,6 +406,7 @@ impl<L: Layer> Endpoint<L> {
 
     /// Answers `Event::StateRequest` with the application's state as of now.
     pub fn send_state(&mut self, now: Time, state: Bytes) {
+        self.start(now);
         if !self.left {
             self.run(now, Input::Dn(Dn::State(state)));
         }
@@ -410,6 +424,7 @@ impl<L: Layer> Endpoint<L> {
 
     /// One datagram from the network. Anything that does not check out is counted and dropped.
     pub fn handle_datagram(&mut self, now: Time, data: Bytes) {
+        self.start(now);
         let s = &mut self.stats;
         s.rx_datagrams += 1;
         s.rx_bytes += data.len() as u64;
@@ -470,8 +485,8 @@ impl<L: Layer> Endpoint<L> {
         self.held.push_back(data);
     }
 
-    /// Installs the next view: a fresh stack, `Event::View`, the stack's first timeout if it
-    /// is due (a layer's start-of-view work), then the datagrams held for the view.
+    /// Installs the next view: a fresh stack, `Event::View`, the stack's `init`, then the
+    /// datagrams held for the view.
     pub(crate) fn install_view(&mut self, now: Time, view: View) -> Result<(), EndpointError> {
         debug_assert!(view.id > self.view.id, "views are installed in increasing order");
         let rank = view.rank_of(self.cfg.me).ok_or(EndpointError::NotMember)?;
@@ -483,7 +498,8 @@ impl<L: Layer> Endpoint<L> {
         self.rank = rank;
         self.stats.views += 1;
         self.events.push_back(Event::View(view));
-        self.handle_timeout(now);
+        self.started = true;
+        self.run_one(now, Input::Init);
         self.held_bytes = 0;
         self.held_from.clear();
         for d in core::mem::take(&mut self.held) {
@@ -494,16 +510,49 @@ impl<L: Layer> Endpoint<L> {
         Ok(())
     }
 
+    /// Starts the first view's stack (`Layer::init`) at the endpoint's first input.
+    fn start(&mut self, now: Time) {
+        if !self.started {
+            self.started = true;
+            self.run(now, Input::Init);
+        }
+    }
+
     /// Advances timers to `now`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.start(now);
         if !self.left && self.stack.poll_timeout().is_some_and(|t| t <= now) {
             self.run(now, Input::Timeout);
         }
     }
 
-    /// When `handle_timeout` should next be called.
+    /// When `handle_timeout` should next be called (at once for an endpoint that has had no
+    /// input yet: that call starts its stack).
     pub fn poll_timeout(&self) -> Option<Time> {
-        if self.left { None } else { self.stack.poll_timeout() }
+        if self.left {
+            None
+        } else if !self.started {
+            Some(Time::ZERO)
+        } else {
+            self.stack.poll_timeout()
+        }
+    }
+
+    /// Ends a batch of input: every layer's `end_turn`, top first. What a layer sends then
+    /// can come back up (this member's own casts) and make the layers above it send again;
+    /// the call repeats while a pass sent anything, at most `END_TURN_PASSES` times.
+    pub fn end_turn(&mut self, now: Time) {
+        self.start(now);
+        for _ in 0..END_TURN_PASSES {
+            let before = self.bottom_events;
+            if self.left {
+                return;
+            }
+            self.run(now, Input::EndTurn);
+            if self.bottom_events == before {
+                return;
+            }
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -525,7 +574,7 @@ impl<L: Layer> Endpoint<L> {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             self.run_one(now, input);
-            if let Some(view) = self.next_view.take() {
+            while let Some(view) = self.next_view.take() {
                 // Checked when it was asked for; the factory builds the same stack every view.
                 if self.install_view(now, view).is_err() {
                     self.stats.installs_refused += 1;
@@ -546,6 +595,8 @@ impl<L: Layer> Endpoint<L> {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
                     Some(Input::Up(ev)) => self.stack.handle_up(ev, &mut cx),
                     Some(Input::Timeout) => self.stack.handle_timeout(&mut cx),
+                    Some(Input::Init) => self.stack.init(&mut cx),
+                    Some(Input::EndTurn) => self.stack.end_turn(&mut cx),
                     None => {}
                 }
             }
@@ -568,6 +619,7 @@ impl<L: Layer> Endpoint<L> {
             }
             Dn::Send(to, msg) | Dn::SendUnrel(to, msg) => {
                 if to == self.rank {
+                    self.bottom_events += 1;
                     return Some(Up::Send { from: to, msg });
                 }
                 match self.view.member(to) {
@@ -583,14 +635,16 @@ impl<L: Layer> Endpoint<L> {
                 None
             }
             Dn::Leave => Some(Up::Exit),
-            // Nothing below the stack holds messages or waits on members.
-            Dn::Stable(_) | Dn::Failed(_) => None,
+            // Nothing below the stack holds messages or waits on members; the cut comes back
+            // up as reached (every layer sees it go down and come back up).
+            Dn::Stable(_) | Dn::Failed(_) | Dn::Block | Dn::Install(_) => None,
+            Dn::Cut(cut) => Some(Up::CutReached(cut)),
             // Meant for a membership layer (or passed on by one once handled); without one
             // there is nothing to answer.
             Dn::BlockOk | Dn::State(_) => None,
-            // The flush's questions to a reliable layer; a stack with membership has one
+            // The flush's question to a reliable layer; a stack with membership has one
             // (`gms` requires `Props::FLUSH`).
-            Dn::GetDigest | Dn::Cut(_) => None,
+            Dn::GetDigest => None,
         }
     }
 
@@ -615,7 +669,7 @@ impl<L: Layer> Endpoint<L> {
             }
             // Stability and the flush's counts are for layers; the application has no use
             // for them.
-            Up::Stable(_) | Up::Digest(_) | Up::CutReached(_) => return,
+            Up::Stable(_) | Up::Digest(_) | Up::CutReached(_) | Up::Failed(_) => return,
             Up::Flow { ready } => {
                 self.cast_ready = ready;
                 return;
@@ -649,6 +703,7 @@ impl<L: Layer> Endpoint<L> {
     }
 
     fn transmit(&mut self, dst: Dest, flags: u8, msg: Msg) {
+        self.bottom_events += 1;
         let (layers, body) = msg.into_parts();
         let frame = Frame { flags, group: self.cfg.group, view: self.view.id, src: self.cfg.me };
         let mut fixed = [0u8; FRAME_LEN];
@@ -682,7 +737,13 @@ enum Input {
     Dn(Dn),
     Up(Up),
     Timeout,
+    Init,
+    EndTurn,
 }
+
+/// Most passes of `Endpoint::end_turn` (each pass is a layer's answer to the one before:
+/// a few suffice; the bound only keeps a faulty layer from looping).
+const END_TURN_PASSES: usize = 16;
 
 #[cfg(test)]
 mod tests {

@@ -24,8 +24,13 @@ pub enum Dn {
     /// or with `to: None` to the group's discovery address (the multicast group, or the
     /// seeds in unicast mode). Unreliable; every layer passes it through untouched.
     Gossip { to: Option<EndpointId>, msg: Msg },
+    /// A view change has begun (once per view, before its first `Failed`): the membership
+    /// layer tells the layers below, as `Up::Block` tells those above. See the layer
+    /// contract (`layer.rs`) for the whole sequence.
+    Block,
     /// The membership layer's flush begins, or starts over: these members have failed and
-    /// will not be in the next view (the list may be empty; the set only grows). Survivors
+    /// will not be in the next view (the list may be empty; the set only grows; the layers
+    /// above the membership layer get it as `Up::Failed`). Survivors
     /// must end up with the same casts of each; a layer that can fetch a failed sender's
     /// casts from the other survivors does (nak), one that waits on every member stops
     /// waiting on these (flow). The reliable layer that counts for the flush (`Props::FLUSH`)
@@ -41,14 +46,20 @@ pub enum Dn {
     /// delivered, this member's own included: answered by `Up::Digest`, in order.
     GetDigest,
     /// The flush's cut: for each rank, how many of its casts this member delivers in this
-    /// view, in the reliable layer's own count. That layer delivers exactly up to it (what
-    /// lies beyond is held and dropped with the stack) and says `Up::CutReached` once it has.
+    /// view, in the reliable layer's own count. It travels down through every layer to the
+    /// bottom of the stack, where the endpoint turns it back up as `Up::CutReached(cut)`:
+    /// the reliable layer delivers exactly up to it (what lies beyond is held and dropped
+    /// with the stack) and passes `Up::CutReached` on up only once it has, and so does every
+    /// layer above it that holds casts (see `Up::CutReached`).
     /// Counting in one place, below every layer that may reject a cast, is what makes every
     /// member's count mean the same thing: a forged or corrupt cast that a layer above drops
     /// still took its sequence number here, at every member that received it.
     Cut(Vec<u64>),
     /// The application's state, answering `Up::DumpState`.
     State(Bytes),
+    /// The next view is installed (for the layers below the membership layer, as
+    /// `Up::Install` is for those above): nothing more happens in this stack.
+    Install(View),
 }
 
 impl Dn {
@@ -64,7 +75,9 @@ impl Dn {
             | Dn::BlockOk
             | Dn::State(_)
             | Dn::GetDigest
-            | Dn::Cut(_) => None,
+            | Dn::Cut(_)
+            | Dn::Block
+            | Dn::Install(_) => None,
         }
     }
 }
@@ -95,6 +108,10 @@ pub enum Up {
     /// A view change has begun: the application should stop casting in this view and answer
     /// `Dn::BlockOk` (the membership layer answers for it after a timeout).
     Block,
+    /// The members that will not be in the next view, at the start of each attempt of the
+    /// flush (`Dn::Failed` for the layers below the membership layer; the application does
+    /// not see it).
+    Failed(Vec<Rank>),
     /// The membership layer installs the next view: the endpoint builds a fresh stack for it
     /// once the current input has been handled.
     Install(View),
@@ -106,8 +123,10 @@ pub enum Up {
     /// The reliable layer's answer to `Dn::GetDigest`: for each rank, how many of its casts
     /// this member has delivered.
     Digest(Vec<u64>),
-    /// The reliable layer has delivered exactly up to this cut (`Dn::Cut`): everything of the
-    /// view that this member will deliver has gone up before this event.
+    /// The cut (`Dn::Cut`) has been reached below: everything of the view that the layers
+    /// below will deliver has gone up before this event. A layer that holds messages of the
+    /// view delivers them (in an order every member computes alike) before it passes this
+    /// on up, and nothing of the view after it.
     CutReached(Vec<u64>),
 }
 

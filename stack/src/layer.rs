@@ -5,6 +5,26 @@
 //! re-entered: what it emits is queued and handed to its neighbours after it returns, and
 //! each direction between two layers is FIFO. Timers are data: `poll_timeout` says when the
 //! layer next wants `handle_timeout`, and the driver sleeps until the earliest deadline.
+//!
+//! **Life of a layer.** A layer is built for one view (one stack per view) and lives until
+//! the next view's stack replaces it. `init` comes first, once, with the view in `cx` and the
+//! time the view starts; then events, timeouts, and an `end_turn` after each batch of input
+//! the endpoint handled (a layer that gathers output sends it there). The view change itself
+//! travels through every layer as a sequence of events, always in this order:
+//!
+//! 1. `Dn::Block` then `Up::Block` — a view change has begun (once per view);
+//! 2. `Dn::Failed` then `Up::Failed` — the members that will not be in the next view (at the
+//!    start of each attempt of the flush; the set only grows, and may be empty);
+//! 3. `Dn::BlockOk` — the application stopped casting (once);
+//! 4. `Dn::Cut`, answered from below by `Up::CutReached` — the flush's cut. A layer that
+//!    holds messages of this view delivers them before it passes `Up::CutReached` up (in an
+//!    order every survivor computes alike: the cut is the same at all of them); after it, it
+//!    delivers nothing more of this view;
+//! 5. `Dn::Install` then `Up::Install` — the next view; the stack is replaced after it.
+//!
+//! Steps 2 and 4 repeat when the flush starts over (a member failed during it). A member
+//! that leaves, or is left out, may see the sequence cut short; the first view a joining
+//! member installs from its provisional one is announced by step 5 alone.
 
 use crate::event::{Dn, Up};
 use crate::ids::{Rank, View};
@@ -150,8 +170,15 @@ pub trait Layer: Send {
     fn provides(&self) -> Props {
         Props::NONE
     }
+    /// Called once before anything else, with `cx.view` the view this layer's stack was built
+    /// for and `cx.now` the time that view starts: a layer sizes its state for the view, arms
+    /// its first timers and may emit its first messages here.
+    fn init(&mut self, _cx: &mut Cx<'_>) {}
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>);
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>);
+    /// Called after each batch of input the endpoint handled (datagrams received together,
+    /// commands, timeouts): a layer that gathers messages into datagrams sends them here.
+    fn end_turn(&mut self, _cx: &mut Cx<'_>) {}
     /// The earliest time this layer wants `handle_timeout`, if any.
     fn poll_timeout(&self) -> Option<Time> {
         None
@@ -179,8 +206,14 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     fn provides(&self) -> Props {
         (**self).provides()
     }
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        (**self).init(cx)
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         (**self).handle_dn(ev, cx)
+    }
+    fn end_turn(&mut self, cx: &mut Cx<'_>) {
+        (**self).end_turn(cx)
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         (**self).handle_up(ev, cx)

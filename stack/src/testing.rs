@@ -15,10 +15,14 @@ use crate::ids::{EndpointId, Rank, View};
 use crate::layer::{Cx, Layer, Memo};
 use crate::rng::Rng;
 use crate::time::{Duration, Time};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 /// A layer's surroundings: the view (members `EndpointId(1..=n)`), its rank, a seeded RNG,
-/// and the queues of what it emitted up and down.
+/// and the queues of what it emitted up and down. As the endpoint does, the harness starts a
+/// layer (`Layer::init`, at the time of that first call) before the first event, timeout or
+/// end of turn it hands it. It knows a layer by its name (one layer of a name per harness
+/// and view), so a layer may move between calls; `install` forgets them all (a view's
+/// layers are fresh ones).
 pub struct Harness {
     pub view: View,
     pub rank: Rank,
@@ -27,6 +31,8 @@ pub struct Harness {
     pub dn: VecDeque<Dn>,
     /// What layers keep across views (see `Memo`); survives `install`.
     pub memo: Memo,
+    /// The layers started in this view, by name.
+    started: BTreeSet<&'static str>,
 }
 
 impl Harness {
@@ -39,6 +45,7 @@ impl Harness {
             up: VecDeque::new(),
             dn: VecDeque::new(),
             memo: Memo::new(),
+            started: BTreeSet::new(),
         }
     }
 
@@ -48,22 +55,38 @@ impl Harness {
         self.view = view;
         self.up.clear();
         self.dn.clear();
+        self.started.clear();
     }
 
     fn cx(&mut self, now: Time) -> Cx<'_> {
         Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn).with_memo(&mut self.memo)
     }
 
+    /// Starts `l` (`Layer::init`) unless it was started in this view.
+    pub fn init<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
+        if self.started.insert(l.name()) {
+            l.init(&mut self.cx(now));
+        }
+    }
+
     pub fn dn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Dn) {
+        self.init(l, now);
         l.handle_dn(ev, &mut self.cx(now));
     }
 
     pub fn up<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Up) {
+        self.init(l, now);
         l.handle_up(ev, &mut self.cx(now));
     }
 
     pub fn timeout<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
+        self.init(l, now);
         l.handle_timeout(&mut self.cx(now));
+    }
+
+    pub fn end_turn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
+        self.init(l, now);
+        l.end_turn(&mut self.cx(now));
     }
 
     /// Everything emitted down so far, oldest first.

@@ -17,8 +17,7 @@
 //!   id and a digest of what it delivered in `V`: per member of `V`, in rank order, its
 //!   `EndpointId`, how many of its casts were delivered and a running FNV-1a hash of them in
 //!   delivery order. The memo keeps the last `KEEP_VIEWS` such entries, not only the last:
-//!   each view's stack, at its first event or timeout (`poll_timeout` is `Time::ZERO` until
-//!   then), casts `Digest { prev, next, digest }` reliably for every entry it holds, and the
+//!   each view's stack, at its start (`init`), casts `Digest { prev, next, digest }` reliably for every entry it holds, and the
 //!   receiving `chk_vsync` consumes it and, if its own memo has an entry for the same move
 //!   `prev → next` with another digest, reports the two members and `prev`. So a comparison
 //!   is not lost when the view that should have carried it is replaced before its casts are
@@ -55,8 +54,7 @@ use super::{Reporter, Violation};
 use thoth_stack::ids::Fnv;
 use thoth_stack::wire::{from_slice, to_vec, var_len};
 use thoth_stack::{
-    Args, Bytes, Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Reader, Time, Up, View, ViewId, Wire, WireError,
-    Writer,
+    Args, Bytes, Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Reader, Up, View, ViewId, Wire, WireError, Writer,
 };
 
 /// The memo key.
@@ -258,7 +256,6 @@ fn difference(mine: &[Tally], theirs: &[Tally], me: EndpointId, peer: EndpointId
 pub struct ChkVsync {
     report: Reporter,
     /// Start-of-view work done (memo read, digest cast).
-    started: bool,
     /// Per rank of this view: casts delivered and their running hash.
     tally: Vec<(u64, Fnv)>,
     /// Moves compared, with the rank whose digest it was.
@@ -288,7 +285,6 @@ impl ChkVsync {
     pub fn new() -> ChkVsync {
         ChkVsync {
             report: Reporter::new("chk_vsync", &["wrong_view", "self_delivery", "view_order", "agreement"]),
-            started: false,
             tally: Vec::new(),
             compared: Default::default(),
             came_from: History::default(),
@@ -333,10 +329,6 @@ impl ChkVsync {
 
     /// Start of the view: checks the view is the one announced, casts the digests kept.
     fn start(&mut self, cx: &mut Cx<'_>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
         self.tally = vec![(0, Fnv::new()); cx.view.len()];
         let Some(b) = cx.kept(KEY) else { return };
         let Ok(h) = from_slice::<History>(&b) else {
@@ -430,8 +422,10 @@ impl Layer for ChkVsync {
     fn requires(&self) -> Props {
         Props::MEMBERSHIP
     }
-    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
+    fn init(&mut self, cx: &mut Cx<'_>) {
         self.start(cx);
+    }
+    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
             Dn::Cast(m) => {
                 self.sent += 1;
@@ -443,7 +437,6 @@ impl Layer for ChkVsync {
         cx.dn(ev)
     }
     fn handle_up(&mut self, mut ev: Up, cx: &mut Cx<'_>) {
-        self.start(cx);
         match &mut ev {
             Up::Cast { from, msg } => {
                 let from = *from;
@@ -475,12 +468,6 @@ impl Layer for ChkVsync {
             _ => {}
         }
         cx.up(ev)
-    }
-    fn poll_timeout(&self) -> Option<Time> {
-        if self.started { None } else { Some(Time::ZERO) }
-    }
-    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
-        self.start(cx)
     }
     fn dump(&self, out: &mut Vec<Dump>) {
         let mut counters = vec![("sent", self.sent), ("own_delivered", self.own_delivered), ("checked", self.checked)];

@@ -334,7 +334,7 @@ impl<T: Default> PerSender<T> {
 /// A one-layer harness for the unit tests: a view of three, this member rank 0.
 #[cfg(test)]
 pub(crate) mod testkit {
-    use std::collections::VecDeque;
+    use std::collections::{BTreeSet, VecDeque};
     use thoth_stack::{Bytes, Cx, Dn, EndpointId, Layer, Msg, Rank, Rng, Time, Up, View};
 
     pub struct H {
@@ -343,21 +343,36 @@ pub(crate) mod testkit {
         pub up: VecDeque<Up>,
         pub dn: VecDeque<Dn>,
         pub now: Time,
+        /// Layers started (`init`), by name, as the endpoint starts them before their
+        /// first event.
+        started: BTreeSet<&'static str>,
     }
 
     impl H {
         pub fn new() -> H {
             let view = View::initial((1..=3).map(EndpointId).collect());
-            H { view, rng: Rng::new(1), up: VecDeque::new(), dn: VecDeque::new(), now: Time::ZERO }
+            let (up, dn, started) = (VecDeque::new(), VecDeque::new(), BTreeSet::new());
+            H { view, rng: Rng::new(1), up, dn, now: Time::ZERO, started }
+        }
+        fn cx(&mut self) -> Cx<'_> {
+            Cx::new(self.now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn)
+        }
+        fn init(&mut self, l: &mut impl Layer) {
+            if self.started.insert(l.name()) {
+                l.init(&mut self.cx());
+            }
         }
         pub fn up(&mut self, l: &mut impl Layer, ev: Up) {
-            l.handle_up(ev, &mut Cx::new(self.now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn));
+            self.init(l);
+            l.handle_up(ev, &mut self.cx());
         }
         pub fn dn(&mut self, l: &mut impl Layer, ev: Dn) {
-            l.handle_dn(ev, &mut Cx::new(self.now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn));
+            self.init(l);
+            l.handle_dn(ev, &mut self.cx());
         }
         pub fn timeout(&mut self, l: &mut impl Layer) {
-            l.handle_timeout(&mut Cx::new(self.now, &self.view, Rank(0), &mut self.rng, &mut self.up, &mut self.dn));
+            self.init(l);
+            l.handle_timeout(&mut self.cx());
         }
         /// The bodies of the message events that went up, drained.
         pub fn ups(&mut self) -> Vec<String> {

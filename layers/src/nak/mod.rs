@@ -54,10 +54,12 @@
 //! on being fetched and held) and drops the cut of an earlier attempt. `Dn::GetDigest` is
 //! answered at once with `Up::Digest`: per rank, the casts delivered (own casts included,
 //! as looped back). `Dn::Cut(cut)` sets how many casts of each rank this member delivers in
-//! the view: it delivers up to the cut (what lies beyond stays held and dies with the stack)
-//! and, once every rank has reached it, says `Up::CutReached(cut)` — after the last
-//! delivery it allowed, so every layer above has seen them all. A cut of the wrong length
-//! is `bad`.
+//! the view, and goes on down; it delivers up to the cut (what lies beyond stays held and
+//! dies with the stack) and, once every rank has reached it and the cut has come back up
+//! from below (`Up::CutReached(cut)`, turned at the bottom of the stack), passes
+//! `Up::CutReached(cut)` up — after the last delivery it allowed, so every layer above has
+//! seen them all. A cut of the wrong length is `bad`; a `CutReached` that is not for the
+//! current cut (an earlier attempt's) is dropped.
 //!
 //! **Stability.** `Dn::Stable(vec)` frees every kept cast of rank `r` with `seq < vec[r]`
 //! (capped at what this member has itself delivered, so a bad vector frees nothing it still
@@ -241,6 +243,8 @@ pub struct Nak {
     cut: Option<Vec<u64>>,
     /// `Up::CutReached` is still owed for `cut`.
     cut_pending: bool,
+    /// `cut` came back up from below.
+    cut_back: bool,
     c: Counters,
 }
 
@@ -298,12 +302,14 @@ impl Nak {
             frozen: Vec::new(),
             cut: None,
             cut_pending: false,
+            cut_back: false,
             c: Counters::default(),
         }
     }
 
-    fn init(&mut self, cx: &Cx<'_>) {
-        if self.peers.is_empty() {
+    /// Sizes the state for the view (`Layer::init`).
+    fn size_for(&mut self, cx: &Cx<'_>) {
+        {
             let n = cx.view.len().max(1);
             self.me = cx.rank.index();
             self.peers = (0..n)
@@ -431,7 +437,7 @@ impl Nak {
 
     /// `Up::CutReached` once every rank has delivered up to the cut.
     fn check_cut(&mut self, cx: &mut Cx<'_>) {
-        let Some(cut) = self.cut.as_ref().filter(|_| self.cut_pending) else { return };
+        let Some(cut) = self.cut.as_ref().filter(|_| self.cut_pending && self.cut_back) else { return };
         if self.peers.iter().zip(cut).all(|(p, &c)| p.win.next() >= c) {
             self.cut_pending = false;
             cx.up(Up::CutReached(cut.clone()));
@@ -444,8 +450,10 @@ impl Nak {
             return self.bad();
         }
         self.c.cuts += 1;
-        self.cut = Some(cut);
+        self.cut = Some(cut.clone());
         self.cut_pending = true;
+        self.cut_back = false;
+        cx.dn(Dn::Cut(cut));
         self.deliver_all(cx);
         self.check_cut(cx);
     }
@@ -614,6 +622,7 @@ impl Nak {
         }
         self.cut = None;
         self.cut_pending = false;
+        self.cut_back = false;
         // What an earlier cut held back of a live member goes up now.
         self.deliver_all(cx);
         self.arm_have(cx.now);
@@ -645,8 +654,11 @@ impl Layer for Nak {
         Props::RELIABLE_CAST | Props::FIFO_CAST | Props::FLUSH
     }
 
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.size_for(cx);
+    }
+
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        self.init(cx);
         match ev {
             Dn::Cast(mut m) => {
                 self.mine.push_back(m.clone());
@@ -680,10 +692,16 @@ impl Layer for Nak {
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        self.init(cx);
         let (from, mut msg, is_cast) = match ev {
             Up::Cast { from, msg } => (from, msg, true),
             Up::Send { from, msg } => (from, msg, false),
+            Up::CutReached(cut) => {
+                if self.cut.as_ref() == Some(&cut) {
+                    self.cut_back = true;
+                    self.check_cut(cx);
+                }
+                return;
+            }
             other => return cx.up(other),
         };
         let Ok(h) = msg.pop::<NakHdr>() else {

@@ -3,7 +3,7 @@
 
 use super::wire::{Ctl, Install, Kind, Primary, Side};
 use super::{Change, Gms, MEMO, MergeOut, Report};
-use thoth_stack::{Cx, EndpointId, Rank, Up, View, ViewId};
+use thoth_stack::{Cx, EndpointId, Rank, View, ViewId};
 
 impl Gms {
     pub(super) fn on_suspect_report(&mut self, ranks: Vec<Rank>, cx: &mut Cx<'_>) {
@@ -326,7 +326,7 @@ impl Gms {
         }
         cx.keep(MEMO, inst.to_bytes());
         if inst.view.members.contains(&self.me) {
-            cx.up(Up::Install(inst.view));
+            Self::install(inst.view, cx);
         } else {
             // A leaving coordinator: the new coordinator resends the view to members that
             // missed it, but only once it has it itself; keep sending it there until its

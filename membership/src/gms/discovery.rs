@@ -3,7 +3,7 @@
 
 use super::wire::{Gossip, Kind, Side};
 use super::{Discovery, Gms, MAX_PENDING, MEMO, SideReady};
-use thoth_stack::{Cx, EndpointId, Up, View, ViewId};
+use thoth_stack::{Cx, EndpointId, View, ViewId};
 
 impl Gms {
     pub(super) fn start_discovery(&mut self, cx: &mut Cx<'_>) {
@@ -57,7 +57,7 @@ impl Gms {
             last_primary: vec![super::wire::Primary { id, members: vec![self.me] }],
         };
         cx.keep(MEMO, inst.to_bytes());
-        cx.up(Up::Install(view));
+        Self::install(view, cx);
     }
 
     pub(super) fn on_gossip(&mut self, from: EndpointId, g: Gossip, cx: &mut Cx<'_>) {

@@ -119,12 +119,18 @@ impl Gms {
             reached: false,
             flushed: false,
         });
-        // Only the ranks the coordinator excludes: this member's own verified suspicions may
-        // be wrong (a one-way cut), and the layers below drop everything from a rank named
-        // failed, so naming one the cut still counts as a participant would stall the flush.
-        cx.dn(Dn::Failed(failed));
+        // The view change through every layer, in the contract's order: Block (once), then
+        // Failed (each attempt). Only the ranks the coordinator excludes: this member's own
+        // verified suspicions may be wrong (a one-way cut), and the layers below drop
+        // everything from a rank named failed, so naming one the cut still counts as a
+        // participant would stall the flush.
         if first {
+            cx.dn(Dn::Block);
             cx.up(Up::Block);
+        }
+        cx.dn(Dn::Failed(failed.clone()));
+        cx.up(Up::Failed(failed));
+        if first {
             if self.cfg.block.is_zero() {
                 self.answer_block(cx);
             }
@@ -318,7 +324,7 @@ impl Gms {
         cx.keep(MEMO, inst.to_bytes());
         if inst.view.members.contains(&me) {
             self.disc = None;
-            cx.up(Up::Install(inst.view));
+            Self::install(inst.view, cx);
         } else if self.leaving.is_some() {
             self.exit(cx);
         } else {

@@ -6,18 +6,22 @@
 //! **Views.** Members are ranked oldest first; the coordinator is the lowest rank not known to
 //! have failed. A view change is a flush run by the coordinator over the *participants* (every
 //! member not failed, leavers included):
-//! 1. `Block { attempt, failed }` to each participant. A participant sends `Dn::Failed(failed)`
-//!    down (the reliable layer freezes the failed ranks' deliveries where they are and fetches
-//!    their casts from whichever survivor has them), passes `Up::Block` to the application,
+//! 1. `Block { attempt, failed }` to each participant. A participant tells every layer, in
+//!    the order of the layer contract (`thoth_stack::layer`): `Dn::Block` / `Up::Block` at
+//!    the first attempt, then `Dn::Failed(failed)` / `Up::Failed(failed)` at each (the
+//!    reliable layer freezes the failed ranks' deliveries where they are and fetches their
+//!    casts from whichever survivor has them); the application sees `Up::Block` and,
 //!    and once it answers (`Dn::BlockOk`, or at once with `block_ms=0`) stops taking casts
 //!    (`Up::Flow { ready: false }`), passes `Dn::BlockOk` down (flow control lets go of what
 //!    it holds), waits until every cast it issued has come back to it, asks the reliable
 //!    layer for its digest (`Dn::GetDigest`) and sends it as `Report { delivered[] }`.
 //! 2. With every report in, the cut: for a participant, what it delivered of its own casts
 //!    (all of them); for a failed rank, the most any participant delivered. `Cut` goes to
-//!    every participant, which hands it to the reliable layer (`Dn::Cut`); once that layer has
-//!    delivered exactly up to it (`Up::CutReached`; anything beyond stays held) the
-//!    participant answers `Flushed`. From then on it is *committed*: it delivers nothing more
+//!    every participant, which sends it down through every layer (`Dn::Cut`, turned back up
+//!    at the bottom); once the reliable layer has delivered exactly up to it, and every layer
+//!    between it and this one has delivered what it held of the view (`Up::CutReached`;
+//!    anything beyond the cut stays held) the participant answers `Flushed` and passes
+//!    `Up::CutReached` on up. From then on it is *committed*: it delivers nothing more
 //!    in the view and follows no other coordinator unless it has itself verified that this
 //!    one failed.
 //!
@@ -105,12 +109,14 @@
 //!
 //! **Properties:** requires reliable FIFO casts and reliable sends below, and a reliable
 //! layer that counts for the flush (`FLUSH`: digest, freezing, cut); provides
-//! `MEMBERSHIP | VSYNC`. No layer that holds casts back may sit between this layer and that
-//! one: `Up::CutReached` must come after every delivery it allows.
+//! `MEMBERSHIP | VSYNC`. A layer between this one and the reliable one may hold casts (an
+//! ordering layer waiting for its decision): it delivers them before it passes
+//! `Up::CutReached` up, so the flush counts them in this view.
 //!
 //! **Events generated:** down `Send`/`SendUnrel` (control), `Gossip` (discovery, beacons,
-//! merge, install), `Failed`, `BlockOk`, `GetDigest`, `Cut`, `Leave`; up `Block`, `Flow`,
-//! `Install`, `DumpState`, `State`, and the deliveries.
+//! merge, install), `Block`, `Failed`, `BlockOk`, `GetDigest`, `Cut`, `Install`, `Leave`;
+//! up `Block`, `Failed`, `Flow`, `CutReached`, `Install`, `DumpState`, `State`, and the
+//! deliveries.
 //!
 //! **Hostile input:** control and gossip that do not decode, name ranks outside the view,
 //! or arrive out of place are dropped and counted (`bad`); a gossip can make the coordinator
@@ -139,7 +145,7 @@ mod xfer;
 pub use config::Config;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use thoth_stack::{Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Registry, Time, Up};
+use thoth_stack::{Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Registry, Time, Up, View};
 use wire::{Ctl, Gossip, Hdr, Install, Primary, Side};
 
 /// Joiners and merge sides a coordinator keeps at most (more are dropped and counted).
@@ -254,7 +260,6 @@ struct Counters {
 
 pub struct Gms {
     cfg: Config,
-    started: bool,
     exited: bool,
     me: EndpointId,
     /// Where this view came from (the memo), or a default for a fixed first view.
@@ -311,7 +316,6 @@ impl Gms {
     pub fn new(cfg: Config) -> Gms {
         Gms {
             cfg,
-            started: false,
             exited: false,
             me: EndpointId::default(),
             info: None,
@@ -372,7 +376,6 @@ impl Gms {
     }
 
     fn start(&mut self, cx: &mut Cx<'_>) {
-        self.started = true;
         let n = cx.view.len();
         self.me = cx.view.member(cx.rank).unwrap_or_default();
         self.failed = vec![false; n];
@@ -420,6 +423,13 @@ impl Gms {
         let mut m = Msg::new(Gossip { view: cx.view.id, kind }.encode());
         m.push(&Hdr::Gossip);
         cx.dn(Dn::Gossip { to, msg: m });
+    }
+
+    /// The next view, to every layer: down, then up (the endpoint installs it once the
+    /// current input is handled).
+    fn install(view: View, cx: &mut Cx<'_>) {
+        cx.dn(Dn::Install(view.clone()));
+        cx.up(Up::Install(view));
     }
 
     /// Leaves the stack for good (the endpoint answers with `Up::Exit`).
@@ -479,7 +489,10 @@ impl Gms {
             }
             Up::Flow { ready } => self.below_ready = ready,
             Up::Digest(d) => self.on_digest(d, cx),
-            Up::CutReached(cut) => self.on_cut_reached(cut, cx),
+            Up::CutReached(cut) => {
+                self.on_cut_reached(cut.clone(), cx);
+                cx.up(Up::CutReached(cut));
+            }
             Up::Exit => {
                 self.exited = true;
                 cx.up(Up::Exit);
@@ -632,10 +645,12 @@ impl Layer for Gms {
         Props::MEMBERSHIP | Props::VSYNC
     }
 
+    fn init(&mut self, cx: &mut Cx<'_>) {
+        self.start(cx);
+        self.settle(cx);
+    }
+
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        if !self.started {
-            self.start(cx);
-        }
         if self.exited {
             return self.pass_dn(ev, cx);
         }
@@ -644,9 +659,6 @@ impl Layer for Gms {
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        if !self.started {
-            self.start(cx);
-        }
         if self.exited {
             return self.after_exit_up(ev, cx);
         }
@@ -655,9 +667,6 @@ impl Layer for Gms {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        if !self.started {
-            return Some(Time::ZERO);
-        }
         if self.exited {
             return None;
         }
@@ -665,9 +674,7 @@ impl Layer for Gms {
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
-        if !self.started {
-            self.start(cx);
-        } else if !self.exited {
+        if !self.exited {
             self.on_timeout(cx);
         }
         self.settle(cx);

@@ -86,6 +86,8 @@ pub(crate) struct Node<L: Layer> {
     pub(crate) stats: Stats,
     /// The deadline a timer action is scheduled for, if any.
     pub(crate) timer: Option<Time>,
+    /// Commands were handed to the endpoint since its last end of turn.
+    pub(crate) open_turn: bool,
     pub(crate) events: Vec<NodeEvent>,
     pub(crate) delivered: Vec<Delivery>,
 }
@@ -96,6 +98,7 @@ impl<L: Layer> Node<L> {
         Node {
             factory,
             ep: None,
+            open_turn: false,
             incarnation: 0,
             id: EndpointId::default(),
             group: GroupId::default(),

@@ -4,13 +4,14 @@
 //! arriving, a node's timer coming due) ordered by (time, scheduling order). `step` pops the
 //! earliest action, moves the clock to it and runs it: an arrival goes through the link's
 //! partition check and the destination's liveness check into `handle_datagram`; a timer
-//! calls `handle_timeout`. After every input to an endpoint the simulator drains it:
-//! each `Transmit` is turned into bytes (the real wire format) and put on the links to its
+//! calls `handle_timeout`. After every such input the simulator ends the endpoint's turn
+//! (`Endpoint::end_turn`: a datagram or a timer is a batch of one) and drains it: each `Transmit` is turned into bytes (the real wire format) and put on the links to its
 //! destinations (`Dest::All` fans out to every other node of the sender's group,
 //! `Dest::One(id)` goes to the node whose endpoint has that id), every application event is
 //! recorded, and the timer is re-armed from `poll_timeout`. Application commands (`cast`,
 //! `send`, `leave`, `with`) and faults (`crash`, `restart`, `partition`, `cut`, link changes)
-//! happen at the current virtual time, between steps.
+//! happen at the current virtual time, between steps; the commands a node gets between two
+//! steps are one batch, as a driver hands them over, and its turn ends before the next step.
 //!
 //! **Hosts outside the group.** Any host on a LAN hears the group's multicast and can send
 //! anything to anyone: `tap` keeps the last datagrams sent to the group (`Dest::All`, what a
@@ -275,6 +276,7 @@ impl<L: Layer> Sim<L> {
         if let Some(ep) = node.ep.take() {
             node.stats = ep.stats().clone();
             node.timer = None;
+            node.open_turn = false;
             let incarnation = node.incarnation;
             self.trace.record(now, Entry::Crash { node: n, incarnation });
         }
@@ -332,7 +334,7 @@ impl<L: Layer> Sim<L> {
         let (len, digest) = summary(&data);
         let r = self.command(n, |ep, now| ep.cast(now, data)).and_then(|r| r.map_err(CmdError::Refused));
         self.trace.record(self.now, Entry::Cast { node: n, len, digest, ok: r.is_ok() });
-        self.drain(n);
+        self.drain_open(n);
         r
     }
 
@@ -342,7 +344,7 @@ impl<L: Layer> Sim<L> {
         let (len, digest) = summary(&data);
         let r = self.command(n, |ep, now| ep.send(now, to, data)).and_then(|r| r.map_err(CmdError::Refused));
         self.trace.record(self.now, Entry::Send { node: n, to, len, digest, ok: r.is_ok() });
-        self.drain(n);
+        self.drain_open(n);
         r
     }
 
@@ -350,7 +352,7 @@ impl<L: Layer> Sim<L> {
     pub fn leave(&mut self, n: NodeId) -> Result<(), CmdError> {
         let r = self.command(n, |ep, now| ep.leave(now));
         self.trace.record(self.now, Entry::Leave { node: n, ok: r.is_ok() });
-        self.drain(n);
+        self.drain_open(n);
         r
     }
 
@@ -360,7 +362,7 @@ impl<L: Layer> Sim<L> {
         if r.is_ok() {
             self.trace.record(self.now, Entry::With { node: n });
         }
-        self.drain(n);
+        self.drain_open(n);
         r
     }
 
@@ -378,6 +380,7 @@ impl<L: Layer> Sim<L> {
     ///
     /// Panics past `Limits::max_steps` or `Limits::max_time`.
     pub fn step(&mut self) -> bool {
+        self.end_turns();
         let Some(at) = self.agenda.peek_time() else {
             return false;
         };
@@ -413,6 +416,7 @@ impl<L: Layer> Sim<L> {
                 self.over_limit(format!("asked to run until {t:?}, past the time limit {:?}", self.limits.max_time))
             );
         }
+        self.end_turns();
         while self.agenda.peek_time().is_some_and(|at| at <= t) {
             self.step();
         }
@@ -438,6 +442,7 @@ impl<L: Layer> Sim<L> {
             );
         }
         loop {
+            self.end_turns();
             if self.in_flight == 0 && self.nodes.iter().all(|n| n.timer.is_none()) {
                 return Ok(self.now);
             }
@@ -509,9 +514,36 @@ impl<L: Layer> Sim<L> {
         self.drain(n);
     }
 
+    /// Ends the turn of every node that has had commands since its last one, in node order.
+    fn end_turns(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].open_turn {
+                self.drain(NodeId(i as u32));
+            }
+        }
+    }
+
+    /// What a command output, collected at once; the node's turn stays open for the
+    /// commands that follow it before the next step.
+    fn drain_open(&mut self, n: NodeId) {
+        self.collect(n);
+        self.node_mut(n).open_turn = true;
+    }
+
+    /// Ends the node's turn and collects what its endpoint output.
+    fn drain(&mut self, n: NodeId) {
+        let now = self.now;
+        let node = &mut self.nodes[n.index()];
+        node.open_turn = false;
+        if let Some(ep) = node.ep.as_mut() {
+            ep.end_turn(now);
+        }
+        self.collect(n);
+    }
+
     /// Collects what the node's endpoint output: transmits onto the network, events into
     /// the record, and its next deadline onto the agenda.
-    fn drain(&mut self, n: NodeId) {
+    fn collect(&mut self, n: NodeId) {
         let now = self.now;
         let node = &mut self.nodes[n.index()];
         let Some(ep) = node.ep.as_mut() else {

@@ -690,6 +690,8 @@ impl<L: Layer> Driver<L> {
             if self.events.is_empty() {
                 busy |= self.receive();
             }
+            // The batch is in: the layers' end of turn (pack sends what it gathered).
+            self.ep.end_turn(self.now());
             self.collect_events();
             if !self.events.is_empty() {
                 self.shared.events.push_from(&mut self.events);
