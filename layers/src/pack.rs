@@ -33,8 +33,8 @@
 //! runs past the datagram drops the datagram's remaining entries and is counted
 //! (`bad_hdr`, `bad_entry`); the entries before it were well formed and are delivered.
 //!
-//! Memory: the queues hold only what arrived in the current turn: at most one turn's input. Packed datagrams are built in one
-//! buffer per flush.
+//! Memory: the queues hold only what arrived in the current turn: at most one turn's input.
+//! Packed datagrams are built in one buffer per flush.
 //!
 //! Tests: unit tests below (header codec, exact packing); `layers/tests/pack.rs`: bolero
 //! models (any sequence of messages and flushes comes out in order and intact; arbitrary

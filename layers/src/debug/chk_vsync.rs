@@ -17,9 +17,10 @@
 //!   id and a digest of what it delivered in `V`: per member of `V`, in rank order, its
 //!   `EndpointId`, how many of its casts were delivered and a running FNV-1a hash of them in
 //!   delivery order. The memo keeps the last `KEEP_VIEWS` such entries, not only the last:
-//!   each view's stack, at its start (`init`), casts `Digest { prev, next, digest }` reliably for every entry it holds, and the
-//!   receiving `chk_vsync` consumes it and, if its own memo has an entry for the same move
-//!   `prev → next` with another digest, reports the two members and `prev`. So a comparison
+//!   each view's stack, at its start (`init`), casts `Digest { prev, next, digest }`
+//!   reliably for every entry it holds, and the receiving `chk_vsync` consumes it and, if
+//!   its own memo has an entry for the same move `prev → next` with another digest, reports
+//!   the two members and `prev`. So a comparison
 //!   is not lost when the view that should have carried it is replaced before its casts are
 //!   delivered (a view whose casts are held for a joiner that never loads the state, say):
 //!   the next view carries it again. Digests of moves this member did not make (the other
@@ -255,7 +256,6 @@ fn difference(mine: &[Tally], theirs: &[Tally], me: EndpointId, peer: EndpointId
 #[derive(Clone, Debug)]
 pub struct ChkVsync {
     report: Reporter,
-    /// Start-of-view work done (memo read, digest cast).
     /// Per rank of this view: casts delivered and their running hash.
     tally: Vec<(u64, Fnv)>,
     /// Moves compared, with the rank whose digest it was.

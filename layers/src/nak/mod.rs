@@ -307,32 +307,6 @@ impl Nak {
         }
     }
 
-    /// Sizes the state for the view (`Layer::init`).
-    fn size_for(&mut self, cx: &Cx<'_>) {
-        {
-            let n = cx.view.len().max(1);
-            self.me = cx.rank.index();
-            self.peers = (0..n)
-                .map(|_| Peer {
-                    win: Window::new(self.cfg.window),
-                    base: 0,
-                    kept: VecDeque::new(),
-                    charges: VecDeque::new(),
-                    last_datagram: 0,
-                    known: 0,
-                    nak_due: None,
-                    tries: 0,
-                    have: Vec::new(),
-                    holders: Vec::new(),
-                })
-                .collect();
-            self.last_rtx = vec![None; n * n];
-            self.failed = vec![false; n];
-            self.frozen = vec![0; n];
-            self.budget = Budget::new(n, self.cfg.mem, self.cfg.mem_all);
-        }
-    }
-
     /// Messages kept for retransmission (own unstable casts and delivered unstable ones).
     pub fn buffered(&self) -> usize {
         self.mine.len() + self.peers.iter().map(|p| p.kept.len()).sum::<usize>()
@@ -654,8 +628,28 @@ impl Layer for Nak {
         Props::RELIABLE_CAST | Props::FIFO_CAST | Props::FLUSH
     }
 
+    /// Sizes the state for the view.
     fn init(&mut self, cx: &mut Cx<'_>) {
-        self.size_for(cx);
+        let n = cx.view.len().max(1);
+        self.me = cx.rank.index();
+        self.peers = (0..n)
+            .map(|_| Peer {
+                win: Window::new(self.cfg.window),
+                base: 0,
+                kept: VecDeque::new(),
+                charges: VecDeque::new(),
+                last_datagram: 0,
+                known: 0,
+                nak_due: None,
+                tries: 0,
+                have: Vec::new(),
+                holders: Vec::new(),
+            })
+            .collect();
+        self.last_rtx = vec![None; n * n];
+        self.failed = vec![false; n];
+        self.frozen = vec![0; n];
+        self.budget = Budget::new(n, self.cfg.mem, self.cfg.mem_all);
     }
 
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {

@@ -5,7 +5,8 @@
 //! earliest action, moves the clock to it and runs it: an arrival goes through the link's
 //! partition check and the destination's liveness check into `handle_datagram`; a timer
 //! calls `handle_timeout`. After every such input the simulator ends the endpoint's turn
-//! (`Endpoint::end_turn`: a datagram or a timer is a batch of one) and drains it: each `Transmit` is turned into bytes (the real wire format) and put on the links to its
+//! (`Endpoint::end_turn`: a datagram or a timer is a batch of one) and drains it: each
+//! `Transmit` is turned into bytes (the real wire format) and put on the links to its
 //! destinations (`Dest::All` fans out to every other node of the sender's group,
 //! `Dest::One(id)` goes to the node whose endpoint has that id), every application event is
 //! recorded, and the timer is re-armed from `poll_timeout`. Application commands (`cast`,
