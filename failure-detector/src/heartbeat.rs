@@ -81,6 +81,7 @@ const TAG_NOHDR: u8 = 0;
 const TAG_BEAT: u8 = 1;
 
 impl Wire for Hdr {
+    thoth_stack::nothing!(Hdr::NoHdr);
     fn encoded_len(&self) -> usize {
         1
     }

@@ -84,6 +84,7 @@ pub enum PhiHdr {
 }
 
 impl Wire for PhiHdr {
+    thoth_stack::nothing!(PhiHdr::NoHdr);
     fn encoded_len(&self) -> usize {
         1
     }

@@ -99,6 +99,7 @@ fn get_rank(r: &mut Reader<'_>) -> Result<u16, WireError> {
 }
 
 impl Wire for Hdr {
+    thoth_stack::nothing!(Hdr::NoHdr);
     fn encoded_len(&self) -> usize {
         1 + match *self {
             Hdr::NoHdr => 0,

@@ -292,7 +292,10 @@ fn bolero_suspicion_matches_reference_model() {
                     h.timeout(&mut l, now);
                     for d in h.take_dn() {
                         if let Dn::SendUnrel(to, mut m) = d
-                            && let Ok(Hdr::Ping { nonce }) = m.pop::<Hdr>()
+                            && let Ok(Hdr::Ping { nonce }) = {
+                                m.unseal(); // as it arrives at the target's swim
+                                m.pop::<Hdr>()
+                            }
                             && probe.is_none_or(|p| p.1 != nonce)
                         {
                             if let Some((t, _, false)) = probe

@@ -113,6 +113,7 @@ const TAG_GRANT: u8 = 2;
 const TAG_REQ: u8 = 3;
 
 impl Wire for FlowHdr {
+    thoth_stack::nothing!(FlowHdr::Data);
     fn encoded_len(&self) -> usize {
         1 + match *self {
             FlowHdr::Grant { consumed } => var_len(consumed),

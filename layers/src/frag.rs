@@ -88,6 +88,7 @@ pub enum FragHdr {
 }
 
 impl Wire for FragHdr {
+    thoth_stack::nothing!(FragHdr::Whole);
     fn encoded_len(&self) -> usize {
         match *self {
             FragHdr::NoHdr | FragHdr::Whole => 1,
@@ -272,8 +273,9 @@ impl Frag {
         let next = if kind == Kind::Cast { &mut self.next_cast } else { &mut self.next_send };
         let id = *next;
         *next += 1;
+        // The fragments carry the message's wire form: its presence bits too.
         let (head, body) = msg.into_parts();
-        let (size, h) = (self.cfg.size, head.len());
+        let (size, h, len) = (self.cfg.size, head.len(), head.len() + body.len());
         let count = len.div_ceil(size);
         self.c.tx_fragmented += 1;
         self.c.tx_fragments += count as u64;
@@ -320,14 +322,21 @@ impl Frag {
                     self.c.bad_rank += 1;
                     return;
                 }
-                if total > self.cfg.max as u64 {
+                // A set is the message's wire form: `max` bytes and its presence bits (a
+                // varint, at most 10 bytes).
+                if total > self.cfg.max as u64 + 10 {
                     self.c.rx_oversize += 1;
                     return;
                 }
                 self.c.rx_fragments += 1;
                 if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, msg) {
-                    self.c.rx_reassembled += 1;
-                    cx.up(wrap(Msg::from_wire(data)));
+                    match Msg::from_frame(data) {
+                        Ok(whole) => {
+                            self.c.rx_reassembled += 1;
+                            cx.up(wrap(whole));
+                        }
+                        Err(_) => self.c.bad_hdr += 1,
+                    }
                 }
             }
         }

@@ -60,6 +60,7 @@ const TAG_ONE: u8 = 0;
 const TAG_MANY: u8 = 1;
 
 impl Wire for Hdr {
+    thoth_stack::nothing!(Hdr::One);
     fn encoded_len(&self) -> usize {
         match self {
             Hdr::One => 1,
@@ -186,17 +187,19 @@ impl Pack {
         self.sent_packed += batch.len() as u64;
         self.datagrams_packed += 1;
         let mut buf = BytesMut::with_capacity(bytes);
-        for m in &batch {
+        let count = batch.len() as u64;
+        for m in batch {
             let mut len = [0u8; 10];
             let mut w = Writer::new(&mut len);
-            w.put_var(m.len() as u64);
+            w.put_var(m.wire_len() as u64);
             let n = w.written();
             buf.extend_from_slice(&len[..n]);
-            buf.extend_from_slice(m.head());
-            buf.extend_from_slice(m.body());
+            let (head, body) = m.into_parts();
+            buf.extend_from_slice(&head);
+            buf.extend_from_slice(&body);
         }
         let mut msg = Msg::new(buf.freeze());
-        msg.push(&Hdr::Many { count: batch.len() as u64 });
+        msg.push(&Hdr::Many { count });
         cx.dn(match to {
             To::All => Dn::CastUnrel(msg),
             To::One(r) => Dn::SendUnrel(r, msg),
@@ -228,7 +231,11 @@ impl Pack {
                 self.bad_entry += 1;
                 return;
             };
-            cx.up(up(Msg::from_wire(data.slice(start..end)).within(datagram, pinned)));
+            let Ok(part) = Msg::from_frame(data.slice(start..end)) else {
+                self.bad_entry += 1;
+                return;
+            };
+            cx.up(up(part.within(datagram, pinned)));
             at = end;
         }
         if at != data.len() {
@@ -250,7 +257,7 @@ fn event(to: To, reliable: bool, m: Msg) -> Dn {
 
 /// Bytes a message takes as a packed entry.
 fn entry_len(m: &Msg) -> usize {
-    var_len(m.len() as u64) + m.len()
+    var_len(m.wire_len() as u64) + m.wire_len()
 }
 
 impl Layer for Pack {
@@ -360,10 +367,12 @@ mod tests {
         assert_eq!(
             wire,
             [
-                ("cast".to_string(), b"\x00a".to_vec()),
-                ("cast-unrel".to_string(), b"\x01\x02\x02bb\x03ccc".to_vec()),
-                ("send r1".to_string(), b"\x00s".to_vec()),
-                ("cast".to_string(), b"\x00d".to_vec()),
+                // Alone: `One`, pack's nothing, takes no bytes. Packed: `Many { count: 2 }`,
+                // then each entry's length and wire form (presence bits 1, then the bytes).
+                ("cast".to_string(), b"a".to_vec()),
+                ("cast-unrel".to_string(), b"\x01\x02\x03\x01bb\x04\x01ccc".to_vec()),
+                ("send r1".to_string(), b"s".to_vec()),
+                ("cast".to_string(), b"d".to_vec()),
             ]
         );
     }

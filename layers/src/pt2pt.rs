@@ -105,6 +105,7 @@ const TAG_ACK: u8 = 2;
 const TAG_SKIP: u8 = 3;
 
 impl Wire for Hdr {
+    thoth_stack::nothing!(Hdr::NoHdr);
     fn encoded_len(&self) -> usize {
         1 + match *self {
             Hdr::NoHdr => 0,

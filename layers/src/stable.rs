@@ -63,6 +63,7 @@ const GOSSIP: u8 = 2;
 const MAX_MEMBERS: u64 = 1 << 16;
 
 impl Wire for StableHdr {
+    thoth_stack::nothing!(StableHdr::Cast);
     fn encoded_len(&self) -> usize {
         1 + match self {
             StableHdr::NoHdr | StableHdr::Cast => 0,

@@ -126,7 +126,10 @@ impl Layer for Spy {
         if let Up::Cast { from, msg } | Up::Send { from, msg } = &ev
             && cx.rank != self.failed
         {
-            let seq = match msg.clone().pop::<NakHdr>() {
+            // nak's header, as nak above will see it.
+            let mut m = msg.clone();
+            m.unseal();
+            let seq = match m.pop::<NakHdr>() {
                 Ok(NakHdr::Data { seq }) if *from == self.failed => Some(seq),
                 Ok(NakHdr::Retrans { origin, seq }) if origin == self.failed => Some(seq),
                 _ => None,

@@ -48,7 +48,10 @@ impl Harness {
         let mut cx = self.cx(l);
         l.handle_dn(ev, &mut cx);
     }
-    fn up(&mut self, l: &mut Frag, ev: Up) {
+    fn up(&mut self, l: &mut Frag, mut ev: Up) {
+        if let Some(m) = ev.carried_mut() {
+            m.unseal();
+        }
         let mut cx = self.cx(l);
         l.handle_up(ev, &mut cx);
     }
@@ -73,9 +76,7 @@ fn msg_of(m: &Dn) -> &Msg {
 
 /// The message as it would arrive from the network: headers and body in one buffer.
 fn wire(m: &Msg) -> Msg {
-    let mut v = m.head().to_vec();
-    v.extend_from_slice(m.body());
-    Msg::from_wire(Bytes::from(v))
+    thoth_stack::testing::over_wire(m)
 }
 
 /// A fragment from the network: `hdr` then `body`.
@@ -128,13 +129,17 @@ fn splits_into_zero_copy_fragments_with_exact_headers() {
     h.dn(&mut l, Dn::Cast(Msg::new(data.clone())));
     let out = h.take_dn();
     assert_eq!(out.len(), 3);
-    let expect = [(0, &b"0123"[..]), (1, b"4567"), (2, b"89")];
+    // The fragments carry the message's wire form: its presence bits (1: no layer above
+    // pushed a header), then the payload.
+    let expect = [(0, &b"\x01012"[..]), (1, b"3456"), (2, b"789")];
     for (d, (index, body)) in out.iter().zip(expect) {
         assert!(matches!(d, Dn::Cast(_)));
         let m = msg_of(d);
-        assert_eq!(m.head(), &to_vec(&fr(0, index, 3, 10))[..]);
+        assert_eq!(m.head(), &to_vec(&fr(0, index, 3, 11))[..]);
         assert_eq!(&m.body()[..], body);
-        assert_eq!(m.body().as_ptr(), data.as_ptr().wrapping_add(4 * index as usize), "zero-copy slice");
+        if index > 0 {
+            assert_eq!(m.body().as_ptr(), data.as_ptr().wrapping_add(4 * index as usize - 1), "zero-copy slice");
+        }
     }
     // Whole at exactly `size`, and for the empty message; the next fragmented cast is id 1.
     h.dn(&mut l, Dn::Cast(Msg::new(Bytes::from_static(b"abcd"))));
@@ -156,16 +161,18 @@ fn splits_into_zero_copy_fragments_with_exact_headers() {
             }
         })
         .collect();
-    let e = |k: &str, h: FragHdr, b: &[u8]| (k.to_string(), to_vec(&h), b.to_vec());
+    // A whole message's header is frag's nothing: no bytes.
+    let e =
+        |k: &str, h: FragHdr, b: &[u8]| (k.to_string(), if h.is_nothing() { vec![] } else { to_vec(&h) }, b.to_vec());
     assert_eq!(
         got,
         vec![
             e("Cast", FragHdr::Whole, b"abcd"),
             e("Cast", FragHdr::Whole, b""),
-            e("Cast", fr(1, 0, 2, 5), b"abcd"),
-            e("Cast", fr(1, 1, 2, 5), b"e"),
-            e("Send", fr(0, 0, 2, 5), b"abcd"),
-            e("Send", fr(0, 1, 2, 5), b"e"),
+            e("Cast", fr(1, 0, 2, 6), b"\x01abc"),
+            e("Cast", fr(1, 1, 2, 6), b"de"),
+            e("Send", fr(0, 0, 2, 6), b"\x01abc"),
+            e("Send", fr(0, 1, 2, 6), b"de"),
             e("CastUnrel", FragHdr::NoHdr, b"0123456789"),
             e("SendUnrel", FragHdr::NoHdr, b"01234"),
             ("leave".into(), vec![], vec![]),
@@ -181,10 +188,12 @@ fn headers_of_the_layers_above_travel_inside_the_fragments() {
     let (mut ht, mut hr) = (Harness::new(0), Harness::new(1));
     let mut m = Msg::new(Bytes::from_static(b"abcdefg"));
     m.push(&0xbeefu16); // a layer above frag
+    m.seal(); // as that layer emits it
     ht.dn(&mut tx, Dn::Cast(m));
     let out = ht.take_dn();
     let bodies: Vec<&[u8]> = out.iter().map(|d| &msg_of(d).body()[..]).collect();
-    assert_eq!(bodies, [&[0xef, 0xbe, b'a', b'b'][..], b"cdef", b"g"]);
+    // Presence bits 0b11 (the layer above pushed), its header, the payload.
+    assert_eq!(bodies, [&[0b11, 0xef, 0xbe, b'a'][..], b"bcde", b"fg"]);
     for d in &out {
         hr.up(&mut rx, cast_up(0, wire(msg_of(d))));
     }
@@ -199,19 +208,20 @@ fn headers_of_the_layers_above_travel_inside_the_fragments() {
 fn reassembles_on_the_last_fragment_in_any_order() {
     let mut l = frag(4, 100, 10_000);
     let mut h = Harness::new(1);
-    h.up(&mut l, cast_up(0, raw(fr(7, 0, 3, 10), b"0123")));
-    h.up(&mut l, cast_up(0, raw(fr(7, 1, 3, 10), b"4567")));
+    // The message's wire form: presence bits 1 (no layer above pushed), then the payload.
+    h.up(&mut l, cast_up(0, raw(fr(7, 0, 3, 11), b"\x01012")));
+    h.up(&mut l, cast_up(0, raw(fr(7, 1, 3, 11), b"3456")));
     assert_eq!(h.take_up(), vec![]);
-    let charge = 10 + 3 * FRAG_OVERHEAD + SET_OVERHEAD;
+    let charge = 11 + 3 * FRAG_OVERHEAD + SET_OVERHEAD;
     assert_eq!((counter(&l, "held_bytes"), counter(&l, "sets")), (charge, 1));
-    h.up(&mut l, cast_up(0, raw(fr(7, 2, 3, 10), b"89")));
+    h.up(&mut l, cast_up(0, raw(fr(7, 2, 3, 11), b"789")));
     assert_eq!(payloads(h.take_up()), vec![(Rank(0), false, Bytes::from_static(b"0123456789"))]);
     assert_eq!((counter(&l, "held_bytes"), counter(&l, "sets")), (0, 0));
     // Reversed, as sends; and a duplicate of a finished set is stale.
-    for (i, b) in [(2, &b"89"[..]), (1, b"4567"), (0, b"0123")] {
-        h.up(&mut l, Up::Send { from: Rank(2), msg: raw(fr(0, i, 3, 10), b) });
+    for (i, b) in [(2, &b"789"[..]), (1, b"3456"), (0, b"\x01012")] {
+        h.up(&mut l, Up::Send { from: Rank(2), msg: raw(fr(0, i, 3, 11), b) });
     }
-    h.up(&mut l, Up::Send { from: Rank(2), msg: raw(fr(0, 1, 3, 10), b"4567") });
+    h.up(&mut l, Up::Send { from: Rank(2), msg: raw(fr(0, 1, 3, 11), b"3456") });
     assert_eq!(payloads(h.take_up()), vec![(Rank(2), true, Bytes::from_static(b"0123456789"))]);
     assert_eq!(counter(&l, "stale"), 1);
     assert_eq!(counter(&l, "rx_reassembled"), 2);
@@ -232,7 +242,8 @@ fn sixteen_mib_round_trip_through_two_layers() {
     ht.dn(&mut tx, Dn::Cast(Msg::new(data.clone())));
     let out = ht.take_dn();
     assert_eq!(out.len(), (16usize << 20).div_ceil(1280));
-    assert_eq!(msg_of(&out[out.len() - 1]).body().len(), (16 << 20) % 1280);
+    // One byte more than the payload: the presence bits travel in the fragments.
+    assert_eq!(msg_of(&out[out.len() - 1]).body().len(), (16 << 20) % 1280 + 1);
     for d in &out {
         hr.up(&mut rx, cast_up(0, wire(msg_of(d))));
     }
@@ -276,17 +287,18 @@ fn memory_bound_evicts_the_oldest_and_drops_what_cannot_fit() {
     assert_eq!((counter(&l, "over_budget"), counter(&l, "held_bytes"), counter(&l, "sets")), (1, 2 * charge, 2));
     // Beyond `max` (another layer: another harness).
     let (mut small, mut h) = (frag(10, 50, 100_000), Harness::new(0));
-    h.up(&mut small, cast_up(1, raw(fr(0, 0, 10, 51), &[0; 10])));
+    // (a set is `max` bytes and the message's presence bits, at most 10 bytes more)
+    h.up(&mut small, cast_up(1, raw(fr(0, 0, 10, 61), &[0; 10])));
     assert_eq!((counter(&small, "rx_oversize"), counter(&small, "sets")), (1, 0));
     // At most MAX_SETS per sender and kind.
     for id in 0..=MAX_SETS as u64 {
-        h.up(&mut small, cast_up(1, raw(fr(id, 0, 2, 4), b"ab")));
+        h.up(&mut small, cast_up(1, raw(fr(id, 0, 2, 4), b"\x01a"))); // presence bits, then "a"
     }
     assert_eq!((counter(&small, "evicted"), counter(&small, "sets")), (1, MAX_SETS as u64));
     h.up(&mut small, cast_up(1, raw(fr(0, 1, 2, 4), b"cd")));
     assert_eq!(counter(&small, "stale"), 1, "the evicted set 0 does not come back");
     h.up(&mut small, cast_up(1, raw(fr(1, 1, 2, 4), b"cd")));
-    assert_eq!(payloads(h.take_up()), vec![(Rank(1), false, Bytes::from_static(b"abcd"))]);
+    assert_eq!(payloads(h.take_up()), vec![(Rank(1), false, Bytes::from_static(b"acd"))]);
 }
 
 #[test]
@@ -316,8 +328,8 @@ fn contradictory_sets_are_dropped_and_counted() {
     // An identical duplicate is not a contradiction.
     let mut l = frag(4, 100, 10_000);
     let mut h = Harness::new(0);
-    for (i, b) in [(0, &b"0123"[..]), (0, b"0123"), (1, b"4")] {
-        h.up(&mut l, cast_up(1, raw(fr(0, i, 2, 5), b)));
+    for (i, b) in [(0, &b"\x01012"[..]), (0, b"\x01012"), (1, b"34")] {
+        h.up(&mut l, cast_up(1, raw(fr(0, i, 2, 6), b)));
     }
     assert_eq!(payloads(h.take_up()), vec![(Rank(1), false, Bytes::from_static(b"01234"))]);
     assert_eq!((counter(&l, "dup"), counter(&l, "contradictory")), (1, 0));
@@ -493,6 +505,7 @@ fn hostile_fragments_deliver_only_what_was_fragmented() {
             let (rank, send) = if sel % 4 == 0 { (1, false) } else { (rank, *send) };
             // Record what was fed, as the layer will read it.
             let mut peek = msg.clone();
+            peek.unseal();
             match peek.pop::<FragHdr>() {
                 Ok(FragHdr::Frag { id, index, count, total }) => {
                     let key = (rank, send, id, count, total, index);
@@ -515,23 +528,33 @@ fn hostile_fragments_deliver_only_what_was_fragmented() {
             }
             let p = &pv[..];
             let ok = fed.keys().any(|&(r, s, id, count, total, _)| {
-                r == from.0 && s == send && total == p.len() as u64 && {
-                    // Offsets reachable by concatenating fed fragments of this set in index order.
-                    let mut reach = BTreeSet::from([0usize]);
-                    for i in 0..count {
-                        let bodies = fed.get(&(r, s, id, count, total, i));
-                        reach = reach
-                            .iter()
-                            .flat_map(|&o| {
-                                bodies
-                                    .into_iter()
-                                    .flatten()
-                                    .filter_map(move |b| (p.get(o..o + b.len()) == Some(&b[..])).then_some(o + b.len()))
-                            })
-                            .collect();
-                    }
-                    reach.contains(&p.len())
-                }
+                // The set carries the message's wire form: presence bits (taken from a fed
+                // first fragment), then the payload delivered.
+                let firsts = fed.get(&(r, s, id, count, total, 0)).into_iter().flatten();
+                r == from.0
+                    && s == send
+                    && firsts.into_iter().any(|b0| {
+                        let mut rd = thoth_stack::Reader::new(b0);
+                        let Ok(_) = rd.var() else { return false };
+                        let q = [&b0[..b0.len() - rd.remaining()], p].concat();
+                        let p = &q[..];
+                        total == p.len() as u64 && {
+                            // Offsets reachable by concatenating fed fragments of this set in index order.
+                            let mut reach = BTreeSet::from([0usize]);
+                            for i in 0..count {
+                                let bodies = fed.get(&(r, s, id, count, total, i));
+                                reach = reach
+                                    .iter()
+                                    .flat_map(|&o| {
+                                        bodies.into_iter().flatten().filter_map(move |b| {
+                                            (p.get(o..o + b.len()) == Some(&b[..])).then_some(o + b.len())
+                                        })
+                                    })
+                                    .collect();
+                            }
+                            reach.contains(&p.len())
+                        }
+                    })
             });
             assert!(ok, "delivered {p:?} from {from:?} was never sent");
         }
@@ -585,7 +608,9 @@ fn model_interleaved_senders_with_loss_and_duplicates() {
                     lost.insert((k, n));
                 }
                 1 => {
-                    if m.body().first() == Some(&1) {
+                    let mut peek = m.clone();
+                    peek.unseal();
+                    if peek.pop::<FragHdr>() == Ok(FragHdr::Whole) {
                         whole_dups.insert((k, n)); // frag does not remove duplicates
                     }
                     feed(&mut hr, &mut rx, k, m.clone());

@@ -25,10 +25,12 @@ impl Side {
     }
 }
 
-/// The wire bytes of a message a layer emitted (its headers, then its body).
-fn wire(m: Msg) -> Bytes {
-    let (head, body) = m.into_parts();
-    Bytes::from([&head[..], &body[..]].concat())
+/// A message pack emitted, as the pack of another member takes it: off the wire, with its
+/// presence bit for pack.
+fn arrive(m: Msg) -> Msg {
+    let mut m = thoth_stack::testing::over_wire(&m);
+    m.unseal();
+    m
 }
 
 #[derive(Debug, Clone, bolero::TypeGenerator)]
@@ -75,10 +77,8 @@ fn any_sequence_arrives_in_order_intact_and_packed() {
         let mut got: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 4];
         for ev in a.dn.drain(..) {
             let (dest, up) = match ev {
-                Dn::Cast(m) | Dn::CastUnrel(m) => (0, Up::Cast { from: Rank(0), msg: Msg::from_wire(wire(m)) }),
-                Dn::Send(r, m) | Dn::SendUnrel(r, m) => {
-                    (r.index() + 1, Up::Send { from: Rank(0), msg: Msg::from_wire(wire(m)) })
-                }
+                Dn::Cast(m) | Dn::CastUnrel(m) => (0, Up::Cast { from: Rank(0), msg: arrive(m) }),
+                Dn::Send(r, m) | Dn::SendUnrel(r, m) => (r.index() + 1, Up::Send { from: Rank(0), msg: arrive(m) }),
                 other => panic!("unexpected {other:?}"),
             };
             rx.handle_up(up, &mut b.cx());

@@ -11,7 +11,8 @@ use crate::props::Props;
 use crate::time::{Time, earliest};
 use std::collections::VecDeque;
 
-/// The empty stack: events pass straight through (the `bare` stack: frame and CRC only).
+/// The empty stack: events pass straight through (the `bare` stack: frame and CRC only),
+/// with no presence bit of its own.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct Bare;
 
@@ -20,10 +21,10 @@ impl Layer for Bare {
         "bare"
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        cx.dn(ev)
+        cx.pass_dn(ev)
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        cx.up(ev)
+        cx.pass_up(ev)
     }
     fn dump(&self, _: &mut Vec<Dump>) {}
     fn check(&self, below: Props) -> Result<Props, Missing> {
@@ -205,14 +206,14 @@ impl Stack {
             if i + 1 < self.layers.len() {
                 self.pending.push_back((i + 1, Ev::Dn(e)));
             } else {
-                cx.dn(e);
+                cx.pass_dn(e);
             }
         }
         for e in self.up.drain(..) {
             if i > 0 {
                 self.pending.push_back((i - 1, Ev::Up(e)));
             } else {
-                cx.up(e);
+                cx.pass_up(e);
             }
         }
     }
@@ -244,14 +245,14 @@ impl Layer for Stack {
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if self.layers.is_empty() {
-            return cx.dn(ev);
+            return cx.pass_dn(ev);
         }
         self.step(0, Ev::Dn(ev), cx);
         self.run(cx);
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         let Some(bottom) = self.layers.len().checked_sub(1) else {
-            return cx.up(ev);
+            return cx.pass_up(ev);
         };
         self.step(bottom, Ev::Up(ev), cx);
         self.run(cx);

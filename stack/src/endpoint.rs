@@ -128,6 +128,8 @@ pub struct Stats {
     pub rx_bad_version: u64,
     pub rx_bad_flags: u64,
     pub rx_bad_crc: u64,
+    /// The layers' presence bits past the frame do not decode.
+    pub rx_bad_layers: u64,
     pub rx_foreign_group: u64,
     /// From a source not in the current view.
     pub rx_unknown_src: u64,
@@ -171,6 +173,7 @@ impl Stats {
             + self.rx_bad_version
             + self.rx_bad_flags
             + self.rx_bad_crc
+            + self.rx_bad_layers
             + self.rx_foreign_group
             + self.rx_unknown_src
             + self.rx_other_view
@@ -357,9 +360,10 @@ impl<L: Layer> Endpoint<L> {
         out
     }
 
-    /// Largest payload `cast` and `send` accept.
+    /// Largest payload `cast` and `send` accept: what a datagram holds past the frame and the
+    /// presence bits of a stack with no layers (one byte).
     pub fn max_payload(&self) -> usize {
-        if self.props.contains(Props::FRAG) { usize::MAX } else { self.cfg.max_datagram - FRAME_LEN }
+        if self.props.contains(Props::FRAG) { usize::MAX } else { self.cfg.max_datagram - FRAME_LEN - 1 }
     }
 
     /// Whether `cast` takes a message now (false while flow control holds casts back).
@@ -448,8 +452,8 @@ impl<L: Layer> Endpoint<L> {
         } else if self.left {
             s.rx_after_exit += 1;
         } else if frame.is_gossip() {
-            s.rx_gossip += 1;
-            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).within(self.number_datagram(), data.len());
+            let Some(msg) = self.arrived(&data) else { return };
+            self.stats.rx_gossip += 1;
             self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
         } else if frame.view != self.view.id {
             if frame.view.ltime > self.view.id.ltime {
@@ -458,13 +462,25 @@ impl<L: Layer> Endpoint<L> {
                 s.rx_other_view += 1;
             }
         } else if let Some(from) = self.view.rank_of(frame.src) {
-            s.rx_accepted += 1;
-            let msg = Msg::from_wire(data.slice(FRAME_LEN..)).within(self.number_datagram(), data.len());
+            let Some(msg) = self.arrived(&data) else { return };
+            self.stats.rx_accepted += 1;
             let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
             self.run(now, Input::Up(ev));
         } else {
             s.rx_unknown_src += 1;
         }
+    }
+
+    /// The message past the frame, as the bottom layer takes it; `None` (counted) if the
+    /// layers' presence bits do not decode.
+    fn arrived(&mut self, data: &Bytes) -> Option<Msg> {
+        let Ok(msg) = Msg::from_frame(data.slice(FRAME_LEN..)) else {
+            self.stats.rx_bad_layers += 1;
+            return None;
+        };
+        let mut msg = msg.within(self.number_datagram(), data.len());
+        msg.unseal();
+        Some(msg)
     }
 
     /// The next datagram's number, never 0 (what `Msg::datagram` tells the layers).
@@ -613,13 +629,15 @@ impl<L: Layer> Endpoint<L> {
     /// An event leaving the bottom of the stack; returns what loops back up.
     fn bottom(&mut self, ev: Dn) -> Option<Up> {
         match ev {
-            Dn::Cast(msg) | Dn::CastUnrel(msg) => {
+            Dn::Cast(mut msg) | Dn::CastUnrel(mut msg) => {
                 self.transmit(Dest::All, 0, msg.clone());
+                msg.unseal();
                 Some(Up::Cast { from: self.rank, msg })
             }
-            Dn::Send(to, msg) | Dn::SendUnrel(to, msg) => {
+            Dn::Send(to, mut msg) | Dn::SendUnrel(to, mut msg) => {
                 if to == self.rank {
                     self.bottom_events += 1;
+                    msg.unseal();
                     return Some(Up::Send { from: to, msg });
                 }
                 match self.view.member(to) {
@@ -751,7 +769,9 @@ mod tests {
     use crate::compose::Bare;
     use crate::ids::ViewId;
 
+    /// A datagram of a stack with no layers: the frame, presence bits 1, the payload.
     fn frame_bytes(view: ViewId, src: EndpointId, payload: &[u8]) -> Bytes {
+        let payload = &[&[1u8][..], payload].concat()[..];
         let mut d = vec![0u8; FRAME_LEN];
         let f = Frame { flags: 0, group: GroupId(1), view, src };
         f.write((&mut d[..]).try_into().unwrap());
@@ -764,7 +784,7 @@ mod tests {
     fn datagrams_of_a_later_view_wait_for_it() {
         let members = vec![EndpointId(1), EndpointId(2)];
         let mut cfg = Config::new(GroupId(1), EndpointId(1), members.clone());
-        cfg.hold_bytes = FRAME_LEN + 2;
+        cfg.hold_bytes = FRAME_LEN + 3;
         let mut ep = Endpoint::new(cfg, |_: &View| Bare).unwrap();
         assert!(matches!(ep.poll_event(), Some(Event::View(_))));
         let next = View { id: ViewId { ltime: 2, coord: EndpointId(1) }, members, primary: true, subgroups: vec![] };
@@ -783,8 +803,8 @@ mod tests {
     fn one_source_cannot_take_all_the_room_held_for_a_later_view() {
         let members = vec![EndpointId(1), EndpointId(2), EndpointId(3)];
         let mut cfg = Config::new(GroupId(1), EndpointId(1), members.clone());
-        cfg.hold_bytes = 4 * (FRAME_LEN + 1);
-        cfg.hold_per_source = 2 * (FRAME_LEN + 1);
+        cfg.hold_bytes = 4 * (FRAME_LEN + 2);
+        cfg.hold_per_source = 2 * (FRAME_LEN + 2);
         let mut ep = Endpoint::new(cfg, |_: &View| Bare).unwrap();
         let next = ViewId { ltime: 2, coord: EndpointId(1) };
         for b in [b"a", b"b", b"c"] {
@@ -792,6 +812,6 @@ mod tests {
         }
         ep.handle_datagram(Time::ZERO, frame_bytes(next, EndpointId(3), b"x"));
         assert_eq!((ep.stats().rx_held, ep.stats().rx_hold_overflow), (3, 1), "the third from e2 is refused");
-        assert_eq!(ep.held_bytes(), 3 * (FRAME_LEN + 1));
+        assert_eq!(ep.held_bytes(), 3 * (FRAME_LEN + 2));
     }
 }

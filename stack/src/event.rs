@@ -63,6 +63,14 @@ pub enum Dn {
 }
 
 impl Dn {
+    /// The message any event carries, `Gossip` included (what the presence bits follow).
+    pub fn carried_mut(&mut self) -> Option<&mut Msg> {
+        match self {
+            Dn::Gossip { msg, .. } => Some(msg),
+            other => other.msg_mut(),
+        }
+    }
+
     /// The message this event carries (`Cast`, `Send` and their unreliable twins), so a
     /// layer that only pushes a header can do it once for all four.
     pub fn msg_mut(&mut self) -> Option<&mut Msg> {
@@ -128,6 +136,16 @@ pub enum Up {
     /// view delivers them (in an order every member computes alike) before it passes this
     /// on up, and nothing of the view after it.
     CutReached(Vec<u64>),
+}
+
+impl Up {
+    /// The message this event carries (`Cast`, `Send`, `Gossip`).
+    pub fn carried_mut(&mut self) -> Option<&mut Msg> {
+        match self {
+            Up::Cast { msg, .. } | Up::Send { msg, .. } | Up::Gossip { msg, .. } => Some(msg),
+            _ => None,
+        }
+    }
 }
 
 /// For each rank of the view, how many of its casts every member has received: those are

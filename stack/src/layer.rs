@@ -81,13 +81,31 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// Emits an event towards the application.
-    pub fn up(&mut self, ev: Up) {
+    /// Emits an event towards the application; the message it carries says whether the
+    /// next layer's header is there (`Msg::unseal`).
+    pub fn up(&mut self, mut ev: Up) {
+        if let Some(m) = ev.carried_mut() {
+            m.unseal();
+        }
         self.up.push_back(ev)
     }
 
-    /// Emits an event towards the network.
-    pub fn dn(&mut self, ev: Dn) {
+    /// Emits an event towards the network; the message it carries records whether this
+    /// layer pushed a header (`Msg::seal`).
+    pub fn dn(&mut self, mut ev: Dn) {
+        if let Some(m) = ev.carried_mut() {
+            m.seal();
+        }
+        self.dn.push_back(ev)
+    }
+
+    /// Hands on an event a layer inside a composite emitted (already sealed or unsealed).
+    pub fn pass_up(&mut self, ev: Up) {
+        self.up.push_back(ev)
+    }
+
+    /// Hands on an event a layer inside a composite emitted (already sealed or unsealed).
+    pub fn pass_dn(&mut self, ev: Dn) {
         self.dn.push_back(ev)
     }
 

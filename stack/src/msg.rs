@@ -11,16 +11,31 @@
 //! every datagram it receives), so a layer that holds messages for long (for others:
 //! retransmission, reordering) can charge what it really holds — a datagram once, however
 //! many of its messages it keeps — or `compact` one out of it.
+//!
+//! **Empty headers cost nothing.** A layer with nothing to say pushes its header's nothing
+//! (see `Wire::nothing`), which writes no bytes. Which layers wrote a header travels as
+//! presence bits, `marks`: a stack of bits under a sentinel 1, one bit per layer the message
+//! left going down (`seal`, when the layer emits it: 1 if it pushed a header), taken back in
+//! reverse going up (`unseal`, when the layer below hands it on: says whether the next
+//! layer's header is there). A layer that does not touch a message still takes part: its
+//! bit is 0 and it pops nothing. On the wire a message is `varint(marks)`, then the headers,
+//! then the payload (`into_parts`, `from_frame`).
 
-use crate::wire::{Reader, Wire, WireError, Writer};
+use crate::wire::{Reader, Wire, WireError, Writer, var_len};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
 /// Headers up to this many bytes live inline in the message.
 pub const INLINE_HEAD: usize = 48;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Msg {
+    /// Presence bits under a sentinel (see the module doc).
+    marks: u64,
+    /// The layer handling it going down pushed a header.
+    pushed: bool,
+    /// Going up: the header of the layer handling it is there.
+    avail: bool,
     head: SmallVec<[u8; INLINE_HEAD]>,
     /// Bytes of `head` already popped (headers are a few dozen bytes).
     popped: u16,
@@ -37,12 +52,55 @@ pub const COMPACT_SLACK: usize = 256;
 impl Msg {
     /// A message whose body is the application payload.
     pub fn new(body: Bytes) -> Msg {
-        Msg { head: SmallVec::new(), popped: 0, pinned: 0, datagram: 0, body }
+        Msg { marks: 1, pushed: false, avail: false, head: SmallVec::new(), popped: 0, pinned: 0, datagram: 0, body }
     }
 
-    /// A message received from the network: headers and payload in one buffer.
+    /// A message whose every layer wrote its header: headers and payload in one buffer (for
+    /// tests, which build what arrives header by header).
     pub fn from_wire(data: Bytes) -> Msg {
-        Msg::new(data)
+        Msg { marks: u64::MAX, avail: true, ..Msg::new(data) }
+    }
+
+    /// A message in its wire form (`into_parts`): presence bits, headers, payload. Fails on
+    /// bits that cannot be (no sentinel) or do not decode; the caller drops and counts it.
+    pub fn from_frame(data: Bytes) -> Result<Msg, WireError> {
+        let mut r = Reader::new(&data);
+        let marks = r.var()?;
+        if marks == 0 {
+            return Err(WireError::BadValue);
+        }
+        let at = data.len() - r.remaining();
+        Ok(Msg { marks, ..Msg::new(data.slice(at..)) })
+    }
+
+    /// Going down, as the layer that handled it emits it: one presence bit for that layer.
+    pub fn seal(&mut self) {
+        debug_assert!(self.marks >> 63 == 0, "more than 63 layers");
+        self.marks = self.marks << 1 | self.pushed as u64;
+        self.pushed = false;
+        self.avail = false;
+    }
+
+    /// Going up, as the layer below hands it on: whether the next layer's header is there.
+    pub fn unseal(&mut self) {
+        if self.marks > 1 {
+            self.avail = self.marks & 1 == 1;
+            self.marks >>= 1;
+        } else {
+            self.avail = false;
+        }
+    }
+
+    /// The message to send again after it went up (a retransmission): its headers not popped
+    /// yet in front of the payload, its presence bits as they are. Copies only a looped-back
+    /// message that still has inline headers.
+    pub fn rewired(self) -> Msg {
+        let body = if self.popped as usize == self.head.len() {
+            self.body
+        } else {
+            Bytes::from([self.head(), &self.body[..]].concat())
+        };
+        Msg { marks: self.marks, ..Msg::new(body) }
     }
 
     /// The same message, known to be a slice of datagram number `datagram` (not 0) of `len`
@@ -73,11 +131,15 @@ impl Msg {
         let mut v = Vec::with_capacity(self.len());
         v.extend_from_slice(self.head());
         v.extend_from_slice(&self.body);
-        Msg::from_wire(Bytes::from(v))
+        Msg { marks: self.marks, pushed: self.pushed, avail: self.avail, ..Msg::new(Bytes::from(v)) }
     }
 
-    /// Pushes a header in front of the message (going down).
+    /// Pushes a header in front of the message (going down); a nothing writes no bytes.
     pub fn push<H: Wire>(&mut self, h: &H) {
+        if h.is_nothing() {
+            return;
+        }
+        self.pushed = true;
         debug_assert_eq!(self.popped, 0, "push on a message that is being popped");
         let n = h.encoded_len();
         assert!(self.head.len() + n <= u16::MAX as usize, "layer headers beyond 64 KiB");
@@ -87,9 +149,13 @@ impl Msg {
         debug_assert_eq!(w.written(), n, "encoded_len disagrees with encode");
     }
 
-    /// Pops the header in front of the message (going up). On error the message is
-    /// unchanged; the caller drops and counts it.
+    /// Pops the header in front of the message (going up): the header type's nothing if
+    /// the sender's layer pushed none. On error the message is unchanged; the caller drops
+    /// and counts it.
     pub fn pop<H: Wire>(&mut self) -> Result<H, WireError> {
+        if !self.avail {
+            return H::nothing().ok_or(WireError::Absent);
+        }
         if (self.popped as usize) < self.head.len() {
             let mut r = Reader::new(&self.head[self.popped as usize..]);
             let h = H::decode(&mut r)?;
@@ -113,9 +179,14 @@ impl Msg {
         &self.body
     }
 
-    /// Bytes this message takes on the wire (headers and body, without the frame).
+    /// Bytes of headers and body (without the presence bits and the frame).
     pub fn len(&self) -> usize {
         self.head().len() + self.body.len()
+    }
+
+    /// Bytes this message takes on the wire: presence bits, headers and body.
+    pub fn wire_len(&self) -> usize {
+        var_len(self.marks) + self.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,18 +207,29 @@ impl Msg {
         }
     }
 
-    /// Splits into encoded headers and body, for transmission.
+    /// Splits into its wire form, for transmission: presence bits and encoded headers, then
+    /// the body (what `from_frame` reads back).
     pub fn into_parts(self) -> (SmallVec<[u8; INLINE_HEAD]>, Bytes) {
-        let mut head = self.head;
-        if self.popped > 0 {
-            head.drain(..self.popped as usize);
-        }
+        let mut head = SmallVec::<[u8; INLINE_HEAD]>::new();
+        let mut bits = [0u8; 10];
+        let mut w = Writer::new(&mut bits);
+        w.put_var(self.marks);
+        let n = w.written();
+        head.extend_from_slice(&bits[..n]);
+        head.extend_from_slice(&self.head[self.popped as usize..]);
         (head, self.body)
     }
 }
 
-/// Two messages are equal when their headers and bodies are: what they keep alive is not
-/// part of what they say.
+impl Default for Msg {
+    fn default() -> Msg {
+        Msg::new(Bytes::new())
+    }
+}
+
+/// Two messages are equal when their headers and bodies are: what they keep alive, and
+/// where they are in their trip through the layers (presence bits), is not part of what
+/// they say.
 impl PartialEq for Msg {
     fn eq(&self, o: &Msg) -> bool {
         self.head == o.head && self.popped == o.popped && self.body == o.body
@@ -158,7 +240,7 @@ impl Eq for Msg {}
 
 impl core::fmt::Debug for Msg {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Msg(head {}B, body {}B)", self.head().len(), self.body.len())
+        write!(f, "Msg(marks {:#b}, head {}B, body {}B)", self.marks, self.head().len(), self.body.len())
     }
 }
 
@@ -170,22 +252,46 @@ mod tests {
     fn push_then_pop_in_reverse_order() {
         let mut m = Msg::new(Bytes::from_static(b"payload"));
         m.push(&7u8); // top layer pushes first
+        m.seal();
+        m.seal(); // a middle layer with nothing to say
         m.push(&0x0102u16); // bottom layer last: first on the wire
+        m.seal();
         assert_eq!(m.head(), &[0x02, 0x01, 7]);
-        assert_eq!(m.len(), 10);
+        assert_eq!((m.len(), m.wire_len()), (10, 11));
         // Looped back: pops come from the inline buffer.
         let mut local = m.clone();
+        local.unseal();
         assert_eq!(local.pop::<u16>(), Ok(0x0102));
+        local.unseal();
+        assert_eq!(local.pop::<u8>(), Err(WireError::Absent), "the middle layer pushed nothing");
+        assert_eq!(local.pop::<()>(), Ok(()), "which a header type with a nothing reads as it");
+        local.unseal();
         assert_eq!(local.pop::<u8>(), Ok(7));
         assert_eq!(local.into_payload(), Bytes::from_static(b"payload"));
-        // Over the wire: the same bytes in one buffer.
+        // Over the wire: presence bits 0b1101 (sentinel, top, middle, bottom), then the headers.
         let (head, body) = m.into_parts();
+        assert_eq!(&head[..], &[0b1101, 0x02, 0x01, 7]);
         let mut wire = head.to_vec();
         wire.extend_from_slice(&body);
-        let mut rx = Msg::from_wire(Bytes::from(wire));
+        let mut rx = Msg::from_frame(Bytes::from(wire)).unwrap();
+        rx.unseal();
         assert_eq!(rx.pop::<u16>(), Ok(0x0102));
+        rx.unseal();
+        rx.unseal();
         assert_eq!(rx.pop::<u8>(), Ok(7));
         assert_eq!(rx.into_payload(), Bytes::from_static(b"payload"));
+    }
+
+    #[test]
+    fn presence_bits_that_cannot_be_are_refused() {
+        assert_eq!(Msg::from_frame(Bytes::from_static(&[0, 1])), Err(WireError::BadValue), "no sentinel");
+        assert_eq!(Msg::from_frame(Bytes::from_static(&[0x80])), Err(WireError::Truncated));
+        assert_eq!(Msg::from_frame(Bytes::new()), Err(WireError::Truncated));
+        // More unseals than bits (a hostile sender's short marks): nothing is there.
+        let mut m = Msg::from_frame(Bytes::from_static(&[1, 5])).unwrap();
+        m.unseal();
+        assert_eq!(m.pop::<u8>(), Err(WireError::Absent));
+        assert_eq!(m.len(), 1);
     }
 
     #[test]
@@ -223,6 +329,8 @@ mod tests {
         assert_eq!(rx.pop::<u16>(), Ok(0x0201));
         let mut local = Msg::new(Bytes::new());
         local.push(&1u8);
+        local.seal();
+        local.unseal();
         assert_eq!(local.pop::<u16>(), Err(WireError::Truncated));
         assert_eq!(local.pop::<u8>(), Ok(1));
         assert!(local.is_empty());

@@ -74,8 +74,13 @@ impl Harness {
         l.handle_dn(ev, &mut self.cx(now));
     }
 
-    pub fn up<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Up) {
+    /// Hands `ev` to `l` going up, as the layer below would (`Cx::up`: the message says
+    /// whether `l`'s header is there).
+    pub fn up<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, mut ev: Up) {
         self.init(l, now);
+        if let Some(m) = ev.carried_mut() {
+            m.unseal();
+        }
         l.handle_up(ev, &mut self.cx(now));
     }
 
@@ -98,6 +103,13 @@ impl Harness {
     pub fn take_up(&mut self) -> Vec<Up> {
         self.up.drain(..).collect()
     }
+}
+
+/// What arrives of `m` at the other end of the wire: its wire form (presence bits, headers,
+/// payload) read back, as a member's own datagram would be.
+pub fn over_wire(m: &crate::msg::Msg) -> crate::msg::Msg {
+    let (head, body) = m.clone().into_parts();
+    crate::msg::Msg::from_frame([&head[..], &body[..]].concat().into()).expect("a message's own wire form reads back")
 }
 
 /// `ms` milliseconds after `Time::ZERO`.

@@ -14,6 +14,9 @@ pub enum WireError {
     BadTag,
     /// A value out of its allowed range (an over-long varint, a zero where none is allowed).
     BadValue,
+    /// No header where the layer needs one (its sender's layer had nothing to say, and this
+    /// header type has no "nothing" to stand for that).
+    Absent,
 }
 
 impl fmt::Display for WireError {
@@ -22,6 +25,7 @@ impl fmt::Display for WireError {
             WireError::Truncated => "truncated",
             WireError::BadTag => "unknown tag",
             WireError::BadValue => "value out of range",
+            WireError::Absent => "header absent",
         })
     }
 }
@@ -30,10 +34,36 @@ impl std::error::Error for WireError {}
 
 /// A header codec. `encode` writes exactly `encoded_len()` bytes; `decode` consumes what it
 /// read from the front of the reader.
+///
+/// A header type may have a *nothing*: the value a layer pushes when it has nothing to say
+/// (its pass-through `NoHdr`, or the variant its data path carries most). Pushing it writes
+/// no bytes at all, and popping where the sender's layer pushed nothing yields it (see
+/// `Msg`): as in Ensemble, an empty header costs nothing on the wire.
 pub trait Wire: Sized {
     fn encoded_len(&self) -> usize;
     fn encode(&self, w: &mut Writer<'_>);
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError>;
+    /// The value that stands for "nothing to say", if this header type has one.
+    fn nothing() -> Option<Self> {
+        None
+    }
+    /// Whether this value is the nothing (pushed as no bytes).
+    fn is_nothing(&self) -> bool {
+        false
+    }
+}
+
+/// Gives a header type its nothing: `nothing!(Hdr::NoHdr)` inside its `impl Wire`.
+#[macro_export]
+macro_rules! nothing {
+    ($v:path) => {
+        fn nothing() -> Option<Self> {
+            Some($v)
+        }
+        fn is_nothing(&self) -> bool {
+            matches!(self, $v)
+        }
+    };
 }
 
 /// Writes into a buffer sized by `encoded_len`. Overrunning it is a bug in the header's
@@ -168,6 +198,12 @@ impl Wire for () {
     fn encode(&self, _: &mut Writer<'_>) {}
     fn decode(_: &mut Reader<'_>) -> Result<(), WireError> {
         Ok(())
+    }
+    fn nothing() -> Option<()> {
+        Some(())
+    }
+    fn is_nothing(&self) -> bool {
+        true
     }
 }
 

@@ -60,8 +60,7 @@ fn static_and_dynamic_stacks_emit_the_same_datagrams_in_the_same_order() {
         let sent: Vec<Dn> = h.dn.drain(..).collect();
         for d in sent {
             let Dn::Cast(m) = d else { panic!("not a cast") };
-            let (head, body) = m.into_parts();
-            let wire = Msg::from_wire(Bytes::from([&head[..], &body[..]].concat()));
+            let wire = thoth_stack::testing::over_wire(&m);
             h.up.push_back(Up::Cast { from: Rank(1), msg: wire });
         }
     }

@@ -100,13 +100,14 @@ fn sends_reach_only_their_target_and_self_sends_loop_back() {
     assert_eq!(events(&mut eps[2]), [Event::Send { from: EndpointId(11), data: Bytes::from_static(b"to 33") }]);
 }
 
-/// A well-formed datagram as member `src` would send it through the two tag layers.
+/// A well-formed datagram as member `src` would send it through the two tag layers: the
+/// presence bits (sentinel, both layers pushed), the tags bottom first, the payload.
 fn datagram(f: Frame, payload: &[u8]) -> Vec<u8> {
     let mut d = [0u8; FRAME_LEN].to_vec();
     f.write((&mut d[..FRAME_LEN]).try_into().unwrap());
-    d.extend_from_slice(&[0x52, 0x51]);
+    d.extend_from_slice(&[0b111, 0x52, 0x51]);
     d.extend_from_slice(payload);
-    let (head, rest) = d.split_at_mut(FRAME_LEN + 2);
+    let (head, rest) = d.split_at_mut(FRAME_LEN + 3);
     let rest = rest.to_vec();
     seal(head, &rest);
     d
@@ -184,10 +185,10 @@ fn size_limits() {
     cfg.max_datagram = FRAME_LEN + 10;
     let log = Log::default();
     let mut ep = Endpoint::new(cfg.clone(), tagged(&log)).unwrap();
-    assert_eq!(ep.max_payload(), 10);
-    assert_eq!(ep.cast(Time::ZERO, Bytes::from(vec![0; 11])), Err(CastError::TooLarge));
+    assert_eq!(ep.max_payload(), 9, "past the frame, one byte of presence bits");
+    assert_eq!(ep.cast(Time::ZERO, Bytes::from(vec![0; 10])), Err(CastError::TooLarge));
     // Fits the payload limit, but the two tag headers push it over: dropped and counted.
-    ep.cast(Time::ZERO, Bytes::from(vec![0; 10])).unwrap();
+    ep.cast(Time::ZERO, Bytes::from(vec![0; 9])).unwrap();
     assert_eq!(ep.stats().tx_oversize, 1);
     assert!(ep.poll_transmit().is_none());
     cfg.max_datagram = FRAME_LEN;

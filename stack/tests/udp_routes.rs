@@ -193,8 +193,8 @@ fn ipv6_fanout_learns_routes_from_received_datagrams() {
     let f = Frame { flags: FLAG_SEND, group, view: View::initial(view.clone()).id, src: ic };
     let mut head = [0u8; FRAME_LEN];
     f.write(&mut head);
-    seal(&mut head, b"forged");
-    forger.send_to(&[&head[..], b"forged"].concat(), addr[0]).unwrap();
+    seal(&mut head, b"\x01forged"); // presence bits 1: no layer pushed a header
+    forger.send_to(&[&head[..], b"\x01forged"].concat(), addr[0]).unwrap();
     let ea = collect(&a, WAIT, |e| has(e, &send_of(ic, b"forged")));
     assert!(has(&ea, &send_of(ic, b"forged")), "the forged frame is sound: {ea:?}");
     let sa = wait_stats(&a, WAIT, |s| s.rx_src_mismatch >= 1);

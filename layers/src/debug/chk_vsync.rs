@@ -143,6 +143,7 @@ pub enum Hdr {
 }
 
 impl Wire for Hdr {
+    thoth_stack::nothing!(Hdr::NoHdr);
     fn encoded_len(&self) -> usize {
         match self {
             Hdr::NoHdr => 1,

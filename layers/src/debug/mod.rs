@@ -362,8 +362,11 @@ pub(crate) mod testkit {
                 l.init(&mut self.cx());
             }
         }
-        pub fn up(&mut self, l: &mut impl Layer, ev: Up) {
+        pub fn up(&mut self, l: &mut impl Layer, mut ev: Up) {
             self.init(l);
+            if let Some(m) = ev.carried_mut() {
+                m.unseal();
+            }
             l.handle_up(ev, &mut self.cx());
         }
         pub fn dn(&mut self, l: &mut impl Layer, ev: Dn) {

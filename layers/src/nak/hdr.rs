@@ -35,6 +35,7 @@ fn rank(r: &mut Reader<'_>) -> Result<Rank, WireError> {
 }
 
 impl Wire for NakHdr {
+    thoth_stack::nothing!(NakHdr::NoHdr);
     fn encoded_len(&self) -> usize {
         1 + match self {
             NakHdr::NoHdr => 0,

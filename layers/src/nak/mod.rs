@@ -277,14 +277,6 @@ pub fn register(r: &mut Registry) {
     });
 }
 
-/// A message as it would arrive from the wire (no inline headers, nothing popped), so a
-/// header can be pushed onto it again for retransmission. Copies only a looped-back message
-/// that still has inline headers.
-fn rewire(m: Msg) -> Msg {
-    let (head, body) = m.into_parts();
-    if head.is_empty() { Msg::new(body) } else { Msg::from_wire([&head[..], &body[..]].concat().into()) }
-}
-
 impl Nak {
     pub fn new(cfg: Config) -> Nak {
         Nak {
@@ -375,14 +367,14 @@ impl Nak {
                 // it, the cast alone is kept, copied.
                 let (d, whole) = (m.datagram(), m.pinned() as u32);
                 let (copy, charge) = if d == 0 || whole as usize <= m.len() {
-                    (rewire(m.clone()), 0)
+                    (Msg::rewired(m.clone()), 0)
                 } else if d == p.last_datagram && p.charges.back().is_some_and(|&c| c > 0) {
                     let c = p.charges.back_mut().map(core::mem::take).unwrap_or(0);
-                    (rewire(m.clone()), c)
+                    (Msg::rewired(m.clone()), c)
                 } else if self.budget.take(origin, whole as usize) {
-                    (rewire(m.clone()), whole)
+                    (Msg::rewired(m.clone()), whole)
                 } else {
-                    (rewire(m.clone().compact()), 0)
+                    (Msg::rewired(m.clone().compact()), 0)
                 };
                 p.last_datagram = d;
                 p.kept.push_back(copy);

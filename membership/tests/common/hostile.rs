@@ -122,8 +122,12 @@ impl Hostile {
         if f.group != GROUP {
             return;
         }
-        let mut msg = Msg::from_wire(d.slice(FRAME_LEN..));
+        let Ok(mut msg) = Msg::from_frame(d.slice(FRAME_LEN..)) else { return };
+        msg.unseal();
         if f.is_gossip() {
+            for _ in 0..7 {
+                msg.unseal(); // up to gms past the layers below it
+            }
             if msg.pop::<GmsHdr>() == Ok(GmsHdr::Gossip)
                 && let Ok(Gossip { view, kind: Kind::Beacon { members } }) = Gossip::decode(msg.body())
             {
@@ -146,13 +150,20 @@ impl Hostile {
                 r.var().ok().and_then(|len| {
                     let start = body.len() - r.remaining();
                     let end = start.checked_add(usize::try_from(len).ok()?)?;
-                    (end <= body.len()).then(|| Msg::from_wire(body.slice(start..end)))
+                    (end <= body.len()).then(|| Msg::from_frame(body.slice(start..end)).ok()).flatten()
                 })
             }
             Err(_) => None,
         };
         if let Some(mut m) = first
-            && m.pop::<P2Hdr>() == Ok(P2Hdr::NoHdr)
+            && {
+                m.unseal();
+                m.pop::<P2Hdr>() == Ok(P2Hdr::NoHdr)
+            }
+            && {
+                m.unseal();
+                true
+            }
             && let Ok(NakHdr::Data { seq }) = m.pop::<NakHdr>()
         {
             let n = h.next.entry(f.src).or_default();
@@ -230,30 +241,35 @@ impl Hostile {
 
     fn seal(flags: u8, view: ViewId, src: EndpointId, msg: Msg) -> Bytes {
         let (head, body) = msg.into_parts();
+        Self::framed(Frame { flags, group: GROUP, view, src }, &[&head[..], &body[..]].concat())
+    }
+
+    /// `rest` (the message's wire form, or anything) behind frame `f`, with a sound CRC.
+    fn framed(f: Frame, rest: &[u8]) -> Bytes {
         let mut d = vec![0u8; FRAME_LEN];
-        Frame { flags, group: GROUP, view, src }.write((&mut d[..FRAME_LEN]).try_into().expect("frame length"));
-        d.extend_from_slice(&head);
-        seal(&mut d, &body);
-        d.extend_from_slice(&body);
+        f.write((&mut d[..FRAME_LEN]).try_into().expect("frame length"));
+        seal(&mut d, rest);
+        d.extend_from_slice(rest);
         Bytes::from(d)
     }
 
     /// A reliable cast "from" `src` in `view` with sequence number `seq`, and a body that no
     /// layer above the reliable one can parse.
     pub fn unparseable_cast(view: ViewId, src: EndpointId, seq: u64) -> Bytes {
-        let mut m = Msg::new(Bytes::from_static(&[0xff, 0xee, 0xdd]));
-        m.push(&NakHdr::Data { seq });
+        let mut m = Msg::new(Bytes::from_static(&[0xee, 0xdd]));
+        put(&mut m, &0xffu8); // "stable's header": a tag no stable knows
+        put(&mut m, &NakHdr::Data { seq });
         Self::seal(0, view, src, Self::lower(m))
     }
 
     fn reseal(d: &[u8], f: Frame) -> Bytes {
-        Self::seal(f.flags, f.view, f.src, Msg::from_wire(Bytes::copy_from_slice(&d[FRAME_LEN..])))
+        Self::framed(f, &d[FRAME_LEN..])
     }
 
-    /// The headers of the layers below `nak` (pt2pt's `NoHdr`, pack's `One`).
+    /// The headers of the layers below `nak` (pt2pt's `NoHdr`, pack's `One`: nothing to say).
     fn lower(mut m: Msg) -> Msg {
-        m.push(&P2Hdr::NoHdr);
-        m.push(&PackHdr::One);
+        put(&mut m, &P2Hdr::NoHdr);
+        put(&mut m, &PackHdr::One);
         m
     }
 
@@ -326,28 +342,21 @@ impl Hostile {
                 let mut m = Msg::new(self.payload());
                 if self.rng.chance(0.5) {
                     // Plausible all the way up: a cast the application receives.
-                    m.push(&ChkHdr::Chk { view });
-                    m.push(&GmsHdr::NoHdr);
-                    m.push(&HbHdr::NoHdr);
-                    m.push(&FragHdr::Whole);
-                    m.push(&FlowHdr::Data);
-                    m.push(&StableHdr::Cast);
-                } else if self.rng.chance(0.5) {
-                    // Plausible up to some layer, garbage above it.
-                    let depth = self.rng.below(5);
-                    let mut junk = Msg::new(Bytes::from(vec![0xff, 0xfe, 0xfd]));
-                    if depth > 3 {
-                        junk.push(&FragHdr::Whole);
+                    put(&mut m, &ChkHdr::Chk { view });
+                    put(&mut m, &GmsHdr::NoHdr);
+                    put(&mut m, &HbHdr::NoHdr);
+                    put(&mut m, &FragHdr::Whole);
+                    put(&mut m, &FlowHdr::Data);
+                    put(&mut m, &StableHdr::Cast);
+                } else {
+                    // Plausible up to some layer, garbage above it: that layer finds a tag it
+                    // does not know (the layers between it and nak have nothing to say).
+                    put(&mut m, &0xffu8);
+                    for _ in 0..self.rng.below(4) {
+                        m.seal(); // stable, flow, frag in turn: nothing
                     }
-                    if depth > 2 {
-                        junk.push(&FlowHdr::Data);
-                    }
-                    if depth > 0 {
-                        junk.push(&StableHdr::Cast);
-                    }
-                    m = Msg::new(Bytes::from([junk.head(), &junk.body()[..], &m.body()[..]].concat()));
                 }
-                m.push(&NakHdr::Data { seq });
+                put(&mut m, &NakHdr::Data { seq });
                 Self::seal(0, view, src, Self::lower(m))
             }
             Attack::NakCtl => {
@@ -365,7 +374,7 @@ impl Hostile {
                     _ => (NakHdr::Retrans { origin: self.rank(n), seq: self.number(next) }, FLAG_SEND),
                 };
                 let mut m = Msg::new(self.payload());
-                m.push(&hdr);
+                put(&mut m, &hdr);
                 Self::seal(flags, view, src, Self::lower(m))
             }
             Attack::Ctl => {
@@ -391,15 +400,15 @@ impl Hostile {
                     _ => Ctl::Ping(attempt),
                 };
                 let mut m = Msg::new(ctl.encode());
-                m.push(&GmsHdr::Ctl);
-                m.push(&HbHdr::NoHdr);
-                m.push(&FragHdr::Whole);
-                m.push(&FlowHdr::NoHdr);
-                m.push(&StableHdr::NoHdr);
-                m.push(&NakHdr::NoHdr);
+                put(&mut m, &GmsHdr::Ctl);
+                put(&mut m, &HbHdr::NoHdr);
+                put(&mut m, &FragHdr::Whole);
+                put(&mut m, &FlowHdr::NoHdr);
+                put(&mut m, &StableHdr::NoHdr);
+                put(&mut m, &NakHdr::NoHdr);
                 let seq = self.rng.below(24);
-                m.push(&P2Hdr::Data { seq, ack: self.number(seq) });
-                m.push(&PackHdr::One);
+                put(&mut m, &P2Hdr::Data { seq, ack: self.number(seq) });
+                put(&mut m, &PackHdr::One);
                 Self::seal(FLAG_SEND, view, src, m)
             }
             Attack::StableGossip => {
@@ -408,8 +417,8 @@ impl Hostile {
                 let next = h.next.values().copied().max().unwrap_or(0);
                 let mut m = Msg::new(Bytes::new());
                 let len = self.len(n);
-                m.push(&StableHdr::Gossip { recv: self.vector(len, next), stable: self.vector(len, next) });
-                m.push(&NakHdr::NoHdr);
+                put(&mut m, &StableHdr::Gossip { recv: self.vector(len, next), stable: self.vector(len, next) });
+                put(&mut m, &NakHdr::NoHdr);
                 Self::seal(0, view, src, Self::lower(m))
             }
             Attack::FlowCtl => {
@@ -420,9 +429,9 @@ impl Hostile {
                     FlowHdr::CreditReq
                 };
                 let mut m = Msg::new(Bytes::new());
-                m.push(&hdr);
-                m.push(&StableHdr::NoHdr);
-                m.push(&NakHdr::NoHdr);
+                put(&mut m, &hdr);
+                put(&mut m, &StableHdr::NoHdr);
+                put(&mut m, &NakHdr::NoHdr);
                 Self::seal(FLAG_SEND, view, src, Self::lower(m))
             }
             Attack::Fragment => {
@@ -432,20 +441,20 @@ impl Hostile {
                 let total = count.max(self.number(1 << 24));
                 let hdr = FragHdr::Frag { id: self.number(4), index: self.rng.below(count), count, total };
                 let mut m = Msg::new(self.payload());
-                m.push(&hdr);
-                m.push(&FlowHdr::Data);
-                m.push(&StableHdr::Cast);
-                m.push(&NakHdr::Data { seq: self.number(next) });
+                put(&mut m, &hdr);
+                put(&mut m, &FlowHdr::Data);
+                put(&mut m, &StableHdr::Cast);
+                put(&mut m, &NakHdr::Data { seq: self.number(next) });
                 Self::seal(0, view, src, Self::lower(m))
             }
             Attack::Beat => {
                 let (view, _, src) = self.target()?;
                 let mut m = Msg::new(self.bytes(4));
-                m.push(&HbHdr::Beat);
-                m.push(&FragHdr::NoHdr);
-                m.push(&FlowHdr::NoHdr);
-                m.push(&StableHdr::NoHdr);
-                m.push(&NakHdr::NoHdr);
+                put(&mut m, &HbHdr::Beat);
+                put(&mut m, &FragHdr::NoHdr);
+                put(&mut m, &FlowHdr::NoHdr);
+                put(&mut m, &StableHdr::NoHdr);
+                put(&mut m, &NakHdr::NoHdr);
                 Self::seal(0, view, src, Self::lower(m))
             }
             Attack::GmsGossip => {
@@ -472,11 +481,21 @@ impl Hostile {
                     }
                 };
                 let mut m = Msg::new(Gossip { view, kind: gossip_kind }.encode());
-                m.push(&GmsHdr::Gossip);
+                put(&mut m, &GmsHdr::Gossip);
+                for _ in 0..7 {
+                    m.seal(); // heartbeat, frag, flow, stable, nak, pt2pt, pack: nothing to say
+                }
                 let dm = if self.rng.chance(0.5) { FLAG_GOSSIP | FLAG_SEND } else { FLAG_GOSSIP };
                 return Some((kind, Self::seal(dm, view, from, m)));
             }
         };
         Some((kind, d))
     }
+}
+
+/// One layer's header, as that layer emits it: pushed (nothing for a nothing), then its
+/// presence bit.
+fn put<H: thoth_stack::Wire>(m: &mut Msg, h: &H) {
+    m.push(h);
+    m.seal();
 }
