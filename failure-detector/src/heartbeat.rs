@@ -50,7 +50,7 @@
 //! Properties: requires nothing; provides `SUSPECT`.
 //!
 //! Events generated: `Dn::CastUnrel` (beats), `Up::Suspect` (new suspicions); everything else
-//! passes through with `NoHdr` pushed or popped. Control events (`Leave`, `Stable`, `Error`,
+//! passes through (no header going down: `NoHdr`, the nothing, popped going up). Control events (`Leave`, `Stable`, `Error`,
 //! `Flow`) pass through; after `Exit` the layer stops beating and suspecting.
 //!
 //! Memory: two entries per member of the view (last heard, suspected), fixed at the first event;
@@ -273,15 +273,12 @@ impl Layer for Heartbeat {
         self.handle_timeout(cx);
     }
 
-    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         // A cast reaches every member: it stands in for a beat.
         if let (Dn::Cast(_) | Dn::CastUnrel(_), Some(run)) = (&ev, self.run.as_mut()) {
             run.last_cast = Some(cx.now);
         }
-        if let Some(m) = ev.msg_mut() {
-            m.push(&Hdr::NoHdr);
-        }
-        cx.dn(ev);
+        cx.dn(ev); // no header: read as `NoHdr` above
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {

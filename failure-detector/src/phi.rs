@@ -54,7 +54,7 @@
 //! Properties: requires nothing; provides `SUSPECT`.
 //!
 //! Events generated: `Dn::CastUnrel` (heartbeats), `Up::Suspect`; every other event passes
-//! through (messages with a `NoHdr` header pushed / popped).
+//! through (no header going down: `NoHdr`, the nothing, popped going up).
 //!
 //! Hostile input: a header that does not decode (`bad_hdr`), a `Beat` on a point-to-point
 //! message (`bad_hdr`), a sender outside the view (`bad_rank`): dropped and counted, never
@@ -339,11 +339,8 @@ impl Layer for Phi {
         self.handle_timeout(cx);
     }
 
-    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        if let Some(m) = ev.msg_mut() {
-            m.push(&PhiHdr::NoHdr);
-        }
-        cx.dn(ev)
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        cx.dn(ev) // no header: read as `NoHdr` above
     }
 
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {

@@ -394,11 +394,8 @@ impl Layer for Swim {
     fn init(&mut self, cx: &mut Cx<'_>) {
         self.start(cx);
     }
-    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        if let Some(m) = ev.msg_mut() {
-            m.push(&Hdr::NoHdr);
-        }
-        cx.dn(ev);
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        cx.dn(ev); // no header: read as `NoHdr` above
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         let (from, mut msg, cast) = match ev {

@@ -414,13 +414,6 @@ impl Pt2pt {
             p.ack_at = None;
         }
     }
-
-    fn pass_dn(mut ev: Dn, cx: &mut Cx<'_>) {
-        if let Some(m) = ev.msg_mut() {
-            m.push(&Hdr::NoHdr);
-        }
-        cx.dn(ev)
-    }
 }
 
 impl Layer for Pt2pt {
@@ -455,7 +448,7 @@ impl Layer for Pt2pt {
                 self.c.sent += 1;
                 Self::transmit(p, to, seq, msg, cx);
             }
-            ev => Self::pass_dn(ev, cx),
+            ev => cx.dn(ev), // no header: read as `NoHdr` above
         }
     }
 

@@ -209,15 +209,11 @@ impl Layer for ChkFifo {
         "chk_fifo"
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        match &mut ev {
-            Dn::Cast(m) => {
-                self.sent += 1;
-                m.push(&Hdr::Chk { seq: self.fifo.stamp(cx.rank) });
-            }
-            Dn::Send(_, m) | Dn::CastUnrel(m) | Dn::SendUnrel(_, m) => m.push(&Hdr::NoHdr),
-            _ => {} // control events: no message, no header
+        if let Dn::Cast(m) = &mut ev {
+            self.sent += 1;
+            m.push(&Hdr::Chk { seq: self.fifo.stamp(cx.rank) });
         }
-        cx.dn(ev)
+        cx.dn(ev) // anything else: no header, read as `NoHdr` above
     }
     fn handle_up(&mut self, mut ev: Up, cx: &mut Cx<'_>) {
         let (from, msg, cast) = match &mut ev {

@@ -427,15 +427,11 @@ impl Layer for ChkVsync {
         self.start(cx);
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        match &mut ev {
-            Dn::Cast(m) => {
-                self.sent += 1;
-                m.push(&Hdr::Chk { view: cx.view.id });
-            }
-            Dn::Send(_, m) | Dn::CastUnrel(m) | Dn::SendUnrel(_, m) => m.push(&Hdr::NoHdr),
-            _ => {} // control events: no message, no header
+        if let Dn::Cast(m) = &mut ev {
+            self.sent += 1;
+            m.push(&Hdr::Chk { view: cx.view.id });
         }
-        cx.dn(ev)
+        cx.dn(ev) // anything else: no header, read as `NoHdr` above
     }
     fn handle_up(&mut self, mut ev: Up, cx: &mut Cx<'_>) {
         match &mut ev {

@@ -66,8 +66,8 @@
 //! needs), and passes on down.
 //!
 //! Its own casts come back from the endpoint's loopback (from `cx.rank`) and are delivered in
-//! order like anyone's. `Dn::CastUnrel`, `Send`, `SendUnrel` get `NoHdr` and pass through; an
-//! `Up` with `NoHdr` passes up. Malformed headers, impossible ranks and misplaced variants
+//! order like anyone's. `Dn::CastUnrel`, `Send`, `SendUnrel` pass through with no header; an
+//! `Up` with none (`NoHdr`, the nothing) passes up. Malformed headers, impossible ranks and misplaced variants
 //! are dropped and counted (`bad`).
 //!
 //! **Parameters** (spec `nak(...)`): `nak_delay_ms` (2), `nak_interval_ms` (5),
@@ -668,12 +668,7 @@ impl Layer for Nak {
                 cx.up(Up::Digest(self.peers.iter().map(|p| p.win.next()).collect()));
             }
             Dn::Cut(cut) => self.set_cut(cut, cx),
-            mut ev => {
-                if let Some(m) = ev.msg_mut() {
-                    m.push(&NakHdr::NoHdr);
-                }
-                cx.dn(ev);
-            }
+            ev => cx.dn(ev), // no header: read as `NoHdr` above
         }
     }
 

@@ -533,7 +533,7 @@ impl Gms {
             Dn::Leave => self.on_leave(cx),
             Dn::BlockOk => self.answer_block(cx),
             Dn::State(state) => self.on_state(state, cx),
-            other => self.pass_dn(other, cx),
+            other => cx.dn(other),
         }
     }
 
@@ -556,14 +556,6 @@ impl Gms {
             Up::Gossip { .. } => {}
             other => cx.up(other),
         }
-    }
-
-    /// Anything this layer has nothing to do with: application traffic gets `NoHdr`.
-    fn pass_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        if let Some(m) = ev.msg_mut() {
-            m.push(&Hdr::NoHdr);
-        }
-        cx.dn(ev);
     }
 
     /// When a participant that has heard nothing of its flush counts itself left out of it
@@ -652,7 +644,7 @@ impl Layer for Gms {
 
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if self.exited {
-            return self.pass_dn(ev, cx);
+            return cx.dn(ev);
         }
         self.on_dn(ev, cx);
         self.settle(cx);
