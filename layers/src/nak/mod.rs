@@ -52,8 +52,11 @@
 //! means the same thing. `Dn::Failed` (the start of every flush attempt) freezes the
 //! deliveries of every failed member at what this member has delivered so far (arrivals go
 //! on being fetched and held) and drops the cut of an earlier attempt. `Dn::GetDigest` is
-//! answered at once with `Up::Digest`: per rank, the casts delivered (own casts included,
-//! as looped back). `Dn::Cut(cut)` sets how many casts of each rank this member delivers in
+//! answered at once with `Up::Digest`: per rank, the casts delivered; for this member's own
+//! rank, every cast it has numbered, looped back or not (they all come back: the endpoint
+//! loops a cast back as it leaves the stack, and the cut waits for them). So the membership
+//! layer need not wait for its own casts to come back up to it, which an ordering layer
+//! between the two could hold for a decision that will only come at the cut. `Dn::Cut(cut)` sets how many casts of each rank this member delivers in
 //! the view, and goes on down; it delivers up to the cut (what lies beyond stays held and
 //! dies with the stack) and, once every rank has reached it and the cut has come back up
 //! from below (`Up::CutReached(cut)`, turned at the bottom of the stack), passes
@@ -665,7 +668,9 @@ impl Layer for Nak {
             }
             Dn::GetDigest => {
                 self.c.digests += 1;
-                cx.up(Up::Digest(self.peers.iter().map(|p| p.win.next()).collect()));
+                let mut d: Vec<u64> = self.peers.iter().map(|p| p.win.next()).collect();
+                d[self.me] = self.sent;
+                cx.up(Up::Digest(d));
             }
             Dn::Cut(cut) => self.set_cut(cut, cx),
             ev => cx.dn(ev), // no header: read as `NoHdr` above

@@ -124,8 +124,8 @@ impl Gms {
             }
         }
         let Some(ch) = self.change.as_mut() else { return };
-        // A participant's own casts: all it delivered of them, which is all it issued (it
-        // reported once they had all come back). A failed rank's: the most anyone has.
+        // A participant's own casts: all it issued (the reliable layer's digest counts them
+        // as numbered, and they all come back to it). A failed rank's: the most anyone has.
         let cut: Vec<u64> = (0..n)
             .map(|s| match &ch.reports[s] {
                 Some(r) if ch.participants.contains(&Rank(s as u16)) => r.delivered[s],

@@ -13,10 +13,9 @@
 //!    casts from whichever survivor has them); the application sees `Up::Block` and,
 //!    and once it answers (`Dn::BlockOk`, or at once with `block_ms=0`) stops taking casts
 //!    (`Up::Flow { ready: false }`), passes `Dn::BlockOk` down (flow control lets go of what
-//!    it holds), waits until every cast it issued has come back to it, asks the reliable
-//!    layer for its digest (`Dn::GetDigest`) and sends it as `Report { delivered[] }`.
-//! 2. With every report in, the cut: for a participant, what it delivered of its own casts
-//!    (all of them); for a failed rank, the most any participant delivered. `Cut` goes to
+//!    it holds), asks the reliable layer for its digest (`Dn::GetDigest`, which counts
+//!    every cast this member issued as its own) and sends it as `Report { delivered[] }`.
+//! 2. With every report in, the cut: for a participant, all of its own casts; for a failed rank, the most any participant delivered. `Cut` goes to
 //!    every participant, which sends it down through every layer (`Dn::Cut`, turned back up
 //!    at the bottom); once the reliable layer has delivered exactly up to it, and every layer
 //!    between it and this one has delivered what it held of the view (`Up::CutReached`;
@@ -269,7 +268,7 @@ pub struct Gms {
     verify: BTreeMap<Rank, Verify>,
     nonce: u32,
     // This view's traffic: casts this layer passed down, and every rank's casts it passed up
-    // (its own: those that came back; the others' serve only `Config::test_count_in_gms`).
+    // (these serve only `Config::test_count_in_gms`).
     issued: u64,
     delivered: Vec<u64>,
     /// Digest requests sent down, and answers received (they come back in order).

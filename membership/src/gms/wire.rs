@@ -66,8 +66,8 @@ pub enum Ctl {
         attempt: u32,
         failed: Vec<Rank>,
     },
-    /// A participant's answer: the casts it delivered from each rank, its own included, in
-    /// the reliable layer's count (`Up::Digest`), once all its own casts came back to it.
+    /// A participant's answer: the casts it delivered from each rank and all it issued of
+    /// its own, in the reliable layer's count (`Up::Digest`).
     Report {
         attempt: u32,
         delivered: Vec<u64>,
