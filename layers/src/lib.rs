@@ -4,8 +4,7 @@
 //! provides, the events it generates, and how it is tested. `registry()` holds every layer
 //! a stack spec may name; `bare` (frame and CRC, no layers) is always there.
 //!
-//! Still to come (see the README): the ordering layers (causal, total), security, and the
-//! checkers `chk_causal` and `chk_total`.
+//! Still to come (see the README): the token and Lamport total orders, and security.
 #![forbid(unsafe_code)]
 
 use thoth_stack::Registry;
@@ -15,6 +14,7 @@ pub mod debug;
 pub mod flow;
 pub mod frag;
 pub mod nak;
+pub mod order;
 pub mod pack;
 pub mod pt2pt;
 pub mod stable;
@@ -31,9 +31,21 @@ pub fn registry() -> Registry {
     debug::register(&mut r);
     frag::register(&mut r);
     pt2pt::register(&mut r);
+    order::register(&mut r);
     r.register_stack("reliable", "the default reliable stack", RELIABLE);
+    r.register_stack("reliable_total", "the reliable stack with total order by a sequencer", RELIABLE_TOTAL);
+    r.register_stack("reliable_causal", "the reliable stack with causal order", RELIABLE_CAUSAL);
     r
 }
+
+/// The reliable stack with total order, top first: the ordering layer goes right above
+/// `stable` (its count of casts is the reliable layer's, see `order`) and below flow control,
+/// which then grants credit for what it delivered. Registered as `reliable_total`.
+pub const RELIABLE_TOTAL: &str = "frag:flow:sequencer:stable:nak:pt2pt:pack";
+
+/// The reliable stack with causal order, top first (the ordering layer where
+/// `RELIABLE_TOTAL` has it). Registered as `reliable_causal`.
+pub const RELIABLE_CAUSAL: &str = "frag:flow:causal:stable:nak:pt2pt:pack";
 
 /// The default reliable stack, top first: fragmentation, flow control, stability, reliable
 /// FIFO multicast, reliable FIFO point-to-point, packing. Registered as `reliable`.

@@ -89,11 +89,21 @@ impl Registry {
 
     /// Builds and checks the stack a spec names.
     pub fn build(&self, spec: &str) -> Result<Stack, SpecError> {
-        let spec = spec.trim();
         let mut b = Stack::builder();
-        if spec.is_empty() || spec == "bare" {
-            return Ok(b.build()?);
+        for layer in self.layers(spec)? {
+            b = b.push_boxed(layer);
         }
+        Ok(b.build()?)
+    }
+
+    /// The layers a spec names, top first, not checked as a stack: for a stack put together
+    /// partly in code (`StackBuilder::push_boxed` each, then `build` checks the whole).
+    pub fn layers(&self, spec: &str) -> Result<Vec<Box<dyn Layer>>, SpecError> {
+        let spec = spec.trim();
+        if spec.is_empty() || spec == "bare" {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
         for item in self.expand(spec, 0)? {
             let (name, mut args) = parse_item(item, spec)?;
             let entry = self.entries.get(name).ok_or_else(|| SpecError::Unknown {
@@ -104,9 +114,9 @@ impl Registry {
             if let Some(k) = args.unused() {
                 return Err(SpecError::BadArgs { layer: name.into(), why: format!("unknown parameter `{k}`") });
             }
-            b = b.push_boxed(layer);
+            out.push(layer);
         }
-        Ok(b.build()?)
+        Ok(out)
     }
 }
 

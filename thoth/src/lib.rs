@@ -15,13 +15,18 @@ pub use thoth_stack::*;
 /// stack. Registered as the named stack `group`.
 pub const GROUP: &str = "gms:heartbeat:reliable";
 
+/// The stack of a dynamic group with total order: `group` with the sequencer's total order
+/// in its reliable stack. Registered as the named stack `total`.
+pub const TOTAL: &str = "gms:heartbeat:reliable_total";
+
 /// The registry of every layer and failure detector a stack spec may name, and the named
-/// stacks `reliable` and `group`.
+/// stacks `reliable`, `reliable_total`, `group` and `total`.
 pub fn registry() -> Registry {
     let mut r = thoth_layers::registry();
     thoth_failure_detector::register(&mut r);
     thoth_membership::register(&mut r);
     r.register_stack("group", "membership, heartbeat detection, the reliable stack", GROUP);
+    r.register_stack("total", "a group with total order (sequencer)", TOTAL);
     r
 }
 

@@ -16,16 +16,11 @@
 //!   `V`. At `Install` the layer keeps in the memo (key `chk_vsync`) `V`'s id, the announced
 //!   id and a digest of what it delivered in `V`: per member of `V`, in rank order, its
 //!   `EndpointId`, how many of its casts were delivered and a running FNV-1a hash of them in
-//!   delivery order. The memo keeps the last `KEEP_VIEWS` such entries, not only the last:
-//!   each view's stack, at its start (`init`), casts `Digest { prev, next, digest }`
-//!   reliably for every entry it holds, and the receiving `chk_vsync` consumes it and, if
-//!   its own memo has an entry for the same move `prev → next` with another digest, reports
-//!   the two members and `prev`. So a comparison
-//!   is not lost when the view that should have carried it is replaced before its casts are
-//!   delivered (a view whose casts are held for a joiner that never loads the state, say):
-//!   the next view carries it again. Digests of moves this member did not make (the other
-//!   side of a merge, a joiner) are counted and ignored; own digests too; each move is
-//!   compared once per member.
+//!   delivery order. Each view's stack, at its start (`init`), casts
+//!   `Digest { prev, next, digest }` reliably for every move its memo holds (the last
+//!   `KEEP_VIEWS`), and the receiving `chk_vsync` consumes it and, if it made the same move
+//!   `prev → next` with another digest, reports the two members and `prev` (the mechanism is
+//!   `moves::Moves`, shared with `chk_total`).
 //!
 //! Casts are the subject: `Send`, `CastUnrel` and `SendUnrel` carry `NoHdr` and are not
 //! checked. A delivery after `Install` in the same stack cannot enter the digest already kept;
@@ -51,81 +46,16 @@
 //! (exact outputs of a clean view change between two members and of each violation planted
 //! by hand; bolero: header round-trip, arbitrary bytes into `handle_up`).
 
+pub use super::moves::{History, KEEP_VIEWS, Kept, Tally};
+use super::moves::{Moves, digest_len, get_digest, get_view, put_digest, put_view, view_len};
 use super::{Reporter, Violation};
 use thoth_stack::ids::Fnv;
-use thoth_stack::wire::{from_slice, to_vec, var_len};
 use thoth_stack::{
-    Args, Bytes, Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Reader, Up, View, ViewId, Wire, WireError, Writer,
+    Args, Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Reader, Up, View, ViewId, Wire, WireError, Writer,
 };
 
 /// The memo key.
 pub const KEY: &str = "chk_vsync";
-/// Moves whose digests the memo keeps.
-pub const KEEP_VIEWS: usize = 8;
-/// Divergences already reported that the memo keeps, so a later view's repeat of the same
-/// comparison does not report one twice.
-pub const KEEP_REPORTED: usize = 64;
-
-/// Deliveries of one sender in one view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tally {
-    pub sender: EndpointId,
-    /// Its casts delivered.
-    pub count: u64,
-    /// FNV-1a over them, in delivery order (each one length-prefixed).
-    pub hash: u64,
-}
-
-/// Smallest encoding of a `Tally`: two one-byte varints and the hash.
-const MIN_TALLY: usize = 10;
-
-impl Wire for Tally {
-    fn encoded_len(&self) -> usize {
-        var_len(self.sender.0) + var_len(self.count) + 8
-    }
-    fn encode(&self, w: &mut Writer<'_>) {
-        w.put_var(self.sender.0);
-        w.put_var(self.count);
-        w.put_u64(self.hash);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Tally, WireError> {
-        Ok(Tally { sender: EndpointId(r.var()?), count: r.var()?, hash: r.u64()? })
-    }
-}
-
-fn view_len(v: ViewId) -> usize {
-    var_len(v.ltime) + var_len(v.coord.0)
-}
-
-fn put_view(w: &mut Writer<'_>, v: ViewId) {
-    w.put_var(v.ltime);
-    w.put_var(v.coord.0);
-}
-
-fn get_view(r: &mut Reader<'_>) -> Result<ViewId, WireError> {
-    Ok(ViewId { ltime: r.var()?, coord: EndpointId(r.var()?) })
-}
-
-fn digest_len(d: &[Tally]) -> usize {
-    var_len(d.len() as u64) + d.iter().map(Wire::encoded_len).sum::<usize>()
-}
-
-fn put_digest(w: &mut Writer<'_>, d: &[Tally]) {
-    w.put_var(d.len() as u64);
-    for t in d {
-        t.encode(w);
-    }
-}
-
-fn get_digest(r: &mut Reader<'_>) -> Result<Vec<Tally>, WireError> {
-    let n = r.var()?;
-    // Bound the allocation by the bytes actually there.
-    if n > (r.remaining() / MIN_TALLY) as u64 {
-        return Err(WireError::Truncated);
-    }
-    (0..n).map(|_| Tally::decode(r)).collect()
-}
-
 /// The `chk_vsync` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hdr {
@@ -176,71 +106,6 @@ impl Wire for Hdr {
     }
 }
 
-/// One move a member made: the view it ran in, the view its `Install` announced, and the
-/// digest of its deliveries in the first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Kept {
-    pub prev: ViewId,
-    pub next: ViewId,
-    pub digest: Vec<Tally>,
-}
-
-/// What a stack keeps for the next ones (memo key `chk_vsync`): its last moves, oldest first,
-/// at most `KEEP_VIEWS`, and the divergences it reported (the view and the other member),
-/// newest last, at most `KEEP_REPORTED`.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct History {
-    pub moves: Vec<Kept>,
-    pub reported: Vec<(ViewId, EndpointId)>,
-}
-
-impl Wire for History {
-    fn encoded_len(&self) -> usize {
-        var_len(self.moves.len() as u64)
-            + self.moves.iter().map(Wire::encoded_len).sum::<usize>()
-            + var_len(self.reported.len() as u64)
-            + self.reported.iter().map(|(v, p)| view_len(*v) + var_len(p.0)).sum::<usize>()
-    }
-    fn encode(&self, w: &mut Writer<'_>) {
-        w.put_var(self.moves.len() as u64);
-        for k in &self.moves {
-            k.encode(w);
-        }
-        w.put_var(self.reported.len() as u64);
-        for (v, p) in &self.reported {
-            put_view(w, *v);
-            w.put_var(p.0);
-        }
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<History, WireError> {
-        let n = r.var()?;
-        if n > KEEP_VIEWS as u64 {
-            return Err(WireError::BadValue);
-        }
-        let moves = (0..n).map(|_| Kept::decode(r)).collect::<Result<_, _>>()?;
-        let n = r.var()?;
-        if n > KEEP_REPORTED as u64 {
-            return Err(WireError::BadValue);
-        }
-        let reported = (0..n).map(|_| Ok((get_view(r)?, EndpointId(r.var()?)))).collect::<Result<_, _>>()?;
-        Ok(History { moves, reported })
-    }
-}
-
-impl Wire for Kept {
-    fn encoded_len(&self) -> usize {
-        view_len(self.prev) + view_len(self.next) + digest_len(&self.digest)
-    }
-    fn encode(&self, w: &mut Writer<'_>) {
-        put_view(w, self.prev);
-        put_view(w, self.next);
-        put_digest(w, &self.digest);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Kept, WireError> {
-        Ok(Kept { prev: get_view(r)?, next: get_view(r)?, digest: get_digest(r)? })
-    }
-}
-
 /// The first difference between two digests of the same view, for the report.
 fn difference(mine: &[Tally], theirs: &[Tally], me: EndpointId, peer: EndpointId) -> String {
     match mine.iter().zip(theirs).find(|(a, b)| a != b) {
@@ -259,21 +124,14 @@ pub struct ChkVsync {
     report: Reporter,
     /// Per rank of this view: casts delivered and their running hash.
     tally: Vec<(u64, Fnv)>,
-    /// Moves compared, with the rank whose digest it was.
-    compared: std::collections::BTreeSet<(Rank, ViewId, ViewId)>,
-    /// The previous stack's memo: the moves this member made last.
-    came_from: History,
+    moves: Moves,
     installed: bool,
     sent: u64,
     own_delivered: u64,
     checked: u64,
-    digests: u64,
-    digests_compared: u64,
-    digests_other: u64,
     after_install: u64,
     bad_hdr: u64,
     bad_rank: u64,
-    bad_memo: u64,
 }
 
 impl Default for ChkVsync {
@@ -287,19 +145,14 @@ impl ChkVsync {
         ChkVsync {
             report: Reporter::new("chk_vsync", &["wrong_view", "self_delivery", "view_order", "agreement"]),
             tally: Vec::new(),
-            compared: Default::default(),
-            came_from: History::default(),
+            moves: Moves::new(KEY),
             installed: false,
             sent: 0,
             own_delivered: 0,
             checked: 0,
-            digests: 0,
-            digests_compared: 0,
-            digests_other: 0,
             after_install: 0,
             bad_hdr: 0,
             bad_rank: 0,
-            bad_memo: 0,
         }
     }
 
@@ -328,24 +181,14 @@ impl ChkVsync {
         self.report.report(Violation { kind, from, detail }, cx);
     }
 
-    /// Start of the view: checks the view is the one announced, casts the digests kept.
+    /// Start of the view: casts the digests kept, checks the view is the one announced.
     fn start(&mut self, cx: &mut Cx<'_>) {
         self.tally = vec![(0, Fnv::new()); cx.view.len()];
-        let Some(b) = cx.kept(KEY) else { return };
-        let Ok(h) = from_slice::<History>(&b) else {
-            self.bad_memo += 1;
-            return;
-        };
-        if let Some(k) = h.moves.last().filter(|k| k.next != cx.view.id) {
-            let detail = format!("installed view {:?}, but Install announced {:?}", cx.view.id, k.next);
+        let announced = self.moves.start(cx, |k| Hdr::Digest { prev: k.prev, next: k.next, digest: k.digest });
+        if let Some(next) = announced.filter(|&n| n != cx.view.id) {
+            let detail = format!("installed view {:?}, but Install announced {next:?}", cx.view.id);
             self.violation("view_order", cx.rank, detail, cx);
         }
-        for k in &h.moves {
-            let mut m = Msg::new(Bytes::new());
-            m.push(&Hdr::Digest { prev: k.prev, next: k.next, digest: k.digest.clone() });
-            cx.dn(Dn::Cast(m));
-        }
-        self.came_from = h;
     }
 
     fn deliver(&mut self, from: Rank, sent_in: ViewId, msg: &Msg, cx: &mut Cx<'_>) {
@@ -369,27 +212,13 @@ impl ChkVsync {
     }
 
     fn on_digest(&mut self, from: Rank, prev: ViewId, next: ViewId, digest: Vec<Tally>, cx: &mut Cx<'_>) {
-        self.digests += 1;
-        if from == cx.rank || !self.compared.insert((from, prev, next)) {
-            return; // our own, looped back; or a move this member's digest was compared for
-        }
-        match self.came_from.moves.iter().find(|k| k.prev == prev && k.next == next) {
-            Some(k) => {
-                self.digests_compared += 1;
-                let peer = cx.view.member(from).unwrap_or_default();
-                if k.digest != digest && !self.came_from.reported.contains(&(prev, peer)) {
-                    let me = cx.view.member(cx.rank).unwrap_or_default();
-                    let detail = format!(
-                        "{me} and {peer} both came from view {prev:?} with different deliveries: {}",
-                        difference(&k.digest, &digest, me, peer)
-                    );
-                    self.violation("agreement", from, detail, cx);
-                    self.came_from.reported.push((prev, peer));
-                    let drop = self.came_from.reported.len().saturating_sub(KEEP_REPORTED);
-                    self.came_from.reported.drain(..drop);
-                }
-            }
-            None => self.digests_other += 1,
+        if let Some((mine, peer)) = self.moves.arrive(from, prev, next, &digest, cx) {
+            let me = cx.view.member(cx.rank).unwrap_or_default();
+            let detail = format!(
+                "{me} and {peer} both came from view {prev:?} with different deliveries: {}",
+                difference(&mine, &digest, me, peer)
+            );
+            self.violation("agreement", from, detail, cx);
         }
     }
 
@@ -403,11 +232,8 @@ impl ChkVsync {
                 format!("sent {} casts in view {:?}, delivered {} of them", self.sent, cx.view.id, self.own_delivered);
             self.violation("self_delivery", cx.rank, detail, cx);
         }
-        let mut h = self.came_from.clone();
-        h.moves.push(Kept { prev: cx.view.id, next: next.id, digest: self.digest(cx.view) });
-        let drop = h.moves.len().saturating_sub(KEEP_VIEWS);
-        h.moves.drain(..drop);
-        cx.keep(KEY, Bytes::from(to_vec(&h)));
+        let digest = self.digest(cx.view);
+        self.moves.install(next.id, digest, cx);
         self.installed = true;
     }
 }
@@ -470,15 +296,12 @@ impl Layer for ChkVsync {
         let mut counters = vec![("sent", self.sent), ("own_delivered", self.own_delivered), ("checked", self.checked)];
         counters.extend(self.report.counters());
         counters.extend([
-            ("digests", self.digests),
-            ("digests_compared", self.digests_compared),
-            ("digests_other", self.digests_other),
             ("after_install", self.after_install),
             ("bad_hdr", self.bad_hdr),
             ("bad_rank", self.bad_rank),
-            ("bad_memo", self.bad_memo),
         ]);
-        let came_from = self.came_from.moves.last().map(|k| k.prev);
+        counters.extend(self.moves.counters());
+        let came_from = self.moves.came_from();
         out.push(Dump {
             layer: "chk_vsync",
             counters,
@@ -490,6 +313,7 @@ impl Layer for ChkVsync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use thoth_stack::wire::{from_slice, to_vec};
 
     #[test]
     fn header_bytes() {

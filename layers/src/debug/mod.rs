@@ -1,5 +1,5 @@
 //! Debug layers: fault injection (`drop`, `dup`, `delay`, `shuffle`, `partition`) and the
-//! checker `chk_fifo`, plus the pieces they share.
+//! checkers `chk_fifo`, `chk_causal`, `chk_total`, `chk_vsync`, plus the pieces they share.
 //!
 //! **Fault layers** sit anywhere in a stack, usually at the bottom below the reliable layers
 //! to make the network lossy (`"nak:drop(p=0.1)"`). They act on message events only (`Cast`,
@@ -31,20 +31,22 @@
 //! on the way up the receiver compares the stamp with what it has recorded per sender and
 //! reports a `Violation`. `chk_fifo` stamps casts with a per-sender sequence number;
 //! `chk_vsync` stamps the view id and compares digests of the delivered set per view after
-//! the view change. The same shape fits the checkers still to come: `chk_causal` stamps a
-//! vector of per-sender counts and checks every causal predecessor was delivered first;
-//! `chk_total` stamps (sender, seq) and gossips delivery orders as its own control variant,
-//! comparing them per slot.
+//! the view change; `chk_total` stamps (sender, seq) and a claim about the sender's delivery
+//! sequence so far (a count and a running hash), compared with the receiver's own;
+//! `chk_causal` stamps its vector clock, every cause delivered before its effect.
 //!
 //! Tested by the unit tests in each file, `tests/debug.rs` (fault layers: exact outputs,
 //! seeded determinism, bolero models, simulated groups, partitions, spec parsing) and
 //! `tests/chk_fifo.rs` (the checker, alone and in simulated groups over faulty stacks).
 
+pub mod chk_causal;
 pub mod chk_fifo;
+pub mod chk_total;
 pub mod chk_vsync;
 pub mod delay;
 pub mod drop;
 pub mod dup;
+pub mod moves;
 pub mod partition;
 pub mod shuffle;
 
@@ -58,7 +60,13 @@ pub fn register(r: &mut Registry) {
     r.register("delay", "debug: holds message events for `ms=` (+ up to `jitter_ms=`)", delay::ctor);
     r.register("shuffle", "debug: reorders message events within a bounded window", shuffle::ctor);
     r.register("partition", "debug: cuts sets of ranks apart (`cut=0+1/2`), receive side", partition::ctor);
+    r.register("chk_causal", "checker: reports casts delivered before a cast they depend on", chk_causal::ctor);
     r.register("chk_fifo", "checker: reports FIFO / exactly-once violations of casts", chk_fifo::ctor);
+    r.register(
+        "chk_total",
+        "checker: reports casts delivered in different orders at different members",
+        chk_total::ctor,
+    );
     r.register("chk_vsync", "checker: reports virtual-synchrony violations of casts across views", chk_vsync::ctor);
 }
 

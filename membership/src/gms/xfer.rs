@@ -74,7 +74,11 @@ impl Gms {
 
     fn release_casts(&mut self, cx: &mut Cx<'_>) {
         self.hold = false;
-        while let Some(mut m) = self.held_dn.pop_front() {
+        // Not once this member answered a flush (or is leaving): its digest has counted what
+        // it sent, and a cast beyond it would be delivered by none but this member (an
+        // ordering layer delivers it at the cut). They die with the stack, as `on_dn` says.
+        let answered = self.flush.as_ref().is_some_and(|f| f.answered);
+        while let Some(mut m) = self.held_dn.pop_front().filter(|_| !answered && self.leaving.is_none()) {
             self.issued += 1;
             m.push(&Hdr::NoHdr);
             cx.dn(Dn::Cast(m));

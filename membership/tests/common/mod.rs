@@ -15,7 +15,9 @@
 //! (no duplicate, no gap, FIFO, nothing invented); (d) self delivery: a node that installed a
 //! view after V delivered in V every cast it had cast in V; (e) agreement: nodes that installed
 //! V and then the same next view delivered the same casts in V; (g) no `Event::Error` (from
-//! `chk_vsync`). With `primary` on, `check_primary` adds (f): two primary views of one lineage
+//! `chk_vsync`, and the checker of the ordering layer if any); with `World::order` set, (h)
+//! total order (`check_total`) or (i) causal order (`check_causal`), and with safe delivery
+//! (u) uniform delivery (`check_uniform`). With `primary` on, `check_primary` adds (f): two primary views of one lineage
 //! whose lifetimes overlap share a member (a view's lifetime: from its first installation by
 //! any node to the last moment any node was in it — until that node installed another, exited
 //! or crashed; lineages: see `check_primary`).
@@ -25,7 +27,11 @@
 pub mod hostile;
 
 use std::collections::{BTreeMap, BTreeSet};
+use thoth_layers::debug::chk_causal::ChkCausal;
+use thoth_layers::debug::chk_total::ChkTotal;
 use thoth_layers::debug::chk_vsync::ChkVsync;
+use thoth_layers::order::causal::{self, Causal};
+use thoth_layers::order::sequencer::{self, Sequencer};
 use thoth_membership::gms::{self, Gms};
 use thoth_stack::Rng;
 use thoth_stack::sim::{Link, NodeId, Sim};
@@ -41,18 +47,50 @@ pub fn at(d: Duration) -> Time {
     Time::ZERO + d
 }
 
+/// The ordering layer of a group under test (see `stack`), built in code for its test knobs.
+#[derive(Clone, Debug)]
+pub enum Order {
+    Total(sequencer::Config),
+    Causal(causal::Config),
+}
+
+impl Order {
+    pub fn safe(&self) -> bool {
+        match self {
+            Order::Total(c) => c.safe,
+            Order::Causal(c) => c.safe,
+        }
+    }
+}
+
 /// The stack of every view: the checker on top of gms, the heartbeat detector, the reliable
 /// layers (`reliable`, a spec: `"reliable"` unless a test sets its budgets; gms built in code
-/// so that tests can set `gms::Config`'s test knobs).
-pub fn stack(cfg: &gms::Config, reliable: &str) -> Stack {
-    let reliable = thoth_layers::registry().build(reliable).expect("the reliable stack builds");
-    Stack::builder()
-        .push(ChkVsync::new())
-        .push(Gms::new(cfg.clone()))
-        .push(thoth_failure_detector::heartbeat::Heartbeat::default())
-        .push(reliable)
-        .build()
-        .expect("chk_vsync:gms:heartbeat:reliable is well formed")
+/// so that tests can set `gms::Config`'s test knobs). With `order`, its checker (`chk_total`
+/// or `chk_causal`) goes right above gms (below `chk_vsync`, which then does not count the
+/// digests `chk_total` casts at a view's start among the casts it checks) and the ordering
+/// layer right above `stable` in the reliable layers.
+pub fn stack(cfg: &gms::Config, reliable: &str, order: Option<&Order>) -> Stack {
+    let registry = thoth_layers::registry();
+    let mut b = Stack::builder().push(ChkVsync::new());
+    match order {
+        Some(Order::Total(_)) => b = b.push(ChkTotal::new()),
+        Some(Order::Causal(_)) => b = b.push(ChkCausal::new()),
+        None => {}
+    }
+    b = b.push(Gms::new(cfg.clone())).push(thoth_failure_detector::heartbeat::Heartbeat::default());
+    let mut below = registry.layers(reliable).expect("the reliable layers build");
+    if let Some(o) = order {
+        let at = below.iter().position(|l| l.name() == "stable").expect("the reliable layers have `stable`");
+        let layer: Box<dyn thoth_stack::Layer> = match o {
+            Order::Total(c) => Box::new(Sequencer::new(c.clone())),
+            Order::Causal(c) => Box::new(Causal::new(c.clone())),
+        };
+        below.insert(at, layer);
+    }
+    for l in below {
+        b = b.push_boxed(l);
+    }
+    b.build().expect("chk_vsync:[chk_total or chk_causal:]gms:heartbeat:reliable is well formed")
 }
 
 /// A cast as the application made it.
@@ -62,6 +100,8 @@ pub struct Sent {
     pub view: ViewId,
     pub seq: u64,
     pub at: Time,
+    /// With causal order: the casts it depends on directly (see `World::causes`).
+    pub causes: Vec<Payload>,
 }
 
 /// A decoded payload.
@@ -109,6 +149,8 @@ pub struct Seg {
     /// When the stay ended (next view, exit, crash), if it did.
     pub until: Option<Time>,
     pub dels: Vec<Payload>,
+    /// How many of `dels` came before the first `Block` of the stay (a view change began).
+    pub blocked: Option<usize>,
 }
 
 pub struct World {
@@ -133,6 +175,11 @@ pub struct World {
     /// The spec of the reliable layers under gms, and the endpoint's `hold_bytes`.
     pub reliable: String,
     pub hold_bytes: usize,
+    /// A group with an ordering layer (see `stack`), checked by `check` (h) or (i).
+    pub order: Option<Order>,
+    /// Per node, for the causes of its casts: how far into its deliveries it has read, and
+    /// the last cast delivered from each sender.
+    seen: Vec<(usize, BTreeMap<EndpointId, Payload>)>,
 }
 
 impl World {
@@ -151,6 +198,8 @@ impl World {
             blocks: Vec::new(),
             reliable: "reliable".to_string(),
             hold_bytes: Config::joining(GROUP, EndpointId(0)).hold_bytes,
+            order: None,
+            seen: Vec::new(),
         }
     }
 
@@ -166,15 +215,16 @@ impl World {
     pub fn add(&mut self) -> NodeId {
         let base = (self.nodes.len() as u64 + 1) * 100;
         let (cfg, transfer_state) = (self.cfg.clone(), self.transfer_state);
-        let (reliable, hold_bytes) = (self.reliable.clone(), self.hold_bytes);
+        let (reliable, hold_bytes, order) = (self.reliable.clone(), self.hold_bytes, self.order.clone());
         let n = self.sim.add_node(move |spawn| {
             let me = EndpointId(base + spawn.incarnation as u64);
             let ecfg = Config { seed: spawn.seed, transfer_state, hold_bytes, ..Config::joining(GROUP, me) };
-            let (cfg, reliable) = (cfg.clone(), reliable.clone());
-            Endpoint::new(ecfg, move |_view: &View| stack(&cfg, &reliable)).expect("a joining endpoint")
+            let (cfg, reliable, order) = (cfg.clone(), reliable.clone(), order.clone());
+            Endpoint::new(ecfg, move |_view: &View| stack(&cfg, &reliable, order.as_ref())).expect("a joining endpoint")
         });
         self.nodes.push(n);
         self.sent.push(Vec::new());
+        self.seen.push((0, BTreeMap::new()));
         n
     }
 
@@ -224,12 +274,29 @@ impl World {
         let inc = self.sim.incarnation(n);
         let seq = self.sent[n.index()].iter().filter(|s| s.inc == inc).count() as u64;
         let p = Payload { sender: ep.me(), inc, view, seq };
+        let causes = self.causes(n, inc, view);
         let ok = self.sim.cast(n, p.encode(self.pad)).is_ok();
         if ok {
             let now = self.now();
-            self.sent[n.index()].push(Sent { inc, view, seq, at: now });
+            self.sent[n.index()].push(Sent { inc, view, seq, at: now, causes });
         }
         ok
+    }
+
+    /// With causal order: the last cast `n` (incarnation `inc`) delivered from each sender in
+    /// `view` (whatever it casts now depends on them, and on their causes).
+    fn causes(&mut self, n: NodeId, inc: u32, view: ViewId) -> Vec<Payload> {
+        if !matches!(self.order, Some(Order::Causal(_))) {
+            return Vec::new();
+        }
+        let (read, last) = &mut self.seen[n.index()];
+        for d in &self.sim.delivered(n)[*read..] {
+            if let Some(p) = Payload::decode(&d.data).filter(|_| d.incarnation == inc) {
+                last.insert(p.sender, p);
+            }
+        }
+        *read = self.sim.delivered(n).len();
+        last.values().filter(|p| p.view == view).copied().collect()
     }
 
     pub fn run_for(&mut self, d: Duration) {
@@ -484,9 +551,15 @@ impl World {
                             next: None,
                             until: None,
                             dels: Vec::new(),
+                            blocked: None,
                         });
                     }
                     Event::Exit => close(&mut cur, &mut segs, None, Some(e.at)),
+                    Event::Block => {
+                        if let Some(s) = cur.as_mut() {
+                            s.blocked.get_or_insert(s.dels.len());
+                        }
+                    }
                     Event::Cast { from, data } => {
                         let Some(p) = Payload::decode(data) else {
                             errs.push(format!(
@@ -602,13 +675,40 @@ impl World {
         if self.cfg.primary {
             check_primary(seed, &segs, self.now(), &mut errs);
         }
+        match &self.order {
+            Some(Order::Total(_)) => check_total(seed, &segs, &mut errs),
+            Some(Order::Causal(_)) => check_causal(seed, &segs, &self.causes_of_all(), &mut errs),
+            None => {}
+        }
+        if self.order.as_ref().is_some_and(Order::safe) {
+            check_uniform(seed, &segs, &mut errs);
+        }
         if errs.is_empty() {
             Ok(())
         } else {
+            // Which checks saw something, before the list is cut short: "(e) 5, (g) 8".
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for e in &errs {
+                let k = e.split(": ").nth(1).and_then(|t| t.split(' ').next()).filter(|k| k.starts_with('('));
+                *kinds.entry(k.unwrap_or("other")).or_default() += 1;
+            }
+            let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
             let n = errs.len();
             errs.truncate(8);
-            Err(format!("{n} violation(s):\n{}", errs.join("\n")))
+            Err(format!("{n} violation(s) [{}]:\n{}", kinds.join(", "), errs.join("\n")))
         }
+    }
+
+    /// Every cast made and its direct causes (with causal order; see `World::causes`).
+    pub fn causes_of_all(&self) -> BTreeMap<Payload, Vec<Payload>> {
+        let mut causes = BTreeMap::new();
+        for &n in &self.nodes {
+            for s in &self.sent[n.index()] {
+                let sender = EndpointId((n.index() as u64 + 1) * 100 + s.inc as u64);
+                causes.insert(Payload { sender, inc: s.inc, view: s.view, seq: s.seq }, s.causes.clone());
+            }
+        }
+        causes
     }
 
     /// Answers every `Event::StateRequest` not answered yet with `state` (the application of
@@ -713,6 +813,103 @@ pub fn check_primary(seed: u64, segs: &[Seg], now: Time, errs: &mut Vec<String>)
                     "seed {seed}: (f) disjoint primary views coexist: {a:?} {am:?} [{a0:?}, {a1:?}) and {b:?} {bm:?} [{b0:?}, {b1:?})"
                 ));
             }
+        }
+    }
+}
+
+/// (h) total order, as the ordering layers provide it (see `thoth_layers::order`):
+/// - what members delivered in a view before its change began (their first `Block` there) is
+///   in one order: for any two members, the casts both delivered so are in the same relative
+///   order (a member that failed may have delivered more of it than any survivor);
+/// - members that moved together from a view to the same next view delivered one sequence
+///   in it (the end of it, delivered at the flush, included).
+///
+/// Members that went on to different views (a partition) may complete the view in different
+/// orders: each side's flush orders what its members hold and no decision covered.
+pub fn check_total(seed: u64, segs: &[Seg], errs: &mut Vec<String>) {
+    for (view, ss) in &by_view(segs) {
+        for (i, a) in ss.iter().enumerate() {
+            let pos: BTreeMap<Payload, usize> = before(a).iter().enumerate().map(|(i, p)| (*p, i)).collect();
+            for b in &ss[i + 1..] {
+                if a.next.is_some() && a.next == b.next && a.dels != b.dels {
+                    let at = a.dels.iter().zip(&b.dels).position(|(x, y)| x != y).unwrap_or(0);
+                    errs.push(format!(
+                        "seed {seed}: (h) {:?}#{} and {:?}#{} went from {view:?} to {:?} with different sequences, from delivery {at} on: {:?} vs {:?}",
+                        a.node, a.inc, b.node, b.inc, a.next, &a.dels[at..a.dels.len().min(at + 3)], &b.dels[at..b.dels.len().min(at + 3)]
+                    ));
+                    continue;
+                }
+                let mut last: Option<(usize, Payload)> = None;
+                for q in before(b) {
+                    let Some(&at) = pos.get(q) else { continue };
+                    if let Some((prev, p)) = last
+                        && at < prev
+                    {
+                        errs.push(format!(
+                            "seed {seed}: (h) in {view:?} before its change, {:?}#{} delivered {p:?} before {q:?}, {:?}#{} after",
+                            b.node, b.inc, a.node, a.inc
+                        ));
+                        break;
+                    }
+                    last = Some((at, *q));
+                }
+            }
+        }
+    }
+}
+
+/// What a member delivered in its stay in a view before the view's change began (its first
+/// `Block` there).
+fn before(s: &Seg) -> &[Payload] {
+    &s.dels[..s.blocked.unwrap_or(s.dels.len())]
+}
+
+fn by_view(segs: &[Seg]) -> BTreeMap<ViewId, Vec<&Seg>> {
+    let mut by_view: BTreeMap<ViewId, Vec<&Seg>> = BTreeMap::new();
+    for s in segs {
+        by_view.entry(s.view.id).or_default().push(s);
+    }
+    by_view
+}
+
+/// (u) uniform delivery (with `safe`): a cast delivered in a view before its change began
+/// by any member, even one that failed right after, is delivered there by every member that
+/// went on to a next view. (What a flush delivers is held by the members of its side only: a
+/// side completes the view with it, another side does not get it.)
+pub fn check_uniform(seed: u64, segs: &[Seg], errs: &mut Vec<String>) {
+    for (view, ss) in &by_view(segs) {
+        let all: BTreeSet<Payload> = ss.iter().flat_map(|s| before(s).iter().copied()).collect();
+        for s in ss.iter().filter(|s| s.next.is_some()) {
+            let got: BTreeSet<Payload> = s.dels.iter().copied().collect();
+            if let Some(p) = all.difference(&got).next() {
+                errs.push(format!(
+                    "seed {seed}: (u) uniform: {p:?} was delivered in {view:?}, but {:?}#{} went on to {:?} without it",
+                    s.node, s.inc, s.next
+                ));
+            }
+        }
+    }
+}
+
+/// (i) causal order: every member delivers a cast only after the casts its sender had
+/// delivered (in that view) before casting it: `causes` gives each cast's direct causes,
+/// the last cast its sender had delivered from each sender (FIFO order, checked by (c),
+/// covers the earlier ones, and each cause's own causes are checked where it was delivered).
+pub fn check_causal(seed: u64, segs: &[Seg], causes: &BTreeMap<Payload, Vec<Payload>>, errs: &mut Vec<String>) {
+    for s in segs {
+        let pos: BTreeMap<Payload, usize> = s.dels.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        for (i, p) in s.dels.iter().enumerate() {
+            let Some(c) = causes.get(p).and_then(|cs| cs.iter().find(|c| pos.get(c).is_none_or(|&j| j > i))) else {
+                continue;
+            };
+            errs.push(format!(
+                "seed {seed}: (i) {:?}#{} in {:?} delivered {p:?} {} its cause {c:?}",
+                s.node,
+                s.inc,
+                s.view.id,
+                if pos.contains_key(c) { "before" } else { "without" }
+            ));
+            break;
         }
     }
 }

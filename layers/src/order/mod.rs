@@ -1,0 +1,154 @@
+//! The ordering layers (causal order: `causal`; total order: `sequencer`) and what they
+//! share.
+//!
+//! An ordering layer sits above the reliable FIFO multicast and below flow control and
+//! fragmentation (`frag:flow:sequencer:stable:nak:pt2pt:pack`, the named stack `total`
+//! under `gms:heartbeat`): every cast it emits is one reliable cast below, so its count of
+//! each member's casts is the count `stable` and `nak` keep (stability and the flush's cut
+//! mean the same casts here), and flow control above it returns credit only for what it has
+//! delivered, which bounds what it holds of an honest sender.
+//!
+//! **The guarantee** of a total order, in a view V (checked by `chk_total` and by the
+//! simulated groups' check (h), `membership/tests/common`):
+//! - what members deliver in V before its change begins follows one order, each sender's
+//!   casts in FIFO order: any two members deliver the casts both delivered in the same
+//!   relative order (a member that fails may have delivered further into it than any
+//!   survivor gets);
+//! - members that move together from V to the same next view deliver one sequence in V, its
+//!   end included: at `Up::CutReached` they hold the same casts and the same decisions (the
+//!   reliable layer delivered exactly the cut), so what is still unordered is delivered in
+//!   one order that each computes alike — the algorithm's own decisions first, then the rest
+//!   by rank and, within a rank, in FIFO order (`Held::leftovers`);
+//! - members that go on to different views (a partition) may complete V in different
+//!   orders: each side's flush orders what its members hold and no decision covered. (So do
+//!   Isis's and JGroups's sequencers; extended virtual synchrony names this a transitional
+//!   delivery.)
+//!
+//! **Causal order** (`causal`): every member delivers a cast after every cast its sender had
+//! delivered before casting it (and, as every ordering layer here, each sender's casts in
+//! FIFO order). At a view change the members that move together deliver what they hold in
+//! one causal order and drop the same casts: those whose causes none of them has.
+//!
+//! **Safe (uniform) delivery** (`safe=1`): a cast goes up only once stable (every member of
+//! the view holds it: `Up::Stable` from `stable` below, in the same count), and so does the
+//! decision that ordered it. Then what any member delivered before the change, even one that
+//! failed right after, every member that goes on delivers too (every member held it, so
+//! every side's cut has it); at the cut the leftovers go up at once (the side holds them all).
+//!
+//! What they share is `Held`: the casts a member holds until the order allows them out,
+//! per sender, each with its index (the sender's reliable casts counted from 0 in this
+//! view, every one of them: one that does not decode still took its number below), what the
+//! algorithm keeps of it, a byte budget, and the stability vector.
+
+pub mod causal;
+pub mod sequencer;
+
+use std::collections::VecDeque;
+use thoth_stack::{Budget, Msg, Rank, Registry};
+
+pub fn register(r: &mut Registry) {
+    causal::register(r);
+    sequencer::register(r);
+}
+
+/// The casts a member holds for the order, per sender, each with what the algorithm keeps
+/// of it (`T`: nothing for `sequencer`, the vector timestamp for `causal`).
+pub struct Held<T = ()> {
+    /// Reliable casts received from each rank (data and decisions alike): the next index.
+    got: Vec<u64>,
+    queues: Vec<VecDeque<Entry<T>>>,
+    /// For each rank, how many of its casts every member holds.
+    stable: Vec<u64>,
+    budget: Budget,
+}
+
+struct Entry<T> {
+    idx: u64,
+    msg: Msg,
+    cost: usize,
+    extra: T,
+}
+
+impl<T> Held<T> {
+    pub fn new(n: usize, mem: usize, mem_all: usize) -> Held<T> {
+        Held {
+            got: vec![0; n],
+            queues: (0..n).map(|_| VecDeque::new()).collect(),
+            stable: vec![0; n],
+            budget: Budget::new(n, mem, mem_all),
+        }
+    }
+
+    /// The index of the reliable cast that just arrived from `r` (in range).
+    pub fn count(&mut self, r: usize) -> u64 {
+        let i = self.got[r];
+        self.got[r] += 1;
+        i
+    }
+
+    /// Holds cast `idx` of `r` (what the algorithm keeps of it costing `extra_bytes`); false
+    /// (not held) past the budget.
+    pub fn hold(&mut self, r: usize, idx: u64, msg: Msg, extra: T, extra_bytes: usize) -> bool {
+        let msg = msg.compact();
+        let cost = Budget::cost(&msg) + extra_bytes;
+        if !self.budget.take(r, cost) {
+            return false;
+        }
+        self.queues[r].push_back(Entry { idx, msg, cost, extra });
+        true
+    }
+
+    /// The index of the oldest cast held from `r`, and what is kept of it.
+    pub fn front(&self, r: usize) -> Option<(u64, &T)> {
+        self.queues[r].front().map(|e| (e.idx, &e.extra))
+    }
+
+    /// Takes the oldest cast held from `r`.
+    pub fn pop(&mut self, r: usize) -> Option<Msg> {
+        let e = self.queues[r].pop_front()?;
+        self.budget.give(r, e.cost);
+        Some(e.msg)
+    }
+
+    /// Whether every member holds cast `idx` of `r`.
+    pub fn is_stable(&self, r: usize, idx: u64) -> bool {
+        self.stable.get(r).is_some_and(|&s| s > idx)
+    }
+
+    /// Takes in a stability vector (`Up::Stable`); false if it does not fit the view.
+    pub fn stable(&mut self, v: &[u64]) -> bool {
+        if v.len() != self.stable.len() {
+            return false;
+        }
+        for (s, &x) in self.stable.iter_mut().zip(v) {
+            *s = (*s).max(x);
+        }
+        true
+    }
+
+    /// Everything still held, by rank and within a rank in FIFO order: the part of the
+    /// view's last delivery that no decision covered.
+    pub fn leftovers(&mut self) -> Vec<(Rank, Msg)> {
+        let mut out = Vec::new();
+        for r in 0..self.queues.len() {
+            while let Some(m) = self.pop(r) {
+                out.push((Rank(r as u16), m));
+            }
+        }
+        out
+    }
+
+    /// Casts held, in all.
+    pub fn len(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Casts received per rank.
+    pub fn got(&self) -> &[u64] {
+        &self.got
+    }
+}

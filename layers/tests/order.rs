@@ -1,0 +1,340 @@
+//! The ordering layers against reference models (bolero), through their real header
+//! encoding: every message a member gets is what a real instance of the layer put on the
+//! wire at its sender (`over_wire`).
+//!
+//! `sequencer`: a group of three. The fuzzer picks the order in which casts reach the
+//! sequencer (rank 0) and where its turns end (so how its decisions are cut into `Order`
+//! messages), and a real rank-0 instance makes the decisions from that; then it picks the
+//! order in which member 1 gets the three senders' streams (each in FIFO order, as the
+//! reliable layer below delivers them: rank 0's own casts and decisions in the order it sent
+//! them), whether delivery is safe and when stability reports come, and whether the view
+//! ends (`Up::CutReached`) after some prefix of the arrivals. The model:
+//! - the sequencer delivers exactly its decision order, and so does member 1 once everything
+//!   has arrived (with safe delivery: once all is stable);
+//! - before the end, member 1 has delivered a prefix of the decision order, and with safe
+//!   delivery only stable casts;
+//! - at a cut, member 1 applies the decisions it got, passing over casts that never came,
+//!   then delivers the rest by rank and FIFO order, then passes the cut up.
+//!
+//! Duplicates and retransmissions never reach an ordering layer: the reliable layer below
+//! turns them into exactly-once FIFO delivery (its own models are in `tests/nak.rs`), and the
+//! two together run over duplicating, reordering, lossy links in the simulated groups of
+//! `membership/tests/sim_order.rs`.
+
+use thoth_layers::order::sequencer::{Config, Sequencer};
+use thoth_stack::testing::{Harness, over_wire};
+use thoth_stack::*;
+
+const T: Time = Time::ZERO;
+const N: usize = 3;
+
+fn body(r: usize, j: usize) -> Bytes {
+    Bytes::from(vec![r as u8, j as u8, (j >> 8) as u8])
+}
+
+fn who(b: &[u8]) -> (usize, usize) {
+    (b[0] as usize, b[1] as usize | (b[2] as usize) << 8)
+}
+
+/// What a member's layer puts on the wire when its application casts `b`.
+fn data(rank: u16, b: Bytes) -> Msg {
+    let (mut h, mut s) = (Harness::new(N as u64, rank), Sequencer::new(Config::default()));
+    h.dn(&mut s, T, Dn::Cast(Msg::new(b)));
+    match h.take_dn().pop() {
+        Some(Dn::Cast(m)) => over_wire(&m),
+        other => panic!("a cast goes down as one cast: {other:?}"),
+    }
+}
+
+/// Casts delivered (sender, index), and whether a `CutReached` followed them.
+fn delivered(h: &mut Harness) -> (Vec<(usize, usize)>, bool) {
+    let (mut out, mut cut) = (Vec::new(), false);
+    for e in h.take_up() {
+        match e {
+            Up::Cast { from, msg } => {
+                assert!(!cut, "nothing after the cut");
+                let (r, j) = who(&msg.into_payload());
+                assert_eq!(r, from.index(), "delivered as from its sender");
+                out.push((r, j));
+            }
+            Up::CutReached(_) => cut = true,
+            _ => {}
+        }
+    }
+    (out, cut)
+}
+
+#[derive(Debug, bolero::generator::TypeGenerator)]
+struct Run {
+    /// Senders in the order their casts reach the sequencer (the decision order).
+    arrivals: Vec<u8>,
+    /// Where the sequencer's turns end (a byte per arrival: odd ends the turn).
+    turns: Vec<u8>,
+    /// Which stream member 1 takes its next message from.
+    pick: Vec<u8>,
+    safe: bool,
+    /// Per arrival at member 1: a stability report of how much (in 1/256ths) of what it
+    /// holds, or none.
+    stable: Vec<Option<u8>>,
+    /// The view ends after this many arrivals at member 1 (none: everything arrives).
+    cut_after: Option<u16>,
+}
+
+#[test]
+fn sequencer_matches_the_model() {
+    bolero::check!().with_type::<Run>().for_each(|run| {
+        let decided: Vec<(usize, usize)> = {
+            let mut n = [0usize; N];
+            run.arrivals
+                .iter()
+                .take(200)
+                .map(|&r| {
+                    let r = r as usize % N;
+                    n[r] += 1;
+                    (r, n[r] - 1)
+                })
+                .collect()
+        };
+        let cfg = Config { safe: run.safe, ..Config::default() };
+
+        // The sequencer: its application's casts and the others' arrive in decision order.
+        let (mut h0, mut s0) = (Harness::new(N as u64, 0), Sequencer::new(cfg.clone()));
+        let mut stream0: Vec<Msg> = Vec::new();
+        // What it sends loops back to it at once, in order, as it goes to everyone.
+        let send = |h0: &mut Harness, s0: &mut Sequencer, stream0: &mut Vec<Msg>| {
+            for e in h0.take_dn() {
+                let Dn::Cast(m) = e else { panic!("only casts: {e:?}") };
+                let m = over_wire(&m);
+                stream0.push(m.clone());
+                h0.up(s0, T, Up::Cast { from: Rank(0), msg: m });
+            }
+        };
+        for (i, &(r, j)) in decided.iter().enumerate() {
+            if r == 0 {
+                h0.dn(&mut s0, T, Dn::Cast(Msg::new(body(0, j))));
+                send(&mut h0, &mut s0, &mut stream0);
+            } else {
+                h0.up(&mut s0, T, Up::Cast { from: Rank(r as u16), msg: data(r as u16, body(r, j)) });
+            }
+            if run.turns.get(i).is_some_and(|t| t % 2 == 1) || i + 1 == decided.len() {
+                h0.end_turn(&mut s0, T);
+                send(&mut h0, &mut s0, &mut stream0);
+            }
+        }
+        assert_eq!(
+            stream0_kinds(&decided, &run.turns).len(),
+            stream0.len(),
+            "the model of rank 0's stream has its messages"
+        );
+        if run.safe {
+            h0.up(&mut s0, T, Up::Stable(vec![stream0.len() as u64, u64::MAX, u64::MAX]));
+        }
+        assert_eq!(delivered(&mut h0).0, decided, "the sequencer delivers its decision order");
+
+        // Member 1: three FIFO streams, interleaved as the fuzzer picks.
+        let mut streams: Vec<std::collections::VecDeque<Msg>> = vec![stream0.into()];
+        for r in 1..N {
+            let mine = decided.iter().filter(|&&(s, _)| s == r).map(|&(_, j)| data(r as u16, body(r, j)));
+            streams.push(mine.collect());
+        }
+        let total: usize = streams.iter().map(|s| s.len()).sum();
+        let stop = run.cut_after.map_or(total, |c| (c as usize).min(total));
+        let (mut h1, mut s1) = (Harness::new(N as u64, 1), Sequencer::new(cfg));
+        let mut got = [0u64; N];
+        let mut stable = [0u64; N];
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for k in 0..stop {
+            let p = run.pick.get(k).copied().unwrap_or(0) as usize;
+            let r = (0..N).map(|i| (p + i) % N).find(|&i| !streams[i].is_empty()).expect("something left");
+            let m = streams[r].pop_front().expect("not empty");
+            got[r] += 1;
+            h1.up(&mut s1, T, Up::Cast { from: Rank(r as u16), msg: m });
+            if let Some(Some(f)) = run.stable.get(k) {
+                let v: Vec<u64> = got.iter().map(|&g| g * (*f as u64) / 255).collect();
+                for (s, &x) in stable.iter_mut().zip(&v) {
+                    *s = (*s).max(x);
+                }
+                h1.up(&mut s1, T, Up::Stable(v));
+            }
+            let (d, _) = delivered(&mut h1);
+            if run.safe {
+                // Indexes of data casts of rank 0 in its stream are not its cast indexes:
+                // only the other ranks' are checked directly (their streams are data only).
+                for &(r, j) in &d {
+                    assert!(r == 0 || (j as u64) < stable[r], "safe: ({r}, {j}) delivered before stable {stable:?}");
+                }
+            }
+            out.extend(d);
+            assert_eq!(out[..], decided[..out.len()], "a prefix of the decision order");
+        }
+        if stop == total {
+            if run.safe {
+                h1.up(&mut s1, T, Up::Stable(got.to_vec()));
+                out.extend(delivered(&mut h1).0);
+            }
+            assert_eq!(out, decided, "everything arrived: the decision order");
+            return;
+        }
+
+        // The view ends here: the decisions member 1 got, then the rest by rank.
+        h1.up(&mut s1, T, Up::CutReached(got.to_vec()));
+        let (rest, cut) = delivered(&mut h1);
+        assert!(cut, "the cut goes up after the last delivery");
+        out.extend(rest);
+        let arrived = |r: usize, j: usize| -> bool {
+            if r == 0 { own_arrived(&decided, &run.turns, got[0] as usize, j) } else { (j as u64) < got[r] }
+        };
+        let known = decisions_known(&decided, &run.turns, got[0] as usize);
+        let mut want: Vec<(usize, usize)> = decided[..known].iter().copied().filter(|&(r, j)| arrived(r, j)).collect();
+        for r in 0..N {
+            let mut rest: Vec<_> = decided.iter().copied().filter(|&(s, j)| s == r && arrived(s, j)).collect();
+            rest.retain(|c| !want.contains(c));
+            want.extend(rest);
+        }
+        assert_eq!(out, want, "at the cut: the decisions got, then the rest by rank and FIFO order");
+    });
+}
+
+/// Rank 0's stream, as kinds: for each message, `Some(j)` for its own cast `j` or `None` for
+/// a decision message, with the number of decisions it carries; built the way the sequencer
+/// sends them (its own casts when its application casts them, decisions at each turn's end,
+/// at most `MAX_RUNS` runs a message).
+fn stream0_kinds(decided: &[(usize, usize)], turns: &[u8]) -> Vec<(Option<usize>, usize)> {
+    use thoth_layers::order::sequencer::MAX_RUNS;
+    let mut out = Vec::new();
+    let mut pending: Vec<(usize, usize)> = Vec::new(); // runs: (rank, count)
+    for (i, &(r, j)) in decided.iter().enumerate() {
+        if r == 0 {
+            out.push((Some(j), 0));
+        }
+        match pending.last_mut() {
+            Some((last, n)) if *last == r => *n += 1,
+            _ => pending.push((r, 1)),
+        }
+        if turns.get(i).is_some_and(|t| t % 2 == 1) || i + 1 == decided.len() {
+            for chunk in pending.chunks(MAX_RUNS) {
+                out.push((None, chunk.iter().map(|&(_, n)| n).sum()));
+            }
+            pending.clear();
+        }
+    }
+    out
+}
+
+/// Whether rank 0's cast `j` is among the first `k` messages of its stream.
+fn own_arrived(decided: &[(usize, usize)], turns: &[u8], k: usize, j: usize) -> bool {
+    stream0_kinds(decided, turns).iter().take(k).any(|&(c, _)| c == Some(j))
+}
+
+/// How many decisions the first `k` messages of rank 0's stream carry.
+fn decisions_known(decided: &[(usize, usize)], turns: &[u8], k: usize) -> usize {
+    stream0_kinds(decided, turns).iter().take(k).map(|&(_, n)| n).sum()
+}
+
+/// One step of the causal model: member `a % 3` casts (`cast`), or takes the next message
+/// from member `b % 3` that the network holds for it.
+#[derive(Debug, bolero::generator::TypeGenerator)]
+struct Step {
+    cast: bool,
+    a: u8,
+    b: u8,
+}
+
+/// `causal`: three real instances, each cast encoded by its sender's layer and decoded by
+/// each receiver's; the network delivers each sender's casts in FIFO order to each member
+/// (itself included) whenever the fuzzer says. The model knows each cast's causes (what its
+/// sender had delivered when it cast) and checks after every step that each member has
+/// delivered every cast after its causes, and holds only casts whose causes it lacks (no
+/// cast waits longer than it must); at the end, with the network drained, every member has
+/// delivered every cast.
+#[test]
+fn causal_matches_the_model() {
+    use std::collections::{BTreeSet, VecDeque};
+    use thoth_layers::order::causal::{Causal, Config};
+    bolero::check!().with_type::<(bool, Vec<Step>)>().for_each(|(safe, steps)| {
+        let cfg = Config { safe: *safe, ..Config::default() };
+        let mut hs: Vec<Harness> = (0..N as u16).map(|r| Harness::new(N as u64, r)).collect();
+        let mut ls: Vec<Causal> = (0..N).map(|_| Causal::new(cfg.clone())).collect();
+        // net[to][from]: what `from` cast that `to` has not taken yet.
+        let mut net: Vec<Vec<VecDeque<Msg>>> = (0..N).map(|_| (0..N).map(|_| VecDeque::new()).collect()).collect();
+        let mut causes: Vec<BTreeSet<usize>> = Vec::new(); // by cast id
+        let mut ids: Vec<Vec<usize>> = vec![Vec::new(); N]; // per sender, cast ids in order
+        let mut taken: Vec<Vec<usize>> = vec![vec![0; N]; N]; // taken[to][from]
+        let mut delivered: Vec<Vec<usize>> = vec![Vec::new(); N];
+        let mut done: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); N]; // delivered and checked
+        let take = |to: usize,
+                    from: usize,
+                    hs: &mut [Harness],
+                    ls: &mut [Causal],
+                    net: &mut [Vec<VecDeque<Msg>>],
+                    taken: &mut [Vec<usize>],
+                    delivered: &mut [Vec<usize>],
+                    ids: &[Vec<usize>]| {
+            let Some(m) = net[to][from].pop_front() else { return };
+            taken[to][from] += 1;
+            hs[to].up(&mut ls[to], T, Up::Cast { from: Rank(from as u16), msg: m });
+            if *safe {
+                // Stability as the layer below would report it: what every member has taken.
+                let v: Vec<u64> = (0..N).map(|f| (0..N).map(|t| taken[t][f]).min().unwrap_or(0) as u64).collect();
+                for (h, l) in hs.iter_mut().zip(ls.iter_mut()) {
+                    h.up(l, T, Up::Stable(v.clone()));
+                }
+            }
+            for (r, h) in hs.iter_mut().enumerate() {
+                for e in h.take_up() {
+                    if let Up::Cast { from, msg } = e {
+                        let (s, j) = who(&msg.into_payload());
+                        assert_eq!(s, from.index());
+                        delivered[r].push(ids[s][j]);
+                    }
+                }
+            }
+        };
+        for st in steps.iter().take(300) {
+            let (a, b) = (st.a as usize % N, st.b as usize % N);
+            if st.cast {
+                let id = causes.len();
+                let j = ids[a].len();
+                causes.push(delivered[a].iter().copied().collect());
+                ids[a].push(id);
+                hs[a].dn(&mut ls[a], T, Dn::Cast(Msg::new(body(a, j))));
+                let Some(Dn::Cast(m)) = hs[a].take_dn().pop() else { panic!("one cast down") };
+                let m = over_wire(&m);
+                for q in net.iter_mut() {
+                    q[a].push_back(m.clone());
+                }
+            } else {
+                take(a, b, &mut hs, &mut ls, &mut net, &mut taken, &mut delivered, &ids);
+            }
+            // Every member: causes first, and nothing held that could go up.
+            for r in 0..N {
+                for &c in &delivered[r][done[r].len()..] {
+                    assert!(causes[c].is_subset(&done[r]), "member {r} delivered cast {c} before one of its causes");
+                    done[r].insert(c);
+                }
+                if *safe {
+                    continue; // stability may lag what the causes allow
+                }
+                for (s, sent) in ids.iter().enumerate() {
+                    // The oldest cast of `s` not delivered here, if it has arrived.
+                    let next = sent.iter().position(|c| !done[r].contains(c)).unwrap_or(sent.len());
+                    if next < taken[r][s] {
+                        let c = sent[next];
+                        assert!(!causes[c].is_subset(&done[r]), "member {r} holds cast {c} though its causes are in");
+                    }
+                }
+            }
+        }
+        // Drain the network: every member delivers every cast.
+        for to in 0..N {
+            for from in 0..N {
+                while !net[to][from].is_empty() {
+                    take(to, from, &mut hs, &mut ls, &mut net, &mut taken, &mut delivered, &ids);
+                }
+            }
+        }
+        for (r, d) in delivered.iter().enumerate() {
+            assert_eq!(d.len(), causes.len(), "member {r} delivered every cast once");
+        }
+    });
+}

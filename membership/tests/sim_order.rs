@@ -1,0 +1,181 @@
+//! Chaos property runs of groups with an ordering layer in the simulator
+//! (`chk_vsync:chk_total:gms:heartbeat:` the reliable layers with `sequencer` above `stable`;
+//! the same with `chk_causal` and `causal`): total or causal order, FIFO, exactly once, no
+//! loss among survivors, virtual synchrony, across crashes of the sequencer and of any
+//! member, partitions, cuts, leaves and joins during traffic.
+//!
+//! Each seed: 2 to 8 endpoints join one group; for 4 to 7 s of simulated time they cast at a
+//! per-seed rate (every node at each 20 ms tick for 300 ms after a fault) while faults come
+//! about every 500 ms (`World::fault`, with joins: crashes, restarts, partitions, one-way
+//! cuts, heals, leaves, new members), and a third of the faults crash the view's rank 0 (the
+//! sequencer) itself; every directed link has its own loss (0–10 %), duplication,
+//! reordering and jitter. A third of the runs use safe (uniform) delivery, a fifth cast
+//! 2000-byte payloads (fragmented above the ordering layer). Then everything heals, and:
+//! - the live nodes converge to one view (`BOUND`, as in `sim_vsync.rs`) and each delivers a
+//!   cast from every live node;
+//! - over the whole run, `World::check`: (a)–(e) and (g) as for any group (no `chk_vsync`,
+//!   `chk_total` or `chk_causal` error), and (h) total order (any two members of a view
+//!   deliver what they delivered before its change began in one relative order; members
+//!   that move together deliver one sequence) or (i) causal order (every member delivers a
+//!   cast after the casts its sender had delivered before casting it); with safe delivery,
+//!   what any member delivered in a view before its change, every member that went on
+//!   delivered too.
+//!
+//! Seeds: `CHAOS_SEEDS` in CI; `THOTH_SIM_SEEDS=N` runs more, `THOTH_SIM_SEED=S` one (with
+//! `THOTH_DEBUG=1` a failing seed prints every node's events but deliveries). The planted-bug
+//! tests put back a sequencer that delivers what is unordered at the flush in each member's
+//! own arrival order (`sequencer::Config::test_leftovers_by_arrival`) and a causal layer that
+//! ignores causes (`causal::Config::test_ignore_deps`), and expect both the harness's check
+//! and the checker layer to catch each.
+
+mod common;
+
+use common::*;
+use thoth_layers::order::{causal, sequencer};
+use thoth_membership::gms;
+use thoth_stack::sim::check_seeds;
+use thoth_stack::{Duration, EndpointId, Event, Rng, Time};
+
+const BOUND: Duration = Duration::from_secs(10);
+const CHAOS_SEEDS: u64 = 600;
+
+/// Crashes the sequencer of the view the first live node is in, if another node stays up.
+fn crash_sequencer(w: &mut World) {
+    let live = w.live();
+    let Some(v) = live.first().and_then(|&n| w.view(n)) else { return };
+    let Some(&EndpointId(id)) = v.members.first() else { return };
+    if let Some(&n) = live.iter().find(|&&n| w.id(n).0 == id)
+        && live.len() > 1
+    {
+        w.crash(n);
+    }
+}
+
+/// One chaos run; the world, for a closer look, and the verdict.
+fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
+    let mut r = Rng::new(seed ^ 0x70_7a1);
+    let n = 2 + (seed % 7) as usize;
+    let mut w = World::new(seed, gms::Config::default());
+    let safe = r.chance(0.33);
+    w.order = Some(match order {
+        Order::Total(c) => Order::Total(sequencer::Config { safe: c.safe || safe, ..c }),
+        Order::Causal(c) => Order::Causal(causal::Config { safe: c.safe || safe, ..c }),
+    });
+    if r.chance(0.2) {
+        w.pad = 2000;
+    }
+    let mut nodes = w.add_many(n);
+    for &a in &nodes {
+        for &b in &nodes {
+            if a != b {
+                let l = faulty_link(&mut r, 0.10);
+                w.sim.set_link(a, b, l);
+            }
+        }
+    }
+    let rate = 0.05 + r.unit() * 0.5;
+    let end = at(ms(4000 + r.below(3000)));
+    let mut storm_until = Time::ZERO;
+    while w.now() < end {
+        let p = if w.now() < storm_until { 1.0 } else { rate };
+        for &x in &nodes {
+            if r.chance(p) {
+                w.cast(x);
+            }
+        }
+        if r.chance(0.04) {
+            storm_until = w.now() + ms(300);
+            if r.chance(0.33) {
+                crash_sequencer(&mut w);
+            } else {
+                w.fault(&mut r, &mut nodes, true);
+            }
+        }
+        w.run_for(ms(20));
+    }
+    w.heal(&nodes);
+    let debug = std::env::var("THOTH_DEBUG").is_ok();
+    let verdict = (|| {
+        if w.settle(BOUND, ms(2500)).is_none() {
+            return Err(format!(
+                "seed {seed}: no single view of the live nodes {BOUND:?} after healing{}",
+                w.describe()
+            ));
+        }
+        w.check_all_deliver(ms(3000))?;
+        w.check()
+    })();
+    if verdict.is_err() && debug {
+        eprintln!("healed at {end:?}{}", w.history());
+    }
+    (w, verdict)
+}
+
+fn total(cfg: sequencer::Config) -> Order {
+    Order::Total(cfg)
+}
+
+#[test]
+fn chaos_total_order_holds_across_view_changes() {
+    check_seeds("chaos_total_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
+        chaos(seed, total(sequencer::Config::default())).1
+    });
+}
+
+#[test]
+fn chaos_total_order_with_safe_delivery_is_uniform() {
+    let safe = sequencer::Config { safe: true, ..sequencer::Config::default() };
+    check_seeds("chaos_total_order_with_safe_delivery_is_uniform", 0..CHAOS_SEEDS / 3, |seed| {
+        chaos(seed, total(safe.clone())).1
+    });
+}
+
+#[test]
+fn chaos_causal_order_holds_across_view_changes() {
+    check_seeds("chaos_causal_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
+        chaos(seed, Order::Causal(causal::Config::default())).1
+    });
+}
+
+/// Runs seeds with a planted bug until one fails where the harness's own check (`check`,
+/// over the run's segments) and the checker layer (`layer`, by its `Event::Error`s) both saw
+/// it; that seed and the harness's first complaint.
+fn expect_caught(order: Order, check: fn(u64, &[Seg], &World) -> Vec<String>, layer: &str) -> (u64, String) {
+    let caught = (0..CHAOS_SEEDS).find_map(|seed| {
+        let (w, verdict) = chaos(seed, order.clone());
+        verdict.err()?;
+        let mut errs = Vec::new();
+        let segs = w.segments(&mut errs);
+        let found = check(seed, &segs, &w);
+        let by_layer = w
+            .nodes
+            .iter()
+            .any(|&n| w.sim.events(n).iter().any(|e| matches!(&e.event, Event::Error { layer: l, .. } if *l == layer)));
+        (!found.is_empty() && by_layer).then(|| (seed, found[0].clone()))
+    });
+    caught.unwrap_or_else(|| panic!("the planted bug went unnoticed by the harness and {layer} together"))
+}
+
+#[test]
+fn planted_leftovers_by_arrival_is_caught_by_the_harness_and_by_chk_total() {
+    let bug = sequencer::Config { test_leftovers_by_arrival: true, ..sequencer::Config::default() };
+    let check = |seed: u64, segs: &[Seg], _: &World| {
+        let mut errs = Vec::new();
+        check_total(seed, segs, &mut errs);
+        errs
+    };
+    let (seed, first) = expect_caught(total(bug), check, "chk_total");
+    eprintln!("planted bug caught at seed {seed}: {first}");
+}
+
+#[test]
+fn planted_ignore_causes_is_caught_by_the_harness_and_by_chk_causal() {
+    let bug = causal::Config { test_ignore_deps: true, ..causal::Config::default() };
+    let check = |seed: u64, segs: &[Seg], w: &World| {
+        let mut errs = Vec::new();
+        check_causal(seed, segs, &w.causes_of_all(), &mut errs);
+        errs
+    };
+    let (seed, first) = expect_caught(Order::Causal(bug), check, "chk_causal");
+    eprintln!("planted bug caught at seed {seed}: {first}");
+}
