@@ -380,7 +380,9 @@ WHAT IS MEASURED
   unreliable stacks can lose under overload; the kernel's socket drops are reported too).
   Latency is cast to delivery over all messages at all receivers (the members' histograms
   are merged): p50 / p99 / p99.9 in microseconds. ratio = stack msgs/s / raw msgs/s from the
-  same invocation (with --repeat, the median of the per-pair ratios).
+  same invocation (with --repeat, the median of the per-pair ratios). Delivery orders: how
+  many different orders the members delivered the messages in (each member hashes the
+  order; 1 = one total order, as `reliable_total` gives; FIFO stacks give one per member).
 
 LAYERS THE REGISTRY KNOWS
 {layers}",

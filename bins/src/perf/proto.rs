@@ -97,6 +97,9 @@ pub struct MemberResult {
     pub rx_rejected: Option<u64>,
     /// Cast-to-delivery latency in µs of every message received.
     pub hist: Histogram<u64>,
+    /// A hash of the order of the distinct messages received: members that delivered the
+    /// same messages in one order (a total order) have the same.
+    pub order: u64,
 }
 
 /// A latency histogram in µs: 1 µs to 1000 s, 3 significant figures.
@@ -115,7 +118,7 @@ impl MemberResult {
             self.hist.iter_recorded().map(|v| format!("{}*{}", v.value_iterated_to(), v.count_at_value())).collect();
         format!(
             "RESULT {round} received={} expected={} dups={} fifo={} bad={} bytes={} first_ns={} last_ns={} \
-             rss_kb={} udp_drops={} rx_rejected={} hist={}",
+             rss_kb={} udp_drops={} rx_rejected={} order={:016x} hist={}",
             self.received,
             self.expected,
             self.dups,
@@ -127,6 +130,7 @@ impl MemberResult {
             self.peak_rss_kb,
             opt(self.udp_drops),
             opt(self.rx_rejected),
+            self.order,
             if hist.is_empty() { "-".to_string() } else { hist.join(",") },
         )
     }
@@ -169,6 +173,7 @@ impl MemberResult {
             udp_drops: opt("udp_drops")?,
             rx_rejected: opt("rx_rejected")?,
             hist,
+            order: u64::from_str_radix(raw("order")?, 16).map_err(|_| "bad `order`")?,
         })
     }
 }
@@ -218,6 +223,7 @@ mod tests {
             udp_drops: None,
             rx_rejected: Some(3),
             hist,
+            order: 0xfeed,
         };
         let line = r.line(4);
         let rest = line.strip_prefix("RESULT 4 ").unwrap();
@@ -226,5 +232,6 @@ mod tests {
         assert_eq!(back.hist.len(), 5);
         assert_eq!(back.hist.value_at_quantile(0.5), r.hist.value_at_quantile(0.5));
         assert_eq!(back.hist.max(), r.hist.max());
+        assert_eq!(back.order, 0xfeed);
     }
 }

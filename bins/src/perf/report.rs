@@ -17,6 +17,9 @@ pub struct Stats {
     pub expected: u64,
     pub dups: u64,
     pub fifo_violations: u64,
+    /// How many different delivery orders the members' order hashes show (1: one order, a
+    /// total order; a stack that does not order usually shows one per member).
+    pub orders: u64,
     pub bad: u64,
     pub udp_drops: Option<u64>,
     pub rx_rejected: Option<u64>,
@@ -56,6 +59,7 @@ impl Stats {
             expected: results.iter().map(|r| r.expected).sum(),
             dups: results.iter().map(|r| r.dups).sum(),
             fifo_violations: results.iter().map(|r| r.fifo_violations).sum(),
+            orders: results.iter().map(|r| r.order).collect::<std::collections::BTreeSet<_>>().len() as u64,
             bad: results.iter().map(|r| r.bad).sum(),
             udp_drops: sum_opt(results.iter().map(|r| r.udp_drops)),
             rx_rejected: sum_opt(results.iter().map(|r| r.rx_rejected)),
@@ -124,6 +128,7 @@ fn median_stats(runs: &[&Stats]) -> Stats {
         expected: u(|s| s.expected),
         dups: u(|s| s.dups),
         fifo_violations: u(|s| s.fifo_violations),
+        orders: runs.iter().map(|s| s.orders).max().unwrap_or(0),
         bad: u(|s| s.bad),
         udp_drops: o(|s| s.udp_drops),
         rx_rejected: o(|s| s.rx_rejected),
@@ -206,6 +211,7 @@ fn json_stats(p: &str, s: Option<&Stats>) -> Vec<(String, String)> {
         (format!("{p}loss_pct"), json_f(s.map(Stats::loss_pct), 4)),
         (format!("{p}dups"), u(|s| s.dups)),
         (format!("{p}fifo_violations"), u(|s| s.fifo_violations)),
+        (format!("{p}orders"), u(|s| s.orders)),
         (format!("{p}udp_drops"), json_u(s.and_then(|s| s.udp_drops))),
         (format!("{p}p50_us"), u(|s| s.p50_us)),
         (format!("{p}p99_us"), u(|s| s.p99_us)),
@@ -360,8 +366,9 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
         for s in [Some(&p.stack), p.raw.as_ref()].into_iter().flatten() {
             let rss: Vec<String> = s.rss_kb.iter().map(u64::to_string).collect();
             let mut l = format!(
-                "{size} B {}: peak RSS per member {} kB; kernel UDP drops {}; socket buffers {}/{} KiB (recv/send)",
+                "{size} B {}: delivery orders {}; peak RSS per member {} kB; kernel UDP drops {}; socket buffers {}/{} KiB (recv/send)",
                 s.label,
+                s.orders,
                 rss.join(" "),
                 s.udp_drops.map_or("?".into(), thousands),
                 s.granted.0 >> 10,
@@ -390,6 +397,7 @@ mod tests {
             expected: 100,
             dups: 0,
             fifo_violations: 0,
+            orders: 1,
             bad: 0,
             udp_drops: Some(lost),
             rx_rejected: None,

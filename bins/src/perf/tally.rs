@@ -1,6 +1,6 @@
 //! A receiver's accounting for one round, the same for the stack and the raw path: distinct
 //! messages per sender, duplicates, FIFO violations, first and last receive time, delivered
-//! bytes, and a histogram of cast-to-delivery latency.
+//! bytes, a histogram of cast-to-delivery latency, and a hash of the delivery order.
 
 use super::proto::{Hdr, MemberResult, new_hist};
 use hdrhistogram::Histogram;
@@ -28,6 +28,8 @@ pub struct Tally {
     first_ns: u64,
     last_ns: u64,
     hist: Histogram<u64>,
+    /// A running hash of (sender, seq) over the distinct messages, in delivery order.
+    order: u64,
 }
 
 impl Tally {
@@ -47,6 +49,7 @@ impl Tally {
             first_ns: 0,
             last_ns: 0,
             hist: new_hist(),
+            order: 0,
         }
     }
 
@@ -88,6 +91,8 @@ impl Tally {
             self.fifo += 1;
         }
         s.next = s.next.max(h.seq + 1);
+        self.order =
+            (self.order.rotate_left(7) ^ ((h.sender as u64) << 40) ^ h.seq).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.received += 1;
         self.bytes += data.len() as u64;
         if self.first_ns == 0 {
@@ -113,6 +118,7 @@ impl Tally {
             udp_drops,
             rx_rejected,
             hist: self.hist,
+            order: self.order,
         }
     }
 }
@@ -142,5 +148,15 @@ mod tests {
         assert_eq!((r.dups, r.fifo_violations, r.bad, r.bytes), (1, 1, 4, 5 * 32));
         assert_eq!(r.hist.len(), 5);
         assert_eq!(r.hist.value_at_quantile(0.5), 10);
+        // The order hash: the same messages in another order differ, in the same order not.
+        let order = |seqs: &[(u32, u64)]| {
+            let mut t = Tally::new(1, 32, 2, 4);
+            for &(sender, seq) in seqs {
+                t.on_payload(&payload(1, sender, seq, 0, 32), 1);
+            }
+            t.finish(&[2, 2], None, None).order
+        };
+        assert_eq!(order(&[(0, 0), (1, 0), (0, 1)]), order(&[(0, 0), (1, 0), (1, 0), (0, 1)]));
+        assert_ne!(order(&[(0, 0), (1, 0), (0, 1)]), order(&[(1, 0), (0, 0), (0, 1)]));
     }
 }

@@ -44,6 +44,8 @@ pub mod causal;
 pub mod sequencer;
 
 use std::collections::VecDeque;
+use thoth_stack::budget::MSG_OVERHEAD;
+use thoth_stack::msg::COMPACT_SLACK;
 use thoth_stack::{Budget, Msg, Rank, Registry};
 
 pub fn register(r: &mut Registry) {
@@ -60,12 +62,17 @@ pub struct Held<T = ()> {
     /// For each rank, how many of its casts every member holds.
     stable: Vec<u64>,
     budget: Budget,
+    /// Per rank, the datagram its newest held cast is a slice of (0: none).
+    last_datagram: Vec<u32>,
 }
 
 struct Entry<T> {
     idx: u64,
     msg: Msg,
+    /// All it is charged, `carry` included.
     cost: usize,
+    /// The charge of the datagram it is a slice of, if it carries it.
+    carry: usize,
     extra: T,
 }
 
@@ -76,6 +83,7 @@ impl<T> Held<T> {
             queues: (0..n).map(|_| VecDeque::new()).collect(),
             stable: vec![0; n],
             budget: Budget::new(n, mem, mem_all),
+            last_datagram: vec![0; n],
         }
     }
 
@@ -88,13 +96,42 @@ impl<T> Held<T> {
 
     /// Holds cast `idx` of `r` (what the algorithm keeps of it costing `extra_bytes`); false
     /// (not held) past the budget.
+    ///
+    /// A cast that is a slice of a larger datagram (packed with others of its sender) keeps
+    /// the datagram alive: as `nak` does, the datagram is charged once, carried by the newest
+    /// of its casts held (the last of them to go: a rank's casts go in FIFO order), rather
+    /// than each cast copied out of it; with no room for the datagram, the cast alone is
+    /// kept, copied.
     pub fn hold(&mut self, r: usize, idx: u64, msg: Msg, extra: T, extra_bytes: usize) -> bool {
-        let msg = msg.compact();
-        let cost = Budget::cost(&msg) + extra_bytes;
-        if !self.budget.take(r, cost) {
+        let own = MSG_OVERHEAD + extra_bytes;
+        let (d, whole, len) = (msg.datagram(), msg.pinned(), msg.len());
+        let q = &mut self.queues[r];
+        let sliced = d != 0 && whole > 2 * len + COMPACT_SLACK;
+        let moved = sliced && d == self.last_datagram[r] && q.back().is_some_and(|e| e.carry > 0);
+        // (the message, the datagram charge it carries, what it costs besides)
+        let (msg, carry, charge) = if !sliced {
+            (msg, 0, len + own)
+        } else if moved {
+            let back = q.back_mut().expect("checked");
+            back.cost -= back.carry;
+            (msg, core::mem::take(&mut back.carry), own)
+        } else if self.budget.take(r, whole) {
+            (msg, whole, own)
+        } else {
+            (msg.compact(), 0, len + own)
+        };
+        if !self.budget.take(r, charge) {
+            match q.back_mut().filter(|_| moved) {
+                Some(back) => {
+                    back.carry = carry;
+                    back.cost += carry;
+                }
+                None => self.budget.give(r, carry),
+            }
             return false;
         }
-        self.queues[r].push_back(Entry { idx, msg, cost, extra });
+        self.last_datagram[r] = d;
+        q.push_back(Entry { idx, msg, cost: charge + carry, carry, extra });
         true
     }
 
@@ -106,6 +143,9 @@ impl<T> Held<T> {
     /// Takes the oldest cast held from `r`.
     pub fn pop(&mut self, r: usize) -> Option<Msg> {
         let e = self.queues[r].pop_front()?;
+        if self.queues[r].is_empty() {
+            self.last_datagram[r] = 0;
+        }
         self.budget.give(r, e.cost);
         Some(e.msg)
     }
@@ -150,5 +190,46 @@ impl<T> Held<T> {
     /// Casts received per rank.
     pub fn got(&self) -> &[u64] {
         &self.got
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thoth_stack::Bytes;
+
+    /// Slice `i` (100 bytes) of datagram `d` (8000 bytes).
+    fn slice(d: u32, i: usize) -> Msg {
+        let datagram = Bytes::from(vec![7u8; 8000]);
+        Msg::from_wire(datagram.slice(i * 100..(i + 1) * 100)).within(d, 8000)
+    }
+
+    #[test]
+    fn a_datagram_is_charged_once_by_the_newest_of_its_casts_held_and_freed_with_the_last() {
+        let mut h: Held = Held::new(2, 20_000, 100_000);
+        for i in 0..3 {
+            assert!(h.hold(1, i, slice(5, i as usize), (), 0));
+        }
+        let one = 8000 + 3 * MSG_OVERHEAD;
+        assert_eq!(h.budget.used(1), one, "the datagram once, and each cast's overhead");
+        assert!(h.queues[1].iter().all(|e| e.msg.datagram() == 5), "not copied out");
+        assert!(h.hold(1, 3, slice(6, 0), (), 0), "another datagram: charged too");
+        assert_eq!(h.budget.used(1), one + 8000 + MSG_OVERHEAD);
+        h.pop(1);
+        h.pop(1);
+        assert_eq!(h.budget.used(1), one + 8000 + MSG_OVERHEAD - 2 * MSG_OVERHEAD, "the third still pins it");
+        h.pop(1);
+        assert_eq!(h.budget.used(1), 8000 + MSG_OVERHEAD);
+        h.pop(1);
+        assert_eq!(h.budget.used(1), 0);
+        // With no room for a datagram, a cast alone is kept, copied.
+        let mut h: Held = Held::new(2, 5000, 100_000);
+        assert!(h.hold(0, 0, slice(9, 0), (), 0));
+        assert_eq!((h.budget.used(0), h.queues[0][0].msg.datagram()), (100 + MSG_OVERHEAD, 0));
+        // Past the budget, nothing is held and nothing stays charged.
+        let mut h: Held = Held::new(2, 8000 + MSG_OVERHEAD + 10, 100_000);
+        assert!(h.hold(0, 0, slice(3, 0), (), 0));
+        assert!(!h.hold(0, 1, slice(3, 1), (), 0), "its overhead does not fit");
+        assert_eq!((h.budget.used(0), h.queues[0][0].carry), (8000 + MSG_OVERHEAD, 8000), "the first carries it still");
     }
 }
