@@ -34,7 +34,7 @@ use common::*;
 use thoth_layers::order::{causal, sequencer};
 use thoth_membership::gms;
 use thoth_stack::sim::check_seeds;
-use thoth_stack::{Duration, EndpointId, Event, Rng, Time};
+use thoth_stack::{Duration, EndpointId, Event, Rng};
 
 const BOUND: Duration = Duration::from_secs(10);
 const CHAOS_SEEDS: u64 = 600;
@@ -65,34 +65,13 @@ fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
         w.pad = 2000;
     }
     let mut nodes = w.add_many(n);
-    for &a in &nodes {
-        for &b in &nodes {
-            if a != b {
-                let l = faulty_link(&mut r, 0.10);
-                w.sim.set_link(a, b, l);
-            }
+    let end = w.chaos(&mut r, &mut nodes, (4000, 3000), |w, r, nodes| {
+        if r.chance(0.33) {
+            crash_sequencer(w);
+        } else {
+            w.fault(r, nodes, true);
         }
-    }
-    let rate = 0.05 + r.unit() * 0.5;
-    let end = at(ms(4000 + r.below(3000)));
-    let mut storm_until = Time::ZERO;
-    while w.now() < end {
-        let p = if w.now() < storm_until { 1.0 } else { rate };
-        for &x in &nodes {
-            if r.chance(p) {
-                w.cast(x);
-            }
-        }
-        if r.chance(0.04) {
-            storm_until = w.now() + ms(300);
-            if r.chance(0.33) {
-                crash_sequencer(&mut w);
-            } else {
-                w.fault(&mut r, &mut nodes, true);
-            }
-        }
-        w.run_for(ms(20));
-    }
+    });
     w.heal(&nodes);
     let debug = std::env::var("THOTH_DEBUG").is_ok();
     let verdict = (|| {

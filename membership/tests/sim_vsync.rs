@@ -43,7 +43,7 @@ use common::*;
 use std::sync::Mutex;
 use thoth_membership::gms;
 use thoth_stack::sim::check_seeds;
-use thoth_stack::{Duration, Rng, Time};
+use thoth_stack::{Duration, Rng};
 
 const BOUND: Duration = Duration::from_secs(10);
 const CHAOS_SEEDS: u64 = 1000;
@@ -72,30 +72,7 @@ fn chaos(seed: u64, cfg: gms::Config) -> Result<(), String> {
         w.block_ok = r.chance(0.5);
     }
     let mut nodes = w.add_many(n);
-    for &a in &nodes {
-        for &b in &nodes {
-            if a != b {
-                let l = faulty_link(&mut r, 0.10);
-                w.sim.set_link(a, b, l);
-            }
-        }
-    }
-    let rate = 0.05 + r.unit() * 0.5;
-    let end = at(ms(6000 + r.below(4000)));
-    let mut storm_until = Time::ZERO;
-    while w.now() < end {
-        let p = if w.now() < storm_until { 1.0 } else { rate };
-        for &x in &nodes {
-            if r.chance(p) {
-                w.cast(x);
-            }
-        }
-        if r.chance(0.04) {
-            storm_until = w.now() + ms(300);
-            w.fault(&mut r, &mut nodes, false);
-        }
-        w.run_for(ms(20));
-    }
+    let end = w.chaos(&mut r, &mut nodes, (6000, 4000), |w, r, nodes| w.fault(r, nodes, false));
     w.heal(&nodes);
     let Some(took) = w.settle(BOUND, ms(2500)) else {
         if std::env::var("THOTH_DEBUG").is_ok() {

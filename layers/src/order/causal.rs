@@ -48,8 +48,7 @@
 //! `membership/tests/sim_order.rs`, checked by `chk_causal` and the harness's own causal
 //! check.
 
-use super::Held;
-use thoth_stack::wire::var_len;
+use super::{Held, MEM, MEM_ALL, get_pairs, pairs_len, put_pairs, spec_args};
 use thoth_stack::{Args, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up, Wire, WireError, Writer};
 
 /// The `causal` header.
@@ -71,9 +70,7 @@ impl Wire for Hdr {
     }
     fn encoded_len(&self) -> usize {
         1 + match self {
-            Hdr::Data { deps } => {
-                var_len(deps.len() as u64) + deps.iter().map(|&(r, d)| var_len(r.0 as u64) + var_len(d)).sum::<usize>()
-            }
+            Hdr::Data { deps } => pairs_len(deps),
             Hdr::Unrel => 0,
         }
     }
@@ -81,30 +78,15 @@ impl Wire for Hdr {
         match self {
             Hdr::Data { deps } => {
                 w.put_u8(0);
-                w.put_var(deps.len() as u64);
-                for &(r, d) in deps {
-                    w.put_var(r.0 as u64);
-                    w.put_var(d);
-                }
+                put_pairs(w, deps);
             }
             Hdr::Unrel => w.put_u8(1),
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
         match r.u8()? {
-            0 => {
-                let n = r.var()?;
-                // Each entry takes at least two bytes: a count beyond the bytes left is a lie.
-                if n.saturating_mul(2) > r.remaining() as u64 {
-                    return Err(WireError::BadValue);
-                }
-                let mut deps = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    let rank = u16::try_from(r.var()?).map_err(|_| WireError::BadValue)?;
-                    deps.push((Rank(rank), r.var()?));
-                }
-                Ok(Hdr::Data { deps })
-            }
+            // At most one entry per member of the largest view (`Rank` is a u16).
+            0 => Ok(Hdr::Data { deps: get_pairs(r, u16::MAX as usize + 1)? }),
             1 => Ok(Hdr::Unrel),
             _ => Err(WireError::BadTag),
         }
@@ -123,7 +105,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { safe: false, mem: 8 << 20, mem_all: 64 << 20, test_ignore_deps: false }
+        Config { safe: false, mem: MEM, mem_all: MEM_ALL, test_ignore_deps: false }
     }
 }
 
@@ -132,14 +114,8 @@ pub fn register(r: &mut Registry) {
         "causal",
         "causal order: vector timestamps, only the entries that changed on the wire",
         |a: &mut Args| {
-            let d = Config::default();
-            let cfg = Config {
-                safe: a.get("safe", 0u8)? != 0,
-                mem: a.get("mem", d.mem)?,
-                mem_all: a.get("mem_all", d.mem_all)?,
-                ..d
-            };
-            Ok(Box::new(Causal::new(cfg)))
+            let (safe, mem, mem_all) = spec_args(a)?;
+            Ok(Box::new(Causal::new(Config { safe, mem, mem_all, ..Config::default() })))
         },
     );
 }

@@ -46,11 +46,52 @@ pub mod sequencer;
 use std::collections::VecDeque;
 use thoth_stack::budget::MSG_OVERHEAD;
 use thoth_stack::msg::COMPACT_SLACK;
-use thoth_stack::{Budget, Msg, Rank, Registry};
+use thoth_stack::wire::var_len;
+use thoth_stack::{Args, Budget, Msg, Rank, Reader, Registry, WireError, Writer};
 
 pub fn register(r: &mut Registry) {
     causal::register(r);
     sequencer::register(r);
+}
+
+/// Bytes held per sender by default (`mem`): four times the flow control's default credit per
+/// sender, which bounds what an honest sender has in flight here.
+pub const MEM: usize = 8 << 20;
+/// Bytes held in all by default (`mem_all`).
+pub const MEM_ALL: usize = 64 << 20;
+
+/// The parameters every ordering layer's spec takes: `safe` (0 or 1), `mem`, `mem_all`.
+pub fn spec_args(a: &mut Args) -> Result<(bool, usize, usize), String> {
+    Ok((a.get("safe", 0u8)? != 0, a.get("mem", MEM)?, a.get("mem_all", MEM_ALL)?))
+}
+
+/// The wire form of a list of (rank, number) pairs (decisions, vector entries): a varint
+/// count, then a varint rank and a varint number per pair.
+pub fn pairs_len(v: &[(Rank, u64)]) -> usize {
+    var_len(v.len() as u64) + v.iter().map(|&(r, n)| var_len(r.0 as u64) + var_len(n)).sum::<usize>()
+}
+
+pub fn put_pairs(w: &mut Writer<'_>, v: &[(Rank, u64)]) {
+    w.put_var(v.len() as u64);
+    for &(r, n) in v {
+        w.put_var(r.0 as u64);
+        w.put_var(n);
+    }
+}
+
+/// Reads a list of at most `max` pairs; a count beyond `max`, or beyond the bytes left (a
+/// pair takes at least two), and a rank past `u16` are `BadValue`.
+pub fn get_pairs(r: &mut Reader<'_>, max: usize) -> Result<Vec<(Rank, u64)>, WireError> {
+    let n = r.var()?;
+    if n > max as u64 || n.saturating_mul(2) > r.remaining() as u64 {
+        return Err(WireError::BadValue);
+    }
+    let mut v = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let rank = u16::try_from(r.var()?).map_err(|_| WireError::BadValue)?;
+        v.push((Rank(rank), r.var()?));
+    }
+    Ok(v)
 }
 
 /// The casts a member holds for the order, per sender, each with what the algorithm keeps

@@ -53,9 +53,8 @@
 //! `Config::test_leftovers_by_arrival`; the model also a safe delivery that ignores
 //! stability.
 
-use super::Held;
+use super::{Held, MEM, MEM_ALL, get_pairs, pairs_len, put_pairs, spec_args};
 use std::collections::VecDeque;
-use thoth_stack::wire::var_len;
 use thoth_stack::{Args, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up, Wire, WireError, Writer};
 
 /// Most runs in one `Order` message (about 1 KiB at most of decisions per message).
@@ -79,9 +78,7 @@ impl Wire for Hdr {
     fn encoded_len(&self) -> usize {
         1 + match self {
             Hdr::Data | Hdr::Unrel => 0,
-            Hdr::Order { runs } => {
-                var_len(runs.len() as u64) + runs.iter().map(|&(r, c)| var_len(r.0 as u64) + var_len(c)).sum::<usize>()
-            }
+            Hdr::Order { runs } => pairs_len(runs),
         }
     }
     fn encode(&self, w: &mut Writer<'_>) {
@@ -90,11 +87,7 @@ impl Wire for Hdr {
             Hdr::Unrel => w.put_u8(1),
             Hdr::Order { runs } => {
                 w.put_u8(2);
-                w.put_var(runs.len() as u64);
-                for &(r, c) in runs {
-                    w.put_var(r.0 as u64);
-                    w.put_var(c);
-                }
+                put_pairs(w, runs);
             }
         }
     }
@@ -102,19 +95,7 @@ impl Wire for Hdr {
         match r.u8()? {
             0 => Ok(Hdr::Data),
             1 => Ok(Hdr::Unrel),
-            2 => {
-                let n = r.var()?;
-                // Each run takes at least two bytes: a count beyond the bytes left is a lie.
-                if n > MAX_RUNS as u64 || n.saturating_mul(2) > r.remaining() as u64 {
-                    return Err(WireError::BadValue);
-                }
-                let mut runs = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    let rank = u16::try_from(r.var()?).map_err(|_| WireError::BadValue)?;
-                    runs.push((Rank(rank), r.var()?));
-                }
-                Ok(Hdr::Order { runs })
-            }
+            2 => Ok(Hdr::Order { runs: get_pairs(r, MAX_RUNS)? }),
             _ => Err(WireError::BadTag),
         }
     }
@@ -132,20 +113,14 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Config {
-        Config { safe: false, mem: 8 << 20, mem_all: 64 << 20, test_leftovers_by_arrival: false }
+        Config { safe: false, mem: MEM, mem_all: MEM_ALL, test_leftovers_by_arrival: false }
     }
 }
 
 pub fn register(r: &mut Registry) {
     r.register("sequencer", "total order: a fixed sequencer orders casts sent straight to all", |a: &mut Args| {
-        let d = Config::default();
-        let cfg = Config {
-            safe: a.get("safe", 0u8)? != 0,
-            mem: a.get("mem", d.mem)?,
-            mem_all: a.get("mem_all", d.mem_all)?,
-            ..d
-        };
-        Ok(Box::new(Sequencer::new(cfg)))
+        let (safe, mem, mem_all) = spec_args(a)?;
+        Ok(Box::new(Sequencer::new(Config { safe, mem, mem_all, ..Config::default() })))
     });
 }
 

@@ -355,6 +355,45 @@ impl World {
         }
     }
 
+    /// The chaos workload of the property runs: every directed link between `nodes` gets its
+    /// own faults (`faulty_link`, up to 10 % loss); then until `base + [0, spread)` ms every
+    /// node casts at each 20 ms tick with a per-run probability (every tick for 300 ms after
+    /// a fault: storms during view changes), and about every 500 ms `fault` strikes. When
+    /// the workload ended.
+    pub fn chaos(
+        &mut self,
+        r: &mut Rng,
+        nodes: &mut Vec<NodeId>,
+        (base, spread): (u64, u64),
+        mut fault: impl FnMut(&mut World, &mut Rng, &mut Vec<NodeId>),
+    ) -> Time {
+        for &a in nodes.iter() {
+            for &b in nodes.iter() {
+                if a != b {
+                    let l = faulty_link(r, 0.10);
+                    self.sim.set_link(a, b, l);
+                }
+            }
+        }
+        let rate = 0.05 + r.unit() * 0.5;
+        let end = at(ms(base + r.below(spread)));
+        let mut storm_until = Time::ZERO;
+        while self.now() < end {
+            let p = if self.now() < storm_until { 1.0 } else { rate };
+            for &x in nodes.iter() {
+                if r.chance(p) {
+                    self.cast(x);
+                }
+            }
+            if r.chance(0.04) {
+                storm_until = self.now() + ms(300);
+                fault(self, r, nodes);
+            }
+            self.run_for(ms(20));
+        }
+        end
+    }
+
     /// Every partition and cut healed, and every link between `nodes` perfect.
     pub fn heal(&mut self, nodes: &[NodeId]) {
         self.sim.heal_all();
