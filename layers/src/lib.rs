@@ -4,7 +4,7 @@
 //! provides, the events it generates, and how it is tested. `registry()` holds every layer
 //! a stack spec may name; `bare` (frame and CRC, no layers) is always there.
 //!
-//! Still to come (see the README): the token and Lamport total orders, and security.
+//! Still to come (see the README): the Lamport total order, and security.
 #![forbid(unsafe_code)]
 
 use thoth_stack::Registry;
@@ -34,6 +34,7 @@ pub fn registry() -> Registry {
     order::register(&mut r);
     r.register_stack("reliable", "the default reliable stack", RELIABLE);
     r.register_stack("reliable_total", "the reliable stack with total order by a sequencer", RELIABLE_TOTAL);
+    r.register_stack("reliable_token", "the reliable stack with total order by a rotating token", RELIABLE_TOKEN);
     r.register_stack("reliable_causal", "the reliable stack with causal order", RELIABLE_CAUSAL);
     r
 }
@@ -42,6 +43,10 @@ pub fn registry() -> Registry {
 /// `stable` (its count of casts is the reliable layer's, see `order`) and below flow control,
 /// which then grants credit for what it delivered. Registered as `reliable_total`.
 pub const RELIABLE_TOTAL: &str = "frag:flow:sequencer:stable:nak:pt2pt:pack";
+
+/// The reliable stack with total order by a rotating token, top first (the ordering layer
+/// where `RELIABLE_TOTAL` has it). Registered as `reliable_token`.
+pub const RELIABLE_TOKEN: &str = "frag:flow:token:stable:nak:pt2pt:pack";
 
 /// The reliable stack with causal order, top first (the ordering layer where
 /// `RELIABLE_TOTAL` has it). Registered as `reliable_causal`.

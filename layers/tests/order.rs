@@ -16,6 +16,9 @@
 //! - at a cut, member 1 applies the decisions it got, passing over casts that never came,
 //!   then delivers the rest by rank and FIFO order, then passes the cut up.
 //!
+//! `causal` and `token`: three real instances over a network the fuzzer schedules (see
+//! each test).
+//!
 //! Duplicates and retransmissions never reach an ordering layer: the reliable layer below
 //! turns them into exactly-once FIFO delivery (its own models are in `tests/nak.rs`), and the
 //! two together run over duplicating, reordering, lossy links in the simulated groups of
@@ -335,6 +338,162 @@ fn causal_matches_the_model() {
         }
         for (r, d) in delivered.iter().enumerate() {
             assert_eq!(d.len(), causes.len(), "member {r} delivered every cast once");
+        }
+    });
+}
+
+/// One step of the token model.
+#[derive(Debug, bolero::generator::TypeGenerator)]
+enum TokenStep {
+    /// Member `.0 % 3`'s application casts.
+    Cast(u8),
+    /// Member `to % 3` takes the next message `from % 3` sent it.
+    Take { to: u8, from: u8 },
+    /// Member `.0 % 3` ends its turn (the token moves on, if it holds it).
+    EndTurn(u8),
+    /// A millisecond passes (a member waiting for the token asks again after `want_ms`).
+    Tick,
+}
+
+/// `token`: three real instances; the network carries each member's casts to every member
+/// (itself included) and its sends to their target, each sender's in FIFO order, whenever
+/// the fuzzer says, while the fuzzer also picks when members cast and end their turns. The
+/// model: at every step every member's deliveries are a prefix of one sequence (the total
+/// order), each sender's casts in its order; once the network is drained and the turns run
+/// out, every member has delivered every cast.
+#[test]
+fn token_matches_the_model() {
+    use std::collections::VecDeque;
+    use thoth_layers::order::token::{Config, Token};
+    bolero::check!().with_type::<(bool, Vec<TokenStep>)>().for_each(|(safe, steps)| {
+        let cfg = Config { safe: *safe, ..Config::default() };
+        let mut hs: Vec<Harness> = (0..N as u16).map(|r| Harness::new(N as u64, r)).collect();
+        let mut ls: Vec<Token> = (0..N).map(|_| Token::new(cfg.clone())).collect();
+        // net[to][from]: what `from` sent `to`, each with whether it is a reliable cast.
+        let mut net: Vec<Vec<VecDeque<(Up, bool)>>> =
+            (0..N).map(|_| (0..N).map(|_| VecDeque::new()).collect()).collect();
+        let mut taken = vec![vec![0u64; N]; N]; // casts taken[to][from], for stability
+        let mut cast = [0usize; N];
+        let mut got: Vec<Vec<(usize, usize)>> = vec![Vec::new(); N];
+        let mut now = T;
+        // Routes what member `r` emitted; records what it delivered.
+        let route =
+            |r: usize, hs: &mut [Harness], net: &mut [Vec<VecDeque<(Up, bool)>>], got: &mut [Vec<(usize, usize)>]| {
+                let from = Rank(r as u16);
+                for e in hs[r].take_dn() {
+                    match e {
+                        Dn::Cast(m) => {
+                            for q in net.iter_mut() {
+                                q[r].push_back((Up::Cast { from, msg: over_wire(&m) }, true));
+                            }
+                        }
+                        Dn::CastUnrel(m) => {
+                            for q in net.iter_mut() {
+                                q[r].push_back((Up::Cast { from, msg: over_wire(&m) }, false));
+                            }
+                        }
+                        Dn::Send(to, m) => net[to.index()][r].push_back((Up::Send { from, msg: over_wire(&m) }, false)),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                for e in hs[r].take_up() {
+                    if let Up::Cast { from, msg } = e {
+                        let (s, j) = who(&msg.into_payload());
+                        assert_eq!(s, from.index());
+                        got[r].push((s, j));
+                    }
+                }
+            };
+        for r in 0..N {
+            hs[r].init(&mut ls[r], now);
+            route(r, &mut hs, &mut net, &mut got);
+        }
+        let mut take = |to: usize,
+                        from: usize,
+                        now: Time,
+                        hs: &mut [Harness],
+                        ls: &mut [Token],
+                        net: &mut [Vec<VecDeque<(Up, bool)>>],
+                        got: &mut [Vec<(usize, usize)>]| {
+            let Some((ev, reliable_cast)) = net[to][from].pop_front() else { return };
+            hs[to].up(&mut ls[to], now, ev);
+            if reliable_cast && *safe {
+                // Stability as the layer below would report it: what every member has taken.
+                taken[to][from] += 1;
+                let v: Vec<u64> = (0..N).map(|f| (0..N).map(|t| taken[t][f]).min().unwrap_or(0)).collect();
+                for (h, l) in hs.iter_mut().zip(ls.iter_mut()) {
+                    h.up(l, now, Up::Stable(v.clone()));
+                }
+                for r in 0..N {
+                    route(r, hs, net, got);
+                }
+            } else {
+                route(to, hs, net, got);
+            }
+        };
+        let consistent = |got: &[Vec<(usize, usize)>]| {
+            let longest = got.iter().max_by_key(|g| g.len()).expect("three members");
+            for (r, g) in got.iter().enumerate() {
+                assert_eq!(g[..], longest[..g.len()], "member {r}'s deliveries are not a prefix of one order");
+                for s in 0..N {
+                    let mine: Vec<usize> = g.iter().filter(|d| d.0 == s).map(|d| d.1).collect();
+                    assert!(mine.iter().enumerate().all(|(i, &j)| i == j), "member {r}: sender {s} out of FIFO order");
+                }
+            }
+        };
+        for st in steps.iter().take(300) {
+            match *st {
+                TokenStep::Cast(a) => {
+                    let a = a as usize % N;
+                    hs[a].dn(&mut ls[a], now, Dn::Cast(Msg::new(body(a, cast[a]))));
+                    cast[a] += 1;
+                    route(a, &mut hs, &mut net, &mut got);
+                }
+                TokenStep::Take { to, from } => {
+                    take(to as usize % N, from as usize % N, now, &mut hs, &mut ls, &mut net, &mut got)
+                }
+                TokenStep::EndTurn(a) => {
+                    let a = a as usize % N;
+                    hs[a].end_turn(&mut ls[a], now);
+                    route(a, &mut hs, &mut net, &mut got);
+                }
+                TokenStep::Tick => {
+                    now += Duration::from_millis(1);
+                    for r in 0..N {
+                        if ls[r].poll_timeout().is_some_and(|t| t <= now) {
+                            hs[r].timeout(&mut ls[r], now);
+                            route(r, &mut hs, &mut net, &mut got);
+                        }
+                    }
+                }
+            }
+            consistent(&got);
+        }
+        // Drain: turns, timers and the network until nothing moves (bounded).
+        let total: usize = cast.iter().sum();
+        for _ in 0..10_000 {
+            if got.iter().all(|g| g.len() == total) {
+                break;
+            }
+            now += Duration::from_millis(5);
+            for r in 0..N {
+                hs[r].end_turn(&mut ls[r], now);
+                if ls[r].poll_timeout().is_some_and(|t| t <= now) {
+                    hs[r].timeout(&mut ls[r], now);
+                }
+                route(r, &mut hs, &mut net, &mut got);
+            }
+            for to in 0..N {
+                for from in 0..N {
+                    while !net[to][from].is_empty() {
+                        take(to, from, now, &mut hs, &mut ls, &mut net, &mut got);
+                    }
+                }
+            }
+        }
+        consistent(&got);
+        for (r, g) in got.iter().enumerate() {
+            assert_eq!(g.len(), total, "member {r} delivered every cast once the network drained");
         }
     });
 }

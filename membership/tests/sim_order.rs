@@ -31,7 +31,7 @@
 mod common;
 
 use common::*;
-use thoth_layers::order::{causal, sequencer};
+use thoth_layers::order::{causal, sequencer, token};
 use thoth_membership::gms;
 use thoth_stack::sim::check_seeds;
 use thoth_stack::{Duration, EndpointId, Event, Rng};
@@ -39,14 +39,23 @@ use thoth_stack::{Duration, EndpointId, Event, Rng};
 const BOUND: Duration = Duration::from_secs(10);
 const CHAOS_SEEDS: u64 = 600;
 
-/// Crashes the sequencer of the view the first live node is in, if another node stays up.
-fn crash_sequencer(w: &mut World) {
+/// Crashes the member that orders (if another node stays up): the token's holder when one
+/// says it holds it, else the rank 0 (the sequencer) of the view the first live node is in.
+fn crash_orderer(w: &mut World) {
     let live = w.live();
+    if live.len() < 2 {
+        return;
+    }
+    let holds = |w: &World, n| {
+        let dump = w.sim.endpoint(n).map(|e| e.dump()).unwrap_or_default();
+        dump.iter().any(|d| d.layer == "token" && d.state.starts_with("holding true"))
+    };
+    if let Some(&n) = live.iter().find(|&&n| holds(w, n)) {
+        return w.crash(n);
+    }
     let Some(v) = live.first().and_then(|&n| w.view(n)) else { return };
     let Some(&EndpointId(id)) = v.members.first() else { return };
-    if let Some(&n) = live.iter().find(|&&n| w.id(n).0 == id)
-        && live.len() > 1
-    {
+    if let Some(&n) = live.iter().find(|&&n| w.id(n).0 == id) {
         w.crash(n);
     }
 }
@@ -59,6 +68,7 @@ fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
     let safe = r.chance(0.33);
     w.order = Some(match order {
         Order::Total(c) => Order::Total(sequencer::Config { safe: c.safe || safe, ..c }),
+        Order::Token(c) => Order::Token(token::Config { safe: c.safe || safe, ..c }),
         Order::Causal(c) => Order::Causal(causal::Config { safe: c.safe || safe, ..c }),
     });
     if r.chance(0.2) {
@@ -67,7 +77,7 @@ fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
     let mut nodes = w.add_many(n);
     let end = w.chaos(&mut r, &mut nodes, (4000, 3000), |w, r, nodes| {
         if r.chance(0.33) {
-            crash_sequencer(w);
+            crash_orderer(w);
         } else {
             w.fault(r, nodes, true);
         }
@@ -110,6 +120,13 @@ fn chaos_total_order_with_safe_delivery_is_uniform() {
 }
 
 #[test]
+fn chaos_token_total_order_holds_across_view_changes() {
+    check_seeds("chaos_token_total_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
+        chaos(seed, Order::Token(token::Config::default())).1
+    });
+}
+
+#[test]
 fn chaos_causal_order_holds_across_view_changes() {
     check_seeds("chaos_causal_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
         chaos(seed, Order::Causal(causal::Config::default())).1
@@ -144,6 +161,18 @@ fn planted_leftovers_by_arrival_is_caught_by_the_harness_and_by_chk_total() {
         errs
     };
     let (seed, first) = expect_caught(total(bug), check, "chk_total");
+    eprintln!("planted bug caught at seed {seed}: {first}");
+}
+
+#[test]
+fn planted_token_cut_by_arrival_is_caught_by_the_harness_and_by_chk_total() {
+    let bug = token::Config { test_cut_by_arrival: true, ..token::Config::default() };
+    let check = |seed: u64, segs: &[Seg], _: &World| {
+        let mut errs = Vec::new();
+        check_total(seed, segs, &mut errs);
+        errs
+    };
+    let (seed, first) = expect_caught(Order::Token(bug), check, "chk_total");
     eprintln!("planted bug caught at seed {seed}: {first}");
 }
 

@@ -1,5 +1,5 @@
-//! The ordering layers (causal order: `causal`; total order: `sequencer`) and what they
-//! share.
+//! The ordering layers (causal order: `causal`; total order: `sequencer`, `token`) and
+//! what they share.
 //!
 //! An ordering layer sits above the reliable FIFO multicast and below flow control and
 //! fragmentation (`frag:flow:sequencer:stable:nak:pt2pt:pack`, the named stack `total`
@@ -42,6 +42,7 @@
 
 pub mod causal;
 pub mod sequencer;
+pub mod token;
 
 use std::collections::VecDeque;
 use thoth_stack::budget::MSG_OVERHEAD;
@@ -52,6 +53,7 @@ use thoth_stack::{Args, Budget, Msg, Rank, Reader, Registry, WireError, Writer};
 pub fn register(r: &mut Registry) {
     causal::register(r);
     sequencer::register(r);
+    token::register(r);
 }
 
 /// Bytes held per sender by default (`mem`): four times the flow control's default credit per

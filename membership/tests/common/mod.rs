@@ -32,6 +32,7 @@ use thoth_layers::debug::chk_total::ChkTotal;
 use thoth_layers::debug::chk_vsync::ChkVsync;
 use thoth_layers::order::causal::{self, Causal};
 use thoth_layers::order::sequencer::{self, Sequencer};
+use thoth_layers::order::token::{self, Token};
 use thoth_membership::gms::{self, Gms};
 use thoth_stack::Rng;
 use thoth_stack::sim::{Link, NodeId, Sim};
@@ -51,6 +52,7 @@ pub fn at(d: Duration) -> Time {
 #[derive(Clone, Debug)]
 pub enum Order {
     Total(sequencer::Config),
+    Token(token::Config),
     Causal(causal::Config),
 }
 
@@ -58,6 +60,7 @@ impl Order {
     pub fn safe(&self) -> bool {
         match self {
             Order::Total(c) => c.safe,
+            Order::Token(c) => c.safe,
             Order::Causal(c) => c.safe,
         }
     }
@@ -73,7 +76,7 @@ pub fn stack(cfg: &gms::Config, reliable: &str, order: Option<&Order>) -> Stack 
     let registry = thoth_layers::registry();
     let mut b = Stack::builder().push(ChkVsync::new());
     match order {
-        Some(Order::Total(_)) => b = b.push(ChkTotal::new()),
+        Some(Order::Total(_) | Order::Token(_)) => b = b.push(ChkTotal::new()),
         Some(Order::Causal(_)) => b = b.push(ChkCausal::new()),
         None => {}
     }
@@ -83,6 +86,7 @@ pub fn stack(cfg: &gms::Config, reliable: &str, order: Option<&Order>) -> Stack 
         let at = below.iter().position(|l| l.name() == "stable").expect("the reliable layers have `stable`");
         let layer: Box<dyn thoth_stack::Layer> = match o {
             Order::Total(c) => Box::new(Sequencer::new(c.clone())),
+            Order::Token(c) => Box::new(Token::new(c.clone())),
             Order::Causal(c) => Box::new(Causal::new(c.clone())),
         };
         below.insert(at, layer);
@@ -715,7 +719,7 @@ impl World {
             check_primary(seed, &segs, self.now(), &mut errs);
         }
         match &self.order {
-            Some(Order::Total(_)) => check_total(seed, &segs, &mut errs),
+            Some(Order::Total(_) | Order::Token(_)) => check_total(seed, &segs, &mut errs),
             Some(Order::Causal(_)) => check_causal(seed, &segs, &self.causes_of_all(), &mut errs),
             None => {}
         }
