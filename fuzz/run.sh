@@ -7,7 +7,8 @@
 #
 # Targets are the tests of this package (`thoth-fuzz`): `order::sequencer_matches_the_model`
 # (the default: 60 s of the sequencer against its model, `layers/tests/order.rs`),
-# `order::causal_matches_the_model`, `order::token_matches_the_model`, and those of
+# `order::causal_matches_the_model`, `order::token_matches_the_model`,
+# `order::lamport_matches_the_model`, and those of
 # `datagram.rs`; e.g.
 #   fuzz/run.sh 120 order::causal_matches_the_model
 # Installs cargo-bolero (libFuzzer engine only, built from crates.io) into target/tools the

@@ -4,7 +4,7 @@
 //! provides, the events it generates, and how it is tested. `registry()` holds every layer
 //! a stack spec may name; `bare` (frame and CRC, no layers) is always there.
 //!
-//! Still to come (see the README): the Lamport total order, and security.
+//! Still to come (see the README): security.
 #![forbid(unsafe_code)]
 
 use thoth_stack::Registry;
@@ -35,6 +35,7 @@ pub fn registry() -> Registry {
     r.register_stack("reliable", "the default reliable stack", RELIABLE);
     r.register_stack("reliable_total", "the reliable stack with total order by a sequencer", RELIABLE_TOTAL);
     r.register_stack("reliable_token", "the reliable stack with total order by a rotating token", RELIABLE_TOKEN);
+    r.register_stack("reliable_lamport", "the reliable stack with total order by Lamport timestamps", RELIABLE_LAMPORT);
     r.register_stack("reliable_causal", "the reliable stack with causal order", RELIABLE_CAUSAL);
     r
 }
@@ -47,6 +48,10 @@ pub const RELIABLE_TOTAL: &str = "frag:flow:sequencer:stable:nak:pt2pt:pack";
 /// The reliable stack with total order by a rotating token, top first (the ordering layer
 /// where `RELIABLE_TOTAL` has it). Registered as `reliable_token`.
 pub const RELIABLE_TOKEN: &str = "frag:flow:token:stable:nak:pt2pt:pack";
+
+/// The reliable stack with total order by Lamport timestamps, top first (the ordering
+/// layer where `RELIABLE_TOTAL` has it). Registered as `reliable_lamport`.
+pub const RELIABLE_LAMPORT: &str = "frag:flow:lamport:stable:nak:pt2pt:pack";
 
 /// The reliable stack with causal order, top first (the ordering layer where
 /// `RELIABLE_TOTAL` has it). Registered as `reliable_causal`.

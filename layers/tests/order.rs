@@ -342,9 +342,9 @@ fn causal_matches_the_model() {
     });
 }
 
-/// One step of the token model.
+/// One step of the network models (`token`, `lamport`).
 #[derive(Debug, bolero::generator::TypeGenerator)]
-enum TokenStep {
+enum NetStep {
     /// Member `.0 % 3`'s application casts.
     Cast(u8),
     /// Member `to % 3` takes the next message `from % 3` sent it.
@@ -355,20 +355,35 @@ enum TokenStep {
     Tick,
 }
 
-/// `token`: three real instances; the network carries each member's casts to every member
-/// (itself included) and its sends to their target, each sender's in FIFO order, whenever
-/// the fuzzer says, while the fuzzer also picks when members cast and end their turns. The
-/// model: at every step every member's deliveries are a prefix of one sequence (the total
-/// order), each sender's casts in its order; once the network is drained and the turns run
-/// out, every member has delivered every cast.
+/// `token`: see `total_order_model`.
 #[test]
 fn token_matches_the_model() {
-    use std::collections::VecDeque;
     use thoth_layers::order::token::{Config, Token};
-    bolero::check!().with_type::<(bool, Vec<TokenStep>)>().for_each(|(safe, steps)| {
-        let cfg = Config { safe: *safe, ..Config::default() };
+    bolero::check!().with_type::<(bool, Vec<NetStep>)>().for_each(|(safe, steps)| {
+        total_order_model(*safe, steps, || Token::new(Config { safe: *safe, ..Config::default() }))
+    });
+}
+
+/// `lamport`: see `total_order_model`.
+#[test]
+fn lamport_matches_the_model() {
+    use thoth_layers::order::lamport::{Config, Lamport};
+    bolero::check!().with_type::<(bool, Vec<NetStep>)>().for_each(|(safe, steps)| {
+        total_order_model(*safe, steps, || Lamport::new(Config { safe: *safe, ..Config::default() }))
+    });
+}
+
+/// A total-order layer in three real instances; the network carries each member's casts
+/// to every member (itself included) and its sends to their target, each sender's in FIFO
+/// order, whenever the fuzzer says, while the fuzzer also picks when members cast, end their
+/// turns and when time passes. The model: at every step every member's deliveries are a
+/// prefix of one sequence (the total order), each sender's casts in its order; once the
+/// network is drained and the turns run out, every member has delivered every cast.
+fn total_order_model<L: Layer>(safe: bool, steps: &[NetStep], make: impl Fn() -> L) {
+    use std::collections::VecDeque;
+    {
         let mut hs: Vec<Harness> = (0..N as u16).map(|r| Harness::new(N as u64, r)).collect();
-        let mut ls: Vec<Token> = (0..N).map(|_| Token::new(cfg.clone())).collect();
+        let mut ls: Vec<L> = (0..N).map(|_| make()).collect();
         // net[to][from]: what `from` sent `to`, each with whether it is a reliable cast.
         let mut net: Vec<Vec<VecDeque<(Up, bool)>>> =
             (0..N).map(|_| (0..N).map(|_| VecDeque::new()).collect()).collect();
@@ -412,12 +427,12 @@ fn token_matches_the_model() {
                         from: usize,
                         now: Time,
                         hs: &mut [Harness],
-                        ls: &mut [Token],
+                        ls: &mut [L],
                         net: &mut [Vec<VecDeque<(Up, bool)>>],
                         got: &mut [Vec<(usize, usize)>]| {
             let Some((ev, reliable_cast)) = net[to][from].pop_front() else { return };
             hs[to].up(&mut ls[to], now, ev);
-            if reliable_cast && *safe {
+            if reliable_cast && safe {
                 // Stability as the layer below would report it: what every member has taken.
                 taken[to][from] += 1;
                 let v: Vec<u64> = (0..N).map(|f| (0..N).map(|t| taken[t][f]).min().unwrap_or(0)).collect();
@@ -443,21 +458,21 @@ fn token_matches_the_model() {
         };
         for st in steps.iter().take(300) {
             match *st {
-                TokenStep::Cast(a) => {
+                NetStep::Cast(a) => {
                     let a = a as usize % N;
                     hs[a].dn(&mut ls[a], now, Dn::Cast(Msg::new(body(a, cast[a]))));
                     cast[a] += 1;
                     route(a, &mut hs, &mut net, &mut got);
                 }
-                TokenStep::Take { to, from } => {
+                NetStep::Take { to, from } => {
                     take(to as usize % N, from as usize % N, now, &mut hs, &mut ls, &mut net, &mut got)
                 }
-                TokenStep::EndTurn(a) => {
+                NetStep::EndTurn(a) => {
                     let a = a as usize % N;
                     hs[a].end_turn(&mut ls[a], now);
                     route(a, &mut hs, &mut net, &mut got);
                 }
-                TokenStep::Tick => {
+                NetStep::Tick => {
                     now += Duration::from_millis(1);
                     for r in 0..N {
                         if ls[r].poll_timeout().is_some_and(|t| t <= now) {
@@ -495,5 +510,5 @@ fn token_matches_the_model() {
         for (r, g) in got.iter().enumerate() {
             assert_eq!(g.len(), total, "member {r} delivered every cast once the network drained");
         }
-    });
+    }
 }

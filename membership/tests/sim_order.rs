@@ -31,7 +31,7 @@
 mod common;
 
 use common::*;
-use thoth_layers::order::{causal, sequencer, token};
+use thoth_layers::order::{causal, lamport, sequencer, token};
 use thoth_membership::gms;
 use thoth_stack::sim::check_seeds;
 use thoth_stack::{Duration, EndpointId, Event, Rng};
@@ -69,6 +69,7 @@ fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
     w.order = Some(match order {
         Order::Total(c) => Order::Total(sequencer::Config { safe: c.safe || safe, ..c }),
         Order::Token(c) => Order::Token(token::Config { safe: c.safe || safe, ..c }),
+        Order::Lamport(c) => Order::Lamport(lamport::Config { safe: c.safe || safe, ..c }),
         Order::Causal(c) => Order::Causal(causal::Config { safe: c.safe || safe, ..c }),
     });
     if r.chance(0.2) {
@@ -127,6 +128,13 @@ fn chaos_token_total_order_holds_across_view_changes() {
 }
 
 #[test]
+fn chaos_lamport_total_order_holds_across_view_changes() {
+    check_seeds("chaos_lamport_total_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
+        chaos(seed, Order::Lamport(lamport::Config::default())).1
+    });
+}
+
+#[test]
 fn chaos_causal_order_holds_across_view_changes() {
     check_seeds("chaos_causal_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
         chaos(seed, Order::Causal(causal::Config::default())).1
@@ -173,6 +181,18 @@ fn planted_token_cut_by_arrival_is_caught_by_the_harness_and_by_chk_total() {
         errs
     };
     let (seed, first) = expect_caught(Order::Token(bug), check, "chk_total");
+    eprintln!("planted bug caught at seed {seed}: {first}");
+}
+
+#[test]
+fn planted_lamport_deliver_early_is_caught_by_the_harness_and_by_chk_total() {
+    let bug = lamport::Config { test_deliver_early: true, ..lamport::Config::default() };
+    let check = |seed: u64, segs: &[Seg], _: &World| {
+        let mut errs = Vec::new();
+        check_total(seed, segs, &mut errs);
+        errs
+    };
+    let (seed, first) = expect_caught(Order::Lamport(bug), check, "chk_total");
     eprintln!("planted bug caught at seed {seed}: {first}");
 }
 

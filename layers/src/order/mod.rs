@@ -1,5 +1,5 @@
-//! The ordering layers (causal order: `causal`; total order: `sequencer`, `token`) and
-//! what they share.
+//! The ordering layers (causal order: `causal`; total order: `sequencer`, `token`,
+//! `lamport`) and what they share.
 //!
 //! An ordering layer sits above the reliable FIFO multicast and below flow control and
 //! fragmentation (`frag:flow:sequencer:stable:nak:pt2pt:pack`, the named stack `total`
@@ -41,6 +41,7 @@
 //! algorithm keeps of it, a byte budget, and the stability vector.
 
 pub mod causal;
+pub mod lamport;
 pub mod sequencer;
 pub mod token;
 
@@ -52,6 +53,7 @@ use thoth_stack::{Args, Budget, Msg, Rank, Reader, Registry, WireError, Writer};
 
 pub fn register(r: &mut Registry) {
     causal::register(r);
+    lamport::register(r);
     sequencer::register(r);
     token::register(r);
 }

@@ -31,6 +31,7 @@ use thoth_layers::debug::chk_causal::ChkCausal;
 use thoth_layers::debug::chk_total::ChkTotal;
 use thoth_layers::debug::chk_vsync::ChkVsync;
 use thoth_layers::order::causal::{self, Causal};
+use thoth_layers::order::lamport::{self, Lamport};
 use thoth_layers::order::sequencer::{self, Sequencer};
 use thoth_layers::order::token::{self, Token};
 use thoth_membership::gms::{self, Gms};
@@ -53,6 +54,7 @@ pub fn at(d: Duration) -> Time {
 pub enum Order {
     Total(sequencer::Config),
     Token(token::Config),
+    Lamport(lamport::Config),
     Causal(causal::Config),
 }
 
@@ -61,6 +63,7 @@ impl Order {
         match self {
             Order::Total(c) => c.safe,
             Order::Token(c) => c.safe,
+            Order::Lamport(c) => c.safe,
             Order::Causal(c) => c.safe,
         }
     }
@@ -76,7 +79,7 @@ pub fn stack(cfg: &gms::Config, reliable: &str, order: Option<&Order>) -> Stack 
     let registry = thoth_layers::registry();
     let mut b = Stack::builder().push(ChkVsync::new());
     match order {
-        Some(Order::Total(_) | Order::Token(_)) => b = b.push(ChkTotal::new()),
+        Some(Order::Total(_) | Order::Token(_) | Order::Lamport(_)) => b = b.push(ChkTotal::new()),
         Some(Order::Causal(_)) => b = b.push(ChkCausal::new()),
         None => {}
     }
@@ -87,6 +90,7 @@ pub fn stack(cfg: &gms::Config, reliable: &str, order: Option<&Order>) -> Stack 
         let layer: Box<dyn thoth_stack::Layer> = match o {
             Order::Total(c) => Box::new(Sequencer::new(c.clone())),
             Order::Token(c) => Box::new(Token::new(c.clone())),
+            Order::Lamport(c) => Box::new(Lamport::new(c.clone())),
             Order::Causal(c) => Box::new(Causal::new(c.clone())),
         };
         below.insert(at, layer);
@@ -719,7 +723,7 @@ impl World {
             check_primary(seed, &segs, self.now(), &mut errs);
         }
         match &self.order {
-            Some(Order::Total(_) | Order::Token(_)) => check_total(seed, &segs, &mut errs),
+            Some(Order::Total(_) | Order::Token(_) | Order::Lamport(_)) => check_total(seed, &segs, &mut errs),
             Some(Order::Causal(_)) => check_causal(seed, &segs, &self.causes_of_all(), &mut errs),
             None => {}
         }
