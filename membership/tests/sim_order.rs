@@ -1,14 +1,15 @@
 //! Chaos property runs of groups with an ordering layer in the simulator
-//! (`chk_vsync:chk_total:gms:heartbeat:` the reliable layers with `sequencer` above `stable`;
-//! the same with `chk_causal` and `causal`): total or causal order, FIFO, exactly once, no
-//! loss among survivors, virtual synchrony, across crashes of the sequencer and of any
-//! member, partitions, cuts, leaves and joins during traffic.
+//! (`chk_vsync:chk_total:gms:heartbeat:` the reliable layers with `sequencer`, `token` or
+//! `lamport` above `stable`; the same with `chk_causal` and `causal`): total or causal
+//! order, FIFO, exactly once, no loss among survivors, virtual synchrony, across crashes of
+//! the sequencer, of the token's holder and of any member, partitions, cuts, leaves and
+//! joins during traffic.
 //!
 //! Each seed: 2 to 8 endpoints join one group; for 4 to 7 s of simulated time they cast at a
 //! per-seed rate (every node at each 20 ms tick for 300 ms after a fault) while faults come
 //! about every 500 ms (`World::fault`, with joins: crashes, restarts, partitions, one-way
-//! cuts, heals, leaves, new members), and a third of the faults crash the view's rank 0 (the
-//! sequencer) itself; every directed link has its own loss (0–10 %), duplication,
+//! cuts, heals, leaves, new members), and a third of the faults crash the member that orders
+//! (the token's holder, else the view's rank 0: the sequencer); every directed link has its own loss (0–10 %), duplication,
 //! reordering and jitter. A third of the runs use safe (uniform) delivery, a fifth cast
 //! 2000-byte payloads (fragmented above the ordering layer). Then everything heals, and:
 //! - the live nodes converge to one view (`BOUND`, as in `sim_vsync.rs`) and each delivers a
@@ -23,10 +24,11 @@
 //!
 //! Seeds: `CHAOS_SEEDS` in CI; `THOTH_SIM_SEEDS=N` runs more, `THOTH_SIM_SEED=S` one (with
 //! `THOTH_DEBUG=1` a failing seed prints every node's events but deliveries). The planted-bug
-//! tests put back a sequencer that delivers what is unordered at the flush in each member's
-//! own arrival order (`sequencer::Config::test_leftovers_by_arrival`) and a causal layer that
-//! ignores causes (`causal::Config::test_ignore_deps`), and expect both the harness's check
-//! and the checker layer to catch each.
+//! tests put back a sequencer and a token layer that deliver what is unordered at the flush
+//! in each member's own arrival order (`test_leftovers_by_arrival`, `test_cut_by_arrival`),
+//! a Lamport layer that delivers without waiting for the clocks (`test_deliver_early`) and a
+//! causal layer that ignores causes (`test_ignore_deps`), and expect both the harness's
+//! check and the checker layer to catch each.
 
 mod common;
 
@@ -101,14 +103,10 @@ fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
     (w, verdict)
 }
 
-fn total(cfg: sequencer::Config) -> Order {
-    Order::Total(cfg)
-}
-
 #[test]
 fn chaos_total_order_holds_across_view_changes() {
     check_seeds("chaos_total_order_holds_across_view_changes", 0..CHAOS_SEEDS, |seed| {
-        chaos(seed, total(sequencer::Config::default())).1
+        chaos(seed, Order::Total(sequencer::Config::default())).1
     });
 }
 
@@ -116,7 +114,7 @@ fn chaos_total_order_holds_across_view_changes() {
 fn chaos_total_order_with_safe_delivery_is_uniform() {
     let safe = sequencer::Config { safe: true, ..sequencer::Config::default() };
     check_seeds("chaos_total_order_with_safe_delivery_is_uniform", 0..CHAOS_SEEDS / 3, |seed| {
-        chaos(seed, total(safe.clone())).1
+        chaos(seed, Order::Total(safe.clone())).1
     });
 }
 
@@ -168,7 +166,7 @@ fn planted_leftovers_by_arrival_is_caught_by_the_harness_and_by_chk_total() {
         check_total(seed, segs, &mut errs);
         errs
     };
-    let (seed, first) = expect_caught(total(bug), check, "chk_total");
+    let (seed, first) = expect_caught(Order::Total(bug), check, "chk_total");
     eprintln!("planted bug caught at seed {seed}: {first}");
 }
 
