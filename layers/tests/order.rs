@@ -19,10 +19,11 @@
 //! `causal` and `token`: three real instances over a network the fuzzer schedules (see
 //! each test).
 //!
-//! Duplicates and retransmissions never reach an ordering layer: the reliable layer below
-//! turns them into exactly-once FIFO delivery (its own models are in `tests/nak.rs`), and the
-//! two together run over duplicating, reordering, lossy links in the simulated groups of
-//! `membership/tests/sim_order.rs`.
+//! Duplicates and retransmissions reach an ordering layer only through the reliable layer
+//! below it, which turns them into exactly-once FIFO delivery: the three total orders also
+//! run with the real `nak` and `pt2pt` below them over a network that loses and duplicates
+//! what the fuzzer says (`total_orders_over_the_reliable_layers_and_a_lossy_network_...`).
+//! The same model without the reliable layers fails there, as it should.
 
 use thoth_layers::order::sequencer::{Config, Sequencer};
 use thoth_stack::testing::{Harness, over_wire};
@@ -353,6 +354,11 @@ enum NetStep {
     EndTurn(u8),
     /// A millisecond passes (a member waiting for the token asks again after `want_ms`).
     Tick,
+    /// The network loses the next message `from % 3` sent `to % 3` (lossy models only; a
+    /// member's own casts come back to it in memory, never lost).
+    Drop { to: u8, from: u8 },
+    /// The network duplicates it (lossy models only; not a member's own).
+    Dup { to: u8, from: u8 },
 }
 
 /// `token`: see `total_order_model`.
@@ -360,7 +366,7 @@ enum NetStep {
 fn token_matches_the_model() {
     use thoth_layers::order::token::{Config, Token};
     bolero::check!().with_type::<(bool, Vec<NetStep>)>().for_each(|(safe, steps)| {
-        total_order_model(*safe, steps, || Token::new(Config { safe: *safe, ..Config::default() }))
+        total_order_model(*safe, false, steps, || Token::new(Config { safe: *safe, ..Config::default() }))
     });
 }
 
@@ -369,7 +375,21 @@ fn token_matches_the_model() {
 fn lamport_matches_the_model() {
     use thoth_layers::order::lamport::{Config, Lamport};
     bolero::check!().with_type::<(bool, Vec<NetStep>)>().for_each(|(safe, steps)| {
-        total_order_model(*safe, steps, || Lamport::new(Config { safe: *safe, ..Config::default() }))
+        total_order_model(*safe, false, steps, || Lamport::new(Config { safe: *safe, ..Config::default() }))
+    });
+}
+
+/// The three total orders with the real reliable layers below them (`nak`, and `pt2pt` for
+/// the token's sends) over a network that also loses and duplicates what the fuzzer says:
+/// duplicates and retransmissions reach the reliable layers, arbitrary arrival orders the
+/// ordering layer, every message through the real encodings of both; see
+/// `total_order_model`.
+#[test]
+fn total_orders_over_the_reliable_layers_and_a_lossy_network_match_the_model() {
+    let registry = thoth_layers::registry();
+    bolero::check!().with_type::<(u8, Vec<NetStep>)>().for_each(|(which, steps)| {
+        let spec = ["sequencer:nak:pt2pt", "token:nak:pt2pt", "lamport:nak:pt2pt"][*which as usize % 3];
+        total_order_model(false, true, steps, || registry.build(spec).expect("a well-formed stack"))
     });
 }
 
@@ -379,7 +399,9 @@ fn lamport_matches_the_model() {
 /// turns and when time passes. The model: at every step every member's deliveries are a
 /// prefix of one sequence (the total order), each sender's casts in its order; once the
 /// network is drained and the turns run out, every member has delivered every cast.
-fn total_order_model<L: Layer>(safe: bool, steps: &[NetStep], make: impl Fn() -> L) {
+/// With `lossy`, the network also loses and duplicates (`Drop`, `Dup`), which only layers
+/// over a reliable layer survive.
+fn total_order_model<L: Layer>(safe: bool, lossy: bool, steps: &[NetStep], make: impl Fn() -> L) {
     use std::collections::VecDeque;
     {
         let mut hs: Vec<Harness> = (0..N as u16).map(|r| Harness::new(N as u64, r)).collect();
@@ -407,7 +429,9 @@ fn total_order_model<L: Layer>(safe: bool, steps: &[NetStep], make: impl Fn() ->
                                 q[r].push_back((Up::Cast { from, msg: over_wire(&m) }, false));
                             }
                         }
-                        Dn::Send(to, m) => net[to.index()][r].push_back((Up::Send { from, msg: over_wire(&m) }, false)),
+                        Dn::Send(to, m) | Dn::SendUnrel(to, m) => {
+                            net[to.index()][r].push_back((Up::Send { from, msg: over_wire(&m) }, false))
+                        }
                         other => panic!("unexpected {other:?}"),
                     }
                 }
@@ -472,6 +496,16 @@ fn total_order_model<L: Layer>(safe: bool, steps: &[NetStep], make: impl Fn() ->
                     hs[a].end_turn(&mut ls[a], now);
                     route(a, &mut hs, &mut net, &mut got);
                 }
+                NetStep::Drop { to, from } if lossy && to % 3 != from % 3 => {
+                    net[to as usize % N][from as usize % N].pop_front();
+                }
+                NetStep::Dup { to, from } if lossy && to % 3 != from % 3 => {
+                    let q = &mut net[to as usize % N][from as usize % N];
+                    if let Some(head) = q.front().cloned() {
+                        q.push_front(head);
+                    }
+                }
+                NetStep::Drop { .. } | NetStep::Dup { .. } => {}
                 NetStep::Tick => {
                     now += Duration::from_millis(1);
                     for r in 0..N {
@@ -507,6 +541,13 @@ fn total_order_model<L: Layer>(safe: bool, steps: &[NetStep], make: impl Fn() ->
             }
         }
         consistent(&got);
+        if got.iter().any(|g| g.len() != total) && std::env::var("THOTH_DEBUG").is_ok() {
+            for (r, l) in ls.iter().enumerate() {
+                let mut d = Vec::new();
+                l.dump(&mut d);
+                eprintln!("member {r} got {} of {total}: {d:?}", got[r].len());
+            }
+        }
         for (r, g) in got.iter().enumerate() {
             assert_eq!(g.len(), total, "member {r} delivered every cast once the network drained");
         }
