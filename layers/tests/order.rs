@@ -553,3 +553,47 @@ fn total_order_model<L: Layer>(safe: bool, lossy: bool, steps: &[NetStep], make:
         }
     }
 }
+
+/// Hostile input: arbitrary bytes as casts and sends from any rank, stability vectors and
+/// cuts of any shape, timers and turn ends, into each ordering layer (with a small budget):
+/// it never panics, and what it holds stays within its budget.
+#[test]
+fn arbitrary_input_into_each_ordering_layer_never_panics_and_stays_bounded() {
+    let registry = thoth_layers::registry();
+    bolero::check!().with_type::<(u8, Vec<(u8, u16, Vec<u8>)>)>().for_each(|(which, inputs)| {
+        let spec = [
+            "sequencer(mem=4096,mem_all=8192)",
+            "token(mem=4096,mem_all=8192)",
+            "lamport(mem=4096,mem_all=8192)",
+            "causal(mem=4096,mem_all=8192)",
+            "sequencer(safe=1,mem=4096,mem_all=8192)",
+            "lamport(safe=1,mem=4096,mem_all=8192)",
+        ][*which as usize % 6];
+        let mut l = registry.layers(spec).expect("a layer").remove(0);
+        let mut h = Harness::new(3, 1);
+        let mut now = T;
+        for (kind, n, bytes) in inputs.iter().take(200) {
+            let from = Rank(*n % 5);
+            let msg = Msg::from_wire(Bytes::from(bytes.clone()));
+            let v: Vec<u64> = bytes.iter().take(4).map(|&b| b as u64).collect();
+            match kind % 8 {
+                0..=2 => h.up(&mut *l, now, Up::Cast { from, msg }),
+                3 => h.up(&mut *l, now, Up::Send { from, msg }),
+                4 => h.up(&mut *l, now, Up::Stable(v)),
+                5 => h.up(&mut *l, now, Up::CutReached(v)),
+                6 => h.end_turn(&mut *l, now),
+                _ => {
+                    now += Duration::from_millis(*n as u64 % 100);
+                    h.timeout(&mut *l, now);
+                }
+            }
+            h.take_up();
+            h.take_dn();
+        }
+        let mut d = Vec::new();
+        l.dump(&mut d);
+        let held = d[0].counter("held").expect("every ordering layer counts what it holds");
+        // 8 KiB in all, each held cast costing at least its overhead (64 bytes).
+        assert!(held <= 8192 / 64, "{spec}: {held} casts held");
+    });
+}
