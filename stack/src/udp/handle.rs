@@ -36,8 +36,9 @@
 //! provisional).
 
 use super::config::FlowPolicy;
-use super::driver::{Driver, DriverStats, Routes};
+use super::driver::{Driver, DriverStats};
 use super::queue::{PushError, Queue};
+use super::routes::Routes;
 use super::socket::Sockets;
 use super::sys::Waker;
 use crate::endpoint::{CastError, Endpoint};

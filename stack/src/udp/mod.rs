@@ -18,7 +18,7 @@
 //! Files: `config` (settings, member ids), `socket` (opening the sockets), `sys` (the only
 //! `unsafe`: sendmmsg / recvmmsg / ppoll / eventfd / forced buffers / own-copy BPF filter /
 //! interface lookup), `queue` and `sync` (the bounded queues and their loom facade),
-//! `driver` (the loop), `handle` (spawn and the application's handle). Linux only.
+//! `routes` (where datagrams go, routes learned), `driver` (the loop), `handle` (spawn and the application's handle). Linux only.
 //!
 //! Tested by the unit tests of each file, `stack/tests/udp.rs` (real sockets on loopback, and
 //! IPv6 inside a network namespace the test creates when the host's `lo` cannot carry IPv6
@@ -31,6 +31,7 @@ mod config;
 mod driver;
 mod handle;
 pub mod queue;
+mod routes;
 mod socket;
 mod sync;
 mod sys;
