@@ -186,7 +186,7 @@ impl Causal {
             }
         }
         self.c.data += 1;
-        self.last[s] = vt.clone();
+        self.last[s].copy_from_slice(&vt);
         if self.done {
             self.c.late += 1;
             return;
@@ -318,6 +318,7 @@ impl Layer for Causal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::testkit::{self as testkit, counter, delivered};
     use thoth_stack::testing::{Harness, over_wire};
     use thoth_stack::wire::{from_slice, to_vec};
     use thoth_stack::{Bytes, Time};
@@ -326,27 +327,7 @@ mod tests {
 
     /// A cast as it arrives: `deps` in the header (empty: no header bytes), `body` after it.
     fn cast(from: u16, deps: &[(u16, u64)], body: &'static [u8]) -> Up {
-        let mut m = Msg::new(Bytes::from_static(body));
-        m.push(&Hdr::Data { deps: deps.iter().map(|&(r, d)| (Rank(r), d)).collect() });
-        m.seal();
-        Up::Cast { from: Rank(from), msg: over_wire(&m) }
-    }
-
-    fn delivered(h: &mut Harness) -> Vec<(u16, Vec<u8>)> {
-        h.take_up()
-            .into_iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg } => Some((from.0, msg.into_payload().to_vec())),
-                Up::CutReached(_) => Some((u16::MAX, Vec::new())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn counter(s: &Causal, name: &str) -> u64 {
-        let mut d = Vec::new();
-        s.dump(&mut d);
-        d[0].counter(name).unwrap()
+        testkit::cast(from, Hdr::Data { deps: deps.iter().map(|&(r, d)| (Rank(r), d)).collect() }, body)
     }
 
     /// The header member `rank`'s layer puts on its next cast.

@@ -329,29 +329,12 @@ impl Layer for Lamport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::testkit::{cast, counter, delivered};
     use thoth_stack::testing::{Harness, over_wire};
     use thoth_stack::wire::{from_slice, to_vec};
     use thoth_stack::{Bytes, Time};
 
     const T: Time = Time::ZERO;
-
-    fn cast(from: u16, hdr: Hdr, body: &'static [u8]) -> Up {
-        let mut m = Msg::new(Bytes::from_static(body));
-        m.push(&hdr);
-        m.seal();
-        Up::Cast { from: Rank(from), msg: over_wire(&m) }
-    }
-
-    fn delivered(h: &mut Harness) -> Vec<(u16, Vec<u8>)> {
-        h.take_up()
-            .into_iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg } => Some((from.0, msg.into_payload().to_vec())),
-                Up::CutReached(_) => Some((u16::MAX, Vec::new())),
-                _ => None,
-            })
-            .collect()
-    }
 
     /// The headers of the casts that went down.
     fn sent(h: &mut Harness) -> Vec<Hdr> {
@@ -366,12 +349,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    fn counter(l: &Lamport, name: &str) -> u64 {
-        let mut d = Vec::new();
-        l.dump(&mut d);
-        d[0].counter(name).unwrap()
     }
 
     #[test]

@@ -107,8 +107,6 @@ pub struct Held<T = ()> {
     /// For each rank, how many of its casts every member holds.
     stable: Vec<u64>,
     budget: Budget,
-    /// Per rank, the datagram its newest held cast is a slice of (0: none).
-    last_datagram: Vec<u32>,
 }
 
 struct Entry<T> {
@@ -128,7 +126,6 @@ impl<T> Held<T> {
             queues: (0..n).map(|_| VecDeque::new()).collect(),
             stable: vec![0; n],
             budget: Budget::new(n, mem, mem_all),
-            last_datagram: vec![0; n],
         }
     }
 
@@ -152,7 +149,8 @@ impl<T> Held<T> {
         let (d, whole, len) = (msg.datagram(), msg.pinned(), msg.len());
         let q = &mut self.queues[r];
         let sliced = d != 0 && whole > 2 * len + COMPACT_SLACK;
-        let moved = sliced && d == self.last_datagram[r] && q.back().is_some_and(|e| e.carry > 0);
+        // The newest held cast carries this datagram (one that carries is never a copy).
+        let moved = sliced && q.back().is_some_and(|e| e.carry > 0 && e.msg.datagram() == d);
         // (the message, the datagram charge it carries, what it costs besides)
         let (msg, carry, charge) = if !sliced {
             (msg, 0, len + own)
@@ -175,7 +173,6 @@ impl<T> Held<T> {
             }
             return false;
         }
-        self.last_datagram[r] = d;
         q.push_back(Entry { idx, msg, cost: charge + carry, carry, extra });
         true
     }
@@ -188,9 +185,6 @@ impl<T> Held<T> {
     /// Takes the oldest cast held from `r`.
     pub fn pop(&mut self, r: usize) -> Option<Msg> {
         let e = self.queues[r].pop_front()?;
-        if self.queues[r].is_empty() {
-            self.last_datagram[r] = 0;
-        }
         self.budget.give(r, e.cost);
         Some(e.msg)
     }
@@ -235,6 +229,46 @@ impl<T> Held<T> {
     /// Casts received per rank.
     pub fn got(&self) -> &[u64] {
         &self.got
+    }
+}
+
+/// What the ordering layers' unit tests share.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use thoth_stack::testing::{Harness, over_wire};
+    use thoth_stack::{Bytes, Layer, Msg, Up, Wire};
+
+    /// What `from` put on the wire as it arrives: header `hdr` (the nothing: no bytes),
+    /// then `body`.
+    pub fn wired<H: Wire>(hdr: H, body: &[u8]) -> Msg {
+        let mut m = Msg::new(Bytes::copy_from_slice(body));
+        m.push(&hdr);
+        m.seal();
+        over_wire(&m)
+    }
+
+    /// A cast of rank `from` as it arrives (see `wired`).
+    pub fn cast<H: Wire>(from: u16, hdr: H, body: &[u8]) -> Up {
+        Up::Cast { from: thoth_stack::Rank(from), msg: wired(hdr, body) }
+    }
+
+    /// What went up: each cast as (rank, body), a `CutReached` as `(u16::MAX, [])`.
+    pub fn delivered(h: &mut Harness) -> Vec<(u16, Vec<u8>)> {
+        h.take_up()
+            .into_iter()
+            .filter_map(|e| match e {
+                Up::Cast { from, msg } => Some((from.0, msg.into_payload().to_vec())),
+                Up::CutReached(_) => Some((u16::MAX, Vec::new())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A counter of the layer's dump.
+    pub fn counter(l: &dyn Layer, name: &str) -> u64 {
+        let mut d = Vec::new();
+        l.dump(&mut d);
+        d[0].counter(name).expect("a counter of the layer")
     }
 }
 

@@ -152,7 +152,6 @@ pub struct Sequencer {
     held: Held,
     /// Decisions received, not yet applied.
     orders: VecDeque<Run>,
-    queued: usize,
     /// The sequencer's decisions of this turn, not sent yet.
     pending: Vec<(Rank, u64)>,
     /// The sequencer still decides (until the flush takes its digest).
@@ -172,7 +171,6 @@ impl Sequencer {
             cfg,
             held: Held::new(0, 0, 0),
             orders: VecDeque::new(),
-            queued: 0,
             pending: Vec::new(),
             deciding: true,
             done: false,
@@ -218,12 +216,11 @@ impl Sequencer {
             return;
         }
         for (r, left) in runs.into_iter().filter(|&(_, n)| n > 0) {
-            if self.queued >= MAX_QUEUED {
+            if self.orders.len() >= MAX_QUEUED {
                 self.c.over_budget += 1;
                 break;
             }
             self.orders.push_back(Run { rank: r.index(), left, at });
-            self.queued += 1;
         }
         self.deliver(cx);
     }
@@ -239,7 +236,6 @@ impl Sequencer {
             run.left -= 1;
             if run.left == 0 {
                 self.orders.pop_front();
-                self.queued -= 1;
             }
             let msg = self.held.pop(r).expect("a cast is held");
             self.c.delivered += 1;
@@ -286,7 +282,6 @@ impl Sequencer {
                 }
             }
         }
-        self.queued = 0;
         let rest = self.held.leftovers();
         self.c.leftovers += rest.len() as u64;
         self.c.delivered += rest.len() as u64;
@@ -387,7 +382,7 @@ impl Layer for Sequencer {
             state: format!(
                 "got {:?} queued_runs {} deciding {} done {}",
                 self.held.got(),
-                self.queued,
+                self.orders.len(),
                 self.deciding,
                 self.done
             ),
@@ -398,6 +393,7 @@ impl Layer for Sequencer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::testkit::{counter, delivered, wired};
     use thoth_stack::testing::{Harness, over_wire};
     use thoth_stack::wire::{from_slice, to_vec};
     use thoth_stack::{Bytes, Time};
@@ -417,32 +413,11 @@ mod tests {
     }
 
     fn order(runs: &[(u16, u64)]) -> Msg {
-        let mut m = Msg::new(Bytes::new());
-        m.push(&Hdr::Order { runs: runs.iter().map(|&(r, n)| (Rank(r), n)).collect() });
-        m.seal();
-        over_wire(&m)
+        wired(Hdr::Order { runs: runs.iter().map(|&(r, n)| (Rank(r), n)).collect() }, b"")
     }
 
     fn cast(from: u16, msg: Msg) -> Up {
         Up::Cast { from: Rank(from), msg }
-    }
-
-    /// The casts delivered, as (rank, body), and whether `CutReached` came after them.
-    fn delivered(h: &mut Harness) -> Vec<(u16, Vec<u8>)> {
-        h.take_up()
-            .into_iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg } => Some((from.0, msg.into_payload().to_vec())),
-                Up::CutReached(_) => Some((u16::MAX, Vec::new())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn counter(s: &Sequencer, name: &str) -> u64 {
-        let mut d = Vec::new();
-        s.dump(&mut d);
-        d[0].counter(name).unwrap()
     }
 
     #[test]
@@ -542,20 +517,9 @@ mod tests {
         h.up(&mut s, T, cast(5, data(b"x")));
         assert_eq!(counter(&s, "bad"), 2);
         h.up(&mut s, T, cast(2, data(b"a")));
-        h.up(&mut s, T, cast(2, Msg::new(Bytes::from(vec![0u8; 300])).tap_seal()));
+        h.up(&mut s, T, cast(2, wired(Hdr::Data, &[0u8; 300])));
         assert_eq!(counter(&s, "over_budget"), 1);
         assert!(h.take_up().iter().any(|e| matches!(e, Up::Error { layer: "sequencer", .. })));
         assert_eq!(counter(&s, "held"), 1);
-    }
-
-    trait TapSeal {
-        fn tap_seal(self) -> Msg;
-    }
-    impl TapSeal for Msg {
-        /// As a cast of one layer's `Data` arrives (the nothing: no bytes).
-        fn tap_seal(mut self) -> Msg {
-            self.seal();
-            over_wire(&self)
-        }
     }
 }

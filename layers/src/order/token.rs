@@ -541,6 +541,7 @@ impl Layer for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::testkit::{cast, counter, delivered, wired};
     use thoth_stack::Bytes;
     use thoth_stack::testing::{Harness, over_wire};
     use thoth_stack::wire::{from_slice, to_vec};
@@ -570,36 +571,8 @@ mod tests {
             .collect()
     }
 
-    /// A cast of `from` as it arrives.
-    fn cast(from: u16, hdr: Hdr, body: &'static [u8]) -> Up {
-        let mut m = Msg::new(Bytes::from_static(body));
-        m.push(&hdr);
-        m.seal();
-        Up::Cast { from: Rank(from), msg: over_wire(&m) }
-    }
-
     fn token(from: u16, seq: u64, visit: u64, idle: u64) -> Up {
-        let mut m = Msg::new(Bytes::new());
-        m.push(&Hdr::Token { seq, visit, idle });
-        m.seal();
-        Up::Send { from: Rank(from), msg: over_wire(&m) }
-    }
-
-    fn delivered(h: &mut Harness) -> Vec<(u16, Vec<u8>)> {
-        h.take_up()
-            .into_iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg } => Some((from.0, msg.into_payload().to_vec())),
-                Up::CutReached(_) => Some((u16::MAX, Vec::new())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn counter(t: &Token, name: &str) -> u64 {
-        let mut d = Vec::new();
-        t.dump(&mut d);
-        d[0].counter(name).unwrap()
+        Up::Send { from: Rank(from), msg: wired(Hdr::Token { seq, visit, idle }, b"") }
     }
 
     #[test]
