@@ -25,6 +25,7 @@ use crate::event::{Dn, Event, Up};
 use crate::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, seal};
 use crate::ids::{EndpointId, GroupId, Rank, View};
 use crate::layer::{Cx, Dump, Layer, Memo, Missing};
+use crate::machine::{Command, Machine, Rx};
 use crate::msg::Msg;
 use crate::props::Props;
 use crate::registry::{Registry, SpecError};
@@ -84,6 +85,9 @@ impl Config {
 pub enum Dest {
     /// Every member of the view (the group address, or each member in fan-out mode).
     All,
+    /// Gossip (discovery, merge): every member of the view and every host this member
+    /// knows of outside it (the seeds, routes learned; in multicast mode the group address).
+    Everyone,
     /// One member.
     One(EndpointId),
 }
@@ -234,6 +238,33 @@ impl fmt::Display for CastError {
 }
 
 impl std::error::Error for CastError {}
+
+/// What the application asks of an endpoint, as a driver carries it (`Machine::Cmd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    Cast(Bytes),
+    Send(EndpointId, Bytes),
+    Leave,
+    /// The answer to `Event::Block`.
+    BlockOk,
+    /// The answer to `Event::StateRequest`.
+    State(Bytes),
+}
+
+impl Command for Cmd {
+    fn weight(&self) -> usize {
+        match self {
+            Cmd::Cast(data) | Cmd::Send(_, data) | Cmd::State(data) => data.len(),
+            Cmd::Leave | Cmd::BlockOk => 0,
+        }
+    }
+    fn is_answer(&self) -> bool {
+        matches!(self, Cmd::BlockOk | Cmd::State(_))
+    }
+    fn is_flow_controlled(&self) -> bool {
+        matches!(self, Cmd::Cast(_))
+    }
+}
 
 type Factory<L> = Box<dyn FnMut(&View) -> L + Send>;
 
@@ -426,8 +457,9 @@ impl<L: Layer> Endpoint<L> {
         }
     }
 
-    /// One datagram from the network. Anything that does not check out is counted and dropped.
-    pub fn handle_datagram(&mut self, now: Time, data: Bytes) {
+    /// One datagram from the network. Anything that does not check out is counted and
+    /// dropped; what became of it is returned (a driver learns routes from sound frames).
+    pub fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx {
         self.start(now);
         let s = &mut self.stats;
         s.rx_datagrams += 1;
@@ -442,19 +474,23 @@ impl<L: Layer> Endpoint<L> {
                     FrameError::BadFlags => &mut s.rx_bad_flags,
                     FrameError::BadCrc => &mut s.rx_bad_crc,
                 } += 1;
-                return;
+                return Rx::Unsound;
             }
         };
+        let src = frame.src;
+        let mut accepted = false;
         if frame.group != self.cfg.group {
             s.rx_foreign_group += 1;
+            return Rx::Unsound;
         } else if frame.src == self.cfg.me {
             s.rx_own += 1;
         } else if self.left {
             s.rx_after_exit += 1;
         } else if frame.is_gossip() {
-            let Some(msg) = self.arrived(&data) else { return };
-            self.stats.rx_gossip += 1;
-            self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
+            if let Some(msg) = self.arrived(&data) {
+                self.stats.rx_gossip += 1;
+                self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
+            }
         } else if frame.view != self.view.id {
             if frame.view.ltime > self.view.id.ltime {
                 self.hold(frame.src, data);
@@ -462,13 +498,16 @@ impl<L: Layer> Endpoint<L> {
                 s.rx_other_view += 1;
             }
         } else if let Some(from) = self.view.rank_of(frame.src) {
-            let Some(msg) = self.arrived(&data) else { return };
-            self.stats.rx_accepted += 1;
-            let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
-            self.run(now, Input::Up(ev));
+            if let Some(msg) = self.arrived(&data) {
+                self.stats.rx_accepted += 1;
+                accepted = true;
+                let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
+                self.run(now, Input::Up(ev));
+            }
         } else {
             s.rx_unknown_src += 1;
         }
+        Rx::Sound { src, accepted }
     }
 
     /// The message past the frame, as the bottom layer takes it; `None` (counted) if the
@@ -647,7 +686,7 @@ impl<L: Layer> Endpoint<L> {
                 None
             }
             Dn::Gossip { to, msg } => {
-                let dst = to.map_or(Dest::All, Dest::One);
+                let dst = to.map_or(Dest::Everyone, Dest::One);
                 let flags = if to.is_some() { FLAG_GOSSIP | FLAG_SEND } else { FLAG_GOSSIP };
                 self.transmit(dst, flags, msg);
                 None
@@ -737,6 +776,70 @@ impl<L: Layer> Endpoint<L> {
         self.stats.tx_datagrams += 1;
         self.stats.tx_bytes += (head.len() + body.len()) as u64;
         self.transmits.push_back(Transmit { dst, head, body });
+    }
+}
+
+impl<L: Layer> Machine for Endpoint<L> {
+    type Cmd = Cmd;
+    type Event = Event;
+    type Refused = CastError;
+
+    fn me(&self) -> EndpointId {
+        self.cfg.me
+    }
+    fn max_datagram(&self) -> usize {
+        self.cfg.max_datagram
+    }
+    fn max_payload(&self) -> usize {
+        Endpoint::max_payload(self)
+    }
+    fn view(&self) -> &View {
+        &self.view
+    }
+    fn has_left(&self) -> bool {
+        self.left
+    }
+    fn held(&self) -> bool {
+        !self.cast_ready && !self.left
+    }
+    fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+    fn handle_command(&mut self, now: Time, cmd: Cmd) -> Result<(), CastError> {
+        match cmd {
+            Cmd::Cast(data) => self.cast(now, data),
+            Cmd::Send(to, data) => self.send(now, to, data),
+            Cmd::Leave => {
+                self.leave(now);
+                Ok(())
+            }
+            Cmd::BlockOk => {
+                self.block_ok(now);
+                Ok(())
+            }
+            Cmd::State(state) => {
+                self.send_state(now, state);
+                Ok(())
+            }
+        }
+    }
+    fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx {
+        Endpoint::handle_datagram(self, now, data)
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        Endpoint::handle_timeout(self, now)
+    }
+    fn end_turn(&mut self, now: Time) {
+        Endpoint::end_turn(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Endpoint::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Endpoint::poll_event(self)
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        Endpoint::poll_timeout(self)
     }
 }
 

@@ -177,3 +177,26 @@ pub enum Event {
     /// view is delivered; `last` ends it. Large states arrive in many pieces.
     State { chunk: Bytes, last: bool },
 }
+
+impl crate::machine::Announce for Event {
+    fn weight(&self) -> usize {
+        match self {
+            Event::Cast { data, .. } | Event::Send { data, .. } | Event::State { chunk: data, .. } => data.len(),
+            Event::View(_)
+            | Event::Exit
+            | Event::Error { .. }
+            | Event::Suspect(_)
+            | Event::Block
+            | Event::StateRequest => 0,
+        }
+    }
+    fn view(&self) -> Option<&View> {
+        match self {
+            Event::View(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn is_exit(&self) -> bool {
+        matches!(self, Event::Exit)
+    }
+}

@@ -32,7 +32,7 @@ fn pump(eps: &mut [Endpoint], now: Time) {
                 let data = t.to_bytes();
                 for (j, ep) in eps.iter_mut().enumerate() {
                     let to_me = match t.dst {
-                        Dest::All => j != i,
+                        Dest::All | Dest::Everyone => j != i,
                         Dest::One(id) => ep.me() == id,
                     };
                     if to_me {

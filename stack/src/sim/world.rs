@@ -574,7 +574,7 @@ impl<L: Layer> Sim<L> {
         self.net.stats.transmits += 1;
         let data = tx.to_bytes();
         match tx.dst {
-            Dest::All => {
+            Dest::All | Dest::Everyone => {
                 if self.tap > 0 {
                     if self.tapped.len() == self.tap {
                         self.tapped.pop_front();

@@ -36,23 +36,25 @@
 //! provisional).
 
 use super::config::FlowPolicy;
-use super::driver::{Driver, DriverStats};
-use super::queue::{PushError, Queue};
-use super::routes::Routes;
+use super::core::{Core, DriverStats};
+use super::driver::Driver;
+use super::queue::PushError;
+#[cfg(test)]
+use super::queue::Queue;
+use super::shared::Shared;
 use super::socket::Sockets;
-use super::sys::Waker;
-use crate::endpoint::{CastError, Endpoint};
+use crate::endpoint::{CastError, Cmd};
 use crate::event::Event;
 use crate::ids::{EndpointId, View};
-use crate::layer::Layer;
+use crate::machine::{Announce, Command, Machine};
 use bytes::Bytes;
 use core::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest `Handle::shutdown` (or the drop of the last handle) waits for the driver thread
 /// to end. The driver ends within one turn of its loop (milliseconds) whatever it holds; a
@@ -97,152 +99,23 @@ impl From<CastError> for HandleError {
     }
 }
 
-/// What the application asks of the driver.
-#[derive(Debug)]
-pub(crate) enum Cmd {
-    Cast(Bytes),
-    Send(EndpointId, Bytes),
-    Leave,
-    /// The answer to `Event::Block`.
-    BlockOk,
-    /// The answer to `Event::StateRequest`.
-    State(Bytes),
-}
-
-impl Cmd {
-    /// Payload bytes, for the command queue's byte bound.
-    fn weight(&self) -> usize {
-        match self {
-            Cmd::Cast(data) | Cmd::Send(_, data) | Cmd::State(data) => data.len(),
-            Cmd::Leave | Cmd::BlockOk => 0,
-        }
-    }
-
-    /// An answer to an event of a view change, which must not wait behind casts that the
-    /// view change holds back.
-    pub(crate) fn is_answer(&self) -> bool {
-        matches!(self, Cmd::BlockOk | Cmd::State(_))
-    }
-}
-
-/// Payload bytes, for the event queue's byte bound.
-fn event_weight(ev: &Event) -> usize {
-    match ev {
-        Event::Cast { data, .. } | Event::Send { data, .. } | Event::State { chunk: data, .. } => data.len(),
-        Event::View(_) | Event::Exit | Event::Error { .. } | Event::Suspect(_) | Event::Block | Event::StateRequest => {
-            0
-        }
-    }
-}
-
-/// The driver's eventfd and a count of how often it was written.
-pub(crate) struct WakeSignal {
-    waker: Waker,
-    signals: AtomicU64,
-}
-
-impl WakeSignal {
-    pub(crate) fn wake(&self) {
-        self.signals.fetch_add(1, Ordering::Relaxed);
-        self.waker.wake();
-    }
-    pub(crate) fn waker(&self) -> &Waker {
-        &self.waker
-    }
-}
-
-/// What the handles and the driver share.
-pub(crate) struct Shared {
-    /// Commands, bounded by `UdpConfig::queue` / `queue_bytes` counting those the driver
-    /// took and has not applied yet (see `queue`).
-    pub(crate) cmds: Queue<Cmd>,
-    pub(crate) events: Queue<Event>,
-    pub(crate) wake: Arc<WakeSignal>,
-    /// The driver's last published statistics.
-    pub(crate) stats: Mutex<DriverStats>,
-    left: AtomicBool,
-    /// The endpoint refuses casts for now (flow control); published by the driver.
-    pub(crate) flow_blocked: AtomicBool,
-    /// Answers (`Cmd::is_answer`) pushed and not yet applied by the driver: while there are
-    /// any, the driver fetches commands past a held cast.
-    pub(crate) answers: AtomicUsize,
-    policy: FlowPolicy,
-    block_timeout: Duration,
-    /// Set by `stop`; the driver looks at it every turn, whatever it holds.
-    stopping: AtomicBool,
-    /// The driver thread has ended (set by its last guard, even after a panic).
-    ended: Mutex<bool>,
-    ended_cv: Condvar,
-    me: EndpointId,
-    max_payload: usize,
-    /// The endpoint's current view, published by the driver when the endpoint announces one.
-    view: Mutex<Arc<View>>,
-}
-
-impl Shared {
-    pub(crate) fn set_view(&self, view: View) {
-        *self.view.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
-    }
-
-    fn view(&self) -> Arc<View> {
-        self.view.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    pub(crate) fn publish(&self, s: &DriverStats) {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone_from(s);
-    }
-
-    fn snapshot(&self) -> DriverStats {
-        let mut s = self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        s.wake_signals = self.wake.signals.load(Ordering::Relaxed);
-        s
-    }
-
-    /// Ends the driver's work: flagged for the driver's next turn, command queue closed
-    /// (blocked callers released), driver woken.
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.cmds.close();
-        self.wake.wake();
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    /// Waits up to `limit` for the driver thread to end; true if it has.
-    fn wait_ended(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*ended {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            ended = self.ended_cv.wait_timeout(ended, left).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        true
-    }
-}
-
 /// Marks the driver thread's end when dropped: after the driver (its sockets closed), on
 /// return and on a panic alike.
-struct Ended(Arc<Shared>);
+struct Ended<C, E>(Arc<Shared<C, E>>);
 
-impl Drop for Ended {
+impl<C, E> Drop for Ended<C, E> {
     fn drop(&mut self) {
-        *self.0.ended.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.0.ended_cv.notify_all();
+        self.0.set_ended();
     }
 }
 
 /// Stops and joins the driver when the last handle goes.
-struct Owner {
-    shared: Arc<Shared>,
+struct Owner<C, E> {
+    shared: Arc<Shared<C, E>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Owner {
+impl<C, E> Owner<C, E> {
     /// Stops the driver and joins it, waiting at most `SHUTDOWN_WAIT` (a thread still
     /// running then is detached: it ends by itself once the layer that holds it returns).
     fn stop(&self) -> DriverStats {
@@ -259,21 +132,27 @@ impl Owner {
     }
 }
 
-impl Drop for Owner {
+impl<C, E> Drop for Owner<C, E> {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-/// The application's handle on a running driver. Clones share the driver; it stops when
-/// `shutdown` is called or the last clone is dropped.
-#[derive(Clone)]
-pub struct Handle {
-    shared: Arc<Shared>,
-    owner: Arc<Owner>,
+/// The application's handle on a running driver, for commands `C` and events `E` (an
+/// endpoint's by default). Clones share the driver; it stops when `shutdown` is called or
+/// the last clone is dropped.
+pub struct Handle<C = Cmd, E = Event> {
+    shared: Arc<Shared<C, E>>,
+    owner: Arc<Owner<C, E>>,
 }
 
-impl fmt::Debug for Handle {
+impl<C, E> Clone for Handle<C, E> {
+    fn clone(&self) -> Self {
+        Handle { shared: self.shared.clone(), owner: self.owner.clone() }
+    }
+}
+
+impl<C, E> fmt::Debug for Handle<C, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle").field("me", &self.shared.me).finish_non_exhaustive()
     }
@@ -287,12 +166,34 @@ impl fmt::Debug for Handle {
 /// fan-out mode a cast goes to every other member of the view by the same routes, gossip to
 /// every peer but this one, every learned route and those members (see `driver`). The
 /// endpoint's id must be `sockets.id()`; it may be joining (`Config::joining`).
-pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers: &[SocketAddr]) -> io::Result<Handle> {
+pub fn spawn<M>(sockets: Sockets, machine: M, peers: &[SocketAddr]) -> io::Result<Handle<M::Cmd, M::Event>>
+where
+    M: Machine + Send + 'static,
+    M::Cmd: Send + 'static,
+    M::Event: Send + 'static,
+{
+    check_spawn(&sockets, &machine, peers)?;
+    let stats = DriverStats { endpoint: machine.stats(), granted: sockets.granted(), ..DriverStats::default() };
+    let shared = Arc::new(Shared::new(&machine, sockets.config(), stats)?);
+    let for_driver = shared.clone();
+    let peers = peers.to_vec();
+    let thread = thread::Builder::new().name("thoth-driver".into()).spawn(move || {
+        let _ended = Ended(for_driver.clone());
+        let core = Core::new(sockets, &peers, machine.me(), machine.max_datagram(), machine.view());
+        Driver::new(machine, core, for_driver).run()
+    })?;
+    let owner = Arc::new(Owner { shared: shared.clone(), thread: Mutex::new(Some(thread)) });
+    Ok(Handle { shared, owner })
+}
+
+/// Refuses what cannot work: a machine whose id is not the socket's, a peer of the other
+/// address family.
+pub(crate) fn check_spawn<M: Machine>(sockets: &Sockets, machine: &M, peers: &[SocketAddr]) -> io::Result<()> {
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
-    if endpoint.me() != sockets.id() {
+    if machine.me() != sockets.id() {
         return Err(invalid(format!(
             "the endpoint's id {} is not endpoint_id({}) = {}",
-            endpoint.me(),
+            machine.me(),
             sockets.local_addr(),
             sockets.id()
         )));
@@ -300,52 +201,23 @@ pub fn spawn<L: Layer + 'static>(sockets: Sockets, endpoint: Endpoint<L>, peers:
     if let Some(p) = peers.iter().find(|p| p.is_ipv4() != sockets.local_addr().is_ipv4()) {
         return Err(invalid(format!("peer {p} is not of the family of {}", sockets.local_addr())));
     }
-    let cfg = sockets.config().clone();
-    let routes = Routes::new(&sockets, endpoint.me(), peers);
-    let wake = Arc::new(WakeSignal { waker: Waker::new()?, signals: AtomicU64::new(0) });
-    let (w1, w2) = (wake.clone(), wake.clone());
-    let mut stats = DriverStats { granted: sockets.granted(), ..DriverStats::default() };
-    stats.endpoint = endpoint.stats().clone();
-    let shared = Arc::new(Shared {
-        cmds: Queue::with_unpark(cfg.queue, move || w1.wake()).with_byte_cap(cfg.queue_bytes, Cmd::weight),
-        events: Queue::with_unpark(cfg.events, move || w2.wake()).with_byte_cap(cfg.events_bytes, event_weight),
-        wake,
-        stats: Mutex::new(stats),
-        left: AtomicBool::new(endpoint.has_left()),
-        flow_blocked: AtomicBool::new(!endpoint.can_cast()),
-        answers: AtomicUsize::new(0),
-        policy: cfg.flow,
-        block_timeout: cfg.block_timeout,
-        stopping: AtomicBool::new(false),
-        ended: Mutex::new(false),
-        ended_cv: Condvar::new(),
-        me: endpoint.me(),
-        max_payload: endpoint.max_payload(),
-        view: Mutex::new(Arc::new(endpoint.view().clone())),
-    });
-    let for_driver = shared.clone();
-    let thread = thread::Builder::new().name("thoth-driver".into()).spawn(move || {
-        let _ended = Ended(for_driver.clone());
-        Driver::new(endpoint, sockets, routes, for_driver).run()
-    })?;
-    let owner = Arc::new(Owner { shared: shared.clone(), thread: Mutex::new(Some(thread)) });
-    Ok(Handle { shared, owner })
+    Ok(())
 }
 
-impl Handle {
+impl<C: Command, E: Announce> Handle<C, E> {
     pub fn me(&self) -> EndpointId {
         self.shared.me
     }
 
-    /// Largest payload `cast` and `send` accept.
+    /// Largest payload a command may carry.
     pub fn max_payload(&self) -> usize {
         self.shared.max_payload
     }
 
-    /// The endpoint's current view: the last one it announced (`Event::View`), published by
-    /// the driver before the event is queued, so it may be ahead of the events the
-    /// application has taken. Before the first announcement: the endpoint's view at `spawn`
-    /// (for a joining endpoint, its provisional view: itself alone, logical time 0).
+    /// The machine's current view: the last one it announced, published by the driver
+    /// before the event is queued, so it may be ahead of the events the application has
+    /// taken. Before the first announcement: the view at `spawn` (for a joining endpoint,
+    /// its provisional view: itself alone, logical time 0).
     pub fn view(&self) -> Arc<View> {
         self.shared.view()
     }
@@ -355,26 +227,13 @@ impl Handle {
         self.shared.view().members.clone()
     }
 
-    fn admit(&self, len: usize, to: Option<EndpointId>) -> Result<(), HandleError> {
-        if self.shared.left.load(Ordering::Relaxed) {
-            Err(CastError::Left.into())
-        } else if len > self.shared.max_payload {
-            Err(CastError::TooLarge.into())
-        } else if to.is_some_and(|id| self.shared.view().rank_of(id).is_none()) {
-            Err(CastError::NotMember.into())
-        } else {
-            Ok(())
-        }
-    }
-
     /// Queues an answer to a view-change event, whatever the queue's bound (never waits):
-    /// the casts that fill the queue are held by the very view change it answers. It
-    /// overtakes those casts in the driver. Not refused after `leave`: a leaving member
-    /// takes part in the view change that excludes it (the endpoint ignores answers once it
-    /// has exited).
-    fn answer(&self, cmd: Cmd) -> Result<(), HandleError> {
+    /// the commands that fill the queue are held by the very view change it answers. It
+    /// overtakes them in the driver. Not refused after a leave: a leaving member takes part
+    /// in the view change that excludes it.
+    fn answer(&self, cmd: C) -> Result<(), HandleError> {
         // Counted before it is queued (the driver's count must not go below zero), and the
-        // driver woken after: one holding a cast fetches commands only while answers wait.
+        // driver woken after: one holding a command fetches more only while answers wait.
         self.shared.answers.fetch_add(1, Ordering::Relaxed);
         match self.shared.cmds.push_over(cmd) {
             Ok(()) => {
@@ -388,89 +247,47 @@ impl Handle {
         }
     }
 
-    /// Answers `Event::Block`: the application has stopped casting in this view (see
-    /// `Endpoint::block_ok`). Goes ahead of casts the view change holds back.
-    pub fn block_ok(&self) -> Result<(), HandleError> {
-        self.answer(Cmd::BlockOk)
-    }
-
-    /// Answers `Event::StateRequest` with the application's state as of now (see
-    /// `Endpoint::send_state`). Its bytes count in the command queue's byte bound
-    /// (`UdpConfig::queue_bytes`) like a cast's, but it never waits for room, and goes ahead
-    /// of casts the view change holds back.
-    pub fn send_state(&self, state: Bytes) -> Result<(), HandleError> {
-        self.answer(Cmd::State(state))
-    }
-
-    /// Multicasts `data` to the view. Under `FlowPolicy::Block` (the default) it waits while
-    /// the command queue is full (which it becomes while flow control holds casts back), at
-    /// most `UdpConfig::block_timeout`, then fails with `WouldBlock`; under
-    /// `FlowPolicy::WouldBlock` it is `try_cast`.
-    pub fn cast(&self, data: Bytes) -> Result<(), HandleError> {
-        if self.shared.policy == FlowPolicy::WouldBlock {
-            return self.try_cast(data);
+    /// Hands `cmd` to the machine. An answer (`Command::is_answer`) never waits; a command
+    /// under flow control fails with `WouldBlock` at once while flow control holds under
+    /// `FlowPolicy::WouldBlock`; otherwise it waits while the queue is full, at most
+    /// `UdpConfig::block_timeout` (then `WouldBlock`).
+    pub fn command(&self, cmd: C) -> Result<(), HandleError> {
+        if cmd.is_answer() {
+            return self.answer(cmd);
         }
-        self.admit(data.len(), None)?;
-        self.push(Cmd::Cast(data))
+        if cmd.is_flow_controlled() && self.shared.policy == FlowPolicy::WouldBlock {
+            return self.try_command(cmd);
+        }
+        self.shared.cmds.push_timeout(cmd, self.shared.block_timeout).map_err(push_error)
     }
 
-    /// Queues `cmd`, waiting at most `block_timeout` for room.
-    fn push(&self, cmd: Cmd) -> Result<(), HandleError> {
-        self.shared.cmds.push_timeout(cmd, self.shared.block_timeout).map_err(|e| match e {
-            PushError::Full(_) => HandleError::WouldBlock,
-            PushError::Closed(_) => HandleError::Stopped,
-        })
-    }
-
-    /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full or
-    /// flow control holds casts back.
-    pub fn try_cast(&self, data: Bytes) -> Result<(), HandleError> {
-        self.admit(data.len(), None)?;
-        if self.shared.flow_blocked.load(Ordering::Relaxed) {
+    /// Like `command`, but `WouldBlock` instead of waiting when the queue is full or flow
+    /// control holds the command back.
+    pub fn try_command(&self, cmd: C) -> Result<(), HandleError> {
+        if cmd.is_flow_controlled() && self.shared.flow_blocked.load(Ordering::Relaxed) {
             return Err(HandleError::WouldBlock);
         }
-        self.shared.cmds.try_push(Cmd::Cast(data)).map_err(|e| match e {
-            PushError::Full(_) => HandleError::WouldBlock,
-            PushError::Closed(_) => HandleError::Stopped,
-        })
-    }
-
-    /// Sends `data` to the member `to` (which may be this one); waits while the queue is
-    /// full, at most `UdpConfig::block_timeout` (then `WouldBlock`).
-    pub fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
-        self.admit(data.len(), Some(to))?;
-        self.push(Cmd::Send(to, data))
-    }
-
-    /// Leaves the group, after the casts and sends accepted before (they go first, in
-    /// order, held ones included as flow control releases them): casts and sends from now
-    /// on fail with `Cast(Left)`; `Event::Exit` follows the events already on their way,
-    /// then the driver stops. Never waits: the leave is queued whatever the queue's bound.
-    pub fn leave(&self) {
-        if !self.shared.left.swap(true, Ordering::Relaxed) {
-            // Closed: the driver is gone already; nothing to leave.
-            let _ = self.shared.cmds.push_over(Cmd::Leave);
-        }
+        self.shared.cmds.try_push(cmd).map_err(push_error)
     }
 
     /// The next event, waiting for it; `None` once the driver has stopped and every event
     /// was taken.
-    pub fn recv(&self) -> Option<Event> {
+    pub fn recv(&self) -> Option<E> {
         self.shared.events.pop()
     }
 
-    pub fn try_recv(&self) -> Option<Event> {
+    pub fn try_recv(&self) -> Option<E> {
         self.shared.events.try_pop()
     }
 
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<E> {
         self.shared.events.pop_timeout(timeout)
     }
 
     /// Appends every queued event to `out` in one lock, waiting up to `timeout` for the
     /// first; returns how many. 0 on timeout, or when the driver has stopped and every
     /// event was taken (`is_stopped` tells which).
-    pub fn recv_many(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
+    pub fn recv_many(&self, out: &mut Vec<E>, timeout: Duration) -> usize {
         self.shared.events.drain_wait(out, Some(timeout))
     }
 
@@ -496,9 +313,94 @@ impl Handle {
     }
 }
 
+fn push_error<T>(e: PushError<T>) -> HandleError {
+    match e {
+        PushError::Full(_) => HandleError::WouldBlock,
+        PushError::Closed(_) => HandleError::Stopped,
+    }
+}
+
+/// The endpoint's commands, checked at the handle where that can be done synchronously.
+impl Handle<Cmd, Event> {
+    fn admit(&self, len: usize, to: Option<EndpointId>) -> Result<(), HandleError> {
+        admit(self.shared.left.load(Ordering::Relaxed), self.shared.max_payload, len, || {
+            to.filter(|&id| self.shared.view().rank_of(id).is_none())
+        })
+    }
+
+    /// Answers `Event::Block`: the application has stopped casting in this view (see
+    /// `Endpoint::block_ok`). Goes ahead of casts the view change holds back.
+    pub fn block_ok(&self) -> Result<(), HandleError> {
+        self.answer(Cmd::BlockOk)
+    }
+
+    /// Answers `Event::StateRequest` with the application's state as of now (see
+    /// `Endpoint::send_state`). Its bytes count in the command queue's byte bound
+    /// (`UdpConfig::queue_bytes`) like a cast's, but it never waits for room, and goes ahead
+    /// of casts the view change holds back.
+    pub fn send_state(&self, state: Bytes) -> Result<(), HandleError> {
+        self.answer(Cmd::State(state))
+    }
+
+    /// Multicasts `data` to the view. Under `FlowPolicy::Block` (the default) it waits while
+    /// the command queue is full (which it becomes while flow control holds casts back), at
+    /// most `UdpConfig::block_timeout`, then fails with `WouldBlock`; under
+    /// `FlowPolicy::WouldBlock` it is `try_cast`.
+    pub fn cast(&self, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), None)?;
+        self.command(Cmd::Cast(data))
+    }
+
+    /// Like `cast`, but `WouldBlock` instead of waiting when the command queue is full or
+    /// flow control holds casts back.
+    pub fn try_cast(&self, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), None)?;
+        self.try_command(Cmd::Cast(data))
+    }
+
+    /// Sends `data` to the member `to` (which may be this one); waits while the queue is
+    /// full, at most `UdpConfig::block_timeout` (then `WouldBlock`).
+    pub fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), Some(to))?;
+        self.command(Cmd::Send(to, data))
+    }
+
+    /// Leaves the group, after the casts and sends accepted before (they go first, in
+    /// order, held ones included as flow control releases them): casts and sends from now
+    /// on fail with `Cast(Left)`; `Event::Exit` follows the events already on their way,
+    /// then the driver stops. Never waits: the leave is queued whatever the queue's bound.
+    pub fn leave(&self) {
+        if !self.shared.left.swap(true, Ordering::Relaxed) {
+            // Closed: the driver is gone already; nothing to leave.
+            let _ = self.shared.cmds.push_over(Cmd::Leave);
+        }
+    }
+}
+
+/// What can be refused before a command reaches the endpoint: anything after a leave
+/// (`Left`), a payload over `max_payload` (`TooLarge`), a send to a member not in the view
+/// (`not_member` names it: `NotMember`).
+pub(crate) fn admit(
+    left: bool,
+    max_payload: usize,
+    len: usize,
+    not_member: impl FnOnce() -> Option<EndpointId>,
+) -> Result<(), HandleError> {
+    if left {
+        Err(CastError::Left.into())
+    } else if len > max_payload {
+        Err(CastError::TooLarge.into())
+    } else if not_member().is_some() {
+        Err(CastError::NotMember.into())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::Command;
 
     #[test]
     fn command_weights() {
@@ -511,6 +413,7 @@ mod tests {
         assert!(
             !Cmd::Cast(ten()).is_answer() && !Cmd::Send(EndpointId(1), ten()).is_answer() && !Cmd::Leave.is_answer()
         );
+        assert!(Cmd::Cast(ten()).is_flow_controlled() && !Cmd::Send(EndpointId(1), ten()).is_flow_controlled());
     }
 
     #[test]

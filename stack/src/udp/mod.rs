@@ -28,16 +28,18 @@
 //! (the queue under loom).
 
 mod config;
+mod core;
 mod driver;
 mod handle;
 pub mod queue;
 mod routes;
+mod shared;
 mod socket;
 mod sync;
 mod sys;
 
 pub use config::{DEFAULT_GROUP, FlowPolicy, UdpConfig, endpoint_addr, endpoint_id};
-pub use driver::DriverStats;
+pub use core::DriverStats;
 pub use handle::{Handle, HandleError, SHUTDOWN_WAIT, spawn};
 pub use socket::{Granted, Sockets};
 

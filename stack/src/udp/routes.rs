@@ -26,10 +26,10 @@
 //! request over UDP; no forged datagram makes casts or gossip go anywhere.
 //!
 //! A member's id is `endpoint_id` of its unicast address and it sends everything from that
-//! socket, so a datagram tells where its sender lives: when its source address has no route,
-//! the frame's source id equals `endpoint_id(source)` (a forger cannot make another address
-//! map to the id it claims; otherwise `rx_src_mismatch`), and the endpoint finds the frame
-//! sound (CRC, group), the route is learned (for an IPv4 member, at the very address its id
+//! socket, so a datagram tells where its sender lives: when the machine found its frame
+//! sound (CRC, group; `Rx::Sound`, with the source id the frame claims), its source address
+//! has no route, and the claimed id equals `endpoint_id(source)` (a forger cannot make
+//! another address map to the id it claims; otherwise `rx_src_mismatch`), the route is learned (for an IPv4 member, at the very address its id
 //! carries; learned, it also gets gossip once out of the view). Routes are learned in both
 //! modes (multicast needs them for `Dest::One` to IPv6 members), never for a configured id,
 //! and never forgotten except that at most `MAX_LEARNED` are kept: a new one then replaces
@@ -41,8 +41,7 @@
 //! the address, only on a miss.
 //!
 //! Tested by the unit tests below (configured, learned, forged, replaced when full, decoded
-//! from ids and renumbered when rebuilt; casts to members only, gossip to every route; the
-//! frame's source offset) and end to end by `stack/tests/udp_routes.rs` (members reach a
+//! from ids and renumbered when rebuilt; casts to members only, gossip to every route) and end to end by `stack/tests/udp_routes.rs` (members reach a
 //! member that joined through a seed by the address its id carries, and no configured peer
 //! outside the view gets casts; learned routes in IPv6 fan-out and in multicast, forged and
 //! unsound datagrams teach nothing, a stranger's route gets gossip and no casts).
@@ -58,16 +57,6 @@ use std::net::SocketAddr;
 pub(crate) const MAX_LEARNED: usize = 4096;
 /// Source addresses remembered as "nothing to learn" (checked before anything else).
 const RECENT: usize = 8;
-/// Where the frame keeps its flags and its source id (little-endian; see `frame`).
-pub(super) const FRAME_FLAGS: usize = 3;
-const FRAME_SRC: core::ops::Range<usize> = 32..40;
-
-/// The source id a datagram's frame claims, if it is long enough to have one (unchecked:
-/// the endpoint checks the frame).
-fn frame_src(data: &[u8]) -> Option<EndpointId> {
-    Some(EndpointId(u64::from_le_bytes(data.get(FRAME_SRC)?.try_into().ok()?)))
-}
-
 /// The same socket as far as member ids go: same port, same address (IPv4-mapped IPv6 as
 /// IPv4; scope and flow label ignored), as `endpoint_id` sees it.
 fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
@@ -141,8 +130,7 @@ pub(crate) struct Routes {
 pub(crate) enum Source {
     /// Known, this member, or not worth a look: nothing to learn.
     Known,
-    /// A route to `id` at this address may be learned once the endpoint has found the frame
-    /// sound (CRC, group).
+    /// A route to `id` at this address may be learned.
     Learn(EndpointId),
     /// The frame claims a source id that is not `endpoint_id` of the source address (and no
     /// route knows that address): it teaches nothing.
@@ -354,14 +342,13 @@ impl Routes {
         self.recent_next = (self.recent_next + 1) % RECENT;
     }
 
-    /// What a datagram of `data` from `src` can teach. The common case, a recent source,
-    /// costs `RECENT` comparisons; otherwise a lookup by the frame's claimed id, and only
-    /// for an unknown id `endpoint_id` of the source address.
-    pub(crate) fn check_source(&mut self, src: SocketAddr, data: &[u8]) -> Source {
+    /// What a sound frame from `src` claiming to be `id`'s can teach. The common case, a
+    /// recent source, costs `RECENT` comparisons; otherwise a lookup by the claimed id, and
+    /// only for an unknown id `endpoint_id` of the source address.
+    pub(crate) fn check_source(&mut self, src: SocketAddr, id: EndpointId) -> Source {
         if self.recent.contains(&src) {
             return Source::Known;
         }
-        let Some(id) = frame_src(data) else { return Source::Known };
         if id == self.me {
             return Source::Known;
         }
@@ -415,25 +402,9 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{FRAME_LEN, Frame};
-    use crate::ids::{GroupId, ViewId};
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    /// A frame from `src` (only the source field matters to the routes).
-    fn frame(src: EndpointId) -> [u8; FRAME_LEN] {
-        let mut f = [0u8; FRAME_LEN];
-        Frame { flags: 0, group: GroupId(9), view: ViewId { ltime: 1, coord: src }, src }.write(&mut f);
-        f
-    }
-
-    #[test]
-    fn the_frames_source_follows_the_frame_layout() {
-        let id = EndpointId(0x0102_0304_0506_0708);
-        assert_eq!(frame_src(&frame(id)), Some(id));
-        assert_eq!(frame_src(&frame(id)[..FRAME_LEN - 1]), None);
     }
 
     fn view(m: &[SocketAddr]) -> View {
@@ -509,7 +480,7 @@ mod tests {
         }
         assert_eq!(r.decoded.len(), 1);
         // Learned later: the learned route wins.
-        assert_eq!(r.check_source(far, &frame(endpoint_id(far))), Source::Learn(endpoint_id(far)));
+        assert_eq!(r.check_source(far, endpoint_id(far)), Source::Learn(endpoint_id(far)));
         assert_eq!(r.learn(endpoint_id(far), far), Learned::New);
         assert_eq!(r.dest(endpoint_id(far), none()), r.peer(endpoint_id(far)));
 
@@ -576,25 +547,24 @@ mod tests {
         assert_eq!(r.fanout().collect::<Vec<_>>(), vec![r.peer(seed_id).unwrap()], "fan-out skips this member");
         assert_eq!(r.peer(other_id), None);
         // A configured peer teaches nothing, and is remembered as recent.
-        assert_eq!(r.check_source(seed, &frame(seed_id)), Source::Known);
+        assert_eq!(r.check_source(seed, seed_id), Source::Known);
         assert!(r.recent.contains(&seed));
         // Own copies teach nothing.
-        assert_eq!(r.check_source(me, &frame(endpoint_id(me))), Source::Known);
+        assert_eq!(r.check_source(me, endpoint_id(me)), Source::Known);
         // Another address claiming a routed id, or an id not its own, teaches nothing.
-        assert_eq!(r.check_source(other, &frame(seed_id)), Source::Mismatch);
-        assert_eq!(r.check_source(seed, &frame(other_id)), Source::Known, "a recent source is not looked at");
-        assert_eq!(r.check_source(addr(1003), &frame(other_id)), Source::Mismatch);
+        assert_eq!(r.check_source(other, seed_id), Source::Mismatch);
+        assert_eq!(r.check_source(seed, other_id), Source::Known, "a recent source is not looked at");
+        assert_eq!(r.check_source(addr(1003), other_id), Source::Mismatch);
         // The real one does.
-        assert_eq!(r.check_source(other, &frame(other_id)), Source::Learn(other_id));
+        assert_eq!(r.check_source(other, other_id), Source::Learn(other_id));
         assert_eq!(r.learn(other_id, other), Learned::New);
         assert_eq!(r.learn(other_id, other), Learned::Known, "learned once");
         assert_eq!(r.learn(seed_id, seed), Learned::Known, "configured wins");
         let to_other = r.peer(other_id).expect("learned route");
         assert_eq!(r.addrs[to_other].as_socket(), Some(other));
         assert_eq!(r.fanout().collect::<Vec<_>>(), vec![r.peer(seed_id).unwrap(), to_other]);
-        assert_eq!(r.check_source(other, &frame(other_id)), Source::Known);
+        assert_eq!(r.check_source(other, other_id), Source::Known);
         // Too short to have a source: left to the endpoint.
-        assert_eq!(r.check_source(addr(1004), &[0u8; 10]), Source::Known);
     }
 
     #[test]
@@ -617,7 +587,7 @@ mod tests {
         assert_eq!(order, vec![id(2), id(3), id(4)], "oldest first");
         assert_eq!(r.addrs.len(), 1 + 1 + 3, "group, this member, three learned: bounded");
         // The forgotten source is no longer "recent": it can be learned again.
-        assert_eq!(r.check_source(peers[0], &frame(id(0))), Source::Learn(id(0)));
+        assert_eq!(r.check_source(peers[0], id(0)), Source::Learn(id(0)));
         let slot2 = r.peer(id(2)).unwrap();
         assert_eq!(r.learn(id(0), peers[0]), Learned::Replaced(slot2));
         assert_eq!(r.group, Some(0));
