@@ -2,16 +2,21 @@
 //! the loopback interface; IPv6 multicast runs inside a network namespace the test creates
 //! when the host's `lo` cannot carry it. Every test picks its own random group and port, so
 //! tests running in parallel do not hear each other; every wait is bounded; every driver a
-//! test starts is shut down (or dropped, which the drop test shows is enough).
+//! test starts is shut down (or dropped, which the drop test shows is enough). Every test of
+//! what a member does runs in both modes (`common::Mode`: the driver thread, inline); the
+//! tests of a handle shared by several threads are the driver thread's own.
 
+mod common;
+
+use common::{Inlined, Member as _, Mode, Threaded, collect, wait_stats};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::frame::{FLAG_SEND, FRAME_LEN, Frame, VERSION, seal};
-use thoth_stack::testing::{collect, random_u64};
-use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Sockets, UdpConfig, endpoint_id};
+use thoth_stack::testing::random_u64;
+use thoth_stack::udp::{self, DriverStats, HandleError, Sockets, UdpConfig, endpoint_id};
 use thoth_stack::{
     Bare, Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, EndpointId, Event, GroupId, Layer, Up, View,
 };
@@ -50,18 +55,18 @@ fn v6_config() -> UdpConfig {
     }
 }
 
-struct Member {
-    h: Handle,
+struct Member<M> {
+    h: M,
     addr: SocketAddr,
 }
 
-/// Opens, builds and spawns `n` members of a fresh group over `stack`.
-fn start_with<L: Layer + 'static>(
+/// Opens, builds and starts (`Mo`) `n` members of a fresh group over `stack`.
+fn start_with<Mo: Mode, L: Layer + 'static>(
     n: usize,
     cfg: &UdpConfig,
     max_datagram: Option<usize>,
     stack: impl Fn() -> L + Clone + Send + 'static,
-) -> (Vec<Member>, GroupId) {
+) -> (Vec<Member<Mo::M<L>>>, GroupId) {
     let group = GroupId(random_u64());
     let socks: Vec<Sockets> = (0..n).map(|_| Sockets::open(cfg).expect("open sockets")).collect();
     let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
@@ -76,14 +81,14 @@ fn start_with<L: Layer + 'static>(
             }
             let mk = stack.clone();
             let ep = Endpoint::new(c, move |_: &View| mk()).expect("endpoint");
-            Member { h: udp::spawn(s, ep, &addrs).expect("spawn"), addr }
+            Member { h: Mo::run(s, ep, &addrs), addr }
         })
         .collect();
     (members, group)
 }
 
-fn start(n: usize, cfg: &UdpConfig) -> Vec<Member> {
-    start_with(n, cfg, None, || Bare).0
+fn start<Mo: Mode>(n: usize, cfg: &UdpConfig) -> Vec<Member<Mo::M<Bare>>> {
+    start_with::<Mo, _>(n, cfg, None, || Bare).0
 }
 
 fn casts(evs: &[Event]) -> impl Iterator<Item = (EndpointId, &Bytes)> {
@@ -115,46 +120,41 @@ fn parse(data: &[u8]) -> Option<(u8, u32)> {
     (payload(sender, seq) == data).then_some((sender, seq))
 }
 
-fn wait_stats(h: &Handle, within: Duration, done: impl Fn(&DriverStats) -> bool) -> DriverStats {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = h.stats();
-        if done(&s) || Instant::now() >= deadline {
-            return s;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn shutdown_all(members: Vec<Member>) -> Vec<DriverStats> {
+fn shutdown_all<M: common::Member>(members: Vec<Member<M>>) -> Vec<DriverStats> {
     members.into_iter().map(|m| m.h.shutdown()).collect()
 }
 
 /// Every member casts `n` paced messages at once; every member must deliver every message
 /// of every member (its own exactly once, by the endpoint's local loopback) intact and in
 /// each sender's order, and nothing more.
-fn exact_delivery(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
-    let group = start(members, cfg);
+fn exact_delivery<Mo: Mode>(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
+    let group = start::<Mo>(members, cfg);
     let ids: Vec<EndpointId> = group.iter().map(|m| m.h.me()).collect();
-    thread::scope(|s| {
-        for (i, m) in group.iter().enumerate() {
-            let h = m.h.clone();
-            s.spawn(move || {
-                for seq in 0..n {
-                    h.cast(payload(i as u8, seq)).expect("cast");
-                    if seq % 50 == 49 {
-                        thread::sleep(Duration::from_millis(1));
-                    }
-                }
-            });
-        }
-    });
     let total = members * n as usize;
-    for (me, m) in group.iter().enumerate() {
-        let evs = collect(&m.h, Duration::from_secs(20), |e| casts(e).count() >= total);
+    // Each member on a thread of its own casts, then takes its events.
+    let (mut group, events): (Vec<_>, Vec<_>) = thread::scope(|s| {
+        let runs: Vec<_> = group
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut m)| {
+                s.spawn(move || {
+                    for seq in 0..n {
+                        m.h.cast(payload(i as u8, seq)).expect("cast");
+                        if seq % 50 == 49 {
+                            m.h.pump(Duration::from_millis(1));
+                        }
+                    }
+                    let evs = collect(&mut m.h, Duration::from_secs(20), |e| casts(e).count() >= total);
+                    (m, evs)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("member thread")).unzip()
+    });
+    for (me, (m, evs)) in group.iter_mut().zip(&events).enumerate() {
         assert!(matches!(evs.first(), Some(Event::View(v)) if v.members == ids), "the view comes first");
         let mut next = vec![0u32; members];
-        for (from, data) in casts(&evs) {
+        for (from, data) in casts(evs) {
             let (sender, seq) = parse(data).unwrap_or_else(|| panic!("member {me}: corrupt payload {data:?}"));
             let k = ids.iter().position(|&i| i == from).expect("sender is a member");
             assert_eq!(k, sender as usize, "member {me}: payload of {sender} delivered as from {k}");
@@ -181,8 +181,8 @@ fn exact_delivery(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
     let kernel_copies = !cfg.fanout && !cfg.filter_own;
     let expect_own = if kernel_copies { n as u64 } else { 0 };
     let expect_rx = (total - n as usize) as u64 + expect_own;
-    for (me, m) in group.iter().enumerate() {
-        let s = wait_stats(&m.h, Duration::from_secs(5), |s| {
+    for (me, m) in group.iter_mut().enumerate() {
+        let s = wait_stats(&mut m.h, Duration::from_secs(5), |s| {
             s.endpoint.rx_own >= expect_own && s.rx_datagrams >= expect_rx
         });
         assert_eq!(s.endpoint.rx_own, expect_own, "member {me}: kernel copies of own casts: {s:?}");
@@ -198,38 +198,67 @@ fn exact_delivery(cfg: &UdpConfig, members: usize, n: u32) -> Vec<DriverStats> {
     stats
 }
 
+/// `fn $name<Mo: Mode>()` run as the tests `$name::thread` and `$name::inline`.
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn thread() {
+                super::$name::<super::Threaded>()
+            }
+            #[test]
+            fn inline() {
+                super::$name::<super::Inlined>()
+            }
+        }
+    )*};
+}
+
+both_modes!(
+    multicast_three_members_exact_delivery,
+    multicast_without_own_filter_reads_kernel_copies,
+    fanout_three_members_exact_delivery,
+    send_reaches_only_its_target,
+    garbage_is_counted_never_delivered,
+    leave_then_cast_is_refused_and_the_member_stops,
+    payload_limits_are_checked_before_the_endpoint,
+    starting_checks_its_arguments,
+);
+
 // ---------------------------------------------------------------------------------------
 // 1, 2: delivery over multicast and over fan-out
 
-#[test]
-fn multicast_three_members_exact_delivery() {
-    let stats = exact_delivery(&v4_config(), 3, 400);
+fn multicast_three_members_exact_delivery<Mo: Mode>() {
+    let stats = exact_delivery::<Mo>(&v4_config(), 3, 400);
     let s = &stats[0];
     println!(
-        "multicast: sent {} in {} sendmmsg, {} recvmmsg, {} wakeups, {} wake signals",
-        s.tx_sent, s.sendmmsg_calls, s.recvmmsg_calls, s.wakeups, s.wake_signals
+        "multicast ({}): sent {} in {} sendmmsg, {} recvmmsg, {} wakeups, {} wake signals",
+        Mo::NAME,
+        s.tx_sent,
+        s.sendmmsg_calls,
+        s.recvmmsg_calls,
+        s.wakeups,
+        s.wake_signals
     );
 }
 
-#[test]
-fn multicast_without_own_filter_reads_kernel_copies() {
+fn multicast_without_own_filter_reads_kernel_copies<Mo: Mode>() {
     let cfg = UdpConfig { filter_own: false, ..v4_config() };
-    exact_delivery(&cfg, 3, 200);
+    exact_delivery::<Mo>(&cfg, 3, 200);
 }
 
-#[test]
-fn fanout_three_members_exact_delivery() {
+fn fanout_three_members_exact_delivery<Mo: Mode>() {
     let cfg = UdpConfig { fanout: true, ..UdpConfig::default() };
-    exact_delivery(&cfg, 3, 400);
+    exact_delivery::<Mo>(&cfg, 3, 400);
 }
 
 // ---------------------------------------------------------------------------------------
 // 3: point-to-point
 
-#[test]
-fn send_reaches_only_its_target() {
-    let group = start(3, &v4_config());
-    let (a, b, c) = (&group[0].h, &group[1].h, &group[2].h);
+fn send_reaches_only_its_target<Mo: Mode>() {
+    let mut group = start::<Mo>(3, &v4_config());
+    let [a, b, c] = &mut group[..] else { unreachable!() };
+    let (a, b, c) = (&mut a.h, &mut b.h, &mut c.h);
     for i in 0..20u32 {
         a.send(b.me(), payload(0, i)).unwrap();
     }
@@ -239,7 +268,7 @@ fn send_reaches_only_its_target() {
     let want: Vec<_> = (0..20).map(|i| (a.me(), Some((0, i)))).collect();
     assert_eq!(got, want, "B gets A's sends, in order, intact");
     let ea = collect(a, Duration::from_secs(5), |e| sends(e).count() >= 1);
-    thread::sleep(Duration::from_millis(100));
+    a.pump(Duration::from_millis(100));
     let mut more_a = Vec::new();
     a.recv_many(&mut more_a, Duration::ZERO);
     let a_sends: Vec<_> = sends(&ea).chain(sends(&more_a)).collect();
@@ -282,8 +311,9 @@ fn ipv6_multicast_on_lo_works() -> Result<(), String> {
 const IPV6_CHILD_OK: &str = "THOTH-IPV6-MULTICAST-DELIVERY-OK";
 
 fn ipv6_exact_delivery() {
-    let stats = exact_delivery(&v6_config(), 3, 200);
-    println!("{IPV6_CHILD_OK} (sent {} datagrams per member)", stats[0].tx_sent);
+    for stats in [exact_delivery::<Threaded>(&v6_config(), 3, 200), exact_delivery::<Inlined>(&v6_config(), 3, 200)] {
+        println!("{IPV6_CHILD_OK} (sent {} datagrams per member)", stats[0].tx_sent);
+    }
 }
 
 /// Run by `ipv6_multicast_on_loopback` inside a fresh network namespace.
@@ -365,10 +395,9 @@ fn frame_bytes(f: &Frame, body: &[u8]) -> Vec<u8> {
     [&head[..], body].concat()
 }
 
-#[test]
-fn garbage_is_counted_never_delivered() {
+fn garbage_is_counted_never_delivered<Mo: Mode>() {
     let cfg = v4_config();
-    let (group, gid) = start_with(2, &cfg, Some(1200), || Bare);
+    let (mut group, gid) = start_with::<Mo, _>(2, &cfg, Some(1200), || Bare);
     let view = View::initial(group.iter().map(|m| m.h.me()).collect());
     let ours = Frame { flags: 0, group: gid, view: view.id, src: group[1].h.me() };
     let mut bad_crc = frame_bytes(&ours, b"hello");
@@ -407,13 +436,13 @@ fn garbage_is_counted_never_delivered() {
             && e.rx_accepted == 0
             && s.rx_datagrams == 11 * copies
     };
-    let s0 = wait_stats(&group[0].h, Duration::from_secs(10), |s| per_copy(s, 2));
+    let s0 = wait_stats(&mut group[0].h, Duration::from_secs(10), |s| per_copy(s, 2));
     assert!(per_copy(&s0, 2), "member 0 (unicast and group copies): {s0:?}");
-    let s1 = wait_stats(&group[1].h, Duration::from_secs(10), |s| per_copy(s, 1));
+    let s1 = wait_stats(&mut group[1].h, Duration::from_secs(10), |s| per_copy(s, 1));
     assert!(per_copy(&s1, 1), "member 1 (group copy): {s1:?}");
     // Nothing was delivered, and the members still work.
     group[1].h.cast(Bytes::from_static(b"still alive")).unwrap();
-    let evs = collect(&group[0].h, Duration::from_secs(10), |e| casts(e).count() >= 1);
+    let evs = collect(&mut group[0].h, Duration::from_secs(10), |e| casts(e).count() >= 1);
     let delivered: Vec<_> = evs.iter().filter(|e| !matches!(e, Event::View(_))).collect();
     assert_eq!(
         delivered,
@@ -455,8 +484,8 @@ fn granted_buffers_are_reported() {
 #[test]
 fn try_cast_would_block_without_loss() {
     let cfg = UdpConfig { queue: 1, ..v4_config() };
-    let group = start(1, &cfg);
-    let h = &group[0].h;
+    let mut group = start::<Threaded>(1, &cfg);
+    let h = &mut group[0].h;
     let mut accepted = Vec::new();
     let mut would_block = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -479,15 +508,15 @@ fn try_cast_would_block_without_loss() {
     shutdown_all(group);
 }
 
-#[test]
-fn leave_then_cast_is_refused_and_the_driver_ends() {
-    let group = start(2, &v4_config());
-    let h = &group[0].h;
+fn leave_then_cast_is_refused_and_the_member_stops<Mo: Mode>() {
+    let mut group = start::<Mo>(2, &v4_config());
+    let [h, other] = &mut group[..] else { unreachable!() };
+    let (h, other) = (&mut h.h, &mut other.h);
     h.cast(Bytes::from_static(b"before")).unwrap();
     h.leave();
     assert_eq!(h.cast(Bytes::from_static(b"after")), Err(HandleError::Cast(CastError::Left)));
     assert_eq!(h.try_cast(Bytes::new()), Err(HandleError::Cast(CastError::Left)));
-    assert_eq!(h.send(group[1].h.me(), Bytes::new()), Err(HandleError::Cast(CastError::Left)));
+    assert_eq!(h.send(other.me(), Bytes::new()), Err(HandleError::Cast(CastError::Left)));
     h.leave(); // twice is harmless
     let evs = collect(h, Duration::from_secs(10), |e| e.last() == Some(&Event::Exit));
     let tail: Vec<_> = evs.iter().filter(|e| !matches!(e, Event::View(_))).collect();
@@ -502,15 +531,14 @@ fn leave_then_cast_is_refused_and_the_driver_ends() {
     assert!(t.elapsed() < Duration::from_secs(5), "recv returned None only by timeout");
     assert!(h.is_stopped());
     // The other member heard the cast sent before the leave.
-    let e1 = collect(&group[1].h, Duration::from_secs(10), |e| casts(e).count() >= 1);
+    let e1 = collect(other, Duration::from_secs(10), |e| casts(e).count() >= 1);
     assert_eq!(casts(&e1).map(|(_, d)| d.clone()).collect::<Vec<_>>(), vec![Bytes::from_static(b"before")]);
     shutdown_all(group);
 }
 
-#[test]
-fn payload_limits_are_checked_at_the_handle() {
-    let group = start(1, &UdpConfig { filter_own: false, ..v4_config() });
-    let h = &group[0].h;
+fn payload_limits_are_checked_before_the_endpoint<Mo: Mode>() {
+    let mut group = start::<Mo>(1, &UdpConfig { filter_own: false, ..v4_config() });
+    let h = &mut group[0].h;
     let max = h.max_payload();
     // Past the frame, one byte of presence bits (no layers).
     assert_eq!(max, thoth_stack::endpoint::MAX_UDP_PAYLOAD - FRAME_LEN - 1);
@@ -549,7 +577,7 @@ impl Layer for Slow {
 #[test]
 fn shutdown_is_prompt_and_releases_blocked_senders() {
     let cfg = UdpConfig { queue: 2, ..v4_config() };
-    let (mut group, _) = start_with(1, &cfg, None, || Slow);
+    let (mut group, _) = start_with::<Threaded, _>(1, &cfg, None, || Slow);
     let h = group.pop().unwrap().h;
     let senders: Vec<_> = (0..3)
         .map(|_| {
@@ -596,7 +624,7 @@ fn shutdown_is_prompt_and_releases_blocked_senders() {
 #[test]
 fn dropping_every_handle_stops_the_driver() {
     let cfg = UdpConfig { fanout: true, ..v4_config() };
-    let group = start(1, &cfg);
+    let group = start::<Threaded>(1, &cfg);
     let addr = group[0].addr;
     let clone = group[0].h.clone();
     assert_eq!(
@@ -614,16 +642,28 @@ fn dropping_every_handle_stops_the_driver() {
 }
 
 #[test]
-fn spawn_checks_its_arguments() {
+fn dropping_an_inline_member_frees_its_socket() {
+    let cfg = UdpConfig { fanout: true, ..v4_config() };
+    let group = start::<Inlined>(1, &cfg);
+    let addr = group[0].addr;
+    assert_eq!(UdpSocket::bind(addr).map_err(|e| e.kind()).err(), Some(io::ErrorKind::AddrInUse));
+    let t = Instant::now();
+    drop(group);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    UdpSocket::bind(addr).expect("the member's socket was closed when it was dropped");
+}
+
+fn starting_checks_its_arguments<Mo: Mode>() {
+    let start = |s, ep: Endpoint<Bare>, peers: &[SocketAddr]| Mo::start(s, ep, peers).map(drop);
     let cfg = UdpConfig { fanout: true, ..UdpConfig::default() };
     let s = Sockets::open(&cfg).unwrap();
     let wrong = Endpoint::new(Config::new(GroupId(1), EndpointId(7), vec![EndpointId(7)]), |_: &View| Bare).unwrap();
-    let err = udp::spawn(s, wrong, &[]).unwrap_err();
+    let err = start(s, wrong, &[]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let s = Sockets::open(&cfg).unwrap();
     let me = s.id();
     assert_eq!(me, endpoint_id(s.local_addr()));
     let ep = Endpoint::new(Config::new(GroupId(1), me, vec![me]), |_: &View| Bare).unwrap();
-    let err = udp::spawn(s, ep, &["[::1]:9".parse().unwrap()]).unwrap_err();
+    let err = start(s, ep, &["[::1]:9".parse().unwrap()]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "an IPv6 peer for an IPv4 socket");
 }

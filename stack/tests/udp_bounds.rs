@@ -4,7 +4,10 @@
 //! behind a held cast; `cast` under `FlowPolicy::Block` giving up after
 //! `UdpConfig::block_timeout`; `leave` and the answers never waiting, the leave going after
 //! the casts accepted before it; and shutdown giving up on a driver stuck in a layer after
-//! `SHUTDOWN_WAIT`. One member in fan-out mode on 127.0.0.1 per test; flow control is a
+//! `SHUTDOWN_WAIT`. The same bounds in inline mode, where nothing is queued: a cast under
+//! flow control gives up after `block_timeout` (at once under `FlowPolicy::WouldBlock`) while
+//! the member keeps running its timers, the answers and `leave` never wait, shutdown and the
+//! drop are prompt. One member in fan-out mode on 127.0.0.1 per test; flow control is a
 //! test layer (`Gate`) the test opens and closes. Every wait is bounded; every driver is
 //! shut down or dropped.
 
@@ -14,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::testing::{collect, random_u64};
-use thoth_stack::udp::{self, Handle, HandleError, SHUTDOWN_WAIT, Sockets, UdpConfig};
+use thoth_stack::udp::{self, FlowPolicy, Handle, HandleError, Inline, SHUTDOWN_WAIT, Sockets, UdpConfig};
 use thoth_stack::{Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, Event, GroupId, Layer, Time, Up, View};
 
 /// How long a stop may take here: far above one turn of the driver (milliseconds) under
@@ -66,12 +69,43 @@ impl Layer for Gate {
     fn dump(&self, _: &mut Vec<Dump>) {}
 }
 
-/// One member alone in fan-out mode over `stack`; its handle and unicast address.
-fn alone<L: Layer + 'static>(cfg: UdpConfig, stack: impl Fn() -> L + Send + 'static) -> (Handle, SocketAddr) {
+/// One member alone in fan-out mode over `stack`, its sockets and unicast address.
+fn alone_endpoint<L: Layer + 'static>(
+    cfg: UdpConfig,
+    stack: impl Fn() -> L + Send + 'static,
+) -> (Sockets, Endpoint<L>, SocketAddr) {
     let s = Sockets::open(&UdpConfig { fanout: true, ..cfg }).expect("open");
     let (me, addr) = (s.id(), s.local_addr());
     let ep = Endpoint::new(Config::new(GroupId(random_u64()), me, vec![me]), move |_: &View| stack()).unwrap();
+    (s, ep, addr)
+}
+
+/// One member alone in fan-out mode over `stack`; its handle and unicast address.
+fn alone<L: Layer + 'static>(cfg: UdpConfig, stack: impl Fn() -> L + Send + 'static) -> (Handle, SocketAddr) {
+    let (s, ep, addr) = alone_endpoint(cfg, stack);
     (udp::spawn(s, ep, &[addr]).expect("spawn"), addr)
+}
+
+/// The same, inline behind a closed `Gate`; the gate's switch.
+fn gated_inline(cfg: UdpConfig) -> (Inline<Endpoint<Gate>>, SocketAddr, Arc<AtomicBool>) {
+    let open = Arc::new(AtomicBool::new(false));
+    let o = open.clone();
+    let (s, ep, addr) = alone_endpoint(cfg, move || Gate { open: o.clone(), ready: true, look_at: None });
+    (udp::inline(s, ep, &[addr]).expect("inline"), addr, open)
+}
+
+/// Events of an inline member until `done` holds or `within` passes.
+fn collect_inline<L: Layer>(
+    m: &mut Inline<Endpoint<L>>,
+    within: Duration,
+    done: impl Fn(&[Event]) -> bool,
+) -> Vec<Event> {
+    let deadline = Instant::now() + within;
+    let mut evs = Vec::new();
+    while !done(&evs) && Instant::now() < deadline {
+        m.recv_many(&mut evs, Duration::from_millis(20));
+    }
+    evs
 }
 
 /// A member behind a closed `Gate`; the gate's switch.
@@ -281,4 +315,57 @@ fn shutdown_gives_up_on_a_driver_stuck_in_a_layer() {
     gate.0.lock().unwrap().1 = true;
     gate.1.notify_all();
     assert!(until(WAIT, || socket_closed(addr)), "the detached driver never ended");
+}
+
+#[test]
+fn inline_calls_return_within_their_bounds() {
+    const LIMIT: Duration = Duration::from_millis(200);
+    let (mut m, addr, gate) = gated_inline(UdpConfig { block_timeout: LIMIT, ..UdpConfig::default() });
+    let me = m.me();
+    m.cast(Bytes::from_static(b"first")).unwrap();
+    // Flow control holds: a cast waits `block_timeout`, running the member meanwhile.
+    let t = Instant::now();
+    assert_eq!(m.cast(Bytes::from_static(b"refused")), Err(HandleError::WouldBlock));
+    let took = t.elapsed();
+    assert!(took >= LIMIT && took < LIMIT + PROMPT, "cast gave up after {took:?}, not {LIMIT:?}");
+    let t = Instant::now();
+    assert_eq!(m.try_cast(Bytes::from_static(b"refused")), Err(HandleError::WouldBlock));
+    assert!(t.elapsed() < PROMPT, "try_cast waited");
+    // A send is not flow controlled, and nothing queues in front of it.
+    m.send(me, Bytes::from_static(b"to me")).unwrap();
+    // The gate opens: the member's own timer (run by the cast that waits) lets the cast go.
+    gate.store(true, Ordering::SeqCst);
+    m.cast(Bytes::from_static(b"after")).unwrap();
+    let evs = collect_inline(&mut m, WAIT, |e| casts(e).len() >= 2);
+    assert_eq!(casts(&evs), vec![Bytes::from_static(b"first"), Bytes::from_static(b"after")], "refused ones never go");
+    // Closed again: the answers and the leave never wait.
+    gate.store(false, Ordering::SeqCst);
+    m.cast(Bytes::from_static(b"closes")).unwrap();
+    let t = Instant::now();
+    m.block_ok().unwrap();
+    m.send_state(Bytes::from_static(b"state")).unwrap();
+    m.leave();
+    assert!(t.elapsed() < PROMPT, "block_ok, send_state and leave under flow control took {:?}", t.elapsed());
+    assert_eq!(m.cast(Bytes::new()), Err(HandleError::Cast(CastError::Left)));
+    let evs = collect_inline(&mut m, WAIT, |e| e.last() == Some(&Event::Exit));
+    assert_eq!(evs.last(), Some(&Event::Exit), "no exit: {evs:?}");
+    assert!(m.is_stopped());
+    assert_eq!(m.recv_timeout(WAIT), None, "a stopped member returns at once");
+    assert_eq!(m.block_ok(), Err(HandleError::Stopped));
+    let t = Instant::now();
+    m.shutdown();
+    assert!(t.elapsed() < PROMPT && socket_closed(addr), "shutdown");
+}
+
+#[test]
+fn inline_would_block_policy_and_a_prompt_drop_under_flow_control() {
+    let cfg = UdpConfig { flow: FlowPolicy::WouldBlock, block_timeout: Duration::MAX, ..UdpConfig::default() };
+    let (mut m, addr, _gate) = gated_inline(cfg);
+    m.cast(Bytes::from_static(b"first")).unwrap();
+    let t = Instant::now();
+    assert_eq!(m.cast(Bytes::from_static(b"refused")), Err(HandleError::WouldBlock));
+    assert!(t.elapsed() < PROMPT, "a cast under FlowPolicy::WouldBlock waited {:?}", t.elapsed());
+    let t = Instant::now();
+    drop(m);
+    assert!(t.elapsed() < PROMPT && socket_closed(addr), "drop under flow control");
 }

@@ -82,6 +82,10 @@ pub struct UdpConfig {
     /// of reading, checking and discarding each one as `rx_own` (default true). The endpoint
     /// delivers its own casts locally either way.
     pub filter_own: bool,
+    /// Inline mode (`Inline`): how long a receive keeps reading the sockets before it sleeps
+    /// in `ppoll` (default zero: it sleeps at once). Spinning trades a core for the wake-up
+    /// latency of a sleeping thread; it is bounded by the receive's own timeout.
+    pub busy_poll: Duration,
 }
 
 /// What a cast does when flow control (or a full command queue) holds it back.
@@ -112,6 +116,7 @@ impl Default for UdpConfig {
             flow: FlowPolicy::Block,
             block_timeout: Duration::from_secs(5),
             filter_own: true,
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -246,5 +251,6 @@ mod tests {
         assert_eq!((c.recv_buffer, c.send_buffer), (8 << 20, 4 << 20));
         assert_eq!((c.flow, c.block_timeout), (FlowPolicy::Block, Duration::from_secs(5)));
         assert!(c.filter_own);
+        assert_eq!(c.busy_poll, Duration::ZERO);
     }
 }

@@ -103,6 +103,8 @@ pub(crate) const SEND_ROUNDS: usize = 2;
 /// A socket that had nothing is read again only every this many turns while another keeps
 /// the loop busy (a sleeping loop polls every socket, so nothing waits longer).
 const QUIET_SKIP: u8 = 8;
+/// How long, at most, an exiting machine's loop keeps trying to flush its last datagrams.
+pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// How long the loop waits after ENOBUFS before trying again.
 const NOBUFS_BACKOFF: Duration = Duration::from_millis(1);
 /// Received datagrams are copied out of the receive slots into chunks of this size, each
@@ -403,13 +405,13 @@ impl Core {
     }
 
     /// Flushes the outbox as far as the socket takes it; with `wait`, keeps trying (waking
-    /// for POLLOUT) until it is empty, `limit` passes, or `stop` says to give up.
-    pub(crate) fn drain_outbox(&mut self, wait: Option<(Duration, &Waker)>, stop: impl Fn() -> bool) {
+    /// for POLLOUT, or `waker`) until it is empty, `wait` has passed, or `stop` says to give up.
+    pub(crate) fn drain_outbox(&mut self, wait: Option<Duration>, waker: Option<&Waker>, stop: impl Fn() -> bool) {
         self.flush(usize::MAX);
-        let Some((limit, waker)) = wait else { return };
+        let Some(limit) = wait else { return };
         let give_up = Instant::now() + limit;
         while !self.outbox.is_empty() && Instant::now() < give_up && !stop() {
-            self.wait(Some(waker), false, Some(give_up.min(Instant::now() + Duration::from_millis(10))));
+            self.wait(waker, false, Some(give_up.min(Instant::now() + Duration::from_millis(10))));
             self.blocked = None;
             self.flush(usize::MAX);
         }

@@ -29,7 +29,7 @@
 //! Tested end to end by `stack/tests/udp.rs`, `udp_routes.rs` and `udp_bounds.rs` (handle
 //! semantics, bounds, shutdown) and `layers/tests/flow_shutdown.rs`.
 
-use super::core::{Core, SEND_ROUNDS};
+use super::core::{Core, EXIT_FLUSH, SEND_ROUNDS};
 use super::shared::Shared;
 use crate::machine::{Announce, Command, Machine};
 use std::collections::VecDeque;
@@ -37,8 +37,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// How long, at most, an exiting driver keeps trying to flush its last datagrams.
-const EXIT_FLUSH: Duration = Duration::from_secs(1);
 /// Statistics are published at least this often while the driver is busy.
 const PUBLISH_EVERY: Duration = Duration::from_millis(10);
 
@@ -219,8 +217,7 @@ impl<M: Machine> Driver<M> {
     fn finish(&mut self, wait: bool) {
         self.core.route(&mut self.m);
         let shared = self.shared.clone();
-        let wait = wait.then(|| (EXIT_FLUSH, shared.wake.waker()));
-        self.core.drain_outbox(wait, || shared.is_stopping());
+        self.core.drain_outbox(wait.then_some(EXIT_FLUSH), Some(shared.wake.waker()), || shared.is_stopping());
         self.collect_events();
         self.publish();
         self.shared.events.close_with(&mut self.events);

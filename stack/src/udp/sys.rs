@@ -35,6 +35,12 @@ pub struct SendBatch {
     cap: usize,
 }
 
+// SAFETY: the raw pointers in `hdrs` and `iovs` are written afresh by each `send` from the
+// datagrams it is given and read by the kernel only during that call; no thread shares them,
+// so the batch may move to another thread (an inline member is created on one thread and
+// run on another).
+unsafe impl Send for SendBatch {}
+
 impl SendBatch {
     pub fn new(cap: usize) -> SendBatch {
         let cap = cap.clamp(1, libc::UIO_MAXIOV as usize);
@@ -130,6 +136,10 @@ fn socket_addr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Sock
         _ => None,
     }
 }
+
+// SAFETY: the raw pointers in `hdrs` and `iovs` point into `buf` and `names`, heap buffers
+// this batch owns, which do not move when the batch does; no thread shares them.
+unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
     pub fn new(cap: usize, slot: usize) -> RecvBatch {
