@@ -29,8 +29,11 @@ fn json_lines(out: &Output) -> Vec<String> {
     lines
 }
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 16] = [
     "stack",
+    "driver",
+    "rtt_p50_us",
+    "raw_rtt_p50_us",
     "members",
     "senders",
     "size",
@@ -80,6 +83,25 @@ fn reliable_stack_delivers_exactly_once_in_order_through_ten_percent_loss() {
     assert_eq!(num(l, "fifo_violations"), 0.0, "{l}");
     assert_eq!(num(l, "bad"), 0.0, "{l}");
     assert_no_members_left(pid);
+}
+
+/// Round trips through the default (reliable) stack in both driver modes, with raw UDP's
+/// ping-pong beside: every ping answered, round trips no shorter than a one-way trip.
+#[test]
+fn round_trips_in_both_driver_modes() {
+    for driver in ["inline", "thread"] {
+        let args = ["--rtt", "--count", "300", "--size", "100", "--driver", driver, "--json"];
+        let (out, pid, _) = run(&args, Duration::from_secs(60));
+        let l = &json_lines(&out)[0];
+        assert_eq!(field(l, "driver"), driver);
+        assert_eq!((num(l, "members"), num(l, "senders"), num(l, "count")), (3.0, 2.0, 300.0), "{l}");
+        assert_eq!(num(l, "lost"), 0.0, "every ping and every answer at every member: {l}");
+        let (rtt, rtt99, one_way) = (num(l, "rtt_p50_us"), num(l, "rtt_p99_us"), num(l, "p50_us"));
+        assert!(rtt >= 1.0 && rtt <= rtt99, "{l}");
+        assert!(num(l, "raw_rtt_p50_us") >= 1.0, "{l}");
+        assert!(rtt >= one_way, "a round trip is two trips: {l}");
+        assert_no_members_left(pid);
+    }
 }
 
 #[test]

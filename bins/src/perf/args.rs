@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// Largest UDP payload over IPv4.
 pub const MAX_SIZE: usize = 65_507;
+/// `--driver` by default (the faster of the two on this machine class: see the README).
+pub const DEFAULT_DRIVER: Driver = Driver::Inline;
 const MAX_MEMBERS: usize = 64;
 
 /// What to run.
@@ -52,22 +54,59 @@ pub struct Opts {
     pub fanout: bool,
     /// Test hook: this member exits in the middle of the first run.
     pub die_member: Option<usize>,
+    /// How the stack path runs its endpoint.
+    pub driver: Driver,
+    /// Round trips instead of one-way streams: member 0 casts a ping, member 1 answers each
+    /// with a cast, the others listen.
+    pub rtt: bool,
 }
 
 impl Opts {
+    /// Members that send: in a round-trip run, the pinger and the one that answers.
     pub fn sender_count(&self) -> usize {
         match self.senders {
+            _ if self.rtt => 2,
             Senders::All => self.members,
             Senders::First(n) => n,
         }
     }
 
-    /// Messages per sender for `size`, if the run is count-based.
+    /// Messages per sender for `size` (pings, in a round-trip run), if the run is count-based.
     pub fn count_for(&self, size: usize) -> Option<u64> {
         match self.amount {
             Amount::Count(Some(n)) => Some(n),
+            Amount::Count(None) if self.rtt => Some(RTT_COUNT),
             Amount::Count(None) => Some(default_count(size)),
             Amount::Duration(_) => None,
+        }
+    }
+}
+
+/// Pings of a round-trip run by default.
+pub const RTT_COUNT: u64 = 20_000;
+
+/// How the stack path runs its endpoint (`--driver`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// `udp::inline`: the member's own thread runs the core.
+    Inline,
+    /// `udp::spawn`: a driver thread, the member talking to it through a handle.
+    Thread,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Inline => "inline",
+            Driver::Thread => "thread",
+        }
+    }
+
+    fn parse(v: &str) -> Result<Driver, String> {
+        match v {
+            "inline" => Ok(Driver::Inline),
+            "thread" => Ok(Driver::Thread),
+            _ => Err(format!("--driver {v}: give `inline` or `thread`")),
         }
     }
 }
@@ -106,6 +145,8 @@ pub struct MemberOpts {
     /// Longest a round may take before the member gives up.
     pub cap: Duration,
     pub die: bool,
+    pub driver: Driver,
+    pub rtt: bool,
 }
 
 impl MemberOpts {
@@ -141,11 +182,15 @@ impl MemberOpts {
         kv("--rounds", self.rounds.to_string());
         kv("--name", self.name.clone());
         kv("--cap", self.cap.as_secs_f64().to_string());
+        kv("--driver", self.driver.name().into());
         if self.fanout {
             a.push("--fanout".into());
         }
         if self.die {
             a.push("--die".into());
+        }
+        if self.rtt {
+            a.push("--rtt".into());
         }
         a
     }
@@ -211,6 +256,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
         fanout: false,
         die_member: None,
+        driver: DEFAULT_DRIVER,
+        rtt: false,
     };
     let (mut count, mut duration) = (None, None);
     let mut it = args.iter();
@@ -249,6 +296,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--interface" => o.interface = interface(value(&mut it, f)?)?,
             "--fanout" => o.fanout = true,
             "--debug-die-member" => o.die_member = Some(num(value(&mut it, f)?, f)?),
+            "--driver" => o.driver = Driver::parse(value(&mut it, f)?)?,
+            "--rtt" => o.rtt = true,
             _ => return Err(format!("unknown option `{f}` (see --help)")),
         }
     }
@@ -260,6 +309,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     };
     if !(1..=MAX_MEMBERS).contains(&o.members) {
         return Err(format!("--members {}: give 1 to {MAX_MEMBERS}", o.members));
+    }
+    if o.rtt && o.members < 2 {
+        return Err("--rtt needs at least 2 members (one pings, one answers)".into());
     }
     if let Senders::First(n) = o.senders
         && !(1..=o.members).contains(&n)
@@ -300,6 +352,8 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         name: String::new(),
         cap: Duration::from_secs(60),
         die: false,
+        driver: DEFAULT_DRIVER,
+        rtt: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -325,6 +379,8 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
             "--name" => m.name = value(&mut it, f)?.to_string(),
             "--cap" => m.cap = secs(value(&mut it, f)?, f)?,
             "--die" => m.die = true,
+            "--driver" => m.driver = Driver::parse(value(&mut it, f)?)?,
+            "--rtt" => m.rtt = true,
             _ => return Err(format!("member: unknown option `{f}`")),
         }
     }
@@ -369,6 +425,12 @@ OPTIONS
   --interface IP       the multicast interface, by one of its addresses (IPv4); the members
                        bind their unicast sockets to it (default 127.0.0.1, loopback)
   --fanout             unicast fan-out to every member instead of multicast
+  --driver inline|thread
+                       how a member runs its endpoint: on its own thread (`inline`, the
+                       default) or through a driver thread (`thread`); raw UDP is unchanged
+  --rtt                round trips: member 0 casts a ping, member 1 answers it with a cast,
+                       member 0 pings again (default {rtt_count} pings, or --count / --duration);
+                       raw UDP does the same ping-pong
   --json               one JSON object per result line instead of the table
   -h, --help           this text
 
@@ -383,10 +445,13 @@ WHAT IS MEASURED
   same invocation (with --repeat, the median of the per-pair ratios). Delivery orders: how
   many different orders the members delivered the messages in (each member hashes the
   order; 1 = one total order, as `reliable_total` gives; FIFO stacks give one per member).
+  With --rtt: rtt = from a ping's cast to the delivery of its answer at the pinger, p50 /
+  p99 / p99.9 in microseconds; the one-way latencies are those of the other members.
 
 LAYERS THE REGISTRY KNOWS
 {layers}",
         default = thoth::DEFAULT_STACK,
+        rtt_count = RTT_COUNT,
     )
 }
 
@@ -411,6 +476,10 @@ mod tests {
         assert!(!run(&["--stack", "raw"]).unwrap().raw);
         assert_eq!(o.interface, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(run(&["--interface", "10.9.8.7"]).unwrap().interface, IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7)));
+        assert_eq!(o.driver, DEFAULT_DRIVER);
+        assert_eq!(run(&["--driver", "thread"]).unwrap().driver, Driver::Thread);
+        let r = run(&["--rtt"]).unwrap();
+        assert_eq!((r.rtt, r.sender_count(), r.count_for(1024)), (true, 2, Some(RTT_COUNT)));
     }
 
     #[test]
@@ -425,6 +494,8 @@ mod tests {
             &["--interface", "0.0.0.0"],
             &["--interface", "eth0"],
             &["--stack", "no-such-layer"],
+            &["--driver", "fibre"],
+            &["--rtt", "--members", "1"],
             &["--bogus"],
         ] {
             assert!(run(bad).is_err(), "{bad:?}");
@@ -449,6 +520,8 @@ mod tests {
             name: "g".into(),
             cap: Duration::from_secs(9),
             die: true,
+            driver: Driver::Thread,
+            rtt: true,
         };
         let Ok(Cmd::Member(back)) = parse(&m.to_args()) else { panic!("member args do not parse") };
         assert_eq!(format!("{back:?}"), format!("{m:?}"));

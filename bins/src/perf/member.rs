@@ -118,35 +118,188 @@ pub fn wait_peers(o: &MemberOpts, ctl: &Control) -> Result<Vec<SocketAddr>, Stri
 /// Runs every round on an armed path, then waits for `QUIT`.
 pub fn rounds<N: Net>(mut net: N, o: &MemberOpts, ctl: &Control) -> Result<(), String> {
     for round in 1..=o.rounds {
-        let t0 = match ctl.wait(o.cap, "GO")? {
+        let t0 = match serve_until(&mut net, ctl, o.cap, "GO")? {
             Ctl::Go { round: r, t0 } if r == round => t0,
             other => return Err(format!("expected GO {round}, got `{}`", other.line())),
         };
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
-        let sender = (o.index < o.senders).then(|| {
-            let (tx, o, sent, stop) = (net.tx(), o.clone(), sent.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let r = send_round(tx, &o, round, t0, &sent, &stop);
-                let _ = done_tx.send(r);
-            })
-        });
-        let result = receive(&mut net, o, ctl, round, t0, &sent, &done_rx);
+        let mut pump = Pump { pacer: None, pinger: None, sent: &sent, done: &done_rx };
+        let mut thread = None;
+        if o.rtt {
+            pump.pinger = (o.index == 0).then(|| Pinger::new(o, round, t0));
+        } else if o.index < o.senders {
+            match net.tx() {
+                Some(tx) => {
+                    let (o, sent, stop) = (o.clone(), sent.clone(), stop.clone());
+                    thread = Some(std::thread::spawn(move || {
+                        let _ = done_tx.send(send_round(tx, &o, round, t0, &sent, &stop));
+                    }));
+                }
+                None => pump.pacer = Some(Pacer::new(o, round, t0)),
+            }
+        }
+        let result = receive(&mut net, o, ctl, round, t0, &mut pump);
         stop.store(true, Ordering::Relaxed);
-        if let Some(h) = sender {
+        if let Some(h) = thread {
             h.join().map_err(|_| "the sender thread panicked".to_string())?;
         }
         emit(&result?.line(round));
     }
-    match ctl.wait(Duration::from_secs(60), "QUIT")? {
+    match serve_until(&mut net, ctl, Duration::from_secs(60), "QUIT")? {
         Ctl::Quit => net.close(),
         other => Err(format!("expected QUIT, got `{}`", other.line())),
     }
 }
 
-/// The sender thread of one round: `count` messages (or for `duration`), paced at `rate` if
-/// given, each stamped with the send time.
+/// The next control line, waiting at most `wait`, with the path at work meanwhile: a member
+/// whose round is over still answers the others' retransmission requests and runs its
+/// timers (an inline path works only while it is called; messages that arrive are dropped).
+fn serve_until<N: Net>(net: &mut N, ctl: &Control, wait: Duration, what: &str) -> Result<Ctl, String> {
+    let give_up = now_ns() + wait.as_nanos() as u64;
+    loop {
+        if let Some(c) = ctl.try_next()? {
+            return Ok(c);
+        }
+        if now_ns() >= give_up {
+            return Err(format!("no {what} from the parent within {} s", wait.as_secs()));
+        }
+        net.recv(RECV_WAIT, &mut |_| {})?;
+    }
+}
+
+/// What a member sends from its receiving loop, and how long a receive may wait meanwhile.
+struct Pump<'a> {
+    /// One-way messages, on a path one thread runs (else a sender thread sends them).
+    pacer: Option<Pacer>,
+    /// Pings, in a round-trip round.
+    pinger: Option<Pinger>,
+    /// Messages sent so far (for progress lines).
+    sent: &'a AtomicU64,
+    /// The sender thread's outcome.
+    done: &'a mpsc::Receiver<Result<u64, String>>,
+}
+
+/// Longest wait of one receive call.
+const RECV_WAIT: Duration = Duration::from_millis(10);
+/// Messages an inline sender sends between two receives when it is behind.
+const BURST: u64 = 64;
+
+impl Pump<'_> {
+    /// Sends what is due and says how long the next receive may wait.
+    fn step<N: Net>(&mut self, net: &mut N) -> Result<Duration, String> {
+        if let Ok(Err(e)) = self.done.try_recv() {
+            return Err(e);
+        }
+        let next = match (&mut self.pacer, &mut self.pinger) {
+            (Some(p), _) => {
+                let next = p.step(BURST, &mut |b| net.send(b))?;
+                (next, p.round, p.seq)
+            }
+            (None, Some(p)) => (p.step(net)?, p.round, p.seq),
+            (None, None) => return Ok(RECV_WAIT),
+        };
+        self.sent.store(next.2, Ordering::Relaxed);
+        Ok(match next.0 {
+            Next::At(t) => Duration::from_nanos(t.saturating_sub(now_ns())).min(RECV_WAIT),
+            Next::Now => Duration::ZERO,
+            Next::Done => {
+                emit(&format!("SENT {} {}", next.1, next.2));
+                (self.pacer, self.pinger) = (None, None);
+                RECV_WAIT
+            }
+        })
+    }
+
+    /// A payload arrived: the pinger looks for its answer.
+    fn heard(&mut self, h: &Hdr) {
+        if let Some(p) = &mut self.pinger {
+            p.heard(h);
+        }
+    }
+}
+
+/// What a sender does next.
+enum Next {
+    /// Send again at this instant (ns).
+    At(u64),
+    /// Send again at once (behind the pace, or unpaced).
+    Now,
+    Done,
+}
+
+/// When a sender is done: `limit` messages, or the end of the run, whichever first.
+#[derive(Clone, Copy)]
+struct Schedule {
+    t0: u64,
+    cap_at: u64,
+    cap: Duration,
+    end: Option<u64>,
+    limit: u64,
+    /// Nanoseconds between two sends (`--rate`).
+    gap: Option<f64>,
+}
+
+impl Schedule {
+    fn new(o: &MemberOpts, t0: u64) -> Schedule {
+        Schedule {
+            t0,
+            cap_at: t0 + o.cap.as_nanos() as u64,
+            cap: o.cap,
+            end: o.duration.map(|d| t0 + d.as_nanos() as u64),
+            limit: o.count.unwrap_or(u64::MAX),
+            gap: o.rate.map(|r| 1e9 / r),
+        }
+    }
+
+    /// Before message `seq` at `now`: `Some(next)` if it is not to be sent now.
+    fn check(&self, seq: u64, now: u64) -> Result<Option<Next>, String> {
+        if now < self.t0 {
+            return Ok(Some(Next::At(self.t0)));
+        }
+        if seq >= self.limit || self.end.is_some_and(|e| now >= e) {
+            return Ok(Some(Next::Done));
+        }
+        if now >= self.cap_at {
+            return Err(format!("sending did not finish within {} s", self.cap.as_secs()));
+        }
+        let due = self.gap.map_or(0, |g| self.t0 + (seq as f64 * g) as u64);
+        Ok((due > now).then_some(Next::At(due)))
+    }
+}
+
+/// A sender's one-way messages, each stamped with its send time.
+struct Pacer {
+    buf: Vec<u8>,
+    round: u32,
+    sender: u32,
+    when: Schedule,
+    seq: u64,
+}
+
+impl Pacer {
+    fn new(o: &MemberOpts, round: u32, t0: u64) -> Pacer {
+        let buf = (0..o.size).map(|i| i as u8).collect();
+        Pacer { buf, round, sender: o.index as u32, when: Schedule::new(o, t0), seq: 0 }
+    }
+
+    /// Sends up to `burst` messages that are due through `send`.
+    fn step(&mut self, burst: u64, send: &mut impl FnMut(&[u8]) -> Result<(), String>) -> Result<Next, String> {
+        for _ in 0..burst {
+            let now = now_ns();
+            if let Some(next) = self.when.check(self.seq, now)? {
+                return Ok(next);
+            }
+            Hdr { round: self.round, sender: self.sender, seq: self.seq, sent_ns: now }.write(&mut self.buf[..HDR]);
+            send(&self.buf)?;
+            self.seq += 1;
+        }
+        Ok(Next::Now)
+    }
+}
+
+/// The sender thread of one round: the pacer's schedule, sleeping between messages.
 fn send_round<T: Tx>(
     mut tx: T,
     o: &MemberOpts,
@@ -155,61 +308,104 @@ fn send_round<T: Tx>(
     sent: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<u64, String> {
-    let mut buf: Vec<u8> = (0..o.size).map(|i| i as u8).collect();
-    sleep_until(t0, Duration::from_secs(10));
-    let cap_at = t0 + o.cap.as_nanos() as u64;
-    let end = o.duration.map(|d| t0 + d.as_nanos() as u64);
-    let limit = o.count.unwrap_or(u64::MAX);
-    let gap = o.rate.map(|r| 1e9 / r);
-    let mut seq = 0u64;
-    while seq < limit {
-        if seq % 64 == 0 && stop.load(Ordering::Relaxed) {
-            break;
+    let mut p = Pacer::new(o, round, t0);
+    while !stop.load(Ordering::Relaxed) {
+        match p.step(BURST, &mut |b| tx.send(b))? {
+            Next::At(t) => sleep_until(t, Duration::from_secs(1)),
+            Next::Now => {}
+            Next::Done => break,
         }
-        let mut now = now_ns();
-        if end.is_some_and(|e| now >= e) {
-            break;
+        sent.store(p.seq, Ordering::Relaxed);
+    }
+    sent.store(p.seq, Ordering::Relaxed);
+    emit(&format!("SENT {round} {}", p.seq));
+    Ok(p.seq)
+}
+
+/// How long the pinger waits for an answer before it pings again (the answer then counts
+/// as late, with its full round trip).
+const PING_TIMEOUT: Duration = Duration::from_millis(200);
+/// The member that answers pings.
+const PONGER: u32 = 1;
+
+/// Member 0 of a round-trip round: casts a ping and, once it is answered (or after
+/// `PING_TIMEOUT`), the next, on the schedule (`--count` / `--duration`, at most `--rate`
+/// per second). Member 1 answers every ping with a cast carrying the ping's number and send
+/// time (see `receive`), so the pinger's latency histogram holds round trips.
+struct Pinger {
+    buf: Vec<u8>,
+    round: u32,
+    when: Schedule,
+    seq: u64,
+    /// The ping waiting for its answer, and until when.
+    waiting: Option<(u64, u64)>,
+}
+
+impl Pinger {
+    fn new(o: &MemberOpts, round: u32, t0: u64) -> Pinger {
+        let buf = (0..o.size).map(|i| i as u8).collect();
+        Pinger { buf, round, when: Schedule::new(o, t0), seq: 0, waiting: None }
+    }
+
+    fn step<N: Net>(&mut self, net: &mut N) -> Result<Next, String> {
+        let now = now_ns();
+        if let Some((_, until)) = self.waiting.filter(|&(_, until)| now < until) {
+            return Ok(Next::At(until));
         }
-        if now >= cap_at {
-            return Err(format!("sending did not finish within {} s", o.cap.as_secs()));
+        if let Some(next) = self.when.check(self.seq, now)? {
+            return Ok(next);
         }
-        if let Some(g) = gap {
-            let due = t0 + (seq as f64 * g) as u64;
-            if due > now {
-                sleep_until(due, Duration::from_secs(1));
-                now = now_ns();
-            }
-        }
-        Hdr { round, sender: o.index as u32, seq, sent_ns: now }.write(&mut buf[..HDR]);
-        tx.send(&buf)?;
-        seq += 1;
-        if seq % 256 == 0 {
-            sent.store(seq, Ordering::Relaxed);
+        Hdr { round: self.round, sender: 0, seq: self.seq, sent_ns: now }.write(&mut self.buf[..HDR]);
+        net.send(&self.buf)?;
+        let until = now + PING_TIMEOUT.as_nanos() as u64;
+        self.waiting = Some((self.seq, until));
+        self.seq += 1;
+        Ok(Next::At(until))
+    }
+
+    fn heard(&mut self, h: &Hdr) {
+        if h.round == self.round && h.sender == PONGER && self.waiting.is_some_and(|(seq, _)| seq == h.seq) {
+            self.waiting = None;
         }
     }
-    sent.store(seq, Ordering::Relaxed);
-    emit(&format!("SENT {round} {seq}"));
-    Ok(seq)
 }
 
 /// The receiving side of one round, on the member's main thread: until the parent says the
-/// senders are done and then every message is in, or the path has gone quiet.
+/// senders are done and then every message is in, or the path has gone quiet. In a
+/// round-trip round the pinger's histogram holds the answers' round trips only, and the
+/// member that answers casts one for every ping.
 fn receive<N: Net>(
     net: &mut N,
     o: &MemberOpts,
     ctl: &Control,
     round: u32,
     t0: u64,
-    sent: &AtomicU64,
-    sender_done: &mpsc::Receiver<Result<u64, String>>,
+    pump: &mut Pump<'_>,
 ) -> Result<MemberResult, String> {
-    let mut tally = Tally::new(round, o.size, o.senders, o.count.unwrap_or(1 << 16));
+    let latency_of = (o.rtt && o.index == 0).then_some(PONGER);
+    let mut tally = Tally::new(round, o.size, o.senders, o.count.unwrap_or(1 << 16)).latency_of(latency_of);
     let (drops0, rejected0) = (udp_drops(), net.rx_rejected());
     let mut finish: Option<(u64, Vec<u64>)> = None;
     let cap_at = t0 + o.cap.as_nanos() as u64;
     let mut progress_at = t0 + PROGRESS_EVERY.as_nanos() as u64;
+    let answer = o.rtt && o.index == PONGER as usize;
+    let mut pings: Vec<Hdr> = Vec::new();
+    let mut pong: Vec<u8> = vec![0; o.size];
     let sent_by = loop {
-        net.recv(Duration::from_millis(10), &mut |p| tally.on_payload(p, now_ns()))?;
+        let wait = pump.step(net)?;
+        net.recv(wait, &mut |p| {
+            tally.on_payload(p, now_ns());
+            if let Some(h) = Hdr::read(p) {
+                pump.heard(&h);
+                if answer && h.sender == 0 && h.round == round {
+                    pings.push(h);
+                }
+            }
+        })?;
+        for h in pings.drain(..) {
+            Hdr { sender: PONGER, ..h }.write(&mut pong[..HDR]);
+            net.send(&pong)?;
+        }
         let now = now_ns();
         if o.die && tally.received() > 0 {
             eprintln!("thoth-perf member {}: exiting in the middle of the run (test hook)", o.index);
@@ -220,9 +416,6 @@ fn receive<N: Net>(
                 Ctl::Finish { round: r, sent } if r == round && sent.len() == o.senders => finish = Some((now, sent)),
                 other => return Err(format!("unexpected `{}` in round {round}", other.line())),
             }
-        }
-        if let Ok(Err(e)) = sender_done.try_recv() {
-            return Err(e);
         }
         if let Some((at, sent)) = &finish {
             let expected: u64 = sent.iter().sum();
@@ -237,7 +430,7 @@ fn receive<N: Net>(
             return Err(format!("round {round} did not finish within {} s", o.cap.as_secs()));
         }
         if now >= progress_at {
-            emit(&format!("PROG {round} {} {}", sent.load(Ordering::Relaxed), tally.received()));
+            emit(&format!("PROG {round} {} {}", pump.sent.load(Ordering::Relaxed), tally.received()));
             progress_at = now + PROGRESS_EVERY.as_nanos() as u64;
         }
     };

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-/// The sending side, moved to the sender thread.
+/// The sending side, moved to a sender thread.
 pub trait Tx: Send + 'static {
     /// Multicasts one message; may block (backpressure). The path copies what it keeps:
     /// the sender rewrites the same buffer for the next message.
@@ -14,12 +14,18 @@ pub trait Tx: Send + 'static {
 /// One member's view of the path.
 pub trait Net {
     type Tx: Tx;
-    /// A sending side for a sender thread.
-    fn tx(&self) -> Self::Tx;
-    /// Waits up to `timeout` for messages and passes each payload to `sink`; returns how many.
+    /// A sending side for a sender thread; `None` for a path that one thread runs (the
+    /// member then sends from its receiving loop, with `send`).
+    fn tx(&self) -> Option<Self::Tx>;
+    /// Multicasts one message from the member's own thread (as `Tx::send`). A path one
+    /// thread runs may hold it until the next `recv` (or a batch is full), to send many in
+    /// one turn as a sender thread's path does.
+    fn send(&mut self, payload: &[u8]) -> Result<(), String>;
+    /// Waits up to `timeout` for messages and passes each payload to `sink`; returns how
+    /// many. Returns as soon as what arrived is passed on.
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String>;
     /// Datagrams the endpoint rejected so far (`None` where there is no endpoint).
-    fn rx_rejected(&self) -> Option<u64>;
+    fn rx_rejected(&mut self) -> Option<u64>;
     /// Stops the path and releases its sockets.
     fn close(self) -> Result<(), String>;
 }

@@ -45,15 +45,20 @@ fn run(o: &Opts) -> Result<(), String> {
             format!("{} messages each", c.join("/"))
         }
     };
+    let who = if o.rtt {
+        "member 0 pinging, member 1 answering".to_string()
+    } else {
+        format!("{} sending", o.sender_count())
+    };
     eprintln!(
-        "thoth-perf: {} members ({} sending {amount}{}), {} {} on {}, stack `{}`{}",
+        "thoth-perf: {} members ({who} {amount}{}), {} {} on {}, stack `{}` ({} driver){}",
         o.members,
-        o.sender_count(),
         o.rate.map_or(String::new(), |r| format!(" at {r} msgs/s")),
         if o.fanout { "unicast fan-out, ports from" } else { "multicast group" },
         groups.peek(),
         o.interface,
         o.stack,
+        o.driver.name(),
         if o.raw { " vs raw UDP" } else { "" },
     );
     let mut rows = Vec::new();
@@ -161,6 +166,8 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
         name: format!("thoth-perf-{}-{group}", std::process::id()),
         cap: cap + FINISH_CAP + Duration::from_secs(10),
         die: die == Some(index),
+        driver: o.driver,
+        rtt: o.rtt,
     };
     let ctx = |e: String| format!("{label} run ({size} B, group {group}): {e}");
     let mut procs = Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;
@@ -184,13 +191,17 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
         let stall = Duration::from_secs_f64(o.rate.map_or(0.0, |r| 3.0 / r).clamp(STALL.as_secs_f64(), 3600.0));
         let mut progress = Progress::new(&label, size, o.members, expected, stall);
         let mut on_prog = |line: Option<(usize, &str)>| progress.line(line);
-        let senders_idx: Vec<usize> = (0..senders).collect();
-        let sent = gather(&mut procs, &senders_idx, "SENT", cap, &mut on_prog, |_, l| {
+        // In a round-trip run the pinger alone says how many it sent: one answer each.
+        let senders_idx: Vec<usize> = (0..if o.rtt { 1 } else { senders }).collect();
+        let mut sent = gather(&mut procs, &senders_idx, "SENT", cap, &mut on_prog, |_, l| {
             let mut w = l.strip_prefix("SENT ")?.split_whitespace();
             (w.next()?.parse::<u32>().ok()? == round).then_some(())?;
             w.next()?.parse::<u64>().ok()
         })
         .map_err(ctx)?;
+        if o.rtt {
+            sent.push(sent[0]);
+        }
         procs.send_all(&Ctl::Finish { round, sent }.line()).map_err(ctx)?;
         let wait = FINISH_CAP + Duration::from_secs(10);
         let results = gather(&mut procs, &all, "RESULT", wait, &mut on_prog, |_, l| {
@@ -204,7 +215,7 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
     }
     procs.finish(Duration::from_secs(5)).map_err(ctx)?;
     let (t0, results) = last.expect("at least one round");
-    Ok(Stats { granted, ..Stats::new(&label, size, senders, t0, &results) })
+    Ok(Stats { granted, ..Stats::new(&label, size, senders, t0, &results, o.rtt) })
 }
 
 /// Waits until every member in `who` printed a line `parse` accepts; lines `other` accepts

@@ -109,8 +109,7 @@ pub fn self_test(s: &Setup, wait: Duration) -> Result<(), String> {
 /// The raw path of one member.
 pub struct RawNet {
     rx: UdpSocket,
-    tx: Arc<UdpSocket>,
-    dests: Arc<[SocketAddr]>,
+    tx: RawTx,
     buf: Vec<u8>,
     timeout: Option<Duration>,
 }
@@ -122,7 +121,7 @@ impl RawNet {
         let tx = Arc::new(socks.unicast);
         let (rx, dests): (UdpSocket, Arc<[SocketAddr]>) =
             if fanout { (tx.try_clone()?, peers.into()) } else { (socks.group, Arc::new([group])) };
-        Ok(RawNet { rx, tx, dests, buf: vec![0; 65_536], timeout: None })
+        Ok(RawNet { rx, tx: RawTx { sock: tx, dests }, buf: vec![0; 65_536], timeout: None })
     }
 }
 
@@ -149,33 +148,50 @@ impl Tx for RawTx {
 impl Net for RawNet {
     type Tx = RawTx;
 
-    fn tx(&self) -> RawTx {
-        RawTx { sock: self.tx.clone(), dests: self.dests.clone() }
+    fn tx(&self) -> Option<RawTx> {
+        Some(RawTx { sock: self.tx.sock.clone(), dests: self.tx.dests.clone() })
     }
 
+    fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+        self.tx.send(payload)
+    }
+
+    /// The first datagram waits up to `timeout` (a blocking read with a read timeout); the
+    /// ones already queued behind it are taken without waiting (non-blocking reads), so the
+    /// call returns as soon as what arrived is passed on.
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+        // A zero read timeout means "none" to the kernel: wait at least a microsecond.
+        let timeout = timeout.max(Duration::from_micros(1));
         if self.timeout != Some(timeout) {
             self.rx.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
             self.timeout = Some(timeout);
         }
         let mut n = 0;
+        let mut r = Ok(());
         while n < 256 {
             match self.rx.recv_from(&mut self.buf) {
                 Ok((len, _)) => {
                     sink(&self.buf[..len]);
                     n += 1;
+                    if n == 1 {
+                        self.rx.set_nonblocking(true).map_err(|e| e.to_string())?;
+                    }
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    r = Err(format!("receive: {e}"));
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("receive: {e}")),
             }
         }
-        Ok(n)
+        if n > 0 {
+            self.rx.set_nonblocking(false).map_err(|e| e.to_string())?;
+        }
+        r.map(|()| n)
     }
 
-    fn rx_rejected(&self) -> Option<u64> {
+    fn rx_rejected(&mut self) -> Option<u64> {
         None
     }
 
@@ -199,8 +215,7 @@ mod tests {
         self_test(&setup(port), Duration::from_secs(1)).unwrap();
         let s = setup(port);
         let mut net = RawNet::new(open(&s).unwrap(), SocketAddr::V4(s.group), false, &[]).unwrap();
-        let mut tx = net.tx();
-        tx.send(b"hello").unwrap();
+        net.tx().expect("raw UDP has a sending side").send(b"hello").unwrap();
         let mut got = Vec::new();
         for _ in 0..50 {
             net.recv(Duration::from_millis(20), &mut |p| got.push(p.to_vec())).unwrap();

@@ -26,6 +26,8 @@ pub struct Stats {
     pub p50_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
+    /// Round trips at the pinger (p50, p99, p99.9 in µs), in a round-trip run.
+    pub rtt_us: Option<[u64; 3]>,
     /// Peak RSS of each member in kB.
     pub rss_kb: Vec<u64>,
     /// Messages sent per sender (mean).
@@ -39,11 +41,15 @@ fn sum_opt(v: impl Iterator<Item = Option<u64>>) -> Option<u64> {
 }
 
 impl Stats {
-    pub fn new(label: &str, size: usize, senders: usize, t0: u64, results: &[MemberResult]) -> Stats {
+    /// In a round-trip run (`rtt`) member 0's histogram holds round trips: the one-way
+    /// latencies are the other members'.
+    pub fn new(label: &str, size: usize, senders: usize, t0: u64, results: &[MemberResult], rtt: bool) -> Stats {
         let mut hist = new_hist();
-        for r in results {
+        for r in results.iter().skip(usize::from(rtt)) {
             hist.add(&r.hist).expect("histograms share their bounds");
         }
+        let q = |h: &hdrhistogram::Histogram<u64>| [0.5, 0.99, 0.999].map(|x| h.value_at_quantile(x));
+        let rtt_us = results.first().filter(|_| rtt).map(|r| q(&r.hist));
         let rate = |r: &MemberResult| {
             let secs = r.last_ns.saturating_sub(t0) as f64 / 1e9;
             if r.received == 0 || secs <= 0.0 { 0.0 } else { r.received as f64 / secs }
@@ -66,6 +72,7 @@ impl Stats {
             p50_us: hist.value_at_quantile(0.5),
             p99_us: hist.value_at_quantile(0.99),
             p999_us: hist.value_at_quantile(0.999),
+            rtt_us,
             rss_kb: results.iter().map(|r| r.peak_rss_kb).collect(),
             count: sent_total / senders.max(1) as u64,
             granted: (0, 0),
@@ -135,6 +142,7 @@ fn median_stats(runs: &[&Stats]) -> Stats {
         p50_us: u(|s| s.p50_us),
         p99_us: u(|s| s.p99_us),
         p999_us: u(|s| s.p999_us),
+        rtt_us: runs[0].rtt_us.map(|_| [0, 1, 2].map(|k| median_u(runs.iter().filter_map(|s| s.rtt_us.map(|r| r[k]))))),
         rss_kb: (0..members).map(|i| runs.iter().filter_map(|s| s.rss_kb.get(i)).copied().max().unwrap_or(0)).collect(),
         count: u(|s| s.count),
         granted: runs[0].granted,
@@ -216,6 +224,9 @@ fn json_stats(p: &str, s: Option<&Stats>) -> Vec<(String, String)> {
         (format!("{p}p50_us"), u(|s| s.p50_us)),
         (format!("{p}p99_us"), u(|s| s.p99_us)),
         (format!("{p}p999_us"), u(|s| s.p999_us)),
+        (format!("{p}rtt_p50_us"), json_u(s.and_then(|s| s.rtt_us).map(|r| r[0]))),
+        (format!("{p}rtt_p99_us"), json_u(s.and_then(|s| s.rtt_us).map(|r| r[1]))),
+        (format!("{p}rtt_p999_us"), json_u(s.and_then(|s| s.rtt_us).map(|r| r[2]))),
         (format!("{p}peak_rss_kb"), s.map_or("null".into(), |s| json_list(&s.rss_kb))),
         (format!("{p}recv_buffer"), json_u(s.map(|s| s.granted.0 as u64))),
         (format!("{p}send_buffer"), json_u(s.map(|s| s.granted.1 as u64))),
@@ -230,6 +241,7 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
         ("run".into(), run.map_or_else(|| json_str("median"), |r| r.to_string())),
         ("runs".into(), row.runs().to_string()),
         ("stack".into(), json_str(&s.label)),
+        ("driver".into(), json_str(o.driver.name())),
         ("members".into(), o.members.to_string()),
         ("senders".into(), o.sender_count().to_string()),
         ("size".into(), size.to_string()),
@@ -253,6 +265,11 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
     kv.extend(json_stats("", Some(s)));
     kv.extend(json_stats("raw_", pair.raw.as_ref()));
     kv.push(("ratio".into(), json_f(ratio, 4)));
+    let rtt_ratio = match (s.rtt_us, pair.raw.as_ref().and_then(|r| r.rtt_us)) {
+        (Some(a), Some(b)) if b[0] > 0 => Some(a[0] as f64 / b[0] as f64),
+        _ => None,
+    };
+    kv.push(("rtt_ratio".into(), json_f(rtt_ratio, 3)));
     let body: Vec<String> = kv.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
     format!("{{{}}}", body.join(","))
 }
@@ -304,8 +321,11 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
         "raw msgs/s",
         "ratio",
     ];
-    let mut cells: Vec<Vec<String>> = vec![head.iter().map(|h| h.to_string()).collect()];
+    let mut cells: Vec<Vec<String>> = vec![
+        head.iter().map(|h| if o.rtt && h.starts_with('p') { format!("rtt {h}") } else { h.to_string() }).collect(),
+    ];
     let line = |s: &Stats, size: usize, raw: String, ratio: String| {
+        let lat = s.rtt_us.unwrap_or([s.p50_us, s.p99_us, s.p999_us]);
         vec![
             s.label.clone(),
             o.members.to_string(),
@@ -314,9 +334,9 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
             thousands(s.msgs_per_sec.round() as u64),
             format!("{:.1}", s.mb_per_sec),
             format!("{} ({:.2}%)", thousands(s.lost), s.loss_pct()),
-            s.p50_us.to_string(),
-            s.p99_us.to_string(),
-            s.p999_us.to_string(),
+            lat[0].to_string(),
+            lat[1].to_string(),
+            lat[2].to_string(),
             raw,
             ratio,
         ]
@@ -357,10 +377,16 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
     if runs > 1 {
         out.push_str(&format!("medians of {runs} runs per row; ratio = median of the per-run ratios\n"));
     }
-    out.push_str(
-        "msgs/s and MB/s (10^6 B) at the slowest receiver; loss = sent but not delivered, summed over \
-         receivers;\nlatency = cast to delivery over all receivers' messages (merged histograms)\n",
-    );
+    out.push_str(&format!(
+        "driver: {}; msgs/s and MB/s (10^6 B) at the slowest receiver; loss = sent but not delivered, \
+         summed over receivers;\n{}\n",
+        o.driver.name(),
+        if o.rtt {
+            "rtt = a ping's cast to the delivery of its answer at the pinger"
+        } else {
+            "latency = cast to delivery over all receivers' messages (merged histograms)"
+        }
+    ));
     for (size, row) in rows {
         let p = &row.pair;
         for s in [Some(&p.stack), p.raw.as_ref()].into_iter().flatten() {
@@ -404,6 +430,7 @@ mod tests {
             p50_us: 10,
             p99_us: 20,
             p999_us: 30,
+            rtt_us: None,
             rss_kb: vec![1, 2],
             count: 50,
             granted: (1, 1),

@@ -1,15 +1,20 @@
-//! The measured path: a Thoth endpoint with the chosen stack, run by the UDP driver. Also
-//! the socket setup the raw path copies, so both use the driver's configuration.
+//! The measured path: a Thoth endpoint with the chosen stack, run by the UDP driver on a
+//! thread of its own or inline on the member's thread (`--driver`). Also the socket setup
+//! the raw path copies, so both use the driver's configuration.
 
-use super::args::MemberOpts;
+use super::args::{Driver, MemberOpts};
 use super::clock::sysctl;
 use super::member::{self, Control, emit};
 use super::net::{Net, Tx};
 use super::raw;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use thoth::udp::{self, Handle, Sockets, UdpConfig};
-use thoth::{BytesMut, Config, Endpoint, Event, GroupId};
+use thoth::{Bytes, BytesMut, Cmd, Config, Endpoint, Event, GroupId};
+
+/// An endpoint run inline, with the stack a spec builds.
+type Inline = udp::Inline<Endpoint>;
 
 /// The driver configuration of a member: the driver's defaults, with socket buffers no
 /// larger than the kernel grants without privilege (`net.core.rmem_max` / `wmem_max`). The
@@ -35,7 +40,8 @@ pub fn raw_setup(o: &MemberOpts) -> Result<raw::Setup, String> {
     raw::Setup::new(c.group, c.interface, c.ttl, c.recv_buffer, c.send_buffer).map_err(|e| e.to_string())
 }
 
-/// A member on the stack path: sockets, endpoint, driver, then the rounds.
+/// A member on the stack path: sockets, endpoint, driver (a thread, or this one), then the
+/// rounds.
 pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
     let cfg = udp_config(o);
     let socks = Sockets::open(&cfg).map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
@@ -45,60 +51,110 @@ pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
     let ids = peers.iter().map(|a| udp::endpoint_id(*a)).collect();
     let config = Config::new(GroupId::named(&o.name), socks.id(), ids);
     let ep = Endpoint::from_spec(config, &thoth::registry(), spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
-    let handle = udp::spawn(socks, ep, &peers).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
-    if handle.max_payload() < o.size {
-        let max = handle.max_payload();
-        handle.shutdown();
+    let max = ep.max_payload();
+    if max < o.size {
         return Err(format!("--size {} exceeds what stack `{spec}` carries in one message ({max} bytes)", o.size));
     }
-    emit(&format!("ARMED {}", handle.max_payload()));
-    member::rounds(StackNet { handle, events: Vec::new() }, o, ctl)
+    let start = |e: std::io::Error| format!("cannot start the UDP driver: {e}");
+    let driven = match o.driver {
+        Driver::Thread => Driven::Thread(udp::spawn(socks, ep, &peers).map_err(start)?),
+        Driver::Inline => Driven::Inline(Box::new(udp::inline(socks, ep, &peers).map_err(start)?)),
+    };
+    emit(&format!("ARMED {max}"));
+    member::rounds(StackNet { driven, events: Vec::new(), chunk: Chunk::default(), pending: VecDeque::new() }, o, ctl)
+}
+
+/// The endpoint, run either way.
+enum Driven {
+    Thread(Handle),
+    Inline(Box<Inline>),
 }
 
 struct StackNet {
-    handle: Handle,
+    driven: Driven,
     events: Vec<Event>,
+    chunk: Chunk,
+    /// Inline: casts not yet handed over, sent as one batch (one turn of the stack, so they
+    /// are packed as the driver thread packs what it takes in one turn) when `BATCH` are
+    /// waiting or at the next receive.
+    pending: VecDeque<Cmd>,
 }
 
-/// The sending side: casts through the handle. Payloads are written one after another into
-/// a shared chunk and each cast takes its slice: a copy and a reference count per message,
-/// as an application would pay, but no allocation per message.
-struct StackTx {
-    handle: Handle,
-    chunk: BytesMut,
+/// Most casts an inline member hands over in one batch.
+const BATCH: usize = 64;
+
+impl StackNet {
+    /// Hands the pending casts to the inline member.
+    fn flush(&mut self) -> Result<(), String> {
+        if let Driven::Inline(m) = &mut self.driven {
+            while !self.pending.is_empty() {
+                m.command_batch(&mut self.pending).map_err(|e| format!("cast: {e}"))?;
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Payloads are written one after another into a shared chunk and each cast takes its
+/// slice: a copy and a reference count per message, as an application would pay, but no
+/// allocation per message.
+#[derive(Default)]
+struct Chunk(BytesMut);
 
 /// Bytes per payload chunk.
 const CHUNK: usize = 128 << 10;
 
-impl StackTx {
-    fn new(handle: Handle) -> StackTx {
-        StackTx { handle, chunk: BytesMut::new() }
+impl Chunk {
+    fn take(&mut self, payload: &[u8]) -> Bytes {
+        if self.0.capacity() - self.0.len() < payload.len() {
+            // Reuses the chunk's allocation once the driver has let go of every payload in it.
+            self.0.reserve(CHUNK.max(payload.len()));
+        }
+        self.0.extend_from_slice(payload);
+        self.0.split().freeze()
     }
+}
+
+/// The sending side of a member with a driver thread: casts through the handle.
+struct StackTx {
+    handle: Handle,
+    chunk: Chunk,
 }
 
 impl Tx for StackTx {
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        if self.chunk.capacity() - self.chunk.len() < payload.len() {
-            // Reuses the chunk's allocation once the driver has let go of every payload in it.
-            self.chunk.reserve(CHUNK.max(payload.len()));
-        }
-        self.chunk.extend_from_slice(payload);
-        let data = self.chunk.split().freeze();
-        self.handle.cast(data).map_err(|e| format!("cast: {e}"))
+        self.handle.cast(self.chunk.take(payload)).map_err(|e| format!("cast: {e}"))
     }
 }
 
 impl Net for StackNet {
     type Tx = StackTx;
 
-    fn tx(&self) -> StackTx {
-        StackTx::new(self.handle.clone())
+    fn tx(&self) -> Option<StackTx> {
+        match &self.driven {
+            Driven::Thread(h) => Some(StackTx { handle: h.clone(), chunk: Chunk::default() }),
+            Driven::Inline(_) => None,
+        }
+    }
+
+    fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+        let data = self.chunk.take(payload);
+        match &mut self.driven {
+            Driven::Thread(h) => h.cast(data).map_err(|e| format!("cast: {e}")),
+            Driven::Inline(_) => {
+                self.pending.push_back(Cmd::Cast(data));
+                if self.pending.len() >= BATCH { self.flush() } else { Ok(()) }
+            }
+        }
     }
 
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+        self.flush()?;
         self.events.clear();
-        self.handle.recv_many(&mut self.events, timeout);
+        match &mut self.driven {
+            Driven::Thread(h) => h.recv_many(&mut self.events, timeout),
+            Driven::Inline(m) => m.recv_many(&mut self.events, timeout),
+        };
         let mut n = 0;
         for ev in self.events.drain(..) {
             match ev {
@@ -119,12 +175,20 @@ impl Net for StackNet {
         Ok(n)
     }
 
-    fn rx_rejected(&self) -> Option<u64> {
-        Some(self.handle.stats().endpoint.rx_rejected())
+    fn rx_rejected(&mut self) -> Option<u64> {
+        let s = match &mut self.driven {
+            Driven::Thread(h) => h.stats(),
+            Driven::Inline(m) => m.stats(),
+        };
+        Some(s.endpoint.rx_rejected())
     }
 
-    fn close(self) -> Result<(), String> {
-        self.handle.shutdown();
+    fn close(mut self) -> Result<(), String> {
+        self.flush()?;
+        match self.driven {
+            Driven::Thread(h) => h.shutdown(),
+            Driven::Inline(m) => m.shutdown(),
+        };
         Ok(())
     }
 }

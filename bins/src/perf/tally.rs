@@ -30,6 +30,8 @@ pub struct Tally {
     hist: Histogram<u64>,
     /// A running hash of (sender, seq) over the distinct messages, in delivery order.
     order: u64,
+    /// Only this sender's messages go into the histogram (`None`: every sender's).
+    latency_of: Option<u32>,
 }
 
 impl Tally {
@@ -50,7 +52,14 @@ impl Tally {
             last_ns: 0,
             hist: new_hist(),
             order: 0,
+            latency_of: None,
         }
+    }
+
+    /// Records the latency of `sender`'s messages only (the answers, at a pinger: their send
+    /// time is the ping's, so the latency is a round trip).
+    pub fn latency_of(self, sender: Option<u32>) -> Tally {
+        Tally { latency_of: sender, ..self }
     }
 
     /// Distinct messages received so far.
@@ -99,8 +108,10 @@ impl Tally {
             self.first_ns = now;
         }
         self.last_ns = now;
-        let us = now.saturating_sub(h.sent_ns) / 1_000;
-        self.hist.saturating_record(us.max(1));
+        if self.latency_of.is_none_or(|s| s == h.sender) {
+            let us = now.saturating_sub(h.sent_ns) / 1_000;
+            self.hist.saturating_record(us.max(1));
+        }
     }
 
     /// The round's result, given what each sender said it sent.
@@ -158,5 +169,11 @@ mod tests {
         };
         assert_eq!(order(&[(0, 0), (1, 0), (0, 1)]), order(&[(0, 0), (1, 0), (1, 0), (0, 1)]));
         assert_ne!(order(&[(0, 0), (1, 0), (0, 1)]), order(&[(1, 0), (0, 0), (0, 1)]));
+        // A pinger's histogram: the answers' latencies only.
+        let mut t = Tally::new(1, 32, 2, 4).latency_of(Some(1));
+        t.on_payload(&payload(1, 0, 0, 1_000, 32), 2_000);
+        t.on_payload(&payload(1, 1, 0, 1_000, 32), 51_000);
+        let r = t.finish(&[1, 1], None, None);
+        assert_eq!((r.received, r.hist.len(), r.hist.value_at_quantile(0.5)), (2, 1, 50));
     }
 }

@@ -101,13 +101,7 @@ where
     /// most `block_timeout`, the core running meanwhile; then `WouldBlock`. Answers
     /// (`Command::is_answer`) never wait.
     pub fn command(&mut self, cmd: M::Cmd) -> Result<(), HandleError> {
-        let wait = if cmd.is_answer() {
-            None
-        } else if cmd.is_flow_controlled() && self.cfg.flow == FlowPolicy::WouldBlock {
-            Some(Duration::ZERO)
-        } else {
-            Some(self.cfg.block_timeout)
-        };
+        let wait = self.wait_for(&cmd);
         self.apply(cmd, wait)
     }
 
@@ -117,28 +111,81 @@ where
         self.apply(cmd, wait)
     }
 
+    /// Hands the commands at the front of `cmds` to the machine in one turn, so that the
+    /// stack packs what they cause into as few datagrams as it can, and sends them before it
+    /// returns: the first waits as `command` would, the others go only while they need not
+    /// wait (the rest stay in `cmds`). Returns how many went in; an error if the first cannot
+    /// go (it stays in `cmds`), or if the machine refused one (the ones before it went in,
+    /// the refused one is dropped).
+    pub fn command_batch(&mut self, cmds: &mut VecDeque<M::Cmd>) -> Result<usize, HandleError> {
+        let mut n = 0;
+        let mut r = Ok(());
+        while let Some(cmd) = cmds.pop_front() {
+            if n > 0 && !cmd.is_answer() && !self.takes(&cmd) {
+                cmds.push_front(cmd);
+                break;
+            }
+            if n == 0
+                && let Err(e) = self.wait_ready(&cmd, self.wait_for(&cmd))
+            {
+                cmds.push_front(cmd);
+                return Err(e);
+            }
+            r = self.m.handle_command(self.core.now(), cmd).map_err(HandleError::from);
+            if r.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 || r.is_err() {
+            self.end_turn();
+        }
+        r.map(|()| n)
+    }
+
+    /// How long `command` lets `cmd` wait.
+    fn wait_for(&self, cmd: &M::Cmd) -> Option<Duration> {
+        if cmd.is_answer() {
+            None
+        } else if cmd.is_flow_controlled() && self.cfg.flow == FlowPolicy::WouldBlock {
+            Some(Duration::ZERO)
+        } else {
+            Some(self.cfg.block_timeout)
+        }
+    }
+
+    /// Whether `cmd` can go in now: the socket takes datagrams and flow control lets it.
+    fn takes(&self, cmd: &M::Cmd) -> bool {
+        self.core.takes_commands() && self.m.ready(cmd)
+    }
+
     /// Waits for `cmd` to be ready (at most `wait`; `None`: not at all), then applies it.
     fn apply(&mut self, cmd: M::Cmd, wait: Option<Duration>) -> Result<(), HandleError> {
-        if self.stopped {
-            return Err(HandleError::Stopped);
-        }
-        if let Some(wait) = wait {
-            let until = Instant::now().checked_add(wait);
-            while !(self.core.takes_commands() && self.m.ready(&cmd)) {
-                if self.stopped {
-                    return Err(HandleError::Stopped);
-                }
-                if until.is_some_and(|u| Instant::now() >= u) {
-                    return Err(HandleError::WouldBlock);
-                }
-                if !self.turn() {
-                    self.sleep(until);
-                }
-            }
-        }
+        self.wait_ready(&cmd, wait)?;
         let r = self.m.handle_command(self.core.now(), cmd);
         self.end_turn();
         r.map_err(HandleError::from)
+    }
+
+    /// Runs the core until `cmd` can go in (at most `wait`; `None`: at once), or fails.
+    fn wait_ready(&mut self, cmd: &M::Cmd, wait: Option<Duration>) -> Result<(), HandleError> {
+        if self.stopped {
+            return Err(HandleError::Stopped);
+        }
+        let Some(wait) = wait else { return Ok(()) };
+        let until = Instant::now().checked_add(wait);
+        while !self.takes(cmd) {
+            if self.stopped {
+                return Err(HandleError::Stopped);
+            }
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Err(HandleError::WouldBlock);
+            }
+            if !self.turn() {
+                self.sleep(until);
+            }
+        }
+        Ok(())
     }
 
     /// Runs the core (one turn at least) until an event is ready, the machine has stopped,
