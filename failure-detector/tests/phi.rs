@@ -296,7 +296,7 @@ fn ids(n: u64) -> Vec<EndpointId> {
     (1..=n).map(EndpointId).collect()
 }
 
-fn group(seed: u64, n: u64, cfg: Config, link: thoth_stack::sim::Link) -> (Sim<Stack>, Vec<NodeId>) {
+fn group(seed: u64, n: u64, cfg: Config, link: thoth_stack::sim::Link) -> (Sim, Vec<NodeId>) {
     let mut sim = Sim::new(seed);
     sim.set_default_link(link);
     let nodes = sim.add_group(GroupId::named("phi"), &ids(n), move |_: &View| {
@@ -306,14 +306,14 @@ fn group(seed: u64, n: u64, cfg: Config, link: thoth_stack::sim::Link) -> (Sim<S
 }
 
 /// When each node first suspected `who` at or after `since`.
-fn first_suspicion(sim: &Sim<Stack>, n: NodeId, who: EndpointId, since: Time) -> Option<Time> {
+fn first_suspicion(sim: &Sim, n: NodeId, who: EndpointId, since: Time) -> Option<Time> {
     sim.events(n).iter().find_map(|e| match &e.event {
         Event::Suspect(ids) if e.at >= since && ids.contains(&who) => Some(e.at),
         _ => None,
     })
 }
 
-fn any_suspicion(sim: &Sim<Stack>, nodes: &[NodeId]) -> Option<(NodeId, Time, Vec<EndpointId>)> {
+fn any_suspicion(sim: &Sim, nodes: &[NodeId]) -> Option<(NodeId, Time, Vec<EndpointId>)> {
     nodes.iter().find_map(|&n| {
         sim.events(n).iter().find_map(|e| match &e.event {
             Event::Suspect(ids) => Some((n, e.at, ids.clone())),

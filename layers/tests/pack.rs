@@ -112,7 +112,7 @@ fn arbitrary_bytes_never_panic() {
 
 #[test]
 fn a_burst_travels_in_few_datagrams_and_arrives_once_in_order() {
-    let mut sim: Sim<Stack> = Sim::new(11);
+    let mut sim: Sim = Sim::new(11);
     let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
     let nodes = sim.add_group(GroupId::named("pack-test"), &ids, |_: &View| {
         Stack::builder().push(Pack::new(Config { size: 8000 })).build().expect("pack builds")

@@ -11,7 +11,7 @@
 //! `THOTH_SIM_SEEDS=N` runs more seeds; `THOTH_SIM_SEED=S` replays one.
 
 use thoth_stack::sim::{Kind, Link, NodeId, Sim, check_seeds};
-use thoth_stack::{Bytes, Duration, EndpointId, Event, GroupId, Rng, Stack, View};
+use thoth_stack::{Bytes, Duration, EndpointId, Event, GroupId, Rng, View};
 
 /// Timers scaled to the simulated network's sub-millisecond latencies.
 const SPEC: &str = "chk_fifo:frag(size=600):stable(period_ms=5):\
@@ -37,7 +37,7 @@ fn scenario(seed: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let n = 2 + rng.below(6) as usize;
     let loss = rng.below(31) as f64 / 100.0;
-    let mut sim: Sim<Stack> = Sim::new(seed);
+    let mut sim: Sim = Sim::new(seed);
     let link = Link {
         loss,
         dup: rng.below(5) as f64 / 100.0,

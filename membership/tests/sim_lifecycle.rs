@@ -188,10 +188,10 @@ fn check_log(log: &Log) -> Result<usize, String> {
 /// view change is checked at every position.
 fn run(seed: u64, plant: bool) -> Result<(), String> {
     let mut plan = Rng::new(seed ^ 0x6c69_6665);
-    let mut sim: Sim<Stack> = Sim::new(seed);
+    let mut sim: Sim = Sim::new(seed);
     sim.set_default_link(Link { loss: plan.unit() * 0.05, ..Link::default() });
     let log: Log = Arc::new(Mutex::new(Vec::new()));
-    let add = |sim: &mut Sim<Stack>, k: u64| -> NodeId {
+    let add = |sim: &mut Sim, k: u64| -> NodeId {
         let log = log.clone();
         sim.add_node(move |spawn| {
             let cfg = Config { seed: spawn.seed, ..Config::joining(GroupId(9), EndpointId(k)) };
@@ -200,7 +200,7 @@ fn run(seed: u64, plant: bool) -> Result<(), String> {
         })
     };
     let nodes: Vec<NodeId> = (1..=4).map(|k| add(&mut sim, k)).collect();
-    let settle = |sim: &mut Sim<Stack>| {
+    let settle = |sim: &mut Sim| {
         for _ in 0..40 {
             for &n in &nodes {
                 let _ = sim.cast(n, "x");

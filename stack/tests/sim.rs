@@ -6,10 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use thoth_stack::sim::{CmdError, Delivery, Kind, Limits, Link, NetStats, NodeId, Sim, check_seeds, failed_seed};
+use thoth_stack::sim::{
+    CmdError, Delivery, Kind, Limits, Link, NetStats, NodeId, Sim, Simulated, check_seeds, failed_seed,
+};
 use thoth_stack::{
-    Bytes, Config, Cx, Dn, Dump, Duration, Endpoint, EndpointId, GroupId, Layer, Msg, Registry, Rng, Stack, Time, Up,
-    View,
+    Bytes, Cmd, Config, Cx, Dn, Dump, Duration, Endpoint, EndpointId, GroupId, Layer, Machine, Msg, Registry, Rng, Rx,
+    Stack, Time, Up, View,
 };
 
 const US: Duration = Duration::from_micros(1);
@@ -443,7 +445,7 @@ impl Layer for Tick {
     fn dump(&self, _: &mut Vec<Dump>) {}
 }
 
-fn tick_group(seed: u64, n: u64, ticks: u32, period: Duration) -> (Sim<Tick>, Vec<NodeId>) {
+fn tick_group(seed: u64, n: u64, ticks: u32, period: Duration) -> (Sim<Endpoint<Tick>>, Vec<NodeId>) {
     let mut sim = Sim::new(seed);
     let stack = move |_: &View| Tick { next: Some(Time::ZERO + MS), period, left: ticks, k: 0 };
     let nodes = sim.add_group(GroupId::named("tick"), &ids(n), stack);
@@ -677,4 +679,122 @@ fn a_tap_hears_multicast_only_and_an_injected_datagram_arrives_now() {
     let before = sim.trace_hash();
     sim.inject(nodes[2], heard[1].clone());
     assert_ne!(sim.trace_hash(), before);
+}
+
+/// A machine built on an endpoint, as a layer above one (Group RPC) is: it answers every
+/// cast of "ping" from another member with a cast of "pong" on its own, and passes the
+/// endpoint's events on. The simulator runs it through the `Machine` trait alone.
+struct Echo {
+    ep: Endpoint<Stack>,
+    pending: std::collections::VecDeque<thoth_stack::Event>,
+}
+
+impl Echo {
+    /// Takes the endpoint's events, answering pings.
+    fn pump(&mut self, now: Time) {
+        while let Some(ev) = self.ep.poll_event() {
+            if let thoth_stack::Event::Cast { from, data } = &ev
+                && *from != self.ep.me()
+                && &data[..] == b"ping"
+            {
+                self.ep.cast(now, Bytes::from_static(b"pong")).expect("a member casts");
+            }
+            self.pending.push_back(ev);
+        }
+    }
+}
+
+impl Machine for Echo {
+    type Cmd = Cmd;
+    type Event = thoth_stack::Event;
+    type Refused = thoth_stack::CastError;
+    fn me(&self) -> EndpointId {
+        self.ep.me()
+    }
+    fn max_datagram(&self) -> usize {
+        self.ep.config().max_datagram
+    }
+    fn max_payload(&self) -> usize {
+        self.ep.max_payload()
+    }
+    fn view(&self) -> &View {
+        self.ep.view()
+    }
+    fn has_left(&self) -> bool {
+        self.ep.has_left()
+    }
+    fn held(&self) -> bool {
+        Machine::held(&self.ep)
+    }
+    fn stats(&self) -> thoth_stack::Stats {
+        self.ep.stats().clone()
+    }
+    fn handle_command(&mut self, now: Time, cmd: Cmd) -> Result<(), thoth_stack::CastError> {
+        let r = Machine::handle_command(&mut self.ep, now, cmd);
+        self.pump(now);
+        r
+    }
+    fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx {
+        let rx = self.ep.handle_datagram(now, data);
+        self.pump(now);
+        rx
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.ep.handle_timeout(now);
+        self.pump(now);
+    }
+    fn end_turn(&mut self, now: Time) {
+        self.ep.end_turn(now);
+        self.pump(now);
+    }
+    fn poll_transmit(&mut self) -> Option<thoth_stack::Transmit> {
+        self.ep.poll_transmit()
+    }
+    fn poll_event(&mut self) -> Option<thoth_stack::Event> {
+        self.pending.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.ep.poll_timeout()
+    }
+}
+
+impl Simulated for Echo {
+    fn segment(&self) -> GroupId {
+        self.ep.group()
+    }
+}
+
+#[test]
+fn the_simulator_runs_any_machine() {
+    let run = |seed| {
+        let mut sim: Sim<Echo> = Sim::new(seed);
+        sim.set_default_link(Link { loss: 0.0, ..Link::default() });
+        let members = ids(3);
+        let nodes: Vec<NodeId> = members
+            .iter()
+            .map(|&me| {
+                let members = members.clone();
+                sim.add_node(move |spawn| {
+                    let cfg = Config { seed: spawn.seed, ..Config::new(GroupId::named("echo"), me, members.clone()) };
+                    Echo { ep: Endpoint::new(cfg, bare).expect("a member"), pending: Default::default() }
+                })
+            })
+            .collect();
+        sim.command(nodes[0], Cmd::Cast(Bytes::from_static(b"ping"))).unwrap();
+        sim.run_until_quiet(10 * MS).expect("quiet");
+        let got = |n: NodeId| -> Vec<&[u8]> { sim.delivered(n).iter().map(|d| &d.data[..]).collect() };
+        // Node 0 hears its ping and both pongs; the others the ping, their pong and the other's.
+        assert_eq!(got(nodes[0]), vec![&b"ping"[..], b"pong", b"pong"]);
+        for &n in &nodes[1..] {
+            assert_eq!(got(n).iter().filter(|d| **d == b"pong").count(), 2, "{:?}", got(n));
+        }
+        assert_eq!(
+            sim.command(nodes[1], Cmd::Send(EndpointId(99), Bytes::new())),
+            Err(CmdError::Refused(thoth_stack::CastError::NotMember))
+        );
+        sim.crash(nodes[2]);
+        assert_eq!(sim.command(nodes[2], Cmd::Leave), Err(CmdError::Down(nodes[2])));
+        sim.trace_hash()
+    };
+    assert_eq!(run(5), run(5), "same seed, same run");
 }

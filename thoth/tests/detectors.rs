@@ -5,7 +5,7 @@
 //! `THOTH_SIM_SEEDS=N` runs more seeds; `THOTH_SIM_SEED=S` replays one.
 
 use thoth::sim::{Link, Sim, check_seeds};
-use thoth::{Bytes, Duration, EndpointId, Event, GroupId, Stack, Time, View};
+use thoth::{Bytes, Duration, EndpointId, Event, GroupId, Time, View};
 
 /// Simulated time from the crash until every live member must suspect the crashed one: the
 /// slowest default detector (swim, 4 members: 2·(n−1)·period = 2 s) with room to spare.
@@ -15,11 +15,11 @@ fn scenario(detector: &'static str, seed: u64) -> Result<(), String> {
     let spec = format!("frag:flow:stable:nak:pt2pt:{detector}:pack");
     let registry = thoth::registry();
     registry.build(&spec).map_err(|e| e.to_string())?;
-    let mut sim: Sim<Stack> = Sim::new(seed);
+    let mut sim: Sim = Sim::new(seed);
     sim.set_default_link(Link { loss: 0.05, jitter: Duration::from_micros(300), ..Link::default() });
     let ids: Vec<EndpointId> = (1..=4).map(EndpointId).collect();
     let nodes = sim.add_group(GroupId::named(detector), &ids, move |_: &View| registry.build(&spec).expect("checked"));
-    let cast_round = |sim: &mut Sim<Stack>, k: u32| {
+    let cast_round = |sim: &mut Sim, k: u32| {
         for &n in &nodes {
             if sim.is_up(n) {
                 // Flow control may refuse a cast; the test needs traffic, not every cast.

@@ -59,6 +59,8 @@ pub struct Opts {
     /// Round trips instead of one-way streams: member 0 casts a ping, member 1 answers each
     /// with a cast, the others listen.
     pub rtt: bool,
+    /// Inline members read their sockets this long before sleeping (`UdpConfig::busy_poll`).
+    pub busy_poll: Duration,
 }
 
 impl Opts {
@@ -147,6 +149,7 @@ pub struct MemberOpts {
     pub die: bool,
     pub driver: Driver,
     pub rtt: bool,
+    pub busy_poll: Duration,
 }
 
 impl MemberOpts {
@@ -183,6 +186,7 @@ impl MemberOpts {
         kv("--name", self.name.clone());
         kv("--cap", self.cap.as_secs_f64().to_string());
         kv("--driver", self.driver.name().into());
+        kv("--busy-poll", self.busy_poll.as_micros().to_string());
         if self.fanout {
             a.push("--fanout".into());
         }
@@ -210,6 +214,15 @@ fn secs(v: &str, flag: &str) -> Result<Duration, String> {
         return Err(format!("{flag}: give seconds between 0 and 86400, not `{v}`"));
     }
     Ok(Duration::from_secs_f64(s))
+}
+
+/// Microseconds, at most a second.
+fn micros(v: &str, flag: &str) -> Result<Duration, String> {
+    let us: u64 = num(v, flag)?;
+    if us > 1_000_000 {
+        return Err(format!("{flag}: give microseconds up to 1000000, not `{v}`"));
+    }
+    Ok(Duration::from_micros(us))
 }
 
 fn check_size(size: usize) -> Result<usize, String> {
@@ -258,6 +271,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         die_member: None,
         driver: DEFAULT_DRIVER,
         rtt: false,
+        busy_poll: Duration::ZERO,
     };
     let (mut count, mut duration) = (None, None);
     let mut it = args.iter();
@@ -298,6 +312,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--debug-die-member" => o.die_member = Some(num(value(&mut it, f)?, f)?),
             "--driver" => o.driver = Driver::parse(value(&mut it, f)?)?,
             "--rtt" => o.rtt = true,
+            "--busy-poll" => o.busy_poll = micros(value(&mut it, f)?, f)?,
             _ => return Err(format!("unknown option `{f}` (see --help)")),
         }
     }
@@ -354,6 +369,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         die: false,
         driver: DEFAULT_DRIVER,
         rtt: false,
+        busy_poll: Duration::ZERO,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -381,6 +397,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
             "--die" => m.die = true,
             "--driver" => m.driver = Driver::parse(value(&mut it, f)?)?,
             "--rtt" => m.rtt = true,
+            "--busy-poll" => m.busy_poll = micros(value(&mut it, f)?, f)?,
             _ => return Err(format!("member: unknown option `{f}`")),
         }
     }
@@ -431,6 +448,8 @@ OPTIONS
   --rtt                round trips: member 0 casts a ping, member 1 answers it with a cast,
                        member 0 pings again (default {rtt_count} pings, or --count / --duration);
                        raw UDP does the same ping-pong
+  --busy-poll MICROS   inline members read their sockets this long before they sleep
+                       (default 0: they sleep at once); trades a core for wake-up latency
   --json               one JSON object per result line instead of the table
   -h, --help           this text
 
@@ -495,6 +514,7 @@ mod tests {
             &["--interface", "eth0"],
             &["--stack", "no-such-layer"],
             &["--driver", "fibre"],
+            &["--busy-poll", "2000000"],
             &["--rtt", "--members", "1"],
             &["--bogus"],
         ] {
@@ -522,6 +542,7 @@ mod tests {
             die: true,
             driver: Driver::Thread,
             rtt: true,
+            busy_poll: Duration::from_micros(50),
         };
         let Ok(Cmd::Member(back)) = parse(&m.to_args()) else { panic!("member args do not parse") };
         assert_eq!(format!("{back:?}"), format!("{m:?}"));

@@ -168,6 +168,7 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
         die: die == Some(index),
         driver: o.driver,
         rtt: o.rtt,
+        busy_poll: o.busy_poll,
     };
     let ctx = |e: String| format!("{label} run ({size} B, group {group}): {e}");
     let mut procs = Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;

@@ -242,6 +242,7 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
         ("runs".into(), row.runs().to_string()),
         ("stack".into(), json_str(&s.label)),
         ("driver".into(), json_str(o.driver.name())),
+        ("busy_poll_us".into(), o.busy_poll.as_micros().to_string()),
         ("members".into(), o.members.to_string()),
         ("senders".into(), o.sender_count().to_string()),
         ("size".into(), size.to_string()),

@@ -30,6 +30,7 @@ pub fn udp_config(o: &MemberOpts) -> UdpConfig {
         fanout: o.fanout,
         recv_buffer: cap(d.recv_buffer, "/proc/sys/net/core/rmem_max"),
         send_buffer: cap(d.send_buffer, "/proc/sys/net/core/wmem_max"),
+        busy_poll: o.busy_poll,
         ..d
     }
 }

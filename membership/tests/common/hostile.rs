@@ -34,7 +34,7 @@ use thoth_layers::stable::StableHdr;
 use thoth_membership::gms::wire::{Ctl, Gossip, Hdr as GmsHdr, Install, Kind, Primary, Side};
 use thoth_stack::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameView, seal};
 use thoth_stack::sim::{NodeId, Sim};
-use thoth_stack::{Bytes, EndpointId, Msg, Rank, Reader, Rng, Stack, View, ViewId};
+use thoth_stack::{Bytes, EndpointId, Msg, Rank, Reader, Rng, View, ViewId};
 
 /// Datagrams kept to replay, views and members remembered.
 const KEEP: usize = 64;
@@ -104,7 +104,7 @@ impl Hostile {
     }
 
     /// Takes in what the tap heard since last time.
-    pub fn listen(&mut self, sim: &mut Sim<Stack>) {
+    pub fn listen(&mut self, sim: &mut Sim) {
         for d in sim.overheard() {
             self.learn(&d);
             if self.heard.len() == KEEP {
@@ -180,7 +180,7 @@ impl Hostile {
     }
 
     /// Sends `count` frames, each to one member or to all of `targets`.
-    pub fn strike(&mut self, sim: &mut Sim<Stack>, targets: &[NodeId], count: usize) {
+    pub fn strike(&mut self, sim: &mut Sim, targets: &[NodeId], count: usize) {
         if targets.is_empty() {
             return;
         }

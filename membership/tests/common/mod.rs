@@ -162,7 +162,7 @@ pub struct Seg {
 }
 
 pub struct World {
-    pub sim: Sim<Stack>,
+    pub sim: Sim,
     pub nodes: Vec<NodeId>,
     pub cfg: gms::Config,
     /// What each node's application cast (accepted casts only), over all incarnations.

@@ -1,4 +1,5 @@
-//! Deterministic network simulator: many endpoints in one process on a virtual clock, over
+//! Deterministic network simulator: many endpoints (or any `Simulated` machine: one built on
+//! endpoints, a Group RPC member) in one process on a virtual clock, over
 //! a seeded network that loses, duplicates, reorders, delays and corrupts datagrams, cuts
 //! links (in one direction or both), and crashes and restarts endpoints.
 //!
@@ -36,7 +37,7 @@ mod trace;
 mod world;
 
 pub use net::{Link, NetStats};
-pub use node::{Delivery, Factory, Kind, NodeEvent, NodeId, Spawn};
+pub use node::{Delivery, Factory, Kind, NodeEvent, NodeId, Simulated, Spawn};
 pub use replay::{SEED_VAR, SEEDS_VAR, check_seeds, failed_seed, replay_command, seeds};
-pub use trace::{Entry, Fate, Fnv, Record, digest};
+pub use trace::{Entry, Fate, Fnv, Observed, Record, digest};
 pub use world::{CmdError, Limits, NotQuiet, Sim};

@@ -1,15 +1,18 @@
-//! Simulated nodes: a slot per node holding the user's endpoint factory, the endpoint of the
+//! Simulated nodes: a slot per node holding the user's machine factory, the machine of the
 //! current incarnation (none while crashed), and everything the node's application saw over
-//! all its incarnations (`NodeEvent`s, and the `Delivery`s among them).
+//! all its incarnations (`NodeEvent`s, and the `Delivery`s among them). A node runs any
+//! `Simulated` machine: an `Endpoint`, or a machine built on endpoints.
 //!
 //! A node is named by its index (`NodeId`), which stays the same across restarts; the
 //! endpoint id is whatever the factory gives each incarnation. Tested through `Sim` in
 //! `tests/sim.rs` (crash and restart scenarios) and by the unit test below.
 
+use super::trace::Observed;
 use crate::endpoint::{Endpoint, Stats};
 use crate::event::Event;
 use crate::ids::{EndpointId, GroupId};
 use crate::layer::Layer;
+use crate::machine::Machine;
 use crate::time::Time;
 use bytes::Bytes;
 use core::fmt;
@@ -46,8 +49,22 @@ pub struct Spawn {
     pub seed: u64,
 }
 
-/// Builds a node's endpoint, for its first start and for every restart.
-pub type Factory<L> = Box<dyn FnMut(Spawn) -> Endpoint<L> + Send>;
+/// Builds a node's machine, for its first start and for every restart.
+pub type Factory<M> = Box<dyn FnMut(Spawn) -> M + Send>;
+
+/// A machine the simulator runs: it records the machine's events (`Observed`) and delivers
+/// its multicasts (`Dest::All`, `Dest::Everyone`) to the other nodes of its segment.
+pub trait Simulated: Machine<Event: Observed> {
+    /// The simulated multicast group this node has joined: the nodes that hear each other's
+    /// multicasts (an endpoint's group).
+    fn segment(&self) -> GroupId;
+}
+
+impl<L: Layer> Simulated for Endpoint<L> {
+    fn segment(&self) -> GroupId {
+        self.group()
+    }
+}
 
 /// Cast or Send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,16 +86,16 @@ pub struct Delivery {
 
 /// An event the application of a node received, and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeEvent {
+pub struct NodeEvent<E = Event> {
     pub at: Time,
     pub incarnation: u32,
-    pub event: Event,
+    pub event: E,
 }
 
 /// One node's slot in the simulation.
-pub(crate) struct Node<L: Layer> {
-    pub(crate) factory: Factory<L>,
-    pub(crate) ep: Option<Endpoint<L>>,
+pub(crate) struct Node<M: Simulated> {
+    pub(crate) factory: Factory<M>,
+    pub(crate) ep: Option<M>,
     pub(crate) incarnation: u32,
     /// Of the current incarnation, or the last one while crashed.
     pub(crate) id: EndpointId,
@@ -88,13 +105,13 @@ pub(crate) struct Node<L: Layer> {
     pub(crate) timer: Option<Time>,
     /// Commands were handed to the endpoint since its last end of turn.
     pub(crate) open_turn: bool,
-    pub(crate) events: Vec<NodeEvent>,
+    pub(crate) events: Vec<NodeEvent<M::Event>>,
     pub(crate) delivered: Vec<Delivery>,
 }
 
-impl<L: Layer> Node<L> {
+impl<M: Simulated> Node<M> {
     /// A slot for a node that has not started yet.
-    pub(crate) fn new(factory: Factory<L>) -> Self {
+    pub(crate) fn new(factory: Factory<M>) -> Self {
         Node {
             factory,
             ep: None,
@@ -114,24 +131,15 @@ impl<L: Layer> Node<L> {
     }
 
     /// The current incarnation's statistics, or the last one's while crashed.
-    pub(crate) fn stats(&self) -> &Stats {
-        self.ep.as_ref().map_or(&self.stats, |ep| ep.stats())
+    pub(crate) fn stats(&self) -> Stats {
+        self.ep.as_ref().map_or_else(|| self.stats.clone(), |ep| ep.stats())
     }
 
-    /// Records an event the endpoint handed its application.
-    pub(crate) fn record(&mut self, at: Time, event: Event) {
+    /// Records an event the machine handed its application.
+    pub(crate) fn record(&mut self, at: Time, event: M::Event) {
         let incarnation = self.incarnation;
-        let delivery = |from, kind, data: &Bytes| Delivery { at, incarnation, from, kind, data: data.clone() };
-        match &event {
-            Event::Cast { from, data } => self.delivered.push(delivery(*from, Kind::Cast, data)),
-            Event::Send { from, data } => self.delivered.push(delivery(*from, Kind::Send, data)),
-            Event::View(_)
-            | Event::Exit
-            | Event::Error { .. }
-            | Event::Suspect(_)
-            | Event::Block
-            | Event::StateRequest
-            | Event::State { .. } => {}
+        if let Some((from, kind, data)) = event.delivery() {
+            self.delivered.push(Delivery { at, incarnation, from, kind, data: data.clone() });
         }
         self.events.push(NodeEvent { at, incarnation, event });
     }
@@ -144,7 +152,7 @@ mod tests {
 
     #[test]
     fn deliveries_are_the_cast_and_send_events() {
-        let mut n: Node<Bare> = Node::new(Box::new(|_| unreachable!("not started in this test")));
+        let mut n: Node<Endpoint<Bare>> = Node::new(Box::new(|_| unreachable!("not started in this test")));
         let t = Time::from_nanos(3);
         n.record(t, Event::View(crate::ids::View::initial(vec![EndpointId(1)])));
         n.record(t, Event::Cast { from: EndpointId(1), data: Bytes::from_static(b"c") });

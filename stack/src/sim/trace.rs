@@ -11,7 +11,7 @@
 //! Tested by the unit tests below (FNV-1a reference vectors; field changes change the hash;
 //! kept records match what was hashed) and by the determinism tests in `tests/sim.rs`.
 
-use super::node::NodeId;
+use super::node::{Kind, NodeId};
 use crate::event::Event;
 use crate::ids::EndpointId;
 use crate::time::Time;
@@ -42,9 +42,18 @@ pub enum Fate {
     Delivered { corrupted: bool },
 }
 
-/// One thing that happened.
+/// What the simulator needs of the events a machine hands its application: a stable
+/// encoding for the trace's hash, and the message an event delivers, if it is one.
+pub trait Observed: Clone + core::fmt::Debug {
+    /// Feeds a stable encoding of the event to `h`.
+    fn hash_into(&self, h: &mut Fnv);
+    /// The message it delivers to the application: sender, cast or send, payload.
+    fn delivery(&self) -> Option<(EndpointId, Kind, &Bytes)>;
+}
+
+/// One thing that happened; `E` is what the machines hand their applications.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Entry {
+pub enum Entry<E = Event> {
     /// A node's endpoint was built (its first start or a restart).
     Start {
         node: NodeId,
@@ -77,6 +86,11 @@ pub enum Entry {
     With {
         node: NodeId,
     },
+    /// A command of the machine's own kind (`Sim::command`) and whether it was accepted.
+    Command {
+        node: NodeId,
+        ok: bool,
+    },
     /// A datagram on the link `from → to` (`to` is `from` for an unroutable one).
     Datagram {
         from: NodeId,
@@ -101,18 +115,18 @@ pub enum Entry {
     Event {
         node: NodeId,
         incarnation: u32,
-        event: Event,
+        event: E,
     },
 }
 
 /// An entry and when it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct Record<E = Event> {
     pub at: Time,
-    pub entry: Entry,
+    pub entry: Entry<E>,
 }
 
-impl Record {
+impl<E: Observed> Record<E> {
     /// Feeds the record's stable encoding to `h`.
     pub fn hash_into(&self, h: &mut Fnv) {
         h.u64(self.at.as_nanos());
@@ -152,6 +166,11 @@ impl Record {
                 h.u8(6);
                 h.u32(node.0);
             }
+            Entry::Command { node, ok } => {
+                h.u8(11);
+                h.u32(node.0);
+                h.u8(*ok as u8);
+            }
             Entry::Datagram { from, to, len, digest, fate } => {
                 h.u8(7);
                 h.u32(from.0);
@@ -189,8 +208,27 @@ impl Record {
                 h.u8(9);
                 h.u32(node.0);
                 h.u32(*incarnation);
-                hash_event(event, h);
+                event.hash_into(h);
             }
+        }
+    }
+}
+
+impl Observed for Event {
+    fn hash_into(&self, h: &mut Fnv) {
+        hash_event(self, h)
+    }
+    fn delivery(&self) -> Option<(EndpointId, Kind, &Bytes)> {
+        match self {
+            Event::Cast { from, data } => Some((*from, Kind::Cast, data)),
+            Event::Send { from, data } => Some((*from, Kind::Send, data)),
+            Event::View(_)
+            | Event::Exit
+            | Event::Error { .. }
+            | Event::Suspect(_)
+            | Event::Block
+            | Event::StateRequest
+            | Event::State { .. } => None,
         }
     }
 }
@@ -246,16 +284,22 @@ fn hash_event(ev: &Event, h: &mut Fnv) {
 }
 
 /// The running trace of a simulation.
-#[derive(Debug, Default)]
-pub(crate) struct Trace {
+#[derive(Debug)]
+pub(crate) struct Trace<E = Event> {
     hash: Fnv,
     count: u64,
     keep: bool,
-    records: Vec<Record>,
+    records: Vec<Record<E>>,
 }
 
-impl Trace {
-    pub(crate) fn record(&mut self, at: Time, entry: Entry) {
+impl<E> Default for Trace<E> {
+    fn default() -> Self {
+        Trace { hash: Fnv::default(), count: 0, keep: false, records: Vec::new() }
+    }
+}
+
+impl<E: Observed> Trace<E> {
+    pub(crate) fn record(&mut self, at: Time, entry: Entry<E>) {
         let r = Record { at, entry };
         r.hash_into(&mut self.hash);
         self.count += 1;
@@ -272,7 +316,7 @@ impl Trace {
     pub(crate) fn set_keep(&mut self, keep: bool) {
         self.keep = keep;
     }
-    pub(crate) fn records(&self) -> &[Record] {
+    pub(crate) fn records(&self) -> &[Record<E>] {
         &self.records
     }
 }
@@ -346,7 +390,7 @@ mod tests {
 
     #[test]
     fn kept_records_are_the_hashed_ones() {
-        let mut t = Trace::default();
+        let mut t: Trace = Trace::default();
         t.record(Time::ZERO, Entry::Timer { node: NodeId(0) });
         t.set_keep(true);
         let e = Entry::Crash { node: NodeId(2), incarnation: 1 };
@@ -354,7 +398,7 @@ mod tests {
         assert_eq!(t.count(), 2);
         assert_eq!(t.records(), &[Record { at: Time::from_nanos(5), entry: e }]);
         let mut h = Fnv::new();
-        Record { at: Time::ZERO, entry: Entry::Timer { node: NodeId(0) } }.hash_into(&mut h);
+        Record::<Event> { at: Time::ZERO, entry: Entry::Timer { node: NodeId(0) } }.hash_into(&mut h);
         t.records()[0].hash_into(&mut h);
         assert_eq!(t.hash(), h.finish());
     }

@@ -32,14 +32,14 @@
 
 use super::agenda::Agenda;
 use super::net::{Link, Net, NetStats, Outcome};
-use super::node::{Delivery, Node, NodeEvent, NodeId, Spawn};
+use super::node::{Delivery, Node, NodeEvent, NodeId, Simulated, Spawn};
 use super::seed;
 use super::trace::{Entry, Fate, Record, Trace, summary};
 use crate::compose::Stack;
 use crate::endpoint::{CastError, Config, Dest, Endpoint, Stats, Transmit};
-use crate::event::Event;
 use crate::ids::{EndpointId, GroupId, View};
 use crate::layer::Layer;
+use crate::machine::Rx;
 use crate::time::{Duration, Time};
 use bytes::Bytes;
 use core::fmt;
@@ -61,16 +61,16 @@ impl Default for Limits {
     }
 }
 
-/// Why an application command was not carried out.
+/// Why an application command was not carried out (`E`: why the machine refuses one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CmdError {
+pub enum CmdError<E = CastError> {
     /// The node is crashed.
     Down(NodeId),
-    /// The endpoint refused it.
-    Refused(CastError),
+    /// The machine refused it.
+    Refused(E),
 }
 
-impl fmt::Display for CmdError {
+impl<E: fmt::Display> fmt::Display for CmdError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CmdError::Down(n) => write!(f, "node {n} is down"),
@@ -79,7 +79,7 @@ impl fmt::Display for CmdError {
     }
 }
 
-impl std::error::Error for CmdError {}
+impl<E: fmt::Display + fmt::Debug> std::error::Error for CmdError<E> {}
 
 /// `run_until_quiet` reached its limit with work pending.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,14 +109,14 @@ enum Action {
     Timer { node: NodeId, incarnation: u32, deadline: Time },
 }
 
-/// Many endpoints on one virtual clock over a seeded, faulty network.
-pub struct Sim<L: Layer = Stack> {
+/// Many machines (endpoints, by default) on one virtual clock over a seeded, faulty network.
+pub struct Sim<M: Simulated = Endpoint<Stack>> {
     seed: u64,
     now: Time,
     agenda: Agenda<Action>,
     net: Net,
-    nodes: Vec<Node<L>>,
-    trace: Trace,
+    nodes: Vec<Node<M>>,
+    trace: Trace<M::Event>,
     limits: Limits,
     steps: u64,
     in_flight: u64,
@@ -125,7 +125,7 @@ pub struct Sim<L: Layer = Stack> {
     tap: usize,
 }
 
-impl<L: Layer> Sim<L> {
+impl<M: Simulated> Sim<M> {
     /// An empty simulation at time zero; the default link is perfect with 100 µs latency.
     pub fn new(seed: u64) -> Self {
         Sim {
@@ -241,32 +241,11 @@ impl<L: Layer> Sim<L> {
 
     /// Adds a node and starts it now with `factory`, which builds its endpoint again at
     /// every restart (and may give each incarnation another endpoint id).
-    pub fn add_node(&mut self, factory: impl FnMut(Spawn) -> Endpoint<L> + Send + 'static) -> NodeId {
+    pub fn add_node(&mut self, factory: impl FnMut(Spawn) -> M + Send + 'static) -> NodeId {
         let n = NodeId(u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes"));
         self.nodes.push(Node::new(Box::new(factory)));
         self.start(n);
         n
-    }
-
-    /// Adds one node per id of `members`: endpoints of `group` whose first view is
-    /// `members`, each view's stack built by `stack`, the endpoint seeded from the run.
-    /// A restarted node keeps its id.
-    pub fn add_group(
-        &mut self,
-        group: GroupId,
-        members: &[EndpointId],
-        stack: impl Fn(&View) -> L + Clone + Send + 'static,
-    ) -> Vec<NodeId> {
-        members
-            .iter()
-            .map(|&me| {
-                let (members, stack) = (members.to_vec(), stack.clone());
-                self.add_node(move |spawn| {
-                    let cfg = Config { seed: spawn.seed, ..Config::new(group, me, members.clone()) };
-                    Endpoint::new(cfg, stack.clone()).expect("add_group: a member of its own list")
-                })
-            })
-            .collect()
     }
 
     /// Crashes a node: its endpoint is dropped with everything it held, and copies on
@@ -275,7 +254,7 @@ impl<L: Layer> Sim<L> {
         let now = self.now;
         let node = self.node_mut(n);
         if let Some(ep) = node.ep.take() {
-            node.stats = ep.stats().clone();
+            node.stats = ep.stats();
             node.timer = None;
             node.open_turn = false;
             let incarnation = node.incarnation;
@@ -304,18 +283,18 @@ impl<L: Layer> Sim<L> {
     pub fn node_of(&self, id: EndpointId) -> Option<NodeId> {
         self.nodes().find(|&n| self.node(n).is_up() && self.node(n).id == id)
     }
-    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + use<L> {
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + use<M> {
         (0..self.nodes.len() as u32).map(NodeId)
     }
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
-    /// The endpoint of a live node.
-    pub fn endpoint(&self, n: NodeId) -> Option<&Endpoint<L>> {
+    /// The machine (the endpoint) of a live node.
+    pub fn endpoint(&self, n: NodeId) -> Option<&M> {
         self.node(n).ep.as_ref()
     }
-    /// The endpoint's statistics: the current incarnation's, or the last one's while crashed.
-    pub fn stats(&self, n: NodeId) -> &Stats {
+    /// The machine's statistics: the current incarnation's, or the last one's while crashed.
+    pub fn stats(&self, n: NodeId) -> Stats {
         self.node(n).stats()
     }
     /// Every message the node's application received, over all incarnations, in order.
@@ -323,43 +302,23 @@ impl<L: Layer> Sim<L> {
         &self.node(n).delivered
     }
     /// Every event the node's application received, over all incarnations, in order.
-    pub fn events(&self, n: NodeId) -> &[NodeEvent] {
+    pub fn events(&self, n: NodeId) -> &[NodeEvent<M::Event>] {
         &self.node(n).events
     }
 
     // ---- application commands, at the current time ----
 
-    /// The node's application casts `data` to its view.
-    pub fn cast(&mut self, n: NodeId, data: impl Into<Bytes>) -> Result<(), CmdError> {
-        let data = data.into();
-        let (len, digest) = summary(&data);
-        let r = self.command(n, |ep, now| ep.cast(now, data)).and_then(|r| r.map_err(CmdError::Refused));
-        self.trace.record(self.now, Entry::Cast { node: n, len, digest, ok: r.is_ok() });
+    /// The node's application hands `cmd` to its machine.
+    pub fn command(&mut self, n: NodeId, cmd: M::Cmd) -> Result<(), CmdError<M::Refused>> {
+        let r = self.on(n, |m, now| m.handle_command(now, cmd)).and_then(|r| r.map_err(CmdError::Refused));
+        self.trace.record(self.now, Entry::Command { node: n, ok: r.is_ok() });
         self.drain_open(n);
         r
     }
 
-    /// The node's application sends `data` to the member `to`.
-    pub fn send(&mut self, n: NodeId, to: EndpointId, data: impl Into<Bytes>) -> Result<(), CmdError> {
-        let data = data.into();
-        let (len, digest) = summary(&data);
-        let r = self.command(n, |ep, now| ep.send(now, to, data)).and_then(|r| r.map_err(CmdError::Refused));
-        self.trace.record(self.now, Entry::Send { node: n, to, len, digest, ok: r.is_ok() });
-        self.drain_open(n);
-        r
-    }
-
-    /// The node's application leaves the group.
-    pub fn leave(&mut self, n: NodeId) -> Result<(), CmdError> {
-        let r = self.command(n, |ep, now| ep.leave(now));
-        self.trace.record(self.now, Entry::Leave { node: n, ok: r.is_ok() });
-        self.drain_open(n);
-        r
-    }
-
-    /// Runs `f` on the node's endpoint at the current time, then collects what it output.
-    pub fn with<R>(&mut self, n: NodeId, f: impl FnOnce(&mut Endpoint<L>, Time) -> R) -> Result<R, CmdError> {
-        let r = self.command(n, f);
+    /// Runs `f` on the node's machine at the current time, then collects what it output.
+    pub fn with<R>(&mut self, n: NodeId, f: impl FnOnce(&mut M, Time) -> R) -> Result<R, CmdError<M::Refused>> {
+        let r = self.on(n, f);
         if r.is_ok() {
             self.trace.record(self.now, Entry::With { node: n });
         }
@@ -367,7 +326,7 @@ impl<L: Layer> Sim<L> {
         r
     }
 
-    fn command<R>(&mut self, n: NodeId, f: impl FnOnce(&mut Endpoint<L>, Time) -> R) -> Result<R, CmdError> {
+    fn on<R, E>(&mut self, n: NodeId, f: impl FnOnce(&mut M, Time) -> R) -> Result<R, CmdError<E>> {
         let now = self.now;
         match self.node_mut(n).ep.as_mut() {
             Some(ep) => Ok(f(ep, now)),
@@ -486,16 +445,16 @@ impl<L: Layer> Sim<L> {
         self.trace.set_keep(keep);
     }
     /// The records kept since `keep_trace(true)`.
-    pub fn trace(&self) -> &[Record] {
+    pub fn trace(&self) -> &[Record<M::Event>] {
         self.trace.records()
     }
 
     // ---- internals ----
 
-    fn node(&self, n: NodeId) -> &Node<L> {
+    fn node(&self, n: NodeId) -> &Node<M> {
         self.nodes.get(n.index()).unwrap_or_else(|| panic!("no node {n} in this simulation"))
     }
-    fn node_mut(&mut self, n: NodeId) -> &mut Node<L> {
+    fn node_mut(&mut self, n: NodeId) -> &mut Node<M> {
         self.nodes.get_mut(n.index()).unwrap_or_else(|| panic!("no node {n} in this simulation"))
     }
 
@@ -507,7 +466,7 @@ impl<L: Layer> Sim<L> {
             Spawn { node: n, incarnation, seed: seed::derive(run, &[seed::ENDPOINT, n.0 as u64, incarnation as u64]) };
         let ep = (node.factory)(spawn);
         node.id = ep.me();
-        node.group = ep.group();
+        node.group = ep.segment();
         node.ep = Some(ep);
         node.timer = None;
         let id = node.id;
@@ -551,7 +510,7 @@ impl<L: Layer> Sim<L> {
             return;
         };
         let transmits: Vec<Transmit> = core::iter::from_fn(|| ep.poll_transmit()).collect();
-        let events: Vec<Event> = core::iter::from_fn(|| ep.poll_event()).collect();
+        let events: Vec<M::Event> = core::iter::from_fn(|| ep.poll_event()).collect();
         let next = ep.poll_timeout();
         for event in events {
             let incarnation = node.incarnation;
@@ -649,11 +608,10 @@ impl<L: Layer> Sim<L> {
             }
             Some(ep) if node.incarnation == incarnation => {
                 stats.delivered += 1;
-                let accepted = ep.stats().rx_accepted;
-                ep.handle_datagram(now, data);
+                let rx = ep.handle_datagram(now, data);
                 if corrupted {
                     stats.delivered_corrupted += 1;
-                    stats.corrupt_accepted += (ep.stats().rx_accepted > accepted) as u64;
+                    stats.corrupt_accepted += matches!(rx, Rx::Sound { accepted: true, .. }) as u64;
                 }
                 Fate::Delivered { corrupted }
             }
@@ -681,5 +639,57 @@ impl<L: Layer> Sim<L> {
         ep.handle_timeout(now);
         self.trace.record(now, Entry::Timer { node: n });
         self.drain(n);
+    }
+}
+
+/// Nodes that are endpoints: groups of them, and their applications' commands by name.
+impl<L: Layer> Sim<Endpoint<L>> {
+    /// Adds one node per id of `members`: endpoints of `group` whose first view is
+    /// `members`, each view's stack built by `stack`, the endpoint seeded from the run.
+    /// A restarted node keeps its id.
+    pub fn add_group(
+        &mut self,
+        group: GroupId,
+        members: &[EndpointId],
+        stack: impl Fn(&View) -> L + Clone + Send + 'static,
+    ) -> Vec<NodeId> {
+        members
+            .iter()
+            .map(|&me| {
+                let (members, stack) = (members.to_vec(), stack.clone());
+                self.add_node(move |spawn| {
+                    let cfg = Config { seed: spawn.seed, ..Config::new(group, me, members.clone()) };
+                    Endpoint::new(cfg, stack.clone()).expect("add_group: a member of its own list")
+                })
+            })
+            .collect()
+    }
+
+    /// The node's application casts `data` to its view.
+    pub fn cast(&mut self, n: NodeId, data: impl Into<Bytes>) -> Result<(), CmdError> {
+        let data = data.into();
+        let (len, digest) = summary(&data);
+        let r = self.on(n, |ep, now| ep.cast(now, data)).and_then(|r| r.map_err(CmdError::Refused));
+        self.trace.record(self.now, Entry::Cast { node: n, len, digest, ok: r.is_ok() });
+        self.drain_open(n);
+        r
+    }
+
+    /// The node's application sends `data` to the member `to`.
+    pub fn send(&mut self, n: NodeId, to: EndpointId, data: impl Into<Bytes>) -> Result<(), CmdError> {
+        let data = data.into();
+        let (len, digest) = summary(&data);
+        let r = self.on(n, |ep, now| ep.send(now, to, data)).and_then(|r| r.map_err(CmdError::Refused));
+        self.trace.record(self.now, Entry::Send { node: n, to, len, digest, ok: r.is_ok() });
+        self.drain_open(n);
+        r
+    }
+
+    /// The node's application leaves the group.
+    pub fn leave(&mut self, n: NodeId) -> Result<(), CmdError> {
+        let r = self.on(n, |ep, now| ep.leave(now));
+        self.trace.record(self.now, Entry::Leave { node: n, ok: r.is_ok() });
+        self.drain_open(n);
+        r
     }
 }
