@@ -81,7 +81,7 @@ impl Config {
 }
 
 /// Where a datagram goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dest {
     /// Every member of the view (the group address, or each member in fan-out mode).
     All,
@@ -151,12 +151,19 @@ pub struct Stats {
     pub rx_gossip: u64,
     /// Gossip no layer took (it reached the application's side): dropped.
     pub gossip_unclaimed: u64,
+    /// Bundles received (`Groups`; each part is then counted as a datagram of its group).
+    pub rx_bundles: u64,
+    /// Bundles that did not split into whole datagrams: dropped whole.
+    pub rx_bad_bundle: u64,
     pub tx_datagrams: u64,
     pub tx_bytes: u64,
     /// Larger than `max_datagram`: not sent.
     pub tx_oversize: u64,
     /// A `Send` to a rank not in the view.
     pub tx_bad_rank: u64,
+    /// Bundles sent (`Groups`), and the datagrams that went in them.
+    pub tx_bundles: u64,
+    pub tx_bundled: u64,
     pub delivered_casts: u64,
     pub delivered_sends: u64,
     /// `Event::Error`s the layers raised.
@@ -181,6 +188,7 @@ impl Stats {
             + self.rx_foreign_group
             + self.rx_unknown_src
             + self.rx_other_view
+            + self.rx_bad_bundle
     }
 }
 
@@ -224,6 +232,10 @@ pub enum CastError {
     /// way; try again after `can_cast()` turns true (a later input: a credit grant, a
     /// timeout, the next view).
     WouldBlock,
+    /// A command for a group this process does not hold (`Groups`).
+    UnknownGroup,
+    /// An endpoint for a group held already, or with another process's id (`Groups`).
+    GroupExists,
 }
 
 impl fmt::Display for CastError {
@@ -233,6 +245,8 @@ impl fmt::Display for CastError {
             CastError::TooLarge => "message larger than a datagram and no fragmentation layer",
             CastError::NotMember => "destination is not a member of the view",
             CastError::WouldBlock => "flow control holds casts until receivers catch up",
+            CastError::UnknownGroup => "no such group in this process",
+            CastError::GroupExists => "the group is held already, or the endpoint is another process's",
         })
     }
 }

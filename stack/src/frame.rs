@@ -92,6 +92,15 @@ fn checksum(first: &[u8], rest: &[u8]) -> u32 {
     h.finalize()
 }
 
+/// The group a datagram's frame names, read without checking anything else (the magic
+/// aside): for routing it to its group's endpoint, which checks the whole frame.
+pub fn peek_group(buf: &[u8]) -> Option<GroupId> {
+    if buf.get(..2)? != MAGIC {
+        return None;
+    }
+    Some(GroupId(u64::from_le_bytes(buf.get(8..16)?.try_into().ok()?)))
+}
+
 /// A datagram whose frame has been checked.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameView<'a> {
@@ -168,6 +177,16 @@ mod tests {
         assert_eq!(*v.frame(), sample());
         assert!(v.frame().is_send());
         assert_eq!(v.payload(), b"xyz");
+    }
+
+    #[test]
+    fn the_group_is_read_where_the_frame_keeps_it() {
+        let d = datagram(&sample(), b"xyz");
+        assert_eq!(peek_group(&d), Some(GroupId(0x1122)));
+        assert_eq!(peek_group(&d[..15]), None);
+        let mut c = d.clone();
+        c[0] = b'X';
+        assert_eq!(peek_group(&c), None);
     }
 
     #[test]

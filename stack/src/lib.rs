@@ -10,10 +10,12 @@
 #![deny(unsafe_code)]
 
 pub mod budget;
+pub mod bundle;
 pub mod compose;
 pub mod endpoint;
 pub mod event;
 pub mod frame;
+pub mod groups;
 pub mod ids;
 pub mod layer;
 pub mod machine;
