@@ -258,9 +258,12 @@ use thoth_stack::udp::{self, Sockets, UdpConfig};
 
 const UDP_GROUPS: u64 = 50;
 
+/// A member's sockets and its machine, not yet driven.
+type UdpMember = (Sockets, Groups<Beat>);
+
 /// Opens three members' sockets on a fresh multicast group; their `Groups` machines, each
 /// holding `UDP_GROUPS` groups of all three (group ids drawn fresh), and their addresses.
-fn udp_members(fanout: bool) -> (Vec<(Sockets, Groups<Beat>)>, Vec<SocketAddr>, u64) {
+fn udp_members(fanout: bool) -> (Vec<UdpMember>, Vec<SocketAddr>, u64) {
     let r = random_u64();
     let ip = Ipv4Addr::new(239, 128 + (r % 100) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 254) as u8);
     let cfg = UdpConfig {

@@ -61,6 +61,10 @@ pub struct Opts {
     pub rtt: bool,
     /// Inline members read their sockets this long before sleeping (`UdpConfig::busy_poll`).
     pub busy_poll: Duration,
+    /// Many groups: every member holds this many groups of all the members (one `Groups`
+    /// machine), idles for `idle` first (measured), then casts round-robin into them.
+    pub groups: Option<usize>,
+    pub idle: Duration,
 }
 
 impl Opts {
@@ -86,6 +90,11 @@ impl Opts {
 
 /// Pings of a round-trip run by default.
 pub const RTT_COUNT: u64 = 20_000;
+/// `--groups` runs: the idle phase, each sender's rate over all its groups, and how long it
+/// casts, by default.
+pub const GROUPS_IDLE: Duration = Duration::from_secs(5);
+pub const GROUPS_RATE: f64 = 100.0;
+pub const GROUPS_DURATION: Duration = Duration::from_secs(5);
 
 /// How the stack path runs its endpoint (`--driver`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +159,8 @@ pub struct MemberOpts {
     pub driver: Driver,
     pub rtt: bool,
     pub busy_poll: Duration,
+    pub groups: Option<usize>,
+    pub idle: Duration,
 }
 
 impl MemberOpts {
@@ -187,6 +198,10 @@ impl MemberOpts {
         kv("--cap", self.cap.as_secs_f64().to_string());
         kv("--driver", self.driver.name().into());
         kv("--busy-poll", self.busy_poll.as_micros().to_string());
+        if let Some(n) = self.groups {
+            kv("--groups", n.to_string());
+            kv("--idle", self.idle.as_secs_f64().to_string());
+        }
         if self.fanout {
             a.push("--fanout".into());
         }
@@ -272,8 +287,10 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         driver: DEFAULT_DRIVER,
         rtt: false,
         busy_poll: Duration::ZERO,
+        groups: None,
+        idle: GROUPS_IDLE,
     };
-    let (mut count, mut duration) = (None, None);
+    let (mut count, mut duration, mut stack) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let f = flag.as_str();
@@ -301,7 +318,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                 }
                 o.rate = Some(r);
             }
-            "--stack" => o.stack = value(&mut it, f)?.to_string(),
+            "--stack" => stack = Some(value(&mut it, f)?.to_string()),
             "--no-raw" => o.raw = false,
             "--json" => o.json = true,
             "--repeat" => o.repeat = num(value(&mut it, f)?, f)?,
@@ -313,9 +330,26 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--driver" => o.driver = Driver::parse(value(&mut it, f)?)?,
             "--rtt" => o.rtt = true,
             "--busy-poll" => o.busy_poll = micros(value(&mut it, f)?, f)?,
+            "--groups" => o.groups = Some(num(value(&mut it, f)?, f)?),
+            "--idle" => o.idle = secs(value(&mut it, f)?, f)?,
             _ => return Err(format!("unknown option `{f}` (see --help)")),
         }
     }
+    if let Some(n) = o.groups {
+        if !(1..=100_000).contains(&n) {
+            return Err(format!("--groups {n}: give 1 to 100000"));
+        }
+        if o.rtt {
+            return Err("--groups and --rtt do not go together".into());
+        }
+        // Groups with heartbeats and membership, casting now and then, no raw twin.
+        o.raw = false;
+        o.rate = o.rate.or(Some(GROUPS_RATE));
+        if count.is_none() && duration.is_none() {
+            duration = Some(GROUPS_DURATION);
+        }
+    }
+    o.stack = stack.unwrap_or_else(|| if o.groups.is_some() { thoth::GROUP } else { thoth::DEFAULT_STACK }.to_string());
     o.amount = match (count, duration) {
         (Some(_), Some(_)) => return Err("give --count or --duration, not both".into()),
         (Some(0), None) => return Err("--count must be at least 1".into()),
@@ -343,6 +377,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         return Err("--debug-die-member: no such member".into());
     }
     if o.stack == "raw" {
+        if o.groups.is_some() {
+            return Err("--groups runs a stack, not raw UDP".into());
+        }
         o.raw = false;
     } else if let Err(e) = thoth::registry().build(&o.stack) {
         return Err(format!("--stack {}: {e}", o.stack));
@@ -370,6 +407,8 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         driver: DEFAULT_DRIVER,
         rtt: false,
         busy_poll: Duration::ZERO,
+        groups: None,
+        idle: GROUPS_IDLE,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -398,6 +437,8 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
             "--driver" => m.driver = Driver::parse(value(&mut it, f)?)?,
             "--rtt" => m.rtt = true,
             "--busy-poll" => m.busy_poll = micros(value(&mut it, f)?, f)?,
+            "--groups" => m.groups = Some(num(value(&mut it, f)?, f)?),
+            "--idle" => m.idle = secs(value(&mut it, f)?, f)?,
             _ => return Err(format!("member: unknown option `{f}`")),
         }
     }
@@ -450,6 +491,11 @@ OPTIONS
                        raw UDP does the same ping-pong
   --busy-poll MICROS   inline members read their sockets this long before they sleep
                        (default 0: they sleep at once); trades a core for wake-up latency
+  --groups N           many groups: each member holds N groups of all the members on one
+                       socket pair (stack `{group}` unless --stack), idles for --idle seconds
+                       (default {idle}: CPU, datagrams and memory per idle group are measured),
+                       then each sender casts round-robin into its groups at --rate (default
+                       {grate} msgs/s per sender, for {gdur} s); no raw twin
   --json               one JSON object per result line instead of the table
   -h, --help           this text
 
@@ -471,6 +517,10 @@ LAYERS THE REGISTRY KNOWS
 {layers}",
         default = thoth::DEFAULT_STACK,
         rtt_count = RTT_COUNT,
+        group = thoth::GROUP,
+        idle = GROUPS_IDLE.as_secs(),
+        grate = GROUPS_RATE,
+        gdur = GROUPS_DURATION.as_secs(),
     )
 }
 
@@ -497,6 +547,9 @@ mod tests {
         assert_eq!(run(&["--interface", "10.9.8.7"]).unwrap().interface, IpAddr::V4(Ipv4Addr::new(10, 9, 8, 7)));
         assert_eq!(o.driver, DEFAULT_DRIVER);
         assert_eq!(run(&["--driver", "thread"]).unwrap().driver, Driver::Thread);
+        let g = run(&["--groups", "1000"]).unwrap();
+        assert_eq!((g.groups, g.stack.as_str(), g.raw, g.rate), (Some(1000), thoth::GROUP, false, Some(GROUPS_RATE)));
+        assert_eq!(g.amount, Amount::Duration(GROUPS_DURATION));
         let r = run(&["--rtt"]).unwrap();
         assert_eq!((r.rtt, r.sender_count(), r.count_for(1024)), (true, 2, Some(RTT_COUNT)));
     }
@@ -516,6 +569,9 @@ mod tests {
             &["--driver", "fibre"],
             &["--busy-poll", "2000000"],
             &["--rtt", "--members", "1"],
+            &["--groups", "0"],
+            &["--groups", "10", "--stack", "raw"],
+            &["--groups", "10", "--rtt"],
             &["--bogus"],
         ] {
             assert!(run(bad).is_err(), "{bad:?}");
@@ -543,6 +599,8 @@ mod tests {
             driver: Driver::Thread,
             rtt: true,
             busy_poll: Duration::from_micros(50),
+            groups: Some(1000),
+            idle: Duration::from_secs(2),
         };
         let Ok(Cmd::Member(back)) = parse(&m.to_args()) else { panic!("member args do not parse") };
         assert_eq!(format!("{back:?}"), format!("{m:?}"));

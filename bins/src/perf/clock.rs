@@ -39,6 +39,27 @@ pub fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident set size of this process now, in kB (`VmRSS`), or 0 if the kernel does not say.
+pub fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time this process's threads have run, in ns (the first field of each thread's
+/// `/proc/self/task/*/schedstat`); threads that ended are not counted.
+pub fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Datagrams the kernel dropped on this process's UDP sockets (receive buffer full), summed
 /// from the `drops` column of `/proc/net/udp{,6}` for the socket inodes in `/proc/self/fd`;
 /// `None` where that cannot be read.
@@ -83,7 +104,11 @@ mod tests {
         let a = now_ns();
         sleep_until(a + 2_000_000, Duration::from_secs(1));
         assert!(now_ns() >= a + 2_000_000);
-        assert!(peak_rss_kb() > 0);
+        assert!(peak_rss_kb() > 0 && rss_kb() > 0 && rss_kb() <= peak_rss_kb());
+        let c = cpu_ns();
+        let spin = now_ns() + 5_000_000;
+        while now_ns() < spin {}
+        assert!(cpu_ns() >= c + 4_000_000, "5 ms of spinning shows as CPU time");
         let _sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert_eq!(udp_drops(), Some(0));
     }

@@ -88,7 +88,10 @@ pub fn main(o: MemberOpts) -> i32 {
 fn serve(o: &MemberOpts) -> Result<(), String> {
     let ctl = Control::start();
     match &o.mode {
-        Mode::Stack(spec) => super::stack::serve(o, spec, &ctl),
+        Mode::Stack(spec) => match o.groups {
+            Some(n) => super::groups::serve(o, spec, n, &ctl),
+            None => super::stack::serve(o, spec, &ctl),
+        },
         Mode::Raw => {
             let setup = super::stack::raw_setup(o)?;
             let socks = raw::open(&setup).map_err(|e| format!("cannot open sockets for {}: {e}", o.group))?;
@@ -384,7 +387,7 @@ fn receive<N: Net>(
 ) -> Result<MemberResult, String> {
     let latency_of = (o.rtt && o.index == 0).then_some(PONGER);
     let mut tally = Tally::new(round, o.size, o.senders, o.count.unwrap_or(1 << 16)).latency_of(latency_of);
-    let (drops0, rejected0) = (udp_drops(), net.rx_rejected());
+    let (drops0, rejected0, own0) = (udp_drops(), net.rx_rejected(), net.own_copies_filtered());
     let mut finish: Option<(u64, Vec<u64>)> = None;
     let cap_at = t0 + o.cap.as_nanos() as u64;
     let mut progress_at = t0 + PROGRESS_EVERY.as_nanos() as u64;
@@ -434,8 +437,10 @@ fn receive<N: Net>(
             progress_at = now + PROGRESS_EVERY.as_nanos() as u64;
         }
     };
+    // Drops the socket counted, less this member's own copies the filter dropped.
+    let own = net.own_copies_filtered() - own0;
     let drops = match (drops0, udp_drops()) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        (Some(a), Some(b)) => Some(b.saturating_sub(a).saturating_sub(own)),
         _ => None,
     };
     let rejected = match (rejected0, net.rx_rejected()) {

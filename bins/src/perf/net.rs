@@ -26,6 +26,11 @@ pub trait Net {
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String>;
     /// Datagrams the endpoint rejected so far (`None` where there is no endpoint).
     fn rx_rejected(&mut self) -> Option<u64>;
+    /// This member's own multicast copies the kernel dropped on purpose so far (the
+    /// driver's own-copy filter): the socket counts them among its drops.
+    fn own_copies_filtered(&mut self) -> u64 {
+        0
+    }
     /// Stops the path and releases its sockets.
     fn close(self) -> Result<(), String>;
 }

@@ -4,6 +4,7 @@
 
 use super::args::{Amount, MemberOpts, Mode, Opts};
 use super::clock::now_ns;
+use super::groups::Idle;
 use super::member::FINISH_CAP;
 use super::procs::Procs;
 use super::proto::{Ctl, MemberResult};
@@ -169,6 +170,8 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
         driver: o.driver,
         rtt: o.rtt,
         busy_poll: o.busy_poll,
+        groups: o.groups,
+        idle: o.idle,
     };
     let ctx = |e: String| format!("{label} run ({size} B, group {group}): {e}");
     let mut procs = Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;
@@ -182,8 +185,16 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
     .map_err(ctx)?;
     let granted = ready.iter().fold((usize::MAX, usize::MAX), |g, r| (g.0.min(r.1), g.1.min(r.2)));
     procs.send_all(&Ctl::Peers(ready.iter().map(|r| r.0).collect()).line()).map_err(ctx)?;
-    gather(&mut procs, &all, "ARMED", START_WAIT, &mut quiet, |_, l| l.strip_prefix("ARMED ").map(|_| ()))
+    // Building many groups takes a while.
+    let armed_wait = START_WAIT + Duration::from_millis(o.groups.unwrap_or(0) as u64 * 5);
+    gather(&mut procs, &all, "ARMED", armed_wait, &mut quiet, |_, l| l.strip_prefix("ARMED ").map(|_| ()))
         .map_err(ctx)?;
+    let idle = match o.groups {
+        Some(_) => {
+            gather(&mut procs, &all, "IDLE", o.idle + START_WAIT, &mut quiet, |_, l| Idle::parse(l)).map_err(ctx)?
+        }
+        None => Vec::new(),
+    };
     let mut last = None;
     for round in 1..=o.rounds {
         let t0 = now_ns() + START_LEAD.as_nanos() as u64;
@@ -216,7 +227,7 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
     }
     procs.finish(Duration::from_secs(5)).map_err(ctx)?;
     let (t0, results) = last.expect("at least one round");
-    Ok(Stats { granted, ..Stats::new(&label, size, senders, t0, &results, o.rtt) })
+    Ok(Stats { granted, idle, ..Stats::new(&label, size, senders, t0, &results, o.rtt) })
 }
 
 /// Waits until every member in `who` printed a line `parse` accepts; lines `other` accepts

@@ -2,6 +2,7 @@
 //! forms: a table for people and one JSON object per row for scripts.
 
 use super::args::{Amount, Opts};
+use super::groups::Idle;
 use super::proto::{MemberResult, new_hist};
 
 /// The figures of one workload run.
@@ -34,6 +35,8 @@ pub struct Stats {
     pub count: u64,
     /// Socket buffers the kernel granted (smallest over members): receive, send.
     pub granted: (usize, usize),
+    /// `--groups`: what each member's idle phase cost.
+    pub idle: Vec<Idle>,
 }
 
 fn sum_opt(v: impl Iterator<Item = Option<u64>>) -> Option<u64> {
@@ -76,7 +79,30 @@ impl Stats {
             rss_kb: results.iter().map(|r| r.peak_rss_kb).collect(),
             count: sent_total / senders.max(1) as u64,
             granted: (0, 0),
+            idle: Vec::new(),
         }
+    }
+
+    /// CPU time per idle group per second of idling, in µs (median over members).
+    pub fn idle_cpu_us_per_group(&self) -> Option<f64> {
+        self.idle_median(|i| i.cpu_ns as f64 / 1e3 / (i.wall_ns as f64 / 1e9) / i.groups as f64)
+    }
+
+    /// Resident memory a group takes, in bytes (median over members).
+    pub fn bytes_per_group(&self) -> Option<f64> {
+        self.idle_median(|i| i.rss_after_kb.saturating_sub(i.rss_before_kb) as f64 * 1024.0 / i.groups as f64)
+    }
+
+    /// Datagrams per second all members sent while idle: on the wire, and as the groups'
+    /// endpoints made them (before bundling).
+    pub fn idle_datagrams_per_sec(&self) -> Option<(f64, f64)> {
+        let rate = |f: fn(&Idle) -> u64| self.idle.iter().map(|i| f(i) as f64 / (i.wall_ns as f64 / 1e9)).sum();
+        (!self.idle.is_empty()).then(|| (rate(|i| i.tx_sent), rate(|i| i.tx_datagrams)))
+    }
+
+    fn idle_median(&self, f: impl Fn(&Idle) -> f64) -> Option<f64> {
+        let v: Vec<f64> = self.idle.iter().filter(|i| i.groups > 0 && i.wall_ns > 0).map(f).collect();
+        (!v.is_empty()).then(|| median_f(v))
     }
 
     pub fn loss_pct(&self) -> f64 {
@@ -146,6 +172,7 @@ fn median_stats(runs: &[&Stats]) -> Stats {
         rss_kb: (0..members).map(|i| runs.iter().filter_map(|s| s.rss_kb.get(i)).copied().max().unwrap_or(0)).collect(),
         count: u(|s| s.count),
         granted: runs[0].granted,
+        idle: runs[0].idle.clone(),
     }
 }
 
@@ -271,6 +298,20 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
         _ => None,
     };
     kv.push(("rtt_ratio".into(), json_f(rtt_ratio, 3)));
+    let dg = s.idle_datagrams_per_sec();
+    kv.extend([
+        ("groups".into(), json_u(o.groups.map(|n| n as u64))),
+        ("idle_s".into(), json_f(o.groups.map(|_| o.idle.as_secs_f64()), 1)),
+        ("idle_cpu_us_per_group_s".into(), json_f(s.idle_cpu_us_per_group(), 3)),
+        ("idle_cpu_pct".into(), {
+            let v: Vec<u64> =
+                s.idle.iter().map(|i| (100.0 * i.cpu_ns as f64 / i.wall_ns.max(1) as f64).round() as u64).collect();
+            if v.is_empty() { "null".into() } else { json_list(&v) }
+        }),
+        ("bytes_per_group".into(), json_f(s.bytes_per_group(), 0)),
+        ("idle_datagrams_per_s".into(), json_f(dg.map(|d| d.0), 1)),
+        ("idle_endpoint_datagrams_per_s".into(), json_f(dg.map(|d| d.1), 1)),
+    ]);
     let body: Vec<String> = kv.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
     format!("{{{}}}", body.join(","))
 }
@@ -404,6 +445,16 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
             if let Some(n) = s.rx_rejected.filter(|&n| n > 0) {
                 l.push_str(&format!("; datagrams the endpoints rejected: {n}"));
             }
+            if let (Some(n), Some(cpu), Some(mem), Some((wire, made))) =
+                (o.groups, s.idle_cpu_us_per_group(), s.bytes_per_group(), s.idle_datagrams_per_sec())
+            {
+                l.push_str(&format!(
+                    "\n  {n} groups per member, idle {:.0} s: {cpu:.2} µs of CPU per group per second, {:.1} KiB per group; \
+                     {wire:.0} datagrams/s on the wire for {made:.0} the groups sent (bundles)",
+                    o.idle.as_secs_f64(),
+                    mem / 1024.0
+                ));
+            }
             out.push_str(&l);
             out.push('\n');
         }
@@ -435,6 +486,7 @@ mod tests {
             rss_kb: vec![1, 2],
             count: 50,
             granted: (1, 1),
+            idle: Vec::new(),
         }
     }
 

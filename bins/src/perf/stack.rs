@@ -10,7 +10,7 @@ use super::raw;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
-use thoth::udp::{self, Handle, Sockets, UdpConfig};
+use thoth::udp::{self, DriverStats, Handle, Sockets, UdpConfig};
 use thoth::{Bytes, BytesMut, Cmd, Config, Endpoint, Event, GroupId};
 
 /// An endpoint run inline, with the stack a spec builds.
@@ -62,7 +62,9 @@ pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
         Driver::Inline => Driven::Inline(Box::new(udp::inline(socks, ep, &peers).map_err(start)?)),
     };
     emit(&format!("ARMED {max}"));
-    member::rounds(StackNet { driven, events: Vec::new(), chunk: Chunk::default(), pending: VecDeque::new() }, o, ctl)
+    let filter_own = cfg.filter_own && !cfg.fanout;
+    let net = StackNet { driven, events: Vec::new(), chunk: Chunk::default(), pending: VecDeque::new(), filter_own };
+    member::rounds(net, o, ctl)
 }
 
 /// The endpoint, run either way.
@@ -79,12 +81,21 @@ struct StackNet {
     /// are packed as the driver thread packs what it takes in one turn) when `BATCH` are
     /// waiting or at the next receive.
     pending: VecDeque<Cmd>,
+    /// The driver's own-copy filter is on (multicast, `UdpConfig::filter_own`).
+    filter_own: bool,
 }
 
 /// Most casts an inline member hands over in one batch.
 const BATCH: usize = 64;
 
 impl StackNet {
+    fn stats(&mut self) -> DriverStats {
+        match &mut self.driven {
+            Driven::Thread(h) => h.stats(),
+            Driven::Inline(m) => m.stats(),
+        }
+    }
+
     /// Hands the pending casts to the inline member.
     fn flush(&mut self) -> Result<(), String> {
         if let Driven::Inline(m) = &mut self.driven {
@@ -176,12 +187,12 @@ impl Net for StackNet {
         Ok(n)
     }
 
+    fn own_copies_filtered(&mut self) -> u64 {
+        if self.filter_own { self.stats().tx_to_group } else { 0 }
+    }
+
     fn rx_rejected(&mut self) -> Option<u64> {
-        let s = match &mut self.driven {
-            Driven::Thread(h) => h.stats(),
-            Driven::Inline(m) => m.stats(),
-        };
-        Some(s.endpoint.rx_rejected())
+        Some(self.stats().endpoint.rx_rejected())
     }
 
     fn close(mut self) -> Result<(), String> {

@@ -45,6 +45,10 @@ pub struct DriverStats {
     pub recvmmsg_calls: u64,
     /// Datagrams the kernel took.
     pub tx_sent: u64,
+    /// Of those, datagrams to the multicast group. The kernel loops a copy of each back to
+    /// this member, which the own-copy filter (`UdpConfig::filter_own`) drops: the socket
+    /// counts each such copy among its drops (`/proc/net/udp`), though nothing was lost.
+    pub tx_to_group: u64,
     /// Datagrams the kernel refused (other than for lack of room): dropped.
     pub tx_errors: u64,
     /// Times sending stopped on EAGAIN / ENOBUFS until the socket could take more.
@@ -331,6 +335,9 @@ impl Core {
                 Ok(n) => {
                     sent += 1;
                     self.stats.tx_sent += n as u64;
+                    if let Some(g) = self.routes.group {
+                        self.stats.tx_to_group += self.outbox.iter().take(n).filter(|o| o.addr == g).count() as u64;
+                    }
                     self.outbox.drain(..n.min(self.outbox.len()));
                     self.blocked = None;
                     progress = true;
