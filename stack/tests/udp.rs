@@ -6,6 +6,7 @@
 //! what a member does runs in both modes (`common::Mode`: the driver thread, inline); the
 //! tests of a handle shared by several threads are the driver thread's own.
 
+#[macro_use]
 mod common;
 
 use common::{Inlined, Member as _, Mode, Threaded, collect, wait_stats};
@@ -196,22 +197,6 @@ fn exact_delivery<Mo: Mode>(cfg: &UdpConfig, members: usize, n: u32) -> Vec<Driv
         assert!(s.sendmmsg_calls >= 1 && s.sendmmsg_calls <= s.tx_sent + s.tx_blocked, "{s:?}");
     }
     stats
-}
-
-/// `fn $name<Mo: Mode>()` run as the tests `$name::thread` and `$name::inline`.
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn thread() {
-                super::$name::<super::Threaded>()
-            }
-            #[test]
-            fn inline() {
-                super::$name::<super::Inlined>()
-            }
-        }
-    )*};
 }
 
 both_modes!(

@@ -8,6 +8,7 @@
 //! is shut down. Each test runs in both modes (`common::Mode`), but the answers overtaking
 //! queued casts, which only the driver thread queues.
 
+#[macro_use]
 mod common;
 
 use common::{Inlined, Member, Mode, Threaded, collect, collect_among, wait_stats};
@@ -48,22 +49,6 @@ fn multicast() -> UdpConfig {
 /// What `h` delivers within `within` (every event, the view included).
 fn drain<M: Member>(h: &mut M, within: Duration) -> Vec<Event> {
     collect(h, within, |_| false)
-}
-
-/// `fn $name<Mo: Mode>()` run as the tests `$name::thread` and `$name::inline`.
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn thread() {
-                super::$name::<super::Threaded>()
-            }
-            #[test]
-            fn inline() {
-                super::$name::<super::Inlined>()
-            }
-        }
-    )*};
 }
 
 both_modes!(

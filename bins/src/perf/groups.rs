@@ -4,17 +4,17 @@
 //! datagrams they cost are measured: heartbeats, stability gossip, in bundles), reports
 //! `IDLE`, then runs the usual rounds, each message cast into the group its number picks.
 
-use super::args::{Driver, MemberOpts};
+use super::args::MemberOpts;
 use super::clock::{cpu_ns, now_ns, rss_kb};
+use super::driven::Driven;
 use super::member::{self, Control, emit};
 use super::net::{Net, Tx};
 use super::proto::Hdr;
-use super::stack::udp_config;
-use std::collections::VecDeque;
+use super::stack::{Chunk, udp_config};
 use std::time::Duration;
 use thoth::groups::{GroupCmd, GroupEvent, Groups, GroupsConfig};
-use thoth::udp::{self, DriverStats, Handle, Sockets};
-use thoth::{Bytes, Cmd, Config, Endpoint, Event, GroupId};
+use thoth::udp::{self, Sockets};
+use thoth::{Cmd, Config, Endpoint, Event, GroupId};
 
 /// The id of group `k` of a run named `name`.
 fn group(name: &str, k: usize) -> GroupId {
@@ -78,24 +78,15 @@ pub fn serve(o: &MemberOpts, spec: &str, n: usize, ctl: &Control) -> Result<(), 
     if max < o.size {
         return Err(format!("--size {} exceeds what stack `{spec}` carries in one message ({max} bytes)", o.size));
     }
-    let start = |e: std::io::Error| format!("cannot start the UDP driver: {e}");
-    let driven = match o.driver {
-        Driver::Thread => Driven::Thread(udp::spawn(socks, g, &peers).map_err(start)?),
-        Driver::Inline => Driven::Inline(Box::new(udp::inline(socks, g, &peers).map_err(start)?)),
-    };
-    let mut net = GroupsNet {
-        driven,
-        groups: (0..n).map(|k| group(&o.name, k)).collect(),
-        events: Vec::new(),
-        pending: VecDeque::new(),
-        filter_own: cfg.filter_own && !cfg.fanout,
-    };
+    let driven = Driven::start(o, socks, g, &peers)?;
+    let groups = (0..n).map(|k| group(&o.name, k)).collect();
+    let mut net = GroupsNet { driven, groups, events: Vec::new(), chunk: Chunk::default() };
     emit(&format!("ARMED {max}"));
-    let (s0, c0, t0) = (net.stats(), cpu_ns(), now_ns());
+    let (s0, c0, t0) = (net.driven.stats(), cpu_ns(), now_ns());
     while now_ns() < t0 + o.idle.as_nanos() as u64 {
         net.recv(Duration::from_millis(10), &mut |_| {})?;
     }
-    let (s1, c1, t1) = (net.stats(), cpu_ns(), now_ns());
+    let (s1, c1, t1) = (net.driven.stats(), cpu_ns(), now_ns());
     let idle = Idle {
         groups: n as u64,
         rss_before_kb,
@@ -109,48 +100,19 @@ pub fn serve(o: &MemberOpts, spec: &str, n: usize, ctl: &Control) -> Result<(), 
     member::rounds(net, o, ctl)
 }
 
-enum Driven {
-    Thread(Handle<GroupCmd, GroupEvent>),
-    Inline(Box<udp::Inline<Groups>>),
-}
-
 struct GroupsNet {
-    driven: Driven,
+    driven: Driven<Groups>,
     groups: Vec<GroupId>,
     events: Vec<GroupEvent>,
-    /// Inline: casts not yet handed over (see `stack::StackNet`).
-    pending: VecDeque<GroupCmd>,
-    /// The driver's own-copy filter is on (multicast, `UdpConfig::filter_own`).
-    filter_own: bool,
+    chunk: Chunk,
 }
 
-/// Most casts an inline member hands over in one batch.
-const BATCH: usize = 64;
-
-impl GroupsNet {
-    fn stats(&mut self) -> DriverStats {
-        match &mut self.driven {
-            Driven::Thread(h) => h.stats(),
-            Driven::Inline(m) => m.stats(),
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        if let Driven::Inline(m) = &mut self.driven {
-            while !self.pending.is_empty() {
-                m.command_batch(&mut self.pending).map_err(|e| format!("cast: {e}"))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Never made: a `Groups` member sends from its receiving loop (`Net::send`).
-pub struct NoTx;
+/// No value: a `Groups` member sends from its receiving loop (`Net::send`).
+pub enum NoTx {}
 
 impl Tx for NoTx {
     fn send(&mut self, _: &[u8]) -> Result<(), String> {
-        Err("a groups member has no sender thread".into())
+        match *self {}
     }
 }
 
@@ -165,23 +127,12 @@ impl Net for GroupsNet {
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
         let seq = Hdr::read(payload).map_or(0, |h| h.seq);
         let g = self.groups[(seq % self.groups.len() as u64) as usize];
-        let cmd = GroupCmd::To(g, Cmd::Cast(Bytes::copy_from_slice(payload)));
-        match &mut self.driven {
-            Driven::Thread(h) => h.command(cmd).map_err(|e| format!("cast: {e}")),
-            Driven::Inline(_) => {
-                self.pending.push_back(cmd);
-                if self.pending.len() >= BATCH { self.flush() } else { Ok(()) }
-            }
-        }
+        self.driven.command(GroupCmd::To(g, Cmd::Cast(self.chunk.take(payload))))
     }
 
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
-        self.flush()?;
         self.events.clear();
-        match &mut self.driven {
-            Driven::Thread(h) => h.recv_many(&mut self.events, timeout),
-            Driven::Inline(m) => m.recv_many(&mut self.events, timeout),
-        };
+        self.driven.recv_many(&mut self.events, timeout)?;
         let mut n = 0;
         for ev in self.events.drain(..) {
             match ev.event {
@@ -200,20 +151,15 @@ impl Net for GroupsNet {
     }
 
     fn own_copies_filtered(&mut self) -> u64 {
-        if self.filter_own { self.stats().tx_to_group } else { 0 }
+        self.driven.own_copies_filtered()
     }
 
     fn rx_rejected(&mut self) -> Option<u64> {
-        Some(self.stats().endpoint.rx_rejected())
+        Some(self.driven.stats().endpoint.rx_rejected())
     }
 
-    fn close(mut self) -> Result<(), String> {
-        self.flush()?;
-        match self.driven {
-            Driven::Thread(h) => h.shutdown(),
-            Driven::Inline(m) => m.shutdown(),
-        };
-        Ok(())
+    fn close(self) -> Result<(), String> {
+        self.driven.shutdown()
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod clock;
+pub mod driven;
 pub mod groups;
 pub mod member;
 pub mod net;

@@ -2,19 +2,16 @@
 //! thread of its own or inline on the member's thread (`--driver`). Also the socket setup
 //! the raw path copies, so both use the driver's configuration.
 
-use super::args::{Driver, MemberOpts};
+use super::args::MemberOpts;
 use super::clock::sysctl;
+use super::driven::Driven;
 use super::member::{self, Control, emit};
 use super::net::{Net, Tx};
 use super::raw;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
-use thoth::udp::{self, DriverStats, Handle, Sockets, UdpConfig};
+use thoth::udp::{self, Handle, Sockets, UdpConfig};
 use thoth::{Bytes, BytesMut, Cmd, Config, Endpoint, Event, GroupId};
-
-/// An endpoint run inline, with the stack a spec builds.
-type Inline = udp::Inline<Endpoint>;
 
 /// The driver configuration of a member: the driver's defaults, with socket buffers no
 /// larger than the kernel grants without privilege (`net.core.rmem_max` / `wmem_max`). The
@@ -56,68 +53,28 @@ pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
     if max < o.size {
         return Err(format!("--size {} exceeds what stack `{spec}` carries in one message ({max} bytes)", o.size));
     }
-    let start = |e: std::io::Error| format!("cannot start the UDP driver: {e}");
-    let driven = match o.driver {
-        Driver::Thread => Driven::Thread(udp::spawn(socks, ep, &peers).map_err(start)?),
-        Driver::Inline => Driven::Inline(Box::new(udp::inline(socks, ep, &peers).map_err(start)?)),
-    };
+    let driven = Driven::start(o, socks, ep, &peers)?;
     emit(&format!("ARMED {max}"));
-    let filter_own = cfg.filter_own && !cfg.fanout;
-    let net = StackNet { driven, events: Vec::new(), chunk: Chunk::default(), pending: VecDeque::new(), filter_own };
-    member::rounds(net, o, ctl)
-}
-
-/// The endpoint, run either way.
-enum Driven {
-    Thread(Handle),
-    Inline(Box<Inline>),
+    member::rounds(StackNet { driven, events: Vec::new(), chunk: Chunk::default() }, o, ctl)
 }
 
 struct StackNet {
-    driven: Driven,
+    driven: Driven<Endpoint>,
     events: Vec<Event>,
     chunk: Chunk,
-    /// Inline: casts not yet handed over, sent as one batch (one turn of the stack, so they
-    /// are packed as the driver thread packs what it takes in one turn) when `BATCH` are
-    /// waiting or at the next receive.
-    pending: VecDeque<Cmd>,
-    /// The driver's own-copy filter is on (multicast, `UdpConfig::filter_own`).
-    filter_own: bool,
-}
-
-/// Most casts an inline member hands over in one batch.
-const BATCH: usize = 64;
-
-impl StackNet {
-    fn stats(&mut self) -> DriverStats {
-        match &mut self.driven {
-            Driven::Thread(h) => h.stats(),
-            Driven::Inline(m) => m.stats(),
-        }
-    }
-
-    /// Hands the pending casts to the inline member.
-    fn flush(&mut self) -> Result<(), String> {
-        if let Driven::Inline(m) = &mut self.driven {
-            while !self.pending.is_empty() {
-                m.command_batch(&mut self.pending).map_err(|e| format!("cast: {e}"))?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Payloads are written one after another into a shared chunk and each cast takes its
 /// slice: a copy and a reference count per message, as an application would pay, but no
 /// allocation per message.
 #[derive(Default)]
-struct Chunk(BytesMut);
+pub struct Chunk(BytesMut);
 
 /// Bytes per payload chunk.
 const CHUNK: usize = 128 << 10;
 
 impl Chunk {
-    fn take(&mut self, payload: &[u8]) -> Bytes {
+    pub fn take(&mut self, payload: &[u8]) -> Bytes {
         if self.0.capacity() - self.0.len() < payload.len() {
             // Reuses the chunk's allocation once the driver has let go of every payload in it.
             self.0.reserve(CHUNK.max(payload.len()));
@@ -143,30 +100,16 @@ impl Net for StackNet {
     type Tx = StackTx;
 
     fn tx(&self) -> Option<StackTx> {
-        match &self.driven {
-            Driven::Thread(h) => Some(StackTx { handle: h.clone(), chunk: Chunk::default() }),
-            Driven::Inline(_) => None,
-        }
+        self.driven.handle().map(|h| StackTx { handle: h.clone(), chunk: Chunk::default() })
     }
 
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        let data = self.chunk.take(payload);
-        match &mut self.driven {
-            Driven::Thread(h) => h.cast(data).map_err(|e| format!("cast: {e}")),
-            Driven::Inline(_) => {
-                self.pending.push_back(Cmd::Cast(data));
-                if self.pending.len() >= BATCH { self.flush() } else { Ok(()) }
-            }
-        }
+        self.driven.command(Cmd::Cast(self.chunk.take(payload)))
     }
 
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
-        self.flush()?;
         self.events.clear();
-        match &mut self.driven {
-            Driven::Thread(h) => h.recv_many(&mut self.events, timeout),
-            Driven::Inline(m) => m.recv_many(&mut self.events, timeout),
-        };
+        self.driven.recv_many(&mut self.events, timeout)?;
         let mut n = 0;
         for ev in self.events.drain(..) {
             match ev {
@@ -188,20 +131,15 @@ impl Net for StackNet {
     }
 
     fn own_copies_filtered(&mut self) -> u64 {
-        if self.filter_own { self.stats().tx_to_group } else { 0 }
+        self.driven.own_copies_filtered()
     }
 
     fn rx_rejected(&mut self) -> Option<u64> {
-        Some(self.stats().endpoint.rx_rejected())
+        Some(self.driven.stats().endpoint.rx_rejected())
     }
 
-    fn close(mut self) -> Result<(), String> {
-        self.flush()?;
-        match self.driven {
-            Driven::Thread(h) => h.shutdown(),
-            Driven::Inline(m) => m.shutdown(),
-        };
-        Ok(())
+    fn close(self) -> Result<(), String> {
+        self.driven.shutdown()
     }
 }
 

@@ -11,6 +11,22 @@ use std::time::{Duration, Instant};
 use thoth_stack::udp::{self, DriverStats, Handle, HandleError, Inline, Sockets};
 use thoth_stack::{Bytes, Endpoint, EndpointId, Event, Layer, View};
 
+/// `fn $name<Mo: Mode>()` run as the tests `$name::thread` and `$name::inline`.
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn thread() {
+                super::$name::<super::Threaded>()
+            }
+            #[test]
+            fn inline() {
+                super::$name::<super::Inlined>()
+            }
+        }
+    )*};
+}
+
 /// A running member, either way.
 pub trait Member: Send + 'static {
     fn me(&self) -> EndpointId;
