@@ -935,6 +935,100 @@ fn udp_an_application_that_stops_reading_throttles_the_sender() {
     }
 }
 
+/// The same inline (`udp::inline`): the three members on this one thread, C not called at
+/// all in phase 1 (an inline member works only while called: it reads nothing, grants
+/// nothing). Nothing queues between the application and the stack: at most one cast beyond
+/// what went on the wire is accepted (the one flow control took before it said stop).
+#[test]
+fn udp_inline_a_member_that_is_not_called_throttles_the_sender() {
+    const CR: u64 = 16 * 1024;
+    const LEN: usize = 500;
+    let cfg = UdpConfig { group: random_group(), flow: FlowPolicy::WouldBlock, ..UdpConfig::default() };
+    let socks: Vec<Sockets> = (0..3).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
+    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
+    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
+    let group = GroupId(u64::from(addrs[0].port()) << 16 | 8);
+    let fc = Config { credits: CR, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
+    let mut ms: Vec<_> = socks
+        .into_iter()
+        .map(|s| {
+            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), group_stack(fc.clone()))
+                .expect("endpoint");
+            udp::inline(s, ep, &addrs).expect("inline")
+        })
+        .collect();
+    let mut got: Vec<Vec<Bytes>> = vec![Vec::new(); 3];
+    let take = |m: &mut udp::Inline<Endpoint<Stack>>, out: &mut Vec<Bytes>| {
+        let mut evs = Vec::new();
+        m.recv_many(&mut evs, std::time::Duration::ZERO);
+        out.extend(evs.into_iter().filter_map(|e| match e {
+            Event::Cast { data, .. } => Some(data),
+            _ => None,
+        }));
+    };
+    let msg = |k: u32| payload(0, k, LEN);
+
+    // Phase 1: C is not called. A casts until it stays refused for 300 ms.
+    let mut k = 0u32;
+    let (start, mut last_ok) = (Instant::now(), Instant::now());
+    let stuck = loop {
+        for i in 0..2 {
+            take(&mut ms[i], &mut got[i]);
+        }
+        match ms[0].try_cast(msg(k)) {
+            Ok(()) => {
+                k += 1;
+                last_ok = Instant::now();
+            }
+            Err(HandleError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(200)),
+            Err(e) => panic!("cast failed: {e:?}"),
+        }
+        if last_ok.elapsed() > std::time::Duration::from_millis(300) {
+            break true;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            break false;
+        }
+    };
+    let stalled_at = k;
+    let wire = got[0].len() * LEN;
+    println!("A was held after {k} casts accepted, {} on the wire ({wire} bytes)", got[0].len());
+    assert!(stuck, "A was never held back: {k} casts accepted in 10 s while C was not called");
+    assert!(wire <= 2 * CR as usize, "A put {wire} bytes on the wire, over twice its credit");
+    assert!(k as usize <= got[0].len() + 1, "A accepted {k} casts, {} on the wire", got[0].len());
+
+    // Phase 2: C is called again; A gets credit back and casts 100 more.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while k < stalled_at + 100 && Instant::now() < deadline {
+        for i in 0..3 {
+            take(&mut ms[i], &mut got[i]);
+        }
+        match ms[0].try_cast(msg(k)) {
+            Ok(()) => k += 1,
+            Err(HandleError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(200)),
+            Err(e) => panic!("cast failed: {e:?}"),
+        }
+    }
+    assert_eq!(k, stalled_at + 100, "A did not get credit back once C was called again");
+
+    // Phase 3: everyone delivers every cast of A, in order (nak repairs what C's socket
+    // dropped while it was not read).
+    let want: Vec<Bytes> = (0..k).map(msg).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while got.iter().any(|v| v.len() < want.len()) && Instant::now() < deadline {
+        for i in 0..3 {
+            take(&mut ms[i], &mut got[i]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for (name, g) in ["A", "B", "C"].iter().zip(&got) {
+        assert!(*g == want, "{name} delivered {} of {} casts, or out of order", g.len(), want.len());
+    }
+    for m in ms {
+        m.shutdown();
+    }
+}
+
 #[test]
 fn a_failed_receiver_stops_constraining_credit() {
     let (mut h, mut l) = (H::new(3, 0), Flow::new(cfg(100)));

@@ -3,7 +3,9 @@
 //! the sender waits in `Handle::cast` (`FlowPolicy::Block`), and both the sender's
 //! `shutdown` and the drop of the stalled reader's last handle must return promptly, with
 //! the driver really ended (its socket closed) and the waiting thread released with
-//! `Stopped`. Every wait is bounded; every driver is stopped.
+//! `Stopped`. The same inline: a member that is not called holds the sender's casts, a cast
+//! gives up after `block_timeout`, and shutdown and the drop are prompt. Every wait is
+//! bounded; every driver is stopped.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -108,4 +110,44 @@ fn shutdown_and_drop_are_prompt_while_a_stalled_reader_holds_the_casts() {
     println!("dropping the stalled reader took {took:?}");
     assert!(took < PROMPT, "dropping a handle whose application stopped reading took {took:?}");
     assert!(UdpSocket::bind(addrs[1]).is_ok(), "the drop returned before the driver ended");
+}
+
+#[test]
+fn inline_a_cast_gives_up_and_shutdown_and_drop_are_prompt_while_a_member_not_called_holds_the_casts() {
+    const LIMIT: Duration = Duration::from_millis(200);
+    let cfg =
+        UdpConfig { group: random_group(), flow: FlowPolicy::Block, block_timeout: LIMIT, ..UdpConfig::default() };
+    let socks: Vec<Sockets> = (0..2).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
+    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
+    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
+    let group = GroupId(u64::from(addrs[0].port()) << 16 | 10);
+    let fc = Config { credits: 16 * 1024, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
+    let mut ms: Vec<_> = socks
+        .into_iter()
+        .map(|s| {
+            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), stack(fc.clone()))
+                .expect("endpoint");
+            udp::inline(s, ep, &addrs).expect("inline")
+        })
+        .collect();
+    let (reader, mut sender) = (ms.pop().unwrap(), ms.pop().unwrap());
+    // The reader is never called. The sender casts until a cast waits its full bound.
+    let mut accepted = 0;
+    let refused = loop {
+        let t = Instant::now();
+        match sender.cast(Bytes::from(vec![accepted as u8; 500])) {
+            Ok(()) => accepted += 1,
+            Err(e) => break (e, t.elapsed()),
+        }
+        assert!(accepted < 1_000_000, "a million casts accepted while the reader was not called");
+    };
+    println!("held after {accepted} casts accepted; the next gave up after {:?}", refused.1);
+    assert_eq!(refused.0, HandleError::WouldBlock);
+    assert!(refused.1 >= LIMIT && refused.1 < LIMIT + PROMPT, "the cast gave up after {:?}", refused.1);
+    let t = Instant::now();
+    sender.shutdown();
+    assert!(t.elapsed() < PROMPT && UdpSocket::bind(addrs[0]).is_ok(), "the sender's shutdown");
+    let t = Instant::now();
+    drop(reader);
+    assert!(t.elapsed() < PROMPT && UdpSocket::bind(addrs[1]).is_ok(), "the reader's drop");
 }
