@@ -20,7 +20,9 @@
 //! Commands name their group (`GroupCmd`); events carry it (`GroupEvent`). A group is added
 //! with its endpoint (`GroupCmd::Add`, or `Groups::add` before the machine is driven) and
 //! removed once its endpoint exits (after its `Event::Exit` is handed on) or on
-//! `GroupCmd::Remove`. Flow control is per group (`Machine::ready`). A datagram of a group
+//! `GroupCmd::Remove`. Flow control is per group (`Machine::ready`), and so is the order of
+//! commands (`Command::lane`): a group whose casts flow control holds holds back no other
+//! group's. A datagram of a group
 //! this process does not hold is counted (`rx_foreign_group`) and dropped, as an endpoint
 //! drops one of another group.
 //!
@@ -94,6 +96,13 @@ impl<L: Layer> Command for GroupCmd<L> {
     }
     fn is_flow_controlled(&self) -> bool {
         matches!(self, GroupCmd::To(_, c) if c.is_flow_controlled())
+    }
+    /// A group's commands keep their order; one group's held cast holds back no other's.
+    fn lane(&self) -> u64 {
+        match self {
+            GroupCmd::Add(ep) => ep.group().0,
+            GroupCmd::Remove(g) | GroupCmd::To(g, _) => g.0,
+        }
     }
 }
 

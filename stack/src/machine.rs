@@ -43,6 +43,12 @@ pub trait Command {
     fn is_answer(&self) -> bool;
     /// Subject to flow control: waits while `Machine::held` is true.
     fn is_flow_controlled(&self) -> bool;
+    /// The commands of one lane keep their order: one that waits holds back the later ones
+    /// of its lane, not the others' (a `Groups` machine's lanes are its groups). One lane
+    /// by default.
+    fn lane(&self) -> u64 {
+        0
+    }
 }
 
 /// An event for the application as a driver sees it.

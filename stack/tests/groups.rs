@@ -436,3 +436,64 @@ fn arbitrary_datagrams_and_bundles_are_counted_never_panic() {
         assert_eq!(g.len(), 3, "no datagram adds or removes a group");
     });
 }
+
+/// In group `held`, says `ready: false` after its first cast, for good: flow control that
+/// never lets go.
+struct HoldAfterOne {
+    held: bool,
+    armed: bool,
+}
+
+impl Layer for HoldAfterOne {
+    fn name(&self) -> &'static str {
+        "hold"
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        let cast = matches!(ev, Dn::Cast(_));
+        cx.dn(ev);
+        if cast && self.armed && !self.held {
+            self.held = true;
+            cx.up(Up::Flow { ready: false });
+        }
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        cx.up(ev)
+    }
+    fn dump(&self, _: &mut Vec<Dump>) {}
+}
+
+/// A driver thread holds a group's commands behind its held cast, and only that group's:
+/// the other group's casts go on (commands keep their order per group, `Command::lane`).
+#[test]
+fn a_held_group_holds_back_no_other_group() {
+    let cfg = UdpConfig { fanout: true, ..UdpConfig::default() };
+    let s = Sockets::open(&cfg).expect("open");
+    let (me, addr) = (s.id(), s.local_addr());
+    let (a, b) = (GroupId(random_u64()), GroupId(random_u64()));
+    let mut g: Groups<HoldAfterOne> = Groups::new(GroupsConfig::new(me));
+    for (group, armed) in [(a, true), (b, false)] {
+        let hold = move |_: &View| HoldAfterOne { held: false, armed };
+        g.add(Endpoint::new(Config::new(group, me, vec![me]), hold).unwrap()).unwrap();
+    }
+    let h = udp::spawn(s, g, &[addr]).expect("spawn");
+    let cast = |group, data: &'static [u8]| GroupCmd::To(group, Cmd::Cast(Bytes::from_static(data)));
+    for c in [cast(a, b"a1"), cast(a, b"a2 held"), cast(a, b"a3 held"), cast(b, b"b1"), cast(b, b"b2")] {
+        h.command(c).unwrap();
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let mut evs = Vec::new();
+    while casts_in(&evs) < 3 && Instant::now() < deadline {
+        h.recv_many(&mut evs, std::time::Duration::from_millis(20));
+    }
+    h.recv_many(&mut evs, std::time::Duration::from_millis(100));
+    let got: Vec<(GroupId, Bytes)> = evs
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Cast { data, .. } => Some((e.group, data.clone())),
+            _ => None,
+        })
+        .collect();
+    let want = [(a, &b"a1"[..]), (b, b"b1"), (b, b"b2")].map(|(g, d)| (g, Bytes::from_static(d))).to_vec();
+    assert_eq!(got, want, "group b's casts went past group a's held ones");
+    h.shutdown();
+}

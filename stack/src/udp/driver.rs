@@ -5,12 +5,12 @@
 //!    dropped), whatever it holds;
 //! 1. takes every queued command in one lock and feeds them to the machine (not while the
 //!    socket refuses datagrams or the outbox is long: then commands wait and `cast` feels
-//!    the backpressure), in order, until one meets flow control (`Machine::ready` false):
-//!    that one and the commands behind it (a leave among them) wait for credit, still
+//!    the backpressure), in order; one that flow control holds (`Machine::ready` false)
+//!    and the commands of its lane behind it (a leave among them) wait for credit, still
 //!    counted in the command queue's bound until applied, and `Shared::flow_blocked` tells
-//!    the handles (`FlowPolicy::WouldBlock`). The answers to a view change
-//!    (`Command::is_answer`) do not wait behind such a command — the view change is what
-//!    holds it — they are fetched past it and applied;
+//!    the handles (`FlowPolicy::WouldBlock`); other lanes go on (`Command::lane`: the
+//!    groups of a `Groups` machine). The answers to a view change (`Command::is_answer`)
+//!    do not wait behind a held command — the view change is what holds it;
 //! 2. runs the core's turn: due timers, the sockets read into the machine — unless the
 //!    event queue is full, in which case the sockets are left alone and the kernel buffers,
 //!    then drops, as it would for raw UDP —, the machine's `end_turn`;
@@ -32,7 +32,7 @@
 use super::core::{Core, EXIT_FLUSH, SEND_ROUNDS};
 use super::shared::Shared;
 use crate::machine::{Announce, Command, Machine};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -44,7 +44,11 @@ pub(crate) struct Driver<M: Machine> {
     m: M,
     core: Core,
     shared: Arc<Shared<M::Cmd, M::Event>>,
-    cmds: VecDeque<M::Cmd>,
+    /// Commands just taken from the queue.
+    fresh: VecDeque<M::Cmd>,
+    /// Commands flow control holds, by lane, each lane in order (still counted in the
+    /// queue's bound).
+    held: BTreeMap<u64, VecDeque<M::Cmd>>,
     events: VecDeque<M::Event>,
     exiting: bool,
     /// What was last published as `Shared::flow_blocked`.
@@ -69,7 +73,8 @@ impl<M: Machine> Driver<M> {
             m,
             core,
             shared,
-            cmds: VecDeque::new(),
+            fresh: VecDeque::new(),
+            held: BTreeMap::new(),
             events: VecDeque::new(),
             exiting: false,
             flow_blocked: false,
@@ -86,14 +91,12 @@ impl<M: Machine> Driver<M> {
             }
             let mut busy = false;
             if self.core.takes_commands() {
-                // Commands wait here only behind one that flow control holds; an answer on
-                // its way is fetched past them (see `take_answers`).
-                if self.cmds.is_empty() || self.shared.answers.load(Ordering::Relaxed) > 0 {
-                    let d = self.shared.cmds.drain_into(&mut self.cmds);
-                    if d.closed {
-                        self.finish(false);
-                        return;
-                    }
+                // What flow control holds stays here, counted in the queue's bound until
+                // applied; new commands come in behind it (other lanes may go, answers do).
+                let d = self.shared.cmds.drain_into(&mut self.fresh);
+                if d.closed {
+                    self.finish(false);
+                    return;
                 }
                 busy |= self.apply_commands();
             }
@@ -120,53 +123,39 @@ impl<M: Machine> Driver<M> {
         }
     }
 
-    /// Feeds queued commands to the machine, in order, until one meets flow control (the
-    /// rest wait for credit, except answers: see `take_answers`); true if any went in. What
-    /// went in gives its room in the command queue back.
+    /// Feeds queued commands to the machine, in order. One that flow control holds
+    /// (`Machine::ready` false) stays, and so does every later one of its lane
+    /// (`Command::lane`: an endpoint's commands are all of one lane, a `Groups` machine's
+    /// lane is the group), while the other lanes' commands go on, and the answers to a view
+    /// change go whatever their lane — the view change is what holds the casts before them.
+    /// True if any went in; what went in gives its room in the command queue back.
     fn apply_commands(&mut self) -> bool {
         let (mut items, mut bytes) = (0, 0);
-        while let Some(cmd) = self.cmds.pop_front() {
-            if !self.m.ready(&cmd) {
-                self.cmds.push_front(cmd);
-                let (n, b) = self.take_answers();
-                if n > 0 {
-                    // An answer may have released the command (the next view, say): look again.
-                    (items, bytes) = (items + n, bytes + b);
-                    continue;
-                }
-                break;
-            }
+        let mut apply = |m: &mut M, core: &mut Core, cmd: M::Cmd| {
             (items, bytes) = (items + 1, bytes + cmd.weight());
-            self.apply(cmd);
+            if m.handle_command(core.now(), cmd).is_err() {
+                core.stats.rejected_commands += 1;
+            }
+        };
+        while let Some(cmd) = self.fresh.pop_front() {
+            if let (false, Some(q)) = (cmd.is_answer(), self.held.get_mut(&cmd.lane())) {
+                q.push_back(cmd);
+            } else if cmd.is_answer() || self.m.ready(&cmd) {
+                apply(&mut self.m, &mut self.core, cmd);
+            } else {
+                self.held.entry(cmd.lane()).or_default().push_back(cmd);
+            }
         }
+        // What was held may go now (credit came, an answer ended a view change).
+        self.held.retain(|_, q| {
+            while q.front().is_some_and(|c| self.m.ready(c)) {
+                let cmd = q.pop_front().expect("looked at");
+                apply(&mut self.m, &mut self.core, cmd);
+            }
+            !q.is_empty()
+        });
         self.shared.cmds.release(items, bytes);
         items > 0
-    }
-
-    fn apply(&mut self, cmd: M::Cmd) {
-        if cmd.is_answer() {
-            self.shared.answers.fetch_sub(1, Ordering::Relaxed);
-        }
-        if self.m.handle_command(self.core.now(), cmd).is_err() {
-            self.core.stats.rejected_commands += 1;
-        }
-    }
-
-    /// Applies the answers waiting behind a command that flow control holds: a view change
-    /// holds casts until the application has answered, so answers must not wait behind
-    /// them. Returns how many were applied and their weight.
-    fn take_answers(&mut self) -> (usize, usize) {
-        if self.shared.answers.load(Ordering::Relaxed) == 0 {
-            return (0, 0);
-        }
-        let (answers, rest): (VecDeque<M::Cmd>, VecDeque<M::Cmd>) = self.cmds.drain(..).partition(|c| c.is_answer());
-        self.cmds = rest;
-        let (n, mut bytes) = (answers.len(), 0);
-        for cmd in answers {
-            bytes += cmd.weight();
-            self.apply(cmd);
-        }
-        (n, bytes)
     }
 
     fn collect_events(&mut self) {
@@ -202,9 +191,10 @@ impl<M: Machine> Driver<M> {
             }
             self.core.stats.events_full += 1;
         }
-        // Commands matter only when they can go in: not while the socket refuses datagrams
-        // and not while flow control holds back the command at the front.
-        if !self.core.is_blocked() && self.cmds.is_empty() && !self.shared.cmds.park_if_empty() {
+        // Commands matter only when they can go in: not while the socket refuses datagrams.
+        // New ones wake the driver even while it holds some (they may be of another lane,
+        // or the answer that releases them).
+        if !self.core.is_blocked() && !self.shared.cmds.park_if_empty() {
             return; // a command arrived: go on
         }
         self.publish();

@@ -232,19 +232,7 @@ impl<C: Command, E: Announce> Handle<C, E> {
     /// overtakes them in the driver. Not refused after a leave: a leaving member takes part
     /// in the view change that excludes it.
     fn answer(&self, cmd: C) -> Result<(), HandleError> {
-        // Counted before it is queued (the driver's count must not go below zero), and the
-        // driver woken after: one holding a command fetches more only while answers wait.
-        self.shared.answers.fetch_add(1, Ordering::Relaxed);
-        match self.shared.cmds.push_over(cmd) {
-            Ok(()) => {
-                self.shared.wake.wake();
-                Ok(())
-            }
-            Err(_) => {
-                self.shared.answers.fetch_sub(1, Ordering::Relaxed);
-                Err(HandleError::Stopped)
-            }
-        }
+        self.shared.cmds.push_over(cmd).map_err(|_| HandleError::Stopped)
     }
 
     /// Hands `cmd` to the machine. An answer (`Command::is_answer`) never waits; a command

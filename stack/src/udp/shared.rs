@@ -7,7 +7,7 @@ use super::queue::Queue;
 use super::sys::Waker;
 use crate::ids::{EndpointId, View};
 use crate::machine::{Announce, Command, Machine};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -45,9 +45,6 @@ pub(crate) struct Shared<C, E> {
     pub(crate) left: AtomicBool,
     /// Flow control holds commands back for now (`Machine::held`); published by the driver.
     pub(crate) flow_blocked: AtomicBool,
-    /// Answers (`Command::is_answer`) pushed and not yet applied by the driver: while there
-    /// are any, the driver fetches commands past a held one.
-    pub(crate) answers: AtomicUsize,
     pub(crate) policy: FlowPolicy,
     pub(crate) block_timeout: Duration,
     /// Set by `stop`; the driver looks at it every turn, whatever it holds.
@@ -78,7 +75,6 @@ impl<C, E> Shared<C, E> {
             stats: Mutex::new(stats),
             left: AtomicBool::new(m.has_left()),
             flow_blocked: AtomicBool::new(m.held()),
-            answers: AtomicUsize::new(0),
             policy: cfg.flow,
             block_timeout: cfg.block_timeout,
             stopping: AtomicBool::new(false),
