@@ -492,7 +492,7 @@ OPTIONS
   --busy-poll MICROS   inline members read their sockets this long before they sleep
                        (default 0: they sleep at once); trades a core for wake-up latency
   --groups N           many groups: each member holds N groups of all the members on one
-                       socket pair (stack `{group}` unless --stack), idles for --idle seconds
+                       socket pair (stack `group` unless --stack), idles for --idle seconds
                        (default {idle}: CPU, datagrams and memory per idle group are measured),
                        then each sender casts round-robin into its groups at --rate (default
                        {grate} msgs/s per sender, for {gdur} s); no raw twin
@@ -517,7 +517,6 @@ LAYERS THE REGISTRY KNOWS
 {layers}",
         default = thoth::DEFAULT_STACK,
         rtt_count = RTT_COUNT,
-        group = thoth::GROUP,
         idle = GROUPS_IDLE.as_secs(),
         grate = GROUPS_RATE,
         gdur = GROUPS_DURATION.as_secs(),
