@@ -105,10 +105,11 @@ mod tests {
         sleep_until(a + 2_000_000, Duration::from_secs(1));
         assert!(now_ns() >= a + 2_000_000);
         assert!(peak_rss_kb() > 0 && rss_kb() > 0 && rss_kb() <= peak_rss_kb());
-        let c = cpu_ns();
-        let spin = now_ns() + 5_000_000;
-        while now_ns() < spin {}
-        assert!(cpu_ns() >= c + 4_000_000, "5 ms of spinning shows as CPU time");
+        // Spinning shows as CPU time (however long the spin takes on a loaded machine).
+        let (c, give_up) = (cpu_ns(), now_ns() + 10_000_000_000);
+        while cpu_ns() < c + 4_000_000 {
+            assert!(now_ns() < give_up, "10 s of spinning never showed 4 ms of CPU time");
+        }
         let _sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert_eq!(udp_drops(), Some(0));
     }
