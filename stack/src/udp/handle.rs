@@ -1,7 +1,10 @@
 //! The application's side of a driven endpoint: `spawn` starts the driver thread
 //! ("thoth-driver") and returns a `Handle` — cloneable, `Send + Sync`, every clone talking to
 //! the same driver — to cast, send, leave, answer a view change (`block_ok`, `send_state`),
-//! take events, read the current view and statistics, and shut down.
+//! take events, read the current view and statistics, and shut down. The driver runs any
+//! `Machine`: `Handle<C, E>` carries its commands and events (`command`, `recv*`); the
+//! endpoint's commands have their names (`cast`, `send`, ...) on `Handle<Cmd, Event>`, the
+//! default.
 //!
 //! Commands go through a bounded queue (`UdpConfig::queue`, `UdpConfig::queue_bytes`: a
 //! state counts its bytes like a cast) and events come back through another
