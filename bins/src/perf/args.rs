@@ -65,6 +65,8 @@ pub struct Opts {
     /// machine), idles for `idle` first (measured), then casts round-robin into them.
     pub groups: Option<usize>,
     pub idle: Duration,
+    /// Raw UDP packs messages into datagrams of up to this many bytes.
+    pub raw_datagram: Option<usize>,
 }
 
 impl Opts {
@@ -161,6 +163,7 @@ pub struct MemberOpts {
     pub busy_poll: Duration,
     pub groups: Option<usize>,
     pub idle: Duration,
+    pub raw_datagram: Option<usize>,
 }
 
 impl MemberOpts {
@@ -198,6 +201,9 @@ impl MemberOpts {
         kv("--cap", self.cap.as_secs_f64().to_string());
         kv("--driver", self.driver.name().into());
         kv("--busy-poll", self.busy_poll.as_micros().to_string());
+        if let Some(n) = self.raw_datagram {
+            kv("--raw-datagram", n.to_string());
+        }
         if let Some(n) = self.groups {
             kv("--groups", n.to_string());
             kv("--idle", self.idle.as_secs_f64().to_string());
@@ -289,6 +295,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         busy_poll: Duration::ZERO,
         groups: None,
         idle: GROUPS_IDLE,
+        raw_datagram: None,
     };
     let (mut count, mut duration, mut stack) = (None, None, None);
     let mut it = args.iter();
@@ -332,6 +339,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--busy-poll" => o.busy_poll = micros(value(&mut it, f)?, f)?,
             "--groups" => o.groups = Some(num(value(&mut it, f)?, f)?),
             "--idle" => o.idle = secs(value(&mut it, f)?, f)?,
+            "--raw-datagram" => o.raw_datagram = Some(check_size(num(value(&mut it, f)?, f)?)?),
             _ => return Err(format!("unknown option `{f}` (see --help)")),
         }
     }
@@ -409,6 +417,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         busy_poll: Duration::ZERO,
         groups: None,
         idle: GROUPS_IDLE,
+        raw_datagram: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -439,6 +448,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
             "--busy-poll" => m.busy_poll = micros(value(&mut it, f)?, f)?,
             "--groups" => m.groups = Some(num(value(&mut it, f)?, f)?),
             "--idle" => m.idle = secs(value(&mut it, f)?, f)?,
+            "--raw-datagram" => m.raw_datagram = Some(num(value(&mut it, f)?, f)?),
             _ => return Err(format!("member: unknown option `{f}`")),
         }
     }
@@ -475,6 +485,8 @@ OPTIONS
   --stack SPEC         stack spec, top layer first (default `{default}`); `raw` = no stack,
                        `bare` = frame + CRC only
   --no-raw             skip the raw UDP multicast comparison run
+  --raw-datagram BYTES raw UDP packs as many whole messages as fit into datagrams of this
+                       size (raw UDP at its best datagram size; default one per message)
   --repeat K           run the stack/raw pair K times (alternating which goes first) and
                        report the medians; with --json every run is printed too
   --rounds R           R rounds per run in the same processes; the first R-1 are warm-up and
@@ -600,6 +612,7 @@ mod tests {
             busy_poll: Duration::from_micros(50),
             groups: Some(1000),
             idle: Duration::from_secs(2),
+            raw_datagram: Some(60_000),
         };
         let Ok(Cmd::Member(back)) = parse(&m.to_args()) else { panic!("member args do not parse") };
         assert_eq!(format!("{back:?}"), format!("{m:?}"));

@@ -60,6 +60,14 @@ pub fn cpu_ns() -> u64 {
         .sum()
 }
 
+/// CPU time the calling thread has run, in ns (`/proc/thread-self/schedstat`), or 0.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Datagrams the kernel dropped on this process's UDP sockets (receive buffer full), summed
 /// from the `drops` column of `/proc/net/udp{,6}` for the socket inodes in `/proc/self/fd`;
 /// `None` where that cannot be read.
@@ -107,9 +115,11 @@ mod tests {
         assert!(peak_rss_kb() > 0 && rss_kb() > 0 && rss_kb() <= peak_rss_kb());
         // Spinning shows as CPU time (however long the spin takes on a loaded machine).
         let (c, give_up) = (cpu_ns(), now_ns() + 10_000_000_000);
+        let t = thread_cpu_ns();
         while cpu_ns() < c + 4_000_000 {
             assert!(now_ns() < give_up, "10 s of spinning never showed 4 ms of CPU time");
         }
+        assert!(thread_cpu_ns() > t, "and as this thread's");
         let _sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert_eq!(udp_drops(), Some(0));
     }

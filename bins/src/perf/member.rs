@@ -4,7 +4,7 @@
 //! the member exits.
 
 use super::args::{MemberOpts, Mode};
-use super::clock::{now_ns, sleep_until, udp_drops};
+use super::clock::{cpu_ns, now_ns, sleep_until, thread_cpu_ns, udp_drops};
 use super::net::{Net, Tx};
 use super::proto::{Ctl, HDR, Hdr, MemberResult};
 use super::raw::{self, RawNet};
@@ -98,7 +98,8 @@ fn serve(o: &MemberOpts) -> Result<(), String> {
             let addr = socks.unicast.local_addr().map_err(|e| e.to_string())?;
             ready(addr, socks.granted.0, socks.granted.1);
             let peers = wait_peers(o, &ctl)?;
-            let net = RawNet::new(socks, o.group, o.fanout, &peers).map_err(|e| e.to_string())?;
+            let net = RawNet::new(socks, o.group, o.fanout, &peers, o.size, o.raw_datagram.unwrap_or(0))
+                .map_err(|e| e.to_string())?;
             emit(&format!("ARMED {}", raw::MAX_PAYLOAD));
             rounds(net, o, &ctl)
         }
@@ -128,6 +129,9 @@ pub fn rounds<N: Net>(mut net: N, o: &MemberOpts, ctl: &Control) -> Result<(), S
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = mpsc::channel();
+        // The process's CPU time over the round: its threads' now and at the end, and the
+        // sender thread's own, read before it ends (an ended thread's time is not listed).
+        let (cpu0, sender_cpu) = (cpu_ns(), Arc::new(AtomicU64::new(0)));
         let mut pump = Pump { pacer: None, pinger: None, sent: &sent, done: &done_rx };
         let mut thread = None;
         if o.rtt {
@@ -135,9 +139,11 @@ pub fn rounds<N: Net>(mut net: N, o: &MemberOpts, ctl: &Control) -> Result<(), S
         } else if o.index < o.senders {
             match net.tx() {
                 Some(tx) => {
-                    let (o, sent, stop) = (o.clone(), sent.clone(), stop.clone());
+                    let (o, sent, stop, cpu) = (o.clone(), sent.clone(), stop.clone(), sender_cpu.clone());
                     thread = Some(std::thread::spawn(move || {
-                        let _ = done_tx.send(send_round(tx, &o, round, t0, &sent, &stop));
+                        let r = send_round(tx, &o, round, t0, &sent, &stop);
+                        cpu.store(thread_cpu_ns(), Ordering::Relaxed);
+                        let _ = done_tx.send(r);
                     }));
                 }
                 None => pump.pacer = Some(Pacer::new(o, round, t0)),
@@ -148,7 +154,8 @@ pub fn rounds<N: Net>(mut net: N, o: &MemberOpts, ctl: &Control) -> Result<(), S
         if let Some(h) = thread {
             h.join().map_err(|_| "the sender thread panicked".to_string())?;
         }
-        emit(&result?.line(round));
+        let cpu = cpu_ns().saturating_sub(cpu0) + sender_cpu.load(Ordering::Relaxed);
+        emit(&MemberResult { cpu_ns: Some(cpu), ..result? }.line(round));
     }
     match serve_until(&mut net, ctl, Duration::from_secs(60), "QUIT")? {
         Ctl::Quit => net.close(),
@@ -314,12 +321,16 @@ fn send_round<T: Tx>(
     let mut p = Pacer::new(o, round, t0);
     while !stop.load(Ordering::Relaxed) {
         match p.step(BURST, &mut |b| tx.send(b))? {
-            Next::At(t) => sleep_until(t, Duration::from_secs(1)),
+            Next::At(t) => {
+                tx.flush()?;
+                sleep_until(t, Duration::from_secs(1));
+            }
             Next::Now => {}
             Next::Done => break,
         }
         sent.store(p.seq, Ordering::Relaxed);
     }
+    tx.flush()?;
     sent.store(p.seq, Ordering::Relaxed);
     emit(&format!("SENT {round} {}", p.seq));
     Ok(p.seq)

@@ -9,6 +9,11 @@ pub trait Tx: Send + 'static {
     /// Multicasts one message; may block (backpressure). The path copies what it keeps:
     /// the sender rewrites the same buffer for the next message.
     fn send(&mut self, payload: &[u8]) -> Result<(), String>;
+    /// Sends what `send` gathered (a path that packs messages into datagrams); the sender
+    /// calls it before it waits and when it is done.
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// One member's view of the path.

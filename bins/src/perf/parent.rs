@@ -172,6 +172,7 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
         busy_poll: o.busy_poll,
         groups: o.groups,
         idle: o.idle,
+        raw_datagram: o.raw_datagram,
     };
     let ctx = |e: String| format!("{label} run ({size} B, group {group}): {e}");
     let mut procs = Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;

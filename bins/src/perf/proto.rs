@@ -100,6 +100,8 @@ pub struct MemberResult {
     /// A hash of the order of the distinct messages received: members that delivered the
     /// same messages in one order (a total order) have the same.
     pub order: u64,
+    /// CPU time the member process spent over the round, all its threads.
+    pub cpu_ns: Option<u64>,
 }
 
 /// A latency histogram in µs: 1 µs to 1000 s, 3 significant figures.
@@ -118,7 +120,7 @@ impl MemberResult {
             self.hist.iter_recorded().map(|v| format!("{}*{}", v.value_iterated_to(), v.count_at_value())).collect();
         format!(
             "RESULT {round} received={} expected={} dups={} fifo={} bad={} bytes={} first_ns={} last_ns={} \
-             rss_kb={} udp_drops={} rx_rejected={} order={:016x} hist={}",
+             rss_kb={} udp_drops={} rx_rejected={} order={:016x} cpu_ns={} hist={}",
             self.received,
             self.expected,
             self.dups,
@@ -131,6 +133,7 @@ impl MemberResult {
             opt(self.udp_drops),
             opt(self.rx_rejected),
             self.order,
+            opt(self.cpu_ns),
             if hist.is_empty() { "-".to_string() } else { hist.join(",") },
         )
     }
@@ -174,6 +177,7 @@ impl MemberResult {
             rx_rejected: opt("rx_rejected")?,
             hist,
             order: u64::from_str_radix(raw("order")?, 16).map_err(|_| "bad `order`")?,
+            cpu_ns: opt("cpu_ns")?,
         })
     }
 }
@@ -224,6 +228,7 @@ mod tests {
             rx_rejected: Some(3),
             hist,
             order: 0xfeed,
+            cpu_ns: Some(77),
         };
         let line = r.line(4);
         let rest = line.strip_prefix("RESULT 4 ").unwrap();
@@ -232,6 +237,6 @@ mod tests {
         assert_eq!(back.hist.len(), 5);
         assert_eq!(back.hist.value_at_quantile(0.5), r.hist.value_at_quantile(0.5));
         assert_eq!(back.hist.max(), r.hist.max());
-        assert_eq!(back.order, 0xfeed);
+        assert_eq!((back.order, back.cpu_ns), (0xfeed, Some(77)));
     }
 }

@@ -1,7 +1,9 @@
 //! Raw UDP multicast: the baseline. The same socket setup as the UDP driver (a socket bound
 //! to the group port and joined on the interface, a unicast socket that sends with the
 //! multicast interface, TTL, loopback and buffer sizes set), one datagram per message, no
-//! header but the benchmark's own, no reliability.
+//! header but the benchmark's own, no reliability. With `--raw-datagram BYTES` a sender
+//! packs as many whole messages as fit into datagrams of that size (raw UDP at its best
+//! datagram size; messages are all of one size, so a receiver splits a datagram by it).
 
 use super::net::{Net, Tx};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -112,28 +114,43 @@ pub struct RawNet {
     tx: RawTx,
     buf: Vec<u8>,
     timeout: Option<Duration>,
+    /// The size of every message (a datagram longer than it holds several).
+    size: usize,
 }
 
 impl RawNet {
     /// Multicast: sends to the group, receives on the group socket. Fan-out: sends to every
     /// peer (itself included, as multicast loopback would) and receives on the unicast socket.
-    pub fn new(socks: Sockets, group: SocketAddr, fanout: bool, peers: &[SocketAddr]) -> io::Result<RawNet> {
+    /// `size`: every message's size; `datagram`: pack messages into datagrams of up to
+    /// this many bytes (0: one datagram per message).
+    pub fn new(
+        socks: Sockets,
+        group: SocketAddr,
+        fanout: bool,
+        peers: &[SocketAddr],
+        size: usize,
+        datagram: usize,
+    ) -> io::Result<RawNet> {
         let tx = Arc::new(socks.unicast);
         let (rx, dests): (UdpSocket, Arc<[SocketAddr]>) =
             if fanout { (tx.try_clone()?, peers.into()) } else { (socks.group, Arc::new([group])) };
-        Ok(RawNet { rx, tx: RawTx { sock: tx, dests }, buf: vec![0; 65_536], timeout: None })
+        let tx = RawTx { sock: tx, dests, datagram, packed: Vec::new() };
+        Ok(RawNet { rx, tx, buf: vec![0; 65_536], timeout: None, size })
     }
 }
 
 pub struct RawTx {
     sock: Arc<UdpSocket>,
     dests: Arc<[SocketAddr]>,
+    /// Pack messages into datagrams of up to this many bytes (0: one per message).
+    datagram: usize,
+    packed: Vec<u8>,
 }
 
-impl Tx for RawTx {
-    fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+impl RawTx {
+    fn send_datagram(&self, data: &[u8]) -> Result<(), String> {
         for d in self.dests.iter() {
-            match self.sock.send_to(payload, d) {
+            match self.sock.send_to(data, d) {
                 Ok(_) => {}
                 // No buffer in the kernel: the message is lost, as on a real network, and
                 // shows up as loss at the receivers.
@@ -145,15 +162,39 @@ impl Tx for RawTx {
     }
 }
 
+impl Tx for RawTx {
+    fn send(&mut self, payload: &[u8]) -> Result<(), String> {
+        if payload.len() * 2 > self.datagram {
+            return self.send_datagram(payload);
+        }
+        if self.packed.len() + payload.len() > self.datagram {
+            self.flush()?;
+        }
+        self.packed.extend_from_slice(payload);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if !self.packed.is_empty() {
+            let r = self.send_datagram(&self.packed);
+            self.packed.clear();
+            r?;
+        }
+        Ok(())
+    }
+}
+
 impl Net for RawNet {
     type Tx = RawTx;
 
     fn tx(&self) -> Option<RawTx> {
-        Some(RawTx { sock: self.tx.sock.clone(), dests: self.tx.dests.clone() })
+        let t = &self.tx;
+        Some(RawTx { sock: t.sock.clone(), dests: t.dests.clone(), datagram: t.datagram, packed: Vec::new() })
     }
 
+    /// At once, never packed (a ping waits for nothing).
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        self.tx.send(payload)
+        self.tx.send_datagram(payload)
     }
 
     /// The first datagram waits up to `timeout` (a blocking read with a read timeout); the
@@ -166,12 +207,17 @@ impl Net for RawNet {
             self.rx.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
             self.timeout = Some(timeout);
         }
-        let mut n = 0;
+        let (mut n, mut msgs) = (0, 0);
         let mut r = Ok(());
         while n < 256 {
             match self.rx.recv_from(&mut self.buf) {
                 Ok((len, _)) => {
-                    sink(&self.buf[..len]);
+                    // A datagram of several messages of `size` bytes each (`--raw-datagram`).
+                    let k = if len > self.size && len % self.size == 0 { len / self.size } else { 1 };
+                    for m in self.buf[..len].chunks(len / k) {
+                        sink(m);
+                    }
+                    msgs += k;
                     n += 1;
                     if n == 1 {
                         self.rx.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -188,7 +234,7 @@ impl Net for RawNet {
         if n > 0 {
             self.rx.set_nonblocking(false).map_err(|e| e.to_string())?;
         }
-        r.map(|()| n)
+        r.map(|()| msgs)
     }
 
     fn rx_rejected(&mut self) -> Option<u64> {
@@ -214,7 +260,7 @@ mod tests {
         let port = 40_000 + (std::process::id() % 10_000) as u16;
         self_test(&setup(port), Duration::from_secs(1)).unwrap();
         let s = setup(port);
-        let mut net = RawNet::new(open(&s).unwrap(), SocketAddr::V4(s.group), false, &[]).unwrap();
+        let mut net = RawNet::new(open(&s).unwrap(), SocketAddr::V4(s.group), false, &[], 5, 0).unwrap();
         net.tx().expect("raw UDP has a sending side").send(b"hello").unwrap();
         let mut got = Vec::new();
         for _ in 0..50 {

@@ -37,6 +37,8 @@ pub struct Stats {
     pub granted: (usize, usize),
     /// `--groups`: what each member's idle phase cost.
     pub idle: Vec<Idle>,
+    /// CPU time all members spent over the round per message sent, in µs.
+    pub cpu_us_per_msg: Option<f64>,
 }
 
 fn sum_opt(v: impl Iterator<Item = Option<u64>>) -> Option<u64> {
@@ -80,6 +82,9 @@ impl Stats {
             count: sent_total / senders.max(1) as u64,
             granted: (0, 0),
             idle: Vec::new(),
+            cpu_us_per_msg: sum_opt(results.iter().map(|r| r.cpu_ns))
+                .filter(|_| sent_total > 0)
+                .map(|ns| ns as f64 / 1e3 / sent_total as f64),
         }
     }
 
@@ -173,6 +178,10 @@ fn median_stats(runs: &[&Stats]) -> Stats {
         count: u(|s| s.count),
         granted: runs[0].granted,
         idle: runs[0].idle.clone(),
+        cpu_us_per_msg: {
+            let v: Vec<f64> = runs.iter().filter_map(|s| s.cpu_us_per_msg).collect();
+            (!v.is_empty()).then(|| median_f(v))
+        },
     }
 }
 
@@ -251,6 +260,7 @@ fn json_stats(p: &str, s: Option<&Stats>) -> Vec<(String, String)> {
         (format!("{p}p50_us"), u(|s| s.p50_us)),
         (format!("{p}p99_us"), u(|s| s.p99_us)),
         (format!("{p}p999_us"), u(|s| s.p999_us)),
+        (format!("{p}cpu_us_per_msg"), json_f(s.and_then(|s| s.cpu_us_per_msg), 3)),
         (format!("{p}rtt_p50_us"), json_u(s.and_then(|s| s.rtt_us).map(|r| r[0]))),
         (format!("{p}rtt_p99_us"), json_u(s.and_then(|s| s.rtt_us).map(|r| r[1]))),
         (format!("{p}rtt_p999_us"), json_u(s.and_then(|s| s.rtt_us).map(|r| r[2]))),
@@ -270,6 +280,7 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
         ("stack".into(), json_str(&s.label)),
         ("driver".into(), json_str(o.driver.name())),
         ("busy_poll_us".into(), o.busy_poll.as_micros().to_string()),
+        ("raw_datagram".into(), json_u(o.raw_datagram.map(|n| n as u64))),
         ("members".into(), o.members.to_string()),
         ("senders".into(), o.sender_count().to_string()),
         ("size".into(), size.to_string()),
@@ -442,6 +453,9 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
                 s.granted.0 >> 10,
                 s.granted.1 >> 10,
             );
+            if let Some(c) = s.cpu_us_per_msg {
+                l.push_str(&format!("; CPU {c:.2} µs per message (all members)"));
+            }
             if let Some(n) = s.rx_rejected.filter(|&n| n > 0) {
                 l.push_str(&format!("; datagrams the endpoints rejected: {n}"));
             }
@@ -487,6 +501,7 @@ mod tests {
             count: 50,
             granted: (1, 1),
             idle: Vec::new(),
+            cpu_us_per_msg: Some(2.0),
         }
     }
 

@@ -130,6 +130,7 @@ impl Tally {
             rx_rejected,
             hist: self.hist,
             order: self.order,
+            cpu_ns: None,
         }
     }
 }
