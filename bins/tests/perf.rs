@@ -29,8 +29,9 @@ fn json_lines(out: &Output) -> Vec<String> {
     lines
 }
 
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "stack",
+    "cpu_us_per_msg",
     "driver",
     "rtt_p50_us",
     "raw_rtt_p50_us",
@@ -66,6 +67,19 @@ fn json_row_for_the_default_group() {
     assert!(num(l, "p50_us") <= num(l, "p99_us"), "{l}");
     assert_eq!(num(l, "dups"), 0.0, "{l}");
     assert_eq!(num(l, "rx_rejected"), 0.0, "{l}");
+    assert!(num(l, "cpu_us_per_msg") > 0.0 && num(l, "raw_cpu_us_per_msg") > 0.0, "{l}");
+    assert_no_members_left(pid);
+}
+
+/// Raw UDP at a datagram size of its own: messages packed whole, every one delivered and
+/// counted once (a wrong split would make them `bad` or lose them).
+#[test]
+fn raw_udp_packs_messages_into_large_datagrams() {
+    let args = ["--stack", "raw", "--members", "2", "--count", "3000", "--size", "200", "--raw-datagram", "8000"];
+    let (out, pid, _) = run(&[&args[..], &["--rate", "20000", "--json"]].concat(), Duration::from_secs(60));
+    let l = &json_lines(&out)[0];
+    assert_eq!(num(l, "raw_datagram"), 8000.0, "{l}");
+    assert_eq!((num(l, "lost"), num(l, "dups"), num(l, "bad")), (0.0, 0.0, 0.0), "{l}");
     assert_no_members_left(pid);
 }
 
