@@ -93,6 +93,9 @@ impl Gms {
                     }
                 }
             }
+            Kind::Beacon { members } if g.view == cx.view.id && from == g.view.coord && members != cx.view.members => {
+                self.disown(cx)
+            }
             Kind::Beacon { .. } => self.on_beacon(from, g.view, cx),
             Kind::Join => self.on_join(from, cx),
             Kind::MergeReady { members, attempt, last_primary } => {
@@ -101,6 +104,17 @@ impl Gms {
             }
             Kind::Install(inst) => self.on_install(*inst, cx),
         }
+    }
+
+    /// This view's own coordinator beacons this view's id with other members: the view this
+    /// member installed is not the one its coordinator did (a forged `Install` for the flush
+    /// it committed to can make that: the right id, other members). The two would take each
+    /// other's traffic for good — the coordinator's datagrams keep this member's failure
+    /// detector content while the coordinator ignores it — so the member leaves for a view
+    /// of its own, alone, from which merging brings it back as from a partition.
+    fn disown(&mut self, cx: &mut Cx<'_>) {
+        self.n.disowned += 1;
+        self.install_next(0, &[cx.rank], &[], Vec::new(), Vec::new(), cx);
     }
 
     fn on_join(&mut self, from: EndpointId, cx: &mut Cx<'_>) {

@@ -255,6 +255,9 @@ struct Counters {
     resent: u64,
     repeats: u64,
     dropped: u64,
+    /// Views left because their coordinator's beacon named the same view id with other
+    /// members (see `discovery::disown`).
+    disowned: u64,
 }
 
 pub struct Gms {
@@ -692,6 +695,7 @@ impl Layer for Gms {
                 ("resent", n.resent),
                 ("repeats", n.repeats),
                 ("dropped", n.dropped),
+                ("disowned", n.disowned),
                 ("issued", self.issued),
             ],
             state: format!(
