@@ -241,9 +241,10 @@ fn sixteen_mib_round_trip_through_two_layers() {
     let data = pattern(16 << 20, 3);
     ht.dn(&mut tx, Dn::Cast(Msg::new(data.clone())));
     let out = ht.take_dn();
-    assert_eq!(out.len(), (16usize << 20).div_ceil(1280));
+    let size = Config::default().size;
+    assert_eq!(out.len(), (16usize << 20).div_ceil(size));
     // One byte more than the payload: the presence bits travel in the fragments.
-    assert_eq!(msg_of(&out[out.len() - 1]).body().len(), (16 << 20) % 1280 + 1);
+    assert_eq!(msg_of(&out[out.len() - 1]).body().len(), (16 << 20) % size + 1);
     for d in &out {
         hr.up(&mut rx, cast_up(0, wire(msg_of(d))));
     }
@@ -376,10 +377,10 @@ fn registry_parameters_and_properties() {
     assert!(r.build("frag(sise=10)").is_err());
     let mut out = Vec::new();
     r.build("frag").unwrap().dump(&mut out);
-    assert_eq!(out[0].state, "size=1280 max=16777216 mem=33554432 mem_all=134217728");
+    assert_eq!(out[0].state, "size=60000 max=16777216 mem=33554432 mem_all=134217728");
     let mut out = Vec::new();
     r.build("frag(mem_all=9000)").unwrap().dump(&mut out);
-    assert_eq!(out[0].state, "size=1280 max=16777216 mem=33554432 mem_all=9000");
+    assert_eq!(out[0].state, "size=60000 max=16777216 mem=33554432 mem_all=9000");
 }
 
 #[test]
