@@ -135,6 +135,22 @@ fn many_groups_per_member() {
     assert_no_members_left(pid);
 }
 
+/// Inline members whose casts flow control holds take their events meanwhile: with a large
+/// credit window and 64 KB messages the others' deliveries fill a member's event bound
+/// while its casts wait, and a member that waited in the cast without taking them would
+/// read no more, credit included (every member stuck until `block_timeout`).
+#[test]
+fn inline_members_take_their_events_while_flow_control_holds_their_casts() {
+    let stack = "frag:flow(credits=8388608):stable:nak:pt2pt:pack";
+    let args = ["--stack", stack, "--size", "65000", "--count", "400", "--no-raw", "--driver", "inline", "--json"];
+    let (out, pid, took) = run(&args, Duration::from_secs(120));
+    let l = &json_lines(&out)[0];
+    assert_eq!((num(l, "lost"), num(l, "dups"), num(l, "count")), (0.0, 0.0, 400.0), "{l}");
+    // About 0.3 s here; a cast that waited its whole block_timeout (5 s) makes it longer.
+    assert!(took < Duration::from_secs(5), "took {took:?}: a cast waited out its block_timeout");
+    assert_no_members_left(pid);
+}
+
 #[test]
 fn one_sender_of_three() {
     let (out, pid, _) = run(

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use thoth_stack::testing::{collect, random_u64};
 use thoth_stack::udp::{self, FlowPolicy, Handle, HandleError, Inline, SHUTDOWN_WAIT, Sockets, UdpConfig};
-use thoth_stack::{Bytes, CastError, Config, Cx, Dn, Dump, Endpoint, Event, GroupId, Layer, Time, Up, View};
+use thoth_stack::{Bytes, CastError, Cmd, Config, Cx, Dn, Dump, Endpoint, Event, GroupId, Layer, Time, Up, View};
 
 /// How long a stop may take here: far above one turn of the driver (milliseconds) under
 /// any load, and below `SHUTDOWN_WAIT`, so a driver that did not end on its own (and was
@@ -331,6 +331,10 @@ fn inline_calls_return_within_their_bounds() {
     let t = Instant::now();
     assert_eq!(m.try_cast(Bytes::from_static(b"refused")), Err(HandleError::WouldBlock));
     assert!(t.elapsed() < PROMPT, "try_cast waited");
+    let mut batch: std::collections::VecDeque<Cmd> = [Cmd::Cast(Bytes::from_static(b"refused"))].into();
+    let t = Instant::now();
+    assert_eq!(m.try_command_batch(&mut batch), Err(HandleError::WouldBlock));
+    assert!(t.elapsed() < PROMPT && batch.len() == 1, "try_command_batch waited, or dropped the cast");
     // A send is not flow controlled, and nothing queues in front of it.
     m.send(me, Bytes::from_static(b"to me")).unwrap();
     // The gate opens: the member's own timer (run by the cast that waits) lets the cast go.

@@ -11,6 +11,9 @@ use thoth::udp::{self, DriverStats, Handle, HandleError, Inline, Sockets};
 
 /// Most commands an inline member hands over in one batch.
 const BATCH: usize = 64;
+/// Most commands an inline member keeps waiting for flow control; a sender waits (taking
+/// its events) while this many wait.
+const MAX_PENDING: usize = 4 * BATCH;
 
 pub struct Driven<M: Machine> {
     run: Run<M>,
@@ -64,10 +67,22 @@ where
         }
     }
 
+    /// Whether a sender may hand more over now (inline: not while `MAX_PENDING` wait for
+    /// flow control; the member takes its events meanwhile, so credit can come).
+    pub fn can_send(&self) -> bool {
+        self.pending.len() < MAX_PENDING
+    }
+
+    /// Inline: hands over what waits, as far as flow control lets it now (never waits for
+    /// it: the events must be taken meanwhile, or credit cannot come).
     fn flush(&mut self) -> Result<(), String> {
         if let Run::Inline(m) = &mut self.run {
             while !self.pending.is_empty() {
-                m.command_batch(&mut self.pending).map_err(|e| format!("cast: {e}"))?;
+                match m.try_command_batch(&mut self.pending) {
+                    Ok(_) => {}
+                    Err(HandleError::WouldBlock) => break,
+                    Err(e) => return Err(format!("cast: {e}")),
+                }
             }
         }
         Ok(())
@@ -97,6 +112,9 @@ where
 
     pub fn shutdown(mut self) -> Result<(), String> {
         self.flush()?;
+        if !self.pending.is_empty() {
+            return Err(format!("{} casts still held by flow control at the end", self.pending.len()));
+        }
         match self.run {
             Run::Thread(h) => h.shutdown(),
             Run::Inline(m) => m.shutdown(),

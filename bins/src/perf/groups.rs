@@ -150,6 +150,10 @@ impl Net for GroupsNet {
         Ok(n)
     }
 
+    fn can_send(&self) -> bool {
+        self.driven.can_send()
+    }
+
     fn own_copies_filtered(&mut self) -> u64 {
         self.driven.own_copies_filtered()
     }

@@ -203,6 +203,8 @@ impl Pump<'_> {
             return Err(e);
         }
         let next = match (&mut self.pacer, &mut self.pinger) {
+            // Too much waits for flow control: take events first (credit comes with them).
+            (Some(_), _) if !net.can_send() => return Ok(Duration::from_millis(1)),
             (Some(p), _) => {
                 let next = p.step(BURST, &mut |b| net.send(b))?;
                 (next, p.round, p.seq)

@@ -22,6 +22,11 @@ pub trait Net {
     /// A sending side for a sender thread; `None` for a path that one thread runs (the
     /// member then sends from its receiving loop, with `send`).
     fn tx(&self) -> Option<Self::Tx>;
+    /// Whether `send` may take another message now (a path one thread runs may hold too
+    /// many already: the member takes its events first).
+    fn can_send(&self) -> bool {
+        true
+    }
     /// Multicasts one message from the member's own thread (as `Tx::send`). A path one
     /// thread runs may hold it until the next `recv` (or a batch is full), to send many in
     /// one turn as a sender thread's path does.

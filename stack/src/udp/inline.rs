@@ -118,6 +118,18 @@ where
     /// go (it stays in `cmds`), or if the machine refused one (the ones before it went in,
     /// the refused one is dropped).
     pub fn command_batch(&mut self, cmds: &mut VecDeque<M::Cmd>) -> Result<usize, HandleError> {
+        self.batch(cmds, false)
+    }
+
+    /// Like `command_batch`, but `WouldBlock` at once (the commands left in `cmds`) instead
+    /// of waiting for the first: for an application that takes its events meanwhile. One
+    /// that waits in a cast takes none, and once they fill `UdpConfig::events` the member
+    /// reads no more, credit included: the cast then waits its whole `block_timeout`.
+    pub fn try_command_batch(&mut self, cmds: &mut VecDeque<M::Cmd>) -> Result<usize, HandleError> {
+        self.batch(cmds, true)
+    }
+
+    fn batch(&mut self, cmds: &mut VecDeque<M::Cmd>, at_once: bool) -> Result<usize, HandleError> {
         let mut n = 0;
         let mut r = Ok(());
         while let Some(cmd) = cmds.pop_front() {
@@ -125,8 +137,9 @@ where
                 cmds.push_front(cmd);
                 break;
             }
+            let wait = if at_once && !cmd.is_answer() { Some(Duration::ZERO) } else { self.wait_for(&cmd) };
             if n == 0
-                && let Err(e) = self.wait_ready(&cmd, self.wait_for(&cmd))
+                && let Err(e) = self.wait_ready(&cmd, wait)
             {
                 cmds.push_front(cmd);
                 return Err(e);
