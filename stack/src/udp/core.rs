@@ -115,7 +115,11 @@ const NOBUFS_BACKOFF: Duration = Duration::from_millis(1);
 /// datagram a slice of its chunk: a copy and a reference count per datagram instead of an
 /// allocation that another thread (the application's) frees. A chunk whose datagrams have
 /// all been dropped is reused in place; one the application still holds a datagram of lives
-/// until that datagram is dropped, so a held message keeps at most this much alive.
+/// until that datagram is dropped, so a held message keeps at most this much alive. A
+/// datagram of three quarters of a slot or more (a packed datagram, a large fragment) is not
+/// copied: it is taken with its slot's buffer (`RecvBatch::take`), which it fills enough
+/// that what the layers charge for holding it (its length) is at least 3/4 of the memory it
+/// keeps alive.
 const RX_CHUNK: usize = 128 << 10;
 
 /// Copies `data` into the receive chunk (reclaimed, or a new one, if it does not fit).
@@ -276,7 +280,11 @@ impl Core {
                         continue;
                     }
                     let src = self.recv.source(i).unwrap_or(NOWHERE);
-                    let data = copy_out(&mut self.rx_chunk, data);
+                    let data = if data.len() >= self.recv.slot_len() / 4 * 3 {
+                        self.recv.take(i).expect("read just above")
+                    } else {
+                        copy_out(&mut self.rx_chunk, data)
+                    };
                     if let Rx::Sound { src: id, .. } = m.handle_datagram(now, data)
                         && src != NOWHERE
                     {

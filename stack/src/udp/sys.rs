@@ -13,6 +13,7 @@
 //! `interface_index` finds `lo`) and through the driver tests in `stack/tests/udp.rs`.
 #![allow(unsafe_code)]
 
+use bytes::{Bytes, BytesMut};
 use socket2::SockAddr;
 use std::ffi::CStr;
 use std::fs::File;
@@ -97,10 +98,12 @@ impl SendBatch {
     }
 }
 
-/// Receive slots for `recvmmsg`: `cap` slots of `slot` bytes in one buffer, and one source
-/// address per slot.
+/// Receive slots for `recvmmsg`: `cap` slots of `slot` bytes, each a buffer of its own, and
+/// one source address per slot. A datagram is read in place (`datagram`) or taken with its
+/// slot's buffer (`take`: no copy; the slot gets a fresh buffer at the next `recv`).
 pub struct RecvBatch {
-    buf: Vec<u8>,
+    /// Each with at least `slot` bytes of capacity and length 0; the kernel fills them.
+    slots: Vec<BytesMut>,
     slot: usize,
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
@@ -137,8 +140,8 @@ fn socket_addr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Sock
     }
 }
 
-// SAFETY: the raw pointers in `hdrs` and `iovs` point into `buf` and `names`, heap buffers
-// this batch owns, which do not move when the batch does; no thread shares them.
+// SAFETY: the raw pointers in `hdrs` and `iovs` point into `slots` and `names`, heap
+// buffers this batch owns, which do not move when the batch does; no thread shares them.
 unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
@@ -146,7 +149,7 @@ impl RecvBatch {
         let cap = cap.clamp(1, libc::UIO_MAXIOV as usize);
         let slot = slot.max(1);
         RecvBatch {
-            buf: vec![0; cap * slot],
+            slots: (0..cap).map(|_| BytesMut::with_capacity(slot)).collect(),
             slot,
             hdrs: (0..cap).map(|_| zeroed_mmsghdr()).collect(),
             iovs: Vec::with_capacity(cap),
@@ -159,17 +162,21 @@ impl RecvBatch {
         self.hdrs.len()
     }
 
+    /// Bytes a slot holds (a longer datagram is truncated).
+    pub fn slot_len(&self) -> usize {
+        self.slot
+    }
+
     /// One `recvmmsg` without waiting; returns how many datagrams arrived (at least one), or
     /// `WouldBlock` when none was there.
     pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
         self.got = 0;
         self.iovs.clear();
-        let base = self.buf.as_mut_ptr();
-        for i in 0..self.hdrs.len() {
-            self.iovs.push(libc::iovec {
-                iov_base: base.wrapping_add(i * self.slot) as *mut libc::c_void,
-                iov_len: self.slot,
-            });
+        for s in self.slots.iter_mut() {
+            if s.capacity() < self.slot {
+                *s = BytesMut::with_capacity(self.slot); // its last buffer was taken
+            }
+            self.iovs.push(libc::iovec { iov_base: s.as_mut_ptr() as *mut libc::c_void, iov_len: self.slot });
         }
         for ((h, iov), name) in self.hdrs.iter_mut().zip(self.iovs.iter_mut()).zip(self.names.iter_mut()) {
             *h = zeroed_mmsghdr();
@@ -179,8 +186,8 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
         let n = loop {
-            // SAFETY: every header points to one iovec in `iovs` describing a distinct
-            // `slot`-byte range of `buf` (len = cap * slot), and to its own
+            // SAFETY: every header points to one iovec in `iovs` describing the first `slot`
+            // bytes of the capacity of its own buffer in `slots`, and to its own
             // `sockaddr_storage` in `names` with `msg_namelen` its size, all alive and
             // exclusively borrowed through `&mut self` for the call; no control buffer is
             // given. The kernel writes at most `iov_len` bytes per slot, at most
@@ -207,7 +214,7 @@ impl RecvBatch {
     }
 
     /// The `i`-th datagram of the last `recv`, and whether it was longer than a slot (then
-    /// only its first `slot` bytes are here).
+    /// only its first `slot` bytes are here); `None` past the last one, or once taken.
     pub fn datagram(&self, i: usize) -> Option<(&[u8], bool)> {
         if i >= self.got {
             return None;
@@ -215,8 +222,26 @@ impl RecvBatch {
         let h = &self.hdrs[i];
         let len = (h.msg_len as usize).min(self.slot);
         let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-        let start = i * self.slot;
-        Some((&self.buf[start..start + len], truncated))
+        if self.slots[i].capacity() < len {
+            return None; // taken
+        }
+        // SAFETY: the last `recv` had the kernel write `msg_len` bytes (at most `slot`, the
+        // iovec's length) at the start of this slot's buffer, whose capacity is at least
+        // `slot`; nothing wrote to it since (`&self`).
+        let data = unsafe { core::slice::from_raw_parts(self.slots[i].as_ptr(), len) };
+        Some((data, truncated))
+    }
+
+    /// The `i`-th datagram of the last `recv` in its slot's own buffer, without a copy (the
+    /// slot gets a fresh buffer at the next `recv`): for a large datagram, which would pin
+    /// little of the buffer's memory for nothing. `None` past the last one, or if taken.
+    pub fn take(&mut self, i: usize) -> Option<Bytes> {
+        let len = self.datagram(i)?.0.len();
+        let mut b = core::mem::take(&mut self.slots[i]);
+        // SAFETY: the kernel initialized the first `len` bytes of this buffer in the last
+        // `recv` (see `datagram`), within its capacity.
+        unsafe { b.set_len(len) };
+        Some(b.freeze())
     }
 
     /// Where the `i`-th datagram of the last `recv` came from (`None` past the last one, or
@@ -457,6 +482,36 @@ mod tests {
             assert_eq!(got, vec![(b"a1".to_vec(), a), (b"b1".to_vec(), b), (b"a2".to_vec(), a)], "on {lo}");
             assert_eq!(rb.source(3), None);
         }
+    }
+
+    #[test]
+    fn a_datagram_is_taken_with_its_buffer_and_the_slot_refilled() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut rb = RecvBatch::new(2, 4096);
+        let recv_one = |rb: &mut RecvBatch| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match rb.recv(rx.as_fd()) {
+                    Ok(n) => return n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        };
+        tx.send_to(&[7u8; 3000], rx.local_addr().unwrap()).unwrap();
+        assert_eq!(recv_one(&mut rb), 1);
+        let ptr = rb.datagram(0).unwrap().0.as_ptr();
+        let b = rb.take(0).expect("taken");
+        assert_eq!((&b[..], b.as_ptr()), (&[7u8; 3000][..], ptr), "the slot's own bytes, not a copy");
+        assert_eq!((rb.take(0), rb.datagram(0)), (None, None), "taken once");
+        tx.send_to(&[5u8; 10], rx.local_addr().unwrap()).unwrap();
+        assert_eq!(recv_one(&mut rb), 1);
+        assert_eq!(rb.datagram(0).unwrap().0, &[5u8; 10][..], "the slot has a fresh buffer");
+        assert_eq!(&b[..], &[7u8; 3000][..], "the taken datagram is untouched");
     }
 
     #[test]
