@@ -1,13 +1,15 @@
 //! The only `unsafe` code of the UDP driver: small safe wrappers over the libc calls that
 //! neither std nor socket2 offer — `sendmmsg` (two iovecs per datagram: headers and body,
-//! the body never copied), `recvmmsg` (into fixed slots, with truncation reported),
+//! the body never copied), `recvmmsg` (into slots of their own buffers, with truncation
+//! reported; a datagram can be taken with its buffer, not copied),
 //! `ppoll` (nanosecond timeouts), `eventfd` (the driver's wake-up), `SO_RCVBUFFORCE` /
 //! `SO_SNDBUFFORCE`, the BPF filter that drops a member's own multicast loopback copies
 //! (`SO_ATTACH_FILTER`), and the interface lookup by address (`getifaddrs`,
 //! `if_nametoindex`). Linux only (sendmmsg / recvmmsg / eventfd / socket filters).
 //!
 //! Tested by the unit tests below on loopback (a batch sent with `SendBatch` arrives through
-//! `RecvBatch` intact, in order and with its source address, IPv4 and IPv6; oversize
+//! `RecvBatch` intact, in order and with its source address, IPv4 and IPv6; a datagram is
+//! taken with its slot's own bytes and the slot refilled; oversize
 //! datagrams are flagged; `poll` times out and sees
 //! the waker; the filter drops exactly the datagrams from its source, IPv4 and IPv6;
 //! `interface_index` finds `lo`) and through the driver tests in `stack/tests/udp.rs`.
