@@ -294,40 +294,39 @@ impl<L: Layer> Groups<L> {
         rx
     }
 
-    /// Moves the outbox into `ready`, bundling small datagrams by destination.
+    /// Moves the outbox into `ready`, bundling the small datagrams of destinations that
+    /// have more than one; the others go as they are (no copy).
     fn bundle(&mut self) {
+        let bundled = |tx: &Transmit| tx.len() <= self.cfg.bundle_part && tx.dst != Dest::Everyone;
+        let mut small: BTreeMap<Dest, usize> = BTreeMap::new();
+        if self.outbox.len() > 1 {
+            for tx in self.outbox.iter().filter(|tx| bundled(tx)) {
+                *small.entry(tx.dst).or_default() += 1;
+            }
+        }
         let limit = self.cfg.max_datagram;
-        let mut open: BTreeMap<Dest, (Builder, Option<Transmit>)> = BTreeMap::new();
+        let mut open: BTreeMap<Dest, Builder> = BTreeMap::new();
         while let Some(tx) = self.outbox.pop_front() {
-            if tx.len() > self.cfg.bundle_part || tx.dst == Dest::Everyone {
+            if !bundled(&tx) || small.get(&tx.dst).is_none_or(|&n| n < 2) {
                 self.ready.push_back(tx);
                 continue;
             }
-            let (b, first) = open.entry(tx.dst).or_insert_with(|| (Builder::new(limit), None));
+            let b = open.entry(tx.dst).or_insert_with(|| Builder::new(limit));
             if !b.fits(tx.len()) {
                 let full = std::mem::replace(b, Builder::new(limit));
-                self.ready.push_back(Self::sealed(tx.dst, full, first.take(), &mut self.own));
-            }
-            if b.parts() == 0 && first.is_none() {
-                *first = Some(tx.clone());
+                self.ready.push_back(Self::sealed(tx.dst, full, &mut self.own));
             }
             b.push(&tx.head, &tx.body);
         }
-        for (dst, (b, first)) in open {
-            self.ready.push_back(Self::sealed(dst, b, first, &mut self.own));
+        for (dst, b) in open {
+            self.ready.push_back(Self::sealed(dst, b, &mut self.own));
         }
     }
 
-    /// A bundle of more than one part; one part goes as itself.
-    fn sealed(dst: Dest, b: Builder, first: Option<Transmit>, own: &mut Stats) -> Transmit {
-        match (b.parts(), first) {
-            (1, Some(tx)) => tx,
-            (n, _) => {
-                own.tx_bundles += 1;
-                own.tx_bundled += n as u64;
-                Transmit { dst, head: SmallVec::new(), body: b.finish() }
-            }
-        }
+    fn sealed(dst: Dest, b: Builder, own: &mut Stats) -> Transmit {
+        own.tx_bundles += 1;
+        own.tx_bundled += b.parts() as u64;
+        Transmit { dst, head: SmallVec::new(), body: b.finish() }
     }
 }
 
