@@ -125,17 +125,17 @@ macro_rules! static_stack {
 }
 
 /// A stack of boxed layers chosen at run time, top first.
+///
+/// Each layer has its own input queues, which its neighbours' contexts write into directly,
+/// and runs on everything queued for it at once: a datagram's messages climb the stack as a
+/// batch, one layer at a time, and an event is moved twice per layer (into the queue, out of
+/// it) with no routing in between.
 pub struct Stack {
     layers: Vec<Box<dyn Layer>>,
-    /// Events waiting for a layer: (index of the layer that takes it, event).
-    pending: VecDeque<(usize, Ev)>,
-    up: VecDeque<Up>,
-    dn: VecDeque<Dn>,
-}
-
-enum Ev {
-    Up(Up),
-    Dn(Dn),
+    /// `ups[i]`: events for layer `i` from the layer below it (or the stack's caller).
+    ups: Vec<VecDeque<Up>>,
+    /// `dns[i]`: events for layer `i` from the layer above it (or the stack's caller).
+    dns: Vec<VecDeque<Dn>>,
 }
 
 /// Builds a `Stack` in code, top layer first.
@@ -156,7 +156,12 @@ impl StackBuilder {
     }
     /// Checks the stack is well formed on its own (nothing below it).
     pub fn build(self) -> Result<Stack, Missing> {
-        let s = Stack { layers: self.layers, pending: VecDeque::new(), up: VecDeque::new(), dn: VecDeque::new() };
+        let n = self.layers.len();
+        let s = Stack {
+            layers: self.layers,
+            ups: (0..n).map(|_| VecDeque::new()).collect(),
+            dns: (0..n).map(|_| VecDeque::new()).collect(),
+        };
         s.check(Props::NONE)?;
         Ok(s)
     }
@@ -182,45 +187,51 @@ impl Stack {
         self.layers.is_empty()
     }
 
-    /// Runs layer `i` on `ev` and routes what it emits.
-    fn step(&mut self, i: usize, ev: Ev, cx: &mut Cx<'_>) {
-        {
-            let mut inner = cx.redirect(&mut self.up, &mut self.dn);
-            let layer = &mut self.layers[i];
-            match ev {
-                Ev::Up(e) => layer.handle_up(e, &mut inner),
-                Ev::Dn(e) => layer.handle_dn(e, &mut inner),
-            }
-        }
-        self.route(i, cx);
-    }
-
-    /// Runs `f` on layer `i` and queues what it emits.
-    fn call(&mut self, i: usize, cx: &mut Cx<'_>, f: fn(&mut dyn Layer, &mut Cx<'_>)) {
-        f(&mut *self.layers[i], &mut cx.redirect(&mut self.up, &mut self.dn));
-        self.route(i, cx);
-    }
-
-    fn route(&mut self, i: usize, cx: &mut Cx<'_>) {
-        for e in self.dn.drain(..) {
-            if i + 1 < self.layers.len() {
-                self.pending.push_back((i + 1, Ev::Dn(e)));
-            } else {
-                cx.pass_dn(e);
-            }
-        }
-        for e in self.up.drain(..) {
-            if i > 0 {
-                self.pending.push_back((i - 1, Ev::Up(e)));
-            } else {
-                cx.pass_up(e);
-            }
+    /// Runs `f` on layer `i`, whose output goes into its neighbours' queues (or, at the top
+    /// and the bottom, into `cx`'s).
+    fn with_layer(&mut self, i: usize, cx: &mut Cx<'_>, f: impl FnOnce(&mut dyn Layer, &mut Cx<'_>)) {
+        let n = self.layers.len();
+        let layer = &mut *self.layers[i];
+        match (i.checked_sub(1), i + 1 < n) {
+            (Some(above), true) => f(layer, &mut cx.redirect(&mut self.ups[above], &mut self.dns[i + 1])),
+            (Some(above), false) => f(layer, &mut cx.with_up(&mut self.ups[above])),
+            (None, true) => f(layer, &mut cx.with_dn(&mut self.dns[i + 1])),
+            (None, false) => f(layer, cx),
         }
     }
 
+    /// Runs layer `i` on everything queued for it (a layer never writes into its own queues).
+    fn drain(&mut self, i: usize, cx: &mut Cx<'_>) {
+        let mut dns = std::mem::take(&mut self.dns[i]);
+        let mut ups = std::mem::take(&mut self.ups[i]);
+        self.with_layer(i, cx, |layer, cx| {
+            while let Some(ev) = dns.pop_front() {
+                layer.handle_dn(ev, cx);
+            }
+            while let Some(ev) = ups.pop_front() {
+                layer.handle_up(ev, cx);
+            }
+        });
+        // Put back, keeping their allocations.
+        self.dns[i] = dns;
+        self.ups[i] = ups;
+    }
+
+    /// Runs the layers until nothing is queued: sweeps up then down, so that a batch climbs
+    /// (or descends) the whole stack in one sweep.
     fn run(&mut self, cx: &mut Cx<'_>) {
-        while let Some((i, ev)) = self.pending.pop_front() {
-            self.step(i, ev, cx);
+        let busy = |s: &Stack, i: usize| !s.ups[i].is_empty() || !s.dns[i].is_empty();
+        loop {
+            let mut ran = false;
+            for i in (0..self.layers.len()).rev().chain(0..self.layers.len()) {
+                if busy(self, i) {
+                    self.drain(i, cx);
+                    ran = true;
+                }
+            }
+            if !ran {
+                return;
+            }
         }
     }
 }
@@ -232,29 +243,29 @@ impl Layer for Stack {
     fn init(&mut self, cx: &mut Cx<'_>) {
         // Every layer is started before any event reaches it.
         for i in 0..self.layers.len() {
-            self.call(i, cx, |l, cx| l.init(cx));
+            self.with_layer(i, cx, |l, cx| l.init(cx));
         }
         self.run(cx);
     }
     fn end_turn(&mut self, cx: &mut Cx<'_>) {
         // Top first, each once what the layers above it sent has reached it.
         for i in 0..self.layers.len() {
-            self.call(i, cx, |l, cx| l.end_turn(cx));
+            self.with_layer(i, cx, |l, cx| l.end_turn(cx));
             self.run(cx);
         }
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        if self.layers.is_empty() {
-            return cx.pass_dn(ev);
+        match self.dns.first_mut() {
+            Some(top) => top.push_back(ev),
+            None => return cx.pass_dn(ev),
         }
-        self.step(0, Ev::Dn(ev), cx);
         self.run(cx);
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
-        let Some(bottom) = self.layers.len().checked_sub(1) else {
-            return cx.pass_up(ev);
-        };
-        self.step(bottom, Ev::Up(ev), cx);
+        match self.ups.last_mut() {
+            Some(bottom) => bottom.push_back(ev),
+            None => return cx.pass_up(ev),
+        }
         self.run(cx);
     }
     fn poll_timeout(&self) -> Option<Time> {
@@ -263,7 +274,7 @@ impl Layer for Stack {
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
         for i in 0..self.layers.len() {
             if self.layers[i].poll_timeout().is_some_and(|t| t <= cx.now) {
-                self.call(i, cx, |l, cx| l.handle_timeout(cx));
+                self.with_layer(i, cx, |l, cx| l.handle_timeout(cx));
             }
         }
         self.run(cx);
