@@ -6,10 +6,15 @@
 //! shorter), each sent as its own `Cast` / `Send` with `Frag { id, index, count, total }`:
 //! `id` numbers this sender's fragmented messages, one counter for casts and one for sends;
 //! `total` is the message length, so a receiver reserves its memory at the first fragment.
-//! Fragment bodies are zero-copy slices of the payload (only a fragment that overlaps the
-//! headers of the layers above is copied). Going up, fragments are kept per sender and kind
-//! (cast or send), keyed by `id`, and concatenated once, in index order, when the last one is
-//! in; the result goes up as one `Cast` / `Send` from that sender. `CastUnrel` / `SendUnrel`
+//! Nothing is copied: fragment bodies are slices of the payload, and a fragment that
+//! overlaps the headers of the layers above carries them in its inline buffer
+//! (`Msg::with_head`). Going up, fragments are kept per sender and kind (cast or send), keyed
+//! by `id`, and concatenated once, in index order, when the last one is in; the result goes
+//! up as one `Cast` / `Send` from that sender. This member's own fragmented casts are not
+//! reassembled: each is kept as it was sent (charged as its set would be, in a `mem` budget
+//! of its own) and delivered in place of its last fragment when that comes back up; its
+//! fragments come back in order, so one out of order drops it (`contradictory`), and one
+//! evicted for room before any fragment came back is reassembled as anyone's. `CastUnrel` / `SendUnrel`
 //! are never fragmented: they get `NoHdr` and pass (one larger than a datagram is dropped at
 //! the endpoint as `tx_oversize`).
 //!
@@ -61,11 +66,13 @@
 //! all. A fragment is a slice of its datagram and keeps it alive: a set is also charged, once
 //! for the fragments one datagram gave it in a row, the datagram's bytes when a fragment is
 //! a part of a larger one (or, with no room for that, the fragment is kept as a copy of its
-//! own bytes), so the charge bounds what the held fragments really keep alive. Partial sets are discarded on `Up::Exit`, and when the sender leaves the view:
-//! with fixed views that is when a new stack is built for the next view, which starts empty.
+//! own bytes), so the charge bounds what the held fragments really keep alive; and `mem`
+//! more for this member's own casts on their way back up. Partial sets and own casts are
+//! discarded on `Up::Exit`, and when the sender leaves the view: with fixed views that is
+//! when a new stack is built for the next view, which starts empty.
 //!
 //! **Tests.** A unit test here (header bytes); `layers/tests/frag.rs`: exact
-//! outputs for split, reassembly, bounds, contradictions and exit; bolero header round-trip,
+//! outputs for split, reassembly, own casts back up, bounds, contradictions and exit; bolero header round-trip,
 //! hostile input and model tests; and simulator runs of 3-member groups with and without
 //! loss, including one that must catch `Config::test_deliver_on_last`.
 
@@ -171,6 +178,17 @@ struct Set {
     last_datagram: u32,
 }
 
+/// A fragmented cast of this member's own, kept as it was sent until its fragments come
+/// back up (in order, as the layers below deliver this member's casts) and delivered then
+/// in their stead: no reassembly copy for one's own casts.
+#[derive(Debug)]
+struct Own {
+    count: u64,
+    next: u64,
+    charge: u64,
+    msg: Msg,
+}
+
 /// One sender's sets of one kind.
 #[derive(Default, Debug)]
 struct Stream {
@@ -214,6 +232,8 @@ struct Counters {
     evicted: u64,
     discarded: u64,
     held_max: u64,
+    rx_own: u64,
+    own_evicted: u64,
 }
 
 /// The fragmentation layer; see the module documentation.
@@ -224,6 +244,9 @@ pub struct Frag {
     next_send: u64,
     senders: Vec<Sender>,
     held: u64,
+    /// This member's fragmented casts on their way back up, by id, and their bytes.
+    own: BTreeMap<u64, Own>,
+    own_held: u64,
     c: Counters,
 }
 
@@ -255,7 +278,16 @@ impl Frag {
     /// A frag layer; `size` must be at least 1.
     pub fn new(cfg: Config) -> Frag {
         assert!(cfg.size > 0, "frag: size must be at least 1");
-        Frag { cfg, next_cast: 0, next_send: 0, senders: Vec::new(), held: 0, c: Counters::default() }
+        Frag {
+            cfg,
+            next_cast: 0,
+            next_send: 0,
+            senders: Vec::new(),
+            held: 0,
+            own: BTreeMap::new(),
+            own_held: 0,
+            c: Counters::default(),
+        }
     }
 
     /// Sends `msg` down, whole or in fragments; `emit` wraps each piece in its event.
@@ -278,29 +310,64 @@ impl Frag {
         let next = if kind == Kind::Cast { &mut self.next_cast } else { &mut self.next_send };
         let id = *next;
         *next += 1;
+        let count = msg.wire_len().div_ceil(self.cfg.size);
+        if kind == Kind::Cast {
+            self.keep_own(id, count as u64, msg.clone());
+        }
         // The fragments carry the message's wire form: its presence bits too.
         let (head, body) = msg.into_parts();
         let (size, h, len) = (self.cfg.size, head.len(), head.len() + body.len());
-        let count = len.div_ceil(size);
         self.c.tx_fragmented += 1;
         self.c.tx_fragments += count as u64;
         for index in 0..count {
             let (a, b) = (index * size, ((index + 1) * size).min(len));
-            let chunk = if a >= h {
-                body.slice(a - h..b - h)
+            // A fragment that overlaps the headers of the layers above carries them in its
+            // inline buffer, in front of its slice of the body.
+            let mut m = if a >= h {
+                Msg::new(body.slice(a - h..b - h))
             } else {
-                // Overlaps the headers of the layers above: the one copied fragment.
-                let mut v = Vec::with_capacity(b - a);
-                v.extend_from_slice(&head[a..b.min(h)]);
-                if b > h {
-                    v.extend_from_slice(&body[..b - h]);
-                }
-                Bytes::from(v)
+                Msg::with_head(&head[a..b.min(h)], body.slice(0..b.max(h) - h))
             };
-            let mut m = Msg::new(chunk);
             m.push(&FragHdr::Frag { id, index: index as u64, count: count as u64, total: len as u64 });
             cx.dn(emit(m));
         }
+    }
+
+    /// Keeps one of this member's fragmented casts until it comes back up, charged as its
+    /// set would be, in a budget of `mem` of its own: the oldest casts none of whose
+    /// fragments came back yet make room, and theirs are then reassembled as anyone's.
+    fn keep_own(&mut self, id: u64, count: u64, msg: Msg) {
+        let charge = (msg.wire_len() as u64).saturating_add(count * FRAG_OVERHEAD) + SET_OVERHEAD;
+        while self.own_held + charge > self.cfg.mem as u64 {
+            let Some(old) = self.own.iter().find(|(_, o)| o.next == 0).map(|(&id, _)| id) else { return };
+            let o = self.own.remove(&old).expect("found");
+            self.own_held -= o.charge;
+            self.c.own_evicted += 1;
+        }
+        self.own_held += charge;
+        self.own.insert(id, Own { count, next: 0, charge, msg });
+    }
+
+    /// One of this member's fragments back up, if it is of a cast kept whole: the cast once
+    /// its last fragment is in. Fragments come back in order; one out of order (layers below
+    /// that break FIFO) drops the cast, counted as contradictory.
+    fn own_fragment(&mut self, id: u64, index: u64, count: u64) -> Option<Option<Msg>> {
+        let own = self.own.get_mut(&id)?;
+        self.c.rx_fragments += 1;
+        let in_order = index == own.next && count == own.count;
+        own.next += 1;
+        if in_order && own.next < count {
+            return Some(None);
+        }
+        let own = self.own.remove(&id).expect("found");
+        self.own_held -= own.charge;
+        if !in_order {
+            self.c.contradictory += 1;
+            return Some(None);
+        }
+        self.c.rx_reassembled += 1;
+        self.c.rx_own += 1;
+        Some(Some(own.msg))
     }
 
     /// A message from the network (or looped back): pops the header, delivers what is whole.
@@ -323,6 +390,14 @@ impl Frag {
                 cx.up(wrap(msg));
             }
             FragHdr::Frag { id, index, count, total } => {
+                if kind == Kind::Cast && from == cx.rank {
+                    if let Some(whole) = self.own_fragment(id, index, count) {
+                        if let Some(msg) = whole {
+                            cx.up(wrap(msg));
+                        }
+                        return;
+                    }
+                }
                 if from.index() >= self.senders.len() {
                     self.c.bad_rank += 1;
                     return;
@@ -484,6 +559,8 @@ impl Layer for Frag {
                 self.c.discarded += self.sets() as u64;
                 self.senders.clear();
                 self.held = 0;
+                self.own.clear();
+                self.own_held = 0;
                 cx.up(Up::Exit);
             }
             other => cx.up(other),
@@ -514,6 +591,9 @@ impl Layer for Frag {
                 ("discarded", c.discarded),
                 ("held_bytes", self.held),
                 ("held_bytes_max", c.held_max),
+                ("rx_own", c.rx_own),
+                ("own_evicted", c.own_evicted),
+                ("own_bytes", self.own_held),
                 ("sets", self.sets() as u64),
             ],
             state: format!(

@@ -130,16 +130,17 @@ fn splits_into_zero_copy_fragments_with_exact_headers() {
     let out = h.take_dn();
     assert_eq!(out.len(), 3);
     // The fragments carry the message's wire form: its presence bits (1: no layer above
-    // pushed a header), then the payload.
-    let expect = [(0, &b"\x01012"[..]), (1, b"3456"), (2, b"789")];
-    for (d, (index, body)) in out.iter().zip(expect) {
+    // pushed a header), then the payload. The first carries the presence bits in its inline
+    // buffer, behind frag's header, so that every body is a slice of the payload: nothing
+    // is copied.
+    let expect = [(0, &b"\x01"[..], &b"012"[..]), (1, b"", b"3456"), (2, b"", b"789")];
+    for (d, (index, inline, body)) in out.iter().zip(expect) {
         assert!(matches!(d, Dn::Cast(_)));
         let m = msg_of(d);
-        assert_eq!(m.head(), &to_vec(&fr(0, index, 3, 11))[..]);
+        assert_eq!(m.head(), &[&to_vec(&fr(0, index, 3, 11))[..], inline].concat()[..]);
         assert_eq!(&m.body()[..], body);
-        if index > 0 {
-            assert_eq!(m.body().as_ptr(), data.as_ptr().wrapping_add(4 * index as usize - 1), "zero-copy slice");
-        }
+        let at = (4 * index as usize).saturating_sub(1);
+        assert_eq!(m.body().as_ptr(), data.as_ptr().wrapping_add(at), "zero-copy slice");
     }
     // Whole at exactly `size`, and for the empty message; the next fragmented cast is id 1.
     h.dn(&mut l, Dn::Cast(Msg::new(Bytes::from_static(b"abcd"))));
@@ -150,20 +151,21 @@ fn splits_into_zero_copy_fragments_with_exact_headers() {
     h.dn(&mut l, Dn::CastUnrel(Msg::new(Bytes::from_static(b"0123456789"))));
     h.dn(&mut l, Dn::SendUnrel(Rank(1), Msg::new(Bytes::from_static(b"01234"))));
     h.dn(&mut l, Dn::Leave);
-    let got: Vec<(String, Vec<u8>, Vec<u8>)> = h
+    let got: Vec<(String, Vec<u8>)> = h
         .take_dn()
         .iter()
         .map(|d| match d {
-            Dn::Leave => ("leave".into(), vec![], vec![]),
+            Dn::Leave => ("leave".into(), vec![]),
             d => {
                 let kind = format!("{d:?}").split('(').next().unwrap().to_string();
-                (kind, msg_of(d).head().to_vec(), msg_of(d).body().to_vec())
+                (kind, [msg_of(d).head(), &msg_of(d).body()[..]].concat())
             }
         })
         .collect();
     // A whole message's header is frag's nothing: no bytes.
-    let e =
-        |k: &str, h: FragHdr, b: &[u8]| (k.to_string(), if h.is_nothing() { vec![] } else { to_vec(&h) }, b.to_vec());
+    let e = |k: &str, h: FragHdr, b: &[u8]| {
+        (k.to_string(), [if h.is_nothing() { vec![] } else { to_vec(&h) }, b.to_vec()].concat())
+    };
     assert_eq!(
         got,
         vec![
@@ -175,7 +177,7 @@ fn splits_into_zero_copy_fragments_with_exact_headers() {
             e("Send", fr(0, 1, 2, 6), b"de"),
             e("CastUnrel", FragHdr::NoHdr, b"0123456789"),
             e("SendUnrel", FragHdr::NoHdr, b"01234"),
-            ("leave".into(), vec![], vec![]),
+            ("leave".into(), vec![]),
         ]
     );
     let d = dump(&l);
@@ -191,9 +193,17 @@ fn headers_of_the_layers_above_travel_inside_the_fragments() {
     m.seal(); // as that layer emits it
     ht.dn(&mut tx, Dn::Cast(m));
     let out = ht.take_dn();
-    let bodies: Vec<&[u8]> = out.iter().map(|d| &msg_of(d).body()[..]).collect();
+    let hdr = |i| to_vec(&fr(0, i, 3, 7 + 3));
+    let pieces: Vec<Vec<u8>> = out.iter().map(|d| [msg_of(d).head(), &msg_of(d).body()[..]].concat()).collect();
     // Presence bits 0b11 (the layer above pushed), its header, the payload.
-    assert_eq!(bodies, [&[0b11, 0xef, 0xbe, b'a'][..], b"bcde", b"fg"]);
+    assert_eq!(
+        pieces,
+        [
+            [hdr(0), vec![0b11, 0xef, 0xbe, b'a']].concat(),
+            [hdr(1), b"bcde".to_vec()].concat(),
+            [hdr(2), b"fg".to_vec()].concat()
+        ]
+    );
     for d in &out {
         hr.up(&mut rx, cast_up(0, wire(msg_of(d))));
     }
@@ -346,6 +356,61 @@ fn malformed_headers_and_ranks_are_dropped_and_counted() {
     h.up(&mut l, cast_up(3, raw(fr(0, 0, 2, 5), b"0123")));
     assert_eq!(h.take_up(), vec![]);
     assert_eq!((counter(&l, "bad_hdr"), counter(&l, "bad_rank"), counter(&l, "sets")), (6, 1, 0));
+}
+
+/// `l`'s fragments of its own casts, looped back up as the bottom of the stack does.
+fn loop_back(h: &mut Harness, l: &mut Frag, out: &[Dn]) {
+    for d in out {
+        h.up(l, cast_up(h.rank.0, msg_of(d).clone()));
+    }
+}
+
+#[test]
+fn own_fragmented_casts_come_back_as_sent_without_a_copy() {
+    let mut l = frag(4, 100, 10_000);
+    let mut h = Harness::new(0);
+    let data = Bytes::from_static(b"0123456789");
+    let mut m = Msg::new(data.clone());
+    m.push(&0xbeefu16); // a layer above frag
+    m.seal();
+    h.dn(&mut l, Dn::Cast(m));
+    let out = h.take_dn();
+    assert_eq!(out.len(), 4);
+    assert_eq!(counter(&l, "own_bytes"), 13 + 4 * FRAG_OVERHEAD + SET_OVERHEAD);
+    // Nothing until the last fragment is back; then the cast as it was sent: the layer
+    // above's header, and the application's own buffer.
+    loop_back(&mut h, &mut l, &out[..3]);
+    assert_eq!(h.take_up(), vec![]);
+    loop_back(&mut h, &mut l, &out[3..]);
+    let mut ups = h.take_up();
+    assert_eq!(ups.len(), 1);
+    let Some(Up::Cast { from: Rank(0), mut msg }) = ups.pop() else { panic!("a cast") };
+    assert_eq!(msg.pop::<u16>(), Ok(0xbeef));
+    let payload = msg.into_payload();
+    assert_eq!((payload.clone(), payload.as_ptr()), (data.clone(), data.as_ptr()), "the sent buffer itself");
+    assert_eq!((counter(&l, "rx_own"), counter(&l, "own_bytes"), counter(&l, "sets")), (1, 0, 0));
+
+    // A fragment back out of order (layers below that broke FIFO) drops the cast, counted;
+    // its other fragments are then anyone's and never complete a set.
+    h.dn(&mut l, Dn::Cast(Msg::new(data.clone())));
+    let out = h.take_dn();
+    loop_back(&mut h, &mut l, &out[1..2]);
+    loop_back(&mut h, &mut l, &out[2..]);
+    assert_eq!(h.take_up(), vec![]);
+    assert_eq!((counter(&l, "contradictory"), counter(&l, "rx_own"), counter(&l, "own_bytes")), (1, 1, 0));
+
+    // Beyond the budget the oldest cast not yet coming back makes room; its fragments are
+    // reassembled as anyone's, and both arrive intact, in order.
+    let charge = 11 + 3 * FRAG_OVERHEAD + SET_OVERHEAD;
+    let (mut l, mut h) = (frag(4, 100, charge as usize + 10), Harness::new(1));
+    let (a, b) = (Bytes::from_static(b"abcdefghij"), Bytes::from_static(b"ABCDEFGHIJ"));
+    h.dn(&mut l, Dn::Cast(Msg::new(a.clone())));
+    h.dn(&mut l, Dn::Cast(Msg::new(b.clone())));
+    assert_eq!((counter(&l, "own_evicted"), counter(&l, "own_bytes")), (1, charge));
+    let out = h.take_dn();
+    loop_back(&mut h, &mut l, &out);
+    assert_eq!(payloads(h.take_up()), vec![(Rank(1), false, a), (Rank(1), false, b)]);
+    assert_eq!((counter(&l, "rx_own"), counter(&l, "rx_reassembled"), counter(&l, "own_bytes")), (1, 2, 0));
 }
 
 #[test]

@@ -73,6 +73,14 @@ impl Msg {
         Ok(Msg { marks, ..Msg::new(data.slice(at..)) })
     }
 
+    /// A message whose first bytes sit in the inline buffer, in front of `body`: the wire
+    /// form of a piece of another message (its headers and the start of its payload) that a
+    /// layer sends as the payload of its own, without copying `body`. The receiver reads
+    /// them as one payload.
+    pub fn with_head(head: &[u8], body: Bytes) -> Msg {
+        Msg { head: SmallVec::from_slice(head), ..Msg::new(body) }
+    }
+
     /// Going down, as the layer that handled it emits it: one presence bit for that layer.
     pub fn seal(&mut self) {
         debug_assert!(self.marks >> 63 == 0, "more than 63 layers");
