@@ -188,6 +188,7 @@ impl Pack {
         self.datagrams_packed += 1;
         let mut buf = BytesMut::with_capacity(bytes);
         let count = batch.len() as u64;
+        let here = batch.iter().all(Msg::delivered_here);
         for m in batch {
             let mut len = [0u8; 10];
             let mut w = Writer::new(&mut len);
@@ -199,6 +200,9 @@ impl Pack {
             buf.extend_from_slice(&body);
         }
         let mut msg = Msg::new(buf.freeze());
+        if here {
+            msg.set_delivered_here();
+        }
         msg.push(&Hdr::Many { count });
         cx.dn(match to {
             To::All => Dn::CastUnrel(msg),
@@ -375,5 +379,30 @@ mod tests {
                 ("cast".to_string(), b"d".to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn a_packed_datagram_is_delivered_here_only_if_every_part_is() {
+        let view = View::initial(vec![EndpointId(1), EndpointId(2)]);
+        let (mut rng, mut up, mut dn) = (Rng::new(1), VecDeque::new(), VecDeque::new());
+        let mut p = Pack::new(Config { size: 64 });
+        let mut cx = Cx::new(Time::ZERO, &view, Rank(0), &mut rng, &mut up, &mut dn);
+        let here = |b: &'static [u8]| {
+            let mut m = Msg::new(Bytes::from_static(b));
+            m.set_delivered_here();
+            m
+        };
+        // Turn 1: alone (keeps its mark), then two marked casts packed; turn 2: alone, then
+        // a marked cast packed with an unmarked one.
+        for turn in [[here(b"a"), here(b"b"), here(b"c")], [here(b"d"), here(b"e"), Msg::new(Bytes::from_static(b"f"))]]
+        {
+            for m in turn {
+                p.handle_dn(Dn::Cast(m), &mut cx);
+            }
+            p.end_turn(&mut cx);
+        }
+        let marks: Vec<bool> =
+            dn.iter().map(|e| matches!(e, Dn::Cast(m) | Dn::CastUnrel(m) if m.delivered_here())).collect();
+        assert_eq!(marks, [true, true, true, false]);
     }
 }

@@ -94,16 +94,24 @@ fn cfg() -> Config {
 }
 
 #[test]
-fn a_cast_is_numbered_and_its_loopback_delivered() {
+fn a_cast_is_numbered_and_delivered_here_as_it_is_sent() {
     let mut l = Nak::new(cfg());
     let mut h = H::new(3, 0);
     h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"a"))));
     h.dn(&mut l, at(0), Dn::Cast(Msg::new(Bytes::from_static(b"b"))));
+    // Delivered at once, from this member's rank, in order.
+    assert_eq!(h.delivered(), [(0, b"a".to_vec()), (0, b"b".to_vec())]);
+    // Marked so that the bottom of the stack does not loop them back.
+    assert!(h.dn.iter().all(|e| matches!(e, Dn::Cast(m) if m.delivered_here())));
     assert_eq!(h.sent(), [("cast", None, vec![1, 0, b'a']), ("cast", None, vec![1, 1, b'b'])]);
-    // The endpoint loops both back, from this member's rank.
+    // One that comes back up anyway (in a packed datagram) is not delivered again.
     h.up(&mut l, at(0), data(0, 0, b"a"));
     h.up(&mut l, at(0), data(0, 1, b"b"));
-    assert_eq!(h.delivered(), [(0, b"a".to_vec()), (0, b"b".to_vec())]);
+    assert_eq!(h.delivered(), []);
+    assert_eq!((counter(&l, "own_back"), counter(&l, "dup")), (2, 0));
+    // The flush counts them: the digest has both.
+    h.dn(&mut l, at(0), Dn::GetDigest);
+    assert_eq!(h.take_up(), [Up::Digest(vec![2, 0, 0])]);
     // Kept once each (as own casts), and no NAK timer: the tail timer only.
     assert_eq!(counter(&l, "buffered"), 2);
     assert_eq!(l.poll_timeout(), Some(at(20)));

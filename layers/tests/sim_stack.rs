@@ -125,3 +125,32 @@ fn scenario(seed: u64) -> Result<(), String> {
 fn the_reliable_stack_delivers_everything_once_in_order() {
     check_seeds("the_reliable_stack_delivers_everything_once_in_order", 0..1000, scenario);
 }
+
+/// A member's own casts are delivered by `nak` as it numbers them, and the bottom of the stack
+/// sends them without looping them back (no unpacking, no layer below `nak` on the way up):
+/// with nothing else in the turn, `nak` never sees one come back (`own_back`); large ones
+/// come back to `frag` as sent (`rx_own`). Each is still delivered once, in order.
+#[test]
+fn own_casts_are_delivered_once_without_coming_back_up() {
+    let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
+    let mut sim: Sim = Sim::new(7);
+    let registry = thoth_layers::registry();
+    let nodes = sim.add_group(GroupId::named("own"), &ids, move |_: &View| registry.build(SPEC).expect("valid"));
+    for k in 0..20 {
+        // A cast alone in its turn, then a burst that `pack` puts in one datagram.
+        let len = if k % 4 == 0 { 1500 } else { 50 };
+        sim.cast(nodes[0], payload(0, k, len)).expect("cast");
+        sim.run_for(Duration::from_micros(300));
+    }
+    for k in 20..30 {
+        sim.cast(nodes[0], payload(0, k, 50)).expect("cast");
+    }
+    sim.run_until_quiet(Duration::from_secs(10)).expect("quiet");
+    for &node in &nodes {
+        let got: Vec<Bytes> = sim.delivered(node).iter().map(|d| d.data.clone()).collect();
+        let want: Vec<Bytes> = (0..30).map(|k| payload(0, k, if k < 20 && k % 4 == 0 { 1500 } else { 50 })).collect();
+        assert_eq!(got, want, "{node}: every cast once, in order");
+    }
+    assert_eq!(counter(&sim, nodes[0], "nak", "own_back"), Ok(0), "nothing came back up to nak");
+    assert_eq!(counter(&sim, nodes[0], "frag", "rx_own"), Ok(5), "the fragmented ones delivered as sent");
+}

@@ -11,7 +11,8 @@
 //!
 //! The bottom of the stack is here: a `Cast` leaving the stack is transmitted to the group
 //! and also looped back up the stack as this member's own delivery (the kernel's multicast
-//! loopback copy is dropped as `rx_own`); a `Send` to this member's own rank only loops
+//! loopback copy is dropped as `rx_own`), unless a layer delivered it here already
+//! (`Msg::delivered_here`: the reliable layer delivers its own casts as it numbers them); a `Send` to this member's own rank only loops
 //! back; `Leave` returns up the stack as `Exit`; `Gossip` goes out flagged so that the
 //! receiver passes it up whatever view it is in.
 //!
@@ -682,6 +683,10 @@ impl<L: Layer> Endpoint<L> {
     /// An event leaving the bottom of the stack; returns what loops back up.
     fn bottom(&mut self, ev: Dn) -> Option<Up> {
         match ev {
+            Dn::Cast(msg) | Dn::CastUnrel(msg) if msg.delivered_here() => {
+                self.transmit(Dest::All, 0, msg);
+                None
+            }
             Dn::Cast(mut msg) | Dn::CastUnrel(mut msg) => {
                 self.transmit(Dest::All, 0, msg.clone());
                 msg.unseal();

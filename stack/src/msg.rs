@@ -36,6 +36,8 @@ pub struct Msg {
     pushed: bool,
     /// Going up: the header of the layer handling it is there.
     avail: bool,
+    /// Going down: a layer has delivered it at this member already (see `delivered_here`).
+    here: bool,
     head: SmallVec<[u8; INLINE_HEAD]>,
     /// Bytes of `head` already popped (headers are a few dozen bytes).
     popped: u16,
@@ -52,7 +54,17 @@ pub const COMPACT_SLACK: usize = 256;
 impl Msg {
     /// A message whose body is the application payload.
     pub fn new(body: Bytes) -> Msg {
-        Msg { marks: 1, pushed: false, avail: false, head: SmallVec::new(), popped: 0, pinned: 0, datagram: 0, body }
+        Msg {
+            marks: 1,
+            pushed: false,
+            avail: false,
+            here: false,
+            head: SmallVec::new(),
+            popped: 0,
+            pinned: 0,
+            datagram: 0,
+            body,
+        }
     }
 
     /// A message whose every layer wrote its header: headers and payload in one buffer (for
@@ -79,6 +91,19 @@ impl Msg {
     /// them as one payload.
     pub fn with_head(head: &[u8], body: Bytes) -> Msg {
         Msg { head: SmallVec::from_slice(head), ..Msg::new(body) }
+    }
+
+    /// Marks a cast going down as delivered at this member already, by the layer that
+    /// numbers it (a reliable layer delivers its own casts as it sends them): the bottom of
+    /// the stack sends it without looping it back up. A layer that puts messages together
+    /// marks the whole only if every part is marked.
+    pub fn set_delivered_here(&mut self) {
+        self.here = true;
+    }
+
+    /// Whether a layer has delivered it at this member already (`set_delivered_here`).
+    pub fn delivered_here(&self) -> bool {
+        self.here
     }
 
     /// Going down, as the layer that handled it emits it: one presence bit for that layer.

@@ -53,8 +53,7 @@
 //! deliveries of every failed member at what this member has delivered so far (arrivals go
 //! on being fetched and held) and drops the cut of an earlier attempt. `Dn::GetDigest` is
 //! answered at once with `Up::Digest`: per rank, the casts delivered; for this member's own
-//! rank, every cast it has numbered, looped back or not (they all come back: the endpoint
-//! loops a cast back as it leaves the stack, and the cut waits for them). So the membership
+//! rank, every cast it has numbered. So the membership
 //! layer need not wait for its own casts to come back up to it, which an ordering layer
 //! between the two could hold for a decision that will only come at the cut. `Dn::Cut(cut)` sets how many casts of each rank this member delivers in
 //! the view, and goes on down; it delivers up to the cut (what lies beyond stays held and
@@ -68,8 +67,11 @@
 //! (capped at what this member has itself delivered, so a bad vector frees nothing it still
 //! needs), and passes on down.
 //!
-//! Its own casts come back from the endpoint's loopback (from `cx.rank`) and are delivered in
-//! order like anyone's. `Dn::CastUnrel`, `Send`, `SendUnrel` pass through with no header; an
+//! Its own casts are delivered as they are numbered (within the flush's limit, like
+//! anyone's), and marked going down (`Msg::set_delivered_here`) so that the bottom of the
+//! stack does not loop them back: they skip the layers below and the unpacking. One that
+//! comes back anyway (a packed datagram is looped back if anything in it is unmarked) is
+//! not delivered again (`own_back`). `Dn::CastUnrel`, `Send`, `SendUnrel` pass through with no header; an
 //! `Up` with none (`NoHdr`, the nothing) passes up. Malformed headers, impossible ranks and misplaced variants
 //! are dropped and counted (`bad`).
 //!
@@ -203,6 +205,7 @@ struct Counters {
     casts: u64,
     delivered: u64,
     dup: u64,
+    own_back: u64,
     window_drop: u64,
     bad: u64,
     naks_sent: u64,
@@ -325,7 +328,7 @@ impl Nak {
         self.c.bad += 1;
     }
 
-    /// Cast `seq` of `origin` arrived (first copy, retransmission, or own loopback).
+    /// Cast `seq` of `origin` arrived (first copy, retransmission, or own cast numbered).
     fn accept(&mut self, origin: usize, seq: u64, msg: Msg, cx: &mut Cx<'_>) {
         let me = self.me;
         if origin >= self.peers.len() {
@@ -650,8 +653,13 @@ impl Layer for Nak {
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Cast(mut m) => {
+                let seq = self.sent;
                 self.mine.push_back(m.clone());
-                m.push(&NakHdr::Data { seq: self.sent });
+                // Delivered here as it is numbered (within the flush's limit, like anyone's),
+                // so it need not come back up from the bottom of the stack.
+                self.accept(self.me, seq, m.clone(), cx);
+                m.push(&NakHdr::Data { seq });
+                m.set_delivered_here();
                 self.sent += 1;
                 self.c.casts += 1;
                 self.tail_due = Some(cx.now + self.cfg.tail_interval);
@@ -705,6 +713,9 @@ impl Layer for Nak {
         }
         match h {
             NakHdr::NoHdr => cx.up(if is_cast { Up::Cast { from, msg } } else { Up::Send { from, msg } }),
+            // Own casts were delivered as they were numbered; one that comes back up anyway
+            // (in a packed datagram with something that must) is not delivered again.
+            NakHdr::Data { .. } if is_cast && from_i == self.me => self.c.own_back += 1,
             NakHdr::Data { seq } if is_cast => self.accept(from_i, seq, msg, cx),
             NakHdr::Data { .. } => self.bad(),
             NakHdr::Retrans { origin, .. } if origin.index() >= n => self.bad(),
@@ -783,6 +794,7 @@ impl Layer for Nak {
                 ("buffered", self.buffered() as u64),
                 ("held", self.held() as u64),
                 ("dup", c.dup),
+                ("own_back", c.own_back),
                 ("window_drop", c.window_drop),
                 ("bad", c.bad),
                 ("naks_sent", c.naks_sent),
