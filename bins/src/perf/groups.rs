@@ -84,7 +84,7 @@ pub fn serve(o: &MemberOpts, spec: &str, n: usize, ctl: &Control) -> Result<(), 
     emit(&format!("ARMED {max}"));
     let (s0, c0, t0) = (net.driven.stats(), cpu_ns(), now_ns());
     while now_ns() < t0 + o.idle.as_nanos() as u64 {
-        net.recv(Duration::from_millis(10), &mut |_| {})?;
+        net.recv(Duration::from_millis(10), &mut |_, _| {})?;
     }
     let (s1, c1, t1) = (net.driven.stats(), cpu_ns(), now_ns());
     let idle = Idle {
@@ -130,14 +130,15 @@ impl Net for GroupsNet {
         self.driven.command(GroupCmd::To(g, Cmd::Cast(self.chunk.take(payload))))
     }
 
-    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8], u64)) -> Result<usize, String> {
         self.events.clear();
         self.driven.recv_many(&mut self.events, timeout)?;
+        let at = super::clock::now_ns();
         let mut n = 0;
         for ev in self.events.drain(..) {
             match ev.event {
                 Event::Cast { data, .. } => {
-                    sink(&data);
+                    sink(&data, at);
                     n += 1;
                 }
                 Event::Exit => return Err(format!("group {:?} left", ev.group)),

@@ -175,7 +175,7 @@ fn serve_until<N: Net>(net: &mut N, ctl: &Control, wait: Duration, what: &str) -
         if now_ns() >= give_up {
             return Err(format!("no {what} from the parent within {} s", wait.as_secs()));
         }
-        net.recv(RECV_WAIT, &mut |_| {})?;
+        net.recv(RECV_WAIT, &mut |_, _| {})?;
     }
 }
 
@@ -409,8 +409,8 @@ fn receive<N: Net>(
     let mut pong: Vec<u8> = vec![0; o.size];
     let sent_by = loop {
         let wait = pump.step(net)?;
-        net.recv(wait, &mut |p| {
-            tally.on_payload(p, now_ns());
+        net.recv(wait, &mut |p, at| {
+            tally.on_payload(p, at);
             if let Some(h) = Hdr::read(p) {
                 pump.heard(&h);
                 if answer && h.sender == 0 && h.round == round {

@@ -31,9 +31,11 @@ pub trait Net {
     /// thread runs may hold it until the next `recv` (or a batch is full), to send many in
     /// one turn as a sender thread's path does.
     fn send(&mut self, payload: &[u8]) -> Result<(), String>;
-    /// Waits up to `timeout` for messages and passes each payload to `sink`; returns how
-    /// many. Returns as soon as what arrived is passed on.
-    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String>;
+    /// Waits up to `timeout` for messages and passes each payload to `sink` with the moment
+    /// it reached the application (ns, host monotonic clock: one reading for what one
+    /// receive hands over together); returns how many. Returns as soon as what arrived is
+    /// passed on.
+    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8], u64)) -> Result<usize, String>;
     /// Datagrams the endpoint rejected so far (`None` where there is no endpoint).
     fn rx_rejected(&mut self) -> Option<u64>;
     /// This member's own multicast copies the kernel dropped on purpose so far (the

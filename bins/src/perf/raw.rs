@@ -200,7 +200,7 @@ impl Net for RawNet {
     /// The first datagram waits up to `timeout` (a blocking read with a read timeout); the
     /// ones already queued behind it are taken without waiting (non-blocking reads), so the
     /// call returns as soon as what arrived is passed on.
-    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8], u64)) -> Result<usize, String> {
         // A zero read timeout means "none" to the kernel: wait at least a microsecond.
         let timeout = timeout.max(Duration::from_micros(1));
         if self.timeout != Some(timeout) {
@@ -214,8 +214,9 @@ impl Net for RawNet {
                 Ok((len, _)) => {
                     // A datagram of several messages of `size` bytes each (`--raw-datagram`).
                     let k = if len > self.size && len % self.size == 0 { len / self.size } else { 1 };
+                    let at = super::clock::now_ns();
                     for m in self.buf[..len].chunks(len / k) {
-                        sink(m);
+                        sink(m, at);
                     }
                     msgs += k;
                     n += 1;
@@ -264,7 +265,7 @@ mod tests {
         net.tx().expect("raw UDP has a sending side").send(b"hello").unwrap();
         let mut got = Vec::new();
         for _ in 0..50 {
-            net.recv(Duration::from_millis(20), &mut |p| got.push(p.to_vec())).unwrap();
+            net.recv(Duration::from_millis(20), &mut |p, _| got.push(p.to_vec())).unwrap();
             if !got.is_empty() {
                 break;
             }

@@ -107,14 +107,15 @@ impl Net for StackNet {
         self.driven.command(Cmd::Cast(self.chunk.take(payload)))
     }
 
-    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8])) -> Result<usize, String> {
+    fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8], u64)) -> Result<usize, String> {
         self.events.clear();
         self.driven.recv_many(&mut self.events, timeout)?;
+        let at = super::clock::now_ns();
         let mut n = 0;
         for ev in self.events.drain(..) {
             match ev {
                 Event::Cast { data, .. } => {
-                    sink(&data);
+                    sink(&data, at);
                     n += 1;
                 }
                 Event::Exit => return Err("the endpoint left the group".into()),
