@@ -34,7 +34,7 @@
 //! (`bad_hdr`, `bad_entry`); the entries before it were well formed and are delivered.
 //!
 //! Memory: the queues hold only what arrived in the current turn: at most one turn's input.
-//! Packed datagrams are built in one buffer per flush.
+//! Packed datagrams are built in one buffer, reused once they are sent and dropped.
 //!
 //! Tests: unit tests below (header codec, exact packing); `layers/tests/pack.rs`: bolero
 //! models (any sequence of messages and flushes comes out in order and intact; arbitrary
@@ -115,6 +115,9 @@ pub struct Pack {
     /// as reliable events. One queue serves every destination: a flush takes each
     /// destination's messages in order.
     queue: VecDeque<(To, bool, Msg)>,
+    /// Where packed datagrams are built: its allocation is reused once the datagrams built
+    /// in it are sent and dropped (no allocation, no fresh pages per datagram).
+    buf: BytesMut,
     sent_alone: u64,
     sent_packed: u64,
     datagrams_packed: u64,
@@ -135,6 +138,7 @@ impl Pack {
             cfg: Config { size: cfg.size.max(64) },
             busy: false,
             queue: VecDeque::new(),
+            buf: BytesMut::new(),
             sent_alone: 0,
             sent_packed: 0,
             datagrams_packed: 0,
@@ -186,7 +190,9 @@ impl Pack {
     fn emit(&mut self, to: To, batch: Vec<Msg>, bytes: usize, cx: &mut Cx<'_>) {
         self.sent_packed += batch.len() as u64;
         self.datagrams_packed += 1;
-        let mut buf = BytesMut::with_capacity(bytes);
+        // Reclaims the allocation if nothing built in it is alive any more.
+        self.buf.reserve(bytes);
+        let buf = &mut self.buf;
         let count = batch.len() as u64;
         let here = batch.iter().all(Msg::delivered_here);
         for m in batch {
@@ -199,7 +205,7 @@ impl Pack {
             buf.extend_from_slice(&head);
             buf.extend_from_slice(&body);
         }
-        let mut msg = Msg::new(buf.freeze());
+        let mut msg = Msg::new(buf.split().freeze());
         if here {
             msg.set_delivered_here();
         }
