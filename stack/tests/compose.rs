@@ -227,3 +227,59 @@ fn named_stacks_expand_where_they_appear() {
     r.register_stack("loop", "refers to itself", "tag:loop");
     assert!(matches!(r.build("loop"), Err(SpecError::Syntax { .. })));
 }
+
+/// Cuts a cast into one-byte casts, in order, going down and going up (as `pack` unpacks a
+/// datagram into its messages): the layer above or below gets them as one batch.
+struct Split;
+
+impl Layer for Split {
+    fn name(&self) -> &'static str {
+        "split"
+    }
+    fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
+        match ev {
+            Dn::Cast(m) => {
+                let body = m.into_payload();
+                (0..body.len()).for_each(|i| cx.dn(Dn::Cast(Msg::new(body.slice(i..i + 1)))));
+            }
+            other => cx.dn(other),
+        }
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        match ev {
+            Up::Cast { from, msg } => {
+                let body = msg.into_payload();
+                (0..body.len()).for_each(|i| cx.up(Up::Cast { from, msg: Msg::new(body.slice(i..i + 1)) }));
+            }
+            other => cx.up(other),
+        }
+    }
+    fn dump(&self, _: &mut Vec<Dump>) {}
+}
+
+#[test]
+fn a_batch_keeps_its_order_through_every_layer_both_ways() {
+    // A pass-through layer on each side of the split: each has a batch to keep in order.
+    let mut stat = static_stack![compose::Bare, Split, compose::Bare];
+    let mut dynamic = Stack::builder().push(compose::Bare).push(Split).push(compose::Bare).build().unwrap();
+    let (mut hs, mut hd) = (Harness::new(2, 0), Harness::new(2, 0));
+    for body in [&b"abc"[..], b"de"] {
+        hs.dn(&mut stat, Time::ZERO, cast(body));
+        hd.dn(&mut dynamic, Time::ZERO, cast(body));
+        let up = |b: &'static [u8]| Up::Cast { from: Rank(1), msg: Msg::new(Bytes::from_static(b)) };
+        hs.up(&mut stat, Time::ZERO, up(body));
+        hd.up(&mut dynamic, Time::ZERO, up(body));
+    }
+    let dn = |q: &VecDeque<Dn>| -> Vec<u8> { heads(q).concat() };
+    let up = |q: &VecDeque<Up>| -> Vec<u8> {
+        q.iter()
+            .flat_map(|u| match u {
+                Up::Cast { msg, .. } => msg.clone().into_payload().to_vec(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    for (d, u) in [(dn(&hs.dn), up(&hs.up)), (dn(&hd.dn), up(&hd.up))] {
+        assert_eq!((d, u), (b"abcde".to_vec(), b"abcde".to_vec()));
+    }
+}
