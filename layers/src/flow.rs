@@ -78,7 +78,8 @@
 //!
 //! **Memory:** at most `max_held` held casts, plus three counters per member of the view.
 //!
-//! **Tests:** `layers/tests/flow.rs`: unit tests with exact outputs (credit, hold, release,
+//! **Tests:** `layers/tests/batch.rs`: a batch of casts counted and handed on at once
+//! (`handle_ups`) as one at a time; `layers/tests/flow.rs`: unit tests with exact outputs (credit, hold, release,
 //! grants at the threshold, requests and their repeats, answers, hostile grants, unreliable
 //! traffic never held, a failed receiver stops constraining credit), bolero (header
 //! round-trip, arbitrary bytes, the sender against a reference model under arbitrary casts
@@ -339,6 +340,17 @@ impl Flow {
         self.drain(cx);
     }
 
+    /// A cast of `len` bytes from rank `s` of the view went up: credit for it is granted
+    /// once enough has gone up since the last grant.
+    fn received_data(&mut self, s: usize, len: u64, cx: &mut Cx<'_>) {
+        if s != self.me {
+            self.received[s] += len;
+            if self.received[s] - self.granted[s] >= self.threshold && !self.failed[s] {
+                self.grant(s, cx);
+            }
+        }
+    }
+
     fn grant(&mut self, to: usize, cx: &mut Cx<'_>) {
         self.granted[to] = self.received[to];
         self.c.grants_sent += 1;
@@ -412,6 +424,20 @@ impl Layer for Flow {
         }
     }
 
+    fn handle_ups(&mut self, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+        // The data path: casts of members of the view (flow's nothing is `Data`) are
+        // counted, granting credit where it is due, in order, and pass on all at once.
+        let n = cx.view.len().min(self.received.len());
+        if !evs.iter().all(|e| e.is_bare_cast() && matches!(e, Up::Cast { from, .. } if from.index() < n)) {
+            return thoth_stack::layer::each_up(self, evs, cx);
+        }
+        for e in evs.iter() {
+            if let Up::Cast { from, msg } = e {
+                self.received_data(from.index(), msg.len() as u64, cx);
+            }
+        }
+        cx.up_all(evs)
+    }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         match ev {
             Up::Cast { from, mut msg } => match msg.pop::<FlowHdr>() {
@@ -424,12 +450,7 @@ impl Layer for Flow {
                     }
                     let len = msg.len() as u64;
                     cx.up(Up::Cast { from, msg });
-                    if s != self.me {
-                        self.received[s] += len;
-                        if self.received[s] - self.granted[s] >= self.threshold && !self.failed[s] {
-                            self.grant(s, cx);
-                        }
-                    }
+                    self.received_data(s, len, cx);
                 }
                 Ok(_) | Err(_) => self.c.bad_hdr += 1,
             },

@@ -71,12 +71,13 @@
 //! discarded on `Up::Exit`, and when the sender leaves the view: with fixed views that is
 //! when a new stack is built for the next view, which starts empty.
 //!
-//! **Tests.** A unit test here (header bytes); `layers/tests/frag.rs`: exact
+//! **Tests.** A unit test here (header bytes); `layers/tests/batch.rs`: a batch of whole
+//! casts handed on at once (`handle_ups`) as one at a time; `layers/tests/frag.rs`: exact
 //! outputs for split, reassembly, own casts back up, bounds, contradictions and exit; bolero header round-trip,
 //! hostile input and model tests; and simulator runs of 3-member groups with and without
 //! loss, including one that must catch `Config::test_deliver_on_last`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use thoth_stack::{Args, Bytes, BytesMut, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up};
 use thoth_stack::{Wire, WireError, Writer, wire::var_len};
 
@@ -549,6 +550,14 @@ impl Layer for Frag {
             }
             other => cx.dn(other),
         }
+    }
+    fn handle_ups(&mut self, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+        // The data path: whole casts (frag's nothing) pass on as they came, all at once.
+        if evs.iter().all(Up::is_bare_cast) {
+            self.c.rx_whole += evs.len() as u64;
+            return cx.up_all(evs);
+        }
+        thoth_stack::layer::each_up(self, evs, cx)
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         match ev {

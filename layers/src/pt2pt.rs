@@ -71,7 +71,8 @@
 //! a flow-control layer above bounds it. `dump` counts it (`unacked`) and the held
 //! out-of-order messages (`buffered`).
 //!
-//! Tests: unit tests below (header codec, receive window); `layers/tests/pt2pt.rs` has unit
+//! Tests: unit tests below (header codec, receive window); `layers/tests/batch.rs`: a batch of
+//! casts handed on at once (`handle_ups`) as one at a time; `layers/tests/pt2pt.rs` has unit
 //! tests with exact expected outputs, bolero tests (header round-trip, arbitrary bytes into
 //! `handle_up`, the receive window against a reference model), and simulator properties for
 //! whole groups under loss, duplication, reordering, jitter and asymmetric loss, plus a test
@@ -452,6 +453,13 @@ impl Layer for Pt2pt {
         }
     }
 
+    fn handle_ups(&mut self, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+        // The data path: casts from live members pass on as they came, all at once.
+        if evs.iter().all(|e| e.is_bare_cast() && !matches!(e, Up::Cast { from, .. } if self.is_failed(*from))) {
+            return cx.up_all(evs);
+        }
+        thoth_stack::layer::each_up(self, evs, cx)
+    }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         match ev {
             Up::Cast { from, .. } | Up::Send { from, .. } if self.is_failed(from) => self.c.from_failed += 1,

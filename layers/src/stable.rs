@@ -34,12 +34,15 @@
 //!
 //! **Memory.** `n × n` counters for a view of `n`; a gossip is `2n` varints.
 //!
-//! **Tests:** unit tests in `tests/stable.rs` (exact outputs: counting, stability from
+//! **Tests:** `tests/batch.rs`: a batch of casts counted and handed on at once (`handle_ups`)
+//! as one at a time, stability announced once per batch and never earlier; unit tests in
+//! `tests/stable.rs` (exact outputs: counting, stability from
 //! gossip, staggered deadlines, quiescence, hostile input, failed members), bolero header
 //! round-trips and arbitrary bytes; with `nak` in `tests/sim_reliable.rs` (every buffer freed
 //! after the run quiesces, bounded under steady load); in the whole `reliable` stack with a
 //! crashed member in `tests/failed.rs` (a `stable` blind to the failure must be caught).
 
+use std::collections::VecDeque;
 use thoth_stack::wire::var_len;
 use thoth_stack::{
     Args, Cx, Dn, Dump, Duration, Layer, Msg, Props, Reader, Registry, Time, Up, Wire, WireError, Writer,
@@ -285,6 +288,25 @@ impl Layer for Stable {
         cx.dn(ev);
     }
 
+    fn handle_ups(&mut self, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+        // The data path: casts of members of the view (stable's nothing is `Cast`) are
+        // counted and pass on all at once; stability is then computed once for the batch,
+        // announced after the casts that made it (never before, as one at a time does).
+        if evs.is_empty()
+            || !evs.iter().all(|e| e.is_bare_cast() && matches!(e, Up::Cast { from, .. } if from.index() < self.n))
+        {
+            return thoth_stack::layer::each_up(self, evs, cx);
+        }
+        let me = self.me;
+        for e in evs.iter() {
+            if let Up::Cast { from, .. } = e {
+                self.seen[me][from.index()] += 1;
+            }
+        }
+        self.dirty = true;
+        cx.up_all(evs);
+        self.update(cx);
+    }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         match ev {
             Up::Cast { from, mut msg } => {

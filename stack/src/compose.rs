@@ -57,8 +57,8 @@ impl<T: Layer, R: Layer> Compose<T, R> {
         loop {
             if let Some(ev) = self.to_rest.pop_front() {
                 self.rest.handle_dn(ev, &mut cx.with_up(&mut self.to_top));
-            } else if let Some(ev) = self.to_top.pop_front() {
-                self.top.handle_up(ev, &mut cx.with_dn(&mut self.to_rest));
+            } else if !self.to_top.is_empty() {
+                self.top.handle_ups(&mut self.to_top, &mut cx.with_dn(&mut self.to_rest));
             } else {
                 return;
             }
@@ -208,9 +208,7 @@ impl Stack {
             while let Some(ev) = dns.pop_front() {
                 layer.handle_dn(ev, cx);
             }
-            while let Some(ev) = ups.pop_front() {
-                layer.handle_up(ev, cx);
-            }
+            layer.handle_ups(&mut ups, cx);
         });
         // Put back, keeping their allocations.
         self.dns[i] = dns;

@@ -139,6 +139,12 @@ pub enum Up {
 }
 
 impl Up {
+    /// A cast without a header of the layer handling it: the data path's common case, which
+    /// a layer whose header's nothing is its data variant passes on as it came.
+    pub fn is_bare_cast(&self) -> bool {
+        matches!(self, Up::Cast { msg, .. } if !msg.has_header())
+    }
+
     /// The message this event carries (`Cast`, `Send`, `Gossip`).
     pub fn carried_mut(&mut self) -> Option<&mut Msg> {
         match self {

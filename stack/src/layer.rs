@@ -99,6 +99,22 @@ impl<'a> Cx<'a> {
         self.dn.push_back(ev)
     }
 
+    /// Emits every event of `evs` towards the application, in order, leaving `evs` empty: as
+    /// `up` on each, but moving none of them when nothing else is queued above yet (the
+    /// queues are swapped).
+    pub fn up_all(&mut self, evs: &mut VecDeque<Up>) {
+        for ev in evs.iter_mut() {
+            if let Some(m) = ev.carried_mut() {
+                m.unseal();
+            }
+        }
+        if self.up.is_empty() {
+            core::mem::swap(self.up, evs);
+        } else {
+            self.up.append(evs);
+        }
+    }
+
     /// Hands on an event a layer inside a composite emitted (already sealed or unsealed).
     pub fn pass_up(&mut self, ev: Up) {
         self.up.push_back(ev)
@@ -194,6 +210,14 @@ pub trait Layer: Send {
     fn init(&mut self, _cx: &mut Cx<'_>) {}
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>);
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>);
+    /// Handles the events queued from below, oldest first, leaving `evs` empty: `handle_up`
+    /// on each, which is what the default does (`each_up`). A layer whose data path passes
+    /// a message on as it came may override it to hand a whole batch of such messages on at
+    /// once (`Cx::up_all`, which moves no event); it must do for each what `handle_up` would,
+    /// in order, and may only delay what it emits besides (never emit anything earlier).
+    fn handle_ups(&mut self, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+        each_up(self, evs, cx)
+    }
     /// Called after each batch of input the endpoint handled (datagrams received together,
     /// commands, timeouts): a layer that gathers messages into datagrams sends them here.
     fn end_turn(&mut self, _cx: &mut Cx<'_>) {}
@@ -211,6 +235,14 @@ pub trait Layer: Send {
     fn check(&self, below: Props) -> Result<Props, Missing> {
         let missing = self.requires() - below;
         if missing.is_empty() { Ok(below | self.provides()) } else { Err(Missing { layer: self.name(), missing }) }
+    }
+}
+
+/// `handle_up` on each event of `evs`, oldest first (`Layer::handle_ups`'s default, for an
+/// override to fall back on).
+pub fn each_up<L: Layer + ?Sized>(layer: &mut L, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+    while let Some(ev) = evs.pop_front() {
+        layer.handle_up(ev, cx);
     }
 }
 
@@ -235,6 +267,9 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
         (**self).handle_up(ev, cx)
+    }
+    fn handle_ups(&mut self, evs: &mut VecDeque<Up>, cx: &mut Cx<'_>) {
+        (**self).handle_ups(evs, cx)
     }
     fn poll_timeout(&self) -> Option<Time> {
         (**self).poll_timeout()

@@ -104,6 +104,12 @@ impl Msg {
         self.here = true;
     }
 
+    /// Going up: whether the layer handling it has a header in it (its presence bit); without
+    /// one, `pop` gives the header type's nothing and leaves the message as it is.
+    pub fn has_header(&self) -> bool {
+        self.avail
+    }
+
     /// Whether a layer has delivered it at this member already (`set_delivered_here`).
     pub fn delivered_here(&self) -> bool {
         self.here

@@ -84,6 +84,23 @@ impl Harness {
         l.handle_up(ev, &mut self.cx(now));
     }
 
+    /// Hands `evs` to `l` going up as one batch (`Layer::handle_ups`), as the stack does with
+    /// what the layer below emitted together.
+    pub fn ups<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, evs: impl IntoIterator<Item = Up>) {
+        self.init(l, now);
+        let mut batch: VecDeque<Up> = evs
+            .into_iter()
+            .map(|mut ev| {
+                if let Some(m) = ev.carried_mut() {
+                    m.unseal();
+                }
+                ev
+            })
+            .collect();
+        l.handle_ups(&mut batch, &mut self.cx(now));
+        debug_assert!(batch.is_empty(), "handle_ups leaves its batch empty");
+    }
+
     pub fn timeout<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
         self.init(l, now);
         l.handle_timeout(&mut self.cx(now));
