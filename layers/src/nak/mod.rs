@@ -71,9 +71,9 @@
 //! anyone's), and marked going down (`Msg::set_delivered_here`) so that the bottom of the
 //! stack does not loop them back: they skip the layers below and the unpacking. One that
 //! comes back anyway (a packed datagram is looped back if anything in it is unmarked) is
-//! not delivered again (`own_back`). `Dn::CastUnrel`, `Send`, `SendUnrel` pass through with no header; an
-//! `Up` with none (`NoHdr`, the nothing) passes up. Malformed headers, impossible ranks and misplaced variants
-//! are dropped and counted (`bad`).
+//! not delivered again (`own_back`). `Dn::CastUnrel`, `Send`, `SendUnrel` pass through with
+//! no header; an `Up` with none (`NoHdr`, the nothing) passes up. Malformed headers,
+//! impossible ranks and misplaced variants are dropped and counted (`bad`).
 //!
 //! **Parameters** (spec `nak(...)`): `nak_delay_ms` (2), `nak_interval_ms` (5),
 //! `rtx_interval_ms` (2), `tail_ms` (20), `window` (8192), `max_rtx` (1024), `origin_tries`
