@@ -824,6 +824,28 @@ fn sim_quiet_group_quiesces() {
 // ---------------------------------------------------------------------------------------
 // Real sockets: a member whose application stops taking events throttles the sender.
 
+/// Three members of one group (`tag` tells it apart) on sockets opened with `cfg`, each
+/// with flow control `fc` and run by `run` (a driver thread, or inline).
+fn udp_members<T>(
+    cfg: &UdpConfig,
+    tag: u64,
+    fc: &Config,
+    run: impl Fn(Sockets, Endpoint, &[SocketAddr]) -> T,
+) -> Vec<T> {
+    let socks: Vec<Sockets> = (0..3).map(|_| Sockets::open(cfg).expect("open sockets")).collect();
+    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
+    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
+    let group = GroupId(u64::from(addrs[0].port()) << 16 | tag);
+    socks
+        .into_iter()
+        .map(|s| {
+            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), group_stack(fc.clone()))
+                .expect("endpoint");
+            run(s, ep, &addrs)
+        })
+        .collect()
+}
+
 /// Takes every queued event of `h`, appending the casts' payloads.
 fn drain(h: &Handle, out: &mut Vec<Bytes>) {
     while let Some(ev) = h.try_recv() {
@@ -846,19 +868,8 @@ fn udp_an_application_that_stops_reading_throttles_the_sender() {
         queue: QUEUE,
         ..UdpConfig::default()
     };
-    let socks: Vec<Sockets> = (0..3).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
-    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
-    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
-    let group = GroupId(u64::from(addrs[0].port()) << 16 | 7);
     let fc = Config { credits: CR, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
-    let handles: Vec<Handle> = socks
-        .into_iter()
-        .map(|s| {
-            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), group_stack(fc.clone()))
-                .expect("endpoint");
-            udp::spawn(s, ep, &addrs).expect("spawn")
-        })
-        .collect();
+    let handles: Vec<Handle> = udp_members(&cfg, 7, &fc, |s, ep, addrs| udp::spawn(s, ep, addrs).expect("spawn"));
     let (a, b, c) = (&handles[0], &handles[1], &handles[2]);
     let (mut at_a, mut at_b, mut at_c) = (Vec::new(), Vec::new(), Vec::new());
     let msg = |k: u32| payload(0, k, LEN);
@@ -944,19 +955,8 @@ fn udp_inline_a_member_that_is_not_called_throttles_the_sender() {
     const CR: u64 = 16 * 1024;
     const LEN: usize = 500;
     let cfg = UdpConfig { group: random_group(), flow: FlowPolicy::WouldBlock, ..UdpConfig::default() };
-    let socks: Vec<Sockets> = (0..3).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
-    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
-    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
-    let group = GroupId(u64::from(addrs[0].port()) << 16 | 8);
     let fc = Config { credits: CR, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
-    let mut ms: Vec<_> = socks
-        .into_iter()
-        .map(|s| {
-            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), group_stack(fc.clone()))
-                .expect("endpoint");
-            udp::inline(s, ep, &addrs).expect("inline")
-        })
-        .collect();
+    let mut ms = udp_members(&cfg, 8, &fc, |s, ep, addrs| udp::inline(s, ep, addrs).expect("inline"));
     let mut got: Vec<Vec<Bytes>> = vec![Vec::new(); 3];
     let take = |m: &mut udp::Inline<Endpoint<Stack>>, out: &mut Vec<Bytes>| {
         let mut evs = Vec::new();

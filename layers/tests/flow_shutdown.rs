@@ -24,6 +24,30 @@ const MS: Duration = Duration::from_millis(1);
 /// did not end by itself (and was given up on) fails the test.
 const PROMPT: Duration = Duration::from_millis(500);
 
+/// Two members of one group (`tag` tells it apart) on sockets opened with `cfg`, with flow
+/// control of 16 KiB of credit, each run by `run` (a driver thread, or inline); and their
+/// unicast addresses, which are free again once the member has ended.
+fn members<T>(
+    cfg: &UdpConfig,
+    tag: u64,
+    run: impl Fn(Sockets, Endpoint, &[SocketAddr]) -> T,
+) -> (Vec<T>, Vec<SocketAddr>) {
+    let socks: Vec<Sockets> = (0..2).map(|_| Sockets::open(cfg).expect("open sockets")).collect();
+    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
+    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
+    let group = GroupId(u64::from(addrs[0].port()) << 16 | tag);
+    let fc = Config { credits: 16 * 1024, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
+    let ms = socks
+        .into_iter()
+        .map(|s| {
+            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), stack(fc.clone()))
+                .expect("endpoint");
+            run(s, ep, &addrs)
+        })
+        .collect();
+    (ms, addrs)
+}
+
 fn stack(fc: Config) -> impl Fn(&View) -> Stack + Clone + Send + 'static {
     move |_view: &View| {
         let nc = nak::Config { nak_delay: MS, nak_interval: 3 * MS, rtx_interval: MS, ..nak::Config::default() };
@@ -46,19 +70,8 @@ fn shutdown_and_drop_are_prompt_while_a_stalled_reader_holds_the_casts() {
         queue: 64,
         ..UdpConfig::default()
     };
-    let socks: Vec<Sockets> = (0..2).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
-    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
-    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
-    let group = GroupId(u64::from(addrs[0].port()) << 16 | 9);
-    let fc = Config { credits: 16 * 1024, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
-    let mut handles: Vec<Handle> = socks
-        .into_iter()
-        .map(|s| {
-            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), stack(fc.clone()))
-                .expect("endpoint");
-            udp::spawn(s, ep, &addrs).expect("spawn")
-        })
-        .collect();
+    let (mut handles, addrs): (Vec<Handle>, _) =
+        members(&cfg, 9, |s, ep, addrs| udp::spawn(s, ep, addrs).expect("spawn"));
     let (reader, sender) = (handles.pop().unwrap(), handles.pop().unwrap());
 
     // The reader's application takes nothing; the sender casts until it waits for good.
@@ -117,19 +130,7 @@ fn inline_a_cast_gives_up_and_shutdown_and_drop_are_prompt_while_a_member_not_ca
     const LIMIT: Duration = Duration::from_millis(200);
     let cfg =
         UdpConfig { group: random_group(), flow: FlowPolicy::Block, block_timeout: LIMIT, ..UdpConfig::default() };
-    let socks: Vec<Sockets> = (0..2).map(|_| Sockets::open(&cfg).expect("open sockets")).collect();
-    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr()).collect();
-    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
-    let group = GroupId(u64::from(addrs[0].port()) << 16 | 10);
-    let fc = Config { credits: 16 * 1024, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
-    let mut ms: Vec<_> = socks
-        .into_iter()
-        .map(|s| {
-            let ep = Endpoint::new(thoth_stack::Config::new(group, s.id(), ids.clone()), stack(fc.clone()))
-                .expect("endpoint");
-            udp::inline(s, ep, &addrs).expect("inline")
-        })
-        .collect();
+    let (mut ms, addrs) = members(&cfg, 10, |s, ep, addrs| udp::inline(s, ep, addrs).expect("inline"));
     let (reader, mut sender) = (ms.pop().unwrap(), ms.pop().unwrap());
     // The reader is never called. The sender casts until a cast waits its full bound.
     let mut accepted = 0;
