@@ -846,19 +846,111 @@ fn udp_members<T>(
         .collect()
 }
 
-/// Takes every queued event of `h`, appending the casts' payloads.
-fn drain(h: &Handle, out: &mut Vec<Bytes>) {
-    while let Some(ev) = h.try_recv() {
-        if let Event::Cast { data, .. } = ev {
-            out.push(data);
+/// The three members A, B, C of a real-socket test, however they are run.
+trait Three {
+    /// A casts, never waiting.
+    fn try_cast(&mut self, data: Bytes) -> Result<(), HandleError>;
+    /// Takes what member `i` has delivered, appending the casts' payloads.
+    fn take(&mut self, i: usize, out: &mut Vec<Bytes>);
+}
+
+impl Three for Vec<Handle> {
+    fn try_cast(&mut self, data: Bytes) -> Result<(), HandleError> {
+        self[0].try_cast(data)
+    }
+    fn take(&mut self, i: usize, out: &mut Vec<Bytes>) {
+        while let Some(ev) = self[i].try_recv() {
+            if let Event::Cast { data, .. } = ev {
+                out.push(data);
+            }
         }
+    }
+}
+
+impl Three for Vec<udp::Inline<Endpoint>> {
+    fn try_cast(&mut self, data: Bytes) -> Result<(), HandleError> {
+        self[0].try_cast(data)
+    }
+    fn take(&mut self, i: usize, out: &mut Vec<Bytes>) {
+        let mut evs = Vec::new();
+        self[i].recv_many(&mut evs, std::time::Duration::ZERO);
+        out.extend(evs.into_iter().filter_map(|e| match e {
+            Event::Cast { data, .. } => Some(data),
+            _ => None,
+        }));
+    }
+}
+
+const THROTTLE_LEN: usize = 500;
+
+fn throttle_msg(k: u32) -> Bytes {
+    payload(0, k, THROTTLE_LEN)
+}
+
+/// Casts A's next message, or waits a little if it is refused.
+fn cast_next(m: &mut impl Three, k: &mut u32) -> bool {
+    match m.try_cast(throttle_msg(*k)) {
+        Ok(()) => {
+            *k += 1;
+            true
+        }
+        Err(HandleError::WouldBlock) => {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            false
+        }
+        Err(e) => panic!("cast failed: {e:?}"),
+    }
+}
+
+/// Phase 1: only A and B are read. A casts until it stays refused for 300 ms (true) or
+/// 10 s pass (false).
+fn cast_until_held(m: &mut impl Three, got: &mut [Vec<Bytes>], k: &mut u32) -> bool {
+    let (start, mut last_ok) = (Instant::now(), Instant::now());
+    loop {
+        for (i, out) in got.iter_mut().enumerate().take(2) {
+            m.take(i, out);
+        }
+        if cast_next(m, k) {
+            last_ok = Instant::now();
+        }
+        if last_ok.elapsed() > std::time::Duration::from_millis(300) {
+            return true;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+    }
+}
+
+/// Phases 2 and 3: every member is read again; A must get credit back and cast 100 more,
+/// and every member must deliver all of A's casts, in order (nak repairs any loss).
+fn credit_back_and_all_delivered(m: &mut impl Three, got: &mut [Vec<Bytes>], k: &mut u32) {
+    let stalled_at = *k;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while *k < stalled_at + 100 && Instant::now() < deadline {
+        for (i, out) in got.iter_mut().enumerate() {
+            m.take(i, out);
+        }
+        cast_next(m, k);
+    }
+    assert_eq!(*k, stalled_at + 100, "A did not get credit back once C was read again");
+
+    let want: Vec<Bytes> = (0..*k).map(throttle_msg).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while got.iter().any(|v| v.len() < want.len()) && Instant::now() < deadline {
+        for (i, out) in got.iter_mut().enumerate() {
+            m.take(i, out);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for (name, g) in ["A", "B", "C"].iter().zip(got.iter()) {
+        assert!(*g == want, "{name} delivered {} of {} casts, or out of order", g.len(), want.len());
     }
 }
 
 #[test]
 fn udp_an_application_that_stops_reading_throttles_the_sender() {
     const CR: u64 = 16 * 1024;
-    const LEN: usize = 500;
     const EVENTS: usize = 32;
     const QUEUE: usize = 64;
     let cfg = UdpConfig {
@@ -869,78 +961,33 @@ fn udp_an_application_that_stops_reading_throttles_the_sender() {
         ..UdpConfig::default()
     };
     let fc = Config { credits: CR, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
-    let handles: Vec<Handle> = udp_members(&cfg, 7, &fc, |s, ep, addrs| udp::spawn(s, ep, addrs).expect("spawn"));
-    let (a, b, c) = (&handles[0], &handles[1], &handles[2]);
-    let (mut at_a, mut at_b, mut at_c) = (Vec::new(), Vec::new(), Vec::new());
-    let msg = |k: u32| payload(0, k, LEN);
+    let mut handles: Vec<Handle> = udp_members(&cfg, 7, &fc, |s, ep, addrs| udp::spawn(s, ep, addrs).expect("spawn"));
+    let mut got: Vec<Vec<Bytes>> = vec![Vec::new(); 3];
 
     // Phase 1: C's application takes nothing. A casts until it stays refused for 300 ms.
     let mut k = 0u32;
-    let (start, mut last_ok) = (Instant::now(), Instant::now());
-    let stuck = loop {
-        drain(a, &mut at_a);
-        drain(b, &mut at_b);
-        match a.try_cast(msg(k)) {
-            Ok(()) => {
-                k += 1;
-                last_ok = Instant::now();
-            }
-            Err(HandleError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(200)),
-            Err(e) => panic!("cast failed: {e:?}"),
-        }
-        if last_ok.elapsed() > std::time::Duration::from_millis(300) {
-            break true;
-        }
-        if start.elapsed() > std::time::Duration::from_secs(10) {
-            break false;
-        }
-    };
-    let stalled_at = k;
+    let stuck = cast_until_held(&mut handles, &mut got, &mut k);
     // A delivers its own casts as they leave the stack: those are the ones on the wire. Of
     // the rest, one is held by A's flow layer (it took it while it still had credit, then
     // said `ready: false`, and the driver gives it no more) and the others wait in A's
     // command queue, whose bound counts those the driver took and keeps behind that cast.
     std::thread::sleep(std::time::Duration::from_millis(20));
-    drain(a, &mut at_a);
-    let wire = at_a.len() * LEN;
-    println!("A was held after {k} casts accepted, {} on the wire ({wire} bytes)", at_a.len());
+    handles.take(0, &mut got[0]);
+    let wire = got[0].len() * THROTTLE_LEN;
+    println!("A was held after {k} casts accepted, {} on the wire ({wire} bytes)", got[0].len());
     assert!(stuck, "A was never held back: {k} casts accepted in 10 s while C read nothing");
     // On the wire: the window to C, plus what C's driver took in before its event queue
     // filled (the queue, and one last socket read of at most the window).
-    let bound = 2 * CR as usize + (EVENTS + 8) * LEN;
+    let bound = 2 * CR as usize + (EVENTS + 8) * THROTTLE_LEN;
     assert!(wire <= bound, "A put {wire} bytes on the wire, over {bound}");
     assert!(
-        k as usize <= at_a.len() + 1 + QUEUE,
+        k as usize <= got[0].len() + 1 + QUEUE,
         "A accepted more than its command queue holds: {k} accepted, {} on the wire, queue {QUEUE}",
-        at_a.len()
+        got[0].len()
     );
 
-    // Phase 2: C reads again; A gets credit back and casts 100 more.
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while k < stalled_at + 100 && Instant::now() < deadline {
-        drain(a, &mut at_a);
-        drain(b, &mut at_b);
-        drain(c, &mut at_c);
-        match a.try_cast(msg(k)) {
-            Ok(()) => k += 1,
-            Err(HandleError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(200)),
-            Err(e) => panic!("cast failed: {e:?}"),
-        }
-    }
-    assert_eq!(k, stalled_at + 100, "A did not get credit back once C read its events");
-
-    // Phase 3: everyone delivers every cast of A, in order (nak repairs any loss).
-    let want: Vec<Bytes> = (0..k).map(msg).collect();
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while [&at_a, &at_b, &at_c].iter().any(|v| v.len() < want.len()) && Instant::now() < deadline {
-        drain(a, &mut at_a);
-        drain(b, &mut at_b);
-        drain(c, &mut at_c);
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    for (name, got) in [("A", &at_a), ("B", &at_b), ("C", &at_c)] {
-        assert!(*got == want, "{name} delivered {} of {} casts, or out of order", got.len(), want.len());
-    }
+    // Phases 2 and 3: C reads again.
+    credit_back_and_all_delivered(&mut handles, &mut got, &mut k);
     for h in handles {
         h.shutdown();
     }
@@ -953,77 +1000,22 @@ fn udp_an_application_that_stops_reading_throttles_the_sender() {
 #[test]
 fn udp_inline_a_member_that_is_not_called_throttles_the_sender() {
     const CR: u64 = 16 * 1024;
-    const LEN: usize = 500;
     let cfg = UdpConfig { group: random_group(), flow: FlowPolicy::WouldBlock, ..UdpConfig::default() };
     let fc = Config { credits: CR, threshold: 0.25, req_interval: 5 * MS, ..Config::default() };
     let mut ms = udp_members(&cfg, 8, &fc, |s, ep, addrs| udp::inline(s, ep, addrs).expect("inline"));
     let mut got: Vec<Vec<Bytes>> = vec![Vec::new(); 3];
-    let take = |m: &mut udp::Inline<Endpoint<Stack>>, out: &mut Vec<Bytes>| {
-        let mut evs = Vec::new();
-        m.recv_many(&mut evs, std::time::Duration::ZERO);
-        out.extend(evs.into_iter().filter_map(|e| match e {
-            Event::Cast { data, .. } => Some(data),
-            _ => None,
-        }));
-    };
-    let msg = |k: u32| payload(0, k, LEN);
 
     // Phase 1: C is not called. A casts until it stays refused for 300 ms.
     let mut k = 0u32;
-    let (start, mut last_ok) = (Instant::now(), Instant::now());
-    let stuck = loop {
-        for i in 0..2 {
-            take(&mut ms[i], &mut got[i]);
-        }
-        match ms[0].try_cast(msg(k)) {
-            Ok(()) => {
-                k += 1;
-                last_ok = Instant::now();
-            }
-            Err(HandleError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(200)),
-            Err(e) => panic!("cast failed: {e:?}"),
-        }
-        if last_ok.elapsed() > std::time::Duration::from_millis(300) {
-            break true;
-        }
-        if start.elapsed() > std::time::Duration::from_secs(10) {
-            break false;
-        }
-    };
-    let stalled_at = k;
-    let wire = got[0].len() * LEN;
+    let stuck = cast_until_held(&mut ms, &mut got, &mut k);
+    let wire = got[0].len() * THROTTLE_LEN;
     println!("A was held after {k} casts accepted, {} on the wire ({wire} bytes)", got[0].len());
     assert!(stuck, "A was never held back: {k} casts accepted in 10 s while C was not called");
     assert!(wire <= 2 * CR as usize, "A put {wire} bytes on the wire, over twice its credit");
     assert!(k as usize <= got[0].len() + 1, "A accepted {k} casts, {} on the wire", got[0].len());
 
-    // Phase 2: C is called again; A gets credit back and casts 100 more.
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while k < stalled_at + 100 && Instant::now() < deadline {
-        for i in 0..3 {
-            take(&mut ms[i], &mut got[i]);
-        }
-        match ms[0].try_cast(msg(k)) {
-            Ok(()) => k += 1,
-            Err(HandleError::WouldBlock) => std::thread::sleep(std::time::Duration::from_micros(200)),
-            Err(e) => panic!("cast failed: {e:?}"),
-        }
-    }
-    assert_eq!(k, stalled_at + 100, "A did not get credit back once C was called again");
-
-    // Phase 3: everyone delivers every cast of A, in order (nak repairs what C's socket
-    // dropped while it was not read).
-    let want: Vec<Bytes> = (0..k).map(msg).collect();
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while got.iter().any(|v| v.len() < want.len()) && Instant::now() < deadline {
-        for i in 0..3 {
-            take(&mut ms[i], &mut got[i]);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    for (name, g) in ["A", "B", "C"].iter().zip(&got) {
-        assert!(*g == want, "{name} delivered {} of {} casts, or out of order", g.len(), want.len());
-    }
+    // Phases 2 and 3: C is called again (nak repairs what its socket dropped meanwhile).
+    credit_back_and_all_delivered(&mut ms, &mut got, &mut k);
     for m in ms {
         m.shutdown();
     }
