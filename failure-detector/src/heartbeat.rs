@@ -273,6 +273,9 @@ impl Layer for Heartbeat {
         self.handle_timeout(cx);
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         // A cast reaches every member: it stands in for a beat.
         if let (Dn::Cast(_) | Dn::CastUnrel(_), Some(run)) = (&ev, self.run.as_mut()) {

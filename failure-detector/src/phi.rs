@@ -339,6 +339,9 @@ impl Layer for Phi {
         self.handle_timeout(cx);
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         cx.dn(ev) // no header: read as `NoHdr` above
     }

@@ -394,6 +394,9 @@ impl Layer for Swim {
     fn init(&mut self, cx: &mut Cx<'_>) {
         self.start(cx);
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         cx.dn(ev); // no header: read as `NoHdr` above
     }

@@ -400,6 +400,9 @@ impl Layer for Flow {
         self.failed = vec![false; n];
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        FlowHdr::Data.encoded_len()
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Cast(msg) => self.on_cast(msg, cx),

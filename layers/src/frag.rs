@@ -25,17 +25,20 @@
 //! set whose fragments all arrive after a later message of the same sender completed is
 //! taken for a stale duplicate and dropped (`stale`).
 //!
-//! **Parameters** (`frag(size=60000,max=16777216,mem=33554432,mem_all=134217728)`):
-//! - `size` (60,000): largest fragment payload, the most `pack` puts in one datagram (its
-//!   default too): a fragment plus the frame and the layer headers (frag's: 1 whole, 12 for
-//!   a fragment of a 16 MiB message, 41 at worst) fits a 65,507-byte UDP datagram, so a
-//!   64 KB message travels as 2 fragments instead of 51, and a datagram carries as much as
-//!   the path takes. On a path whose MTU matters (a 1500-byte Ethernet), no datagram should
-//!   be IP-fragmented (one lost IP fragment loses the whole datagram): give both layers the
-//!   path's size, `frag(size=1280):...:pack(size=1400)` (1280 bytes plus the 40-byte frame
-//!   leave 132 bytes for headers in the 1452 bytes of UDP payload an Ethernet frame carries
-//!   over IPv6). Measured (`thoth-perf --size 65000`, 3 senders on loopback): 507 MB/s per
-//!   receiver with 1,280-byte fragments, 964 MB/s with 60,000.
+//! **Parameters** (`frag(size=N,max=16777216,mem=33554432,mem_all=134217728)`):
+//! - `size` (by default none): largest fragment payload. A fragment is never larger than
+//!   the room the datagram has for it (`Cx::room`: the endpoint's `max_datagram` less the
+//!   frame, the presence bits and the `Layer::max_header` of every layer below frag), less
+//!   frag's own header (41 bytes at worst); by default that room alone sizes the fragments,
+//!   so a 65,000-byte message goes whole in one datagram under the reliable stack, a larger
+//!   one in as few datagrams as hold it, and a stack whose layers below frag declare longer
+//!   headers (causal order's grow with the view) gets smaller fragments, never a datagram
+//!   too large to send. On a path whose MTU matters (a 1500-byte Ethernet), no datagram
+//!   should be IP-fragmented (one lost IP fragment loses the whole datagram): give the
+//!   endpoint the path's `max_datagram` (1452 bytes of UDP payload over IPv6), or cap the
+//!   fragments with `size`. Measured (`thoth-perf --size 65000`, 3 senders on loopback):
+//!   507 MB/s per receiver with 1,280-byte fragments, 964 MB/s with 60,000 (two datagrams
+//!   per message), and see the README for whole 65,000-byte messages.
 //! - `max` (16 MiB): largest message. The endpoint accepts any size once a stack provides
 //!   FRAG, so the limit is here: a larger `Cast` / `Send` cannot be refused to its caller from
 //!   inside a layer, so it is dropped, counted (`tx_oversize`) and reported up as
@@ -141,7 +144,9 @@ impl Wire for FragHdr {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Largest fragment payload (bytes of the message, headers of the layers above included).
+    /// Largest fragment payload (bytes of the message, headers of the layers above included);
+    /// a fragment is never larger than the datagram's room below frag (`Cx::room`) either,
+    /// so the default, `usize::MAX`, cuts fragments as large as a datagram takes.
     pub size: usize,
     /// Largest message.
     pub max: usize,
@@ -157,7 +162,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { size: 60_000, max: 16 << 20, mem: 32 << 20, mem_all: 128 << 20, test_deliver_on_last: false }
+        Config { size: usize::MAX, max: 16 << 20, mem: 32 << 20, mem_all: 128 << 20, test_deliver_on_last: false }
     }
 }
 
@@ -301,7 +306,8 @@ impl Frag {
             cx.up(Up::Error { layer: NAME, detail });
             return;
         }
-        if len <= self.cfg.size {
+        let size = self.piece(cx);
+        if len <= size {
             self.c.tx_whole += 1;
             let mut msg = msg;
             msg.push(&FragHdr::Whole);
@@ -311,13 +317,13 @@ impl Frag {
         let next = if kind == Kind::Cast { &mut self.next_cast } else { &mut self.next_send };
         let id = *next;
         *next += 1;
-        let count = msg.wire_len().div_ceil(self.cfg.size);
+        let count = msg.wire_len().div_ceil(size);
         if kind == Kind::Cast {
             self.keep_own(id, count as u64, msg.clone());
         }
         // The fragments carry the message's wire form: its presence bits too.
         let (head, body) = msg.into_parts();
-        let (size, h, len) = (self.cfg.size, head.len(), head.len() + body.len());
+        let (h, len) = (head.len(), head.len() + body.len());
         self.c.tx_fragmented += 1;
         self.c.tx_fragments += count as u64;
         for index in 0..count {
@@ -332,6 +338,12 @@ impl Frag {
             m.push(&FragHdr::Frag { id, index: index as u64, count: count as u64, total: len as u64 });
             cx.dn(emit(m));
         }
+    }
+
+    /// The most bytes of a message one fragment carries: `size`, or what the datagram's
+    /// room below leaves once frag's own header is on, if that is less.
+    fn piece(&self, cx: &Cx<'_>) -> usize {
+        self.cfg.size.min(cx.room.saturating_sub(self.max_header(cx.view))).max(1)
     }
 
     /// Keeps one of this member's fragmented casts until it comes back up, charged as its
@@ -534,6 +546,9 @@ impl Layer for Frag {
     fn init(&mut self, cx: &mut Cx<'_>) {
         self.senders = (0..cx.view.len()).map(|_| Sender::default()).collect();
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        FragHdr::Frag { id: u64::MAX, index: u64::MAX, count: u64::MAX, total: u64::MAX }.encoded_len()
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Cast(msg) => self.down(msg, Kind::Cast, cx, Dn::Cast),
@@ -607,7 +622,10 @@ impl Layer for Frag {
             ],
             state: format!(
                 "size={} max={} mem={} mem_all={}",
-                self.cfg.size, self.cfg.max, self.cfg.mem, self.cfg.mem_all
+                if self.cfg.size == usize::MAX { "room".to_string() } else { self.cfg.size.to_string() },
+                self.cfg.max,
+                self.cfg.mem,
+                self.cfg.mem_all
             ),
         });
     }

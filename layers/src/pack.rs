@@ -19,10 +19,11 @@
 //! bottom of the stack, or above only debug layers that inject faults). Control events
 //! pass through (a `Leave` after flushing what waits, so nothing is lost ahead of it).
 //!
-//! Parameters (spec `pack(size=60000)`): `size`, the most bytes of messages one datagram
-//! carries (at least 64). The default leaves room for the frame and the headers of the
-//! layers below in a 65,507-byte UDP datagram; on a path whose MTU matters, put `frag`
-//! above and use a smaller `size`. A message larger than `size` goes out alone.
+//! Parameters (spec `pack(size=N)`): `size`, the most bytes of messages one datagram
+//! carries (64..=65000). By default, and never more than, the room the datagram has for them
+//! (`Cx::room`: the endpoint's `max_datagram` less the frame and what the layers below may
+//! add), so a packed datagram always fits; on a path whose MTU matters, set `max_datagram`
+//! to the path's size (or give `size`). A message larger than `size` goes out alone.
 //!
 //! Properties: requires nothing; provides `PACK`.
 //!
@@ -90,13 +91,14 @@ impl Wire for Hdr {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Most bytes of messages in one packed datagram.
+    /// Most bytes of messages in one packed datagram; never more than the datagram's room
+    /// (`Cx::room`, less the header), so the default, `usize::MAX`, fills datagrams.
     pub size: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { size: 60_000 }
+        Config { size: usize::MAX }
     }
 }
 
@@ -159,6 +161,7 @@ impl Pack {
 
     /// Sends everything that waits: per destination, in order, as few datagrams as fit.
     fn flush(&mut self, cx: &mut Cx<'_>) {
+        let size = self.cfg.size.min(cx.room.saturating_sub(Hdr::Many { count: u64::MAX }.encoded_len()));
         while let Some((to, reliable, first)) = self.queue.pop_front() {
             let mut batch = vec![first];
             let mut bytes = entry_len(&batch[0]);
@@ -168,7 +171,7 @@ impl Pack {
             while i < self.queue.len() {
                 if self.queue[i].0 == to {
                     let n = entry_len(&self.queue[i].2);
-                    if bytes + n > self.cfg.size {
+                    if bytes + n > size {
                         break;
                     }
                     bytes += n;
@@ -277,6 +280,10 @@ impl Layer for Pack {
     fn provides(&self) -> Props {
         Props::PACK
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        // A packed entry: the datagram's header and the entry's length.
+        Hdr::Many { count: u64::MAX }.encoded_len() + var_len(u64::MAX)
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         let (to, reliable, msg) = match ev {
             Dn::Cast(m) => (To::All, true, m),
@@ -319,7 +326,10 @@ impl Layer for Pack {
                 ("bad_hdr", self.bad_hdr),
                 ("bad_entry", self.bad_entry),
             ],
-            state: format!("size {}, busy {}", self.cfg.size, self.busy),
+            state: match self.cfg.size {
+                usize::MAX => format!("size room, busy {}", self.busy),
+                size => format!("size {size}, busy {}", self.busy),
+            },
         });
     }
 }
@@ -327,7 +337,7 @@ impl Layer for Pack {
 pub fn register(r: &mut Registry) {
     r.register("pack", "packs small messages into one datagram under backlog", |a: &mut Args| {
         let size: usize = a.get("size", Config::default().size)?;
-        if !(64..=65_000).contains(&size) {
+        if size != Config::default().size && !(64..=65_000).contains(&size) {
             return Err(format!("size {size} is outside 64..=65000"));
         }
         Ok(Box::new(Pack::new(Config { size })))

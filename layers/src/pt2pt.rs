@@ -432,6 +432,9 @@ impl Layer for Pt2pt {
         self.budget = Budget::new(n, cfg.mem, cfg.mem_all);
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        Hdr::Data { seq: u64::MAX, ack: u64::MAX }.encoded_len()
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Failed(ranks) => {

@@ -269,6 +269,9 @@ impl Layer for Stable {
         self.failed = vec![false; self.n];
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        StableHdr::Cast.encoded_len()
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if let Dn::Failed(ranks) = ev {
             cx.dn(Dn::Failed(ranks.clone()));

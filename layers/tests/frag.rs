@@ -251,7 +251,8 @@ fn sixteen_mib_round_trip_through_two_layers() {
     let data = pattern(16 << 20, 3);
     ht.dn(&mut tx, Dn::Cast(Msg::new(data.clone())));
     let out = ht.take_dn();
-    let size = Config::default().size;
+    // As large as the room of a largest datagram takes, frag's own header on.
+    let size = thoth_stack::layer::DEFAULT_ROOM - tx.max_header(&ht.view);
     assert_eq!(out.len(), (16usize << 20).div_ceil(size));
     // One byte more than the payload: the presence bits travel in the fragments.
     assert_eq!(msg_of(&out[out.len() - 1]).body().len(), (16 << 20) % size + 1);
@@ -430,6 +431,69 @@ fn exit_discards_partial_sets() {
     assert_eq!(h.take_dn(), vec![Dn::Stable(vec![1])]);
 }
 
+/// Below frag: a layer whose header always takes the `max_header` it declares.
+struct Fat(usize);
+
+struct Pad(usize);
+
+impl Wire for Pad {
+    fn encoded_len(&self) -> usize {
+        self.0
+    }
+    fn encode(&self, w: &mut thoth_stack::Writer<'_>) {
+        w.put_slice(&vec![0xa5; self.0]);
+    }
+    fn decode(_: &mut thoth_stack::Reader<'_>) -> Result<Pad, WireError> {
+        unreachable!("only sent")
+    }
+}
+
+impl Layer for Fat {
+    fn name(&self) -> &'static str {
+        "fat"
+    }
+    fn max_header(&self, _: &View) -> usize {
+        self.0
+    }
+    fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
+        if let Some(m) = ev.carried_mut() {
+            m.push(&Pad(self.0));
+        }
+        cx.dn(ev)
+    }
+    fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
+        cx.up(ev)
+    }
+    fn dump(&self, _: &mut Vec<Dump>) {}
+}
+
+/// Frag cuts what it sends to the room the layers below leave in the datagram (their
+/// declared headers, summed by the stack, static or dynamic), and not smaller: a message
+/// that fits whole goes whole; `size` caps the fragments below that.
+#[test]
+fn fragments_fit_the_room_the_layers_below_leave() {
+    let room = 5_000;
+    let stacks: [(usize, Box<dyn Layer>); 3] = [
+        (usize::MAX, Box::new(Stack::builder().push(Frag::default()).push(Fat(200)).push(Fat(300)).build().unwrap())),
+        (usize::MAX, Box::new(thoth_stack::static_stack![Frag::default(), Fat(200), Fat(300)])),
+        (1_000, Box::new(Stack::builder().push(frag(1_000, 1 << 20, 1 << 20)).push(Fat(500)).build().unwrap())),
+    ];
+    for (size, mut stack) in stacks {
+        let mut h = thoth_stack::testing::Harness::new(3, 0);
+        h.room = room;
+        let piece = size.min(room - 500 - Frag::default().max_header(&h.view));
+        for (len, pieces) in [(piece, 1), (piece + 1, 2), (40_000, 40_001usize.div_ceil(piece))] {
+            h.dn(&mut stack, Time::ZERO, Dn::Cast(Msg::new(pattern(len, 1))));
+            let out = h.take_dn();
+            assert_eq!(out.len(), pieces, "a {len}-byte cast, {piece}-byte pieces");
+            for mut d in out {
+                let m = d.carried_mut().expect("a message");
+                assert!(m.len() <= room, "{} bytes leave a stack with {room} bytes of room", m.len());
+            }
+        }
+    }
+}
+
 #[test]
 fn registry_parameters_and_properties() {
     let r = thoth_layers::registry();
@@ -442,10 +506,10 @@ fn registry_parameters_and_properties() {
     assert!(r.build("frag(sise=10)").is_err());
     let mut out = Vec::new();
     r.build("frag").unwrap().dump(&mut out);
-    assert_eq!(out[0].state, "size=60000 max=16777216 mem=33554432 mem_all=134217728");
+    assert_eq!(out[0].state, "size=room max=16777216 mem=33554432 mem_all=134217728");
     let mut out = Vec::new();
     r.build("frag(mem_all=9000)").unwrap().dump(&mut out);
-    assert_eq!(out[0].state, "size=60000 max=16777216 mem=33554432 mem_all=9000");
+    assert_eq!(out[0].state, "size=room max=16777216 mem=33554432 mem_all=9000");
 }
 
 #[test]
@@ -733,7 +797,8 @@ fn frag_dump(sim: &Sim, n: NodeId) -> Dump {
 
 #[test]
 fn sim_every_size_delivered_intact_to_all() {
-    let size = Config::default().size;
+    // The largest piece: a largest datagram's room, frag's header on (nothing below it).
+    let size = thoth_stack::layer::DEFAULT_ROOM - Frag::default().max_header(&View::initial(vec![EndpointId(1)]));
     let sizes = [0, 1, size - 1, size, size + 1, 100_000, 2 << 20];
     let (mut sim, nodes) = group(1, Link::default(), Config::default());
     let mut sent: BTreeMap<EndpointId, Vec<Bytes>> = BTreeMap::new();

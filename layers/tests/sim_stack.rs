@@ -11,12 +11,17 @@
 //! `THOTH_SIM_SEEDS=N` runs more seeds; `THOTH_SIM_SEED=S` replays one.
 
 use thoth_stack::sim::{Kind, Link, NodeId, Sim, check_seeds};
-use thoth_stack::{Bytes, Duration, EndpointId, Event, GroupId, Rng, View};
+use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, Event, GroupId, Rng, View};
 
 /// Timers scaled to the simulated network's sub-millisecond latencies.
 const SPEC: &str = "chk_fifo:frag(size=600):stable(period_ms=5):\
                     nak(nak_delay_ms=1,nak_interval_ms=3,rtx_interval_ms=1,tail_ms=3):\
                     pt2pt(ack_delay_ms=1,rto_ms=10,max_rto_ms=100):pack(size=4000)";
+
+/// `SPEC` with no sizes: `frag` and `pack` fill the room the endpoint's datagram leaves.
+const ROOM_SPEC: &str = "chk_fifo:frag:stable(period_ms=5):\
+                         nak(nak_delay_ms=1,nak_interval_ms=3,rtx_interval_ms=1,tail_ms=3):\
+                         pt2pt(ack_delay_ms=1,rto_ms=10,max_rto_ms=100):pack";
 
 fn payload(sender: usize, k: u32, len: usize) -> Bytes {
     let mut v = format!("{sender}:{k}:").into_bytes();
@@ -33,7 +38,9 @@ fn counter(sim: &Sim, n: NodeId, layer: &str, name: &str) -> Result<u64, String>
         .ok_or(format!("no counter {layer}.{name}"))
 }
 
-fn scenario(seed: u64) -> Result<(), String> {
+/// With `max_datagram`, the endpoints send datagrams of at most that many bytes and the
+/// stack is `ROOM_SPEC`, so every fragment and packed datagram is sized by the room.
+fn scenario(seed: u64, max_datagram: Option<usize>) -> Result<(), String> {
     let mut rng = Rng::new(seed ^ 0x5eed);
     let n = 2 + rng.below(6) as usize;
     let loss = rng.below(31) as f64 / 100.0;
@@ -49,8 +56,26 @@ fn scenario(seed: u64) -> Result<(), String> {
     sim.set_default_link(link);
     let ids: Vec<EndpointId> = (1..=n as u64).map(EndpointId).collect();
     let registry = thoth_layers::registry();
-    registry.build(SPEC).map_err(|e| e.to_string())?;
-    let nodes = sim.add_group(GroupId::named("stack"), &ids, move |_: &View| registry.build(SPEC).expect("checked"));
+    let spec = if max_datagram.is_some() { ROOM_SPEC } else { SPEC };
+    registry.build(spec).map_err(|e| e.to_string())?;
+    let stack = move |_: &View| registry.build(spec).expect("checked");
+    let nodes = match max_datagram {
+        None => sim.add_group(GroupId::named("stack"), &ids, stack),
+        Some(max_datagram) => ids
+            .iter()
+            .map(|&me| {
+                let (ids, stack) = (ids.clone(), stack.clone());
+                sim.add_node(move |spawn| {
+                    let cfg = Config {
+                        seed: spawn.seed,
+                        max_datagram,
+                        ..Config::new(GroupId::named("stack"), me, ids.clone())
+                    };
+                    Endpoint::new(cfg, stack.clone()).expect("a member of its own list")
+                })
+            })
+            .collect(),
+    };
     // An asymmetric link: one direction much worse.
     if n > 2 {
         sim.set_link(nodes[0], nodes[1], Link { loss: (loss * 2.0).min(0.5), ..link });
@@ -109,6 +134,9 @@ fn scenario(seed: u64) -> Result<(), String> {
         if let Some(e) = sim.events(node).iter().find(|e| matches!(e.event, Event::Error { .. })) {
             return Err(format!("{node}: {:?}", e.event));
         }
+        if sim.stats(node).tx_oversize != 0 {
+            return Err(format!("{node}: {} datagrams too large to send", sim.stats(node).tx_oversize));
+        }
         for (layer, name) in
             [("nak", "buffered"), ("nak", "held"), ("pt2pt", "unacked"), ("pt2pt", "buffered"), ("frag", "sets")]
         {
@@ -123,7 +151,16 @@ fn scenario(seed: u64) -> Result<(), String> {
 
 #[test]
 fn the_reliable_stack_delivers_everything_once_in_order() {
-    check_seeds("the_reliable_stack_delivers_everything_once_in_order", 0..1000, scenario);
+    check_seeds("the_reliable_stack_delivers_everything_once_in_order", 0..1000, |seed| scenario(seed, None));
+}
+
+/// The same with datagrams of 150 to 1,500 bytes and nothing sized in the spec: what `frag`
+/// and `pack` send always fits, retransmissions and point-to-point headers included.
+#[test]
+fn the_reliable_stack_fills_small_datagrams_by_their_room() {
+    check_seeds("the_reliable_stack_fills_small_datagrams_by_their_room", 0..300, |seed| {
+        scenario(seed, Some(150 + (seed as usize * 7919) % 1351))
+    });
 }
 
 /// A member's own casts are delivered by `nak` as it numbers them, and the bottom of the stack

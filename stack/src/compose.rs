@@ -6,6 +6,7 @@
 //! themselves a `Layer`, so the endpoint runs either.
 
 use crate::event::{Dn, Up};
+use crate::ids::View;
 use crate::layer::{Cx, Dump, Layer, Missing};
 use crate::props::Props;
 use crate::time::{Time, earliest};
@@ -19,6 +20,9 @@ pub struct Bare;
 impl Layer for Bare {
     fn name(&self) -> &'static str {
         "bare"
+    }
+    fn max_header(&self, _: &View) -> usize {
+        0
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         cx.pass_dn(ev)
@@ -52,13 +56,21 @@ impl<T: Layer, R: Layer> Compose<T, R> {
         &self.rest
     }
 
+    /// Runs `f` on the top half, whose output down goes into the rest's queue and whose
+    /// room is what the rest's headers leave.
+    fn with_top(&mut self, cx: &mut Cx<'_>, f: impl FnOnce(&mut T, &mut Cx<'_>)) {
+        let below = self.rest.max_header(cx.view);
+        f(&mut self.top, &mut cx.with_dn(&mut self.to_rest).above(below))
+    }
+
     /// Hands queued events between the two halves until both queues are empty.
     fn pump(&mut self, cx: &mut Cx<'_>) {
         loop {
             if let Some(ev) = self.to_rest.pop_front() {
                 self.rest.handle_dn(ev, &mut cx.with_up(&mut self.to_top));
             } else if !self.to_top.is_empty() {
-                self.top.handle_ups(&mut self.to_top, &mut cx.with_dn(&mut self.to_rest));
+                let below = self.rest.max_header(cx.view);
+                self.top.handle_ups(&mut self.to_top, &mut cx.with_dn(&mut self.to_rest).above(below));
             } else {
                 return;
             }
@@ -70,22 +82,25 @@ impl<T: Layer, R: Layer> Layer for Compose<T, R> {
     fn name(&self) -> &'static str {
         "stack"
     }
+    fn max_header(&self, view: &View) -> usize {
+        self.top.max_header(view) + self.rest.max_header(view)
+    }
     fn init(&mut self, cx: &mut Cx<'_>) {
         // Every layer is started before any event reaches it.
-        self.top.init(&mut cx.with_dn(&mut self.to_rest));
+        self.with_top(cx, |top, cx| top.init(cx));
         self.rest.init(&mut cx.with_up(&mut self.to_top));
         self.pump(cx);
     }
     fn end_turn(&mut self, cx: &mut Cx<'_>) {
         // Top first, so that what the top sends at the end of the turn is in the rest's
         // batch before the rest ends its turn.
-        self.top.end_turn(&mut cx.with_dn(&mut self.to_rest));
+        self.with_top(cx, |top, cx| top.end_turn(cx));
         self.pump(cx);
         self.rest.end_turn(&mut cx.with_up(&mut self.to_top));
         self.pump(cx);
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
-        self.top.handle_dn(ev, &mut cx.with_dn(&mut self.to_rest));
+        self.with_top(cx, |top, cx| top.handle_dn(ev, cx));
         self.pump(cx);
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
@@ -97,7 +112,7 @@ impl<T: Layer, R: Layer> Layer for Compose<T, R> {
     }
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
         if self.top.poll_timeout().is_some_and(|t| t <= cx.now) {
-            self.top.handle_timeout(&mut cx.with_dn(&mut self.to_rest));
+            self.with_top(cx, |top, cx| top.handle_timeout(cx));
         }
         if self.rest.poll_timeout().is_some_and(|t| t <= cx.now) {
             self.rest.handle_timeout(&mut cx.with_up(&mut self.to_top));
@@ -188,14 +203,15 @@ impl Stack {
     }
 
     /// Runs `f` on layer `i`, whose output goes into its neighbours' queues (or, at the top
-    /// and the bottom, into `cx`'s).
+    /// and the bottom, into `cx`'s), and whose room is what the headers below it leave.
     fn with_layer(&mut self, i: usize, cx: &mut Cx<'_>, f: impl FnOnce(&mut dyn Layer, &mut Cx<'_>)) {
         let n = self.layers.len();
+        let below: usize = self.layers[i + 1..].iter().map(|l| l.max_header(cx.view)).sum();
         let layer = &mut *self.layers[i];
         match (i.checked_sub(1), i + 1 < n) {
-            (Some(above), true) => f(layer, &mut cx.redirect(&mut self.ups[above], &mut self.dns[i + 1])),
+            (Some(above), true) => f(layer, &mut cx.redirect(&mut self.ups[above], &mut self.dns[i + 1]).above(below)),
             (Some(above), false) => f(layer, &mut cx.with_up(&mut self.ups[above])),
-            (None, true) => f(layer, &mut cx.with_dn(&mut self.dns[i + 1])),
+            (None, true) => f(layer, &mut cx.with_dn(&mut self.dns[i + 1]).above(below)),
             (None, false) => f(layer, cx),
         }
     }
@@ -237,6 +253,9 @@ impl Stack {
 impl Layer for Stack {
     fn name(&self) -> &'static str {
         "stack"
+    }
+    fn max_header(&self, view: &View) -> usize {
+        self.layers.iter().map(|l| l.max_header(view)).sum()
     }
     fn init(&mut self, cx: &mut Cx<'_>) {
         // Every layer is started before any event reaches it.

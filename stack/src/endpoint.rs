@@ -660,7 +660,8 @@ impl<L: Layer> Endpoint<L> {
         loop {
             {
                 let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
-                    .with_memo(&mut self.memo);
+                    .with_memo(&mut self.memo)
+                    .with_room(crate::layer::room(self.cfg.max_datagram));
                 match input.take() {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
                     Some(Input::Up(ev)) => self.stack.handle_up(ev, &mut cx),

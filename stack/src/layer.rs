@@ -40,6 +40,18 @@ use std::collections::{BTreeMap, VecDeque};
 /// part.
 pub type Memo = BTreeMap<&'static str, Bytes>;
 
+/// `Layer::max_header` of a layer that does not say.
+pub const DEFAULT_MAX_HEADER: usize = 256;
+
+/// `Cx::room` until the endpoint sets it: that of a largest UDP datagram.
+pub const DEFAULT_ROOM: usize = room(crate::endpoint::MAX_UDP_PAYLOAD);
+
+/// The room for a message's headers and body in a datagram of `max_datagram` bytes: less
+/// the frame and the message's presence bits (a varint, at most 10 bytes).
+pub const fn room(max_datagram: usize) -> usize {
+    max_datagram.saturating_sub(crate::frame::FRAME_LEN + 10)
+}
+
 /// What a layer sees of the world while it handles one event.
 pub struct Cx<'a> {
     pub now: Time,
@@ -47,6 +59,11 @@ pub struct Cx<'a> {
     /// This member's rank in `view`.
     pub rank: Rank,
     pub rng: &'a mut Rng,
+    /// Bytes a message this layer sends down may take, its headers and those of the layers
+    /// above included, and still fit one datagram once the layers below have put theirs on
+    /// (each at most its `Layer::max_header`): the endpoint's datagram less its frame, less
+    /// what the layers below this one may add.
+    pub room: usize,
     up: &'a mut VecDeque<Up>,
     dn: &'a mut VecDeque<Dn>,
     memo: Option<&'a mut Memo>,
@@ -61,7 +78,19 @@ impl<'a> Cx<'a> {
         up: &'a mut VecDeque<Up>,
         dn: &'a mut VecDeque<Dn>,
     ) -> Cx<'a> {
-        Cx { now, view, rank, rng, up, dn, memo: None }
+        Cx { now, view, rank, rng, room: DEFAULT_ROOM, up, dn, memo: None }
+    }
+
+    /// The same context with `room` bytes for a message (the endpoint's datagram less its
+    /// frame; `DEFAULT_ROOM` until set).
+    pub fn with_room(self, room: usize) -> Cx<'a> {
+        Cx { room, ..self }
+    }
+
+    /// The same context for a layer above others whose headers take at most `headers`
+    /// bytes (their `Layer::max_header`): `room` shrinks by as much.
+    pub fn above(self, headers: usize) -> Cx<'a> {
+        Cx { room: self.room.saturating_sub(headers), ..self }
     }
 
     /// The same context with a memo that outlives the stack (the endpoint's).
@@ -132,6 +161,7 @@ impl<'a> Cx<'a> {
             view: self.view,
             rank: self.rank,
             rng: &mut *self.rng,
+            room: self.room,
             up,
             dn,
             memo: self.memo.as_deref_mut(),
@@ -145,6 +175,7 @@ impl<'a> Cx<'a> {
             view: self.view,
             rank: self.rank,
             rng: &mut *self.rng,
+            room: self.room,
             up: &mut *self.up,
             dn,
             memo: self.memo.as_deref_mut(),
@@ -158,6 +189,7 @@ impl<'a> Cx<'a> {
             view: self.view,
             rank: self.rank,
             rng: &mut *self.rng,
+            room: self.room,
             up,
             dn: &mut *self.dn,
             memo: self.memo.as_deref_mut(),
@@ -203,6 +235,15 @@ pub trait Layer: Send {
     /// Properties this layer adds for the layers above it.
     fn provides(&self) -> Props {
         Props::NONE
+    }
+    /// The most bytes of header this layer puts on a message from above going down, on any
+    /// path it may take (a retransmission, a forward to another member, a packed entry), in a
+    /// stack built for `view`. A stack sums it over the layers below a layer to give that
+    /// layer its `Cx::room`, which is how `frag` cuts fragments that fit a datagram. The
+    /// default, `DEFAULT_MAX_HEADER`, is for a layer that does not say; one whose header can be
+    /// longer must say so, or a fragment cut to the room would not fit and be dropped.
+    fn max_header(&self, _view: &View) -> usize {
+        DEFAULT_MAX_HEADER
     }
     /// Called once before anything else, with `cx.view` the view this layer's stack was built
     /// for and `cx.now` the time that view starts: a layer sizes its state for the view, arms
@@ -255,6 +296,9 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     }
     fn provides(&self) -> Props {
         (**self).provides()
+    }
+    fn max_header(&self, view: &View) -> usize {
+        (**self).max_header(view)
     }
     fn init(&mut self, cx: &mut Cx<'_>) {
         (**self).init(cx)

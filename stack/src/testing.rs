@@ -12,7 +12,7 @@
 
 use crate::event::{Dn, Up};
 use crate::ids::{EndpointId, Rank, View};
-use crate::layer::{Cx, Layer, Memo};
+use crate::layer::{Cx, DEFAULT_ROOM, Layer, Memo};
 use crate::rng::Rng;
 use crate::time::{Duration, Time};
 use std::collections::{BTreeSet, VecDeque};
@@ -29,6 +29,8 @@ pub struct Harness {
     pub rng: Rng,
     pub up: VecDeque<Up>,
     pub dn: VecDeque<Dn>,
+    /// `Cx::room` for the layer (`DEFAULT_ROOM` unless set).
+    pub room: usize,
     /// What layers keep across views (see `Memo`); survives `install`.
     pub memo: Memo,
     /// The layers started in this view, by name.
@@ -44,6 +46,7 @@ impl Harness {
             rng: Rng::new(1),
             up: VecDeque::new(),
             dn: VecDeque::new(),
+            room: DEFAULT_ROOM,
             memo: Memo::new(),
             started: BTreeSet::new(),
         }
@@ -59,7 +62,9 @@ impl Harness {
     }
 
     fn cx(&mut self, now: Time) -> Cx<'_> {
-        Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn).with_memo(&mut self.memo)
+        Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
+            .with_memo(&mut self.memo)
+            .with_room(self.room)
     }
 
     /// Starts `l` (`Layer::init`) unless it was started in this view.

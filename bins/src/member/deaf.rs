@@ -29,6 +29,9 @@ impl Layer for Deaf {
     fn name(&self) -> &'static str {
         "deaf"
     }
+    fn max_header(&self, _: &thoth::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         cx.dn(ev)
     }

@@ -168,6 +168,10 @@ impl Layer for ChkCausal {
     fn name(&self) -> &'static str {
         "chk_causal"
     }
+    fn max_header(&self, view: &thoth_stack::View) -> usize {
+        // A count for every member.
+        1 + var_len(u64::MAX) + var_len(view.len() as u64) + view.len() * var_len(u64::MAX)
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         if let Dn::Cast(m) = &mut ev {
             self.sent += 1;

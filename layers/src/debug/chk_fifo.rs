@@ -208,6 +208,9 @@ impl Layer for ChkFifo {
     fn name(&self) -> &'static str {
         "chk_fifo"
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        Hdr::Chk { seq: u64::MAX }.encoded_len()
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         if let Dn::Cast(m) = &mut ev {
             self.sent += 1;

@@ -281,6 +281,9 @@ impl Layer for ChkTotal {
     fn init(&mut self, cx: &mut Cx<'_>) {
         self.moves.start(cx, |k| Hdr::Digest { prev: k.prev, next: k.next, digest: k.digest });
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        Hdr::Chk { seq: u64::MAX, upto: u64::MAX, hash: u64::MAX, sum: u64::MAX }.encoded_len()
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         if let Dn::Cast(m) = &mut ev {
             self.sent += 1;

@@ -252,6 +252,9 @@ impl Layer for ChkVsync {
     fn init(&mut self, cx: &mut Cx<'_>) {
         self.start(cx);
     }
+    fn max_header(&self, _: &View) -> usize {
+        Hdr::Chk { view: ViewId { ltime: u64::MAX, coord: EndpointId(u64::MAX) } }.encoded_len()
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         if let Dn::Cast(m) = &mut ev {
             self.sent += 1;

@@ -115,6 +115,9 @@ impl Layer for Delay {
     fn name(&self) -> &'static str {
         "delay"
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if matches!(ev, Dn::Leave) {
             self.flush(false, cx);

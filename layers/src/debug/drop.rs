@@ -60,6 +60,9 @@ impl Layer for Drop {
     fn name(&self) -> &'static str {
         "drop"
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if self.filter.dn(&ev, cx.rank) && self.decide.next(cx) {
             self.dropped += 1;

@@ -54,6 +54,9 @@ impl Layer for Dup {
     fn name(&self) -> &'static str {
         "dup"
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if self.filter.dn(&ev, cx.rank) && self.decide.next(cx) {
             self.duplicated += 1;

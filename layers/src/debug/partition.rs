@@ -155,6 +155,9 @@ impl Layer for Partition {
     fn name(&self) -> &'static str {
         "partition"
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         cx.dn(ev)
     }

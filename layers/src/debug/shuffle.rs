@@ -121,6 +121,9 @@ impl Layer for Shuffle {
     fn name(&self) -> &'static str {
         "shuffle"
     }
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if matches!(ev, Dn::Leave) {
             self.flush(false, cx);

@@ -650,6 +650,10 @@ impl Layer for Nak {
         self.budget = Budget::new(n, self.cfg.mem, self.cfg.mem_all);
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        // A retransmission's: the longest a cast from above gets.
+        thoth_stack::Wire::encoded_len(&NakHdr::Retrans { origin: Rank(u16::MAX), seq: u64::MAX })
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Cast(mut m) => {

@@ -248,6 +248,10 @@ impl Layer for Causal {
         self.last = vec![vec![0; n]; n];
     }
 
+    fn max_header(&self, view: &thoth_stack::View) -> usize {
+        // A dependency on every member.
+        1 + super::pairs_max_len(view.len())
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
             Dn::Cast(m) => {

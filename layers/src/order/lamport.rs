@@ -244,6 +244,9 @@ impl Layer for Lamport {
         self.latest = vec![0; n];
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        Hdr::Data { dt: u64::MAX }.encoded_len()
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
             Dn::Cast(m) => {

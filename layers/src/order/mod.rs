@@ -69,6 +69,11 @@ pub fn spec_args(a: &mut Args) -> Result<(bool, usize, usize), String> {
     Ok((a.get("safe", 0u8)? != 0, a.get("mem", MEM)?, a.get("mem_all", MEM_ALL)?))
 }
 
+/// The longest `pairs_len` of `n` pairs.
+pub fn pairs_max_len(n: usize) -> usize {
+    var_len(n as u64) + n * (var_len(u16::MAX.into()) + var_len(u64::MAX))
+}
+
 /// The wire form of a list of (rank, number) pairs (decisions, vector entries): a varint
 /// count, then a varint rank and a varint number per pair.
 pub fn pairs_len(v: &[(Rank, u64)]) -> usize {

@@ -308,6 +308,9 @@ impl Layer for Sequencer {
         self.held = Held::new(cx.view.len(), self.cfg.mem, self.cfg.mem_all);
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        Hdr::Data.encoded_len()
+    }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
             Dn::CastUnrel(m) => m.push(&Hdr::Unrel),

@@ -405,6 +405,9 @@ impl Layer for Token {
         }
     }
 
+    fn max_header(&self, _: &thoth_stack::View) -> usize {
+        Hdr::At { seq: u64::MAX }.encoded_len()
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
             Dn::Cast(m) if self.released => {

@@ -644,6 +644,9 @@ impl Layer for Gms {
         self.settle(cx);
     }
 
+    fn max_header(&self, _: &View) -> usize {
+        thoth_stack::Wire::encoded_len(&Hdr::Chunk { last: false })
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if self.exited {
             return cx.dn(ev);
