@@ -10,7 +10,7 @@ use super::driven::Driven;
 use super::member::{self, Control, emit};
 use super::net::{Net, Tx};
 use super::proto::Hdr;
-use super::stack::{Chunk, udp_config};
+use super::stack::{Payloads, udp_config};
 use std::time::Duration;
 use thoth::groups::{GroupCmd, GroupEvent, Groups, GroupsConfig};
 use thoth::udp::{self, Sockets};
@@ -80,7 +80,7 @@ pub fn serve(o: &MemberOpts, spec: &str, n: usize, ctl: &Control) -> Result<(), 
     }
     let driven = Driven::start(o, socks, g, &peers)?;
     let groups = (0..n).map(|k| group(&o.name, k)).collect();
-    let mut net = GroupsNet { driven, groups, events: Vec::new(), chunk: Chunk::default() };
+    let mut net = GroupsNet { driven, groups, events: Vec::new(), payloads: Payloads::default() };
     emit(&format!("ARMED {max}"));
     let (s0, c0, t0) = (net.driven.stats(), cpu_ns(), now_ns());
     while now_ns() < t0 + o.idle.as_nanos() as u64 {
@@ -104,7 +104,7 @@ struct GroupsNet {
     driven: Driven<Groups>,
     groups: Vec<GroupId>,
     events: Vec<GroupEvent>,
-    chunk: Chunk,
+    payloads: Payloads,
 }
 
 /// No value: a `Groups` member sends from its receiving loop (`Net::send`).
@@ -127,7 +127,7 @@ impl Net for GroupsNet {
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
         let seq = Hdr::read(payload).map_or(0, |h| h.seq);
         let g = self.groups[(seq % self.groups.len() as u64) as usize];
-        self.driven.command(GroupCmd::To(g, Cmd::Cast(self.chunk.take(payload))))
+        self.driven.command(GroupCmd::To(g, Cmd::Cast(self.payloads.take(payload))))
     }
 
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8], u64)) -> Result<usize, String> {

@@ -6,7 +6,7 @@
 use super::args::{MemberOpts, Mode};
 use super::clock::{cpu_ns, now_ns, sleep_until, thread_cpu_ns, udp_drops};
 use super::net::{Net, Tx};
-use super::proto::{Ctl, HDR, Hdr, MemberResult};
+use super::proto::{Ctl, HDR, Hdr, MemberResult, payload};
 use super::raw::{self, RawNet};
 use super::tally::Tally;
 use std::io::{BufRead, Write};
@@ -292,7 +292,7 @@ struct Pacer {
 
 impl Pacer {
     fn new(o: &MemberOpts, round: u32, t0: u64) -> Pacer {
-        let buf = (0..o.size).map(|i| i as u8).collect();
+        let buf = payload(o.size);
         Pacer { buf, round, sender: o.index as u32, when: Schedule::new(o, t0), seq: 0 }
     }
 
@@ -359,7 +359,7 @@ struct Pinger {
 
 impl Pinger {
     fn new(o: &MemberOpts, round: u32, t0: u64) -> Pinger {
-        let buf = (0..o.size).map(|i| i as u8).collect();
+        let buf = payload(o.size);
         Pinger { buf, round, when: Schedule::new(o, t0), seq: 0, waiting: None }
     }
 
@@ -406,7 +406,7 @@ fn receive<N: Net>(
     let mut progress_at = t0 + PROGRESS_EVERY.as_nanos() as u64;
     let answer = o.rtt && o.index == PONGER as usize;
     let mut pings: Vec<Hdr> = Vec::new();
-    let mut pong: Vec<u8> = vec![0; o.size];
+    let mut pong = payload(o.size);
     let sent_by = loop {
         let wait = pump.step(net)?;
         net.recv(wait, &mut |p, at| {

@@ -7,7 +7,9 @@ use std::time::Duration;
 /// The sending side, moved to a sender thread.
 pub trait Tx: Send + 'static {
     /// Multicasts one message; may block (backpressure). The path copies what it keeps:
-    /// the sender rewrites the same buffer for the next message.
+    /// the sender rewrites the same buffer for the next message. Every payload of a run is
+    /// `proto::payload(size)` with a stamp of its own in the first `proto::HDR` bytes, so a
+    /// path may keep the rest from an earlier payload of the same length.
     fn send(&mut self, payload: &[u8]) -> Result<(), String>;
     /// Sends what `send` gathered (a path that packs messages into datagrams); the sender
     /// calls it before it waits and when it is done.

@@ -13,6 +13,12 @@ use std::net::SocketAddr;
 /// host's monotonic clock), little endian.
 pub const HDR: usize = 24;
 
+/// A payload of `size` bytes as every sender builds it: room for the stamp (`Hdr`), then a
+/// fixed pattern. Senders rewrite only the stamp (`Tx::send`).
+pub fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| i as u8).collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hdr {
     pub round: u32,

@@ -7,7 +7,9 @@ use super::clock::sysctl;
 use super::driven::Driven;
 use super::member::{self, Control, emit};
 use super::net::{Net, Tx};
+use super::proto::HDR;
 use super::raw;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use thoth::udp::{self, Handle, Sockets, UdpConfig};
@@ -55,44 +57,63 @@ pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
     }
     let driven = Driven::start(o, socks, ep, &peers)?;
     emit(&format!("ARMED {max}"));
-    member::rounds(StackNet { driven, events: Vec::new(), chunk: Chunk::default() }, o, ctl)
+    member::rounds(StackNet { driven, events: Vec::new(), payloads: Payloads::default() }, o, ctl)
 }
 
 struct StackNet {
     driven: Driven<Endpoint>,
     events: Vec<Event>,
-    chunk: Chunk,
+    payloads: Payloads,
 }
 
-/// Payloads are written one after another into a shared chunk and each cast takes its
-/// slice: a copy and a reference count per message, as an application would pay, but no
-/// allocation per message.
+/// The buffers a member casts its payloads in. Every payload of a run is
+/// `proto::payload(size)` with its own stamp in the first `HDR` bytes (`Tx::send`), so a
+/// buffer the stack has let go of (it keeps each cast until every member has it) is cast
+/// again with only its stamp rewritten, as the raw path rewrites its one buffer: the payload
+/// is copied once per buffer, not once per message. A buffer still held is not waited for: a
+/// new one is made.
 #[derive(Default)]
-pub struct Chunk(BytesMut);
+pub struct Payloads(VecDeque<Bytes>);
 
-/// Bytes per payload chunk.
-const CHUNK: usize = 128 << 10;
+/// Bytes of payload buffers kept for reuse, at most (and at least `MIN_KEPT` buffers).
+const KEPT_BYTES: usize = 256 << 20;
+const MIN_KEPT: usize = 64;
 
-impl Chunk {
+impl Payloads {
     pub fn take(&mut self, payload: &[u8]) -> Bytes {
-        if self.0.capacity() - self.0.len() < payload.len() {
-            // Reuses the chunk's allocation once the driver has let go of every payload in it.
-            self.0.reserve(CHUNK.max(payload.len()));
+        let stamp = HDR.min(payload.len());
+        let reused = match self.0.front() {
+            Some(b) if b.len() == payload.len() && b.is_unique() => {
+                self.0.pop_front().and_then(|b| b.try_into_mut().ok())
+            }
+            _ => None,
+        };
+        let buf = match reused {
+            Some(mut buf) => {
+                debug_assert!(buf[stamp..] == payload[stamp..], "payloads differ past their stamp");
+                buf[..stamp].copy_from_slice(&payload[..stamp]);
+                buf
+            }
+            None => BytesMut::from(payload),
         }
-        self.0.extend_from_slice(payload);
-        self.0.split().freeze()
+        .freeze();
+        if self.0.len() >= MIN_KEPT.max(KEPT_BYTES / payload.len().max(1)) {
+            self.0.pop_front();
+        }
+        self.0.push_back(buf.clone());
+        buf
     }
 }
 
 /// The sending side of a member with a driver thread: casts through the handle.
 struct StackTx {
     handle: Handle,
-    chunk: Chunk,
+    payloads: Payloads,
 }
 
 impl Tx for StackTx {
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        self.handle.cast(self.chunk.take(payload)).map_err(|e| format!("cast: {e}"))
+        self.handle.cast(self.payloads.take(payload)).map_err(|e| format!("cast: {e}"))
     }
 }
 
@@ -100,11 +121,11 @@ impl Net for StackNet {
     type Tx = StackTx;
 
     fn tx(&self) -> Option<StackTx> {
-        self.driven.handle().map(|h| StackTx { handle: h.clone(), chunk: Chunk::default() })
+        self.driven.handle().map(|h| StackTx { handle: h.clone(), payloads: Payloads::default() })
     }
 
     fn send(&mut self, payload: &[u8]) -> Result<(), String> {
-        self.driven.command(Cmd::Cast(self.chunk.take(payload)))
+        self.driven.command(Cmd::Cast(self.payloads.take(payload)))
     }
 
     fn recv(&mut self, timeout: Duration, sink: &mut impl FnMut(&[u8], u64)) -> Result<usize, String> {
@@ -152,4 +173,33 @@ impl Net for StackNet {
 pub fn probe_setup(group: SocketAddr, interface: std::net::IpAddr) -> Result<raw::Setup, String> {
     let c = UdpConfig::default();
     raw::Setup::new(group, interface, c.ttl, c.recv_buffer, c.send_buffer).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamped(stamp: u8) -> Vec<u8> {
+        let mut p = crate::perf::proto::payload(100);
+        p[..HDR].fill(stamp);
+        p
+    }
+
+    /// A buffer is cast again only once nothing else holds it, and then with its new stamp.
+    #[test]
+    fn payload_buffers_are_reused_only_once_let_go() {
+        let mut pool = Payloads::default();
+        let first = pool.take(&stamped(1));
+        let second = pool.take(&stamped(2));
+        assert_ne!(first.as_ptr(), second.as_ptr(), "a held buffer is not reused");
+        assert_eq!((&first[..], &second[..]), (&stamped(1)[..], &stamped(2)[..]));
+        let at = first.as_ptr();
+        drop(first);
+        let third = pool.take(&stamped(3));
+        assert_eq!(third.as_ptr(), at, "the buffer let go of is reused");
+        assert_eq!((&third[..], &second[..]), (&stamped(3)[..], &stamped(2)[..]));
+        // Another size: a fresh buffer, whatever is free.
+        drop(third);
+        assert_eq!(&pool.take(&[7; 10])[..], &[7; 10]);
+    }
 }
