@@ -18,6 +18,9 @@
 //! bounded by `max_held` anyway), and held casts are released in order as grants arrive.
 //! Once the queue is empty and some credit is left (`outstanding < credits`), the layer emits
 //! `Up::Flow { ready: true }`. The `ready` events strictly alternate, starting with `false`.
+//! The layer tells its room (`Layer::cast_room`: `credits` less the outstanding bytes, none
+//! while it holds casts), so that the endpoint hands it a run of casts in one input only as
+//! far as they go at once.
 //!
 //! *Receiver.* `received[s]` counts the bytes of `Data` casts from `s` this layer delivered up.
 //! When `received[s] - granted[s] >= threshold` it sends `Grant { consumed: received[s] }` to
@@ -271,6 +274,17 @@ impl Flow {
         self.cfg.test_ignore_credit || out + len <= self.cfg.credits || out == 0
     }
 
+    /// Bytes of casts that would go at once, one after another (`Layer::cast_room`).
+    fn room(&self) -> u64 {
+        if self.blocked || !self.held.is_empty() {
+            0
+        } else if self.cfg.test_ignore_credit {
+            u64::MAX
+        } else {
+            self.cfg.credits.saturating_sub(self.outstanding())
+        }
+    }
+
     fn release(&mut self, mut msg: Msg, len: u64, cx: &mut Cx<'_>) {
         self.sent += len;
         self.c.casts += 1;
@@ -402,6 +416,9 @@ impl Layer for Flow {
 
     fn max_header(&self, _: &thoth_stack::View) -> usize {
         FlowHdr::Data.encoded_len()
+    }
+    fn cast_room(&self) -> usize {
+        usize::try_from(self.room()).unwrap_or(usize::MAX)
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {

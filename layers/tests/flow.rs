@@ -651,14 +651,19 @@ struct Seen {
     /// Largest `sent - delivered` from node 0 to the slow node 2, sampled after every step.
     max_gap_to_slow: u64,
     would_block: [u64; 3],
+    /// Most casts taken in one hand-over.
+    most_taken: usize,
 }
 
-/// One seeded run: node 0 and node 1 cast as fast as the stack takes casts; the links lose,
-/// duplicate and reorder; node 2 is far (its inbound links are slow). After every simulator
-/// step, for every sender `s` and receiver `r`, the bytes `s` has put on the wire minus the
-/// bytes `r`'s application has received from `s` must stay within `credits`. At the end every
-/// cast is delivered everywhere in order and the group goes quiet with nothing held.
-fn flow_run(seed: u64, fc: Config) -> Result<Seen, String> {
+/// One seeded run: node 0 and node 1 cast as fast as the stack takes casts (one at a time,
+/// or with `batched` in runs handed over together, `Endpoint::handle_commands`); the links
+/// lose, duplicate and reorder; node 2 is far (its inbound links are slow). After every
+/// simulator step, for every sender `s` and receiver `r`, the bytes `s` has put on the wire
+/// minus the bytes `r`'s application has received from `s` must stay within `credits`;
+/// after every hand-over, flow holds at most the one cast that found no credit (the endpoint
+/// hands it no more than its room). At the end every cast is delivered everywhere in order
+/// and the group goes quiet with nothing held.
+fn flow_run(seed: u64, fc: Config, batched: bool) -> Result<Seen, String> {
     let credits = fc.credits;
     let mut plan = Rng::new(seed ^ 0x666c_6f77);
     let mut sim = Sim::new(seed);
@@ -678,30 +683,45 @@ fn flow_run(seed: u64, fc: Config) -> Result<Seen, String> {
 
     let mut accepted_bytes = [0u64; 3];
     let mut cast = [0u32; 3];
+    // The casts made so far (`sizes`), of which the first `cast` are accepted.
     let mut sizes: Vec<Vec<usize>> = vec![Vec::new(); 3];
     // delivered[r][s]: bytes r's application received from s; cursor[r]: deliveries seen.
     let mut delivered = [[0u64; 3]; 3];
     let mut cursor = [0usize; 3];
-    let mut seen = Seen { max_gap_to_slow: 0, would_block: [0; 3] };
+    let mut seen = Seen { max_gap_to_slow: 0, would_block: [0; 3], most_taken: 0 };
     let limit = Time::ZERO + Duration::from_secs(60);
 
     while (0..3).any(|s| cast[s] < QUOTA[s]) {
         for s in 0..3 {
             while cast[s] < QUOTA[s] {
-                let len = 1 + plan.below(600) as usize;
-                let data = payload(s, cast[s], len);
-                let n = data.len();
-                match sim.with(nodes[s], |ep, now| ep.cast(now, data)).map_err(|e| e.to_string())? {
-                    Ok(()) => {
-                        accepted_bytes[s] += n as u64;
-                        sizes[s].push(n);
-                        cast[s] += 1;
+                // Up to 40 casts handed over together (1 at a time unless `batched`).
+                let mut cmds = VecDeque::new();
+                for k in cast[s]..QUOTA[s].min(cast[s] + if batched { 40 } else { 1 }) {
+                    if k as usize == sizes[s].len() {
+                        sizes[s].push(1 + plan.below(600) as usize);
                     }
-                    Err(CastError::WouldBlock) => {
-                        seen.would_block[s] += 1;
-                        break;
-                    }
-                    Err(e) => return Err(format!("node {s} cast refused: {e}")),
+                    cmds.push_back(Cmd::Cast(payload(s, k, sizes[s][k as usize])));
+                }
+                let offered = cmds.len();
+                let taken = sim
+                    .with(nodes[s], |ep, now| if ep.can_cast() { ep.handle_commands(now, &mut cmds) } else { Ok(0) })
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("node {s} cast refused: {e}"))?;
+                if taken == 0 {
+                    seen.would_block[s] += 1;
+                    break;
+                }
+                if taken != offered - cmds.len() {
+                    return Err(format!("node {s}: {taken} casts taken, {} gone", offered - cmds.len()));
+                }
+                let k = cast[s] as usize;
+                accepted_bytes[s] +=
+                    (k..k + taken).map(|k| payload(s, k as u32, sizes[s][k]).len() as u64).sum::<u64>();
+                cast[s] += taken as u32;
+                seen.most_taken = seen.most_taken.max(taken);
+                let held = sim_counter(&sim, nodes[s], "held")?;
+                if held > 1 {
+                    return Err(format!("node {s}: flow holds {held} casts of {taken} handed over together"));
                 }
             }
         }
@@ -775,7 +795,7 @@ fn flow_run(seed: u64, fc: Config) -> Result<Seen, String> {
 #[test]
 fn sim_slow_receiver_throttles_the_sender_and_everything_is_delivered() {
     check_seeds("sim_slow_receiver_throttles_the_sender_and_everything_is_delivered", 0..8, |seed| {
-        let seen = flow_run(seed, flow_cfg())?;
+        let seen = flow_run(seed, flow_cfg(), false)?;
         println!(
             "seed {seed}: {:?} WouldBlock, largest gap to the slow node {}",
             seen.would_block, seen.max_gap_to_slow
@@ -791,12 +811,28 @@ fn sim_slow_receiver_throttles_the_sender_and_everything_is_delivered() {
     });
 }
 
+/// The same with casts handed over in runs: the endpoint takes as many as flow has room
+/// for, in one input, and the bound holds as one at a time.
+#[test]
+fn sim_runs_of_casts_go_in_together_as_far_as_credit_goes() {
+    check_seeds("sim_runs_of_casts_go_in_together_as_far_as_credit_goes", 0..8, |seed| {
+        let seen = flow_run(seed, flow_cfg(), true)?;
+        if seen.would_block[0] == 0 || seen.max_gap_to_slow < CREDITS / 2 || seen.most_taken < 2 {
+            return Err(format!(
+                "not throttled in runs: {} WouldBlock, largest gap to the slow node {}, at most {} taken at once",
+                seen.would_block[0], seen.max_gap_to_slow, seen.most_taken
+            ));
+        }
+        Ok(())
+    });
+}
+
 /// The harness catches a flow layer that ignores credit: the slow receiver is overrun.
 #[test]
 fn sim_catches_a_flow_layer_that_ignores_credit() {
     let r = catch_unwind(AssertUnwindSafe(|| {
         check_seeds("sim_catches_a_flow_layer_that_ignores_credit", 0..2, |seed| {
-            flow_run(seed, Config { test_ignore_credit: true, ..flow_cfg() }).map(|_| ())
+            flow_run(seed, Config { test_ignore_credit: true, ..flow_cfg() }, false).map(|_| ())
         })
     }));
     let msg = r.expect_err("overrunning the slow receiver must fail");

@@ -85,6 +85,9 @@ impl<T: Layer, R: Layer> Layer for Compose<T, R> {
     fn max_header(&self, view: &View) -> usize {
         self.top.max_header(view) + self.rest.max_header(view)
     }
+    fn cast_room(&self) -> usize {
+        self.top.cast_room().min(self.rest.cast_room())
+    }
     fn init(&mut self, cx: &mut Cx<'_>) {
         // Every layer is started before any event reaches it.
         self.with_top(cx, |top, cx| top.init(cx));
@@ -101,6 +104,10 @@ impl<T: Layer, R: Layer> Layer for Compose<T, R> {
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         self.with_top(cx, |top, cx| top.handle_dn(ev, cx));
+        self.pump(cx);
+    }
+    fn handle_dns(&mut self, evs: &mut VecDeque<Dn>, cx: &mut Cx<'_>) {
+        self.with_top(cx, |top, cx| top.handle_dns(evs, cx));
         self.pump(cx);
     }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>) {
@@ -257,6 +264,9 @@ impl Layer for Stack {
     fn max_header(&self, view: &View) -> usize {
         self.layers.iter().map(|l| l.max_header(view)).sum()
     }
+    fn cast_room(&self) -> usize {
+        self.layers.iter().map(|l| l.cast_room()).min().unwrap_or(usize::MAX)
+    }
     fn init(&mut self, cx: &mut Cx<'_>) {
         // Every layer is started before any event reaches it.
         for i in 0..self.layers.len() {
@@ -275,6 +285,13 @@ impl Layer for Stack {
         match self.dns.first_mut() {
             Some(top) => top.push_back(ev),
             None => return cx.pass_dn(ev),
+        }
+        self.run(cx);
+    }
+    fn handle_dns(&mut self, evs: &mut VecDeque<Dn>, cx: &mut Cx<'_>) {
+        match self.dns.first_mut() {
+            Some(top) => top.append(evs),
+            None => evs.drain(..).for_each(|ev| cx.pass_dn(ev)),
         }
         self.run(cx);
     }

@@ -307,6 +307,9 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     next_view: Option<View>,
     /// Events for the top of the stack that the endpoint itself answers (an empty state).
     answers: VecDeque<Dn>,
+    /// Where a batch of casts is gathered for the stack (`handle_commands`); kept for its
+    /// allocation.
+    casts: VecDeque<Dn>,
     left: bool,
     /// The first view's stack has had its `init`.
     started: bool,
@@ -352,6 +355,7 @@ impl<L: Layer> Endpoint<L> {
             memo: Memo::new(),
             next_view: None,
             answers: VecDeque::new(),
+            casts: VecDeque::new(),
             left: false,
             started: false,
             bottom_events: 0,
@@ -426,6 +430,36 @@ impl<L: Layer> Endpoint<L> {
         }
         self.run(now, Input::Dn(Dn::Cast(Msg::new(data))));
         Ok(())
+    }
+
+    /// Applies the commands at the front of `cmds` as `Machine::handle_commands` says: a run
+    /// of casts goes down the stack as one input (at most `CAST_BATCH`, and after the first
+    /// only as many bytes as the stack has room for, `Layer::cast_room`, so that flow control
+    /// holds back none of them but the first, as it would one at a time); anything else, or
+    /// a cast the endpoint refuses, alone.
+    pub fn handle_commands(&mut self, now: Time, cmds: &mut VecDeque<Cmd>) -> Result<usize, CastError> {
+        self.start(now);
+        let mut casts = std::mem::take(&mut self.casts);
+        let (room, mut bytes) = (self.stack.cast_room(), 0usize);
+        while casts.len() < CAST_BATCH
+            && let Some(Cmd::Cast(data)) = cmds.front()
+            && (if casts.is_empty() { self.cast_ready } else { bytes.saturating_add(data.len()) <= room })
+            && self.admit(data).is_ok()
+        {
+            let Some(Cmd::Cast(data)) = cmds.pop_front() else { unreachable!("looked at") };
+            bytes += data.len();
+            casts.push_back(Dn::Cast(Msg::new(data)));
+        }
+        if casts.is_empty() {
+            self.casts = casts;
+            return match cmds.pop_front() {
+                Some(cmd) => Machine::handle_command(self, now, cmd).map(|()| 1),
+                None => Ok(0),
+            };
+        }
+        let n = casts.len();
+        self.run(now, Input::Dns(casts));
+        Ok(n)
     }
 
     /// Sends `data` to one member of the view.
@@ -664,6 +698,10 @@ impl<L: Layer> Endpoint<L> {
                     .with_room(crate::layer::room(self.cfg.max_datagram));
                 match input.take() {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
+                    Some(Input::Dns(mut evs)) => {
+                        self.stack.handle_dns(&mut evs, &mut cx);
+                        self.casts = evs;
+                    }
                     Some(Input::Up(ev)) => self.stack.handle_up(ev, &mut cx),
                     Some(Input::Timeout) => self.stack.handle_timeout(&mut cx),
                     Some(Input::Init) => self.stack.init(&mut cx),
@@ -825,6 +863,9 @@ impl<L: Layer> Machine for Endpoint<L> {
     fn stats(&self) -> Stats {
         self.stats.clone()
     }
+    fn handle_commands(&mut self, now: Time, cmds: &mut VecDeque<Cmd>) -> Result<usize, CastError> {
+        Endpoint::handle_commands(self, now, cmds)
+    }
     fn handle_command(&mut self, now: Time, cmd: Cmd) -> Result<(), CastError> {
         match cmd {
             Cmd::Cast(data) => self.cast(now, data),
@@ -876,11 +917,16 @@ impl Endpoint<crate::compose::Stack> {
 
 enum Input {
     Dn(Dn),
+    /// A batch from above, handed on in order (`Layer::handle_dns`).
+    Dns(VecDeque<Dn>),
     Up(Up),
     Timeout,
     Init,
     EndTurn,
 }
+
+/// Most casts `Endpoint::handle_commands` hands the stack as one input.
+pub const CAST_BATCH: usize = 32;
 
 /// Most passes of `Endpoint::end_turn` (each pass is a layer's answer to the one before:
 /// a few suffice; the bound only keeps a faulty layer from looping).

@@ -245,11 +245,28 @@ pub trait Layer: Send {
     fn max_header(&self, _view: &View) -> usize {
         DEFAULT_MAX_HEADER
     }
+    /// Bytes of casts this layer would take now and pass on at once, holding none back (flow
+    /// control's credit); `usize::MAX`, the default, for a layer that never holds casts back.
+    /// The endpoint hands the stack a run of casts as one input only as far as every layer
+    /// has room for them (`Endpoint::handle_commands`), so a layer that answers a cast with
+    /// `Up::Flow { ready: false }` must say its room, or the casts handed over with that
+    /// one would pass it.
+    fn cast_room(&self) -> usize {
+        usize::MAX
+    }
     /// Called once before anything else, with `cx.view` the view this layer's stack was built
     /// for and `cx.now` the time that view starts: a layer sizes its state for the view, arms
     /// its first timers and may emit its first messages here.
     fn init(&mut self, _cx: &mut Cx<'_>) {}
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>);
+    /// Handles events from above, oldest first, leaving `evs` empty: `handle_dn` on each,
+    /// which is what the default does. A composite overrides it to run its layers once for
+    /// the whole batch (each layer then handles the batch's events one after another).
+    fn handle_dns(&mut self, evs: &mut VecDeque<Dn>, cx: &mut Cx<'_>) {
+        while let Some(ev) = evs.pop_front() {
+            self.handle_dn(ev, cx);
+        }
+    }
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>);
     /// Handles the events queued from below, oldest first, leaving `evs` empty: `handle_up`
     /// on each, which is what the default does (`each_up`). A layer whose data path passes
@@ -300,11 +317,17 @@ impl<L: Layer + ?Sized> Layer for Box<L> {
     fn max_header(&self, view: &View) -> usize {
         (**self).max_header(view)
     }
+    fn cast_room(&self) -> usize {
+        (**self).cast_room()
+    }
     fn init(&mut self, cx: &mut Cx<'_>) {
         (**self).init(cx)
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         (**self).handle_dn(ev, cx)
+    }
+    fn handle_dns(&mut self, evs: &mut VecDeque<Dn>, cx: &mut Cx<'_>) {
+        (**self).handle_dns(evs, cx)
     }
     fn end_turn(&mut self, cx: &mut Cx<'_>) {
         (**self).end_turn(cx)

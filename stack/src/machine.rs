@@ -20,6 +20,7 @@ use crate::endpoint::{Stats, Transmit};
 use crate::ids::{EndpointId, View};
 use crate::time::Time;
 use bytes::Bytes;
+use std::collections::VecDeque;
 
 /// What became of a datagram handed to `Machine::handle_datagram`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +84,18 @@ pub trait Machine {
     fn stats(&self) -> Stats;
 
     fn handle_command(&mut self, now: Time, cmd: Self::Cmd) -> Result<(), Self::Refused>;
+    /// Applies the command at the front of `cmds` (one the caller found `ready`) and may
+    /// apply the ones after it with it, as one input; returns how many it applied from the
+    /// front (at least one, unless `cmds` is empty), or the first command's refusal (it is
+    /// consumed, as `handle_command` consumes it). The default applies the first alone. An
+    /// endpoint takes a run of casts together, as far as its flow control has room for
+    /// them, and its stack runs once for all of them.
+    fn handle_commands(&mut self, now: Time, cmds: &mut VecDeque<Self::Cmd>) -> Result<usize, Self::Refused> {
+        match cmds.pop_front() {
+            Some(cmd) => self.handle_command(now, cmd).map(|()| 1),
+            None => Ok(0),
+        }
+    }
     fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx;
     fn handle_timeout(&mut self, now: Time);
     /// Ends a batch of inputs.

@@ -250,6 +250,10 @@ impl Layer for Gate {
     fn name(&self) -> &'static str {
         "gate"
     }
+    /// Every cast may close it: none goes with another.
+    fn cast_room(&self) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         if matches!(ev, Dn::Cast(_)) {
             cx.up(Up::Flow { ready: false });

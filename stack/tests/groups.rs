@@ -448,6 +448,10 @@ impl Layer for HoldAfterOne {
     fn name(&self) -> &'static str {
         "hold"
     }
+    /// Armed, its next cast is its last: none goes with it.
+    fn cast_room(&self) -> usize {
+        if self.armed && !self.held { 0 } else { usize::MAX }
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         let cast = matches!(ev, Dn::Cast(_));
         cx.dn(ev);

@@ -42,6 +42,10 @@ impl Layer for Gate {
     fn name(&self) -> &'static str {
         "gate"
     }
+    /// Closed, it lets the first cast go and holds back what was handed over with it.
+    fn cast_room(&self) -> usize {
+        if self.ready && !self.open.load(Ordering::SeqCst) { 0 } else { usize::MAX }
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         let cast = matches!(ev, Dn::Cast(_));
         cx.dn(ev);

@@ -344,6 +344,10 @@ impl Layer for Answers {
     fn name(&self) -> &'static str {
         "answers"
     }
+    /// Any cast may be the one that blocks: none goes with another.
+    fn cast_room(&self) -> usize {
+        0
+    }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         let me = cx.rank;
         match ev {

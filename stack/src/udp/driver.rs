@@ -128,29 +128,32 @@ impl<M: Machine> Driver<M> {
     /// (`Command::lane`: an endpoint's commands are all of one lane, a `Groups` machine's
     /// lane is the group), while the other lanes' commands go on, and the answers to a view
     /// change go whatever their lane — the view change is what holds the casts before them.
-    /// True if any went in; what went in gives its room in the command queue back.
+    /// A run of commands may go in as one input (`Machine::handle_commands`). True if any
+    /// went in; what went in gives its room in the command queue back.
     fn apply_commands(&mut self) -> bool {
-        let (mut items, mut bytes) = (0, 0);
-        let mut apply = |m: &mut M, core: &mut Core, cmd: M::Cmd| {
-            (items, bytes) = (items + 1, bytes + cmd.weight());
-            if m.handle_command(core.now(), cmd).is_err() {
-                core.stats.rejected_commands += 1;
-            }
-        };
-        while let Some(cmd) = self.fresh.pop_front() {
-            if let (false, Some(q)) = (cmd.is_answer(), self.held.get_mut(&cmd.lane())) {
-                q.push_back(cmd);
-            } else if cmd.is_answer() || self.m.ready(&cmd) {
-                apply(&mut self.m, &mut self.core, cmd);
+        // What went in from `fresh` is all of it less what was held back; a run of commands
+        // may go in together (`Machine::handle_commands`).
+        let (mut items, mut bytes) = (self.fresh.len(), self.fresh.iter().map(Command::weight).sum::<usize>());
+        while let Some(cmd) = self.fresh.front() {
+            let lane = cmd.lane();
+            if cmd.is_answer() || (!self.held.contains_key(&lane) && self.m.ready(cmd)) {
+                if self.m.handle_commands(self.core.now(), &mut self.fresh).is_err() {
+                    self.core.stats.rejected_commands += 1;
+                }
             } else {
-                self.held.entry(cmd.lane()).or_default().push_back(cmd);
+                let cmd = self.fresh.pop_front().expect("looked at");
+                (items, bytes) = (items - 1, bytes - cmd.weight());
+                self.held.entry(lane).or_default().push_back(cmd);
             }
         }
         // What was held may go now (credit came, an answer ended a view change).
         self.held.retain(|_, q| {
             while q.front().is_some_and(|c| self.m.ready(c)) {
                 let cmd = q.pop_front().expect("looked at");
-                apply(&mut self.m, &mut self.core, cmd);
+                (items, bytes) = (items + 1, bytes + cmd.weight());
+                if self.m.handle_command(self.core.now(), cmd).is_err() {
+                    self.core.stats.rejected_commands += 1;
+                }
             }
             !q.is_empty()
         });

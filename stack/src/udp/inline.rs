@@ -112,8 +112,8 @@ where
     }
 
     /// Hands the commands at the front of `cmds` to the machine in one turn, so that the
-    /// stack packs what they cause into as few datagrams as it can, and sends them before it
-    /// returns: the first waits as `command` would, the others go only while they need not
+    /// stack packs what they cause into as few datagrams as it can (a run of casts goes down
+    /// it as one input, `Machine::handle_commands`), and sends them before it returns: the first waits as `command` would, the others go only while they need not
     /// wait (the rest stay in `cmds`). Returns how many went in; an error if the first cannot
     /// go (it stays in `cmds`), or if the machine refused one (the ones before it went in,
     /// the refused one is dropped).
@@ -132,23 +132,22 @@ where
     fn batch(&mut self, cmds: &mut VecDeque<M::Cmd>, at_once: bool) -> Result<usize, HandleError> {
         let mut n = 0;
         let mut r = Ok(());
-        while let Some(cmd) = cmds.pop_front() {
-            if n > 0 && !cmd.is_answer() && !self.takes(&cmd) {
-                cmds.push_front(cmd);
+        while let Some(cmd) = cmds.front() {
+            if n > 0 && !cmd.is_answer() && !self.takes(cmd) {
                 break;
             }
-            let wait = if at_once && !cmd.is_answer() { Some(Duration::ZERO) } else { self.wait_for(&cmd) };
-            if n == 0
-                && let Err(e) = self.wait_ready(&cmd, wait)
-            {
-                cmds.push_front(cmd);
-                return Err(e);
+            let wait = if at_once && !cmd.is_answer() { Some(Duration::ZERO) } else { self.wait_for(cmd) };
+            if n == 0 {
+                self.wait_ready(cmd, wait)?;
             }
-            r = self.m.handle_command(self.core.now(), cmd).map_err(HandleError::from);
-            if r.is_err() {
-                break;
+            // It goes in, maybe with a run of the ones after it.
+            match self.m.handle_commands(self.core.now(), cmds) {
+                Ok(k) => n += k,
+                Err(e) => {
+                    r = Err(HandleError::from(e));
+                    break;
+                }
             }
-            n += 1;
         }
         if n > 0 || r.is_err() {
             self.end_turn();
