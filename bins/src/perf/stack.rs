@@ -68,23 +68,41 @@ struct StackNet {
 
 /// The buffers a member casts its payloads in. Every payload of a run is
 /// `proto::payload(size)` with its own stamp in the first `HDR` bytes (`Tx::send`), so a
-/// buffer the stack has let go of (it keeps each cast until every member has it) is cast
-/// again with only its stamp rewritten, as the raw path rewrites its one buffer: the payload
-/// is copied once per buffer, not once per message. A buffer still held is not waited for: a
-/// new one is made.
+/// large payload's buffer, once the stack has let go of it (it keeps each cast until every
+/// member has it), is cast again with only its stamp rewritten, as the raw path rewrites its
+/// one buffer: the payload is copied once per buffer, not once per message (a buffer still
+/// held is not waited for: a new one is made). Small payloads are copied one after another
+/// into a shared chunk instead, each cast taking its slice: copying them costs less than
+/// keeping track of a buffer each, whose reference counts would be cold by the time it is
+/// reused.
 #[derive(Default)]
-pub struct Payloads(VecDeque<Bytes>);
+pub struct Payloads {
+    kept: VecDeque<Bytes>,
+    chunk: BytesMut,
+}
 
+/// Payloads from this size on reuse buffers; smaller ones are copied into a chunk.
+const REUSE_FROM: usize = 8 << 10;
 /// Bytes of payload buffers kept for reuse, at most (and at least `MIN_KEPT` buffers).
 const KEPT_BYTES: usize = 256 << 20;
 const MIN_KEPT: usize = 64;
+/// Bytes per chunk of small payloads.
+const CHUNK: usize = 128 << 10;
 
 impl Payloads {
     pub fn take(&mut self, payload: &[u8]) -> Bytes {
+        if payload.len() < REUSE_FROM {
+            if self.chunk.capacity() - self.chunk.len() < payload.len() {
+                // Reclaims the chunk's allocation once every payload in it is let go of.
+                self.chunk.reserve(CHUNK);
+            }
+            self.chunk.extend_from_slice(payload);
+            return self.chunk.split().freeze();
+        }
         let stamp = HDR.min(payload.len());
-        let reused = match self.0.front() {
+        let reused = match self.kept.front() {
             Some(b) if b.len() == payload.len() && b.is_unique() => {
-                self.0.pop_front().and_then(|b| b.try_into_mut().ok())
+                self.kept.pop_front().and_then(|b| b.try_into_mut().ok())
             }
             _ => None,
         };
@@ -94,13 +112,15 @@ impl Payloads {
                 buf[..stamp].copy_from_slice(&payload[..stamp]);
                 buf
             }
-            None => BytesMut::from(payload),
+            // Split off, it is shared from the start (its header allocated once): keeping a
+            // clone and taking the buffer back then allocate nothing.
+            None => BytesMut::from(payload).split(),
         }
         .freeze();
-        if self.0.len() >= MIN_KEPT.max(KEPT_BYTES / payload.len().max(1)) {
-            self.0.pop_front();
+        if self.kept.len() >= MIN_KEPT.max(KEPT_BYTES / payload.len()) {
+            self.kept.pop_front();
         }
-        self.0.push_back(buf.clone());
+        self.kept.push_back(buf.clone());
         buf
     }
 }
@@ -180,7 +200,7 @@ mod tests {
     use super::*;
 
     fn stamped(stamp: u8) -> Vec<u8> {
-        let mut p = crate::perf::proto::payload(100);
+        let mut p = crate::perf::proto::payload(REUSE_FROM);
         p[..HDR].fill(stamp);
         p
     }
@@ -198,8 +218,9 @@ mod tests {
         let third = pool.take(&stamped(3));
         assert_eq!(third.as_ptr(), at, "the buffer let go of is reused");
         assert_eq!((&third[..], &second[..]), (&stamped(3)[..], &stamped(2)[..]));
-        // Another size: a fresh buffer, whatever is free.
+        // Another size: a fresh buffer, whatever is free; a small one: a copy.
         drop(third);
+        assert_eq!(&pool.take(&[7; REUSE_FROM + 1])[..], &[7; REUSE_FROM + 1]);
         assert_eq!(&pool.take(&[7; 10])[..], &[7; 10]);
     }
 }
