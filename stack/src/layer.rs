@@ -81,8 +81,8 @@ impl<'a> Cx<'a> {
         Cx { now, view, rank, rng, room: DEFAULT_ROOM, up, dn, memo: None }
     }
 
-    /// The same context with `room` bytes for a message (the endpoint's datagram less its
-    /// frame; `DEFAULT_ROOM` until set).
+    /// The same context with `room` bytes for a message (the endpoint's: `room` of its
+    /// `max_datagram`; `DEFAULT_ROOM` until set).
     pub fn with_room(self, room: usize) -> Cx<'a> {
         Cx { room, ..self }
     }
