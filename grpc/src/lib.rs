@@ -1,8 +1,28 @@
-//! Group RPC and replicated objects for Thoth (a later piece of work; nothing here yet).
+//! Group RPC for Thoth: calls to the members of a group, with a response mode, over a group
+//! endpoint. (Group RPC, as in Isis, E1 and Electra, and JGroups's `RpcDispatcher`; not
+//! gRPC.)
 //!
-//! What will live here: remote method calls to a group (sync, async, promise-based) with
-//! response modes (first, all, majority, none) and per-method ordering (abcast, cbcast,
-//! ubcast); replicated objects whose replication strategy is chosen per object (a semantics
-//! object apart from its replication object, as in E1); object groups; a location trader;
-//! liveness probes; and state transfer by dump / undump (Electra).
+//! `Rpc` wraps an endpoint and is a sans-IO machine like it, so the simulator and both UDP
+//! drivers run it: the application hands it calls (`RpcCmd::Call`: a call id of its own, a
+//! target — the group or one member —, a method number, the arguments as bytes, a response
+//! mode, a timeout and an optional filter) and replies (`RpcCmd::Reply`, whenever its handler
+//! is done), and gets requests to run (`RpcEvent::Request`) and ended calls
+//! (`RpcEvent::Done`, every member's answer or fault). Each member runs a call at most once
+//! (`cache.rs`: duplicates and calls asked again are answered from a bounded reply cache that
+//! survives view changes).
+//!
+//! Built so far: the machine, its wire format, response modes (`first`, `all`, `majority`,
+//! `none`) and filters, timeouts, members failing mid-call, at-most-once. Still to come (the
+//! rest of issue 13): per-call ordering (abcast / cbcast / ubcast on one stack), the sync /
+//! async / promise call types on a thread-safe handle, services from a trait by an
+//! attribute macro with typed, versioned arguments, and the `thoth-rpc-perf` benchmark.
 #![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod call;
+pub mod machine;
+pub mod wire;
+
+pub use cache::Bounds;
+pub use call::{Answer, Fault, Filter, Mode, Outcome};
+pub use machine::{Call, CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats, Target};
