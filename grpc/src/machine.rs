@@ -23,7 +23,8 @@
 //!
 //! Tested in `grpc/tests/sim.rs`: every mode, one-way and point-to-point calls, timeouts, a
 //! member crashing mid-call, duplicated requests and requests asked again after a view
-//! change answered from the cache, hostile payloads.
+//! change answered from the cache, hostile payloads; and in `grpc/tests/at_most_once.rs`
+//! against a model, on a network that duplicates, loses and reorders anything (bolero).
 
 use crate::cache::{Bounds, Cache, CallerKey, Seen};
 use crate::call::{Fault, Filter, Mode, Outcome, Tally};
