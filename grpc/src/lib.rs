@@ -11,18 +11,25 @@
 //! (`cache.rs`: duplicates and calls asked again are answered from a bounded reply cache that
 //! survives view changes).
 //!
+//! `Node` runs an `Rpc` on the UDP driver thread for any number of application threads, with
+//! Electra's call types: `call` (sync), `call_then` (an answer handler), `promise` (wait
+//! later; one node's promises complete in call order); and `serve`, whose handlers run on
+//! worker threads and answer through a `Responder`, at once or later.
+//!
 //! Built so far: the machine, its wire format, response modes (`first`, `all`, `majority`,
-//! `none`) and filters, timeouts, members failing mid-call, at-most-once. Still to come (the
-//! rest of issue 13): per-call ordering (abcast / cbcast / ubcast on one stack), the sync /
-//! async / promise call types on a thread-safe handle, services from a trait by an
-//! attribute macro with typed, versioned arguments, and the `thoth-rpc-perf` benchmark.
+//! `none`) and filters, timeouts, members failing mid-call, at-most-once, the call types.
+//! Still to come (the rest of issue 13): per-call ordering (abcast / cbcast / ubcast on one
+//! stack), services from a trait by an attribute macro with typed, versioned arguments, and
+//! the `thoth-rpc-perf` benchmark.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod call;
+pub mod client;
 pub mod machine;
 pub mod wire;
 
 pub use cache::Bounds;
 pub use call::{Answer, Fault, Filter, Mode, Outcome};
+pub use client::{CallError, CallResult, Incoming, Node, Promise, Request, Responder};
 pub use machine::{Call, CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats, Target};

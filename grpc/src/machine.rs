@@ -27,7 +27,7 @@
 //! against a model, on a network that duplicates, loses and reorders anything (bolero).
 
 use crate::cache::{Bounds, Cache, CallerKey, Seen};
-use crate::call::{Fault, Filter, Mode, Outcome, Tally};
+use crate::call::{Answer, Fault, Filter, Mode, Outcome, Tally};
 use crate::wire::{self, Hdr, Status};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
@@ -70,10 +70,12 @@ pub struct Caller {
 /// What the application hands the machine.
 pub enum RpcCmd {
     Call(Call),
-    /// The answer to a request (`Err`: the handler failed, saying why).
+    /// The answer to a request: a value, or `Fault::Failed` (the handler failed, saying
+    /// why) or `Fault::NoSuchMethod` (the other faults are the machine's to give; sent as
+    /// `Failed`).
     Reply {
         to: Caller,
-        result: Result<Bytes, String>,
+        result: Answer,
     },
     /// An endpoint command other than a cast or a send (leave, block_ok, state).
     Endpoint(Cmd),
@@ -87,6 +89,9 @@ pub enum RpcEvent {
     Request { caller: Caller, method: u64, args: Bytes, reply: bool },
     /// This member's call `id` ended.
     Done { id: CallId, outcome: Outcome },
+    /// This member's call `id` was refused and did not go (announced besides the command's
+    /// error, for a driver that does not report it).
+    Refused { id: CallId, why: RpcError },
     /// The endpoint's events but casts and sends (views, blocks, state transfer, exit).
     Endpoint(Event),
 }
@@ -217,10 +222,12 @@ impl<L: Layer> Rpc<L> {
         Ok(())
     }
 
-    fn reply(&mut self, now: Time, to: Caller, result: Result<Bytes, String>) -> Result<(), RpcError> {
+    fn reply(&mut self, now: Time, to: Caller, result: Answer) -> Result<(), RpcError> {
         let (status, body) = match result {
             Ok(b) => (Status::Ok, b),
-            Err(why) => (Status::Failed, Bytes::from(why.into_bytes())),
+            Err(Fault::NoSuchMethod) => (Status::NoSuchMethod, Bytes::new()),
+            Err(Fault::Failed(why)) => (Status::Failed, Bytes::from(why.into_bytes())),
+            Err(other) => (Status::Failed, Bytes::from(format!("{other:?}").into_bytes())),
         };
         if !self.cache.finish((to.member, to.nonce), to.call, status, body.clone()) {
             return Err(RpcError::NoSuchRequest);
@@ -363,7 +370,7 @@ impl Command for RpcCmd {
         match self {
             RpcCmd::Call(c) => c.args.len(),
             RpcCmd::Reply { result: Ok(b), .. } => b.len(),
-            RpcCmd::Reply { result: Err(s), .. } => s.len(),
+            RpcCmd::Reply { result: Err(_), .. } => 0,
             RpcCmd::Endpoint(c) => c.weight(),
         }
     }
@@ -382,6 +389,7 @@ impl Announce for RpcEvent {
         match self {
             RpcEvent::Request { args, .. } => args.len(),
             RpcEvent::Done { outcome, .. } => outcome.values().map(|(_, v)| v.len()).sum(),
+            RpcEvent::Refused { .. } => 0,
             RpcEvent::Endpoint(e) => e.weight(),
         }
     }
@@ -437,6 +445,11 @@ impl Observed for RpcEvent {
                 h.u8(2);
                 e.hash_into(h);
             }
+            RpcEvent::Refused { id, why } => {
+                h.u8(3);
+                h.u64(*id);
+                h.blob(format!("{why:?}").as_bytes());
+            }
         }
     }
     /// Requests are what the application receives: as deliveries, cast or send alike.
@@ -479,7 +492,10 @@ impl<L: Layer> Machine for Rpc<L> {
 
     fn handle_command(&mut self, now: Time, cmd: RpcCmd) -> Result<(), RpcError> {
         match cmd {
-            RpcCmd::Call(c) => self.call(now, c),
+            RpcCmd::Call(c) => {
+                let id = c.id;
+                self.call(now, c).inspect_err(|why| self.events.push_back(RpcEvent::Refused { id, why: why.clone() }))
+            }
             RpcCmd::Reply { to, result } => self.reply(now, to, result),
             RpcCmd::Endpoint(Cmd::Cast(_) | Cmd::Send(..)) => Err(RpcError::NotACommand),
             RpcCmd::Endpoint(c) => {

@@ -79,7 +79,7 @@ impl World {
                         }
                     }
                     done @ RpcEvent::Done { .. } => self.ends.push((i, done)),
-                    RpcEvent::Endpoint(_) => {}
+                    RpcEvent::Endpoint(_) | RpcEvent::Refused { .. } => {}
                 }
             }
             if quiet {
