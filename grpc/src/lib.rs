@@ -16,20 +16,25 @@
 //! later; one node's promises complete in call order); and `serve`, whose handlers run on
 //! worker threads and answer through a `Responder`, at once or later.
 //!
-//! Built so far: the machine, its wire format, response modes (`first`, `all`, `majority`,
-//! `none`) and filters, timeouts, members failing mid-call, at-most-once, the call types.
+//! `#[service(version = N)]` on a trait generates a typed client stub and a server
+//! dispatcher (`service.rs`: serde and postcard; a stub and a server that disagree on the
+//! version, a method or a type disagree on the method's number, answered `NoSuchMethod`).
+//!
 //! Still to come (the rest of issue 13): per-call ordering (abcast / cbcast / ubcast on one
-//! stack), services from a trait by an attribute macro with typed, versioned arguments, and
-//! the `thoth-rpc-perf` benchmark.
+//! stack, then a per-method attribute), tests across processes, and the `thoth-rpc-perf`
+//! benchmark.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod call;
 pub mod client;
 pub mod machine;
+pub mod service;
 pub mod wire;
 
 pub use cache::Bounds;
 pub use call::{Answer, Fault, Filter, Mode, Outcome};
 pub use client::{CallError, CallResult, Incoming, Node, Promise, Request, Responder};
 pub use machine::{Call, CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats, Target};
+pub use thoth_grpc_macros::service;
+pub use thoth_stack::EndpointId;

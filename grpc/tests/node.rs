@@ -8,39 +8,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
-use thoth_grpc::{Bounds, CallError, Fault, Mode, Node, Request, RpcConfig, RpcError};
-use thoth_stack::testing::random_u64;
-use thoth_stack::udp::{Sockets, UdpConfig};
-use thoth_stack::{Bytes, Config, Endpoint, EndpointId, GroupId};
+use thoth_grpc::{CallError, Fault, Mode, Node, Request, RpcError};
+use thoth_stack::{Bytes, EndpointId};
 
 const ECHO: u64 = 1;
 const LATER: u64 = 3;
 
+mod common;
+
 /// `n` members of a fresh group, each echoing `ECHO` as `args@index`; `runs` counts the
 /// handlers run.
 fn nodes(n: usize, runs: &Arc<AtomicU32>) -> Vec<Node> {
-    let cfg = UdpConfig { fanout: true, ..UdpConfig::default() };
-    let socks: Vec<Sockets> = (0..n).map(|_| Sockets::open(&cfg).expect("open")).collect();
-    let addrs: Vec<_> = socks.iter().map(|s| s.local_addr()).collect();
-    let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
-    let group = GroupId(random_u64());
-    socks
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let c = Config::new(group, s.id(), ids.clone());
-            let ep = Endpoint::from_spec(c, &thoth::registry(), "reliable").expect("stack");
-            let node = Node::start(s, ep, &addrs, RpcConfig { nonce: random_u64(), cache: Bounds::default() }, 4)
-                .expect("start");
-            let r = runs.clone();
-            node.serve(ECHO, move |inc| {
-                r.fetch_add(1, Ordering::SeqCst);
-                let v = format!("{}@{i}", String::from_utf8_lossy(&inc.args));
-                inc.responder.reply(Ok(Bytes::from(v)));
-            });
-            node
-        })
-        .collect()
+    let nodes = common::start(n);
+    for (i, node) in nodes.iter().enumerate() {
+        let r = runs.clone();
+        node.serve(ECHO, move |inc| {
+            r.fetch_add(1, Ordering::SeqCst);
+            let v = format!("{}@{i}", String::from_utf8_lossy(&inc.args));
+            inc.responder.reply(Ok(Bytes::from(v)));
+        });
+    }
+    nodes
 }
 
 /// The good answers, sorted (answers come in member id order, not in start order).

@@ -1,0 +1,213 @@
+//! `#[service(version = N)]` on a trait: generates the client stub (`<Trait>Client`) and the
+//! server dispatcher (`serve_<trait>`) of a Group RPC service. See `thoth_grpc::service` for
+//! what the generated code means; this crate only writes it.
+//!
+//! Per method: `&self` (read-only, served under a read lock) or `&mut self`; owned argument
+//! types; `#[rpc(mode = "all" | "first" | "majority" | "none")]` chooses the default response
+//! mode (`all` if absent). Each method's number is the FNV-1a hash of
+//! `Trait/version/method(arg types)->result type`, computed here.
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{format_ident, quote};
+use syn::parse::Parser;
+use syn::{FnArg, Ident, ItemTrait, LitInt, LitStr, Pat, ReturnType, TraitItem, Type};
+
+struct Method {
+    name: Ident,
+    mutating: bool,
+    args: Vec<(Ident, Type)>,
+    ret: Type,
+    mode: Ident,
+    id: u64,
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn snake(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+fn version_of(attr: TokenStream) -> syn::Result<u64> {
+    let mut version = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("version") {
+            version = Some(meta.value()?.parse::<LitInt>()?.base10_parse::<u64>()?);
+            Ok(())
+        } else {
+            Err(meta.error("expected `version = N`"))
+        }
+    });
+    parser.parse(attr)?;
+    version.ok_or_else(|| syn::Error::new(Span::call_site(), "#[service] needs `version = N`"))
+}
+
+fn method(trait_name: &str, version: u64, f: &mut syn::TraitItemFn) -> syn::Result<Method> {
+    let mut mode = format_ident!("All");
+    let mut err = None;
+    f.attrs.retain(|a| {
+        if !a.path().is_ident("rpc") {
+            return true;
+        }
+        let r = a.parse_nested_meta(|meta| {
+            if meta.path.is_ident("mode") {
+                let m = meta.value()?.parse::<LitStr>()?;
+                mode = match m.value().as_str() {
+                    "all" => format_ident!("All"),
+                    "first" => format_ident!("First"),
+                    "majority" => format_ident!("Majority"),
+                    "none" => format_ident!("None"),
+                    _ => return Err(meta.error("mode is one of all, first, majority, none")),
+                };
+                Ok(())
+            } else {
+                Err(meta.error("expected `mode = \"...\"`"))
+            }
+        });
+        if let Err(e) = r {
+            err = Some(e);
+        }
+        false
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let sig = &f.sig;
+    let mut inputs = sig.inputs.iter();
+    let mutating = match inputs.next() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() => r.mutability.is_some(),
+        _ => return Err(syn::Error::new_spanned(sig, "a service method takes `&self` or `&mut self`")),
+    };
+    let mut args = Vec::new();
+    for a in inputs {
+        let FnArg::Typed(pt) = a else { unreachable!("one receiver") };
+        let Pat::Ident(p) = &*pt.pat else {
+            return Err(syn::Error::new_spanned(&pt.pat, "arguments are plain names"));
+        };
+        if let Type::Reference(_) = &*pt.ty {
+            return Err(syn::Error::new_spanned(&pt.ty, "arguments are owned (they cross the network)"));
+        }
+        args.push((p.ident.clone(), (*pt.ty).clone()));
+    }
+    let ret: Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, t) => (**t).clone(),
+    };
+    let types: Vec<String> = args.iter().map(|(_, t)| quote!(#t).to_string()).collect();
+    let signature = format!("{trait_name}/{version}/{}({})->{}", sig.ident, types.join(","), quote!(#ret));
+    Ok(Method { name: sig.ident.clone(), mutating, args, ret, mode, id: fnv(&signature) })
+}
+
+#[proc_macro_attribute]
+pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(attr, item) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::TokenStream> {
+    let version = version_of(attr)?;
+    let mut tr: ItemTrait = syn::parse(item)?;
+    let name = tr.ident.clone();
+    let vis = tr.vis.clone();
+    let mut methods = Vec::new();
+    for item in &mut tr.items {
+        if let TraitItem::Fn(f) = item {
+            methods.push(method(&name.to_string(), version, f)?);
+        }
+    }
+    let client = format_ident!("{}Client", name);
+    let serve = format_ident!("serve_{}", snake(&name.to_string()));
+    let g = quote!(::thoth_grpc);
+
+    let stubs = methods.iter().map(|m| {
+        let Method { name: mname, args, ret, mode, id, .. } = m;
+        let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
+        let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
+        quote! {
+            pub fn #mname(&self, #(#names: #types),*) -> ::core::result::Result<#g::service::Answers<#ret>, #g::CallError> {
+                let args = #g::service::encode(&(#(#names,)*));
+                let out = self.node.call(#g::Request {
+                    target: self.target,
+                    method: #id,
+                    args,
+                    mode: #g::Mode::#mode,
+                    timeout: self.timeout,
+                    filter: None,
+                })?;
+                Ok(#g::service::typed::<#ret>(out))
+            }
+        }
+    });
+    let handlers = methods.iter().map(|m| {
+        let Method { name: mname, args, mutating, id, .. } = m;
+        let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
+        let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
+        let lock = if *mutating {
+            quote!(obj.write().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            quote!(obj.read().unwrap_or_else(|e| e.into_inner()))
+        };
+        quote! {
+            {
+                let obj = obj.clone();
+                node.serve(#id, move |inc: #g::Incoming| {
+                    let #g::Incoming { args, responder, .. } = inc;
+                    match #g::service::decode::<(#(#types,)*)>(&args) {
+                        Ok((#(#names,)*)) => {
+                            let r = #lock.#mname(#(#names),*);
+                            responder.reply(Ok(#g::service::encode(&r)));
+                        }
+                        Err(e) => responder.reply(Err(e)),
+                    }
+                });
+            }
+        }
+    });
+    let doc_client = format!(
+        "The client stub of `{name}` (version {version}): each method calls the group (or the member `to` chose) and returns every member's typed answer."
+    );
+    let doc_serve = format!(
+        "Serves `{name}` (version {version}) on `node` from `obj`: `&self` methods under its read lock, `&mut self` ones under its write lock."
+    );
+    Ok(quote! {
+        #tr
+
+        #[doc = #doc_client]
+        #vis struct #client<'a> {
+            node: &'a #g::Node,
+            target: #g::Target,
+            timeout: ::std::time::Duration,
+        }
+
+        impl<'a> #client<'a> {
+            /// Calls to the whole group, each within 5 s.
+            pub fn new(node: &'a #g::Node) -> Self {
+                #client { node, target: #g::Target::Group, timeout: ::std::time::Duration::from_secs(5) }
+            }
+            /// Calls to `member` only.
+            pub fn to(self, member: #g::EndpointId) -> Self {
+                #client { target: #g::Target::Member(member), ..self }
+            }
+            pub fn timeout(self, timeout: ::std::time::Duration) -> Self {
+                #client { timeout, ..self }
+            }
+            #(#stubs)*
+        }
+
+        #[doc = #doc_serve]
+        #vis fn #serve<T: #name + Send + Sync + 'static>(node: &#g::Node, obj: ::std::sync::Arc<::std::sync::RwLock<T>>) {
+            #(#handlers)*
+        }
+    })
+}
