@@ -157,6 +157,21 @@ struct Calls {
 }
 
 impl Calls {
+    /// Forgets call `id` (it never went).
+    fn withdraw(&mut self, id: CallId) {
+        self.waiting.remove(&id);
+        self.promised.retain(|p| p.0 != id);
+        self.flush_promises();
+    }
+
+    /// Completes the promises whose calls, and every call promised before them, ended.
+    fn flush_promises(&mut self) {
+        while self.promised.front().is_some_and(|p| p.2.is_some()) {
+            let (_, tx, r) = self.promised.pop_front().expect("looked at");
+            let _ = tx.send(r.expect("looked at"));
+        }
+    }
+
     /// Completes call `id`; returns an answer handler to run, with its result, outside the
     /// lock.
     fn complete(&mut self, id: CallId, r: CallResult) -> Option<(Then, CallResult)> {
@@ -170,10 +185,7 @@ impl Calls {
                 if let Some(p) = self.promised.iter_mut().find(|p| p.0 == id) {
                     p.2 = Some(r);
                 }
-                while self.promised.front().is_some_and(|p| p.2.is_some()) {
-                    let (_, tx, r) = self.promised.pop_front().expect("looked at");
-                    let _ = tx.send(r.expect("looked at"));
-                }
+                self.flush_promises();
                 None
             }
         }
@@ -320,8 +332,8 @@ impl Node {
             filter: req.filter,
         };
         self.inner.handle.command(RpcCmd::Call(call)).map_err(|e| {
-            // Not handed over: it will not end by itself.
-            self.inner.fail(id, CallError::Handle(e));
+            // Not handed over: withdrawn, its error returned here only.
+            self.inner.calls.lock().expect("calls").withdraw(id);
             CallError::Handle(e)
         })
     }
@@ -366,10 +378,6 @@ impl Inner {
         }
     }
 
-    fn fail(&self, id: CallId, e: CallError) {
-        self.end(id, Err(e));
-    }
-
     fn dispatch(&self, caller: Caller, method: u64, args: Bytes, reply: bool) {
         let mut responder = Responder { handle: self.handle.clone(), to: caller, wanted: reply };
         let handler = self.services.read().expect("services").get(&method).cloned();
@@ -381,5 +389,32 @@ impl Inner {
             }
             _ => responder.send(Err(Fault::NoSuchMethod)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promised(c: &mut Calls, id: CallId) -> mpsc::Receiver<CallResult> {
+        let (tx, rx) = mpsc::channel();
+        c.promised.push_back((id, tx, None));
+        c.waiting.insert(id, Waiter::Promise);
+        rx
+    }
+
+    /// Promises complete in call order, whatever order their calls end in; one withdrawn
+    /// (never sent) holds up none behind it.
+    #[test]
+    fn promises_complete_in_call_order() {
+        let mut c = Calls::default();
+        let (a, b, d) = (promised(&mut c, 1), promised(&mut c, 2), promised(&mut c, 3));
+        assert!(c.complete(3, Err(CallError::Stopped)).is_none());
+        assert!(c.complete(2, Err(CallError::Stopped)).is_none());
+        assert!(b.try_recv().is_err() && d.try_recv().is_err(), "wait for call 1");
+        c.withdraw(1);
+        assert!(a.try_recv().is_err(), "a withdrawn call's promise never completes");
+        assert_eq!((b.try_recv(), d.try_recv()), (Ok(Err(CallError::Stopped)), Ok(Err(CallError::Stopped))));
+        assert!(c.waiting.is_empty() && c.promised.is_empty());
     }
 }

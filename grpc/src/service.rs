@@ -1,15 +1,30 @@
 //! Services from a Rust trait: what the `#[service]` attribute macro (`thoth-grpc-macros`)
 //! generates code against.
 //!
-//! ```ignore
+//! ```no_run
+//! use std::sync::{Arc, RwLock};
+//!
 //! #[thoth_grpc::service(version = 1)]
 //! pub trait Counter {
 //!     #[rpc(mode = "all")]
 //!     fn add(&mut self, n: u64) -> u64;
-//!     fn get(&self) -> u64;            // read-only: served under a read lock
+//!     fn get(&self) -> u64; // read-only: served under the read lock
 //! }
-//! // Generated: `CounterClient` (a stub over a `Node`: `CounterClient::new(&node).add(5)`
-//! // returns each member's typed answer) and `serve_counter(&node, Arc<RwLock<impl Counter>>)`.
+//!
+//! struct Total(u64);
+//! impl Counter for Total {
+//!     fn add(&mut self, n: u64) -> u64 { self.0 += n; self.0 }
+//!     fn get(&self) -> u64 { self.0 }
+//! }
+//!
+//! fn use_it(node: &thoth_grpc::Node) -> Result<(), thoth_grpc::CallError> {
+//!     // Generated: the dispatcher and the stub.
+//!     serve_counter(node, Arc::new(RwLock::new(Total(0))));
+//!     for (member, answer) in CounterClient::new(node).add(5)? {
+//!         println!("{member}: {answer:?}"); // Some(Ok(total)), or its fault
+//!     }
+//!     Ok(())
+//! }
 //! ```
 //!
 //! **Serialization.** Arguments (as a tuple) and results are encoded with serde and
