@@ -11,3 +11,4 @@ pub mod detect;
 pub mod iface;
 pub mod member;
 pub mod perf;
+pub mod rpc_perf;
