@@ -2,7 +2,54 @@
 //! response mode is satisfied (`Tally`). Pure bookkeeping, tested below answer by answer;
 //! the machine (`machine.rs`) feeds it replies, view changes and its deadline.
 
+use std::time::Duration;
 use thoth_stack::{Bytes, EndpointId};
+
+/// Whom a call asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every member of the view, this one included, by one cast.
+    Group,
+    /// One member, by a send.
+    Member(EndpointId),
+}
+
+/// A call to make: whom, what, how many answers to wait for, and for how long.
+pub struct Request {
+    pub target: Target,
+    pub method: u64,
+    pub args: Bytes,
+    pub mode: Mode,
+    pub timeout: Duration,
+    pub filter: Option<Box<dyn Filter>>,
+}
+
+impl Request {
+    /// A call of `method` to the whole group, waiting for every member, within 5 s.
+    pub fn group(method: u64, args: impl Into<Bytes>) -> Request {
+        Request {
+            target: Target::Group,
+            method,
+            args: args.into(),
+            mode: Mode::All,
+            timeout: Duration::from_secs(5),
+            filter: None,
+        }
+    }
+    /// The same call to one member.
+    pub fn member(member: EndpointId, method: u64, args: impl Into<Bytes>) -> Request {
+        Request { target: Target::Member(member), ..Request::group(method, args) }
+    }
+    pub fn mode(self, mode: Mode) -> Request {
+        Request { mode, ..self }
+    }
+    pub fn timeout(self, timeout: Duration) -> Request {
+        Request { timeout, ..self }
+    }
+    pub fn filter(self, filter: impl Filter + 'static) -> Request {
+        Request { filter: Some(Box::new(filter)), ..self }
+    }
+}
 
 /// How many answers a call waits for (E1's and JGroups's response modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

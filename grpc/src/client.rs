@@ -23,8 +23,8 @@
 //! Tested in `grpc/tests/node.rs` (members in one process over loopback: every call type,
 //! promise order, many threads calling at once, deferred replies, unknown methods).
 
-use crate::call::{Answer, Fault, Filter, Mode, Outcome};
-use crate::machine::{Call, CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, Target};
+use crate::call::{Answer, Fault, Outcome, Request};
+use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -35,43 +35,6 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use thoth_stack::udp::{self, Handle, HandleError, Sockets};
 use thoth_stack::{Bytes, Endpoint, EndpointId, Event, Layer};
-
-/// A call to make through a `Node`.
-pub struct Request {
-    pub target: Target,
-    pub method: u64,
-    pub args: Bytes,
-    pub mode: Mode,
-    pub timeout: Duration,
-    pub filter: Option<Box<dyn Filter>>,
-}
-
-impl Request {
-    /// A call of `method` to the whole group, waiting for every member, within 5 s.
-    pub fn group(method: u64, args: impl Into<Bytes>) -> Request {
-        Request {
-            target: Target::Group,
-            method,
-            args: args.into(),
-            mode: Mode::All,
-            timeout: Duration::from_secs(5),
-            filter: None,
-        }
-    }
-    /// The same call to one member.
-    pub fn member(member: EndpointId, method: u64, args: impl Into<Bytes>) -> Request {
-        Request { target: Target::Member(member), ..Request::group(method, args) }
-    }
-    pub fn mode(self, mode: Mode) -> Request {
-        Request { mode, ..self }
-    }
-    pub fn timeout(self, timeout: Duration) -> Request {
-        Request { timeout, ..self }
-    }
-    pub fn filter(self, filter: impl Filter + 'static) -> Request {
-        Request { filter: Some(Box::new(filter)), ..self }
-    }
-}
 
 /// Why a call did not end with an outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -322,16 +285,7 @@ impl Node {
     }
 
     fn send_call(&self, id: CallId, req: Request) -> Result<(), CallError> {
-        let call = Call {
-            id,
-            target: req.target,
-            method: req.method,
-            args: req.args,
-            mode: req.mode,
-            timeout: req.timeout,
-            filter: req.filter,
-        };
-        self.inner.handle.command(RpcCmd::Call(call)).map_err(|e| {
+        self.inner.handle.command(RpcCmd::Call { id, req }).map_err(|e| {
             // Not handed over: withdrawn, its error returned here only.
             self.inner.calls.lock().expect("calls").withdraw(id);
             CallError::Handle(e)

@@ -33,8 +33,8 @@ pub mod service;
 pub mod wire;
 
 pub use cache::Bounds;
-pub use call::{Answer, Fault, Filter, Mode, Outcome};
-pub use client::{CallError, CallResult, Incoming, Node, Promise, Request, Responder};
-pub use machine::{Call, CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats, Target};
+pub use call::{Answer, Fault, Filter, Mode, Outcome, Request, Target};
+pub use client::{CallError, CallResult, Incoming, Node, Promise, Responder};
+pub use machine::{CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats};
 pub use thoth_grpc_macros::service;
 pub use thoth_stack::EndpointId;

@@ -27,37 +27,17 @@
 //! against a model, on a network that duplicates, loses and reorders anything (bolero).
 
 use crate::cache::{Bounds, Cache, CallerKey, Seen};
-use crate::call::{Answer, Fault, Filter, Mode, Outcome, Tally};
+use crate::call::{Answer, Fault, Mode, Outcome, Request, Tally, Target};
 use crate::wire::{self, Hdr, Status};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
 use thoth_stack::{
-    Announce, Bytes, CastError, Cmd, Command, Duration, Endpoint, EndpointId, Event, GroupId, Layer, Machine, Rx,
-    Stack, Stats, Time, Transmit, View,
+    Announce, Bytes, CastError, Cmd, Command, Endpoint, EndpointId, Event, GroupId, Layer, Machine, Rx, Stack, Stats,
+    Time, Transmit, View,
 };
 
 /// A call's number, chosen by its caller; unique among its calls pending.
 pub type CallId = u64;
-
-/// Whom a call asks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// Every member of the view, this one included, by one cast.
-    Group,
-    /// One member, by a send.
-    Member(EndpointId),
-}
-
-/// A call to make.
-pub struct Call {
-    pub id: CallId,
-    pub target: Target,
-    pub method: u64,
-    pub args: Bytes,
-    pub mode: Mode,
-    pub timeout: Duration,
-    pub filter: Option<Box<dyn Filter>>,
-}
 
 /// Who asked for a call this member runs: what `RpcCmd::Reply` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,14 +49,12 @@ pub struct Caller {
 
 /// What the application hands the machine.
 pub enum RpcCmd {
-    Call(Call),
+    /// Call `req` under `id`, a number of the caller's, unique among its calls pending.
+    Call { id: CallId, req: Request },
     /// The answer to a request: a value, or `Fault::Failed` (the handler failed, saying
     /// why) or `Fault::NoSuchMethod` (the other faults are the machine's to give; sent as
     /// `Failed`).
-    Reply {
-        to: Caller,
-        result: Answer,
-    },
+    Reply { to: Caller, result: Answer },
     /// An endpoint command other than a cast or a send (leave, block_ok, state).
     Endpoint(Cmd),
 }
@@ -192,12 +170,12 @@ impl<L: Layer> Rpc<L> {
         self.cache.sizes()
     }
 
-    fn call(&mut self, now: Time, c: Call) -> Result<(), RpcError> {
-        if self.pending.contains_key(&c.id) {
+    fn call(&mut self, now: Time, id: CallId, c: Request) -> Result<(), RpcError> {
+        if self.pending.contains_key(&id) {
             return Err(RpcError::DuplicateId);
         }
         let reply = c.mode != Mode::None;
-        let hdr = Hdr::Request { nonce: self.cfg.nonce, id: c.id, method: c.method, reply };
+        let hdr = Hdr::Request { nonce: self.cfg.nonce, id, method: c.method, reply };
         let data = wire::join(&hdr, &c.args);
         let asked: Vec<EndpointId> = match c.target {
             Target::Group => {
@@ -215,9 +193,9 @@ impl<L: Layer> Rpc<L> {
         self.stats.calls += 1;
         let tally = Tally::new(c.mode, c.filter, if reply { asked } else { Vec::new() });
         let deadline = now + c.timeout;
-        self.pending.insert(c.id, Pending { method: c.method, args: c.args, tally, deadline });
-        self.deadlines.insert((deadline, c.id));
-        self.check(c.id);
+        self.pending.insert(id, Pending { method: c.method, args: c.args, tally, deadline });
+        self.deadlines.insert((deadline, id));
+        self.check(id);
         self.collect(now);
         Ok(())
     }
@@ -368,7 +346,7 @@ impl<L: Layer> Rpc<L> {
 impl Command for RpcCmd {
     fn weight(&self) -> usize {
         match self {
-            RpcCmd::Call(c) => c.args.len(),
+            RpcCmd::Call { req, .. } => req.args.len(),
             RpcCmd::Reply { result: Ok(b), .. } => b.len(),
             RpcCmd::Reply { result: Err(_), .. } => 0,
             RpcCmd::Endpoint(c) => c.weight(),
@@ -380,7 +358,7 @@ impl Command for RpcCmd {
     /// A group call is a cast; replies and calls to one member are sends, which flow
     /// control does not hold.
     fn is_flow_controlled(&self) -> bool {
-        matches!(self, RpcCmd::Call(Call { target: Target::Group, .. }))
+        matches!(self, RpcCmd::Call { req: Request { target: Target::Group, .. }, .. })
     }
 }
 
@@ -492,10 +470,9 @@ impl<L: Layer> Machine for Rpc<L> {
 
     fn handle_command(&mut self, now: Time, cmd: RpcCmd) -> Result<(), RpcError> {
         match cmd {
-            RpcCmd::Call(c) => {
-                let id = c.id;
-                self.call(now, c).inspect_err(|why| self.events.push_back(RpcEvent::Refused { id, why: why.clone() }))
-            }
+            RpcCmd::Call { id, req } => self
+                .call(now, id, req)
+                .inspect_err(|why| self.events.push_back(RpcEvent::Refused { id, why: why.clone() })),
             RpcCmd::Reply { to, result } => self.reply(now, to, result),
             RpcCmd::Endpoint(Cmd::Cast(_) | Cmd::Send(..)) => Err(RpcError::NotACommand),
             RpcCmd::Endpoint(c) => {

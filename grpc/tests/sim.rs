@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use thoth_grpc::wire::{self, Hdr, Status};
-use thoth_grpc::{Bounds, Call, CallId, Caller, Fault, Mode, Outcome, Rpc, RpcCmd, RpcConfig, RpcEvent, Target};
+use thoth_grpc::{Bounds, CallId, Caller, Fault, Mode, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcEvent, Target};
 use thoth_stack::frame::{FRAME_LEN, Frame, seal};
 use thoth_stack::sim::{NodeId, Sim};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId, Msg, Time, ViewId};
@@ -115,7 +115,8 @@ impl Servers {
 }
 
 fn call(id: CallId, target: Target, mode: Mode, timeout: Duration) -> RpcCmd {
-    RpcCmd::Call(Call { id, target, method: 7, args: Bytes::from(format!("a{id}")), mode, timeout, filter: None })
+    let req = Request { target, method: 7, args: Bytes::from(format!("a{id}")), mode, timeout, filter: None };
+    RpcCmd::Call { id, req }
 }
 
 /// Call `id`'s outcome at `n`, and when it ended.
