@@ -234,7 +234,7 @@ fn member(me: usize) -> Result<(), String> {
     let nonce = (std::process::id() as u64) << 32 | Instant::now().elapsed().subsec_nanos() as u64;
     let node = Node::start(socks, ep, &addrs, RpcConfig { nonce, cache: Bounds::default() }, 2)
         .map_err(|e| format!("node: {e}"))?;
-    node.serve(NOOP, |inc| inc.responder.reply(Ok(Bytes::new())));
+    node.serve_inline(NOOP, |inc| inc.responder.reply(Ok(Bytes::new())));
     let stop = Arc::new(AtomicBool::new(false));
     let echo = (me != 0).then(|| {
         let stop = stop.clone();

@@ -58,6 +58,12 @@ fn every_call_type_and_mode() {
     ns[1].call_then(Request::group(ECHO, "a"), move |r| tx.send(r).expect("test waits")).expect("async call");
     let out = rx.recv_timeout(Duration::from_secs(10)).expect("the handler ran").expect("an outcome");
     assert_eq!(values(&out), ["a@0", "a@1", "a@2"]);
+    // Served on the event thread.
+    for n in &ns {
+        n.serve_inline(7, |inc| inc.responder.reply(Ok(inc.args.clone())));
+    }
+    let out = ns[2].call(Request::group(7, "i")).expect("inline");
+    assert_eq!(values(&out), ["i"; 3]);
     // A method nobody serves, and a stranger.
     let out = ns[0].call(Request::group(99, "?")).expect("an outcome");
     assert!(out.answers.iter().all(|(_, a)| a == &Some(Err(Fault::NoSuchMethod))), "{out:?}");
