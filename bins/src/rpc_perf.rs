@@ -115,40 +115,23 @@ fn run(args: Vec<String>) -> Result<(), String> {
         }]
     };
     if !json {
-        println!(
-            "{:>7} {:>5} {:>11} {:>8} {:>8} {:>8} {:>11} {:>9} {:>9}",
-            "members", "mode", "outstanding", "p50_us", "p99_us", "p999_us", "calls/s", "raw_p50", "raw_p99"
-        );
+        let heads: Vec<String> = FIGURES.iter().map(|(_, head, _)| format!("{head:>11}")).collect();
+        println!("{:>7} {:>5} {:>11} {}", "members", "mode", "outstanding", heads.join(" "));
     }
     for row in rows {
         let r = measure(row)?;
+        let (mode, n, k) = (mode_name(row.mode), row.members, row.outstanding);
         if json {
-            println!(
-                "{{\"system\":\"thoth\",\"mode\":\"{}\",\"members\":{},\"outstanding\":{},\"calls\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"calls_per_sec\":{:.0},\"raw_p50_us\":{:.1},\"raw_p99_us\":{:.1}}}",
-                mode_name(row.mode),
-                row.members,
-                row.outstanding,
-                row.calls,
-                r.p50,
-                r.p99,
-                r.p999,
-                r.rate,
-                r.raw_p50,
-                r.raw_p99
+            let figures: Vec<String> =
+                FIGURES.iter().zip(r).map(|((key, _, d), v)| format!("\"{key}\":{v:.d$}")).collect();
+            let head = format!(
+                "\"system\":\"thoth\",\"mode\":\"{mode}\",\"members\":{n},\"outstanding\":{k},\"calls\":{}",
+                row.calls
             );
+            println!("{{{head},{}}}", figures.join(","));
         } else {
-            println!(
-                "{:>7} {:>5} {:>11} {:>8.1} {:>8.1} {:>8.1} {:>11.0} {:>9.1} {:>9.1}",
-                row.members,
-                mode_name(row.mode),
-                row.outstanding,
-                r.p50,
-                r.p99,
-                r.p999,
-                r.rate,
-                r.raw_p50,
-                r.raw_p99
-            );
+            let figures: Vec<String> = FIGURES.iter().zip(r).map(|((_, _, d), v)| format!("{v:>11.d$}")).collect();
+            println!("{n:>7} {mode:>5} {k:>11} {}", figures.join(" "));
         }
     }
     if !json {
@@ -159,15 +142,18 @@ fn run(args: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// One row's figures.
-struct Figures {
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    rate: f64,
-    raw_p50: f64,
-    raw_p99: f64,
-}
+/// What a row reports, in the order member 0 prints it: JSON key, table heading, decimals.
+const FIGURES: [(&str, &str, usize); 6] = [
+    ("p50_us", "p50_us", 1),
+    ("p99_us", "p99_us", 1),
+    ("p999_us", "p999_us", 1),
+    ("calls_per_sec", "calls/s", 0),
+    ("raw_p50_us", "raw_p50", 1),
+    ("raw_p99_us", "raw_p99", 1),
+];
+
+/// One row's figures, as `FIGURES` lists them.
+type Figures = [f64; 6];
 
 /// Runs one row: starts the members, has member 0 measure, stops them.
 fn measure(row: Row) -> Result<Figures, String> {
@@ -197,8 +183,7 @@ fn measure(row: Row) -> Result<Figures, String> {
         if let (0, Some(r)) = (i, line.strip_prefix("RESULT ")) {
             let v: Vec<f64> =
                 r.split(' ').map(|x| x.parse::<f64>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
-            let [p50, p99, p999, rate, raw_p50, raw_p99] = v[..] else { return Err(format!("bad result line {r}")) };
-            break Figures { p50, p99, p999, rate, raw_p50, raw_p99 };
+            break Figures::try_from(v).map_err(|_| format!("bad result line {r}"))?;
         }
     };
     procs.finish(Duration::from_secs(10))?;
@@ -231,7 +216,7 @@ fn member(me: usize) -> Result<(), String> {
     let group = GroupId::named("thoth-rpc-perf");
     let ep = Endpoint::from_spec(Config::new(group, socks.id(), ids), &thoth::registry(), "reliable")
         .map_err(|e| format!("stack: {e}"))?;
-    let nonce = (std::process::id() as u64) << 32 | Instant::now().elapsed().subsec_nanos() as u64;
+    let nonce = thoth::testing::random_u64();
     let node = Node::start(socks, ep, &addrs, RpcConfig { nonce, cache: Bounds::default() }, 2)
         .map_err(|e| format!("node: {e}"))?;
     node.serve_inline(NOOP, |inc| inc.responder.reply(Ok(Bytes::new())));

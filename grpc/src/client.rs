@@ -167,8 +167,7 @@ struct Inner {
     next_id: AtomicU64,
     calls: Mutex<Calls>,
     services: RwLock<BTreeMap<u64, Service>>,
-    jobs: Mutex<Option<mpsc::Sender<(Handler, Incoming)>>>,
-    events: Mutex<mpsc::Sender<Event>>,
+    events: mpsc::Sender<Event>,
     stop: AtomicBool,
 }
 
@@ -213,12 +212,12 @@ impl Node {
             next_id: AtomicU64::new(1),
             calls: Mutex::new(Calls::default()),
             services: RwLock::new(BTreeMap::new()),
-            jobs: Mutex::new(Some(jobs_tx)),
-            events: Mutex::new(ev_tx),
+            events: ev_tx,
             stop: AtomicBool::new(false),
         });
         let pumped = inner.clone();
-        let pump = thread::Builder::new().name("thoth-rpc-events".into()).spawn(move || pumped.pump())?;
+        // The event thread owns the workers' queue: they end when it does.
+        let pump = thread::Builder::new().name("thoth-rpc-events".into()).spawn(move || pumped.pump(jobs_tx))?;
         Ok(Node { inner, events: Mutex::new(ev_rx), pump: Some(pump) })
     }
 
@@ -290,8 +289,7 @@ impl Node {
         if let Some(p) = self.pump.take() {
             let _ = p.join();
         }
-        // Workers end once their queue's sender is gone (handlers running are not waited for).
-        self.inner.jobs.lock().expect("jobs").take();
+        // The workers end with the event thread (handlers running are not waited for).
     }
 
     fn start_call(&self, req: Request, w: Waiter) -> Result<(), CallError> {
@@ -319,7 +317,7 @@ impl Drop for Node {
 
 impl Inner {
     /// The event thread: ends calls, hands requests to the workers, passes the rest on.
-    fn pump(&self) {
+    fn pump(&self, jobs: mpsc::Sender<(Handler, Incoming)>) {
         let mut evs = Vec::new();
         while !self.stop.load(Ordering::SeqCst) && !self.handle.is_stopped() {
             self.handle.recv_many(&mut evs, LOOK_EVERY);
@@ -327,9 +325,11 @@ impl Inner {
                 match ev {
                     RpcEvent::Done { id, outcome } => self.end(id, Ok(outcome)),
                     RpcEvent::Refused { id, why } => self.end(id, Err(CallError::Refused(why))),
-                    RpcEvent::Request { caller, method, args, reply } => self.dispatch(caller, method, args, reply),
+                    RpcEvent::Request { caller, method, args, reply } => {
+                        self.dispatch(&jobs, caller, method, args, reply)
+                    }
                     RpcEvent::Endpoint(e) => {
-                        let _ = self.events.lock().expect("events").send(e);
+                        let _ = self.events.send(e);
                     }
                 }
             }
@@ -348,7 +348,14 @@ impl Inner {
         }
     }
 
-    fn dispatch(&self, caller: Caller, method: u64, args: Bytes, reply: bool) {
+    fn dispatch(
+        &self,
+        jobs: &mpsc::Sender<(Handler, Incoming)>,
+        caller: Caller,
+        method: u64,
+        args: Bytes,
+        reply: bool,
+    ) {
         let mut responder = Responder { handle: self.handle.clone(), to: caller, wanted: reply };
         let service = self.services.read().expect("services").get(&method).cloned();
         let Some(s) = service else { return responder.send(Err(Fault::NoSuchMethod)) };
@@ -356,10 +363,8 @@ impl Inner {
         if s.inline {
             return (s.handler)(inc);
         }
-        if let Some(jobs) = self.jobs.lock().expect("jobs").as_ref() {
-            // Stopping: the request is dropped, and its responder answers that it failed.
-            let _ = jobs.send((s.handler, inc));
-        }
+        // The workers gone (they never end first): dropped, its responder answers a failure.
+        let _ = jobs.send((s.handler, inc));
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
-use thoth_grpc::{CallError, Fault, Mode, Node, Request, RpcError};
+use thoth_grpc::{CallError, Fault, Mode, Node, Request, Responder, RpcError};
 use thoth_stack::{Bytes, EndpointId};
 
 const ECHO: u64 = 1;
@@ -29,6 +29,16 @@ fn nodes(n: usize, runs: &Arc<AtomicU32>) -> Vec<Node> {
         });
     }
     nodes
+}
+
+/// Serves `LATER` on every node by keeping the responders, for the test to answer.
+fn park(ns: &[Node]) -> Arc<Mutex<Vec<Responder>>> {
+    let parked = Arc::new(Mutex::new(Vec::new()));
+    for n in ns {
+        let p = parked.clone();
+        n.serve(LATER, move |inc| p.lock().expect("parked").push(inc.responder));
+    }
+    parked
 }
 
 /// The good answers, sorted (answers come in member id order, not in start order).
@@ -85,11 +95,7 @@ fn promises_complete_in_call_order() {
     let runs = Arc::new(AtomicU32::new(0));
     let ns = nodes(3, &runs);
     // The first call's handlers wait until the test answers them.
-    let parked = Arc::new(Mutex::new(Vec::new()));
-    for n in &ns {
-        let p = parked.clone();
-        n.serve(LATER, move |inc| p.lock().expect("parked").push(inc.responder));
-    }
+    let parked = park(&ns);
     let slow = ns[0].promise(Request::group(LATER, "")).expect("promise");
     let fast = ns[0].promise(Request::group(ECHO, "p")).expect("promise");
     // The fast call ends first at the machine (its handlers ran; a little while for the
@@ -143,11 +149,7 @@ fn many_threads_call_at_once() {
 fn a_handler_answers_later_from_another_thread() {
     let runs = Arc::new(AtomicU32::new(0));
     let ns = nodes(2, &runs);
-    let parked = Arc::new(Mutex::new(Vec::new()));
-    for n in &ns {
-        let p = parked.clone();
-        n.serve(LATER, move |inc| p.lock().expect("parked").push(inc.responder));
-    }
+    let parked = park(&ns);
     let answerer = {
         let p = parked.clone();
         thread::spawn(move || {

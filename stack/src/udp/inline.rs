@@ -113,8 +113,9 @@ where
 
     /// Hands the commands at the front of `cmds` to the machine in one turn, so that the
     /// stack packs what they cause into as few datagrams as it can (a run of casts goes down
-    /// it as one input, `Machine::handle_commands`), and sends them before it returns: the first waits as `command` would, the others go only while they need not
-    /// wait (the rest stay in `cmds`). Returns how many went in; an error if the first cannot
+    /// it as one input, `Machine::handle_commands`), and sends them before it returns: the
+    /// first waits as `command` would, the others go only while they need not wait (the rest
+    /// stay in `cmds`). Returns how many went in; an error if the first cannot
     /// go (it stays in `cmds`), or if the machine refused one (the ones before it went in,
     /// the refused one is dropped).
     pub fn command_batch(&mut self, cmds: &mut VecDeque<M::Cmd>) -> Result<usize, HandleError> {
