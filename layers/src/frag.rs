@@ -4,11 +4,12 @@
 //! headers of the layers above) is at most `size` bytes gets the 1-byte `Whole` header. A
 //! larger one is cut into `count = ⌈len / size⌉` fragments of `size` bytes (the last one
 //! shorter), each sent as its own `Cast` / `Send` with `Frag { id, index, count, total }`:
-//! `id` numbers this sender's fragmented messages, one counter for casts and one for sends;
+//! `id` numbers this sender's fragmented messages, a counter per kind: casts, casts that ask
+//! for FIFO order only (`Msg::set_fifo`: their fragments say so and carry the mark), sends;
 //! `total` is the message length, so a receiver reserves its memory at the first fragment.
 //! Nothing is copied: fragment bodies are slices of the payload, and a fragment that
 //! overlaps the headers of the layers above carries them in its inline buffer
-//! (`Msg::with_head`). Going up, fragments are kept per sender and kind (cast or send), keyed
+//! (`Msg::with_head`). Going up, fragments are kept per sender and kind, keyed
 //! by `id`, and concatenated once, in index order, when the last one is in; the result goes
 //! up as one `Cast` / `Send` from that sender. This member's own fragmented casts are not
 //! reassembled: each is kept as it was sent (charged as its set would be, in a `mem` budget
@@ -99,8 +100,9 @@ pub enum FragHdr {
     NoHdr,
     /// A reliable message that fits in one fragment.
     Whole,
-    /// Fragment `index` of `count` of the sender's message `id`, `total` bytes long.
-    Frag { id: u64, index: u64, count: u64, total: u64 },
+    /// Fragment `index` of `count` of the sender's message `id`, `total` bytes long; `fifo`:
+    /// of a cast that asks for FIFO order only (`Msg::set_fifo`), numbered apart.
+    Frag { fifo: bool, id: u64, index: u64, count: u64, total: u64 },
 }
 
 impl Wire for FragHdr {
@@ -108,7 +110,7 @@ impl Wire for FragHdr {
     fn encoded_len(&self) -> usize {
         match *self {
             FragHdr::NoHdr | FragHdr::Whole => 1,
-            FragHdr::Frag { id, index, count, total } => {
+            FragHdr::Frag { id, index, count, total, .. } => {
                 1 + var_len(id) + var_len(index) + var_len(count) + var_len(total)
             }
         }
@@ -117,8 +119,8 @@ impl Wire for FragHdr {
         match *self {
             FragHdr::NoHdr => w.put_u8(0),
             FragHdr::Whole => w.put_u8(1),
-            FragHdr::Frag { id, index, count, total } => {
-                w.put_u8(2);
+            FragHdr::Frag { fifo, id, index, count, total } => {
+                w.put_u8(if fifo { 3 } else { 2 });
                 for v in [id, index, count, total] {
                     w.put_var(v);
                 }
@@ -129,13 +131,13 @@ impl Wire for FragHdr {
         match r.u8()? {
             0 => Ok(FragHdr::NoHdr),
             1 => Ok(FragHdr::Whole),
-            2 => {
+            tag @ (2 | 3) => {
                 let (id, index, count, total) = (r.var()?, r.var()?, r.var()?, r.var()?);
                 // Every fragment is non-empty, so a set has at least two and at most `total`.
                 if count < 2 || index >= count || total < count {
                     return Err(WireError::BadValue);
                 }
-                Ok(FragHdr::Frag { id, index, count, total })
+                Ok(FragHdr::Frag { fifo: tag == 3, id, index, count, total })
             }
             _ => Err(WireError::BadTag),
         }
@@ -166,9 +168,14 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// What a message is, for its numbering: each kind has its own ids and sets, since the
+/// layers below deliver each kind in its sender's FIFO order but not the kinds together (an
+/// ordering layer delivers a FIFO-only cast as it comes, ahead of ordered ones it holds).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Kind {
     Cast,
+    /// A cast asking for FIFO order only (`Msg::set_fifo`).
+    Fifo,
     Send,
 }
 
@@ -195,7 +202,7 @@ struct Own {
     msg: Msg,
 }
 
-/// One sender's sets of one kind.
+/// One sender's sets of one kind (`Kind`).
 #[derive(Default, Debug)]
 struct Stream {
     sets: BTreeMap<u64, Set>,
@@ -212,8 +219,8 @@ impl Stream {
 
 #[derive(Default, Debug)]
 struct Sender {
-    cast: Stream,
-    send: Stream,
+    /// By `Kind`.
+    streams: [Stream; 3],
     held: u64,
 }
 
@@ -246,12 +253,12 @@ struct Counters {
 #[derive(Debug)]
 pub struct Frag {
     cfg: Config,
-    next_cast: u64,
-    next_send: u64,
+    /// The next id, by `Kind`.
+    next: [u64; 3],
     senders: Vec<Sender>,
     held: u64,
-    /// This member's fragmented casts on their way back up, by id, and their bytes.
-    own: BTreeMap<u64, Own>,
+    /// This member's fragmented casts on their way back up, by kind and id, and their bytes.
+    own: BTreeMap<(Kind, u64), Own>,
     own_held: u64,
     c: Counters,
 }
@@ -286,8 +293,7 @@ impl Frag {
         assert!(cfg.size > 0, "frag: size must be at least 1");
         Frag {
             cfg,
-            next_cast: 0,
-            next_send: 0,
+            next: [0; 3],
             senders: Vec::new(),
             held: 0,
             own: BTreeMap::new(),
@@ -301,7 +307,7 @@ impl Frag {
         let len = msg.len();
         if len > self.cfg.max {
             self.c.tx_oversize += 1;
-            let what = if kind == Kind::Cast { "cast" } else { "send" };
+            let what = if kind == Kind::Send { "send" } else { "cast" };
             let detail = format!("{what} of {len} bytes exceeds the {}-byte maximum: dropped", self.cfg.max);
             cx.up(Up::Error { layer: NAME, detail });
             return;
@@ -314,12 +320,12 @@ impl Frag {
             cx.dn(emit(msg));
             return;
         }
-        let next = if kind == Kind::Cast { &mut self.next_cast } else { &mut self.next_send };
-        let id = *next;
-        *next += 1;
+        let id = self.next[kind as usize];
+        self.next[kind as usize] += 1;
         let count = msg.wire_len().div_ceil(size);
-        if kind == Kind::Cast {
-            self.keep_own(id, count as u64, msg.clone());
+        let fifo = kind == Kind::Fifo;
+        if kind != Kind::Send {
+            self.keep_own((kind, id), count as u64, msg.clone());
         }
         // The fragments carry the message's wire form: its presence bits too.
         let (head, body) = msg.into_parts();
@@ -335,7 +341,10 @@ impl Frag {
             } else {
                 Msg::with_head(&head[a..b.min(h)], body.slice(0..b.max(h) - h))
             };
-            m.push(&FragHdr::Frag { id, index: index as u64, count: count as u64, total: len as u64 });
+            if fifo {
+                m.set_fifo();
+            }
+            m.push(&FragHdr::Frag { fifo, id, index: index as u64, count: count as u64, total: len as u64 });
             cx.dn(emit(m));
         }
     }
@@ -349,30 +358,30 @@ impl Frag {
     /// Keeps one of this member's fragmented casts until it comes back up, charged as its
     /// set would be, in a budget of `mem` of its own: the oldest casts none of whose
     /// fragments came back yet make room, and theirs are then reassembled as anyone's.
-    fn keep_own(&mut self, id: u64, count: u64, msg: Msg) {
+    fn keep_own(&mut self, key: (Kind, u64), count: u64, msg: Msg) {
         let charge = (msg.wire_len() as u64).saturating_add(count * FRAG_OVERHEAD) + SET_OVERHEAD;
         while self.own_held + charge > self.cfg.mem as u64 {
-            let Some(old) = self.own.iter().find(|(_, o)| o.next == 0).map(|(&id, _)| id) else { return };
+            let Some(old) = self.own.iter().find(|(_, o)| o.next == 0).map(|(&k, _)| k) else { return };
             let o = self.own.remove(&old).expect("found");
             self.own_held -= o.charge;
             self.c.own_evicted += 1;
         }
         self.own_held += charge;
-        self.own.insert(id, Own { count, next: 0, charge, msg });
+        self.own.insert(key, Own { count, next: 0, charge, msg });
     }
 
     /// One of this member's fragments back up, if it is of a cast kept whole: the cast once
     /// its last fragment is in. Fragments come back in order; one out of order (layers below
     /// that break FIFO) drops the cast, counted as contradictory.
-    fn own_fragment(&mut self, id: u64, index: u64, count: u64) -> Option<Option<Msg>> {
-        let own = self.own.get_mut(&id)?;
+    fn own_fragment(&mut self, key: (Kind, u64), index: u64, count: u64) -> Option<Option<Msg>> {
+        let own = self.own.get_mut(&key)?;
         self.c.rx_fragments += 1;
         let in_order = index == own.next && count == own.count;
         own.next += 1;
         if in_order && own.next < count {
             return Some(None);
         }
-        let own = self.own.remove(&id).expect("found");
+        let own = self.own.remove(&key).expect("found");
         self.own_held -= own.charge;
         if !in_order {
             self.c.contradictory += 1;
@@ -392,7 +401,7 @@ impl Frag {
                 return;
             }
         };
-        let wrap = |msg| if kind == Kind::Cast { Up::Cast { from, msg } } else { Up::Send { from, msg } };
+        let wrap = |msg| if kind == Kind::Send { Up::Send { from, msg } } else { Up::Cast { from, msg } };
         match hdr {
             FragHdr::NoHdr => {
                 self.c.rx_unrel += 1;
@@ -402,9 +411,18 @@ impl Frag {
                 self.c.rx_whole += 1;
                 cx.up(wrap(msg));
             }
-            FragHdr::Frag { id, index, count, total } => {
-                if kind == Kind::Cast && from == cx.rank {
-                    if let Some(whole) = self.own_fragment(id, index, count) {
+            FragHdr::Frag { fifo, id, index, count, total } => {
+                let kind = match (kind, fifo) {
+                    (Kind::Send, true) => {
+                        self.c.bad_hdr += 1;
+                        return;
+                    }
+                    (Kind::Send, false) => Kind::Send,
+                    (_, true) => Kind::Fifo,
+                    (_, false) => Kind::Cast,
+                };
+                if kind != Kind::Send && from == cx.rank {
+                    if let Some(whole) = self.own_fragment((kind, id), index, count) {
                         if let Some(msg) = whole {
                             cx.up(wrap(msg));
                         }
@@ -424,7 +442,10 @@ impl Frag {
                 self.c.rx_fragments += 1;
                 if let Some(data) = self.fragment(from.index(), kind, id, index, count, total, msg) {
                     match Msg::from_frame(data) {
-                        Ok(whole) => {
+                        Ok(mut whole) => {
+                            if kind == Kind::Fifo {
+                                whole.set_fifo();
+                            }
                             self.c.rx_reassembled += 1;
                             cx.up(wrap(whole));
                         }
@@ -451,11 +472,9 @@ impl Frag {
         let mut body = msg.into_payload();
         let (mem, mem_all) = (self.cfg.mem as u64, self.cfg.mem_all as u64);
         let s = &mut self.senders[rank];
-        let (stream, other) = match kind {
-            Kind::Cast => (&mut s.cast, &mut s.send),
-            Kind::Send => (&mut s.send, &mut s.cast),
-        };
-        if !stream.sets.contains_key(&id) {
+        let k = kind as usize;
+        if !s.streams[k].sets.contains_key(&id) {
+            let stream = &mut s.streams[k];
             if stream.done.is_some_and(|d| id <= d) {
                 self.c.stale += 1;
                 return None;
@@ -467,8 +486,11 @@ impl Frag {
                 return None;
             }
             // Room: this kind's oldest sets first (the set cap is per kind), then the other kind's.
-            while s.held + charge > mem || self.held + charge > mem_all || stream.sets.len() >= MAX_SETS {
-                let victims = if stream.sets.is_empty() { &mut *other } else { &mut *stream };
+            while s.held + charge > mem || self.held + charge > mem_all || s.streams[k].sets.len() >= MAX_SETS {
+                let Some(v) = [k, (k + 1) % 3, (k + 2) % 3].into_iter().find(|&v| !s.streams[v].sets.is_empty()) else {
+                    break;
+                };
+                let victims = &mut s.streams[v];
                 let Some((vid, set)) = victims.sets.pop_first() else { break };
                 victims.finish(vid);
                 s.held -= set.charge;
@@ -478,8 +500,11 @@ impl Frag {
             s.held += charge;
             self.held += charge;
             self.c.held_max = self.c.held_max.max(self.held);
-            stream.sets.insert(id, Set { count, total, got: 0, charge, frags: BTreeMap::new(), last_datagram: 0 });
+            s.streams[k]
+                .sets
+                .insert(id, Set { count, total, got: 0, charge, frags: BTreeMap::new(), last_datagram: 0 });
         }
+        let stream = &mut s.streams[k];
         let set = stream.sets.get_mut(&id)?;
         let held = set.frags.get(&index);
         if set.count == count && set.total == total && held.is_some_and(|b| *b == body) {
@@ -532,7 +557,7 @@ impl Frag {
 
     /// Sets held now, over every sender and kind.
     fn sets(&self) -> usize {
-        self.senders.iter().map(|s| s.cast.sets.len() + s.send.sets.len()).sum()
+        self.senders.iter().flat_map(|s| &s.streams).map(|st| st.sets.len()).sum()
     }
 }
 
@@ -547,11 +572,14 @@ impl Layer for Frag {
         self.senders = (0..cx.view.len()).map(|_| Sender::default()).collect();
     }
     fn max_header(&self, _: &thoth_stack::View) -> usize {
-        FragHdr::Frag { id: u64::MAX, index: u64::MAX, count: u64::MAX, total: u64::MAX }.encoded_len()
+        FragHdr::Frag { fifo: true, id: u64::MAX, index: u64::MAX, count: u64::MAX, total: u64::MAX }.encoded_len()
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
-            Dn::Cast(msg) => self.down(msg, Kind::Cast, cx, Dn::Cast),
+            Dn::Cast(msg) => {
+                let kind = if msg.is_fifo() { Kind::Fifo } else { Kind::Cast };
+                self.down(msg, kind, cx, Dn::Cast)
+            }
             Dn::Send(to, msg) => self.down(msg, Kind::Send, cx, move |m| Dn::Send(to, m)),
             Dn::CastUnrel(mut msg) => {
                 self.c.tx_unrel += 1;
@@ -640,15 +668,18 @@ mod tests {
     fn header_bytes() {
         assert_eq!(to_vec(&FragHdr::NoHdr), [0]);
         assert_eq!(to_vec(&FragHdr::Whole), [1]);
-        let h = FragHdr::Frag { id: 300, index: 1, count: 2, total: 2000 };
+        let h = FragHdr::Frag { fifo: false, id: 300, index: 1, count: 2, total: 2000 };
         assert_eq!(to_vec(&h), [2, 0xac, 0x02, 1, 2, 0xd0, 0x0f]);
         assert_eq!(from_slice::<FragHdr>(&to_vec(&h)), Ok(h));
         assert_eq!(from_slice::<FragHdr>(&[2, 0, 2, 2, 5]), Err(WireError::BadValue), "index >= count");
         assert_eq!(from_slice::<FragHdr>(&[2, 0, 0, 1, 5]), Err(WireError::BadValue), "count < 2");
         assert_eq!(from_slice::<FragHdr>(&[2, 0, 0, 3, 2]), Err(WireError::BadValue), "total < count");
-        assert_eq!(from_slice::<FragHdr>(&[3]), Err(WireError::BadTag));
+        let f = FragHdr::Frag { fifo: true, id: 1, index: 0, count: 2, total: 2 };
+        assert_eq!(to_vec(&f), [3, 1, 0, 2, 2], "a FIFO-only cast's fragment: tag 3");
+        assert_eq!(from_slice::<FragHdr>(&to_vec(&f)), Ok(f));
+        assert_eq!(from_slice::<FragHdr>(&[4]), Err(WireError::BadTag));
         assert_eq!(from_slice::<FragHdr>(&[2, 0, 0]), Err(WireError::Truncated));
-        let worst = FragHdr::Frag { id: u64::MAX, index: u64::MAX - 1, count: u64::MAX, total: u64::MAX };
+        let worst = FragHdr::Frag { fifo: true, id: u64::MAX, index: u64::MAX - 1, count: u64::MAX, total: u64::MAX };
         assert_eq!(worst.encoded_len(), 41);
     }
 }

@@ -72,13 +72,18 @@ fn counter(c: &ChkVsync, name: &str) -> u64 {
 }
 
 /// The hash of one sender's deliveries, as the layer computes it.
+/// The digest's hash of one sender's casts: a running hash of them (none asked for FIFO
+/// order only) and the empty one of its FIFO-only casts, hashed together.
 fn hash(payloads: &[&str]) -> u64 {
     let mut f = Fnv::new();
     for p in payloads {
         f.u64(p.len() as u64);
         f.bytes(p.as_bytes());
     }
-    f.finish()
+    let mut both = Fnv::new();
+    both.u64(f.finish());
+    both.u64(Fnv::new().finish());
+    both.finish()
 }
 
 /// Members e1, e2, e3 in view v1@e1; `me` of them is rank `rank`, its layer started.

@@ -87,7 +87,7 @@ fn raw(hdr: FragHdr, body: &[u8]) -> Msg {
 }
 
 fn fr(id: u64, index: u64, count: u64, total: u64) -> FragHdr {
-    FragHdr::Frag { id, index, count, total }
+    FragHdr::Frag { fifo: false, id, index, count, total }
 }
 
 fn cast_up(from: u16, msg: Msg) -> Up {
@@ -182,6 +182,55 @@ fn splits_into_zero_copy_fragments_with_exact_headers() {
     );
     let d = dump(&l);
     assert_eq!(["tx_whole", "tx_fragmented", "tx_fragments", "tx_unrel"].map(|k| d.counter(k).unwrap()), [2, 3, 7, 2]);
+}
+
+/// A cast that asks for FIFO order only is numbered apart and its fragments say so: an
+/// ordering layer below delivers it ahead of an ordered cast of the same sender that it
+/// holds, and both must still come up whole (with one numbering, the ordered set arriving
+/// after a later id completed reads as a stale duplicate and is dropped) — at another
+/// member and at the sender itself, whose own casts come back the same way.
+#[test]
+fn fifo_only_casts_are_numbered_apart_and_overtake_ordered_ones_unharmed() {
+    let (ordered, fifo) = (pattern(10, 1), pattern(10, 2));
+    for rank in [1, 0] {
+        let (mut tx, mut rx) = (frag(4, 100, 10_000), frag(4, 100, 10_000));
+        let (mut ht, mut hr) = (Harness::new(0), Harness::new(rank));
+        ht.dn(&mut tx, Dn::Cast(Msg::new(ordered.clone())));
+        let mut m = Msg::new(fifo.clone());
+        m.set_fifo();
+        ht.dn(&mut tx, Dn::Cast(m));
+        let out = ht.take_dn();
+        assert_eq!(out.len(), 6);
+        let hdrs: Vec<FragHdr> = out
+            .iter()
+            .map(|d| {
+                let mut w = wire(msg_of(d));
+                w.unseal();
+                w.pop::<FragHdr>().unwrap()
+            })
+            .collect();
+        for (i, h) in hdrs.iter().enumerate() {
+            let (fifo, index) = (i >= 3, i as u64 % 3);
+            assert_eq!(*h, FragHdr::Frag { fifo, id: 0, index, count: 3, total: 11 }, "each kind from id 0");
+            assert_eq!(msg_of(&out[i]).is_fifo(), fifo, "the mark on every fragment, for the layers below");
+        }
+        // The FIFO-only cast's fragments first, as an ordering layer below passes them.
+        let back = if rank == 0 { &mut tx } else { &mut rx };
+        let h = if rank == 0 { &mut ht } else { &mut hr };
+        for d in out[3..].iter().chain(&out[..3]) {
+            h.up(back, cast_up(0, wire(msg_of(d))));
+        }
+        let up = h.take_up();
+        let got: Vec<(bool, Bytes)> = up
+            .into_iter()
+            .map(|u| match u {
+                Up::Cast { msg, .. } => (msg.is_fifo(), msg.into_payload()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [(true, fifo.clone()), (false, ordered.clone())], "rank {rank}");
+        assert_eq!(counter(back, "stale") + counter(back, "contradictory"), 0);
+    }
 }
 
 #[test]
@@ -637,7 +686,7 @@ fn hostile_fragments_deliver_only_what_was_fragmented() {
             let mut peek = msg.clone();
             peek.unseal();
             match peek.pop::<FragHdr>() {
-                Ok(FragHdr::Frag { id, index, count, total }) => {
+                Ok(FragHdr::Frag { id, index, count, total, .. }) => {
                     let key = (rank, send, id, count, total, index);
                     fed.entry(key).or_default().insert(peek.into_payload().to_vec());
                 }

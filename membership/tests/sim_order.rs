@@ -11,7 +11,10 @@
 //! cuts, heals, leaves, new members), and a third of the faults crash the member that orders
 //! (the token's holder, else the view's rank 0: the sequencer); every directed link has its own loss (0–10 %), duplication,
 //! reordering and jitter. A third of the runs use safe (uniform) delivery, a fifth cast
-//! 2000-byte payloads (fragmented above the ordering layer). Then everything heals, and:
+//! 2000-byte payloads (fragmented above the ordering layer), a third make every third cast
+//! one that asks for FIFO order only (`Endpoint::cast_fifo`: delivered as it comes, FIFO
+//! per sender and kind, in no order, never held, and still exactly once and virtually
+//! synchronous; the checks of an order leave them out). Then everything heals, and:
 //! - the live nodes converge to one view (`BOUND`, as in `sim_vsync.rs`) and each delivers a
 //!   cast from every live node;
 //! - over the whole run, `World::check`: (a)–(e) and (g) as for any group (no `chk_vsync`,
@@ -75,7 +78,13 @@ fn chaos(seed: u64, order: Order) -> (World, Result<(), String>) {
         Order::Causal(c) => Order::Causal(causal::Config { safe: c.safe || safe, ..c }),
     });
     if r.chance(0.2) {
+        // Fragments of at most 700 bytes (frag's own default is the datagram's room).
         w.pad = 2000;
+        w.reliable = "frag(size=700):flow:stable:nak:pt2pt:pack".to_string();
+    }
+    // A third of the runs mix in casts that ask for FIFO order only (every third cast).
+    if seed % 3 == 1 {
+        w.fifo_every = 3;
     }
     let mut nodes = w.add_many(n);
     let end = w.chaos(&mut r, &mut nodes, (4000, 3000), |w, r, nodes| {

@@ -423,13 +423,33 @@ impl<L: Layer> Endpoint<L> {
 
     /// Multicasts `data` to the view.
     pub fn cast(&mut self, now: Time, data: Bytes) -> Result<(), CastError> {
+        self.cast_msg(now, Msg::new(data))
+    }
+
+    /// Multicasts `data` to the view in its sender's FIFO order only, whatever order the
+    /// stack gives other casts (`Msg::set_fifo`): on an ordered stack every member delivers
+    /// it as it arrives, not held for the order (Isis's `fbcast` beside `abcast`). On a
+    /// stack without an ordering layer, the same as `cast`.
+    pub fn cast_fifo(&mut self, now: Time, data: Bytes) -> Result<(), CastError> {
+        let mut msg = Msg::new(data);
+        msg.set_fifo();
+        self.cast_msg(now, msg)
+    }
+
+    fn cast_msg(&mut self, now: Time, msg: Msg) -> Result<(), CastError> {
         self.start(now);
-        self.admit(&data)?;
+        self.admit(msg.body())?;
         if !self.cast_ready {
             return Err(CastError::WouldBlock);
         }
-        self.run(now, Input::Dn(Dn::Cast(Msg::new(data))));
+        self.run(now, Input::Dn(Dn::Cast(msg)));
         Ok(())
+    }
+
+    /// Properties the stack provides (`Props::TOTAL`, `Props::CAUSAL`: the order its casts
+    /// are delivered in).
+    pub fn props(&self) -> Props {
+        self.props
     }
 
     /// Applies the commands at the front of `cmds` as `Machine::handle_commands` says: a run

@@ -41,6 +41,8 @@ pub struct Msg {
     avail: bool,
     /// Going down: a layer has delivered it at this member already (see `delivered_here`).
     here: bool,
+    /// A cast that asks for its sender's FIFO order only (see `set_fifo`).
+    fifo: bool,
     head: SmallVec<[u8; INLINE_HEAD]>,
     /// Bytes of `head` already popped (headers are a few dozen bytes).
     popped: u16,
@@ -62,6 +64,7 @@ impl Msg {
             pushed: false,
             avail: false,
             here: false,
+            fifo: false,
             head: SmallVec::new(),
             popped: 0,
             pinned: 0,
@@ -102,6 +105,22 @@ impl Msg {
     /// marks the whole only if every part is marked.
     pub fn set_delivered_here(&mut self) {
         self.here = true;
+    }
+
+    /// Marks a cast as asking for no order beyond its sender's FIFO order (Isis's `fbcast`),
+    /// whatever order the stack gives its other casts: an ordering layer sends it on with a
+    /// header that says so and every member delivers it as it arrives, not held for the
+    /// order (a cheap cast on an ordered stack). Going down the mark is the application's
+    /// (`Endpoint::cast_fifo`) and a layer that cuts a cast into pieces puts it on each;
+    /// going up the ordering layer puts it back on what it delivered so, for the layers
+    /// above it (the checkers of an order leave such casts alone). Not on the wire itself.
+    pub fn set_fifo(&mut self) {
+        self.fifo = true;
+    }
+
+    /// Whether the cast asks for FIFO order only (`set_fifo`).
+    pub fn is_fifo(&self) -> bool {
+        self.fifo
     }
 
     /// Going up: whether the layer handling it has a header in it (its presence bit); without
@@ -173,7 +192,7 @@ impl Msg {
         let mut v = Vec::with_capacity(self.len());
         v.extend_from_slice(self.head());
         v.extend_from_slice(&self.body);
-        Msg { marks: self.marks, pushed: self.pushed, avail: self.avail, ..Msg::new(Bytes::from(v)) }
+        Msg { marks: self.marks, pushed: self.pushed, avail: self.avail, fifo: self.fifo, ..Msg::new(Bytes::from(v)) }
     }
 
     /// Pushes a header in front of the message (going down); a nothing writes no bytes.

@@ -5,7 +5,8 @@
 //! Protocol: going down, each `Cast` gets `Chk { seq, deps }`: the sender's cast number
 //! (0, 1, 2, ...) and, per rank in rank order, how many stamped casts of that rank the sender
 //! had delivered (its vector clock, in full: a checker wants no state to go wrong). Other
-//! message events get `NoHdr`. Going up, every stamped cast is checked for FIFO (`Fifo`, as
+//! message events get `NoHdr`, and so does a cast that asks for FIFO order only
+//! (`Msg::set_fifo`: it is in no causal order). Going up, every stamped cast is checked for FIFO (`Fifo`, as
 //! `chk_fifo`: `gap`, `duplicate`, `reorder`) and for its causes: a rank of which this member
 //! has delivered fewer casts than the stamp says is a **`causal`** violation (a cause
 //! delivered after its effect, or never). A cast delivered at a view's end whose cause no
@@ -173,7 +174,10 @@ impl Layer for ChkCausal {
         1 + var_len(u64::MAX) + var_len(view.len() as u64) + view.len() * var_len(u64::MAX)
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        if let Dn::Cast(m) = &mut ev {
+        // A cast that asks for FIFO order only is in no causal order: not stamped, not checked.
+        if let Dn::Cast(m) = &mut ev
+            && !m.is_fifo()
+        {
             self.sent += 1;
             let Stamp { seq, deps } = self.causal.stamp(cx.rank);
             m.push(&Hdr::Chk { seq, deps });

@@ -1,7 +1,9 @@
 //! `chk_fifo`: checks on live traffic that casts arrive in FIFO order, exactly once.
 //!
 //! Protocol: going down, each `Cast` gets a `Chk { seq }` header with this member's next
-//! cast number (0, 1, 2, ...); other message events get `NoHdr`. Going up, the header of
+//! cast number (0, 1, 2, ...), a cast that asks for FIFO order only (`Msg::set_fifo`) a
+//! `FifoOnly { seq }` from a numbering of its own (an ordering layer below keeps each kind
+//! in FIFO order, not the two together); other message events get `NoHdr`. Going up, the header of
 //! every `Cast` and `Send` is popped; for a stamped cast from rank `r` the checker compares
 //! `seq` with the next number it expects from `r`:
 //! - equal: in order;
@@ -18,7 +20,8 @@
 //!
 //! Parameters: none. Properties: requires nothing (so it also runs above `bare`, where it
 //! fires), provides nothing. Put it above the layer whose FIFO reliable casts it checks.
-//! Header: `Hdr::NoHdr` (tag 0) | `Hdr::Chk { seq }` (tag 1, varint).
+//! Header: `Hdr::NoHdr` (tag 0) | `Hdr::Chk { seq }` (tag 1, varint) | `Hdr::FifoOnly { seq }`
+//! (tag 2, varint).
 //! Memory: per sender in the view, one counter and at most `MAX_RANGES` missing ranges; past
 //! that the oldest range is forgotten (a late arrival there then reads as a duplicate).
 //! Dump counters: `sent`, `checked`, `gap`, `duplicate`, `reorder`, `missing`, `bad_hdr`,
@@ -47,6 +50,10 @@ pub enum Hdr {
     Chk {
         seq: u64,
     },
+    /// The sender's number of a cast that asks for FIFO order only.
+    FifoOnly {
+        seq: u64,
+    },
 }
 
 impl Wire for Hdr {
@@ -54,7 +61,7 @@ impl Wire for Hdr {
     fn encoded_len(&self) -> usize {
         match self {
             Hdr::NoHdr => 1,
-            Hdr::Chk { seq } => 1 + var_len(*seq),
+            Hdr::Chk { seq } | Hdr::FifoOnly { seq } => 1 + var_len(*seq),
         }
     }
     fn encode(&self, w: &mut Writer<'_>) {
@@ -64,12 +71,17 @@ impl Wire for Hdr {
                 w.put_u8(1);
                 w.put_var(*seq);
             }
+            Hdr::FifoOnly { seq } => {
+                w.put_u8(2);
+                w.put_var(*seq);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
         match r.u8()? {
             0 => Ok(Hdr::NoHdr),
             1 => Ok(Hdr::Chk { seq: r.var()? }),
+            2 => Ok(Hdr::FifoOnly { seq: r.var()? }),
             _ => Err(WireError::BadTag),
         }
     }
@@ -165,6 +177,8 @@ impl Checker for Fifo {
 #[derive(Clone, Debug)]
 pub struct ChkFifo {
     fifo: Fifo,
+    /// Casts that ask for FIFO order only, numbered apart.
+    fifo_only: Fifo,
     report: Reporter,
     sent: u64,
     checked: u64,
@@ -182,6 +196,7 @@ impl ChkFifo {
     pub fn new() -> ChkFifo {
         ChkFifo {
             fifo: Fifo::default(),
+            fifo_only: Fifo::default(),
             report: Reporter::new("chk_fifo", &["gap", "duplicate", "reorder"]),
             sent: 0,
             checked: 0,
@@ -214,7 +229,11 @@ impl Layer for ChkFifo {
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         if let Dn::Cast(m) = &mut ev {
             self.sent += 1;
-            m.push(&Hdr::Chk { seq: self.fifo.stamp(cx.rank) });
+            if m.is_fifo() {
+                m.push(&Hdr::FifoOnly { seq: self.fifo_only.stamp(cx.rank) });
+            } else {
+                m.push(&Hdr::Chk { seq: self.fifo.stamp(cx.rank) });
+            }
         }
         cx.dn(ev) // anything else: no header, read as `NoHdr` above
     }
@@ -232,18 +251,25 @@ impl Layer for ChkFifo {
             self.bad_rank += 1;
             return;
         }
-        if let (true, Hdr::Chk { seq }) = (cast, hdr) {
-            self.checked += 1;
-            for v in self.fifo.arrive(from, &seq) {
-                self.report.report(v, cx);
-            }
+        let (fifo, seq) = match (cast, hdr) {
+            (true, Hdr::Chk { seq }) => (&mut self.fifo, seq),
+            (true, Hdr::FifoOnly { seq }) => (&mut self.fifo_only, seq),
+            _ => return cx.up(ev),
+        };
+        self.checked += 1;
+        for v in fifo.arrive(from, &seq) {
+            self.report.report(v, cx);
         }
         cx.up(ev)
     }
     fn dump(&self, out: &mut Vec<Dump>) {
         let mut counters = vec![("sent", self.sent), ("checked", self.checked)];
         counters.extend(self.report.counters());
-        counters.extend([("missing", self.fifo.missing()), ("bad_hdr", self.bad_hdr), ("bad_rank", self.bad_rank)]);
+        counters.extend([
+            ("missing", self.fifo.missing() + self.fifo_only.missing()),
+            ("bad_hdr", self.bad_hdr),
+            ("bad_rank", self.bad_rank),
+        ]);
         out.push(Dump { layer: "chk_fifo", counters, state: format!("violations={}", self.report.total()) });
     }
 }
@@ -258,7 +284,8 @@ mod tests {
         assert_eq!(to_vec(&Hdr::NoHdr), [0]);
         assert_eq!(to_vec(&Hdr::Chk { seq: 300 }), [1, 0xac, 0x02]);
         assert_eq!(from_slice::<Hdr>(&[1, 0xac, 0x02]), Ok(Hdr::Chk { seq: 300 }));
-        assert_eq!(from_slice::<Hdr>(&[2]), Err(WireError::BadTag));
+        assert_eq!(from_slice::<Hdr>(&[2, 7]), Ok(Hdr::FifoOnly { seq: 7 }));
+        assert_eq!(from_slice::<Hdr>(&[3]), Err(WireError::BadTag));
     }
 
     #[test]

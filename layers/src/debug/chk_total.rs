@@ -34,7 +34,8 @@
 //! not order, where it fires), provides nothing. Put it above the layer whose total order it
 //! checks (for a group: above `gms`, one stack per view, so it checks view by view).
 //! Header: `Hdr::NoHdr` (the nothing) | `Hdr::Chk { seq, upto, hash, sum }` (tag 1, two
-//! varints and two u64) | `Hdr::Digest` (tag 2, as `chk_vsync`'s).
+//! varints and two u64) | `Hdr::Digest` (tag 2, as `chk_vsync`'s). A cast that asks for FIFO
+//! order only (`Msg::set_fifo`) is in no total order: it gets `NoHdr`, and is not checked.
 //! Memory: `HISTORY` pairs of hashes, `chk_fifo`'s per-sender state, the memo's moves.
 //! Dump counters: `sent`, `checked`, `claims`, `diverged`, `unchecked`, one per violation
 //! kind, `after_install`, `bad_hdr`, `bad_rank`, and the digests' (`moves`).
@@ -285,7 +286,10 @@ impl Layer for ChkTotal {
         Hdr::Chk { seq: u64::MAX, upto: u64::MAX, hash: u64::MAX, sum: u64::MAX }.encoded_len()
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
-        if let Dn::Cast(m) = &mut ev {
+        // A cast that asks for FIFO order only is in no total order: not stamped, not checked.
+        if let Dn::Cast(m) = &mut ev
+            && !m.is_fifo()
+        {
             self.sent += 1;
             let Stamp { seq, upto, hash, sum } = self.total.stamp(cx.rank);
             m.push(&Hdr::Chk { seq, upto, hash, sum });

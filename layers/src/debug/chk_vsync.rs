@@ -15,8 +15,10 @@
 //! - **agreement**: members that move together from `V` to `V'` delivered the same casts in
 //!   `V`. At `Install` the layer keeps in the memo (key `chk_vsync`) `V`'s id, the announced
 //!   id and a digest of what it delivered in `V`: per member of `V`, in rank order, its
-//!   `EndpointId`, how many of its casts were delivered and a running FNV-1a hash of them in
-//!   delivery order. Each view's stack, at its start (`init`), casts
+//!   `EndpointId`, how many of its casts were delivered and a hash of them in delivery order
+//!   (a running FNV-1a hash per kind, then one over the two: casts that ask for FIFO order
+//!   only, `Msg::set_fifo`, are hashed apart, since an ordering layer below delivers a
+//!   sender's two kinds in no order with each other). Each view's stack, at its start (`init`), casts
 //!   `Digest { prev, next, digest }` reliably for every move its memo holds (the last
 //!   `KEEP_VIEWS`), and the receiving `chk_vsync` consumes it and, if it made the same move
 //!   `prev → next` with another digest, reports the two members and `prev` (the mechanism is
@@ -122,8 +124,9 @@ fn difference(mine: &[Tally], theirs: &[Tally], me: EndpointId, peer: EndpointId
 #[derive(Clone, Debug)]
 pub struct ChkVsync {
     report: Reporter,
-    /// Per rank of this view: casts delivered and their running hash.
-    tally: Vec<(u64, Fnv)>,
+    /// Per rank of this view: casts delivered and their running hash per kind (ordered,
+    /// FIFO-only).
+    tally: Vec<(u64, [Fnv; 2])>,
     moves: Moves,
     installed: bool,
     sent: u64,
@@ -171,7 +174,12 @@ impl ChkVsync {
             .iter()
             .enumerate()
             .map(|(i, &sender)| {
-                let (count, hash) = self.tally.get(i).map_or((0, Fnv::new().finish()), |(c, h)| (*c, h.finish()));
+                let (count, hash) = self.tally.get(i).map_or((0, Fnv::new().finish()), |(c, [h, f])| {
+                    let mut both = Fnv::new();
+                    both.u64(h.finish());
+                    both.u64(f.finish());
+                    (*c, both.finish())
+                });
                 Tally { sender, count, hash }
             })
             .collect()
@@ -183,7 +191,7 @@ impl ChkVsync {
 
     /// Start of the view: casts the digests kept, checks the view is the one announced.
     fn start(&mut self, cx: &mut Cx<'_>) {
-        self.tally = vec![(0, Fnv::new()); cx.view.len()];
+        self.tally = vec![(0, [Fnv::new(), Fnv::new()]); cx.view.len()];
         let announced = self.moves.start(cx, |k| Hdr::Digest { prev: k.prev, next: k.next, digest: k.digest });
         if let Some(next) = announced.filter(|&n| n != cx.view.id) {
             let detail = format!("installed view {:?}, but Install announced {next:?}", cx.view.id);
@@ -200,8 +208,9 @@ impl ChkVsync {
             let detail = format!("delivered in view {:?}, sent in view {sent_in:?}", cx.view.id);
             self.violation("wrong_view", from, detail, cx);
         }
-        if let Some((count, h)) = self.tally.get_mut(from.index()) {
+        if let Some((count, hs)) = self.tally.get_mut(from.index()) {
             *count += 1;
+            let h = &mut hs[usize::from(msg.is_fifo())];
             h.u64(msg.len() as u64);
             h.bytes(msg.head());
             h.bytes(msg.body());

@@ -30,7 +30,8 @@
 //!
 //! **Header:** `Data { deps }` (tag 0, a varint count, then per entry a varint rank and a
 //! varint increase; with no entries, the nothing) | `Unrel` (tag 1: unreliable casts, passed
-//! up at once, unordered).
+//! up at once, unordered) | `Fifo` (tag 2: a cast that asks for FIFO order only, passed up
+//! at once, neither a cause nor caused in the vectors; see `order`).
 //!
 //! **Hostile input** is dropped and counted, never a panic: an undecodable header, a rank
 //! outside the view, an entry for the sender itself or an increase that overflows (`bad`),
@@ -48,7 +49,7 @@
 //! `membership/tests/sim_order.rs`, checked by `chk_causal` and the harness's own causal
 //! check.
 
-use super::{Held, MEM, MEM_ALL, get_pairs, pairs_len, put_pairs, spec_args};
+use super::{Held, MEM, MEM_ALL, get_pairs, pairs_len, pass_fifo, put_pairs, spec_args};
 use thoth_stack::{Args, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up, Wire, WireError, Writer};
 
 /// The `causal` header.
@@ -59,6 +60,8 @@ pub enum Hdr {
     Data { deps: Vec<(Rank, u64)> },
     /// An unreliable cast: not ordered.
     Unrel,
+    /// A cast that asks for FIFO order only: not in the vectors.
+    Fifo,
 }
 
 impl Wire for Hdr {
@@ -71,7 +74,7 @@ impl Wire for Hdr {
     fn encoded_len(&self) -> usize {
         1 + match self {
             Hdr::Data { deps } => pairs_len(deps),
-            Hdr::Unrel => 0,
+            Hdr::Unrel | Hdr::Fifo => 0,
         }
     }
     fn encode(&self, w: &mut Writer<'_>) {
@@ -81,6 +84,7 @@ impl Wire for Hdr {
                 put_pairs(w, deps);
             }
             Hdr::Unrel => w.put_u8(1),
+            Hdr::Fifo => w.put_u8(2),
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
@@ -88,6 +92,7 @@ impl Wire for Hdr {
             // At most one entry per member of the largest view (`Rank` is a u16).
             0 => Ok(Hdr::Data { deps: get_pairs(r, u16::MAX as usize + 1)? }),
             1 => Ok(Hdr::Unrel),
+            2 => Ok(Hdr::Fifo),
             _ => Err(WireError::BadTag),
         }
     }
@@ -129,6 +134,7 @@ struct Counters {
     bad: u64,
     over_budget: u64,
     late: u64,
+    fifo: u64,
 }
 
 pub struct Causal {
@@ -254,6 +260,7 @@ impl Layer for Causal {
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
+            Dn::Cast(m) if m.is_fifo() => m.push(&Hdr::Fifo),
             Dn::Cast(m) => {
                 let h = self.stamp(cx.rank.index());
                 m.push(&h);
@@ -271,6 +278,10 @@ impl Layer for Causal {
                 match msg.pop::<Hdr>() {
                     _ if s >= cx.view.len() => self.c.bad += 1,
                     Ok(Hdr::Unrel) => cx.up(Up::Cast { from, msg }),
+                    Ok(Hdr::Fifo) => {
+                        let up = pass_fifo(&mut self.held, self.done, from, msg, cx);
+                        *(if up { &mut self.c.fifo } else { &mut self.c.late }) += 1;
+                    }
                     Ok(Hdr::Data { deps }) => self.data(s, deps, msg, cx),
                     Err(_) => {
                         // Taken for a reliable cast: it took its index below.
@@ -313,6 +324,7 @@ impl Layer for Causal {
                 ("bad", c.bad),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
+                ("fifo", c.fifo),
             ],
             state: format!("delivered {:?} got {:?} done {}", self.delivered, self.held.got(), self.done),
         });
@@ -351,7 +363,8 @@ mod tests {
         assert!(Hdr::Data { deps: vec![] }.is_nothing(), "nothing new: no header bytes");
         assert_eq!(to_vec(&Hdr::Unrel), [1]);
         assert_eq!(from_slice::<Hdr>(&[0, 100]), Err(WireError::BadValue), "more entries than bytes");
-        assert_eq!(from_slice::<Hdr>(&[2]), Err(WireError::BadTag));
+        assert_eq!(to_vec(&Hdr::Fifo), [2]);
+        assert_eq!(from_slice::<Hdr>(&[3]), Err(WireError::BadTag));
     }
 
     #[test]
@@ -413,6 +426,12 @@ mod tests {
         h.up(&mut s, T, Up::Stable(vec![0, 0, 1]));
         assert_eq!(delivered(&mut h), [(2, b"c".to_vec())]);
         assert!(s.requires().contains(Props::STABLE));
+    }
+
+    #[test]
+    fn a_fifo_only_cast_is_not_ordered_and_takes_its_index() {
+        let s = Causal::new(Config { safe: true, ..Config::default() });
+        crate::order::testkit::fifo_only_contract(s, Hdr::Fifo, Hdr::Data { deps: vec![] }, |_, _| {});
     }
 
     #[test]

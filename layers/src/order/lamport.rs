@@ -30,7 +30,9 @@
 //!
 //! **Header:** `Data { dt }` (the increase of the timestamp, at least 1; the nothing when 1,
 //! else tag 0 and a varint) | `Null { dt }` (tag 1, a varint, may be 0) | `Unrel` (tag 2:
-//! unreliable casts, passed up at once; also on sends: the nothing is read there).
+//! unreliable casts, passed up at once; also on sends: the nothing is read there) | `Fifo`
+//! (tag 3: a cast that asks for FIFO order only, passed up at once, no timestamp; see
+//! `order`).
 //!
 //! **Hostile input** is dropped and counted, never a panic: an undecodable header, a rank
 //! outside the view, a data increase of 0, a timestamp that overflows or leaps more than
@@ -46,7 +48,7 @@
 //! by `chk_total` and the harness's total-order check, both proven by a planted bug
 //! (`Config::test_deliver_early`).
 
-use super::{Held, MEM, MEM_ALL, spec_args};
+use super::{Held, MEM, MEM_ALL, pass_fifo, spec_args};
 use thoth_stack::wire::var_len;
 use thoth_stack::{Args, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up, Wire, WireError, Writer};
 
@@ -63,6 +65,8 @@ pub enum Hdr {
     Null { dt: u64 },
     /// An unreliable cast: not ordered.
     Unrel,
+    /// A cast that asks for FIFO order only: no timestamp, not ordered.
+    Fifo,
 }
 
 impl Wire for Hdr {
@@ -75,7 +79,7 @@ impl Wire for Hdr {
     fn encoded_len(&self) -> usize {
         1 + match self {
             Hdr::Data { dt } | Hdr::Null { dt } => var_len(*dt),
-            Hdr::Unrel => 0,
+            Hdr::Unrel | Hdr::Fifo => 0,
         }
     }
     fn encode(&self, w: &mut Writer<'_>) {
@@ -89,6 +93,7 @@ impl Wire for Hdr {
                 w.put_var(dt);
             }
             Hdr::Unrel => w.put_u8(2),
+            Hdr::Fifo => w.put_u8(3),
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
@@ -96,6 +101,7 @@ impl Wire for Hdr {
             0 => Ok(Hdr::Data { dt: r.var()? }),
             1 => Ok(Hdr::Null { dt: r.var()? }),
             2 => Ok(Hdr::Unrel),
+            3 => Ok(Hdr::Fifo),
             _ => Err(WireError::BadTag),
         }
     }
@@ -134,6 +140,7 @@ struct Counters {
     bad: u64,
     over_budget: u64,
     late: u64,
+    fifo: u64,
 }
 
 pub struct Lamport {
@@ -249,6 +256,7 @@ impl Layer for Lamport {
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
+            Dn::Cast(m) if m.is_fifo() => m.push(&Hdr::Fifo),
             Dn::Cast(m) => {
                 self.clock += 1;
                 m.push(&Hdr::Data { dt: self.clock - self.announced });
@@ -271,6 +279,10 @@ impl Layer for Lamport {
                 }
                 match msg.pop::<Hdr>() {
                     Ok(Hdr::Unrel) => cx.up(Up::Cast { from, msg }),
+                    Ok(Hdr::Fifo) => {
+                        let up = pass_fifo(&mut self.held, self.done, from, msg, cx);
+                        *(if up { &mut self.c.fifo } else { &mut self.c.late }) += 1;
+                    }
                     Ok(hdr) => self.arrive(r, hdr, msg, cx),
                     Err(_) => {
                         // Taken for a reliable cast: it took its index below.
@@ -323,6 +335,7 @@ impl Layer for Lamport {
                 ("bad", c.bad),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
+                ("fifo", c.fifo),
             ],
             state: format!("clock {} latest {:?} done {}", self.clock, self.latest, self.done),
         });
@@ -360,7 +373,8 @@ mod tests {
         assert_eq!(to_vec(&Hdr::Data { dt: 300 }), [0, 0xac, 0x02]);
         assert_eq!(to_vec(&Hdr::Null { dt: 0 }), [1, 0]);
         assert_eq!(from_slice::<Hdr>(&[1, 7]), Ok(Hdr::Null { dt: 7 }));
-        assert_eq!(from_slice::<Hdr>(&[3]), Err(WireError::BadTag));
+        assert_eq!(to_vec(&Hdr::Fifo), [3]);
+        assert_eq!(from_slice::<Hdr>(&[4]), Err(WireError::BadTag));
     }
 
     #[test]
@@ -409,6 +423,16 @@ mod tests {
         assert!(delivered(&mut h).is_empty());
         h.up(&mut l, T, Up::Stable(vec![1]));
         assert_eq!(delivered(&mut h), [(0, b"a".to_vec())]);
+    }
+
+    #[test]
+    fn a_fifo_only_cast_is_not_ordered_and_takes_its_index() {
+        let l = Lamport::new(Config { safe: true, ..Config::default() });
+        crate::order::testkit::fifo_only_contract(l, Hdr::Fifo, Hdr::Data { dt: 1 }, |h, l| {
+            // Ranks 0 and 1 (this member's own, as its casts come back) reach 1.
+            h.up(l, T, cast(0, Hdr::Null { dt: 1 }, b""));
+            h.up(l, T, cast(1, Hdr::Null { dt: 1 }, b""));
+        });
     }
 
     #[test]

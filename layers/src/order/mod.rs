@@ -35,6 +35,19 @@
 //! failed right after, every member that goes on delivers too (every member held it, so
 //! every side's cut has it); at the cut the leftovers go up at once (the side holds them all).
 //!
+//! **FIFO-only casts** (`Msg::set_fifo`, Isis's `fbcast` beside `abcast` / `cbcast`: what
+//! Group RPC's `ubcast` calls are): a cast that asks for no order beyond its sender's FIFO
+//! order goes down with the layer's `Fifo` header and every member passes it up as it
+//! arrives (`pass_fifo`), never held for the order, with `safe=1` too (it is not uniform):
+//! so a cheap cast costs no sequencer decision, no token and no wait on other members'
+//! clocks or causes. It still takes its index (the reliable layer counted it with the rest,
+//! and stability and the flush count in that number); the order the layer keeps among its
+//! other casts is untouched, and a FIFO-only cast is in no order with them, not even with its
+//! own sender's ordered casts (each kind keeps its sender's FIFO order: `frag` numbers the
+//! kinds apart). It is delivered in the view it was cast in as any cast is (virtual
+//! synchrony holds for it: the reliable layer delivers exactly the cut), and it goes up
+//! marked, so the checkers of an order above (`chk_total`, `chk_causal`) leave it alone.
+//!
 //! What they share is `Held`: the casts a member holds until the order allows them out,
 //! per sender, each with its index (the sender's reliable casts counted from 0 in this
 //! view, every one of them: one that does not decode still took its number below), what the
@@ -49,7 +62,7 @@ use std::collections::VecDeque;
 use thoth_stack::budget::MSG_OVERHEAD;
 use thoth_stack::msg::COMPACT_SLACK;
 use thoth_stack::wire::var_len;
-use thoth_stack::{Args, Budget, Msg, Rank, Reader, Registry, WireError, Writer};
+use thoth_stack::{Args, Budget, Cx, Msg, Rank, Reader, Registry, Up, WireError, Writer};
 
 pub fn register(r: &mut Registry) {
     causal::register(r);
@@ -67,6 +80,19 @@ pub const MEM_ALL: usize = 64 << 20;
 /// The parameters every ordering layer's spec takes: `safe` (0 or 1), `mem`, `mem_all`.
 pub fn spec_args(a: &mut Args) -> Result<(bool, usize, usize), String> {
     Ok((a.get("safe", 0u8)? != 0, a.get("mem", MEM)?, a.get("mem_all", MEM_ALL)?))
+}
+
+/// A cast that asks for FIFO order only, arrived from `from`: it takes its index and goes up
+/// at once, marked (see the module doc), unless the cut was reached (`done`: nothing more of
+/// the view goes up); whether it went up.
+pub fn pass_fifo<T>(held: &mut Held<T>, done: bool, from: Rank, mut msg: Msg, cx: &mut Cx<'_>) -> bool {
+    held.count(from.index());
+    if done {
+        return false;
+    }
+    msg.set_fifo();
+    cx.up(Up::Cast { from, msg });
+    true
 }
 
 /// The longest `pairs_len` of `n` pairs.
@@ -241,7 +267,7 @@ impl<T> Held<T> {
 #[cfg(test)]
 pub(crate) mod testkit {
     use thoth_stack::testing::{Harness, over_wire};
-    use thoth_stack::{Bytes, Layer, Msg, Up, Wire};
+    use thoth_stack::{Bytes, Dn, Layer, Msg, Rank, Time, Up, Wire};
 
     /// What `from` put on the wire as it arrives: header `hdr` (the nothing: no bytes),
     /// then `body`.
@@ -274,6 +300,52 @@ pub(crate) mod testkit {
         let mut d = Vec::new();
         l.dump(&mut d);
         d[0].counter(name).expect("a counter of the layer")
+    }
+
+    /// What every ordering layer does with a cast that asks for FIFO order only (`order`),
+    /// checked on `l` (with `safe=1`) as rank 1 of three: such a cast goes down at once with
+    /// the layer's header `fifo`. From rank 2, one then an ordered cast (header `ordered`,
+    /// which needs only what `ready` feeds and stability to go up): the first goes up at once
+    /// though not stable, marked; the second waits for its own stability at index 1 (so the
+    /// first took index 0, as the reliable layer below numbered it). After the cut, one more
+    /// goes nowhere (`late`).
+    pub fn fifo_only_contract<L: Layer, H: Wire + PartialEq + core::fmt::Debug + Clone>(
+        mut l: L,
+        fifo: H,
+        ordered: H,
+        ready: impl FnOnce(&mut Harness, &mut L),
+    ) {
+        const T: Time = Time::ZERO;
+        let mut h = Harness::new(3, 1);
+        let mut mine = Msg::new(Bytes::from_static(b"mine"));
+        mine.set_fifo();
+        h.dn(&mut l, T, Dn::Cast(mine));
+        let out = h.take_dn();
+        let [Dn::Cast(m)] = &out[..] else { panic!("one cast down at once: {out:?}") };
+        let mut m = over_wire(m);
+        m.unseal();
+        assert_eq!(m.pop::<H>(), Ok(fifo.clone()), "the layer's FIFO-only header");
+
+        h.up(&mut l, T, cast(2, fifo.clone(), b"f"));
+        h.up(&mut l, T, cast(2, ordered, b"o"));
+        ready(&mut h, &mut l);
+        let up = h.take_up();
+        assert!(
+            matches!(&up[..], [Up::Cast { from: Rank(2), msg }] if msg.is_fifo() && msg.body()[..] == b"f"[..]),
+            "the FIFO-only cast at once, marked: {up:?}"
+        );
+        h.up(&mut l, T, Up::Stable(vec![1, 1, 1]));
+        assert!(delivered(&mut h).is_empty(), "the ordered cast is rank 2's second: not stable yet");
+        h.up(&mut l, T, Up::Stable(vec![1, 1, 2]));
+        let up = h.take_up();
+        assert!(
+            matches!(&up[..], [Up::Cast { from: Rank(2), msg }, Up::Stable(_)] if !msg.is_fifo() && msg.body()[..] == b"o"[..]),
+            "the ordered cast once stable, not marked: {up:?}"
+        );
+        h.up(&mut l, T, Up::CutReached(vec![1, 1, 3]));
+        h.up(&mut l, T, cast(2, fifo, b"after"));
+        assert_eq!(delivered(&mut h), [(u16::MAX, vec![])], "nothing after the cut");
+        assert_eq!((counter(&l, "fifo"), counter(&l, "late")), (1, 1));
     }
 }
 

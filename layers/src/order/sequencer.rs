@@ -34,7 +34,8 @@
 //!
 //! **Header:** `Data` (the nothing; also on sends, ignored) | `Unrel` (tag 1: unreliable
 //! casts, passed up at once) | `Order { runs }` (tag 2, a varint count of runs, then a
-//! varint rank and a varint count per run).
+//! varint rank and a varint count per run) | `Fifo` (tag 3: a cast that asks for FIFO order
+//! only, passed up at once; see `order`).
 //!
 //! **Hostile input** is dropped and counted, never a panic: an undecodable header, a rank
 //! outside the view (`bad`), an `Order` from a member other than the sequencer or naming a
@@ -53,7 +54,7 @@
 //! `Config::test_leftovers_by_arrival`; the model also a safe delivery that ignores
 //! stability.
 
-use super::{Held, MEM, MEM_ALL, get_pairs, pairs_len, put_pairs, spec_args};
+use super::{Held, MEM, MEM_ALL, get_pairs, pairs_len, pass_fifo, put_pairs, spec_args};
 use std::collections::VecDeque;
 use thoth_stack::{Args, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry, Up, Wire, WireError, Writer};
 
@@ -71,13 +72,15 @@ pub enum Hdr {
     Unrel,
     /// The sequencer's decisions: the next `count` casts of `rank`, run after run.
     Order { runs: Vec<(Rank, u64)> },
+    /// A cast that asks for FIFO order only: not ordered, not counted in the decisions.
+    Fifo,
 }
 
 impl Wire for Hdr {
     thoth_stack::nothing!(Hdr::Data);
     fn encoded_len(&self) -> usize {
         1 + match self {
-            Hdr::Data | Hdr::Unrel => 0,
+            Hdr::Data | Hdr::Unrel | Hdr::Fifo => 0,
             Hdr::Order { runs } => pairs_len(runs),
         }
     }
@@ -89,6 +92,7 @@ impl Wire for Hdr {
                 w.put_u8(2);
                 put_pairs(w, runs);
             }
+            Hdr::Fifo => w.put_u8(3),
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
@@ -96,6 +100,7 @@ impl Wire for Hdr {
             0 => Ok(Hdr::Data),
             1 => Ok(Hdr::Unrel),
             2 => Ok(Hdr::Order { runs: get_pairs(r, MAX_RUNS)? }),
+            3 => Ok(Hdr::Fifo),
             _ => Err(WireError::BadTag),
         }
     }
@@ -145,6 +150,7 @@ struct Counters {
     bad_order: u64,
     over_budget: u64,
     late: u64,
+    fifo: u64,
 }
 
 pub struct Sequencer {
@@ -309,11 +315,12 @@ impl Layer for Sequencer {
     }
 
     fn max_header(&self, _: &thoth_stack::View) -> usize {
-        Hdr::Data.encoded_len()
+        Hdr::Fifo.encoded_len()
     }
     fn handle_dn(&mut self, mut ev: Dn, cx: &mut Cx<'_>) {
         match &mut ev {
             Dn::CastUnrel(m) => m.push(&Hdr::Unrel),
+            Dn::Cast(m) if m.is_fifo() => m.push(&Hdr::Fifo),
             Dn::GetDigest => {
                 // Every decision made goes before the digest, and none after it.
                 self.send_orders(cx);
@@ -331,6 +338,10 @@ impl Layer for Sequencer {
                 match msg.pop::<Hdr>() {
                     _ if r >= cx.view.len() => self.c.bad += 1,
                     Ok(Hdr::Unrel) => cx.up(Up::Cast { from, msg }),
+                    Ok(Hdr::Fifo) => {
+                        let up = pass_fifo(&mut self.held, self.done, from, msg, cx);
+                        *(if up { &mut self.c.fifo } else { &mut self.c.late }) += 1;
+                    }
                     Ok(Hdr::Data) => self.data(r, msg, cx),
                     Ok(Hdr::Order { runs }) => self.order(r, runs, cx),
                     Err(_) => {
@@ -381,6 +392,7 @@ impl Layer for Sequencer {
                 ("bad_order", c.bad_order),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
+                ("fifo", c.fifo),
             ],
             state: format!(
                 "got {:?} queued_runs {} deciding {} done {}",
@@ -432,7 +444,8 @@ mod tests {
         assert_eq!(from_slice::<Hdr>(&to_vec(&o)), Ok(o));
         assert_eq!(from_slice::<Hdr>(&[2, 100]), Err(WireError::BadValue), "more runs than bytes");
         assert_eq!(from_slice::<Hdr>(&[2, 1, 0x80, 0x80, 0x04, 1]), Err(WireError::BadValue), "rank past u16");
-        assert_eq!(from_slice::<Hdr>(&[3]), Err(WireError::BadTag));
+        assert_eq!(to_vec(&Hdr::Fifo), [3]);
+        assert_eq!(from_slice::<Hdr>(&[4]), Err(WireError::BadTag));
     }
 
     #[test]
@@ -506,6 +519,14 @@ mod tests {
         h.up(&mut s, T, Up::Stable(vec![1, 0, 1]));
         assert_eq!(delivered(&mut h), [(2, b"c".to_vec())]);
         assert!(s.requires().contains(Props::STABLE));
+    }
+
+    #[test]
+    fn a_fifo_only_cast_is_not_ordered_and_takes_its_index() {
+        let s = Sequencer::new(Config { safe: true, ..Config::default() });
+        crate::order::testkit::fifo_only_contract(s, Hdr::Fifo, Hdr::Data, |h, s| {
+            h.up(s, T, cast(0, order(&[(2, 1)])));
+        });
     }
 
     #[test]

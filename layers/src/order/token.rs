@@ -38,7 +38,8 @@
 //! **Header:** `Next` (the nothing: the next number of its sender) | `At { seq }` (tag 1,
 //! varint) | `Unordered` (tag 2) | `Unrel` (tag 3: unreliable casts, passed up at once) |
 //! `Want` (tag 4, an unreliable cast) | `Token { seq, visit, idle }` (tag 5, three varints, on
-//! a send; on other sends: the nothing).
+//! a send; on other sends: the nothing) | `Fifo` (tag 6: a cast that asks for FIFO order only,
+//! sent at once without the token and passed up at once; see `order`).
 //!
 //! **Hostile input** is dropped and counted, never a panic: an undecodable header, a rank
 //! outside the view, a `Next` from a sender with no number yet, a number below the next to
@@ -57,7 +58,7 @@
 //! `membership/tests/sim_order.rs`, checked by `chk_total` and the harness's total-order
 //! check, both proven by a planted bug (`Config::test_cut_by_arrival`).
 
-use super::{Held, MEM, MEM_ALL, spec_args};
+use super::{Held, MEM, MEM_ALL, pass_fifo, spec_args};
 use std::collections::{BTreeMap, VecDeque};
 use thoth_stack::wire::var_len;
 use thoth_stack::{
@@ -86,6 +87,8 @@ pub enum Hdr {
     /// The token: the next number, the visit (counts the hops), and how many hops ago a
     /// holder last cast.
     Token { seq: u64, visit: u64, idle: u64 },
+    /// A cast that asks for FIFO order only: sent without the token, not numbered.
+    Fifo,
 }
 
 impl Wire for Hdr {
@@ -113,6 +116,7 @@ impl Wire for Hdr {
                 w.put_var(visit);
                 w.put_var(idle);
             }
+            Hdr::Fifo => w.put_u8(6),
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Hdr, WireError> {
@@ -123,6 +127,7 @@ impl Wire for Hdr {
             3 => Ok(Hdr::Unrel),
             4 => Ok(Hdr::Want),
             5 => Ok(Hdr::Token { seq: r.var()?, visit: r.var()?, idle: r.var()? }),
+            6 => Ok(Hdr::Fifo),
             _ => Err(WireError::BadTag),
         }
     }
@@ -171,6 +176,7 @@ struct Counters {
     bad: u64,
     over_budget: u64,
     late: u64,
+    fifo: u64,
 }
 
 /// The token, while this member holds it.
@@ -410,6 +416,10 @@ impl Layer for Token {
     }
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>) {
         match ev {
+            Dn::Cast(mut m) if m.is_fifo() => {
+                m.push(&Hdr::Fifo);
+                cx.dn(Dn::Cast(m));
+            }
             Dn::Cast(m) if self.released => {
                 let mut m = m;
                 m.push(&Hdr::Unordered);
@@ -460,6 +470,10 @@ impl Layer for Token {
                         }
                     },
                     Ok(Hdr::Unordered) => self.data(r, None, msg, cx),
+                    Ok(Hdr::Fifo) => {
+                        let up = pass_fifo(&mut self.held, self.done, from, msg, cx);
+                        *(if up { &mut self.c.fifo } else { &mut self.c.late }) += 1;
+                    }
                     Ok(Hdr::Token { .. }) | Err(_) => {
                         // Taken for a reliable cast: it took its index below.
                         self.held.count(r);
@@ -528,6 +542,7 @@ impl Layer for Token {
                 ("bad", c.bad),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
+                ("fifo", c.fifo),
             ],
             state: format!(
                 "holding {} resting {} next {} released {} done {}",
@@ -585,7 +600,14 @@ mod tests {
         let t = Hdr::Token { seq: 5, visit: 300, idle: 1 };
         assert_eq!(to_vec(&t), [5, 5, 0xac, 0x02, 1]);
         assert_eq!(from_slice::<Hdr>(&to_vec(&t)), Ok(t));
-        assert_eq!(from_slice::<Hdr>(&[6]), Err(WireError::BadTag));
+        assert_eq!(to_vec(&Hdr::Fifo), [6]);
+        assert_eq!(from_slice::<Hdr>(&[7]), Err(WireError::BadTag));
+    }
+
+    #[test]
+    fn a_fifo_only_cast_goes_without_the_token_is_not_ordered_and_takes_its_index() {
+        let t = Token::new(Config { safe: true, ..Config::default() });
+        crate::order::testkit::fifo_only_contract(t, Hdr::Fifo, Hdr::At { seq: 0 }, |_, _| {});
     }
 
     #[test]

@@ -439,7 +439,13 @@ impl Hostile {
                 let next = h.next.get(&src).copied().unwrap_or(0);
                 let count = 2 + self.rng.below(1 << 12);
                 let total = count.max(self.number(1 << 24));
-                let hdr = FragHdr::Frag { id: self.number(4), index: self.rng.below(count), count, total };
+                let hdr = FragHdr::Frag {
+                    fifo: self.rng.below(4) == 0,
+                    id: self.number(4),
+                    index: self.rng.below(count),
+                    count,
+                    total,
+                };
                 let mut m = Msg::new(self.payload());
                 put(&mut m, &hdr);
                 put(&mut m, &FlowHdr::Data);

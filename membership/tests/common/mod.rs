@@ -107,9 +107,18 @@ pub struct Sent {
     pub inc: u32,
     pub view: ViewId,
     pub seq: u64,
+    /// Cast as asking for FIFO order only (`World::fifo_every`).
+    pub fifo: bool,
     pub at: Time,
     /// With causal order: the casts it depends on directly (see `World::causes`).
     pub causes: Vec<Payload>,
+}
+
+impl Sent {
+    /// The payload it was.
+    pub fn payload(&self, sender: EndpointId) -> Payload {
+        Payload { sender, inc: self.inc, view: self.view, seq: self.seq, fifo: self.fifo }
+    }
 }
 
 /// A decoded payload.
@@ -119,11 +128,15 @@ pub struct Payload {
     pub inc: u32,
     pub view: ViewId,
     pub seq: u64,
+    /// Cast as asking for FIFO order only: in no order with the sender's other casts, and
+    /// out of the checks of an order.
+    pub fifo: bool,
 }
 
 impl Payload {
     pub fn encode(&self, pad: usize) -> Bytes {
-        let mut s = format!("{}:{}:{}:{}:{}", self.sender.0, self.inc, self.view.ltime, self.view.coord.0, self.seq);
+        let (sender, inc, view, seq, fifo) = (self.sender.0, self.inc, self.view, self.seq, self.fifo as u8);
+        let mut s = format!("{sender}:{inc}:{}:{}:{seq}:{fifo}", view.ltime, view.coord.0);
         if pad > 0 {
             s.push('#');
             s.extend(std::iter::repeat_n('.', pad));
@@ -135,12 +148,13 @@ impl Payload {
         let s = std::str::from_utf8(b).ok()?;
         let s = s.split('#').next()?;
         let f: Vec<u64> = s.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-        let [sender, inc, ltime, coord, seq] = f[..] else { return None };
+        let [sender, inc, ltime, coord, seq, fifo @ (0 | 1)] = f[..] else { return None };
         Some(Payload {
             sender: EndpointId(sender),
             inc: u32::try_from(inc).ok()?,
             view: ViewId { ltime, coord: EndpointId(coord) },
             seq,
+            fifo: fifo == 1,
         })
     }
 }
@@ -185,6 +199,9 @@ pub struct World {
     pub hold_bytes: usize,
     /// A group with an ordering layer (see `stack`), checked by `check` (h) or (i).
     pub order: Option<Order>,
+    /// Every this many casts of a node, one asks for FIFO order only (`Endpoint::cast_fifo`;
+    /// 0: none): FIFO is then checked per kind, and an order's checks leave such casts out.
+    pub fifo_every: u64,
     /// Per node, for the causes of its casts: how far into its deliveries it has read, and
     /// the last cast delivered from each sender.
     seen: Vec<(usize, BTreeMap<EndpointId, Payload>)>,
@@ -207,6 +224,7 @@ impl World {
             reliable: "reliable".to_string(),
             hold_bytes: Config::joining(GROUP, EndpointId(0)).hold_bytes,
             order: None,
+            fifo_every: 0,
             seen: Vec::new(),
         }
     }
@@ -281,12 +299,14 @@ impl World {
         let view = ep.view().id;
         let inc = self.sim.incarnation(n);
         let seq = self.sent[n.index()].iter().filter(|s| s.inc == inc).count() as u64;
-        let p = Payload { sender: ep.me(), inc, view, seq };
-        let causes = self.causes(n, inc, view);
-        let ok = self.sim.cast(n, p.encode(self.pad)).is_ok();
+        let fifo = self.fifo_every > 0 && seq % self.fifo_every == self.fifo_every - 1;
+        let p = Payload { sender: ep.me(), inc, view, seq, fifo };
+        let causes = if fifo { Vec::new() } else { self.causes(n, inc, view) };
+        let data = p.encode(self.pad);
+        let ok = if fifo { self.sim.cast_fifo(n, data) } else { self.sim.cast(n, data) }.is_ok();
         if ok {
             let now = self.now();
-            self.sent[n.index()].push(Sent { inc, view, seq, at: now, causes });
+            self.sent[n.index()].push(Sent { inc, view, seq, fifo, at: now, causes });
         }
         ok
     }
@@ -299,7 +319,7 @@ impl World {
         }
         let (read, last) = &mut self.seen[n.index()];
         for d in &self.sim.delivered(n)[*read..] {
-            if let Some(p) = Payload::decode(&d.data).filter(|_| d.incarnation == inc) {
+            if let Some(p) = Payload::decode(&d.data).filter(|p| d.incarnation == inc && !p.fifo) {
                 last.insert(p.sender, p);
             }
         }
@@ -513,7 +533,7 @@ impl World {
             for n in todo {
                 if self.cast(n) {
                     let s = self.sent[n.index()].last().expect("just cast");
-                    want.push(Payload { sender: self.id(n), inc: s.inc, view: s.view, seq: s.seq });
+                    want.push(s.payload(self.id(n)));
                 } else {
                     left.push(n);
                 }
@@ -643,12 +663,12 @@ impl World {
         let seed = self.seed();
         let mut errs = Vec::new();
         let segs = self.segments(&mut errs);
-        // Per sender incarnation and view: the casts it made there, by id.
-        let mut cast_in: BTreeMap<(EndpointId, ViewId), Vec<u64>> = BTreeMap::new();
+        // Per sender incarnation, view and kind (FIFO-only or not): the casts it made there.
+        let mut cast_in: BTreeMap<(EndpointId, ViewId, bool), Vec<u64>> = BTreeMap::new();
         for &n in &self.nodes {
             for s in &self.sent[n.index()] {
                 let id = EndpointId((n.index() as u64 + 1) * 100 + s.inc as u64);
-                cast_in.entry((id, s.view)).or_default().push(s.seq);
+                cast_in.entry((id, s.view, s.fifo)).or_default().push(s.seq);
             }
         }
         // (a') one view id, one view: every node that installed it saw the same members.
@@ -668,17 +688,17 @@ impl World {
         let mut agree: BTreeMap<(ViewId, ViewId), (NodeId, u32, Vec<Payload>)> = BTreeMap::new();
         for s in &segs {
             let who = format!("{:?}#{} in {:?}", s.node, s.inc, s.view.id);
-            // (b) and (c).
-            let mut per: BTreeMap<EndpointId, Vec<u64>> = BTreeMap::new();
+            // (b) and (c), FIFO per sender and kind.
+            let mut per: BTreeMap<(EndpointId, bool), Vec<u64>> = BTreeMap::new();
             for p in &s.dels {
                 if p.view != s.view.id {
                     errs.push(format!("seed {seed}: (b) {who} delivered {p:?} sent in {:?}", p.view));
                     continue;
                 }
-                per.entry(p.sender).or_default().push(p.seq);
+                per.entry((p.sender, p.fifo)).or_default().push(p.seq);
             }
-            for (sender, got) in &per {
-                let made = cast_in.get(&(*sender, s.view.id)).map(Vec::as_slice).unwrap_or(&[]);
+            for (&(sender, fifo), got) in &per {
+                let made = cast_in.get(&(sender, s.view.id, fifo)).map(Vec::as_slice).unwrap_or(&[]);
                 if got.len() > made.len() || got[..] != made[..got.len()] {
                     errs.push(format!(
                         "seed {seed}: (c) {who} delivered from {sender:?} seqs {got:?}, not a prefix of its casts there {made:?}"
@@ -687,9 +707,9 @@ impl World {
             }
             let me = EndpointId((s.node.index() as u64 + 1) * 100 + s.inc as u64);
             // (d) self delivery.
-            if s.next.is_some() {
-                let made = cast_in.get(&(me, s.view.id)).cloned().unwrap_or_default();
-                let own = per.get(&me).cloned().unwrap_or_default();
+            for fifo in [false, true].into_iter().filter(|_| s.next.is_some()) {
+                let made = cast_in.get(&(me, s.view.id, fifo)).cloned().unwrap_or_default();
+                let own = per.get(&(me, fifo)).cloned().unwrap_or_default();
                 if own != made {
                     errs.push(format!(
                         "seed {seed}: (d) {who} then {:?}: delivered own {own:?} but cast {made:?}",
@@ -752,7 +772,7 @@ impl World {
         for &n in &self.nodes {
             for s in &self.sent[n.index()] {
                 let sender = EndpointId((n.index() as u64 + 1) * 100 + s.inc as u64);
-                causes.insert(Payload { sender, inc: s.inc, view: s.view, seq: s.seq }, s.causes.clone());
+                causes.insert(s.payload(sender), s.causes.clone());
             }
         }
         causes
@@ -874,15 +894,19 @@ pub fn check_primary(seed: u64, segs: &[Seg], now: Time, errs: &mut Vec<String>)
 /// Members that went on to different views (a partition) may complete the view in different
 /// orders: each side's flush orders what its members hold and no decision covered.
 pub fn check_total(seed: u64, segs: &[Seg], errs: &mut Vec<String>) {
+    // Casts that asked for FIFO order only are in no total order.
+    let ordered = |ps: &[Payload]| ps.iter().copied().filter(|p| !p.fifo).collect::<Vec<_>>();
     for (view, ss) in &by_view(segs) {
         for (i, a) in ss.iter().enumerate() {
-            let pos: BTreeMap<Payload, usize> = before(a).iter().enumerate().map(|(i, p)| (*p, i)).collect();
+            let pos: BTreeMap<Payload, usize> =
+                ordered(before(a)).into_iter().enumerate().map(|(i, p)| (p, i)).collect();
             for b in &ss[i + 1..] {
-                if a.next.is_some() && a.next == b.next && a.dels != b.dels {
-                    let at = a.dels.iter().zip(&b.dels).position(|(x, y)| x != y).unwrap_or(0);
+                let (ad, bd) = (ordered(&a.dels), ordered(&b.dels));
+                if a.next.is_some() && a.next == b.next && ad != bd {
+                    let at = ad.iter().zip(&bd).position(|(x, y)| x != y).unwrap_or(0);
                     errs.push(format!(
                         "seed {seed}: (h) {:?}#{} and {:?}#{} went from {view:?} to {:?} with different sequences, from delivery {at} on: {:?} vs {:?}",
-                        a.node, a.inc, b.node, b.inc, a.next, &a.dels[at..a.dels.len().min(at + 3)], &b.dels[at..b.dels.len().min(at + 3)]
+                        a.node, a.inc, b.node, b.inc, a.next, &ad[at..ad.len().min(at + 3)], &bd[at..bd.len().min(at + 3)]
                     ));
                     continue;
                 }
@@ -925,7 +949,8 @@ fn by_view(segs: &[Seg]) -> BTreeMap<ViewId, Vec<&Seg>> {
 /// side completes the view with it, another side does not get it.)
 pub fn check_uniform(seed: u64, segs: &[Seg], errs: &mut Vec<String>) {
     for (view, ss) in &by_view(segs) {
-        let all: BTreeSet<Payload> = ss.iter().flat_map(|s| before(s).iter().copied()).collect();
+        // Casts that asked for FIFO order only go up as they come: not uniform.
+        let all: BTreeSet<Payload> = ss.iter().flat_map(|s| before(s).iter().copied()).filter(|p| !p.fifo).collect();
         for s in ss.iter().filter(|s| s.next.is_some()) {
             let got: BTreeSet<Payload> = s.dels.iter().copied().collect();
             if let Some(p) = all.difference(&got).next() {
@@ -945,7 +970,7 @@ pub fn check_uniform(seed: u64, segs: &[Seg], errs: &mut Vec<String>) {
 pub fn check_causal(seed: u64, segs: &[Seg], causes: &BTreeMap<Payload, Vec<Payload>>, errs: &mut Vec<String>) {
     for s in segs {
         let pos: BTreeMap<Payload, usize> = s.dels.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-        for (i, p) in s.dels.iter().enumerate() {
+        for (i, p) in s.dels.iter().enumerate().filter(|(_, p)| !p.fifo) {
             let Some(c) = causes.get(p).and_then(|cs| cs.iter().find(|c| pos.get(c).is_none_or(|&j| j > i))) else {
                 continue;
             };

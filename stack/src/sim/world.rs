@@ -667,9 +667,20 @@ impl<L: Layer> Sim<Endpoint<L>> {
 
     /// The node's application casts `data` to its view.
     pub fn cast(&mut self, n: NodeId, data: impl Into<Bytes>) -> Result<(), CmdError> {
-        let data = data.into();
+        self.cast_as(n, data.into(), false)
+    }
+
+    /// The node's application casts `data` to its view in FIFO order only
+    /// (`Endpoint::cast_fifo`).
+    pub fn cast_fifo(&mut self, n: NodeId, data: impl Into<Bytes>) -> Result<(), CmdError> {
+        self.cast_as(n, data.into(), true)
+    }
+
+    fn cast_as(&mut self, n: NodeId, data: Bytes, fifo: bool) -> Result<(), CmdError> {
         let (len, digest) = summary(&data);
-        let r = self.on(n, |ep, now| ep.cast(now, data)).and_then(|r| r.map_err(CmdError::Refused));
+        let r = self
+            .on(n, |ep, now| if fifo { ep.cast_fifo(now, data) } else { ep.cast(now, data) })
+            .and_then(|r| r.map_err(CmdError::Refused));
         self.trace.record(self.now, Entry::Cast { node: n, len, digest, ok: r.is_ok() });
         self.drain_open(n);
         r
