@@ -3,7 +3,7 @@
 //! the machine (`machine.rs`) feeds it replies, view changes and its deadline.
 
 use std::time::Duration;
-use thoth_stack::{Bytes, EndpointId};
+use thoth_stack::{Bytes, EndpointId, Props};
 
 /// Whom a call asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,12 +14,47 @@ pub enum Target {
     Member(EndpointId),
 }
 
+/// The order a group call's request is delivered in, among the group's other requests (the
+/// broadcasts of Isis, which E1 and Electra give each method): chosen per call, on the one
+/// stack the group runs. A call to one member is point to point: the order does not apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Whatever order the stack's layers give its casts (total under `reliable_total`,
+    /// causal under `reliable_causal`, its caller's FIFO order under `reliable`).
+    #[default]
+    Stack,
+    /// Reliable, in its caller's FIFO order only, in no order with other callers' requests
+    /// (nor with its caller's ordered ones): on an ordered stack every member runs it as it
+    /// arrives, never held for the order (`Endpoint::cast_fifo`), so it costs what a call on
+    /// the reliable stack costs. Any stack.
+    Ubcast,
+    /// Causal: every member runs it after every request its caller had run before calling.
+    /// Needs a stack that provides `CAUSAL`, or `TOTAL` (each total order here is causal as
+    /// well: a request cast after another was delivered is ordered after it).
+    Cbcast,
+    /// Total: every member runs the group's `abcast` requests in one order. Needs `TOTAL`.
+    Abcast,
+}
+
+impl Order {
+    /// Whether a stack that provides `props` gives this order.
+    pub fn given_by(self, props: Props) -> bool {
+        match self {
+            Order::Stack | Order::Ubcast => true,
+            Order::Cbcast => props.contains(Props::CAUSAL) || props.contains(Props::TOTAL),
+            Order::Abcast => props.contains(Props::TOTAL),
+        }
+    }
+}
+
 /// A call to make: whom, what, how many answers to wait for, and for how long.
 pub struct Request {
     pub target: Target,
     pub method: u64,
     pub args: Bytes,
     pub mode: Mode,
+    /// For a group call: the order its request is delivered in (`Order`).
+    pub order: Order,
     pub timeout: Duration,
     pub filter: Option<Box<dyn Filter>>,
 }
@@ -32,6 +67,7 @@ impl Request {
             method,
             args: args.into(),
             mode: Mode::All,
+            order: Order::Stack,
             timeout: Duration::from_secs(5),
             filter: None,
         }
@@ -42,6 +78,9 @@ impl Request {
     }
     pub fn mode(self, mode: Mode) -> Request {
         Request { mode, ..self }
+    }
+    pub fn order(self, order: Order) -> Request {
+        Request { order, ..self }
     }
     pub fn timeout(self, timeout: Duration) -> Request {
         Request { timeout, ..self }

@@ -104,11 +104,30 @@ impl Drop for Responder {
 
 type Handler = Arc<dyn Fn(Incoming) + Send + Sync>;
 
-/// A served method: its handler, and whether it runs on the event thread itself.
+/// Where a served method's handler runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// On the worker threads, as they are free: concurrently, in no order.
+    Workers,
+    /// On the ordered lane's thread, one at a time, in the order the requests were delivered.
+    Ordered,
+    /// On the event thread itself.
+    Inline,
+}
+
+/// A served method: its handler, and where it runs.
 #[derive(Clone)]
 struct Service {
     handler: Handler,
-    inline: bool,
+    lane: Lane,
+}
+
+type Job = (Handler, Incoming);
+
+/// The queues of the threads that run handlers (held by the event thread: they end with it).
+struct Lanes {
+    workers: mpsc::Sender<Job>,
+    ordered: mpsc::Sender<Job>,
 }
 type Then = Box<dyn FnOnce(CallResult) + Send>;
 
@@ -192,8 +211,15 @@ impl Node {
         workers: usize,
     ) -> io::Result<Node> {
         let handle = udp::spawn(sockets, Rpc::new(endpoint, cfg), peers)?;
-        let (jobs_tx, jobs_rx) = mpsc::channel::<(Handler, Incoming)>();
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let (ordered_tx, ordered_rx) = mpsc::channel::<Job>();
+        // Ends when the node drops the sending side.
+        thread::Builder::new().name("thoth-rpc-ordered".into()).spawn(move || {
+            for (h, inc) in ordered_rx {
+                h(inc);
+            }
+        })?;
         for k in 0..workers.max(1) {
             let rx = jobs_rx.clone();
             thread::Builder::new().name(format!("thoth-rpc-worker-{k}")).spawn(move || {
@@ -216,8 +242,9 @@ impl Node {
             stop: AtomicBool::new(false),
         });
         let pumped = inner.clone();
-        // The event thread owns the workers' queue: they end when it does.
-        let pump = thread::Builder::new().name("thoth-rpc-events".into()).spawn(move || pumped.pump(jobs_tx))?;
+        // The event thread owns the handlers' queues: their threads end when it does.
+        let lanes = Lanes { workers: jobs_tx, ordered: ordered_tx };
+        let pump = thread::Builder::new().name("thoth-rpc-events".into()).spawn(move || pumped.pump(lanes))?;
         Ok(Node { inner, events: Mutex::new(ev_rx), pump: Some(pump) })
     }
 
@@ -229,18 +256,30 @@ impl Node {
         self.inner.handle.members()
     }
 
-    /// Serves `method` with `handler` on the worker threads (replacing an earlier one).
+    /// Serves `method` with `handler` on the worker threads (replacing an earlier one):
+    /// requests run concurrently, in no order, a slow one holding up no other.
     pub fn serve(&self, method: u64, handler: impl Fn(Incoming) + Send + Sync + 'static) {
-        let s = Service { handler: Arc::new(handler), inline: false };
-        self.inner.services.write().expect("services").insert(method, s);
+        self.serve_on(method, Arc::new(handler), Lane::Workers);
+    }
+
+    /// Serves `method` with `handler` on the node's ordered lane: one request at a time, in
+    /// the order the stack delivered them, with those of every other method served so (a
+    /// replicated state machine: each member applies `abcast` calls in one order). A slow
+    /// handler holds up the lane, not the node's other events; it can answer later through
+    /// its `Responder` and return at once.
+    pub fn serve_ordered(&self, method: u64, handler: impl Fn(Incoming) + Send + Sync + 'static) {
+        self.serve_on(method, Arc::new(handler), Lane::Ordered);
     }
 
     /// Serves `method` with `handler` on the node's event thread, as JGroups runs handlers
-    /// on its delivery thread: a hop less per call, for a handler that returns at once
-    /// (one that blocks holds up every event of the node meanwhile).
+    /// on its delivery thread: a hop less per call, in delivery order, for a handler that
+    /// returns at once (one that blocks holds up every event of the node meanwhile).
     pub fn serve_inline(&self, method: u64, handler: impl Fn(Incoming) + Send + Sync + 'static) {
-        let s = Service { handler: Arc::new(handler), inline: true };
-        self.inner.services.write().expect("services").insert(method, s);
+        self.serve_on(method, Arc::new(handler), Lane::Inline);
+    }
+
+    fn serve_on(&self, method: u64, handler: Handler, lane: Lane) {
+        self.inner.services.write().expect("services").insert(method, Service { handler, lane });
     }
 
     /// Calls and waits for the outcome.
@@ -316,8 +355,8 @@ impl Drop for Node {
 }
 
 impl Inner {
-    /// The event thread: ends calls, hands requests to the workers, passes the rest on.
-    fn pump(&self, jobs: mpsc::Sender<(Handler, Incoming)>) {
+    /// The event thread: ends calls, hands requests to their lanes, passes the rest on.
+    fn pump(&self, lanes: Lanes) {
         let mut evs = Vec::new();
         while !self.stop.load(Ordering::SeqCst) && !self.handle.is_stopped() {
             self.handle.recv_many(&mut evs, LOOK_EVERY);
@@ -326,7 +365,7 @@ impl Inner {
                     RpcEvent::Done { id, outcome } => self.end(id, Ok(outcome)),
                     RpcEvent::Refused { id, why } => self.end(id, Err(CallError::Refused(why))),
                     RpcEvent::Request { caller, method, args, reply } => {
-                        self.dispatch(&jobs, caller, method, args, reply)
+                        self.dispatch(&lanes, caller, method, args, reply)
                     }
                     RpcEvent::Endpoint(e) => {
                         let _ = self.events.send(e);
@@ -348,23 +387,18 @@ impl Inner {
         }
     }
 
-    fn dispatch(
-        &self,
-        jobs: &mpsc::Sender<(Handler, Incoming)>,
-        caller: Caller,
-        method: u64,
-        args: Bytes,
-        reply: bool,
-    ) {
+    fn dispatch(&self, lanes: &Lanes, caller: Caller, method: u64, args: Bytes, reply: bool) {
         let mut responder = Responder { handle: self.handle.clone(), to: caller, wanted: reply };
         let service = self.services.read().expect("services").get(&method).cloned();
         let Some(s) = service else { return responder.send(Err(Fault::NoSuchMethod)) };
         let inc = Incoming { caller: caller.member, method, args, responder };
-        if s.inline {
-            return (s.handler)(inc);
-        }
-        // The workers gone (they never end first): dropped, its responder answers a failure.
-        let _ = jobs.send((s.handler, inc));
+        // A lane's thread gone (they never end first): dropped, its responder answers a
+        // failure.
+        let _ = match s.lane {
+            Lane::Inline => return (s.handler)(inc),
+            Lane::Workers => lanes.workers.send((s.handler, inc)),
+            Lane::Ordered => lanes.ordered.send((s.handler, inc)),
+        };
     }
 }
 

@@ -5,7 +5,8 @@
 //! `Rpc` wraps an endpoint and is a sans-IO machine like it, so the simulator and both UDP
 //! drivers run it: the application hands it calls (`RpcCmd::Call`: a call id of its own, a
 //! target — the group or one member —, a method number, the arguments as bytes, a response
-//! mode, a timeout and an optional filter) and replies (`RpcCmd::Reply`, whenever its handler
+//! mode, the order of a group call's request (`Order`: `abcast`, `cbcast`, `ubcast`, or the
+//! stack's own, per call on one stack), a timeout and an optional filter) and replies (`RpcCmd::Reply`, whenever its handler
 //! is done), and gets requests to run (`RpcEvent::Request`) and ended calls
 //! (`RpcEvent::Done`, every member's answer or fault). Each member runs a call at most once
 //! (`cache.rs`: duplicates and calls asked again are answered from a bounded reply cache that
@@ -20,9 +21,6 @@
 //! dispatcher (`service.rs`: serde and postcard; a stub and a server that disagree on the
 //! version, a method or a type disagree on the method's number, answered `NoSuchMethod`).
 //!
-//! Still to come (the rest of issue 13): per-call ordering (abcast / cbcast / ubcast on one
-//! stack, then a per-method attribute), tests across processes, and the `thoth-rpc-perf`
-//! benchmark.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -33,7 +31,7 @@ pub mod service;
 pub mod wire;
 
 pub use cache::Bounds;
-pub use call::{Answer, Fault, Filter, Mode, Outcome, Request, Target};
+pub use call::{Answer, Fault, Filter, Mode, Order, Outcome, Request, Target};
 pub use client::{CallError, CallResult, Incoming, Node, Promise, Responder};
 pub use machine::{CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats};
 pub use thoth_grpc_macros::service;

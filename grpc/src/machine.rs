@@ -27,10 +27,11 @@
 //! against a model, on a network that duplicates, loses and reorders anything (bolero).
 
 use crate::cache::{Bounds, Cache, CallerKey, Seen};
-use crate::call::{Answer, Fault, Mode, Outcome, Request, Tally, Target};
+use crate::call::{Answer, Fault, Mode, Order, Outcome, Request, Tally, Target};
 use crate::wire::{self, Hdr, Status};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
+use thoth_stack::udp::HandleError;
 use thoth_stack::{
     Announce, Bytes, CastError, Cmd, Command, Endpoint, EndpointId, Event, GroupId, Layer, Machine, Rx, Stack, Stats,
     Time, Transmit, View,
@@ -87,11 +88,26 @@ pub enum RpcError {
     NoSuchRequest,
     /// An endpoint command that is a cast or a send (calls are the way to send here).
     NotACommand,
+    /// A group call in an order the stack does not give (`Order::given_by`).
+    Unordered(Order),
 }
 
 impl From<CastError> for RpcError {
     fn from(e: CastError) -> Self {
         RpcError::Endpoint(e)
+    }
+}
+
+/// For the inline driver (`thoth_stack::udp::Inline<Rpc>`), whose commands fail with a
+/// `HandleError`: the endpoint's refusals as they are, the machine's own as `Refused` (a
+/// refused call is also announced, with its reason, as `RpcEvent::Refused`).
+impl From<RpcError> for HandleError {
+    fn from(e: RpcError) -> Self {
+        match e {
+            RpcError::Endpoint(c) => HandleError::Cast(c),
+            RpcError::NotMember => HandleError::Cast(CastError::NotMember),
+            _ => HandleError::Refused,
+        }
     }
 }
 
@@ -179,7 +195,11 @@ impl<L: Layer> Rpc<L> {
         let data = wire::join(&hdr, &c.args);
         let asked: Vec<EndpointId> = match c.target {
             Target::Group => {
-                self.ep.cast(now, data)?;
+                match c.order {
+                    o if !o.given_by(self.ep.props()) => return Err(RpcError::Unordered(o)),
+                    Order::Ubcast => self.ep.cast_fifo(now, data)?,
+                    _ => self.ep.cast(now, data)?,
+                }
                 self.ep.view().members.clone()
             }
             Target::Member(m) => {

@@ -6,7 +6,7 @@
 //!
 //! #[thoth_grpc::service(version = 1)]
 //! pub trait Counter {
-//!     #[rpc(mode = "all")]
+//!     #[rpc(mode = "all", order = "abcast")] // every replica adds in one order
 //!     fn add(&mut self, n: u64) -> u64;
 //!     fn get(&self) -> u64; // read-only: served under the read lock
 //! }
@@ -40,8 +40,17 @@
 //! sides agreed on (a forged request) are answered `Fault::Failed`, and an answer that does
 //! not decode is taken as that member's fault.
 //!
+//! **Order.** A method's `order` (`thoth_grpc::Order`; the stack's own if absent) is the
+//! order of its group calls, and its handler runs in it: the dispatcher serves a method in an
+//! order on the node's ordered lane (`Node::serve_ordered`: one request at a time, as
+//! delivered, so every replica applies `abcast` calls in one order) and a `ubcast` one on the
+//! workers (concurrently). Over a stack that does not give a method's order its calls are
+//! refused (`RpcError::Unordered`), never run out of order.
+//!
 //! Tested in `grpc/tests/service.rs` (typed calls over real sockets, read-only and mutating
-//! methods, a stub of another version refused, undecodable arguments).
+//! methods, a stub of another version refused, undecodable arguments, an `abcast` method
+//! applied in one order by three replicas under concurrent callers and refused over the
+//! reliable stack).
 
 use crate::call::{Fault, Outcome};
 use serde::Serialize;

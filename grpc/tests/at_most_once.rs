@@ -10,7 +10,7 @@
 //! once, by its timeout at the latest; no member runs a call nobody made.
 
 use std::collections::BTreeMap;
-use thoth_grpc::{Bounds, Mode, Request, Rpc, RpcCmd, RpcConfig, RpcEvent, Target};
+use thoth_grpc::{Bounds, Mode, Order, Request, Rpc, RpcCmd, RpcConfig, RpcEvent, Target};
 use thoth_stack::{Bytes, Config, Dest, Duration, Endpoint, EndpointId, GroupId, Machine, Time};
 
 const N: usize = 3;
@@ -114,7 +114,15 @@ fn each_call_runs_at_most_once_and_ends_once_with_true_answers() {
                     let id = next[from];
                     next[from] += 1;
                     let args = Bytes::from(format!("c{from}.{id}"));
-                    let req = Request { target, method: 5, args: args.clone(), mode, timeout: TIMEOUT, filter: None };
+                    let req = Request {
+                        target,
+                        method: 5,
+                        args: args.clone(),
+                        mode,
+                        timeout: TIMEOUT,
+                        filter: None,
+                        order: Order::Stack,
+                    };
                     ms[from].handle_command(now, RpcCmd::Call { id, req }).expect("a call goes");
                     made.insert((from, id), (args, mode, asked));
                     w.settle(from, &mut ms[from], now);

@@ -1,12 +1,14 @@
 //! Services from a trait (`#[service]`), over real sockets: three members in this process.
 //! Typed calls to the group and to one member, read-only and mutating methods, a stub of
-//! another version (the same trait, `version = 2`) refused as `NoSuchMethod`, and
-//! arguments that do not decode answered as a failure.
+//! another version (the same trait, `version = 2`) refused as `NoSuchMethod`, arguments
+//! that do not decode answered as a failure, and a method whose calls are `abcast`: every
+//! replica applies concurrent callers' calls in one order over a total stack, and the call
+//! is refused over a stack that has no total order.
 
 mod common;
 
 use std::sync::{Arc, RwLock};
-use thoth_grpc::{Fault, Mode, Request, service};
+use thoth_grpc::{CallError, Fault, Mode, Order, Request, RpcError, service};
 use thoth_stack::Bytes;
 
 #[service(version = 1)]
@@ -39,6 +41,27 @@ mod v2 {
     #[thoth_grpc::service(version = 2)]
     pub trait Counter {
         fn add(&mut self, n: u64) -> u64;
+    }
+}
+
+/// A log that every replica appends to: its state depends on the order of the calls.
+#[service(version = 1)]
+pub trait Journal {
+    #[rpc(order = "abcast")]
+    fn append(&mut self, entry: u64) -> u64;
+    #[rpc(mode = "first", order = "ubcast")]
+    fn count(&self) -> u64;
+}
+
+struct Entries(Vec<u64>);
+
+impl Journal for Entries {
+    fn append(&mut self, entry: u64) -> u64 {
+        self.0.push(entry);
+        self.0.len() as u64
+    }
+    fn count(&self) -> u64 {
+        self.0.len() as u64
     }
 }
 
@@ -81,6 +104,43 @@ fn a_mismatched_stub_or_undecodable_arguments_are_clear_errors() {
     let add = thoth_grpc::service::method_id("Counter/1/add(u64)->u64");
     let out = nodes[0].call(Request::group(add, Bytes::new()).mode(Mode::All)).expect("a call");
     assert!(out.answers.iter().all(|(_, a)| matches!(a, Some(Err(Fault::Failed(_))))), "{out:?}");
+    for n in nodes {
+        n.shutdown();
+    }
+}
+
+#[test]
+fn abcast_methods_apply_concurrent_calls_in_one_order_at_every_replica() {
+    let nodes = common::start_on(3, "reliable_total");
+    let objs: Vec<Arc<RwLock<Entries>>> = (0..3).map(|_| Arc::new(RwLock::new(Entries(Vec::new())))).collect();
+    for (n, o) in nodes.iter().zip(&objs) {
+        serve_journal(n, o.clone());
+    }
+    std::thread::scope(|s| {
+        for (i, n) in nodes.iter().enumerate() {
+            s.spawn(move || {
+                let c = JournalClient::new(n);
+                for k in 0..50 {
+                    assert_eq!(good(&c.append(i as u64 * 1000 + k).expect("append")).len(), 3);
+                }
+            });
+        }
+    });
+    assert_eq!(good(&JournalClient::new(&nodes[1]).count().expect("len")), [150]);
+    let logs: Vec<Vec<u64>> = objs.iter().map(|o| o.read().unwrap().0.clone()).collect();
+    assert_eq!(logs[0].len(), 150);
+    assert!(logs.iter().all(|l| *l == logs[0]), "one order at every replica");
+    for n in nodes {
+        n.shutdown();
+    }
+    // Over a stack without total order, the call is refused, not run out of order.
+    let nodes = common::start(2);
+    for n in &nodes {
+        serve_journal(n, Arc::new(RwLock::new(Entries(Vec::new()))));
+    }
+    let refused = JournalClient::new(&nodes[0]).append(1).map(|_| ());
+    assert_eq!(refused, Err(CallError::Refused(RpcError::Unordered(Order::Abcast))));
+    assert_eq!(good(&JournalClient::new(&nodes[0]).count().expect("ubcast is given by any stack")), [0]);
     for n in nodes {
         n.shutdown();
     }

@@ -5,13 +5,17 @@
 //! member runs each call once; a call ends at its timeout with what it has; a member that
 //! fails mid-call is a fault as soon as the view excludes it, and one that answers only
 //! after the view change is asked again and runs the call once; requests duplicated on the
-//! wire run once and are answered from the cache; hostile payloads are dropped and counted.
+//! wire run once and are answered from the cache; hostile payloads are dropped and counted;
+//! per-call order on one stack (`abcast` calls run in one order everywhere, `ubcast` ones
+//! are not held for it, an order the stack does not give is refused).
 
 use std::collections::BTreeMap;
 use thoth_grpc::wire::{self, Hdr, Status};
-use thoth_grpc::{Bounds, CallId, Caller, Fault, Mode, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcEvent, Target};
+use thoth_grpc::{
+    Bounds, CallId, Caller, Fault, Mode, Order, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, Target,
+};
 use thoth_stack::frame::{FRAME_LEN, Frame, seal};
-use thoth_stack::sim::{NodeId, Sim};
+use thoth_stack::sim::{CmdError, Link, NodeId, Sim};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId, Msg, Time, ViewId};
 
 const G: GroupId = GroupId(42);
@@ -53,13 +57,15 @@ struct Servers {
     seen: Vec<usize>,
     /// (node, caller, call) -> times the request reached the application.
     runs: BTreeMap<(usize, EndpointId, CallId), u32>,
+    /// Per node, the requests in the order they reached its application.
+    log: Vec<Vec<(EndpointId, CallId)>>,
     held: Vec<(usize, Caller, u64, Bytes)>,
 }
 
 impl Servers {
     fn new(answer: Vec<Answer>) -> Servers {
         let n = answer.len();
-        Servers { answer, seen: vec![0; n], runs: BTreeMap::new(), held: Vec::new() }
+        Servers { answer, seen: vec![0; n], runs: BTreeMap::new(), log: vec![Vec::new(); n], held: Vec::new() }
     }
 
     /// Takes every node's new events, answering requests by policy.
@@ -70,6 +76,7 @@ impl Servers {
             for ev in evs {
                 if let RpcEvent::Request { caller, method, args, reply } = ev {
                     *self.runs.entry((i, caller.member, caller.call)).or_default() += 1;
+                    self.log[i].push((caller.member, caller.call));
                     if !reply {
                         continue;
                     }
@@ -115,8 +122,21 @@ impl Servers {
 }
 
 fn call(id: CallId, target: Target, mode: Mode, timeout: Duration) -> RpcCmd {
-    let req = Request { target, method: 7, args: Bytes::from(format!("a{id}")), mode, timeout, filter: None };
+    let req = Request {
+        target,
+        method: 7,
+        args: Bytes::from(format!("a{id}")),
+        mode,
+        timeout,
+        filter: None,
+        order: Order::Stack,
+    };
     RpcCmd::Call { id, req }
+}
+
+/// A group call in `order`, waiting for every member.
+fn ordered(id: CallId, order: Order) -> RpcCmd {
+    RpcCmd::Call { id, req: Request::group(7, format!("a{id}")).order(order).timeout(Duration::from_secs(10)) }
 }
 
 /// Call `id`'s outcome at `n`, and when it ended.
@@ -293,4 +313,70 @@ fn hostile_payloads_are_dropped_and_counted() {
     let out = done(&sim, nodes[0], 1).expect("call 1 ended").1;
     assert_eq!(out.answers, vec![(a, value(1, 1))], "only member 1's real answer counts");
     assert!(sim.events(nodes[0]).iter().all(|e| !matches!(e.event, RpcEvent::Request { .. })), "nobody asked it");
+}
+
+/// Per-call order on one stack (`reliable_total`, over links that jitter and reorder, so that
+/// requests reach the members in different orders): three members each make 20 calls at
+/// once, every other one `abcast` and the rest `ubcast`. Every member runs every call once;
+/// the `abcast` calls in one order at every member; the `ubcast` calls are not held for
+/// the order: the sequencer passes each up as it arrives (counted `fifo`) and decides only
+/// the others. `cbcast` is given by a total stack and by a causal one; an order the stack
+/// does not give is refused.
+#[test]
+fn per_call_order_on_one_stack() {
+    let (mut sim, nodes) = world(5, 3, "reliable_total");
+    let jitter =
+        Link { delay: Duration::from_micros(200), jitter: Duration::from_micros(400), reorder: 0.2, ..Link::default() };
+    for &a in &nodes {
+        for &b in &nodes {
+            sim.set_link(a, b, jitter);
+        }
+    }
+    let mut apps = Servers::new(vec![Answer::Now; 3]);
+    let is_ab = |id: CallId| id % 2 == 0;
+    for k in 0..20 {
+        for (i, &n) in nodes.iter().enumerate() {
+            let id = i as CallId * 100 + k;
+            let order = if is_ab(id) { Order::Abcast } else { Order::Ubcast };
+            sim.command(n, ordered(id, order)).expect("call");
+        }
+    }
+    apps.run(&mut sim, &nodes, ms(2000));
+    for (i, &n) in nodes.iter().enumerate() {
+        for k in 0..20 {
+            let id = i as CallId * 100 + k;
+            let out = done(&sim, n, id).unwrap_or_else(|| panic!("call {id} of member {i} ended")).1;
+            assert_eq!(out.values().count(), 3, "call {id}: {out:?}");
+        }
+    }
+    let ab: Vec<Vec<(EndpointId, CallId)>> =
+        apps.log.iter().map(|l| l.iter().copied().filter(|&(_, id)| is_ab(id)).collect()).collect();
+    for (i, log) in apps.log.iter().enumerate() {
+        assert_eq!(log.len(), 60, "member {i} ran every call once");
+        assert_eq!(ab[i], ab[0], "member {i} ran the abcast calls in member 0's order");
+    }
+    let orders: Vec<_> = apps.log.iter().map(|l| l.iter().map(|&(c, id)| (c.0, id)).collect::<Vec<_>>()).collect();
+    assert!(orders.windows(2).any(|w| w[0] != w[1]), "the links reordered nothing: the test shows nothing");
+    for &n in &nodes {
+        let dump = sim.endpoint(n).expect("up").endpoint().dump();
+        let seq = dump.iter().find(|d| d.layer == "sequencer").expect("a sequencer");
+        assert_eq!(seq.counter("fifo"), Some(30), "every ubcast request passed as it came");
+        assert_eq!(seq.counter("decided").map(|d| d > 0), Some(n == nodes[0]), "rank 0 decides");
+    }
+    // What each stack gives.
+    for (spec, refused) in [
+        ("reliable", &[Order::Cbcast, Order::Abcast][..]),
+        ("reliable_causal", &[Order::Abcast][..]),
+        ("reliable_total", &[][..]),
+    ] {
+        let (mut sim, nodes) = world(6, 2, spec);
+        for (id, order) in [Order::Stack, Order::Ubcast, Order::Cbcast, Order::Abcast].into_iter().enumerate() {
+            let r = sim.command(nodes[0], ordered(id as CallId, order));
+            match r {
+                Err(CmdError::Refused(RpcError::Unordered(o))) => assert!(refused.contains(&o) && o == order, "{spec}"),
+                Ok(()) => assert!(!refused.contains(&order), "{spec} does not give {order:?}"),
+                Err(e) => panic!("{spec}: {e:?}"),
+            }
+        }
+    }
 }

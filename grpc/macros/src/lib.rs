@@ -4,7 +4,8 @@
 //!
 //! Per method: `&self` (read-only, served under a read lock) or `&mut self`; owned argument
 //! types; `#[rpc(mode = "all" | "first" | "majority" | "none")]` chooses the default response
-//! mode (`all` if absent). Each method's number is the FNV-1a hash of
+//! mode (`all` if absent), `#[rpc(order = "abcast" | "cbcast" | "ubcast" | "stack")]` the order
+//! of its group calls (`stack` if absent; `thoth_grpc::Order`). Each method's number is the FNV-1a hash of
 //! `Trait/version/method(arg types)->result type`, computed here.
 
 use proc_macro::TokenStream;
@@ -19,6 +20,7 @@ struct Method {
     args: Vec<(Ident, Type)>,
     ret: Type,
     mode: Ident,
+    order: Ident,
     id: u64,
 }
 
@@ -53,6 +55,7 @@ fn version_of(attr: TokenStream) -> syn::Result<u64> {
 
 fn method(trait_name: &str, version: u64, f: &mut syn::TraitItemFn) -> syn::Result<Method> {
     let mut mode = format_ident!("All");
+    let mut order = format_ident!("Stack");
     let mut err = None;
     f.attrs.retain(|a| {
         if !a.path().is_ident("rpc") {
@@ -69,8 +72,18 @@ fn method(trait_name: &str, version: u64, f: &mut syn::TraitItemFn) -> syn::Resu
                     _ => return Err(meta.error("mode is one of all, first, majority, none")),
                 };
                 Ok(())
+            } else if meta.path.is_ident("order") {
+                let o = meta.value()?.parse::<LitStr>()?;
+                order = match o.value().as_str() {
+                    "stack" => format_ident!("Stack"),
+                    "ubcast" => format_ident!("Ubcast"),
+                    "cbcast" => format_ident!("Cbcast"),
+                    "abcast" => format_ident!("Abcast"),
+                    _ => return Err(meta.error("order is one of abcast, cbcast, ubcast, stack")),
+                };
+                Ok(())
             } else {
-                Err(meta.error("expected `mode = \"...\"`"))
+                Err(meta.error("expected `mode = \"...\"` or `order = \"...\"`"))
             }
         });
         if let Err(e) = r {
@@ -104,7 +117,7 @@ fn method(trait_name: &str, version: u64, f: &mut syn::TraitItemFn) -> syn::Resu
     };
     let types: Vec<String> = args.iter().map(|(_, t)| quote!(#t).to_string()).collect();
     let signature = format!("{trait_name}/{version}/{}({})->{}", sig.ident, types.join(","), quote!(#ret));
-    Ok(Method { name: sig.ident.clone(), mutating, args, ret, mode, id: fnv(&signature) })
+    Ok(Method { name: sig.ident.clone(), mutating, args, ret, mode, order, id: fnv(&signature) })
 }
 
 #[proc_macro_attribute]
@@ -131,7 +144,7 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
     let g = quote!(::thoth_grpc);
 
     let stubs = methods.iter().map(|m| {
-        let Method { name: mname, args, ret, mode, id, .. } = m;
+        let Method { name: mname, args, ret, mode, order, id, .. } = m;
         let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
         let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
         quote! {
@@ -142,6 +155,7 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
                     method: #id,
                     args,
                     mode: #g::Mode::#mode,
+                    order: #g::Order::#order,
                     timeout: self.timeout,
                     filter: None,
                 })?;
@@ -150,7 +164,10 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
         }
     });
     let handlers = methods.iter().map(|m| {
-        let Method { name: mname, args, mutating, id, .. } = m;
+        let Method { name: mname, args, mutating, order, id, .. } = m;
+        // Calls in an order run in it (a replica applies them as delivered); `ubcast` ones
+        // on the workers, concurrently.
+        let serve = if order == "Ubcast" { quote!(serve) } else { quote!(serve_ordered) };
         let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
         let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
         let lock = if *mutating {
@@ -161,7 +178,7 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
         quote! {
             {
                 let obj = obj.clone();
-                node.serve(#id, move |inc: #g::Incoming| {
+                node.#serve(#id, move |inc: #g::Incoming| {
                     let #g::Incoming { args, responder, .. } = inc;
                     match #g::service::decode::<(#(#types,)*)>(&args) {
                         Ok((#(#names,)*)) => {
@@ -178,7 +195,7 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
         "The client stub of `{name}` (version {version}): each method calls the group (or the member `to` chose) and returns every member's typed answer."
     );
     let doc_serve = format!(
-        "Serves `{name}` (version {version}) on `node` from `obj`: `&self` methods under its read lock, `&mut self` ones under its write lock."
+        "Serves `{name}` (version {version}) on `node` from `obj`: `&self` methods under its read lock, `&mut self` ones under its write lock; methods in an order on the node's ordered lane (in delivery order), `ubcast` ones on its workers."
     );
     Ok(quote! {
         #tr

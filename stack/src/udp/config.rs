@@ -84,7 +84,10 @@ pub struct UdpConfig {
     pub filter_own: bool,
     /// Inline mode (`Inline`): how long a receive keeps reading the sockets before it sleeps
     /// in `ppoll` (default zero: it sleeps at once). Spinning trades a core for the wake-up
-    /// latency of a sleeping thread; it is bounded by the receive's own timeout.
+    /// latency of a sleeping thread; it is bounded by the receive's own timeout. Between reads
+    /// the spinning thread yields its core (`sched_yield`), so that processes spinning on
+    /// fewer cores than they are take turns at once instead of by time slices (three inline
+    /// members on two cores: a round trip's p99 of milliseconds without it).
     pub busy_poll: Duration,
 }
 

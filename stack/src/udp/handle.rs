@@ -75,6 +75,9 @@ pub enum HandleError {
     Stopped,
     /// The endpoint refuses the message.
     Cast(CastError),
+    /// A machine on top of the endpoint refused the command for a reason of its own (it says
+    /// which in its own terms: Group RPC announces a refused call as an event).
+    Refused,
 }
 
 impl fmt::Display for HandleError {
@@ -83,6 +86,7 @@ impl fmt::Display for HandleError {
             HandleError::WouldBlock => f.write_str("the command queue is full or flow control holds casts back"),
             HandleError::Stopped => f.write_str("the driver has stopped"),
             HandleError::Cast(e) => e.fmt(f),
+            HandleError::Refused => f.write_str("the machine refused the command"),
         }
     }
 }

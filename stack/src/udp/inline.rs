@@ -219,8 +219,14 @@ where
             if until.is_some_and(|u| now >= u) {
                 break;
             }
-            if !busy && now >= spin_until {
-                self.sleep(until);
+            if !busy {
+                if now >= spin_until {
+                    self.sleep(until);
+                } else {
+                    // Spinning processes that share cores take turns at once rather than
+                    // each waiting out the others' time slices.
+                    std::thread::yield_now();
+                }
             }
         }
         self.events.len()
