@@ -32,25 +32,8 @@ while [ $# -gt 0 ]; do
 done
 [ "$SENDERS" = all ] && SENDERS="$MEMBERS"
 
-JAR=/usr/share/java/jgroups.jar
-missing=()
-[ -f "$JAR" ] || missing+=(libjgroups-java)
-command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
-command -v unzip >/dev/null 2>&1 || missing+=(unzip)
-if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
-fi
-
-WORK="$(mktemp -d)"
-PIDS=()
-stop() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap stop EXIT
-javac -nowarn -cp "$JAR" -d "$WORK" "$HERE/JgroupsPerf.java" >&2
-unzip -p "$JAR" udp.xml > "$WORK/udp.xml"
+. "$HERE/lib.sh"
+jgroups_prepare "$HERE/JgroupsPerf.java"
 if [ "$STACK" = udp.xml+SEQUENCER ]; then
   python3 - "$WORK/udp.xml" <<'PY'
 import re, sys
@@ -63,21 +46,7 @@ open(path, "w").write(xml[:at.start()] + at.group(1) + "<SEQUENCER/>\n" + xml[at
 PY
 fi
 
-GROUP="239.84.$((RANDOM % 256)).$((1 + RANDOM % 254))"
-PORT=$((40000 + RANDOM % 10000))
-CLUSTER="thoth-ref-$$-$RANDOM"
-JAVA_OPTS=(-Djava.net.preferIPv4Stack=true -Djgroups.bind_addr=127.0.0.1 -Djgroups.udp.mcast_addr="$GROUP"
-           -Djgroups.udp.mcast_port="$PORT" -Djgroups.udp.ip_ttl=0 -Xms256m -Xmx2g)
-for ((i = 0; i < MEMBERS; i++)); do
-  timeout 300 java "${JAVA_OPTS[@]}" -cp "$WORK:$JAR" JgroupsPerf "$WORK/udp.xml" "$CLUSTER" "$MEMBERS" "$SENDERS" \
-    "$SIZE" "$COUNT" "$WARMUP" > "$WORK/member$i.out" 2> "$WORK/member$i.err" &
-  PIDS+=("$!")
-  # One at a time, so that the first is the coordinator and ranks follow start order.
-  for ((k = 0; k < 300; k++)); do grep -q '^JOINED' "$WORK/member$i.out" && break; sleep 0.1; done
-done
-status=0
-for p in "${PIDS[@]}"; do wait "$p" || status=$?; done
-PIDS=()
+jgroups_run JgroupsPerf "$SENDERS" "$SIZE" "$COUNT" "$WARMUP"
 line="$(grep -h '^RESULT' "$WORK"/member*.out | head -1 || true)"
 if [ -z "$line" ]; then
   echo "jgroups-perf.sh: no result (exit status $status):" >&2

@@ -35,41 +35,10 @@ for v in "$MEMBERS" "$OUTSTANDING" "$CALLS"; do
 done
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || { echo "jgroups-rpc.sh: --warmup $WARMUP is not a number" >&2; exit 2; }
 
-JAR=/usr/share/java/jgroups.jar
-missing=()
-[ -f "$JAR" ] || missing+=(libjgroups-java)
-command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
-command -v unzip >/dev/null 2>&1 || missing+=(unzip)
-if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
-fi
+. "$HERE/lib.sh"
+jgroups_prepare "$HERE/JgroupsRpc.java"
 
-WORK="$(mktemp -d)"
-PIDS=()
-stop() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap stop EXIT
-javac -nowarn -cp "$JAR" -d "$WORK" "$HERE/JgroupsRpc.java" >&2
-unzip -p "$JAR" udp.xml > "$WORK/udp.xml"
-
-GROUP="239.84.$((RANDOM % 256)).$((1 + RANDOM % 254))"
-PORT=$((40000 + RANDOM % 10000))
-CLUSTER="thoth-rpc-ref-$$-$RANDOM"
-JAVA_OPTS=(-Djava.net.preferIPv4Stack=true -Djgroups.bind_addr=127.0.0.1 -Djgroups.udp.mcast_addr="$GROUP"
-           -Djgroups.udp.mcast_port="$PORT" -Djgroups.udp.ip_ttl=0 -Xms256m -Xmx2g)
-for ((i = 0; i < MEMBERS; i++)); do
-  timeout 300 java "${JAVA_OPTS[@]}" -cp "$WORK:$JAR" JgroupsRpc "$WORK/udp.xml" "$CLUSTER" "$MEMBERS" "$MODE" \
-    "$OUTSTANDING" "$CALLS" "$WARMUP" > "$WORK/member$i.out" 2> "$WORK/member$i.err" &
-  PIDS+=("$!")
-  # One at a time, so that the first is the coordinator (the caller) and ranks follow start order.
-  for ((k = 0; k < 300; k++)); do grep -q '^JOINED' "$WORK/member$i.out" 2>/dev/null && break; sleep 0.1; done
-done
-status=0
-for p in "${PIDS[@]}"; do wait "$p" || status=$?; done
-PIDS=()
+jgroups_run JgroupsRpc "$MODE" "$OUTSTANDING" "$CALLS" "$WARMUP"
 line="$(grep -h '^{"system"' "$WORK/member0.out" | head -1 || true)"
 if [ -z "$line" ]; then
   echo "jgroups-rpc.sh: no result (exit status $status):" >&2
