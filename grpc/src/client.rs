@@ -47,6 +47,18 @@ pub enum CallError {
     Stopped,
 }
 
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Handle(e) => write!(f, "the driver did not take the call: {e}"),
+            CallError::Refused(e) => write!(f, "refused: {e}"),
+            CallError::Stopped => f.write_str("the node stopped before the call ended"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
 /// What a call ends with.
 pub type CallResult = Result<Outcome, CallError>;
 

@@ -92,6 +92,21 @@ pub enum RpcError {
     Unordered(Order),
 }
 
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::Endpoint(e) => write!(f, "the endpoint refused the request: {e}"),
+            RpcError::DuplicateId => f.write_str("a call with this id is pending"),
+            RpcError::NotMember => f.write_str("the call's target is not a member of the view"),
+            RpcError::NoSuchRequest => f.write_str("a reply to no request running here"),
+            RpcError::NotACommand => f.write_str("casts and sends go as calls here"),
+            RpcError::Unordered(o) => write!(f, "the stack does not give the order {o:?} a call asked for"),
+        }
+    }
+}
+
+impl std::error::Error for RpcError {}
+
 impl From<CastError> for RpcError {
     fn from(e: CastError) -> Self {
         RpcError::Endpoint(e)
@@ -494,7 +509,7 @@ impl<L: Layer> Machine for Rpc<L> {
                 .call(now, id, req)
                 .inspect_err(|why| self.events.push_back(RpcEvent::Refused { id, why: why.clone() })),
             RpcCmd::Reply { to, result } => self.reply(now, to, result),
-            RpcCmd::Endpoint(Cmd::Cast(_) | Cmd::Send(..)) => Err(RpcError::NotACommand),
+            RpcCmd::Endpoint(Cmd::Cast(_) | Cmd::CastFifo(_) | Cmd::Send(..)) => Err(RpcError::NotACommand),
             RpcCmd::Endpoint(c) => {
                 let r = Machine::handle_command(&mut self.ep, now, c);
                 self.collect(now);

@@ -140,6 +140,8 @@ fn abcast_methods_apply_concurrent_calls_in_one_order_at_every_replica() {
     }
     let refused = JournalClient::new(&nodes[0]).append(1).map(|_| ());
     assert_eq!(refused, Err(CallError::Refused(RpcError::Unordered(Order::Abcast))));
+    let why = refused.unwrap_err().to_string();
+    assert_eq!(why, "refused: the stack does not give the order Abcast a call asked for");
     assert_eq!(good(&JournalClient::new(&nodes[0]).count().expect("ubcast is given by any stack")), [0]);
     for n in nodes {
         n.shutdown();

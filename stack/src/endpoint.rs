@@ -258,6 +258,8 @@ impl std::error::Error for CastError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
     Cast(Bytes),
+    /// A cast in its sender's FIFO order only (`Endpoint::cast_fifo`).
+    CastFifo(Bytes),
     Send(EndpointId, Bytes),
     Leave,
     /// The answer to `Event::Block`.
@@ -269,7 +271,7 @@ pub enum Cmd {
 impl Command for Cmd {
     fn weight(&self) -> usize {
         match self {
-            Cmd::Cast(data) | Cmd::Send(_, data) | Cmd::State(data) => data.len(),
+            Cmd::Cast(data) | Cmd::CastFifo(data) | Cmd::Send(_, data) | Cmd::State(data) => data.len(),
             Cmd::Leave | Cmd::BlockOk => 0,
         }
     }
@@ -277,7 +279,7 @@ impl Command for Cmd {
         matches!(self, Cmd::BlockOk | Cmd::State(_))
     }
     fn is_flow_controlled(&self) -> bool {
-        matches!(self, Cmd::Cast(_))
+        matches!(self, Cmd::Cast(_) | Cmd::CastFifo(_))
     }
 }
 
@@ -462,13 +464,21 @@ impl<L: Layer> Endpoint<L> {
         let mut casts = std::mem::take(&mut self.casts);
         let (room, mut bytes) = (self.stack.cast_room(), 0usize);
         while casts.len() < CAST_BATCH
-            && let Some(Cmd::Cast(data)) = cmds.front()
+            && let Some(Cmd::Cast(data) | Cmd::CastFifo(data)) = cmds.front()
             && (if casts.is_empty() { self.cast_ready } else { bytes.saturating_add(data.len()) <= room })
             && self.admit(data).is_ok()
         {
-            let Some(Cmd::Cast(data)) = cmds.pop_front() else { unreachable!("looked at") };
-            bytes += data.len();
-            casts.push_back(Dn::Cast(Msg::new(data)));
+            let msg = match cmds.pop_front() {
+                Some(Cmd::Cast(data)) => Msg::new(data),
+                Some(Cmd::CastFifo(data)) => {
+                    let mut m = Msg::new(data);
+                    m.set_fifo();
+                    m
+                }
+                _ => unreachable!("looked at"),
+            };
+            bytes += msg.len();
+            casts.push_back(Dn::Cast(msg));
         }
         if casts.is_empty() {
             self.casts = casts;
@@ -889,6 +899,7 @@ impl<L: Layer> Machine for Endpoint<L> {
     fn handle_command(&mut self, now: Time, cmd: Cmd) -> Result<(), CastError> {
         match cmd {
             Cmd::Cast(data) => self.cast(now, data),
+            Cmd::CastFifo(data) => self.cast_fifo(now, data),
             Cmd::Send(to, data) => self.send(now, to, data),
             Cmd::Leave => {
                 self.leave(now);

@@ -353,6 +353,13 @@ impl Handle<Cmd, Event> {
         self.try_command(Cmd::Cast(data))
     }
 
+    /// Like `cast`, in this member's FIFO order only (`Endpoint::cast_fifo`): on an ordered
+    /// stack it is delivered as it arrives, not held for the order.
+    pub fn cast_fifo(&self, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), None)?;
+        self.command(Cmd::CastFifo(data))
+    }
+
     /// Sends `data` to the member `to` (which may be this one); waits while the queue is
     /// full, at most `UdpConfig::block_timeout` (then `WouldBlock`).
     pub fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {

@@ -367,6 +367,12 @@ impl<L: Layer> Inline<Endpoint<L>> {
         self.try_command(Cmd::Cast(data))
     }
 
+    /// Like `cast`, in this member's FIFO order only (`Endpoint::cast_fifo`).
+    pub fn cast_fifo(&mut self, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), None)?;
+        self.command(Cmd::CastFifo(data))
+    }
+
     /// Sends `data` to the member `to` (which may be this one).
     pub fn send(&mut self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
         self.admit(data.len(), Some(to))?;
