@@ -27,6 +27,7 @@ pub mod cache;
 pub mod call;
 pub mod client;
 pub mod machine;
+pub mod object;
 pub mod service;
 pub mod wire;
 
@@ -34,5 +35,6 @@ pub use cache::Bounds;
 pub use call::{Answer, Fault, Filter, Mode, Order, Outcome, Request, Target};
 pub use client::{CallError, CallResult, Incoming, Node, Promise, Responder};
 pub use machine::{CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats};
+pub use object::{ObjCmd, ObjConfig, ObjError, ObjEvent, ObjStats, Replica, Semantics, Strategy};
 pub use thoth_grpc_macros::service;
 pub use thoth_stack::EndpointId;

@@ -1,0 +1,241 @@
+//! Replicated objects in the simulator: members of one object group, each a `Replica` of a
+//! log (`Log`: append a number, read the whole log) over the `total` stack (membership,
+//! heartbeat detection, the reliable layers with a sequencer), on links that jitter and
+//! reorder.
+//!
+//! Checked: under every strategy, writes from every member all complete and every member
+//! reads the whole log afterwards; under `Active` and `Cached` every replica holds the same
+//! log (one order), under `ClientServer` only the server does; `Cached` reads send nothing,
+//! `Active` reads go through the order; a replica crashing during writes leaves the others
+//! agreeing, every write completed; a member that joins late gets the state by dump /
+//! undump; an object with one member sends no request at all.
+
+use thoth_grpc::{Bounds, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Semantics, Strategy};
+use thoth_stack::sim::{Link, NodeId, Sim};
+use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId};
+
+const G: GroupId = GroupId(77);
+
+/// The semantics object: a log of numbers, knowing nothing of replication.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Log(Vec<u64>);
+
+fn encode(v: &[u64]) -> Bytes {
+    Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+fn decode(b: &[u8]) -> Result<Vec<u64>, String> {
+    if b.len() % 8 != 0 {
+        return Err(format!("{} bytes are not whole numbers", b.len()));
+    }
+    Ok(b.chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+impl Semantics for Log {
+    fn apply(&mut self, op: &[u8]) -> Result<Bytes, String> {
+        let [x] = decode(op)?[..] else { return Err("append takes one number".into()) };
+        self.0.push(x);
+        Ok(encode(&[self.0.len() as u64]))
+    }
+    fn read(&self, _op: &[u8]) -> Result<Bytes, String> {
+        Ok(encode(&self.0))
+    }
+    fn dump(&self) -> Bytes {
+        encode(&self.0)
+    }
+    fn undump(&mut self, state: &[u8]) -> Result<(), String> {
+        self.0 = decode(state)?;
+        Ok(())
+    }
+}
+
+type Member = Replica<Log>;
+
+fn replica(cfg: Config, seed: u64, strategy: Strategy) -> Member {
+    let cfg = Config { transfer_state: true, ..cfg };
+    let ep = Endpoint::from_spec(cfg, &thoth::registry(), "total").expect("the stack builds");
+    Replica::new(
+        Rpc::new(ep, RpcConfig { nonce: seed | 1, cache: Bounds::default() }),
+        Log::default(),
+        ObjConfig::new(strategy),
+    )
+}
+
+/// `n` members of the object's group from the start, on jittery links.
+fn world(seed: u64, n: u64, strategy: Strategy) -> (Sim<Member>, Vec<NodeId>) {
+    let mut sim = Sim::new(seed);
+    sim.set_default_link(Link {
+        delay: Duration::from_micros(200),
+        jitter: Duration::from_micros(400),
+        reorder: 0.1,
+        ..Link::default()
+    });
+    let ids: Vec<EndpointId> = (1..=n).map(EndpointId).collect();
+    let nodes = ids
+        .iter()
+        .map(|&me| {
+            let ids = ids.clone();
+            sim.add_node(move |spawn| {
+                replica(Config { seed: spawn.seed, ..Config::new(G, me, ids.clone()) }, spawn.seed, strategy)
+            })
+        })
+        .collect();
+    (sim, nodes)
+}
+
+fn write(id: u64, x: u64) -> ObjCmd {
+    ObjCmd::Write { id, op: encode(&[x]) }
+}
+
+fn read(id: u64) -> ObjCmd {
+    ObjCmd::Read { id, op: Bytes::new() }
+}
+
+fn done(sim: &Sim<Member>, n: NodeId, id: u64) -> Option<Result<Bytes, ObjError>> {
+    sim.events(n).iter().find_map(|e| match &e.event {
+        ObjEvent::Done { id: i, result } if *i == id => Some(result.clone()),
+        _ => None,
+    })
+}
+
+fn log_of(sim: &Sim<Member>, n: NodeId) -> Vec<u64> {
+    sim.endpoint(n).expect("up").object().0.clone()
+}
+
+/// Every member writes 10 numbers at once; then every member reads.
+fn writes_then_reads(sim: &mut Sim<Member>, nodes: &[NodeId]) -> Vec<Vec<u64>> {
+    for k in 0..10 {
+        for (i, &n) in nodes.iter().enumerate() {
+            sim.command(n, write(k, i as u64 * 100 + k)).expect("write");
+        }
+    }
+    sim.run_for(Duration::from_secs(2));
+    for (i, &n) in nodes.iter().enumerate() {
+        for k in 0..10 {
+            let r = done(sim, n, k).unwrap_or_else(|| panic!("member {i}'s write {k} ended"));
+            assert!(r.is_ok(), "member {i}'s write {k}: {r:?}");
+        }
+        sim.command(n, read(100)).expect("read");
+    }
+    sim.run_for(Duration::from_secs(1));
+    nodes
+        .iter()
+        .map(|&n| decode(&done(sim, n, 100).expect("the read ended").expect("a log")).expect("decodes"))
+        .collect()
+}
+
+#[test]
+fn every_strategy_serves_reads_and_writes_from_every_member() {
+    for strategy in [Strategy::Active, Strategy::Cached, Strategy::ClientServer] {
+        let (mut sim, nodes) = world(1, 3, strategy);
+        let reads = writes_then_reads(&mut sim, &nodes);
+        let server = log_of(&sim, nodes[0]);
+        assert_eq!(server.len(), 30, "{strategy:?}: every write, once");
+        let mut sorted = server.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 30, "{strategy:?}: no write twice");
+        for (i, &n) in nodes.iter().enumerate() {
+            assert_eq!(reads[i], server, "{strategy:?}: member {i} reads the whole log");
+            let held = log_of(&sim, n);
+            let stats = sim.endpoint(n).expect("up").obj_stats().clone();
+            match strategy {
+                Strategy::Active | Strategy::Cached => {
+                    assert_eq!(held, server, "{strategy:?}: one order at member {i}")
+                }
+                Strategy::ClientServer if i > 0 => {
+                    assert!(held.is_empty(), "a client holds no copy");
+                    assert_eq!(stats.applied + stats.read, 0, "a client serves nothing");
+                }
+                Strategy::ClientServer => {
+                    assert_eq!(stats.applied + stats.read, 22, "the server ran the others' calls")
+                }
+            }
+            // Cached reads run here with no message; Active reads go through the order.
+            assert_eq!(
+                stats.remote,
+                if strategy == Strategy::Cached {
+                    10
+                } else if strategy == Strategy::Active || i > 0 {
+                    11
+                } else {
+                    0
+                },
+                "{strategy:?} member {i}: {stats:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn active_replicas_agree_after_one_crashes_during_writes() {
+    let (mut sim, nodes) = world(2, 3, Strategy::Active);
+    for k in 0..30 {
+        sim.command(nodes[0], write(k, k)).expect("write");
+        sim.command(nodes[1], write(k, 1000 + k)).expect("write");
+    }
+    sim.run_for(Duration::from_millis(3));
+    sim.crash(nodes[2]);
+    sim.run_for(Duration::from_secs(5));
+    for &n in &nodes[..2] {
+        for k in 0..30 {
+            let r = done(&sim, n, k).unwrap_or_else(|| panic!("write {k} ended"));
+            assert!(r.is_ok(), "write {k}: {r:?}");
+        }
+    }
+    let (a, b) = (log_of(&sim, nodes[0]), log_of(&sim, nodes[1]));
+    assert_eq!(a.len(), 60);
+    assert_eq!(a, b, "the survivors hold one log");
+    let view = sim.endpoint(nodes[0]).expect("up").rpc().endpoint().view().clone();
+    assert_eq!(view.len(), 2, "the crashed replica is out of the view");
+}
+
+#[test]
+fn a_member_that_joins_late_gets_the_state() {
+    for strategy in [Strategy::Active, Strategy::Cached] {
+        let (mut sim, mut nodes) = world(3, 2, strategy);
+        let _ = writes_then_reads(&mut sim, &nodes);
+        let late = sim.add_node(move |spawn| {
+            replica(Config { seed: spawn.seed, ..Config::joining(G, EndpointId(9)) }, spawn.seed, strategy)
+        });
+        nodes.push(late);
+        sim.run_for(Duration::from_secs(5));
+        let view = sim.endpoint(late).expect("up").rpc().endpoint().view().clone();
+        assert_eq!(view.len(), 3, "{strategy:?}: the late member joined: {view:?}");
+        let want = log_of(&sim, nodes[0]);
+        assert_eq!(want.len(), 20);
+        assert_eq!(log_of(&sim, late), want, "{strategy:?}: undumped what was dumped");
+        assert_eq!(sim.endpoint(late).expect("up").obj_stats().undumps, 1);
+        // And it takes part from there on.
+        sim.command(nodes[0], write(50, 7)).expect("write");
+        sim.run_for(Duration::from_secs(1));
+        assert!(matches!(done(&sim, nodes[0], 50), Some(Ok(_))));
+        assert_eq!(log_of(&sim, late).last(), Some(&7));
+    }
+}
+
+#[test]
+fn an_object_with_one_member_sends_no_request() {
+    for strategy in [Strategy::Active, Strategy::Cached, Strategy::ClientServer] {
+        let (mut sim, nodes) = world(4, 1, strategy);
+        let reads = writes_then_reads(&mut sim, &nodes);
+        assert_eq!(reads[0], (0..10).collect::<Vec<_>>());
+        let r = sim.endpoint(nodes[0]).expect("up");
+        assert_eq!((r.obj_stats().local, r.obj_stats().remote, r.rpc().rpc_stats().calls), (11, 0, 0), "{strategy:?}");
+    }
+}
+
+#[test]
+fn a_refused_operation_is_the_semantics_error_at_every_strategy() {
+    for strategy in [Strategy::Active, Strategy::Cached, Strategy::ClientServer] {
+        let (mut sim, nodes) = world(5, 3, strategy);
+        sim.run_for(Duration::from_millis(100));
+        sim.command(nodes[1], ObjCmd::Write { id: 1, op: Bytes::from_static(b"odd") }).expect("write");
+        sim.run_for(Duration::from_secs(1));
+        assert_eq!(
+            done(&sim, nodes[1], 1),
+            Some(Err(ObjError::Failed("3 bytes are not whole numbers".into()))),
+            "{strategy:?}"
+        );
+    }
+}
