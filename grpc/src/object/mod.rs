@@ -1,0 +1,635 @@
+//! `Replica`: one member of a replicated object (E1's split): a **semantics object** — plain
+//! local state and methods, knowing nothing of distribution (`Semantics`) — run under a
+//! **replication strategy** chosen when the object is created (`Strategy`), on a group of
+//! its own. The same semantics object runs under any strategy. `Replica` is a sans-IO
+//! machine over Group RPC (`Rpc`), so the simulator and both UDP drivers run it.
+//!
+//! **Strategies** (what a write and a read do; the order is the stack's, so an object group
+//! runs a stack with total order, `total`):
+//! - `Active`: every member holds a replica; a write is an `abcast` call to the group that
+//!   every replica applies in the one order, answered when all have (`Mode::All`); a read is
+//!   an `abcast` call too, answered by the first replica to reach it in the order: reads and
+//!   writes are linearizable in a view.
+//! - `Cached` (read-local, write-all): writes as `Active`; a read runs on the local replica
+//!   at once, with no message: it sees every write this member made and every write any
+//!   member had completed before it read (a write completes once every replica applied
+//!   it), but not those in flight (sequential consistency, single-writer multiple-reader
+//!   coherence).
+//! - `PrimaryBackup`: the view's first member (the primary) runs every write and read; the
+//!   others call it point to point. After a write it sends the state update
+//!   (`Semantics::update`, by default the whole state) to every backup (a FIFO-only cast:
+//!   one sender, no order to wait for) and answers only once every backup has absorbed it
+//!   (`Semantics::absorb`), so no acknowledged write is lost when the primary fails: the
+//!   next first member takes over with every update the old primary acknowledged (virtual
+//!   synchrony: the survivors absorbed the same updates of the old view). A write whose
+//!   primary fails is made again to the next one under the same key (at most `TRIES` times
+//!   in all); every replica keeps the latest results by key (`applied.rs`, dumped with the
+//!   state), so the new primary answers a write its predecessor ran from there, and runs it
+//!   only if its update reached nobody (then nobody saw its result). Writes need not be
+//!   deterministic here.
+//! - `ClientServer`: one copy, at the view's first member (the server); every other member
+//!   calls it point to point. A server that fails takes the state with it: the next first
+//!   member serves the state it has (nothing, unless it was restored).
+//!
+//! An object whose view has one member pays no replication cost: writes and reads run
+//! locally, with no message.
+//!
+//! **State transfer** (E1's dump / undump): a member that joins the object's group gets the
+//! state through the membership's state transfer: the member that provides it answers
+//! `Event::StateRequest` with `Semantics::dump` (and the applied results), and the joiner
+//! applies the chunks with `Semantics::undump` before anything of its first view (neither
+//! event reaches the application). A state that does not undump is reported as
+//! `Event::Error`.
+//!
+//! Requests arrive as Group RPC requests and are applied in the order the stack delivers
+//! them, in the machine itself (never on another thread): one order at every replica. Each
+//! member runs each call at most once (Group RPC's reply cache). The replica's Group RPC
+//! calls have ids of its own, apart from the application's.
+//!
+//! Tested in `grpc/tests/objects.rs` (the simulator: every strategy's reads and writes from
+//! every member, one order at every replica, a replica crashing during writes, the primary
+//! crashing during writes with no acknowledged write lost and none applied twice, state
+//! transfer to a member that joins late, a one-member object sending nothing).
+
+mod applied;
+
+use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
+use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
+use applied::{Applied, OpKey, put_key, put_result, take_key, take_result};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
+use thoth_stack::{
+    Announce, Bytes, Cmd, Command, EndpointId, Event, GroupId, Layer, Machine, Rx, Stack, Stats, Time, Transmit, View,
+};
+
+pub use applied::APPLIED;
+
+/// The object's own state and methods, as if it were not replicated (E1's semantics
+/// object). Operations and results are bytes: a typed front end encodes them.
+pub trait Semantics {
+    /// Runs a mutating operation; its result. Under `Active` and `Cached` every replica runs
+    /// it, so it must be deterministic (the same state and operation, the same outcome).
+    fn apply(&mut self, op: &[u8]) -> Result<Bytes, String>;
+    /// Runs a read-only operation.
+    fn read(&self, op: &[u8]) -> Result<Bytes, String>;
+    /// The whole state, for a member that joins (E1's `ISerializable`, Electra's dump).
+    fn dump(&self) -> Bytes;
+    /// Replaces the state with one `dump` made.
+    fn undump(&mut self, state: &[u8]) -> Result<(), String>;
+    /// `PrimaryBackup`: what a backup needs to follow the write just applied (`op`): by
+    /// default the whole state; an object can send a smaller delta.
+    fn update(&self, _op: &[u8]) -> Bytes {
+        self.dump()
+    }
+    /// `PrimaryBackup`: applies an `update` at a backup.
+    fn absorb(&mut self, update: &[u8]) -> Result<(), String> {
+        self.undump(update)
+    }
+}
+
+/// Where a call runs and how the state moves (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    Active,
+    Cached,
+    PrimaryBackup,
+    ClientServer,
+}
+
+/// Group RPC methods of a replica.
+const WRITE: u64 = 1;
+const READ: u64 = 2;
+/// `PrimaryBackup`: a write with its key, to the primary.
+const KEYED: u64 = 3;
+/// `PrimaryBackup`: the primary's update, to every backup.
+const UPDATE: u64 = 4;
+
+/// Tries of a `PrimaryBackup` write in all: the first and the ones after its primary failed.
+pub const TRIES: u32 = 3;
+
+/// The refusal of a member that does not run the calls.
+const NOT_FIRST: &str = "this member does not run the object's calls (no copy, or not the primary)";
+
+/// What the application hands a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjCmd {
+    /// Run the mutating operation `op` (`id`: the caller's, unique among its calls pending).
+    Write { id: CallId, op: Bytes },
+    /// Run the read-only operation `op`.
+    Read { id: CallId, op: Bytes },
+    /// An endpoint command other than a cast or a send (leave, block_ok).
+    Endpoint(Cmd),
+}
+
+/// Why an operation has no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjError {
+    /// The semantics object refused it, saying why (at every replica alike).
+    Failed(String),
+    /// No replica that was asked answered: they left, or the call timed out.
+    Unavailable,
+    /// Group RPC refused the call (the stack does not give total order, say).
+    Refused(RpcError),
+}
+
+/// What a replica hands the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjEvent {
+    /// Operation `id` ended.
+    Done { id: CallId, result: Result<Bytes, ObjError> },
+    /// The endpoint's events but casts, sends and state transfer (views, blocks, exit).
+    Endpoint(Event),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjConfig {
+    pub strategy: Strategy,
+    /// How long a write or read waits for the replicas it asked.
+    pub timeout: Duration,
+}
+
+impl ObjConfig {
+    pub fn new(strategy: Strategy) -> ObjConfig {
+        ObjConfig { strategy, timeout: Duration::from_secs(5) }
+    }
+}
+
+/// What a replica counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjStats {
+    /// Operations run here without a message (local reads, a one-member view, the first
+    /// member's own).
+    pub local: u64,
+    /// Operations sent to other members.
+    pub remote: u64,
+    /// Writes and reads run here for a member's call.
+    pub applied: u64,
+    pub read: u64,
+    /// Requests to a member that does not run the calls.
+    pub not_first: u64,
+    pub dumps: u64,
+    pub undumps: u64,
+    /// `PrimaryBackup`: updates absorbed here, writes answered from the applied results,
+    /// writes made again after their primary failed.
+    pub absorbed: u64,
+    pub replayed: u64,
+    pub retried: u64,
+}
+
+/// What a Group RPC call of the replica is for.
+enum Purpose {
+    /// The application's operation `id` (`PrimaryBackup` writes carry their key and tries).
+    App { id: CallId, write: bool, op: Bytes, key: Option<OpKey>, tries: u32 },
+    /// The primary's update for a write; then its result goes to `to`.
+    Update { to: Answer, result: applied::Outcome },
+}
+
+/// Who waits for a primary's write.
+enum Answer {
+    /// This member's application, operation `id`.
+    Local(CallId),
+    /// A member's call.
+    Remote(Caller),
+}
+
+/// One member of a replicated object; see the module doc.
+pub struct Replica<S: Semantics, L: Layer = Stack> {
+    rpc: Rpc<L>,
+    obj: S,
+    cfg: ObjConfig,
+    /// The replica's Group RPC calls, by their ids.
+    calls: BTreeMap<CallId, Purpose>,
+    next_call: CallId,
+    applied: Applied,
+    /// State transfer chunks received so far.
+    incoming: Vec<u8>,
+    events: VecDeque<ObjEvent>,
+    stats: ObjStats,
+}
+
+impl<S: Semantics, L: Layer> Replica<S, L> {
+    /// A member of the object over `rpc`, starting from `obj` (a joining member's state is
+    /// replaced by the group's). The endpoint must take part in state transfer
+    /// (`Config::transfer_state`): the replica answers the requests (panics otherwise).
+    pub fn new(rpc: Rpc<L>, obj: S, cfg: ObjConfig) -> Replica<S, L> {
+        assert!(rpc.endpoint().config().transfer_state, "a replica's endpoint needs Config::transfer_state");
+        let mut r = Replica {
+            rpc,
+            obj,
+            cfg,
+            calls: BTreeMap::new(),
+            next_call: 0,
+            applied: Applied::default(),
+            incoming: Vec::new(),
+            events: VecDeque::new(),
+            stats: ObjStats::default(),
+        };
+        r.collect(Time::ZERO);
+        r
+    }
+
+    /// The local semantics object (its state is a replica's only under a strategy that
+    /// keeps one here).
+    pub fn object(&self) -> &S {
+        &self.obj
+    }
+    pub fn rpc(&self) -> &Rpc<L> {
+        &self.rpc
+    }
+    pub fn obj_stats(&self) -> &ObjStats {
+        &self.stats
+    }
+
+    /// The view's first member: `PrimaryBackup`'s primary, `ClientServer`'s server.
+    fn first(&self) -> Option<EndpointId> {
+        self.rpc.view().members.first().copied()
+    }
+
+    fn is_first(&self) -> bool {
+        self.first() == Some(self.rpc.me())
+    }
+
+    /// Whether this member runs calls of others: every replica of `Active` and `Cached`,
+    /// the first member of the others.
+    fn runs_calls(&self) -> bool {
+        matches!(self.cfg.strategy, Strategy::Active | Strategy::Cached) || self.is_first()
+    }
+
+    fn invoke(&mut self, now: Time, id: CallId, write: bool, op: Bytes) -> Result<(), RpcError> {
+        if self.calls.values().any(|p| matches!(p, Purpose::App { id: i, .. } if *i == id)) {
+            return Err(RpcError::DuplicateId);
+        }
+        let pb = self.cfg.strategy == Strategy::PrimaryBackup;
+        let key = (pb && write).then(|| (self.rpc.me(), self.rpc.nonce(), id));
+        let here = self.rpc.view().len() == 1
+            || (self.cfg.strategy == Strategy::Cached && !write)
+            || (matches!(self.cfg.strategy, Strategy::PrimaryBackup | Strategy::ClientServer) && self.is_first());
+        match key {
+            Some(key) if here => self.primary_write(now, key, &op, Answer::Local(id)),
+            _ if here => self.local(id, write, &op),
+            _ => return self.call(now, Purpose::App { id, write, op, key, tries: 1 }),
+        }
+        Ok(())
+    }
+
+    fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
+        self.stats.local += 1;
+        let result = if write { self.obj.apply(op) } else { self.obj.read(op) };
+        self.events.push_back(ObjEvent::Done { id, result: result.map_err(ObjError::Failed) });
+    }
+
+    /// Calls the members an application's operation goes to (see the strategies).
+    fn call(&mut self, now: Time, p: Purpose) -> Result<(), RpcError> {
+        let Purpose::App { write, ref op, key, .. } = p else { unreachable!("an application's operation") };
+        let (target, order, mode, method) = match self.cfg.strategy {
+            Strategy::Active | Strategy::Cached => {
+                let mode = if write { Mode::All } else { Mode::First };
+                (Target::Group, Order::Abcast, mode, if write { WRITE } else { READ })
+            }
+            Strategy::PrimaryBackup | Strategy::ClientServer => {
+                let first = self.first().ok_or(RpcError::NotMember)?;
+                let method = if key.is_some() {
+                    KEYED
+                } else if write {
+                    WRITE
+                } else {
+                    READ
+                };
+                (Target::Member(first), Order::Stack, Mode::All, method)
+            }
+        };
+        let args = match key {
+            Some(k) => {
+                let mut v = Vec::with_capacity(24 + op.len());
+                put_key(&mut v, &k);
+                v.extend_from_slice(op);
+                Bytes::from(v)
+            }
+            None => op.clone(),
+        };
+        self.stats.remote += 1;
+        let req = Request { target, method, args, mode, order, timeout: self.cfg.timeout, filter: None };
+        self.send(now, req, p)
+    }
+
+    /// Makes a Group RPC call for `p` under an id of the replica's own.
+    fn send(&mut self, now: Time, req: Request, p: Purpose) -> Result<(), RpcError> {
+        self.next_call += 1;
+        let id = self.next_call;
+        self.calls.insert(id, p);
+        let r = self.rpc.handle_command(now, RpcCmd::Call { id, req });
+        if r.is_err() {
+            self.calls.remove(&id);
+        }
+        r
+    }
+
+    /// The primary runs a write (once per key) and sends its update to the backups; the
+    /// answer goes to `to` once they have all absorbed it.
+    fn primary_write(&mut self, now: Time, key: OpKey, op: &[u8], to: Answer) {
+        if let Some(r) = self.applied.get(&key).cloned() {
+            self.stats.replayed += 1;
+            return self.answer(now, to, r);
+        }
+        self.stats.applied += 1;
+        let result = self.obj.apply(op);
+        self.applied.insert(key, result.clone());
+        if self.rpc.view().len() == 1 {
+            self.stats.local += 1;
+            return self.answer(now, to, result);
+        }
+        let mut v = Vec::new();
+        put_key(&mut v, &key);
+        put_result(&mut v, &result);
+        v.extend_from_slice(&self.obj.update(op));
+        let req = Request {
+            target: Target::Group,
+            method: UPDATE,
+            args: Bytes::from(v),
+            mode: Mode::All,
+            order: Order::Ubcast,
+            timeout: self.cfg.timeout,
+            filter: None,
+        };
+        if let Err(why) = self.send(now, req, Purpose::Update { to, result }) {
+            // Not sent (a view change is under way): the write stands here and reaches the
+            // backups with the state; its caller learns it was not acknowledged.
+            let detail = format!("the update of a write did not go: {why}");
+            self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
+        }
+    }
+
+    fn answer(&mut self, now: Time, to: Answer, result: applied::Outcome) {
+        match to {
+            Answer::Local(id) => self.events.push_back(ObjEvent::Done { id, result: result.map_err(ObjError::Failed) }),
+            Answer::Remote(caller) => {
+                let reply = RpcCmd::Reply { to: caller, result: result.map_err(Fault::Failed) };
+                // Refused only when the call is not running here any more (it cannot be).
+                let _ = self.rpc.handle_command(now, reply);
+            }
+        }
+    }
+
+    /// Runs a request of another member's (or this one's) call and answers it.
+    fn serve(&mut self, now: Time, caller: Caller, method: u64, args: &[u8], reply: bool) {
+        let result = match method {
+            UPDATE if self.cfg.strategy == Strategy::PrimaryBackup => self.absorb(caller.member, args),
+            _ if !self.runs_calls() => {
+                self.stats.not_first += 1;
+                Err(Fault::Failed(NOT_FIRST.into()))
+            }
+            KEYED if self.cfg.strategy == Strategy::PrimaryBackup => {
+                let mut r = args;
+                match take_key(&mut r) {
+                    // Answered once the backups have the update.
+                    Ok(key) => return self.primary_write(now, key, r, Answer::Remote(caller)),
+                    Err(why) => Err(Fault::Failed(why)),
+                }
+            }
+            WRITE => {
+                self.stats.applied += 1;
+                self.obj.apply(args).map_err(Fault::Failed)
+            }
+            READ => {
+                self.stats.read += 1;
+                self.obj.read(args).map_err(Fault::Failed)
+            }
+            _ => Err(Fault::NoSuchMethod),
+        };
+        if reply {
+            let _ = self.rpc.handle_command(now, RpcCmd::Reply { to: caller, result });
+        }
+    }
+
+    /// A backup absorbs the primary's update (the primary has it already).
+    fn absorb(&mut self, from: EndpointId, args: &[u8]) -> Result<Bytes, Fault> {
+        if from == self.rpc.me() {
+            return Ok(Bytes::new());
+        }
+        let mut r = args;
+        let key = take_key(&mut r).map_err(Fault::Failed)?;
+        let result = take_result(&mut r).map_err(Fault::Failed)?;
+        self.obj.absorb(r).map_err(Fault::Failed)?;
+        self.applied.insert(key, result);
+        self.stats.absorbed += 1;
+        Ok(Bytes::new())
+    }
+
+    /// One of the replica's Group RPC calls ended.
+    fn ended(&mut self, now: Time, call: CallId, outcome: &Outcome) {
+        match self.calls.remove(&call) {
+            Some(Purpose::Update { to, result }) => self.answer(now, to, result),
+            Some(Purpose::App { id, write, op, key: Some(key), tries }) if tries < TRIES && Self::gone(outcome) => {
+                // Its primary failed (or was not the primary yet): again, to the view's
+                // first member, under the same key.
+                self.stats.retried += 1;
+                let r = if self.is_first() {
+                    self.primary_write(now, key, &op, Answer::Local(id));
+                    Ok(())
+                } else {
+                    self.call(now, Purpose::App { id, write, op, key: Some(key), tries: tries + 1 })
+                };
+                if let Err(why) = r {
+                    self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) });
+                }
+            }
+            Some(Purpose::App { id, .. }) => {
+                self.events.push_back(ObjEvent::Done { id, result: Self::result(outcome) })
+            }
+            None => {}
+        }
+    }
+
+    /// Whether a call to one member ended without its answer because it was gone or did
+    /// not run the calls (any more).
+    fn gone(outcome: &Outcome) -> bool {
+        outcome.values().next().is_none()
+            && outcome.answers.iter().all(|(_, a)| match a {
+                None | Some(Err(Fault::Left)) => true,
+                Some(Err(Fault::Failed(why))) => why == NOT_FIRST,
+                _ => false,
+            })
+    }
+
+    /// A call's outcome as the operation's result: the first good answer (every replica
+    /// answers alike), else the semantics' refusal, else unavailable.
+    fn result(outcome: &Outcome) -> Result<Bytes, ObjError> {
+        if let Some((_, v)) = outcome.values().next() {
+            return Ok(v.clone());
+        }
+        let failed = outcome.answers.iter().find_map(|(_, a)| match a {
+            Some(Err(Fault::Failed(why))) => Some(why.clone()),
+            _ => None,
+        });
+        Err(failed.map_or(ObjError::Unavailable, ObjError::Failed))
+    }
+
+    /// Takes what Group RPC output: serves requests, ends operations, transfers state.
+    fn collect(&mut self, now: Time) {
+        while let Some(ev) = self.rpc.poll_event() {
+            match ev {
+                RpcEvent::Request { caller, method, args, reply } => self.serve(now, caller, method, &args, reply),
+                RpcEvent::Done { id, outcome } => self.ended(now, id, &outcome),
+                RpcEvent::Refused { id, why } => {
+                    if let Some(Purpose::App { id, .. }) = self.calls.remove(&id) {
+                        self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) });
+                    }
+                }
+                RpcEvent::Endpoint(Event::StateRequest) => {
+                    self.stats.dumps += 1;
+                    let mut state = Vec::new();
+                    self.applied.encode(&mut state);
+                    state.extend_from_slice(&self.obj.dump());
+                    let _ = self.rpc.handle_command(now, RpcCmd::Endpoint(Cmd::State(Bytes::from(state))));
+                }
+                RpcEvent::Endpoint(Event::State { chunk, last }) => {
+                    self.incoming.extend_from_slice(&chunk);
+                    if last {
+                        self.stats.undumps += 1;
+                        let state = std::mem::take(&mut self.incoming);
+                        let mut r = &state[..];
+                        let undumped = Applied::decode(&mut r).and_then(|a| {
+                            self.applied = a;
+                            self.obj.undump(r)
+                        });
+                        if let Err(why) = undumped {
+                            let detail = format!("the state transferred does not undump: {why}");
+                            self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
+                        }
+                    }
+                }
+                RpcEvent::Endpoint(e) => self.events.push_back(ObjEvent::Endpoint(e)),
+            }
+        }
+    }
+}
+
+impl Command for ObjCmd {
+    fn weight(&self) -> usize {
+        match self {
+            ObjCmd::Write { op, .. } | ObjCmd::Read { op, .. } => op.len(),
+            ObjCmd::Endpoint(c) => c.weight(),
+        }
+    }
+    fn is_answer(&self) -> bool {
+        matches!(self, ObjCmd::Endpoint(c) if c.is_answer())
+    }
+    /// Every operation may be a group call (a cast), which flow control may hold.
+    fn is_flow_controlled(&self) -> bool {
+        !matches!(self, ObjCmd::Endpoint(_))
+    }
+}
+
+impl Announce for ObjEvent {
+    fn weight(&self) -> usize {
+        match self {
+            ObjEvent::Done { result: Ok(b), .. } => b.len(),
+            ObjEvent::Done { .. } => 0,
+            ObjEvent::Endpoint(e) => e.weight(),
+        }
+    }
+    fn view(&self) -> Option<&View> {
+        match self {
+            ObjEvent::Endpoint(e) => e.view(),
+            ObjEvent::Done { .. } => None,
+        }
+    }
+    fn is_exit(&self) -> bool {
+        matches!(self, ObjEvent::Endpoint(e) if e.is_exit())
+    }
+}
+
+impl Observed for ObjEvent {
+    fn hash_into(&self, h: &mut Fnv) {
+        match self {
+            ObjEvent::Done { id, result } => {
+                h.u8(0);
+                h.u64(*id);
+                match result {
+                    Ok(v) => {
+                        h.u8(1);
+                        h.blob(v);
+                    }
+                    Err(e) => {
+                        h.u8(2);
+                        h.blob(format!("{e:?}").as_bytes());
+                    }
+                }
+            }
+            ObjEvent::Endpoint(e) => {
+                h.u8(1);
+                e.hash_into(h);
+            }
+        }
+    }
+    fn delivery(&self) -> Option<(EndpointId, Kind, &Bytes)> {
+        None
+    }
+}
+
+impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
+    type Cmd = ObjCmd;
+    type Event = ObjEvent;
+    type Refused = RpcError;
+
+    fn me(&self) -> EndpointId {
+        self.rpc.me()
+    }
+    fn max_datagram(&self) -> usize {
+        self.rpc.max_datagram()
+    }
+    fn max_payload(&self) -> usize {
+        self.rpc.max_payload()
+    }
+    fn view(&self) -> &View {
+        self.rpc.view()
+    }
+    fn has_left(&self) -> bool {
+        self.rpc.has_left()
+    }
+    fn held(&self) -> bool {
+        self.rpc.held()
+    }
+    fn stats(&self) -> Stats {
+        self.rpc.stats()
+    }
+
+    fn handle_command(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
+        let r = match cmd {
+            ObjCmd::Write { id, op } => self.invoke(now, id, true, op),
+            ObjCmd::Read { id, op } => self.invoke(now, id, false, op),
+            ObjCmd::Endpoint(c) => self.rpc.handle_command(now, RpcCmd::Endpoint(c)),
+        };
+        self.collect(now);
+        r
+    }
+    fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx {
+        let rx = self.rpc.handle_datagram(now, data);
+        self.collect(now);
+        rx
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.rpc.handle_timeout(now);
+        self.collect(now);
+    }
+    fn end_turn(&mut self, now: Time) {
+        self.rpc.end_turn(now);
+        self.collect(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.rpc.poll_transmit()
+    }
+    fn poll_event(&mut self) -> Option<ObjEvent> {
+        self.events.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.rpc.poll_timeout()
+    }
+}
+
+impl<S: Semantics, L: Layer> Simulated for Replica<S, L> {
+    fn segment(&self) -> GroupId {
+        self.rpc.segment()
+    }
+}
