@@ -26,6 +26,7 @@
 pub mod cache;
 pub mod call;
 pub mod client;
+pub mod linear;
 pub mod machine;
 pub mod object;
 pub mod service;

@@ -147,11 +147,14 @@ pub struct ObjConfig {
     pub strategy: Strategy,
     /// How long a write or read waits for the replicas it asked.
     pub timeout: Duration,
+    /// Planted bug (tests only): `Active` and `Cached` writes go as FIFO-only casts, in no
+    /// order across callers; the consistency checks must catch it.
+    pub test_fifo_writes: bool,
 }
 
 impl ObjConfig {
     pub fn new(strategy: Strategy) -> ObjConfig {
-        ObjConfig { strategy, timeout: Duration::from_secs(5) }
+        ObjConfig { strategy, timeout: Duration::from_secs(5), test_fifo_writes: false }
     }
 }
 
@@ -285,7 +288,8 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let (target, order, mode, method) = match self.cfg.strategy {
             Strategy::Active | Strategy::Cached => {
                 let mode = if write { Mode::All } else { Mode::First };
-                (Target::Group, Order::Abcast, mode, if write { WRITE } else { READ })
+                let order = if write && self.cfg.test_fifo_writes { Order::Ubcast } else { Order::Abcast };
+                (Target::Group, order, mode, if write { WRITE } else { READ })
             }
             Strategy::PrimaryBackup | Strategy::ClientServer => {
                 let first = self.first().ok_or(RpcError::NotMember)?;
