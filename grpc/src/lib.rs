@@ -36,6 +36,7 @@ pub use cache::Bounds;
 pub use call::{Answer, Fault, Filter, Mode, Order, Outcome, Request, Target};
 pub use client::{CallError, CallResult, Incoming, Node, Promise, Responder};
 pub use machine::{CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats};
+pub use object::capability::{Capability, Secret};
 pub use object::{APPLIED, ObjCmd, ObjConfig, ObjError, ObjEvent, ObjStats, Replica, Semantics, Strategy, TRIES};
 pub use thoth_grpc_macros::service;
 pub use thoth_stack::EndpointId;

@@ -14,9 +14,13 @@
 //! crash (a chaos run per seed, three members each a client), `Active` and `PrimaryBackup`
 //! histories are linearizable (`thoth_grpc::linear`) and `Cached` reads keep their weaker
 //! promise; `Active` with writes in no order across callers (planted) fails the check.
+//! Capabilities: read-only, widened and forged ones refused as they should be, and counted.
 
 use thoth_grpc::linear::{self, Model, Op};
-use thoth_grpc::{Bounds, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Semantics, Strategy};
+use thoth_grpc::object::capability;
+use thoth_grpc::{
+    Bounds, Capability, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Secret, Semantics, Strategy,
+};
 use thoth_stack::sim::{Link, NodeId, Sim, check_seeds};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId};
 
@@ -278,6 +282,58 @@ fn a_refused_operation_is_the_semantics_error_at_every_strategy() {
             Some(Err(ObjError::Failed("3 bytes are not whole numbers".into()))),
             "{strategy:?}"
         );
+    }
+}
+
+/// Capabilities: with the object's secret every replica runs only calls whose capability
+/// grants what they need. A read-only capability reads but does not write; one whose rights
+/// were widened without the secret, and a forged one, do neither; each refusal is counted
+/// where it happened; only the genuine write is in the log.
+#[test]
+fn capabilities_refuse_forged_and_widened_calls() {
+    let secret = Secret([3; 32]);
+    for strategy in [Strategy::Active, Strategy::PrimaryBackup] {
+        let all = Capability::mint(&secret, G.0, capability::READ | capability::WRITE);
+        let read_only = Capability::mint(&secret, G.0, capability::READ);
+        let widened = Capability { rights: capability::READ | capability::WRITE, ..read_only };
+        let mut forged = all;
+        forged.check[5] ^= 0x40;
+        let caps = [all, read_only, widened, forged];
+        let mut sim = Sim::new(8);
+        let ids: Vec<EndpointId> = (1..=4).map(EndpointId).collect();
+        let nodes: Vec<NodeId> = ids
+            .iter()
+            .zip(caps)
+            .map(|(&me, cap)| {
+                let ids = ids.clone();
+                let cfg = ObjConfig { secret: Some(secret), cap: Some(cap), ..ObjConfig::new(strategy) };
+                sim.add_node(move |spawn| {
+                    let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
+                    let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
+                    let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
+                    Replica::new(rpc, Log::default(), cfg)
+                })
+            })
+            .collect();
+        sim.run_for(Duration::from_millis(100));
+        for (i, &n) in nodes.iter().enumerate() {
+            sim.command(n, write(1, 10 + i as u64)).expect("write");
+            sim.command(n, read(2)).expect("read");
+        }
+        sim.run_for(Duration::from_secs(2));
+        let refused = Some(Err(ObjError::Failed(thoth_grpc::object::REFUSED.into())));
+        assert!(matches!(done(&sim, nodes[0], 1), Some(Ok(_))), "{strategy:?}: the genuine write");
+        assert_eq!(done(&sim, nodes[1], 1), refused, "{strategy:?}: a read-only capability writes");
+        assert!(matches!(done(&sim, nodes[1], 2), Some(Ok(_))), "{strategy:?}: a read-only capability reads");
+        for i in [2, 3] {
+            assert_eq!(done(&sim, nodes[i], 1), refused, "{strategy:?}: member {i}'s write");
+            assert_eq!(done(&sim, nodes[i], 2), refused, "{strategy:?}: member {i}'s read");
+        }
+        for &n in &nodes {
+            assert_eq!(log_of(&sim, n), [10], "{strategy:?}: only the genuine write");
+        }
+        let refusals: u64 = nodes.iter().map(|&n| sim.endpoint(n).expect("up").obj_stats().refused).sum();
+        assert!(refusals >= 5, "{strategy:?}: every refusal counted ({refusals})");
     }
 }
 

@@ -41,6 +41,12 @@
 //! event reaches the application). A state that does not undump is reported as
 //! `Event::Error`.
 //!
+//! **Capabilities** (`capability.rs`, Amoeba's): with a secret (`ObjConfig::secret`) a
+//! member runs only calls whose capability grants the rights they need (`READ`, `WRITE`),
+//! its own included; every call carries the member's capability (`ObjConfig::cap`). A
+//! forged or widened one is refused and counted. A backup absorbs updates from the
+//! primary only.
+//!
 //! Requests arrive as Group RPC requests and are applied in the order the stack delivers
 //! them, in the machine itself (never on another thread): one order at every replica. Each
 //! member runs each call at most once (Group RPC's reply cache). The replica's Group RPC
@@ -52,10 +58,12 @@
 //! transfer to a member that joins late, a one-member object sending nothing).
 
 mod applied;
+pub mod capability;
 
 use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
 use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
 use applied::{Applied, OpKey, put_key, put_result, take_key, take_result};
+use capability::{Capability, Secret};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
@@ -110,6 +118,8 @@ pub const TRIES: u32 = 3;
 
 /// The refusal of a member that does not run the calls.
 const NOT_FIRST: &str = "this member does not run the object's calls (no copy, or not the primary)";
+/// The refusal of a call whose capability does not grant what it needs.
+pub const REFUSED: &str = "the call's capability does not grant it";
 
 /// What the application hands a replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +157,11 @@ pub struct ObjConfig {
     pub strategy: Strategy,
     /// How long a write or read waits for the replicas it asked.
     pub timeout: Duration,
+    /// The object's secret: with it, this member runs only calls whose capability grants
+    /// what they need (`capability`); without it, any call.
+    pub secret: Option<Secret>,
+    /// The capability this member's calls carry.
+    pub cap: Option<Capability>,
     /// Planted bug (tests only): `Active` and `Cached` writes go as FIFO-only casts, in no
     /// order across callers; the consistency checks must catch it.
     pub test_fifo_writes: bool,
@@ -154,7 +169,7 @@ pub struct ObjConfig {
 
 impl ObjConfig {
     pub fn new(strategy: Strategy) -> ObjConfig {
-        ObjConfig { strategy, timeout: Duration::from_secs(5), test_fifo_writes: false }
+        ObjConfig { strategy, timeout: Duration::from_secs(5), secret: None, cap: None, test_fifo_writes: false }
     }
 }
 
@@ -178,6 +193,10 @@ pub struct ObjStats {
     pub absorbed: u64,
     pub replayed: u64,
     pub retried: u64,
+    /// Calls refused for their capability (forged, widened, missing, another object's).
+    pub refused: u64,
+    /// Updates from a member that is not the primary, and requests that do not decode.
+    pub bad: u64,
 }
 
 /// What a Group RPC call of the replica is for.
@@ -268,12 +287,27 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let here = self.rpc.view().len() == 1
             || (self.cfg.strategy == Strategy::Cached && !write)
             || (matches!(self.cfg.strategy, Strategy::PrimaryBackup | Strategy::ClientServer) && self.is_first());
+        let cap = self.cfg.cap;
+        if here && !self.allowed(cap.as_ref(), write) {
+            self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Failed(REFUSED.into())) });
+            return Ok(());
+        }
         match key {
             Some(key) if here => self.primary_write(now, key, &op, Answer::Local(id)),
             _ if here => self.local(id, write, &op),
             _ => return self.call(now, Purpose::App { id, write, op, key, tries: 1 }),
         }
         Ok(())
+    }
+
+    /// Whether a call carrying `cap` may run here: always without a secret, else if `cap`
+    /// grants what it needs (counted when not).
+    fn allowed(&mut self, cap: Option<&Capability>, write: bool) -> bool {
+        let Some(secret) = &self.cfg.secret else { return true };
+        let need = if write { capability::WRITE } else { capability::READ };
+        let ok = cap.is_some_and(|c| c.grants(secret, self.rpc.endpoint().group().0, need));
+        self.stats.refused += u64::from(!ok);
+        ok
     }
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
@@ -303,15 +337,12 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                 (Target::Member(first), Order::Stack, Mode::All, method)
             }
         };
-        let args = match key {
-            Some(k) => {
-                let mut v = Vec::with_capacity(24 + op.len());
-                put_key(&mut v, &k);
-                v.extend_from_slice(op);
-                Bytes::from(v)
-            }
-            None => op.clone(),
-        };
+        let mut payload = Vec::with_capacity(24 + op.len());
+        if let Some(k) = key {
+            put_key(&mut payload, &k);
+        }
+        payload.extend_from_slice(op);
+        let args = capability::wrap(self.cfg.cap.as_ref(), &payload);
         self.stats.remote += 1;
         let req = Request { target, method, args, mode, order, timeout: self.cfg.timeout, filter: None };
         self.send(now, req, p)
@@ -379,26 +410,36 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     fn serve(&mut self, now: Time, caller: Caller, method: u64, args: &[u8], reply: bool) {
         let result = match method {
             UPDATE if self.cfg.strategy == Strategy::PrimaryBackup => self.absorb(caller.member, args),
-            _ if !self.runs_calls() => {
+            WRITE | READ | KEYED if !self.runs_calls() => {
                 self.stats.not_first += 1;
                 Err(Fault::Failed(NOT_FIRST.into()))
             }
-            KEYED if self.cfg.strategy == Strategy::PrimaryBackup => {
-                let mut r = args;
-                match take_key(&mut r) {
-                    // Answered once the backups have the update.
-                    Ok(key) => return self.primary_write(now, key, r, Answer::Remote(caller)),
-                    Err(why) => Err(Fault::Failed(why)),
+            WRITE | READ | KEYED => match capability::unwrap(args) {
+                Err(why) => {
+                    self.stats.bad += 1;
+                    Err(Fault::Failed(why))
                 }
-            }
-            WRITE => {
-                self.stats.applied += 1;
-                self.obj.apply(args).map_err(Fault::Failed)
-            }
-            READ => {
-                self.stats.read += 1;
-                self.obj.read(args).map_err(Fault::Failed)
-            }
+                Ok((cap, _)) if !self.allowed(cap.as_ref(), method != READ) => Err(Fault::Failed(REFUSED.into())),
+                Ok((_, op)) => match method {
+                    KEYED if self.cfg.strategy == Strategy::PrimaryBackup => {
+                        let mut r = op;
+                        match take_key(&mut r) {
+                            // Answered once the backups have the update.
+                            Ok(key) => return self.primary_write(now, key, r, Answer::Remote(caller)),
+                            Err(why) => Err(Fault::Failed(why)),
+                        }
+                    }
+                    WRITE => {
+                        self.stats.applied += 1;
+                        self.obj.apply(op).map_err(Fault::Failed)
+                    }
+                    READ => {
+                        self.stats.read += 1;
+                        self.obj.read(op).map_err(Fault::Failed)
+                    }
+                    _ => Err(Fault::NoSuchMethod),
+                },
+            },
             _ => Err(Fault::NoSuchMethod),
         };
         if reply {
@@ -410,6 +451,10 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     fn absorb(&mut self, from: EndpointId, args: &[u8]) -> Result<Bytes, Fault> {
         if from == self.rpc.me() {
             return Ok(Bytes::new());
+        }
+        if self.first() != Some(from) {
+            self.stats.bad += 1;
+            return Err(Fault::Failed("an update from a member that is not the primary".into()));
         }
         let mut r = args;
         let key = take_key(&mut r).map_err(Fault::Failed)?;
