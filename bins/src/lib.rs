@@ -5,10 +5,14 @@
 //! UDP multicast, and prints both side by side. `detect` is behind `thoth-detect`: crash
 //! detection time and false suspicions of the failure detectors between member processes.
 //! `member` is `thoth-member`: one member of a dynamic group, events as JSON lines.
-//! `iface` is the `--interface` option the three share.
+//! `iface` is the `--interface` option the three share. `rpc_perf` and `kv_perf` are behind
+//! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet.
 
 pub mod detect;
 pub mod iface;
+pub mod kv;
+pub mod kv_perf;
 pub mod member;
+pub mod peers;
 pub mod perf;
 pub mod rpc_perf;

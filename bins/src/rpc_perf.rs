@@ -23,21 +23,18 @@
 //! Every wait is bounded (a member that does not answer in time fails the run), and every
 //! process the parent starts is stopped by it (`Procs`).
 
-use crate::perf::procs::Procs;
+use crate::peers::{self, Joined, Lines};
 use hdrhistogram::Histogram;
-use std::io::BufRead;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
-use thoth::udp::{Inline, Sockets, UdpConfig, endpoint_id, inline};
-use thoth::{Bytes, Config, Endpoint, GroupId};
+use thoth::udp::{Inline, inline};
+use thoth::{Bytes, Endpoint};
 use thoth_grpc::{Bounds, CallId, Mode, Node, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcEvent};
 
 const NOOP: u64 = 1;
-/// How long a member may take to answer the parent at each stage.
-const STAGE: Duration = Duration::from_secs(60);
 const WARMUP: usize = 2_000;
 /// How long an inline member reads its sockets before it sleeps (`UdpConfig::busy_poll`).
 const BUSY_POLL: Duration = Duration::from_millis(2);
@@ -196,34 +193,11 @@ fn measure(row: Row) -> Result<Figures, String> {
     let args = (0..row.members)
         .map(|i| vec!["--member".to_string(), i.to_string(), "--driver".to_string(), row.driver.name().to_string()])
         .collect();
-    let mut procs = Procs::spawn(args)?;
-    let until = Instant::now() + STAGE;
-    let mut ready = vec![String::new(); row.members];
-    let mut got = 0;
-    while got < row.members {
-        let (i, line) = procs.next(until)?.ok_or("members did not start in time")?;
-        if let Some(addrs) = line.strip_prefix("READY ") {
-            ready[i] = addrs.to_string();
-            got += 1;
-        }
-    }
-    procs.send_all(&format!("PEERS {}", ready.join(" ")))?;
-    let mut armed = 0;
-    while armed < row.members {
-        let (_, line) = procs.next(until)?.ok_or("members did not arm in time")?;
-        armed += (line == "ARMED") as usize;
-    }
+    let mut procs = peers::start(args)?;
     let mode = mode_name(row.mode);
     procs.send(0, &format!("GO {mode} {} {}", row.outstanding, row.calls))?;
-    let until = Instant::now() + STAGE;
-    let figures = loop {
-        let (i, line) = procs.next(until)?.ok_or("member 0 did not finish in time")?;
-        if let (0, Some(r)) = (i, line.strip_prefix("RESULT ")) {
-            let v: Vec<f64> =
-                r.split(' ').map(|x| x.parse::<f64>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
-            break Figures::try_from(v).map_err(|_| format!("bad result line {r}"))?;
-        }
-    };
+    let v = peers::result(&mut procs, 0)?;
+    let figures = Figures::try_from(v).map_err(|v| format!("bad result {v:?}"))?;
     procs.finish(Duration::from_secs(10))?;
     Ok(figures)
 }
@@ -232,35 +206,14 @@ fn measure(row: Row) -> Result<Figures, String> {
 /// measures on `GO`. Lines on stdout: `READY node_addr/raw_addr`, `ARMED`, `RESULT ...`.
 fn member(me: usize, driver: Driver) -> Result<(), String> {
     let busy_poll = if driver == Driver::Inline { BUSY_POLL } else { Duration::ZERO };
-    let cfg = UdpConfig { fanout: true, busy_poll, ..UdpConfig::default() };
-    let socks = Sockets::open(&cfg).map_err(|e| format!("sockets: {e}"))?;
     let raw = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("raw socket: {e}"))?;
     let raw_addr = raw.local_addr().map_err(|e| e.to_string())?;
-    println!("READY {}/{}", socks.local_addr(), raw_addr);
-    // The parent's lines, read by a thread of their own: an inline member keeps serving.
-    let (line_tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            if line_tx.send(line.map_err(|e| e.to_string())).is_err() {
-                return;
-            }
-        }
-    });
-    let peers_line = lines.recv().map_err(|_| "the parent went away")??;
-    let pairs: Vec<(SocketAddr, SocketAddr)> = peers_line
-        .strip_prefix("PEERS ")
-        .ok_or("expected PEERS")?
-        .split(' ')
-        .map(|p| {
-            let (a, b) = p.split_once('/').ok_or("a peer is node/raw")?;
-            Ok((a.parse().map_err(|e| format!("{a}: {e}"))?, b.parse().map_err(|e| format!("{b}: {e}"))?))
-        })
-        .collect::<Result<_, String>>()?;
-    let addrs: Vec<SocketAddr> = pairs.iter().map(|p| p.0).collect();
-    let ids = addrs.iter().map(|&a| endpoint_id(a)).collect();
-    let group = GroupId::named("thoth-rpc-perf");
-    let ep = Endpoint::from_spec(Config::new(group, socks.id(), ids), &thoth::registry(), "reliable")
+    let joined = Joined::meet(busy_poll, &raw_addr.to_string())?;
+    let raw_peers: Vec<SocketAddr> =
+        joined.extra.iter().map(|a| a.parse().map_err(|e| format!("{a}: {e}"))).collect::<Result<_, String>>()?;
+    let ep = Endpoint::from_spec(joined.config("thoth-rpc-perf"), &thoth::registry(), "reliable")
         .map_err(|e| format!("stack: {e}"))?;
+    let Joined { socks, lines, addrs, .. } = joined;
     let rpc_cfg = RpcConfig { nonce: thoth::testing::random_u64(), cache: Bounds::default() };
     let mut runner = match driver {
         Driver::Thread => {
@@ -304,7 +257,7 @@ fn member(me: usize, driver: Driver) -> Result<(), String> {
             let calls: usize = calls.parse().map_err(|e| format!("{e}"))?;
             let want = if mode == Mode::All { addrs.len() } else { 1 };
             let (lat, rate) = runner.calls_timed(mode, outstanding, calls, want)?;
-            let raw_lat = raw_timed(pairs[1].1, calls)?;
+            let raw_lat = raw_timed(raw_peers[1], calls)?;
             let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
             println!(
                 "RESULT {} {} {} {} {} {}",
@@ -330,8 +283,6 @@ enum Runner {
     Thread(Node),
     Inline(Box<Inline<Rpc>>),
 }
-
-type Lines = mpsc::Receiver<Result<String, String>>;
 
 impl Runner {
     /// The parent's next line; an inline member serves requests while it waits.

@@ -222,6 +222,9 @@ pub struct Replica<S: Semantics, L: Layer = Stack> {
     cfg: ObjConfig,
     /// The replica's Group RPC calls, by their ids.
     calls: BTreeMap<CallId, Purpose>,
+    /// The primary's updates that flow control held back, in order: they go as it lets
+    /// them, and the replica takes no operation of its own meanwhile (`Machine::held`).
+    queued: VecDeque<(Request, Purpose)>,
     next_call: CallId,
     applied: Applied,
     /// State transfer chunks received so far.
@@ -241,6 +244,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             obj,
             cfg,
             calls: BTreeMap::new(),
+            queued: VecDeque::new(),
             next_call: 0,
             applied: Applied::default(),
             incoming: Vec::new(),
@@ -321,6 +325,11 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let Purpose::App { write, ref op, key, .. } = p else { unreachable!("an application's operation") };
         let (target, order, mode, method) = match self.cfg.strategy {
             Strategy::Active | Strategy::Cached => {
+                // A write waits for every replica, this member's own included: answered by the
+                // first alone, it could be acknowledged by a replica that then fails with the
+                // sequencer before any other has it, and be lost with the caller alive (its
+                // own delivery makes the flush keep it). A read is ordered after every write
+                // acknowledged before it, so any replica's answer will do.
                 let mode = if write { Mode::All } else { Mode::First };
                 let order = if write && self.cfg.test_fifo_writes { Order::Ubcast } else { Order::Abcast };
                 (Target::Group, order, mode, if write { WRITE } else { READ })
@@ -387,11 +396,20 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             timeout: self.cfg.timeout,
             filter: None,
         };
-        if let Err(why) = self.send(now, req, Purpose::Update { to, result }) {
-            // Not sent (a view change is under way): the write stands here and reaches the
-            // backups with the state; its caller learns it was not acknowledged.
-            let detail = format!("the update of a write did not go: {why}");
-            self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
+        self.queued.push_back((req, Purpose::Update { to, result }));
+        self.send_queued(now);
+    }
+
+    /// Sends the updates flow control held back, in order, as far as it lets them.
+    fn send_queued(&mut self, now: Time) {
+        while !self.rpc.held()
+            && let Some((req, p)) = self.queued.pop_front()
+        {
+            if let Err(why) = self.send(now, req, p) {
+                // The endpoint left: nothing will acknowledge the write.
+                let detail = format!("the update of a write did not go: {why}");
+                self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
+            }
         }
     }
 
@@ -514,8 +532,10 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         Err(failed.map_or(ObjError::Unavailable, ObjError::Failed))
     }
 
-    /// Takes what Group RPC output: serves requests, ends operations, transfers state.
+    /// Takes what Group RPC output (serves requests, ends operations, transfers state), and
+    /// sends the updates held back if flow control lets them now.
     fn collect(&mut self, now: Time) {
+        self.send_queued(now);
         while let Some(ev) = self.rpc.poll_event() {
             match ev {
                 RpcEvent::Request { caller, method, args, reply } => self.serve(now, caller, method, &args, reply),
@@ -638,7 +658,7 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
         self.rpc.has_left()
     }
     fn held(&self) -> bool {
-        self.rpc.held()
+        self.rpc.held() || !self.queued.is_empty()
     }
     fn stats(&self) -> Stats {
         self.rpc.stats()
