@@ -63,8 +63,12 @@ impl Semantics for Log {
 type Member = Replica<Log>;
 
 fn replica(cfg: Config, seed: u64, strategy: Strategy) -> Member {
+    replica_on(cfg, seed, strategy, "total")
+}
+
+fn replica_on(cfg: Config, seed: u64, strategy: Strategy, spec: &str) -> Member {
     let cfg = Config { transfer_state: true, ..cfg };
-    let ep = Endpoint::from_spec(cfg, &thoth::registry(), "total").expect("the stack builds");
+    let ep = Endpoint::from_spec(cfg, &thoth::registry(), spec).expect("the stack builds");
     Replica::new(
         Rpc::new(ep, RpcConfig { nonce: seed | 1, cache: Bounds::default() }),
         Log::default(),
@@ -74,6 +78,11 @@ fn replica(cfg: Config, seed: u64, strategy: Strategy) -> Member {
 
 /// `n` members of the object's group from the start, on jittery links.
 fn world(seed: u64, n: u64, strategy: Strategy) -> (Sim<Member>, Vec<NodeId>) {
+    world_on(seed, n, strategy, "total")
+}
+
+/// The same over the stack `spec`.
+fn world_on(seed: u64, n: u64, strategy: Strategy, spec: &'static str) -> (Sim<Member>, Vec<NodeId>) {
     let mut sim = Sim::new(seed);
     sim.set_default_link(Link {
         delay: Duration::from_micros(200),
@@ -87,7 +96,7 @@ fn world(seed: u64, n: u64, strategy: Strategy) -> (Sim<Member>, Vec<NodeId>) {
         .map(|&me| {
             let ids = ids.clone();
             sim.add_node(move |spawn| {
-                replica(Config { seed: spawn.seed, ..Config::new(G, me, ids.clone()) }, spawn.seed, strategy)
+                replica_on(Config { seed: spawn.seed, ..Config::new(G, me, ids.clone()) }, spawn.seed, strategy, spec)
             })
         })
         .collect();
@@ -233,6 +242,28 @@ fn the_primary_crashing_during_writes_loses_no_acknowledged_write() {
     let replayed: u64 = nodes[1..].iter().map(|&n| sim.endpoint(n).expect("up").obj_stats().replayed).sum();
     assert!(retried > 0, "the crash caught writes in flight: the test shows nothing otherwise");
     assert!(replayed > 0, "some writes the old primary ran were answered from the results: {retried} retried");
+}
+
+/// A primary whose updates outrun flow control (32 KiB of credit; 400 writes at once, each
+/// update the whole log) holds them back in order and sends them as credit comes: every write is
+/// acknowledged, and every backup follows.
+#[test]
+fn a_primary_holds_back_updates_that_flow_control_refuses() {
+    let spec = "gms:heartbeat:frag:flow(credits=32768):sequencer:stable:nak:pt2pt:pack";
+    let (mut sim, nodes) = world_on(9, 3, Strategy::PrimaryBackup, spec);
+    sim.run_for(Duration::from_millis(100));
+    for k in 0..400 {
+        sim.command(nodes[1], write(k, k)).expect("write");
+    }
+    sim.run_for(Duration::from_secs(4));
+    for k in 0..400 {
+        assert!(matches!(done(&sim, nodes[1], k), Some(Ok(_))), "write {k}: {:?}", done(&sim, nodes[1], k));
+    }
+    let log = log_of(&sim, nodes[0]);
+    assert_eq!(log, (0..400).collect::<Vec<_>>());
+    assert!(nodes.iter().all(|&n| log_of(&sim, n) == log), "every backup follows");
+    assert!(sim.endpoint(nodes[0]).expect("up").obj_stats().held_back > 0, "flow control held updates back");
+    assert_eq!(sim.endpoint(nodes[1]).expect("up").obj_stats().retried, 0, "no write waited out its timeout");
 }
 
 #[test]

@@ -193,6 +193,8 @@ pub struct ObjStats {
     pub absorbed: u64,
     pub replayed: u64,
     pub retried: u64,
+    /// `PrimaryBackup`: updates that waited for flow control.
+    pub held_back: u64,
     /// Calls refused for their capability (forged, widened, missing, another object's).
     pub refused: u64,
     /// Updates from a member that is not the primary, and requests that do not decode.
@@ -398,6 +400,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         };
         self.queued.push_back((req, Purpose::Update { to, result }));
         self.send_queued(now);
+        self.stats.held_back += u64::from(!self.queued.is_empty());
     }
 
     /// Sends the updates flow control held back, in order, as far as it lets them.
