@@ -185,6 +185,10 @@ fn every_strategy_serves_reads_and_writes_from_every_member() {
                 _ => 0,
             };
             assert_eq!(stats.remote, remote, "{strategy:?} member {i}: {stats:?}");
+            // Reads on the local replica, where the strategy lets them run there.
+            let local = sim.endpoint(n).expect("up").read_local(&[]).map(|r| decode(&r.expect("a log")).expect("decodes"));
+            let allowed = strategy == Strategy::Cached || (i == 0 && strategy != Strategy::Active);
+            assert_eq!(local, allowed.then(|| server.clone()), "{strategy:?} member {i}: a local read");
         }
     }
 }

@@ -269,6 +269,28 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         &self.stats
     }
 
+    /// A read-only operation on this member's replica, at once and with no message, where
+    /// the strategy lets reads run locally: `Cached`, a one-member view, and the member that
+    /// runs the calls under `PrimaryBackup` and `ClientServer` (`None` elsewhere, and under
+    /// `Active`, whose reads go through the order). What `ObjCmd::Read` gives there, without
+    /// a turn of the machine (a driver's owner calls it on the machine it holds).
+    pub fn read_local(&self, op: &[u8]) -> Option<Result<Bytes, String>> {
+        let local = self.rpc.view().len() == 1
+            || match self.cfg.strategy {
+                Strategy::Cached => true,
+                Strategy::Active => false,
+                Strategy::PrimaryBackup | Strategy::ClientServer => self.is_first(),
+            };
+        if !local {
+            return None;
+        }
+        let granted =
+            self.cfg.secret.as_ref().is_none_or(|s| {
+                self.cfg.cap.is_some_and(|c| c.grants(s, self.rpc.endpoint().group().0, capability::READ))
+            });
+        Some(if granted { self.obj.read(op) } else { Err(REFUSED.into()) })
+    }
+
     /// The view's first member: `PrimaryBackup`'s primary, `ClientServer`'s server.
     fn first(&self) -> Option<EndpointId> {
         self.rpc.view().members.first().copied()
