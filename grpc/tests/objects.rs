@@ -15,6 +15,7 @@
 //! histories are linearizable (`thoth_grpc::linear`) and `Cached` reads keep their weaker
 //! promise; `Active` with writes in no order across callers (planted) fails the check.
 //! Capabilities: read-only, widened and forged ones refused as they should be, and counted.
+//! Liveness probes: answered by the live, unavailable for the crashed and for strangers.
 
 use thoth_grpc::linear::{self, Model, Op};
 use thoth_grpc::object::capability;
@@ -186,7 +187,8 @@ fn every_strategy_serves_reads_and_writes_from_every_member() {
             };
             assert_eq!(stats.remote, remote, "{strategy:?} member {i}: {stats:?}");
             // Reads on the local replica, where the strategy lets them run there.
-            let local = sim.endpoint(n).expect("up").read_local(&[]).map(|r| decode(&r.expect("a log")).expect("decodes"));
+            let local =
+                sim.endpoint(n).expect("up").read_local(&[]).map(|r| decode(&r.expect("a log")).expect("decodes"));
             let allowed = strategy == Strategy::Cached || (i == 0 && strategy != Strategy::Active);
             assert_eq!(local, allowed.then(|| server.clone()), "{strategy:?} member {i}: a local read");
         }
@@ -369,6 +371,30 @@ fn capabilities_refuse_forged_and_widened_calls() {
         }
         let refusals: u64 = nodes.iter().map(|&n| sim.endpoint(n).expect("up").obj_stats().refused).sum();
         assert!(refusals >= 5, "{strategy:?}: every refusal counted ({refusals})");
+    }
+}
+
+/// Liveness (`are_you_alive`): a live member answers a probe, one that crashed is reported
+/// unavailable (once the view excludes it, or its probe times out), and so is a stranger,
+/// at once; a member answers whatever the strategy.
+#[test]
+fn liveness_probes_tell_the_live_from_the_failed() {
+    for strategy in EVERY {
+        let (mut sim, nodes) = world(10, 3, strategy);
+        sim.run_for(Duration::from_millis(100));
+        let probe = |id, member| ObjCmd::Probe { id, member };
+        sim.command(nodes[0], probe(1, sim.id(nodes[1]))).expect("probe");
+        sim.command(nodes[1], probe(2, sim.id(nodes[0]))).expect("probe");
+        sim.command(nodes[0], probe(3, EndpointId(99))).expect("probe");
+        sim.run_for(Duration::from_millis(100));
+        assert_eq!(done(&sim, nodes[0], 1), Some(Ok(Bytes::new())), "{strategy:?}: a live member answers");
+        assert_eq!(done(&sim, nodes[1], 2), Some(Ok(Bytes::new())), "{strategy:?}: the first member answers");
+        assert_eq!(done(&sim, nodes[0], 3), Some(Err(ObjError::Unavailable)), "{strategy:?}: a stranger");
+        let gone = sim.id(nodes[2]);
+        sim.crash(nodes[2]);
+        sim.command(nodes[0], probe(4, gone)).expect("probe");
+        sim.run_for(Duration::from_secs(6));
+        assert_eq!(done(&sim, nodes[0], 4), Some(Err(ObjError::Unavailable)), "{strategy:?}: a crashed member");
     }
 }
 

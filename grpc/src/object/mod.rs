@@ -41,6 +41,10 @@
 //! event reaches the application). A state that does not undump is reported as
 //! `Event::Error`.
 //!
+//! **Liveness** (Electra's `are_you_alive`): every replica answers a probe
+//! (`ObjCmd::Probe`), whatever its strategy or capabilities; a member that does not within
+//! the timeout, or is not in the view, is reported unavailable.
+//!
 //! **Capabilities** (`capability.rs`, Amoeba's): with a secret (`ObjConfig::secret`) a
 //! member runs only calls whose capability grants the rights they need (`READ`, `WRITE`),
 //! its own included; every call carries the member's capability (`ObjConfig::cap`). A
@@ -112,6 +116,8 @@ const READ: u64 = 2;
 const KEYED: u64 = 3;
 /// `PrimaryBackup`: the primary's update, to every backup.
 const UPDATE: u64 = 4;
+/// Electra's `are_you_alive`: every replica answers it, whatever its strategy or secret.
+const ALIVE: u64 = 5;
 
 /// Tries of a `PrimaryBackup` write in all: the first and the ones after its primary failed.
 pub const TRIES: u32 = 3;
@@ -128,6 +134,10 @@ pub enum ObjCmd {
     Write { id: CallId, op: Bytes },
     /// Run the read-only operation `op`.
     Read { id: CallId, op: Bytes },
+    /// Ask `member` whether it is alive (Electra's `are_you_alive`): `Done` with an empty
+    /// result if it answers within the timeout, `ObjError::Unavailable` if not (it failed,
+    /// is not in the view, or does not answer).
+    Probe { id: CallId, member: EndpointId },
     /// An endpoint command other than a cast or a send (leave, block_ok).
     Endpoint(Cmd),
 }
@@ -205,6 +215,8 @@ pub struct ObjStats {
 enum Purpose {
     /// The application's operation `id` (`PrimaryBackup` writes carry their key and tries).
     App { id: CallId, write: bool, op: Bytes, key: Option<OpKey>, tries: u32 },
+    /// The application's liveness probe `id`.
+    Probe { id: CallId },
     /// The primary's update for a write; then its result goes to `to`.
     Update { to: Answer, result: applied::Outcome },
 }
@@ -307,7 +319,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     }
 
     fn invoke(&mut self, now: Time, id: CallId, write: bool, op: Bytes) -> Result<(), RpcError> {
-        if self.calls.values().any(|p| matches!(p, Purpose::App { id: i, .. } if *i == id)) {
+        if self.pending(id) {
             return Err(RpcError::DuplicateId);
         }
         let pb = self.cfg.strategy == Strategy::PrimaryBackup;
@@ -336,6 +348,31 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let ok = cap.is_some_and(|c| c.grants(secret, self.rpc.endpoint().group().0, need));
         self.stats.refused += u64::from(!ok);
         ok
+    }
+
+    fn probe(&mut self, now: Time, id: CallId, member: EndpointId) -> Result<(), RpcError> {
+        if self.pending(id) {
+            return Err(RpcError::DuplicateId);
+        }
+        if self.rpc.view().rank_of(member).is_none() {
+            self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Unavailable) });
+            return Ok(());
+        }
+        let req = Request {
+            target: Target::Member(member),
+            method: ALIVE,
+            args: Bytes::new(),
+            mode: Mode::All,
+            order: Order::Stack,
+            timeout: self.cfg.timeout,
+            filter: None,
+        };
+        self.send(now, req, Purpose::Probe { id })
+    }
+
+    /// Whether the application's operation `id` is pending.
+    fn pending(&self, id: CallId) -> bool {
+        self.calls.values().any(|p| matches!(p, Purpose::App { id: i, .. } | Purpose::Probe { id: i } if *i == id))
     }
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
@@ -452,6 +489,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     /// Runs a request of another member's (or this one's) call and answers it.
     fn serve(&mut self, now: Time, caller: Caller, method: u64, args: &[u8], reply: bool) {
         let result = match method {
+            ALIVE => Ok(Bytes::new()),
             UPDATE if self.cfg.strategy == Strategy::PrimaryBackup => self.absorb(caller.member, args),
             WRITE | READ | KEYED if !self.runs_calls() => {
                 self.stats.not_first += 1;
@@ -529,6 +567,11 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             Some(Purpose::App { id, .. }) => {
                 self.events.push_back(ObjEvent::Done { id, result: Self::result(outcome) })
             }
+            Some(Purpose::Probe { id }) => {
+                let alive = outcome.values().next().is_some();
+                let result = if alive { Ok(Bytes::new()) } else { Err(ObjError::Unavailable) };
+                self.events.push_back(ObjEvent::Done { id, result });
+            }
             None => {}
         }
     }
@@ -565,11 +608,15 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             match ev {
                 RpcEvent::Request { caller, method, args, reply } => self.serve(now, caller, method, &args, reply),
                 RpcEvent::Done { id, outcome } => self.ended(now, id, &outcome),
-                RpcEvent::Refused { id, why } => {
-                    if let Some(Purpose::App { id, .. }) = self.calls.remove(&id) {
-                        self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) });
+                RpcEvent::Refused { id, why } => match self.calls.remove(&id) {
+                    Some(Purpose::App { id, .. }) => {
+                        self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) })
                     }
-                }
+                    Some(Purpose::Probe { id }) => {
+                        self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Unavailable) })
+                    }
+                    _ => {}
+                },
                 RpcEvent::Endpoint(Event::StateRequest) => {
                     self.stats.dumps += 1;
                     let mut state = Vec::new();
@@ -603,15 +650,17 @@ impl Command for ObjCmd {
     fn weight(&self) -> usize {
         match self {
             ObjCmd::Write { op, .. } | ObjCmd::Read { op, .. } => op.len(),
+            ObjCmd::Probe { .. } => 0,
             ObjCmd::Endpoint(c) => c.weight(),
         }
     }
     fn is_answer(&self) -> bool {
         matches!(self, ObjCmd::Endpoint(c) if c.is_answer())
     }
-    /// Every operation may be a group call (a cast), which flow control may hold.
+    /// Every operation may be a group call (a cast), which flow control may hold; a probe is
+    /// a send.
     fn is_flow_controlled(&self) -> bool {
-        !matches!(self, ObjCmd::Endpoint(_))
+        !matches!(self, ObjCmd::Endpoint(_) | ObjCmd::Probe { .. })
     }
 }
 
@@ -693,6 +742,7 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
         let r = match cmd {
             ObjCmd::Write { id, op } => self.invoke(now, id, true, op),
             ObjCmd::Read { id, op } => self.invoke(now, id, false, op),
+            ObjCmd::Probe { id, member } => self.probe(now, id, member),
             ObjCmd::Endpoint(c) => self.rpc.handle_command(now, RpcCmd::Endpoint(c)),
         };
         self.collect(now);
