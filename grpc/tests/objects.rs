@@ -15,7 +15,8 @@
 //! histories are linearizable (`thoth_grpc::linear`) and `Cached` reads keep their weaker
 //! promise; `Active` with writes in no order across callers (planted) fails the check.
 //! Capabilities: read-only, widened and forged ones refused as they should be, and counted.
-//! Liveness probes: answered by the live, unavailable for the crashed and for strangers.
+//! Liveness probes: answered by the live, unavailable for the crashed and for strangers. The
+//! location trader: install, bind, and services of crashed owners dropped by its duty.
 
 use thoth_grpc::linear::{self, Model, Op};
 use thoth_grpc::object::capability;
@@ -396,6 +397,65 @@ fn liveness_probes_tell_the_live_from_the_failed() {
         sim.run_for(Duration::from_secs(6));
         assert_eq!(done(&sim, nodes[0], 4), Some(Err(ObjError::Unavailable)), "{strategy:?}: a crashed member");
     }
+}
+
+/// The location trader: members install services and bind names (a `Cached` directory:
+/// binds are local reads); the services of a member that crashes are dropped by the
+/// trader's duty (its probes go unanswered), those of the live stay; when the first member,
+/// which carries the duty, crashes, the next first member takes it over.
+#[test]
+fn the_trader_binds_names_and_drops_services_that_stop_answering() {
+    use thoth_grpc::object::trader::{Directory, Entry, Trader, TraderOp, decode_bind};
+    let mut sim: Sim<Trader> = Sim::new(11);
+    let ids: Vec<EndpointId> = (1..=4).map(EndpointId).collect();
+    let nodes: Vec<NodeId> = ids
+        .iter()
+        .map(|&me| {
+            let ids = ids.clone();
+            sim.add_node(move |spawn| {
+                let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
+                let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
+                let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
+                let replica = Replica::new(rpc, Directory::default(), ObjConfig::new(Strategy::Cached));
+                Trader::new(replica, Duration::from_millis(200), 2)
+            })
+        })
+        .collect();
+    sim.run_for(Duration::from_millis(100));
+    for (i, name) in [(1, "kv"), (2, "files"), (3, "docs")] {
+        let entry = Entry { group: 1000 + i as u64, owner: ids[i] };
+        sim.command(nodes[i], ObjCmd::Write { id: 1, op: TraderOp::Install { name: name.into(), entry }.encode() })
+            .expect("install");
+    }
+    sim.run_for(Duration::from_millis(500));
+    let bind = |sim: &mut Sim<Trader>, n: NodeId, id: u64, name: &str| {
+        sim.command(n, ObjCmd::Read { id, op: TraderOp::Bind { name: name.into() }.encode() }).expect("bind");
+        let r = sim.events(n).iter().rev().find_map(|e| match &e.event {
+            ObjEvent::Done { id: i, result } if *i == id => Some(result.clone()),
+            _ => None,
+        });
+        decode_bind(&r.expect("a local bind ends at once").expect("a bind")).expect("decodes")
+    };
+    assert_eq!(bind(&mut sim, nodes[0], 10, "kv"), Some(Entry { group: 1001, owner: ids[1] }));
+    assert_eq!(bind(&mut sim, nodes[3], 11, "files"), Some(Entry { group: 1002, owner: ids[2] }));
+    assert_eq!(bind(&mut sim, nodes[1], 12, "nothing"), None);
+    // The owner of "files" crashes: the duty drops it, and nothing else.
+    sim.crash(nodes[2]);
+    sim.run_for(Duration::from_secs(5));
+    for &n in [nodes[0], nodes[1], nodes[3]].iter() {
+        let d = sim.endpoint(n).expect("up").replica().object();
+        assert_eq!((d.get("files"), d.get("kv").is_some(), d.get("docs").is_some()), (None, true, true));
+    }
+    assert_eq!(sim.endpoint(nodes[0]).expect("up").dropped, 1);
+    // The first member, which carried the duty, crashes; then the owner of "docs": the
+    // next first member drops it.
+    sim.crash(nodes[0]);
+    sim.run_for(Duration::from_secs(5));
+    sim.crash(nodes[3]);
+    sim.run_for(Duration::from_secs(5));
+    let d = sim.endpoint(nodes[1]).expect("up").replica().object();
+    assert_eq!((d.get("docs"), d.get("kv").map(|e| e.owner)), (None, Some(ids[1])));
+    assert_eq!(sim.endpoint(nodes[1]).expect("up").dropped, 1, "the duty moved to the next first member");
 }
 
 // ---------------------------------------------------------------- consistency under faults

@@ -63,6 +63,7 @@
 
 mod applied;
 pub mod capability;
+pub mod trader;
 
 use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
 use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
