@@ -297,6 +297,60 @@ fn a_member_that_joins_late_gets_the_state() {
     }
 }
 
+/// A group that stops entirely restarts from its members' checkpoints: the member with
+/// the oldest checkpoint starts first and forms the group with it; the one with the newest
+/// joins, gets the older state by transfer and offers its own, which every replica takes;
+/// the last joins with a checkpoint as new as the group's and offers nothing.
+#[test]
+fn a_group_that_stopped_restarts_from_the_newest_checkpoint() {
+    for strategy in [Strategy::Active, Strategy::Cached, Strategy::PrimaryBackup] {
+        let (mut sim, nodes) = world(12, 3, strategy);
+        let _ = writes_then_reads(&mut sim, &nodes);
+        let oldest = sim.endpoint(nodes[0]).expect("up").checkpoint();
+        sim.crash(nodes[0]);
+        sim.run_for(Duration::from_secs(3));
+        for k in 0..5 {
+            sim.command(nodes[1], write(200 + k, 1000 + k)).expect("write");
+        }
+        sim.run_for(Duration::from_secs(2));
+        assert!((0..5).all(|k| matches!(done(&sim, nodes[1], 200 + k), Some(Ok(_)))), "{strategy:?}");
+        let want = log_of(&sim, nodes[1]);
+        assert_eq!(want.len(), 35, "{strategy:?}");
+        let newest: Vec<Bytes> = nodes[1..].iter().map(|&n| sim.endpoint(n).expect("up").checkpoint()).collect();
+        let version = sim.endpoint(nodes[1]).expect("up").version();
+        assert!(version > 30, "{strategy:?}: {version}");
+        drop(sim);
+
+        let mut sim: Sim<Member> = Sim::new(13);
+        let mut again = Vec::new();
+        for (i, cp) in [oldest, newest[0].clone(), newest[1].clone()].into_iter().enumerate() {
+            let me = EndpointId(i as u64 + 1);
+            again.push(sim.add_node(move |spawn| {
+                let cfg = Config { seed: spawn.seed, transfer_state: true, ..Config::joining(G, me) };
+                let ep = Endpoint::from_spec(cfg, &thoth::registry(), "total").expect("the stack builds");
+                let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
+                Replica::restore(rpc, Log::default(), ObjConfig::new(strategy), &cp).expect("restores")
+            }));
+            sim.run_for(Duration::from_secs(3));
+        }
+        let view = sim.endpoint(again[0]).expect("up").rpc().endpoint().view().clone();
+        assert_eq!(view.len(), 3, "{strategy:?}: {view:?}");
+        for (i, &n) in again.iter().enumerate() {
+            assert_eq!(log_of(&sim, n), want, "{strategy:?}: member {i}");
+            assert_eq!(sim.endpoint(n).expect("up").version(), version, "{strategy:?}: member {i}");
+        }
+        let stats: Vec<_> = again.iter().map(|&n| sim.endpoint(n).expect("up").obj_stats().clone()).collect();
+        assert_eq!(stats.iter().map(|s| s.offered).collect::<Vec<_>>(), [0, 1, 0], "{strategy:?}");
+        // The offer replaces the older state the offering member got by transfer too.
+        assert_eq!(stats.iter().map(|s| s.restored).collect::<Vec<_>>(), [1, 1, 0], "{strategy:?}");
+        // And the group goes on from there.
+        sim.command(again[2], write(1, 5)).expect("write");
+        sim.run_for(Duration::from_secs(1));
+        assert!(matches!(done(&sim, again[2], 1), Some(Ok(_))), "{strategy:?}");
+        assert!(again.iter().all(|&n| log_of(&sim, n).last() == Some(&5)), "{strategy:?}");
+    }
+}
+
 #[test]
 fn an_object_with_one_member_sends_no_request() {
     for strategy in EVERY {

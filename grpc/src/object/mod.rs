@@ -41,6 +41,13 @@
 //! event reaches the application). A state that does not undump is reported as
 //! `Event::Error`.
 //!
+//! **Persistence** (Electra's object server): `checkpoint` gives the replica's whole state
+//! with its version (state changes applied, the same at every replica of the same state);
+//! a process keeps it in an embedded store (`durable`), and `restore` makes a replica
+//! start from it, so a group that stopped entirely restarts with its last state: a joiner
+//! whose checkpoint is newer than the state transferred offers it, and every replica takes
+//! it in the one order (see `restore`).
+//!
 //! **Liveness** (Electra's `are_you_alive`): every replica answers a probe
 //! (`ObjCmd::Probe`), whatever its strategy or capabilities; a member that does not within
 //! the timeout, or is not in the view, is reported unavailable.
@@ -59,10 +66,12 @@
 //! Tested in `grpc/tests/objects.rs` (the simulator: every strategy's reads and writes from
 //! every member, one order at every replica, a replica crashing during writes, the primary
 //! crashing during writes with no acknowledged write lost and none applied twice, state
-//! transfer to a member that joins late, a one-member object sending nothing).
+//! transfer to a member that joins late, a one-member object sending nothing, a group that
+//! stopped restarting from the newest of its members' checkpoints).
 
 mod applied;
 pub mod capability;
+pub mod durable;
 pub mod trader;
 
 use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
@@ -119,6 +128,9 @@ const KEYED: u64 = 3;
 const UPDATE: u64 = 4;
 /// Electra's `are_you_alive`: every replica answers it, whatever its strategy or secret.
 const ALIVE: u64 = 5;
+/// A replica restored from a checkpoint newer than the group's state offers it: every
+/// replica takes it if it is newer than its own.
+const RESTORE: u64 = 6;
 
 /// Tries of a `PrimaryBackup` write in all: the first and the ones after its primary failed.
 pub const TRIES: u32 = 3;
@@ -208,6 +220,10 @@ pub struct ObjStats {
     pub held_back: u64,
     /// Calls refused for their capability (forged, widened, missing, another object's).
     pub refused: u64,
+    /// Checkpoints offered to the group (this member's was newer than the group's state),
+    /// and offers taken here (newer than this replica's state).
+    pub offered: u64,
+    pub restored: u64,
     /// Updates from a member that is not the primary, and requests that do not decode.
     pub bad: u64,
 }
@@ -218,6 +234,8 @@ enum Purpose {
     App { id: CallId, write: bool, op: Bytes, key: Option<OpKey>, tries: u32 },
     /// The application's liveness probe `id`.
     Probe { id: CallId },
+    /// This member's checkpoint, offered to the group.
+    Restore,
     /// The primary's update for a write; then its result goes to `to`.
     Update { to: Answer, result: applied::Outcome },
 }
@@ -237,11 +255,19 @@ pub struct Replica<S: Semantics, L: Layer = Stack> {
     cfg: ObjConfig,
     /// The replica's Group RPC calls, by their ids.
     calls: BTreeMap<CallId, Purpose>,
-    /// The primary's updates that flow control held back, in order: they go as it lets
-    /// them, and the replica takes no operation of its own meanwhile (`Machine::held`).
+    /// The primary's updates (and a checkpoint offered) that flow control held back, in
+    /// order: they go as it lets them, and the replica takes no operation of its own
+    /// meanwhile (`Machine::held`).
     queued: VecDeque<(Request, Purpose)>,
     next_call: CallId,
     applied: Applied,
+    /// State changes applied so far (writes run, updates absorbed, in the one order, so the
+    /// same at every replica with the same state); carried by dumps and checkpoints, so the
+    /// newest of two states is the one with more.
+    version: u64,
+    /// The checkpoint this replica was restored from (`restore`), until it forms a group
+    /// alone or gets the group's state: a joiner offers it if the group's is older.
+    restored: Option<(u64, Bytes)>,
     /// State transfer chunks received so far.
     incoming: Vec<u8>,
     events: VecDeque<ObjEvent>,
@@ -262,12 +288,92 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             queued: VecDeque::new(),
             next_call: 0,
             applied: Applied::default(),
+            version: 0,
+            restored: None,
             incoming: Vec::new(),
             events: VecDeque::new(),
             stats: ObjStats::default(),
         };
         r.collect(Time::ZERO);
         r
+    }
+
+    /// A member of the object over `rpc` that starts from `checkpoint` (one `checkpoint`
+    /// made, kept in a store: `durable`), so a group that stopped entirely restarts with its
+    /// last state. The first member to start forms the group with its checkpoint; each
+    /// that joins it later gets the group's state by transfer and, if its own checkpoint is
+    /// newer (more state changes), offers it to the group, where every replica takes it in
+    /// the one order (writes the group ran in between from an older state are then
+    /// discarded: start the member with the newest checkpoint first, or every member before
+    /// writing). For an endpoint that joins (`Config::joining`): members of a fixed first
+    /// view would each keep their own.
+    pub fn restore(rpc: Rpc<L>, obj: S, cfg: ObjConfig, checkpoint: &[u8]) -> Result<Replica<S, L>, String> {
+        let mut r = Replica::new(rpc, obj, cfg);
+        r.load(checkpoint)?;
+        r.restored = Some((r.version, Bytes::copy_from_slice(checkpoint)));
+        Ok(r)
+    }
+
+    /// This replica's whole state (its version, the applied results, the semantics object's
+    /// dump), for a store (`durable`): what `restore` starts from. Cheap to skip when
+    /// `version` has not moved since the last one.
+    pub fn checkpoint(&self) -> Bytes {
+        Bytes::from(self.snapshot())
+    }
+
+    /// State changes applied so far (see the field).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut v = self.version.to_le_bytes().to_vec();
+        self.applied.encode(&mut v);
+        v.extend_from_slice(&self.obj.dump());
+        v
+    }
+
+    /// Replaces the whole state with a `snapshot`.
+    fn load(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        let (version, mut r) = Self::version_of(snapshot)?;
+        let applied = Applied::decode(&mut r)?;
+        self.obj.undump(r)?;
+        self.applied = applied;
+        self.version = version;
+        Ok(())
+    }
+
+    fn version_of(snapshot: &[u8]) -> Result<(u64, &[u8]), String> {
+        let (v, rest) = snapshot.split_first_chunk::<8>().ok_or("a snapshot cut short")?;
+        Ok((u64::from_le_bytes(*v), rest))
+    }
+
+    /// Offers this member's checkpoint to the group (see `restore`).
+    fn offer_restore(&mut self, now: Time, snapshot: &[u8]) {
+        self.stats.offered += 1;
+        let req = Request {
+            target: Target::Group,
+            method: RESTORE,
+            args: capability::wrap(self.cfg.cap.as_ref(), snapshot),
+            mode: Mode::All,
+            order: Order::Abcast,
+            timeout: self.cfg.timeout,
+            filter: None,
+        };
+        // As flow control lets it (a joiner's first casts may wait for credit); this
+        // member's own operations wait behind it.
+        self.queued.push_back((req, Purpose::Restore));
+        self.send_queued(now);
+    }
+
+    /// Takes a member's offered checkpoint if it is newer than this replica's state.
+    fn take_offer(&mut self, snapshot: &[u8]) -> Result<Bytes, Fault> {
+        let (version, _) = Self::version_of(snapshot).map_err(Fault::Failed)?;
+        if version > self.version {
+            self.load(snapshot).map_err(Fault::Failed)?;
+            self.stats.restored += 1;
+        }
+        Ok(Bytes::new())
     }
 
     /// The local semantics object (its state is a replica's only under a strategy that
@@ -378,6 +484,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
         self.stats.local += 1;
+        self.version += u64::from(write);
         let result = if write { self.obj.apply(op) } else { self.obj.read(op) };
         self.events.push_back(ObjEvent::Done { id, result: result.map_err(ObjError::Failed) });
     }
@@ -439,6 +546,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             return self.answer(now, to, r);
         }
         self.stats.applied += 1;
+        self.version += 1;
         let result = self.obj.apply(op);
         self.applied.insert(key, result.clone());
         if self.rpc.view().len() == 1 {
@@ -469,8 +577,8 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             && let Some((req, p)) = self.queued.pop_front()
         {
             if let Err(why) = self.send(now, req, p) {
-                // The endpoint left: nothing will acknowledge the write.
-                let detail = format!("the update of a write did not go: {why}");
+                // The endpoint left: nothing will acknowledge the write (or take the offer).
+                let detail = format!("an update (or a checkpoint offered) did not go: {why}");
                 self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
             }
         }
@@ -492,6 +600,15 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let result = match method {
             ALIVE => Ok(Bytes::new()),
             UPDATE if self.cfg.strategy == Strategy::PrimaryBackup => self.absorb(caller.member, args),
+            // Every member takes a newer checkpoint, whatever the strategy.
+            RESTORE => match capability::unwrap(args) {
+                Err(why) => {
+                    self.stats.bad += 1;
+                    Err(Fault::Failed(why))
+                }
+                Ok((cap, _)) if !self.allowed(cap.as_ref(), true) => Err(Fault::Failed(REFUSED.into())),
+                Ok((_, snapshot)) => self.take_offer(snapshot),
+            },
             WRITE | READ | KEYED if !self.runs_calls() => {
                 self.stats.not_first += 1;
                 Err(Fault::Failed(NOT_FIRST.into()))
@@ -513,6 +630,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                     }
                     WRITE => {
                         self.stats.applied += 1;
+                        self.version += 1;
                         self.obj.apply(op).map_err(Fault::Failed)
                     }
                     READ => {
@@ -542,6 +660,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let key = take_key(&mut r).map_err(Fault::Failed)?;
         let result = take_result(&mut r).map_err(Fault::Failed)?;
         self.obj.absorb(r).map_err(Fault::Failed)?;
+        self.version += 1;
         self.applied.insert(key, result);
         self.stats.absorbed += 1;
         Ok(Bytes::new())
@@ -568,12 +687,12 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             Some(Purpose::App { id, .. }) => {
                 self.events.push_back(ObjEvent::Done { id, result: Self::result(outcome) })
             }
+            Some(Purpose::Restore) | None => {}
             Some(Purpose::Probe { id }) => {
                 let alive = outcome.values().next().is_some();
                 let result = if alive { Ok(Bytes::new()) } else { Err(ObjError::Unavailable) };
                 self.events.push_back(ObjEvent::Done { id, result });
             }
-            None => {}
         }
     }
 
@@ -616,30 +735,40 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                     Some(Purpose::Probe { id }) => {
                         self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Unavailable) })
                     }
+                    Some(Purpose::Restore) => {
+                        let detail = format!("the checkpoint offered was refused: {why}");
+                        self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
+                    }
                     _ => {}
                 },
                 RpcEvent::Endpoint(Event::StateRequest) => {
                     self.stats.dumps += 1;
-                    let mut state = Vec::new();
-                    self.applied.encode(&mut state);
-                    state.extend_from_slice(&self.obj.dump());
-                    let _ = self.rpc.handle_command(now, RpcCmd::Endpoint(Cmd::State(Bytes::from(state))));
+                    let state = Bytes::from(self.snapshot());
+                    let _ = self.rpc.handle_command(now, RpcCmd::Endpoint(Cmd::State(state)));
                 }
                 RpcEvent::Endpoint(Event::State { chunk, last }) => {
                     self.incoming.extend_from_slice(&chunk);
                     if last {
                         self.stats.undumps += 1;
                         let state = std::mem::take(&mut self.incoming);
-                        let mut r = &state[..];
-                        let undumped = Applied::decode(&mut r).and_then(|a| {
-                            self.applied = a;
-                            self.obj.undump(r)
-                        });
-                        if let Err(why) = undumped {
+                        if let Err(why) = self.load(&state) {
                             let detail = format!("the state transferred does not undump: {why}");
                             self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
                         }
+                        // The joiner is in the view already: a checkpoint newer than the
+                        // group's state goes to the group.
+                        if let Some((v, snapshot)) = self.restored.take()
+                            && v > self.version
+                        {
+                            self.offer_restore(now, &snapshot);
+                        }
                     }
+                }
+                // A founder's first view (itself alone, not a joiner's provisional one): it
+                // keeps the checkpoint it started from.
+                RpcEvent::Endpoint(e @ Event::View(_)) if e.view().is_some_and(|v| v.id.ltime > 0 && v.len() == 1) => {
+                    self.restored = None;
+                    self.events.push_back(ObjEvent::Endpoint(e));
                 }
                 RpcEvent::Endpoint(e) => self.events.push_back(ObjEvent::Endpoint(e)),
             }
