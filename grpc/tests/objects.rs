@@ -477,7 +477,7 @@ fn the_trader_binds_names_and_drops_services_that_stop_answering() {
         .collect();
     sim.run_for(Duration::from_millis(100));
     for (i, name) in [(1, "kv"), (2, "files"), (3, "docs")] {
-        let entry = Entry { group: 1000 + i as u64, owner: ids[i] };
+        let entry = Entry { group: 1000 + i as u64, owner: ids[i], contact: format!("at {i}") };
         sim.command(nodes[i], ObjCmd::Write { id: 1, op: TraderOp::Install { name: name.into(), entry }.encode() })
             .expect("install");
     }
@@ -490,15 +490,27 @@ fn the_trader_binds_names_and_drops_services_that_stop_answering() {
         });
         decode_bind(&r.expect("a local bind ends at once").expect("a bind")).expect("decodes")
     };
-    assert_eq!(bind(&mut sim, nodes[0], 10, "kv"), Some(Entry { group: 1001, owner: ids[1] }));
-    assert_eq!(bind(&mut sim, nodes[3], 11, "files"), Some(Entry { group: 1002, owner: ids[2] }));
-    assert_eq!(bind(&mut sim, nodes[1], 12, "nothing"), None);
+    // A second offer of "kv", by another member.
+    let other = Entry { group: 1001, owner: ids[3], contact: "at 3".into() };
+    sim.command(
+        nodes[3],
+        ObjCmd::Write { id: 2, op: TraderOp::Install { name: "kv".into(), entry: other.clone() }.encode() },
+    )
+    .expect("install");
+    sim.run_for(Duration::from_millis(500));
+    let kv = Entry { group: 1001, owner: ids[1], contact: "at 1".into() };
+    assert_eq!(bind(&mut sim, nodes[0], 10, "kv"), vec![kv.clone(), other.clone()]);
+    assert_eq!(
+        bind(&mut sim, nodes[3], 11, "files"),
+        vec![Entry { group: 1002, owner: ids[2], contact: "at 2".into() }]
+    );
+    assert_eq!(bind(&mut sim, nodes[1], 12, "nothing"), vec![]);
     // The owner of "files" crashes: the duty drops it, and nothing else.
     sim.crash(nodes[2]);
     sim.run_for(Duration::from_secs(5));
     for &n in [nodes[0], nodes[1], nodes[3]].iter() {
         let d = sim.endpoint(n).expect("up").replica().object();
-        assert_eq!((d.get("files"), d.get("kv").is_some(), d.get("docs").is_some()), (None, true, true));
+        assert_eq!((d.get("files"), d.get("kv").len(), d.get("docs").len()), (vec![], 2, 1));
     }
     assert_eq!(sim.endpoint(nodes[0]).expect("up").dropped, 1);
     // The first member, which carried the duty, crashes; then the owner of "docs": the
@@ -508,8 +520,9 @@ fn the_trader_binds_names_and_drops_services_that_stop_answering() {
     sim.crash(nodes[3]);
     sim.run_for(Duration::from_secs(5));
     let d = sim.endpoint(nodes[1]).expect("up").replica().object();
-    assert_eq!((d.get("docs"), d.get("kv").map(|e| e.owner)), (None, Some(ids[1])));
-    assert_eq!(sim.endpoint(nodes[1]).expect("up").dropped, 1, "the duty moved to the next first member");
+    // The owner of "docs" also offered "kv": only its offer of "kv" goes.
+    assert_eq!((d.get("docs"), d.get("kv")), (vec![], vec![kv]));
+    assert_eq!(sim.endpoint(nodes[1]).expect("up").dropped, 2, "the duty moved to the next first member");
 }
 
 // ---------------------------------------------------------------- consistency under faults

@@ -1,23 +1,29 @@
 //! The location trader (Electra's): names to object groups, itself a replicated object.
 //!
-//! `Directory` is its semantics object: `install(name, group, owner)` registers a service
-//! (the object group `group`, offered by the member `owner`), `remove(name)` drops it,
-//! `bind(name)` finds it and `list()` gives them all. It knows nothing of replication: the
-//! trader group runs it under any strategy (`Cached` makes `bind` a local read).
+//! `Directory` is its semantics object. A service is offered under a name by each member
+//! that serves it: `install(name, entry)` registers an offer (the object group, the member
+//! that offers it, and a contact: where a client that is not a member reaches that member,
+//! an address for instance), replacing that member's earlier offer of the name;
+//! `remove(name, owner)` withdraws one; `bind(name)` gives every offer of the name (the
+//! object group and all its contacts, by owner); `list()` gives them all. It knows nothing
+//! of replication: the trader group runs it under any strategy (`Cached` makes `bind` a
+//! local read).
 //!
 //! `Trader` is a member of the trader group: a `Replica<Directory>` and the trader's duty,
-//! which its first member carries out: every `period` it probes the owner of every service
-//! (`ObjCmd::Probe`, Electra's `are_you_alive`) and removes the services of an owner that
+//! which its first member carries out: every `period` it probes the owner of every offer
+//! (`ObjCmd::Probe`, Electra's `are_you_alive`) and withdraws the offers of an owner that
 //! missed `misses` probes in a row, by a write like any other (so every replica drops them
 //! alike). Owners are members of the trader group: a service offers itself by joining it.
 //! The duty's own operations have ids with the top bit set; the application's must not.
 //!
 //! Operations on the wire: a tag (0 install, 1 remove, 2 bind, 3 list), then the name (u16
-//! length, UTF-8) and, for install, the group and the owner (u64 each, little-endian). A
-//! bind answers the entry (group, owner) or nothing; a list, every entry. What does not
-//! decode is refused with why. Tested below (operations) and in `grpc/tests/objects.rs`
-//! (install and bind from different members, a service's owner crashing and its service
-//! dropped by the duty, the duty moving with the first member).
+//! length, UTF-8), then for install the entry and for remove the owner (u64). An entry is
+//! the group and the owner (u64 each, little-endian) and the contact (u16 length, UTF-8). A
+//! bind answers its entries one after another (none if the name has no offer); a list, the
+//! installs of every offer. What does not decode is refused with why. Tested below
+//! (operations) and in `grpc/tests/objects.rs` (install and bind from different members, a
+//! service's owner crashing and its offer dropped by the duty, the duty moving with the
+//! first member) and `bins/tests/kv.rs` (the demo's replicas and clients over real sockets).
 
 use super::{ObjCmd, ObjEvent, Replica, Semantics};
 use crate::machine::{CallId, RpcError};
@@ -26,20 +32,49 @@ use std::time::Duration;
 use thoth_stack::sim::Simulated;
 use thoth_stack::{Bytes, EndpointId, GroupId, Layer, Machine, Rx, Stack, Stats, Time, Transmit, View};
 
-/// A registered service: its object group, and the member that offers it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One offer of a service: its object group, the member that offers it, and where a client
+/// reaches that member.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub group: u64,
     pub owner: EndpointId,
+    pub contact: String,
 }
 
 /// An operation on the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraderOp {
     Install { name: String, entry: Entry },
-    Remove { name: String },
+    Remove { name: String, owner: EndpointId },
     Bind { name: String },
     List,
+}
+
+/// A string after its u16 length (cut to what a u16 counts, at a character boundary).
+fn put_str(v: &mut Vec<u8>, s: &str) {
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    v.extend_from_slice(&(end as u16).to_le_bytes());
+    v.extend_from_slice(&s.as_bytes()[..end]);
+}
+
+fn take_str(r: &mut &[u8]) -> Result<String, String> {
+    let (len, rest) = r.split_first_chunk::<2>().ok_or("a string without its length")?;
+    let len = u16::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err("a string cut short".into());
+    }
+    let (s, rest) = rest.split_at(len);
+    *r = rest;
+    String::from_utf8(s.to_vec()).map_err(|_| "a string that is not UTF-8".into())
+}
+
+fn take_u64(r: &mut &[u8]) -> Result<u64, String> {
+    let (b, rest) = r.split_first_chunk::<8>().ok_or("a number cut short")?;
+    *r = rest;
+    Ok(u64::from_le_bytes(*b))
 }
 
 impl TraderOp {
@@ -47,77 +82,72 @@ impl TraderOp {
         let mut v = Vec::new();
         let (tag, name) = match self {
             TraderOp::Install { name, .. } => (0, name.as_str()),
-            TraderOp::Remove { name } => (1, name.as_str()),
+            TraderOp::Remove { name, .. } => (1, name.as_str()),
             TraderOp::Bind { name } => (2, name.as_str()),
             TraderOp::List => (3, ""),
         };
         v.push(tag);
-        let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
-        v.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        v.extend_from_slice(name);
-        if let TraderOp::Install { entry, .. } = self {
-            put_entry(&mut v, entry);
+        put_str(&mut v, name);
+        match self {
+            TraderOp::Install { entry, .. } => put_entry(&mut v, entry),
+            TraderOp::Remove { owner, .. } => v.extend_from_slice(&owner.0.to_le_bytes()),
+            _ => {}
         }
         Bytes::from(v)
     }
 
     pub fn decode(b: &[u8]) -> Result<TraderOp, String> {
-        let (&tag, rest) = b.split_first().ok_or("an empty operation")?;
-        let (len, rest) = rest.split_first_chunk::<2>().ok_or("no name length")?;
-        let len = u16::from_le_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err("a name cut short".into());
-        }
-        let (name, mut rest) = rest.split_at(len);
-        let name = String::from_utf8(name.to_vec()).map_err(|_| "a name that is not UTF-8")?;
-        let op = match tag {
-            0 => TraderOp::Install { name, entry: take_entry(&mut rest)? },
-            1 => TraderOp::Remove { name },
+        let mut r = b;
+        Self::take(&mut r).and_then(|op| if r.is_empty() { Ok(op) } else { Err("bytes after an operation".into()) })
+    }
+
+    /// Reads one operation from the front of `r`, leaving the rest.
+    fn take(r: &mut &[u8]) -> Result<TraderOp, String> {
+        let (&tag, rest) = r.split_first().ok_or("an empty operation")?;
+        *r = rest;
+        let name = take_str(r)?;
+        Ok(match tag {
+            0 => TraderOp::Install { name, entry: take_entry(r)? },
+            1 => TraderOp::Remove { name, owner: EndpointId(take_u64(r)?) },
             2 => TraderOp::Bind { name },
             3 => TraderOp::List,
             t => return Err(format!("no trader operation {t}")),
-        };
-        if !rest.is_empty() {
-            return Err("bytes after an operation".into());
-        }
-        Ok(op)
+        })
     }
 }
 
 fn put_entry(v: &mut Vec<u8>, e: &Entry) {
     v.extend_from_slice(&e.group.to_le_bytes());
     v.extend_from_slice(&e.owner.0.to_le_bytes());
+    put_str(v, &e.contact);
 }
 
 fn take_entry(r: &mut &[u8]) -> Result<Entry, String> {
-    let (b, rest) = r.split_first_chunk::<16>().ok_or("an entry cut short")?;
-    *r = rest;
-    Ok(Entry {
-        group: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-        owner: EndpointId(u64::from_le_bytes(b[8..].try_into().expect("8 bytes"))),
-    })
+    Ok(Entry { group: take_u64(r)?, owner: EndpointId(take_u64(r)?), contact: take_str(r)? })
 }
 
-/// A `bind`'s answer: the entry, if the name is registered.
-pub fn decode_bind(b: &[u8]) -> Result<Option<Entry>, String> {
-    if b.is_empty() {
-        return Ok(None);
-    }
+/// A `bind`'s answer: every offer of the name, by owner.
+pub fn decode_bind(b: &[u8]) -> Result<Vec<Entry>, String> {
     let mut r = b;
-    let e = take_entry(&mut r)?;
-    if r.is_empty() { Ok(Some(e)) } else { Err("bytes after an entry".into()) }
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        out.push(take_entry(&mut r)?);
+    }
+    Ok(out)
 }
 
-/// The trader's semantics object: names to services.
+/// The trader's semantics object: names to the offers of their services.
 #[derive(Default, Debug, PartialEq, Eq)]
 pub struct Directory {
-    services: BTreeMap<String, Entry>,
+    services: BTreeMap<String, BTreeMap<EndpointId, Entry>>,
 }
 
 impl Directory {
-    pub fn get(&self, name: &str) -> Option<Entry> {
-        self.services.get(name).copied()
+    /// The offers of `name`, by owner.
+    pub fn get(&self, name: &str) -> Vec<Entry> {
+        self.services.get(name).map(|o| o.values().cloned().collect()).unwrap_or_default()
     }
+    /// Names with at least one offer.
     pub fn len(&self) -> usize {
         self.services.len()
     }
@@ -126,10 +156,10 @@ impl Directory {
     }
     /// The names a member offers.
     fn offered_by(&self, owner: EndpointId) -> Vec<String> {
-        self.services.iter().filter(|(_, e)| e.owner == owner).map(|(n, _)| n.clone()).collect()
+        self.services.iter().filter(|(_, o)| o.contains_key(&owner)).map(|(n, _)| n.clone()).collect()
     }
     fn owners(&self) -> Vec<EndpointId> {
-        let mut o: Vec<EndpointId> = self.services.values().map(|e| e.owner).collect();
+        let mut o: Vec<EndpointId> = self.services.values().flat_map(|o| o.keys().copied()).collect();
         o.sort();
         o.dedup();
         o
@@ -137,46 +167,55 @@ impl Directory {
 }
 
 impl Semantics for Directory {
+    /// An install or a remove; its result: whether the offer was there before.
     fn apply(&mut self, op: &[u8]) -> Result<Bytes, String> {
         let had = match TraderOp::decode(op)? {
-            TraderOp::Install { name, entry } => self.services.insert(name, entry).is_some(),
-            TraderOp::Remove { name } => self.services.remove(&name).is_some(),
+            TraderOp::Install { name, entry } => {
+                self.services.entry(name).or_default().insert(entry.owner, entry).is_some()
+            }
+            TraderOp::Remove { name, owner } => {
+                let offers = self.services.get_mut(&name);
+                let had = offers.is_some_and(|o| o.remove(&owner).is_some());
+                if self.services.get(&name).is_some_and(BTreeMap::is_empty) {
+                    self.services.remove(&name);
+                }
+                had
+            }
             _ => return Err("bind and list are read-only".into()),
         };
         Ok(Bytes::from_static(if had { &[1] } else { &[0] }))
     }
     fn read(&self, op: &[u8]) -> Result<Bytes, String> {
-        let mut v = Vec::new();
         match TraderOp::decode(op)? {
             TraderOp::Bind { name } => {
-                if let Some(e) = self.services.get(&name) {
+                let mut v = Vec::new();
+                for e in self.services.get(&name).into_iter().flat_map(BTreeMap::values) {
                     put_entry(&mut v, e);
                 }
+                Ok(Bytes::from(v))
             }
-            TraderOp::List => return Ok(self.dump()),
-            _ => return Err("install and remove are not read-only".into()),
+            TraderOp::List => Ok(self.dump()),
+            _ => Err("install and remove are not read-only".into()),
         }
-        Ok(Bytes::from(v))
     }
+    /// Every offer, as its install.
     fn dump(&self) -> Bytes {
         let mut v = Vec::new();
-        for (name, entry) in &self.services {
-            v.extend_from_slice(&TraderOp::Install { name: name.clone(), entry: *entry }.encode());
+        for (name, offers) in &self.services {
+            for entry in offers.values() {
+                v.extend_from_slice(&TraderOp::Install { name: name.clone(), entry: entry.clone() }.encode());
+            }
         }
         Bytes::from(v)
     }
     fn undump(&mut self, state: &[u8]) -> Result<(), String> {
-        let mut services = BTreeMap::new();
+        let mut services: BTreeMap<String, BTreeMap<EndpointId, Entry>> = BTreeMap::new();
         let mut r = state;
         while !r.is_empty() {
-            // One install after another: the tag, the name's length, the name, the entry.
-            let len = 3 + r.get(1..3).map_or(0, |l| u16::from_le_bytes([l[0], l[1]]) as usize) + 16;
-            let (one, rest) = r.split_at(len.min(r.len()));
-            match TraderOp::decode(one)? {
-                TraderOp::Install { name, entry } => services.insert(name, entry),
+            match TraderOp::take(&mut r)? {
+                TraderOp::Install { name, entry } => services.entry(name).or_default().insert(entry.owner, entry),
                 _ => return Err("a dump holds installs only".into()),
             };
-            r = rest;
         }
         self.services = services;
         Ok(())
@@ -199,7 +238,7 @@ pub struct Trader<L: Layer = Stack> {
     next_id: CallId,
     /// The application's events (the duty's own outcomes taken out).
     events: std::collections::VecDeque<ObjEvent>,
-    /// Services the duty removed.
+    /// Offers the duty withdrew.
     pub dropped: u64,
 }
 
@@ -277,7 +316,7 @@ impl<L: Layer> Trader<L> {
         self.missed.remove(&owner);
         for name in self.replica.object().offered_by(owner) {
             let id = self.duty_id();
-            let op = TraderOp::Remove { name }.encode();
+            let op = TraderOp::Remove { name, owner }.encode();
             if self.replica.handle_command(now, ObjCmd::Write { id, op }).is_ok() {
                 self.dropped += 1;
             }
@@ -353,12 +392,16 @@ impl<L: Layer> Simulated for Trader<L> {
 mod tests {
     use super::*;
 
+    fn entry(group: u64, owner: u64, contact: &str) -> Entry {
+        Entry { group, owner: EndpointId(owner), contact: contact.into() }
+    }
+
     #[test]
     fn operations_round_trip_and_apply() {
-        let e = Entry { group: 77, owner: EndpointId(5) };
+        let (a, b) = (entry(77, 5, "127.0.0.1:7001"), entry(77, 6, "127.0.0.1:7002"));
         let ops = [
-            TraderOp::Install { name: "kv".into(), entry: e },
-            TraderOp::Remove { name: "kv".into() },
+            TraderOp::Install { name: "kv".into(), entry: a.clone() },
+            TraderOp::Remove { name: "kv".into(), owner: EndpointId(5) },
             TraderOp::Bind { name: "kv".into() },
             TraderOp::List,
         ];
@@ -367,19 +410,26 @@ mod tests {
         }
         let mut d = Directory::default();
         assert_eq!(d.apply(&ops[0].encode()), Ok(Bytes::from_static(&[0])));
-        assert_eq!(decode_bind(&d.read(&ops[2].encode()).expect("bind")), Ok(Some(e)));
-        d.apply(&TraderOp::Install { name: "other".into(), entry: Entry { group: 1, owner: EndpointId(6) } }.encode())
-            .expect("install");
+        assert_eq!(d.apply(&ops[0].encode()), Ok(Bytes::from_static(&[1])), "an owner's offer replaces its own");
+        d.apply(&TraderOp::Install { name: "kv".into(), entry: b.clone() }.encode()).expect("install");
+        d.apply(&TraderOp::Install { name: "files".into(), entry: entry(9, 6, "") }.encode()).expect("install");
+        assert_eq!(decode_bind(&d.read(&ops[2].encode()).expect("bind")), Ok(vec![a.clone(), b.clone()]));
         let mut copy = Directory::default();
         copy.undump(&d.dump()).expect("undumps");
         assert_eq!(copy, d);
-        assert_eq!(d.offered_by(EndpointId(5)), ["kv"]);
+        assert_eq!(d.offered_by(EndpointId(6)), ["files", "kv"]);
         assert_eq!(d.owners(), [EndpointId(5), EndpointId(6)]);
         assert_eq!(d.apply(&ops[1].encode()), Ok(Bytes::from_static(&[1])));
-        assert_eq!(decode_bind(&d.read(&ops[2].encode()).expect("bind")), Ok(None));
-        for bad in [&[][..], &[0, 2, 0, b'k'], &[9, 0, 0], &[2, 0, 0, 1]] {
+        assert_eq!(decode_bind(&d.read(&ops[2].encode()).expect("bind")), Ok(vec![b]));
+        d.apply(&TraderOp::Remove { name: "files".into(), owner: EndpointId(6) }.encode()).expect("remove");
+        assert_eq!((d.len(), d.get("files")), (1, vec![]), "a name with no offer left is gone");
+        for bad in [&[][..], &[0, 2, 0, b'k'], &[9, 0, 0], &[2, 0, 0, 1], &[1, 0, 0, 1, 2]] {
             assert!(TraderOp::decode(bad).is_err(), "{bad:?}");
         }
-        assert!(Directory::default().undump(&[0, 1, 0, b'x', 1]).is_err());
+        let dump = d.dump();
+        for cut in 1..dump.len() {
+            assert!(Directory::default().undump(&dump[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode_bind(&[1, 2, 3]).is_err());
     }
 }
