@@ -6,7 +6,9 @@
 //! detection time and false suspicions of the failure detectors between member processes.
 //! `member` is `thoth-member`: one member of a dynamic group, events as JSON lines.
 //! `iface` is the `--interface` option the three share. `rpc_perf` and `kv_perf` are behind
-//! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet.
+//! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet. `kv`
+//! is also the replicated key-value store of `thoth-kv`, the demo; `term`, the SIGTERM
+//! flag `thoth-member` and `thoth-kv` poll.
 
 pub mod detect;
 pub mod iface;
@@ -16,3 +18,4 @@ pub mod member;
 pub mod peers;
 pub mod perf;
 pub mod rpc_perf;
+pub mod term;

@@ -10,6 +10,14 @@
 //! delete, 2 get), the key's length (u16, little-endian), the key, then a put's value. A
 //! dump is a count (u64), then per entry the key and the value, each after its length (u32).
 //! What does not decode is refused with why, never a panic. Tested below.
+//!
+//! `thoth-kv`, the demo, is here too: `serve` (a replica), `client`, their datagrams
+//! (`wire`), and the command line (`cli`).
+
+pub mod cli;
+pub mod client;
+pub mod serve;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use thoth::Bytes;

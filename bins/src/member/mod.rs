@@ -24,7 +24,6 @@ pub mod json;
 
 use args::Opts;
 use std::io::{BufRead, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::time::{Duration, Instant};
 use thoth::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
@@ -38,12 +37,6 @@ const LEAVE_WAIT: Duration = Duration::from_secs(5);
 const LINES_AHEAD: usize = 1024;
 /// Longest sleep of the event loop (stdin lines and SIGTERM are seen this promptly).
 const TICK: Duration = Duration::from_millis(20);
-
-static TERM: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_term(_: libc::c_int) {
-    TERM.store(true, Ordering::Relaxed);
-}
 
 pub fn main(args: Vec<String>) -> i32 {
     let o = match args::parse(&args) {
@@ -73,7 +66,7 @@ fn out(line: &str) {
 }
 
 fn run(o: &Opts) -> Result<(), String> {
-    install_sigterm();
+    crate::term::install(false);
     crate::iface::check_host(o.interface)?;
     let cfg = UdpConfig {
         group: o.addr,
@@ -101,15 +94,6 @@ fn run(o: &Opts) -> Result<(), String> {
     let r = serve(&handle);
     handle.shutdown();
     r
-}
-
-/// Installs the SIGTERM handler (it only sets a flag the loop polls).
-fn install_sigterm() {
-    let handler: extern "C" fn(libc::c_int) = on_term;
-    // SAFETY: `on_term` is async-signal-safe (one relaxed atomic store).
-    unsafe {
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
 }
 
 /// Reads stdin on a thread of its own: each line, then `None` at the end.
@@ -142,7 +126,7 @@ fn serve(h: &Handle) -> Result<(), String> {
     let mut left = false;
     let mut events = Vec::new();
     loop {
-        if input.closed.is_none() && TERM.load(Ordering::Relaxed) {
+        if input.closed.is_none() && crate::term::asked() {
             input.closed = Some(Instant::now());
         }
         if !left {

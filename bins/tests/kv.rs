@@ -1,0 +1,182 @@
+//! `thoth-kv` as real processes on loopback multicast, the README's walk-through: three
+//! replicas form the store's group and the trader's; one client writes, another reads; a
+//! replica killed with SIGKILL does not stop the writes, and the trader drops its offer; a
+//! fresh replica catches up by state transfer (shown by stopping the two old ones and
+//! reading every key from it alone); every replica stopped and restarted from its
+//! checkpoint (the one killed too, from its last periodic checkpoint, first: the oldest)
+//! gives back every key, the newest included.
+//! Hostile datagrams at a contact and at the rendezvous are dropped and counted. Each run
+//! uses its own multicast addresses, group names and directories, and kills every process
+//! it started (a replica is killed and reaped when dropped; clients run under a limit).
+
+mod common;
+
+use common::member::{Member, wait};
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_thoth-kv");
+
+struct Net {
+    args: Vec<String>,
+    dir: PathBuf,
+    rendezvous: String,
+}
+
+fn net() -> Net {
+    let pid = std::process::id();
+    let port = 20_000 + (pid % 20_000) as u16;
+    let rendezvous = format!("239.84.74.2:{}", port + 1);
+    let args = vec![
+        "--group-addr".into(),
+        format!("239.84.74.1:{port}"),
+        "--rendezvous".into(),
+        rendezvous.clone(),
+        "--name".into(),
+        format!("kv-test-{pid}"),
+    ];
+    let dir = std::env::temp_dir().join(format!("thoth-kv-test-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Net { args, dir, rendezvous }
+}
+
+fn serve(n: &Net, name: &str, strategy: &str) -> Member {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--dir", &n.dir.join(name).to_string_lossy(), "--strategy", strategy]).args(&n.args);
+    Member::spawn(name, cmd)
+}
+
+/// A client command: its status and its stdout.
+fn client(n: &Net, words: &[&str]) -> (bool, String) {
+    let mut args: Vec<&str> = words.to_vec();
+    args.extend(n.args.iter().map(String::as_str));
+    let (out, _, _) = common::run(BIN, &args, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    if !out.status.success() {
+        eprintln!("{words:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), text)
+}
+
+fn put(n: &Net, k: &str, v: &str) {
+    let (ok, text) = client(n, &["put", k, v]);
+    assert!(ok && text.starts_with("ok"), "put {k}: {text}");
+}
+
+fn get(n: &Net, k: &str) -> String {
+    let (ok, text) = client(n, &["get", k]);
+    assert!(ok, "get {k}");
+    text
+}
+
+fn has(m: &Member, prefix: &str) -> bool {
+    m.lines().iter().any(|l| l.text.starts_with(prefix))
+}
+
+/// Waits until every replica's last view of the store has `size` members and each has
+/// offered the store.
+fn settle(n: &Net, ms: &[&Member], size: usize) {
+    let name = &n.args[5];
+    let want = format!("view {name} ");
+    wait(Duration::from_secs(20), &format!("{size} replicas"), || {
+        ms.iter()
+            .all(|m| {
+                let last = m.lines().into_iter().rfind(|l| l.text.starts_with(&want));
+                last.is_some_and(|l| l.text.ends_with(&format!(" {size}"))) && has(m, "offered")
+            })
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{size} replicas: {:?}", ms.iter().map(|m| m.lines()).collect::<Vec<_>>()));
+}
+
+/// How many replicas the trader offers, as a client sees it.
+fn offered(n: &Net) -> usize {
+    client(n, &["where"]).1.lines().count()
+}
+
+/// Stops a replica with SIGTERM: it withdraws its offer, leaves, saves, exits 0.
+fn stop(m: &mut Member) {
+    m.signal("-TERM");
+    let status = m.exit_status(Duration::from_secs(10)).unwrap_or_else(|| panic!("{} stops", m.name));
+    assert!(status.success(), "{}: {status}", m.name);
+    assert!(has(m, "exit"), "{}", m.name);
+}
+
+#[test]
+fn the_walk_through_replicas_clients_a_kill_a_catch_up_and_a_restart() {
+    let n = net();
+    let mut r: Vec<Member> = Vec::new();
+    for i in 1..=3 {
+        r.push(serve(&n, &format!("r{i}"), "active"));
+        // One at a time: each joins the group the first formed.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    settle(&n, &r.iter().collect::<Vec<_>>(), 3);
+    wait(Duration::from_secs(10), "three offers", || (offered(&n) == 3).then_some(())).expect("three offers");
+    // One client writes, another reads.
+    put(&n, "a", "1");
+    put(&n, "b", "2");
+    assert_eq!(get(&n, "a"), "1");
+    // Hostile datagrams at a contact and at the rendezvous: dropped and counted.
+    let contact =
+        r[0].lines().iter().find_map(|l| l.text.strip_prefix("listening ").map(String::from)).expect("a contact");
+    let s = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+    for k in 0..50u8 {
+        let junk: Vec<u8> = (0..k).map(|x| x.wrapping_mul(31)).collect();
+        // Its kind (0x7f) is none, or it is cut short.
+        s.send_to(&[b"TKV1\x7f".as_slice(), &junk].concat(), &contact).expect("sent");
+        s.send_to(&junk, &n.rendezvous).expect("sent");
+    }
+    assert_eq!(get(&n, "b"), "2", "garbage stops nothing");
+    // kill -9 a replica; writes go on; the trader drops its offer.
+    r[1].signal("-KILL");
+    let t = Instant::now();
+    for k in 0..10 {
+        put(&n, &format!("k{k}"), &format!("v{k}"));
+    }
+    eprintln!("10 puts after a kill -9 (one waits out the view change): {:?}", t.elapsed());
+    wait(Duration::from_secs(15), "the dead replica's offer dropped", || (offered(&n) == 2).then_some(()))
+        .expect("the trader drops the offer of a replica that stopped answering");
+    // A fresh replica catches up by state transfer: the two old ones stop, and it alone
+    // answers for every key.
+    let mut fresh = serve(&n, "r4", "active");
+    settle(&n, &[&r[0], &r[2], &fresh], 3);
+    for i in [0, 2] {
+        stop(&mut r[i]);
+    }
+    settle(&n, &[&fresh], 1);
+    assert_eq!(get(&n, "a"), "1");
+    for k in 0..10 {
+        assert_eq!(get(&n, &format!("k{k}")), format!("v{k}"), "the fresh replica has k{k}");
+    }
+    // A write only the fresh replica holds, then it stops too: every replica is down.
+    put(&n, "newest", "yes");
+    stop(&mut fresh);
+    // The contact's 50 and the rendezvous's 50 (every replica there then hears them).
+    assert!(has(&r[0], "dropped 100 datagrams"), "{:?}", r[0].lines());
+    assert!(has(&r[2], "dropped 50 datagrams"), "{:?}", r[2].lines());
+    assert!(!has(&fresh, "dropped"), "nothing hostile reached the fresh replica");
+    // Restart from the checkpoints, the oldest first (the replica killed with SIGKILL: its
+    // last periodic checkpoint holds the two first puts): the newest is offered and taken.
+    drop(r);
+    let again: Vec<Member> = ["r2", "r1", "r3", "r4"]
+        .iter()
+        .map(|name| {
+            let m = serve(&n, name, "active");
+            wait(Duration::from_secs(10), "restored", || has(&m, "restored").then_some(())).expect("restored");
+            std::thread::sleep(Duration::from_millis(300));
+            m
+        })
+        .collect();
+    assert!(has(&again[0], "restored 2"), "the killed replica's checkpoint: {:?}", again[0].lines());
+    settle(&n, &again.iter().collect::<Vec<_>>(), 4);
+    assert_eq!(get(&n, "newest"), "yes", "the newest checkpoint won");
+    assert_eq!(get(&n, "a"), "1");
+    assert_eq!(get(&n, "k9"), "v9");
+    for mut m in again {
+        stop(&mut m);
+    }
+    let _ = std::fs::remove_dir_all(&n.dir);
+}
