@@ -12,8 +12,10 @@
 //! output from the current state) and, if so, lifts its call and return out of the list and
 //! starts over from the first event left; at a return of an operation not linearized yet,
 //! the last choice was wrong: it is undone and the search goes on from the call after it. A
-//! (set of operations linearized, model state) pair seen before is not explored again. Exponential in the worst case (the problem is NP-complete); histories of a
-//! few hundred operations with a few concurrent clients check in milliseconds.
+//! (set of operations linearized, model state) pair seen before is not explored again.
+//! Exponential in the worst case (the problem is NP-complete), so bounded (`MAX_SEEN`);
+//! histories of a few hundred operations with a few concurrent clients check in
+//! milliseconds.
 //!
 //! Tested below: linearizable and non-linearizable histories of a register, pending
 //! operations either way.
@@ -41,6 +43,10 @@ pub struct Op<I, O> {
     pub input: I,
     pub output: Option<O>,
 }
+
+/// The most (operations linearized, state) pairs a search keeps: past them it gives up (an
+/// error: not shown linearizable), rather than take the machine's memory.
+pub const MAX_SEEN: usize = 200_000;
 
 /// Whether `history` is linearizable under `model`; if not, how far the search got.
 pub fn check<M: Model>(model: &M, history: &[Op<M::Input, M::Output>]) -> Result<(), String> {
@@ -99,6 +105,9 @@ pub fn check<M: Model>(model: &M, history: &[Op<M::Input, M::Output>]) -> Result
         }
         let (_, is_ret, op) = events[at];
         if !is_ret {
+            if seen.len() > MAX_SEEN {
+                return Err(format!("gave up after {MAX_SEEN} states ({deepest} of {n} operations placed at most)"));
+            }
             let h = &history[op];
             let stepped = model.step(&state, &h.input, h.output.as_ref()).filter(|s| {
                 let mut key = done.clone();

@@ -21,7 +21,8 @@
 use thoth_grpc::linear::{self, Model, Op};
 use thoth_grpc::object::capability;
 use thoth_grpc::{
-    Bounds, Capability, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Secret, Semantics, Strategy,
+    Bounds, Capability, ObjCmd, ObjConfig, ObjError, ObjEvent, ObjStats, Replica, Rpc, RpcConfig, Secret, Semantics,
+    Strategy,
 };
 use thoth_stack::sim::{Link, NodeId, Sim, check_seeds};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId};
@@ -558,13 +559,24 @@ impl Model for LogModel {
 
 type History = Vec<Op<LogIn, Vec<u64>>>;
 
-/// One chaos run: 3 members, each a client making operations one at a time (two appends
-/// of numbers never used before for one read) for 1.5 s at random moments, over links that
-/// lose up to 3 % and jitter; one member crashes at a random instant (under
-/// `PrimaryBackup` the primary, half the time). Returns the history (simulated time, ns;
-/// an operation that ended unavailable or whose member crashed never returned: it may or
-/// may not have taken effect) and each surviving member's log.
-fn chaos_history(seed: u64, cfg: ObjConfig) -> (History, Vec<Vec<u64>>) {
+/// The fault a chaos run injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chaos {
+    /// 3 members; one crashes (under `PrimaryBackup` the primary, half the time).
+    Crash,
+    /// 5 members in primary-partition mode; two of them are cut off from the other three
+    /// for a while, then the partition heals and the sides merge.
+    Partition,
+}
+
+/// One chaos run: each member a client making operations one at a time (two appends of
+/// numbers never used before for one read) for a while (2.5 s; under partitions until 6 s
+/// after the heal) at random moments, over links that
+/// lose up to 3 % and jitter, with the fault `chaos` at a random instant; a client makes
+/// none while its member is outside a primary view. Returns the history (simulated time,
+/// ns; an operation that ended unavailable or whose member crashed never returned: it may
+/// or may not have taken effect), each surviving member's log at the end, and their stats.
+fn chaos_history(seed: u64, cfg: ObjConfig, chaos: Chaos) -> (History, Vec<Vec<u64>>, Vec<ObjStats>) {
     let mut r = thoth_stack::Rng::new(seed ^ 0x0b1ec7);
     let mut sim = Sim::new(seed);
     sim.set_default_link(Link {
@@ -574,14 +586,26 @@ fn chaos_history(seed: u64, cfg: ObjConfig) -> (History, Vec<Vec<u64>>) {
         reorder: 0.1,
         ..Link::default()
     });
-    let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
+    let fault_at = 100 + r.below(if chaos == Chaos::Crash { 1300 } else { 600 });
+    // Long enough for the sides to suspect each other (a heartbeat's timeout and more).
+    let heal_at = fault_at + 3000 + r.below(1500);
+    // Members, stack, operations' chance per client and millisecond, until when, the end
+    // (time for the sides to find each other and merge after the heal, then operations).
+    let (n, spec, rate, ops_until, run_ms) = match chaos {
+        // Operations go on for a second after the last crash instant: one that stalls the
+        // group until the view change (a write waits for every replica, a read at the
+        // primary for the updates before it) leaves time for more.
+        Chaos::Crash => (3, "total", 0.3, 2500, 4000),
+        Chaos::Partition => (5, "gms(primary=1):heartbeat:reliable_total", 0.02, heal_at + 6000, heal_at + 8000),
+    };
+    let ids: Vec<EndpointId> = (1..=n).map(EndpointId).collect();
     let nodes: Vec<NodeId> = ids
         .iter()
         .map(|&me| {
             let ids = ids.clone();
             sim.add_node(move |spawn| {
                 let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
-                let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
+                let ep = Endpoint::from_spec(c, &thoth::registry(), spec).expect("the stack builds");
                 Replica::new(
                     Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() }),
                     Log::default(),
@@ -592,15 +616,24 @@ fn chaos_history(seed: u64, cfg: ObjConfig) -> (History, Vec<Vec<u64>>) {
         .collect();
     sim.run_for(Duration::from_millis(100));
     let victim = if cfg.strategy == Strategy::PrimaryBackup && r.chance(0.5) { 0 } else { r.below(3) as usize };
-    let crash_at = 100 + r.below(1300);
+    // The minority side: two members at random.
+    let mut minority = vec![r.below(5) as usize];
+    minority.push((minority[0] + 1 + r.below(4) as usize) % 5);
+    let sides: (Vec<NodeId>, Vec<NodeId>) = (0..nodes.len()).map(|i| nodes[i]).partition(|n| {
+        let i = nodes.iter().position(|m| m == n).expect("a node");
+        minority.contains(&i)
+    });
     let mut history: History = Vec::new();
     // Per node: the op it waits for (its id and index in the history), events read so far.
-    let mut waiting: [Option<(u64, usize)>; 3] = [None; 3];
-    let mut read_upto = [0usize; 3];
+    let mut waiting: Vec<Option<(u64, usize)>> = vec![None; nodes.len()];
+    let mut read_upto = vec![0usize; nodes.len()];
     let mut next_x = 0u64;
-    for ms in 0..3000u64 {
-        if ms == crash_at {
-            sim.crash(nodes[victim]);
+    for ms in 0..run_ms {
+        match chaos {
+            Chaos::Crash if ms == fault_at => sim.crash(nodes[victim]),
+            Chaos::Partition if ms == fault_at => sim.partition(&sides.0, &sides.1),
+            Chaos::Partition if ms == heal_at => sim.heal(&sides.0, &sides.1),
+            _ => {}
         }
         for (i, &n) in nodes.iter().enumerate() {
             if !sim.is_up(n) {
@@ -619,7 +652,8 @@ fn chaos_history(seed: u64, cfg: ObjConfig) -> (History, Vec<Vec<u64>>) {
                     waiting[i] = None;
                 }
             }
-            if ms < 1500 && waiting[i].is_none() && r.chance(0.3) {
+            let primary = sim.endpoint(n).expect("up").rpc().endpoint().view().primary;
+            if ms < ops_until && waiting[i].is_none() && primary && r.chance(rate) {
                 let id = history.len() as u64;
                 let (input, cmd) = if r.below(3) == 0 {
                     (LogIn::Read, read(id))
@@ -635,8 +669,9 @@ fn chaos_history(seed: u64, cfg: ObjConfig) -> (History, Vec<Vec<u64>>) {
         }
         sim.run_for(Duration::from_millis(1));
     }
-    let logs = nodes.iter().filter(|&&n| sim.is_up(n)).map(|&n| log_of(&sim, n)).collect();
-    (history, logs)
+    let up: Vec<NodeId> = nodes.iter().copied().filter(|&n| sim.is_up(n)).collect();
+    let logs = up.iter().map(|&n| log_of(&sim, n)).collect();
+    (history, logs, up.iter().map(|&n| sim.endpoint(n).expect("up").obj_stats().clone()).collect())
 }
 
 /// `Active` and `PrimaryBackup` are linearizable under loss and a crash (every seed's
@@ -645,7 +680,7 @@ fn chaos_history(seed: u64, cfg: ObjConfig) -> (History, Vec<Vec<u64>>) {
 fn active_and_primary_backup_are_linearizable_under_faults() {
     for strategy in [Strategy::Active, Strategy::PrimaryBackup] {
         check_seeds("active_and_primary_backup_are_linearizable_under_faults", 0..12, |seed| {
-            let (h, logs) = chaos_history(seed, ObjConfig::new(strategy));
+            let (h, logs, _) = chaos_history(seed, ObjConfig::new(strategy), Chaos::Crash);
             let returned = h.iter().filter(|o| o.ret.is_some()).count();
             if returned < 100 {
                 return Err(format!("{strategy:?}: only {returned} operations returned"));
@@ -658,13 +693,58 @@ fn active_and_primary_backup_are_linearizable_under_faults() {
     }
 }
 
+/// Under partitions, in primary-partition mode: only the side with the majority serves,
+/// the other refuses; once the partition heals and the sides merge, every replica takes
+/// the primary side's state (the minority's offer ranks below it) and the histories are
+/// linearizable, for `Active` and `PrimaryBackup`.
+#[test]
+fn active_and_primary_backup_are_linearizable_across_partitions() {
+    for strategy in [Strategy::Active, Strategy::PrimaryBackup] {
+        check_seeds("active_and_primary_backup_are_linearizable_across_partitions", 0..8, |seed| {
+            let (h, logs, stats) = chaos_history(seed, ObjConfig::new(strategy), Chaos::Partition);
+            let returned = h.iter().filter(|o| o.ret.is_some()).count();
+            if returned < 100 {
+                return Err(format!("{strategy:?}: only {returned} operations returned"));
+            }
+            // The sides merged: every member offered its side's state, and the minority's
+            // two took the primary side's.
+            let offered: Vec<u64> = stats.iter().map(|s| s.offered).collect();
+            let restored: u64 = stats.iter().map(|s| s.restored).sum();
+            if offered.contains(&0) || restored < 2 {
+                return Err(format!("{strategy:?}: no merge? offered {offered:?}, restored {restored}"));
+            }
+            if logs.len() != 5 || logs.windows(2).any(|w| w[0] != w[1]) {
+                return Err(format!("{strategy:?}: after the merge the replicas disagree: {logs:?}"));
+            }
+            linear::check(&LogModel, &settled(h, &logs[0])).map_err(|e| format!("{strategy:?}: {e}"))
+        });
+    }
+}
+
+/// The history with what the final state settles taken out: an append that never returned
+/// and is not in the final log (every replica's, at the end) never took effect, and a read
+/// that never returned constrains nothing. What is left of the operations that never
+/// returned took effect at some instant after their call. (A partition leaves many
+/// appends unanswered; each kept would multiply the orders the search tries.)
+fn settled(h: History, last: &[u64]) -> History {
+    h.into_iter()
+        .filter(|o| {
+            o.ret.is_some()
+                || match o.input {
+                    LogIn::Append(x) => last.contains(&x),
+                    LogIn::Read => false,
+                }
+        })
+        .collect()
+}
+
 /// `Cached` promises less (its reads are local): a read gives a prefix of the one order
 /// that holds every write completed before the read began, and a member's reads never go
 /// back. Writes and reads of the other strategies' checks would not all hold here.
 #[test]
 fn cached_reads_are_prefixes_that_hold_every_completed_write() {
     check_seeds("cached_reads_are_prefixes_that_hold_every_completed_write", 0..12, |seed| {
-        let (h, logs) = chaos_history(seed, ObjConfig::new(Strategy::Cached));
+        let (h, logs, _) = chaos_history(seed, ObjConfig::new(Strategy::Cached), Chaos::Crash);
         if logs.windows(2).any(|w| w[0] != w[1]) {
             return Err("the survivors disagree".into());
         }
@@ -692,6 +772,6 @@ fn cached_reads_are_prefixes_that_hold_every_completed_write() {
 #[test]
 fn planted_unordered_writes_are_caught_by_the_linearizability_check() {
     let cfg = ObjConfig { test_fifo_writes: true, ..ObjConfig::new(Strategy::Active) };
-    let caught = (0..12).find(|&seed| linear::check(&LogModel, &chaos_history(seed, cfg).0).is_err());
+    let caught = (0..12).find(|&seed| linear::check(&LogModel, &chaos_history(seed, cfg, Chaos::Crash).0).is_err());
     assert!(caught.is_some(), "no seed of twelve caught writes in no order");
 }

@@ -8,8 +8,8 @@
 //! runs a stack with total order, `total`):
 //! - `Active`: every member holds a replica; a write is an `abcast` call to the group that
 //!   every replica applies in the one order, answered when all have (`Mode::All`); a read is
-//!   an `abcast` call too, answered by the first replica to reach it in the order: reads and
-//!   writes are linearizable in a view.
+//!   an `abcast` call too, answered once a majority of the replicas reached it in the order
+//!   (`Mode::Majority`): reads and writes are linearizable.
 //! - `Cached` (read-local, write-all): writes as `Active`; a read runs on the local replica
 //!   at once, with no message: it sees every write this member made and every write any
 //!   member had completed before it read (a write completes once every replica applied
@@ -19,7 +19,9 @@
 //!   others call it point to point. After a write it sends the state update
 //!   (`Semantics::update`, by default the whole state) to every backup (a FIFO-only cast:
 //!   one sender, no order to wait for) and answers only once every backup has absorbed it
-//!   (`Semantics::absorb`), so no acknowledged write is lost when the primary fails: the
+//!   (`Semantics::absorb`); a read at the primary waits for the updates in flight when it
+//!   came. So no acknowledged write is lost, and none is seen before it is safe, when the
+//!   primary fails: the
 //!   next first member takes over with every update the old primary acknowledged (virtual
 //!   synchrony: the survivors absorbed the same updates of the old view). A write whose
 //!   primary fails is made again to the next one under the same key (at most `TRIES` times
@@ -40,6 +42,14 @@
 //! applies the chunks with `Semantics::undump` before anything of its first view (neither
 //! event reaches the application). A state that does not undump is reported as
 //! `Event::Error`.
+//!
+//! **Partitions**: in a view that is not primary (the group runs in primary-partition mode,
+//! `gms(primary=1)`; otherwise every view is primary and each side of a partition serves on
+//! its own) the object serves nothing: operations end `Unavailable`, and so does one that
+//! ends there whatever its outcome. When sides merge (a view with `subgroups`), every
+//! member offers its side's state; every replica takes the highest-ranked one in the one
+//! order (a primary view's history first, then the most state changes) and runs no
+//! operation, its own or another's, until it has had every member's offer.
 //!
 //! **Persistence** (Electra's object server): `checkpoint` gives the replica's whole state
 //! with its version (state changes applied, the same at every replica of the same state);
@@ -67,7 +77,8 @@
 //! every member, one order at every replica, a replica crashing during writes, the primary
 //! crashing during writes with no acknowledged write lost and none applied twice, state
 //! transfer to a member that joins late, a one-member object sending nothing, a group that
-//! stopped restarting from the newest of its members' checkpoints).
+//! stopped restarting from the newest of its members' checkpoints; histories under loss
+//! and crashes, and under partitions that heal, checked for linearizability).
 
 mod applied;
 pub mod capability;
@@ -78,7 +89,7 @@ use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
 use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
 use applied::{Applied, OpKey, put_key, put_result, take_key, take_result};
 use capability::{Capability, Secret};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
 use thoth_stack::{
@@ -237,7 +248,13 @@ enum Purpose {
     /// This member's checkpoint, offered to the group.
     Restore,
     /// The primary's update for a write; then its result goes to `to`.
-    Update { to: Answer, result: applied::Outcome },
+    Update { to: Answer, result: applied::Outcome, seq: u64 },
+}
+
+/// What waits for a merge to end: an operation of this member's, or a request.
+enum Deferred {
+    Own(ObjCmd),
+    Request { caller: Caller, method: u64, args: Bytes, reply: bool },
 }
 
 /// Who waits for a primary's write.
@@ -268,6 +285,21 @@ pub struct Replica<S: Semantics, L: Layer = Stack> {
     /// The checkpoint this replica was restored from (`restore`), until it forms a group
     /// alone or gets the group's state: a joiner offers it if the group's is older.
     restored: Option<(u64, Bytes)>,
+    /// Whether the state comes from a primary view's history: at a merge, a side's state
+    /// ranks by this first, then by its version (`take_offer`).
+    primary: bool,
+    /// A merge under way: the members whose state this replica has not had yet (each
+    /// offers its own); meanwhile operations wait in `deferred`, its own and others'.
+    merging: BTreeSet<EndpointId>,
+    deferred: VecDeque<Deferred>,
+    /// `PrimaryBackup`: reads at the primary that wait for the updates in flight when they
+    /// came (the number of the last one), so no read sees a write before the backups have
+    /// it (a write seen and then lost with the primary, or with the side of a partition it
+    /// was on, would not be linearizable); the primary's updates in flight by number, and
+    /// the last number given.
+    reads: VecDeque<(u64, Deferred)>,
+    in_flight: BTreeSet<u64>,
+    last_update: u64,
     /// State transfer chunks received so far.
     incoming: Vec<u8>,
     events: VecDeque<ObjEvent>,
@@ -290,6 +322,12 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             applied: Applied::default(),
             version: 0,
             restored: None,
+            primary: true,
+            merging: BTreeSet::new(),
+            deferred: VecDeque::new(),
+            reads: VecDeque::new(),
+            in_flight: BTreeSet::new(),
+            last_update: 0,
             incoming: Vec::new(),
             events: VecDeque::new(),
             stats: ObjStats::default(),
@@ -348,13 +386,18 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         Ok((u64::from_le_bytes(*v), rest))
     }
 
-    /// Offers this member's checkpoint to the group (see `restore`).
-    fn offer_restore(&mut self, now: Time, snapshot: &[u8]) {
+    /// Offers a state to the group: a checkpoint newer than the group's (see `restore`), or
+    /// this member's side's state at a merge. `primary`: whether it comes from a primary
+    /// view's history.
+    fn offer_restore(&mut self, now: Time, primary: bool, snapshot: &[u8]) {
         self.stats.offered += 1;
+        let mut offer = Vec::with_capacity(1 + snapshot.len());
+        offer.push(u8::from(primary));
+        offer.extend_from_slice(snapshot);
         let req = Request {
             target: Target::Group,
             method: RESTORE,
-            args: capability::wrap(self.cfg.cap.as_ref(), snapshot),
+            args: capability::wrap(self.cfg.cap.as_ref(), &offer),
             mode: Mode::All,
             order: Order::Abcast,
             timeout: self.cfg.timeout,
@@ -366,14 +409,84 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         self.send_queued(now);
     }
 
-    /// Takes a member's offered checkpoint if it is newer than this replica's state.
-    fn take_offer(&mut self, snapshot: &[u8]) -> Result<Bytes, Fault> {
+    /// Takes a state `from` offered if it ranks above this replica's: from a primary view's
+    /// history first, then newer, then (two histories that forked, each as long: either
+    /// will do, but every replica must pick the same) the greater bytes. Every replica
+    /// takes the offers in the one order, so all end with the highest.
+    fn take_offer(&mut self, now: Time, from: EndpointId, offer: &[u8]) -> Result<Bytes, Fault> {
+        let (&p, snapshot) = offer.split_first().ok_or(Fault::Failed("an empty offer".into()))?;
         let (version, _) = Self::version_of(snapshot).map_err(Fault::Failed)?;
-        if version > self.version {
+        let theirs = (p != 0, version);
+        let ours = (self.primary, self.version);
+        if theirs > ours || (theirs == ours && snapshot > &self.snapshot()[..]) {
             self.load(snapshot).map_err(Fault::Failed)?;
+            self.primary = p != 0;
             self.stats.restored += 1;
         }
+        if self.merging.remove(&from) && self.merging.is_empty() {
+            self.merged(now);
+        }
         Ok(Bytes::new())
+    }
+
+    /// A view came: a merge starts (every member offers its side's state, operations wait
+    /// until this replica has had every member's), or one under way loses members.
+    fn on_view(&mut self, now: Time, v: &View) {
+        if v.subgroups.len() > 1 && v.len() > 1 {
+            self.merging = v.members.iter().copied().collect();
+            let snapshot = self.snapshot();
+            self.offer_restore(now, self.primary, &snapshot);
+        } else if !self.merging.is_empty() {
+            self.merging.retain(|m| v.rank_of(*m).is_some());
+            if self.merging.is_empty() {
+                self.merged(now);
+            }
+        } else {
+            self.primary = v.primary;
+        }
+    }
+
+    /// The merge ended: what waited runs, in the order it came.
+    fn merged(&mut self, now: Time) {
+        self.primary = self.rpc.view().primary;
+        while self.merging.is_empty()
+            && let Some(d) = self.deferred.pop_front()
+        {
+            self.resume(now, d);
+        }
+    }
+
+    /// Runs what waited (for a merge, or for the primary's updates).
+    fn resume(&mut self, now: Time, d: Deferred) {
+        match d {
+            Deferred::Request { caller, method, args, reply } => self.serve(now, caller, method, &args, reply),
+            Deferred::Own(cmd) => {
+                if let Err(why) = self.run(now, cmd.clone())
+                    && let ObjCmd::Write { id, .. } | ObjCmd::Read { id, .. } | ObjCmd::Probe { id, .. } = cmd
+                {
+                    self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) });
+                }
+            }
+        }
+    }
+
+    /// `PrimaryBackup`: a read at the primary waits for the updates in flight now.
+    fn wait_for_updates(&mut self, d: Deferred) -> Option<Deferred> {
+        if self.in_flight.is_empty() {
+            return Some(d);
+        }
+        self.reads.push_back((self.last_update, d));
+        None
+    }
+
+    /// Runs the reads whose updates are all through.
+    fn release_reads(&mut self, now: Time) {
+        while let Some(&(need, _)) = self.reads.front()
+            && self.in_flight.first().is_none_or(|&u| u > need)
+        {
+            let (_, d) = self.reads.pop_front().expect("a read");
+            self.resume(now, d);
+        }
     }
 
     /// The local semantics object (its state is a replica's only under a strategy that
@@ -393,7 +506,11 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     /// runs the calls under `PrimaryBackup` and `ClientServer` (`None` elsewhere, and under
     /// `Active`, whose reads go through the order). What `ObjCmd::Read` gives there, without
     /// a turn of the machine (a driver's owner calls it on the machine it holds).
+    /// None too in a view that is not primary, and while a merge is under way.
     pub fn read_local(&self, op: &[u8]) -> Option<Result<Bytes, String>> {
+        if !self.rpc.view().primary || !self.merging.is_empty() {
+            return None;
+        }
         let local = self.rpc.view().len() == 1
             || match self.cfg.strategy {
                 Strategy::Cached => true,
@@ -429,6 +546,12 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         if self.pending(id) {
             return Err(RpcError::DuplicateId);
         }
+        // Outside a primary view (the group runs in primary-partition mode, `gms(primary=1)`)
+        // the object serves nothing: the primary side may be writing.
+        if !self.rpc.view().primary {
+            self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Unavailable) });
+            return Ok(());
+        }
         let pb = self.cfg.strategy == Strategy::PrimaryBackup;
         let key = (pb && write).then(|| (self.rpc.me(), self.rpc.nonce(), id));
         let here = self.rpc.view().len() == 1
@@ -441,10 +564,32 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         }
         match key {
             Some(key) if here => self.primary_write(now, key, &op, Answer::Local(id)),
+            _ if here && !write => {
+                if let Some(Deferred::Own(ObjCmd::Read { id, op })) =
+                    self.wait_for_updates(Deferred::Own(ObjCmd::Read { id, op }))
+                {
+                    self.local(id, false, &op);
+                }
+            }
             _ if here => self.local(id, write, &op),
             _ => return self.call(now, Purpose::App { id, write, op, key, tries: 1 }),
         }
         Ok(())
+    }
+
+    fn run(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
+        match cmd {
+            ObjCmd::Write { id, op } => self.invoke(now, id, true, op),
+            ObjCmd::Read { id, op } => self.invoke(now, id, false, op),
+            ObjCmd::Probe { id, member } => self.probe(now, id, member),
+            ObjCmd::Endpoint(c) => self.rpc.handle_command(now, RpcCmd::Endpoint(c)),
+        }
+    }
+
+    /// An operation that ends in a view that is not primary is unavailable, whatever its
+    /// outcome: it ran on the side that was cut off, whose state the merge discards.
+    fn unless_cut_off(&self, r: Result<Bytes, ObjError>) -> Result<Bytes, ObjError> {
+        if self.rpc.view().primary { r } else { Err(ObjError::Unavailable) }
     }
 
     /// Whether a call carrying `cap` may run here: always without a secret, else if `cap`
@@ -486,7 +631,8 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         self.stats.local += 1;
         self.version += u64::from(write);
         let result = if write { self.obj.apply(op) } else { self.obj.read(op) };
-        self.events.push_back(ObjEvent::Done { id, result: result.map_err(ObjError::Failed) });
+        let result = self.unless_cut_off(result.map_err(ObjError::Failed));
+        self.events.push_back(ObjEvent::Done { id, result });
     }
 
     /// Calls the members an application's operation goes to (see the strategies).
@@ -498,8 +644,10 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                 // first alone, it could be acknowledged by a replica that then fails with the
                 // sequencer before any other has it, and be lost with the caller alive (its
                 // own delivery makes the flush keep it). A read is ordered after every write
-                // acknowledged before it, so any replica's answer will do.
-                let mode = if write { Mode::All } else { Mode::First };
+                // acknowledged before it, and waits for a majority: a side cut off from the
+                // rest could otherwise answer it from writes the other side never gets (the
+                // minority's own sequencer ordered them), which the merge then discards.
+                let mode = if write { Mode::All } else { Mode::Majority };
                 let order = if write && self.cfg.test_fifo_writes { Order::Ubcast } else { Order::Abcast };
                 (Target::Group, order, mode, if write { WRITE } else { READ })
             }
@@ -566,7 +714,9 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             timeout: self.cfg.timeout,
             filter: None,
         };
-        self.queued.push_back((req, Purpose::Update { to, result }));
+        self.last_update += 1;
+        self.in_flight.insert(self.last_update);
+        self.queued.push_back((req, Purpose::Update { to, result, seq: self.last_update }));
         self.send_queued(now);
         self.stats.held_back += u64::from(!self.queued.is_empty());
     }
@@ -576,7 +726,9 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         while !self.rpc.held()
             && let Some((req, p)) = self.queued.pop_front()
         {
+            let seq = if let Purpose::Update { seq, .. } = p { Some(seq) } else { None };
             if let Err(why) = self.send(now, req, p) {
+                self.in_flight.remove(&seq.unwrap_or_default());
                 // The endpoint left: nothing will acknowledge the write (or take the offer).
                 let detail = format!("an update (or a checkpoint offered) did not go: {why}");
                 self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
@@ -586,7 +738,10 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
 
     fn answer(&mut self, now: Time, to: Answer, result: applied::Outcome) {
         match to {
-            Answer::Local(id) => self.events.push_back(ObjEvent::Done { id, result: result.map_err(ObjError::Failed) }),
+            Answer::Local(id) => {
+                let result = self.unless_cut_off(result.map_err(ObjError::Failed));
+                self.events.push_back(ObjEvent::Done { id, result })
+            }
             Answer::Remote(caller) => {
                 let reply = RpcCmd::Reply { to: caller, result: result.map_err(Fault::Failed) };
                 // Refused only when the call is not running here any more (it cannot be).
@@ -597,6 +752,15 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
 
     /// Runs a request of another member's (or this one's) call and answers it.
     fn serve(&mut self, now: Time, caller: Caller, method: u64, args: &[u8], reply: bool) {
+        if !self.merging.is_empty() && !matches!(method, ALIVE | RESTORE) {
+            let args = Bytes::copy_from_slice(args);
+            return self.deferred.push_back(Deferred::Request { caller, method, args, reply });
+        }
+        if method == READ && self.is_first() && !self.in_flight.is_empty() {
+            let args = Bytes::copy_from_slice(args);
+            self.reads.push_back((self.last_update, Deferred::Request { caller, method, args, reply }));
+            return;
+        }
         let result = match method {
             ALIVE => Ok(Bytes::new()),
             UPDATE if self.cfg.strategy == Strategy::PrimaryBackup => self.absorb(caller.member, args),
@@ -607,7 +771,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                     Err(Fault::Failed(why))
                 }
                 Ok((cap, _)) if !self.allowed(cap.as_ref(), true) => Err(Fault::Failed(REFUSED.into())),
-                Ok((_, snapshot)) => self.take_offer(snapshot),
+                Ok((_, offer)) => self.take_offer(now, caller.member, offer),
             },
             WRITE | READ | KEYED if !self.runs_calls() => {
                 self.stats.not_first += 1;
@@ -669,7 +833,10 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     /// One of the replica's Group RPC calls ended.
     fn ended(&mut self, now: Time, call: CallId, outcome: &Outcome) {
         match self.calls.remove(&call) {
-            Some(Purpose::Update { to, result }) => self.answer(now, to, result),
+            Some(Purpose::Update { to, result, seq }) => {
+                self.in_flight.remove(&seq);
+                self.answer(now, to, result);
+            }
             Some(Purpose::App { id, write, op, key: Some(key), tries }) if tries < TRIES && Self::gone(outcome) => {
                 // Its primary failed (or was not the primary yet): again, to the view's
                 // first member, under the same key.
@@ -685,7 +852,8 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                 }
             }
             Some(Purpose::App { id, .. }) => {
-                self.events.push_back(ObjEvent::Done { id, result: Self::result(outcome) })
+                let result = self.unless_cut_off(Self::result(outcome));
+                self.events.push_back(ObjEvent::Done { id, result })
             }
             Some(Purpose::Restore) | None => {}
             Some(Purpose::Probe { id }) => {
@@ -739,7 +907,10 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                         let detail = format!("the checkpoint offered was refused: {why}");
                         self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
                     }
-                    _ => {}
+                    Some(Purpose::Update { seq, .. }) => {
+                        self.in_flight.remove(&seq);
+                    }
+                    None => {}
                 },
                 RpcEvent::Endpoint(Event::StateRequest) => {
                     self.stats.dumps += 1;
@@ -760,19 +931,23 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                         if let Some((v, snapshot)) = self.restored.take()
                             && v > self.version
                         {
-                            self.offer_restore(now, &snapshot);
+                            self.offer_restore(now, self.primary, &snapshot);
                         }
                     }
                 }
-                // A founder's first view (itself alone, not a joiner's provisional one): it
-                // keeps the checkpoint it started from.
-                RpcEvent::Endpoint(e @ Event::View(_)) if e.view().is_some_and(|v| v.id.ltime > 0 && v.len() == 1) => {
-                    self.restored = None;
-                    self.events.push_back(ObjEvent::Endpoint(e));
+                RpcEvent::Endpoint(Event::View(v)) if v.id.ltime > 0 => {
+                    // A founder's first view (itself alone, not a joiner's provisional one):
+                    // it keeps the checkpoint it started from.
+                    if v.len() == 1 {
+                        self.restored = None;
+                    }
+                    self.on_view(now, &v);
+                    self.events.push_back(ObjEvent::Endpoint(Event::View(v)));
                 }
                 RpcEvent::Endpoint(e) => self.events.push_back(ObjEvent::Endpoint(e)),
             }
         }
+        self.release_reads(now);
     }
 }
 
@@ -862,7 +1037,7 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
         self.rpc.has_left()
     }
     fn held(&self) -> bool {
-        self.rpc.held() || !self.queued.is_empty()
+        self.rpc.held() || !self.queued.is_empty() || !self.merging.is_empty()
     }
     fn stats(&self) -> Stats {
         self.rpc.stats()
@@ -870,10 +1045,12 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
 
     fn handle_command(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
         let r = match cmd {
-            ObjCmd::Write { id, op } => self.invoke(now, id, true, op),
-            ObjCmd::Read { id, op } => self.invoke(now, id, false, op),
-            ObjCmd::Probe { id, member } => self.probe(now, id, member),
-            ObjCmd::Endpoint(c) => self.rpc.handle_command(now, RpcCmd::Endpoint(c)),
+            // Operations wait for a merge to end (endpoint commands do not).
+            ObjCmd::Write { .. } | ObjCmd::Read { .. } | ObjCmd::Probe { .. } if !self.merging.is_empty() => {
+                self.deferred.push_back(Deferred::Own(cmd));
+                Ok(())
+            }
+            cmd => self.run(now, cmd),
         };
         self.collect(now);
         r
