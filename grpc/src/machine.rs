@@ -554,3 +554,9 @@ impl<L: Layer> Simulated for Rpc<L> {
         self.ep.group()
     }
 }
+
+impl<L: Layer> thoth_stack::groups::GroupMember for Rpc<L> {
+    fn group(&self) -> GroupId {
+        self.ep.group()
+    }
+}

@@ -352,6 +352,54 @@ fn a_group_that_stopped_restarts_from_the_newest_checkpoint() {
     }
 }
 
+/// Many objects in one process, each its own group, over one socket pair (`Groups`): 3
+/// processes hold the same 40 objects, every other one active and the rest primary-backup;
+/// each process writes to every object at once; every object's replicas agree on its own
+/// writes and nothing else, and every write ended.
+#[test]
+fn many_objects_in_one_process_each_its_own_group() {
+    use thoth_stack::groups::{GroupCmd, Groups, GroupsConfig};
+    let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
+    let objects: Vec<GroupId> = (0..40).map(|k| GroupId(1000 + k)).collect();
+    let mut sim: Sim<Groups<Member>> = Sim::new(14);
+    let nodes: Vec<NodeId> = ids
+        .iter()
+        .map(|&me| {
+            let (ids, objects) = (ids.clone(), objects.clone());
+            sim.add_node(move |spawn| {
+                let mut g = Groups::new(GroupsConfig::new(me));
+                for (k, &obj) in objects.iter().enumerate() {
+                    let strategy = if k % 2 == 0 { Strategy::Active } else { Strategy::PrimaryBackup };
+                    let seed = spawn.seed ^ (k as u64) << 32;
+                    g.add(replica(Config { seed, ..Config::new(obj, me, ids.clone()) }, seed, strategy))
+                        .expect("a group of its own");
+                }
+                g
+            })
+        })
+        .collect();
+    sim.run_for(Duration::from_millis(100));
+    for (i, &n) in nodes.iter().enumerate() {
+        for (k, &obj) in objects.iter().enumerate() {
+            let x = k as u64 * 100 + i as u64;
+            sim.command(n, GroupCmd::To(obj, write(x, x))).expect("write");
+        }
+    }
+    sim.run_for(Duration::from_secs(2));
+    for (i, &n) in nodes.iter().enumerate() {
+        let ok = sim.events(n).iter().filter(|e| matches!(e.event.event, ObjEvent::Done { result: Ok(_), .. })).count();
+        assert_eq!(ok, objects.len(), "member {i}: every write ended");
+    }
+    for (k, &obj) in objects.iter().enumerate() {
+        let logs: Vec<Vec<u64>> =
+            nodes.iter().map(|&n| sim.endpoint(n).expect("up").member(obj).expect("held").object().0.clone()).collect();
+        let mut mine = logs[0].clone();
+        mine.sort();
+        assert_eq!(mine, (0..3).map(|i| k as u64 * 100 + i).collect::<Vec<_>>(), "object {k}: its own writes");
+        assert!(logs.windows(2).all(|w| w[0] == w[1]), "object {k}: the replicas agree: {logs:?}");
+    }
+}
+
 #[test]
 fn an_object_with_one_member_sends_no_request() {
     for strategy in EVERY {

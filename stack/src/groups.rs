@@ -1,8 +1,9 @@
 //! `Groups`: many groups in one process over one socket pair and one driver — the
 //! light-weight groups of Horus and Spread, one per replicated object as E1 and Electra have
-//! them. A `Machine` that holds one `Endpoint` per group, each with its own stack and view,
-//! and demultiplexes datagrams by the group id in their frame, as quinn's endpoint
-//! demultiplexes datagrams to connections.
+//! them. A `Machine` that holds one member machine per group (an `Endpoint`, each with its
+//! own stack and view, or any machine over one that says its group, `GroupMember`: Group
+//! RPC, a replicated object), and demultiplexes datagrams by the group id in their frame,
+//! as quinn's endpoint demultiplexes datagrams to connections.
 //!
 //! What it adds to the endpoints it holds:
 //! - **Timers** in one ordered set of (deadline, group), so a turn touches only the groups
@@ -18,8 +19,8 @@
 //!   here each group has its own).
 //!
 //! Commands name their group (`GroupCmd`); events carry it (`GroupEvent`). A group is added
-//! with its endpoint (`GroupCmd::Add`, or `Groups::add` before the machine is driven) and
-//! removed once its endpoint exits (after its `Event::Exit` is handed on) or on
+//! with its member (`GroupCmd::Add`, or `Groups::add` before the machine is driven) and
+//! removed once its member exits (after its exit event is handed on) or on
 //! `GroupCmd::Remove`. Flow control is per group (`Machine::ready`), and so is the order of
 //! commands (`Command::lane`): a group whose casts flow control holds holds back no other
 //! group's. A datagram of a group
@@ -29,11 +30,12 @@
 //! Deterministic: groups are kept in ordered maps, so the simulator runs it as it runs an
 //! endpoint. Tested by `stack/tests/groups.rs` (a thousand groups in the simulator: demux,
 //! per-group views and deliveries, bundles and ticks, removal, hostile bundles) and by
-//! `stack/tests/udp.rs` (groups over real sockets, in both driver modes).
+//! `stack/tests/udp.rs` (groups over real sockets, in both driver modes); groups of
+//! replicated objects by `grpc/tests/objects.rs` and `grpc/tests/objects_udp.rs`.
 
 use crate::bundle::{self, Builder};
 use crate::compose::Stack;
-use crate::endpoint::{CastError, Cmd, Dest, Endpoint, Stats, Transmit};
+use crate::endpoint::{CastError, Dest, Endpoint, Stats, Transmit};
 use crate::event::Event;
 use crate::frame::{FRAME_LEN, peek_group};
 use crate::ids::{EndpointId, GroupId, View};
@@ -72,19 +74,32 @@ impl GroupsConfig {
     }
 }
 
-/// A command for one group of a `Groups` machine.
-pub enum GroupCmd<L: Layer = Stack> {
-    /// Starts running this endpoint (refused if its group is held already, or its id is not
-    /// the machine's).
-    Add(Box<Endpoint<L>>),
-    /// Drops a group's endpoint at once, with whatever it holds (a crash of that member;
-    /// `To(group, Cmd::Leave)` leaves properly).
-    Remove(GroupId),
-    /// An endpoint command for the group.
-    To(GroupId, Cmd),
+/// A machine that is one member of one group (an `Endpoint`, or a machine over one), as
+/// `Groups` holds them: it says its group. Its refusals must take `Groups`' own (a group
+/// held already, one not held).
+pub trait GroupMember: Machine<Refused: From<CastError>> {
+    fn group(&self) -> GroupId;
 }
 
-impl<L: Layer> Command for GroupCmd<L> {
+impl<L: Layer> GroupMember for Endpoint<L> {
+    fn group(&self) -> GroupId {
+        Endpoint::group(self)
+    }
+}
+
+/// A command for one group of a `Groups` machine.
+pub enum GroupCmd<M: Machine = Endpoint<Stack>> {
+    /// Starts running this member (refused if its group is held already, or its id is not
+    /// the machine's).
+    Add(Box<M>),
+    /// Drops a group's member at once, with whatever it holds (a crash of that member;
+    /// `To(group, Cmd::Leave)` leaves properly).
+    Remove(GroupId),
+    /// A command for the group's member.
+    To(GroupId, M::Cmd),
+}
+
+impl<M: GroupMember> Command for GroupCmd<M> {
     fn weight(&self) -> usize {
         match self {
             GroupCmd::To(_, c) => c.weight(),
@@ -108,12 +123,12 @@ impl<L: Layer> Command for GroupCmd<L> {
 
 /// An event of one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupEvent {
+pub struct GroupEvent<E = Event> {
     pub group: GroupId,
-    pub event: Event,
+    pub event: E,
 }
 
-impl Announce for GroupEvent {
+impl<E: Announce> Announce for GroupEvent<E> {
     fn weight(&self) -> usize {
         self.event.weight()
     }
@@ -127,7 +142,7 @@ impl Announce for GroupEvent {
     }
 }
 
-impl Observed for GroupEvent {
+impl<E: Observed> Observed for GroupEvent<E> {
     fn hash_into(&self, h: &mut crate::ids::Fnv) {
         h.u64(self.group.0);
         self.event.hash_into(h);
@@ -137,25 +152,26 @@ impl Observed for GroupEvent {
     }
 }
 
-struct Slot<L: Layer> {
-    ep: Endpoint<L>,
+struct Slot<M> {
+    ep: M,
     /// The deadline this group is filed under in `timers`.
     armed: Option<Time>,
     /// Had input since its last `end_turn`.
     touched: bool,
 }
 
-/// Many endpoints, one per group, behind one `Machine` (see the module's documentation).
-pub struct Groups<L: Layer = Stack> {
+/// Many group members, one per group, behind one `Machine` (see the module's
+/// documentation).
+pub struct Groups<M: GroupMember = Endpoint<Stack>> {
     cfg: GroupsConfig,
-    slots: BTreeMap<GroupId, Slot<L>>,
+    slots: BTreeMap<GroupId, Slot<M>>,
     timers: BTreeSet<(Time, GroupId)>,
     touched: Vec<GroupId>,
     /// Transmits of the groups in this turn, not yet bundled.
     outbox: VecDeque<Transmit>,
     /// Transmits ready to go (bundled where they could be), at the end of a turn.
     ready: VecDeque<Transmit>,
-    events: VecDeque<GroupEvent>,
+    events: VecDeque<GroupEvent<M::Event>>,
     /// The view the driver sees: this process alone (each group has its own).
     alone: View,
     /// What the machine itself counted (datagrams of no group held here, bundles); the
@@ -165,8 +181,8 @@ pub struct Groups<L: Layer = Stack> {
     gone: Stats,
 }
 
-impl<L: Layer> Groups<L> {
-    pub fn new(cfg: GroupsConfig) -> Groups<L> {
+impl<M: GroupMember> Groups<M> {
+    pub fn new(cfg: GroupsConfig) -> Groups<M> {
         Groups {
             alone: View::provisional(cfg.me),
             cfg,
@@ -183,7 +199,7 @@ impl<L: Layer> Groups<L> {
 
     /// Starts running `ep` (its group must not be held already; its id must be this
     /// machine's).
-    pub fn add(&mut self, ep: Endpoint<L>) -> Result<(), CastError> {
+    pub fn add(&mut self, ep: M) -> Result<(), CastError> {
         let group = ep.group();
         if ep.me() != self.cfg.me || self.slots.contains_key(&group) {
             return Err(CastError::GroupExists);
@@ -198,8 +214,8 @@ impl<L: Layer> Groups<L> {
         self.slots.keys().copied()
     }
 
-    /// The endpoint of a group held here.
-    pub fn endpoint(&self, group: GroupId) -> Option<&Endpoint<L>> {
+    /// The member of a group held here.
+    pub fn member(&self, group: GroupId) -> Option<&M> {
         self.slots.get(&group).map(|s| &s.ep)
     }
 
@@ -236,7 +252,7 @@ impl<L: Layer> Groups<L> {
         let Some(slot) = self.slots.get_mut(&group) else { return };
         let mut exited = false;
         while let Some(event) = slot.ep.poll_event() {
-            exited |= event == Event::Exit;
+            exited |= event.is_exit();
             self.events.push_back(GroupEvent { group, event });
         }
         while let Some(tx) = slot.ep.poll_transmit() {
@@ -273,7 +289,7 @@ impl<L: Layer> Groups<L> {
             if let Some(t) = slot.armed {
                 self.timers.remove(&(t, group));
             }
-            add_stats(&mut self.gone, slot.ep.stats());
+            add_stats(&mut self.gone, &slot.ep.stats());
         }
     }
 
@@ -371,10 +387,10 @@ fn add_stats(into: &mut Stats, s: &Stats) {
     );
 }
 
-impl<L: Layer> Machine for Groups<L> {
-    type Cmd = GroupCmd<L>;
-    type Event = GroupEvent;
-    type Refused = CastError;
+impl<M: GroupMember> Machine for Groups<M> {
+    type Cmd = GroupCmd<M>;
+    type Event = GroupEvent<M::Event>;
+    type Refused = M::Refused;
 
     fn me(&self) -> EndpointId {
         self.cfg.me
@@ -395,7 +411,7 @@ impl<L: Layer> Machine for Groups<L> {
     fn held(&self) -> bool {
         false
     }
-    fn ready(&self, cmd: &GroupCmd<L>) -> bool {
+    fn ready(&self, cmd: &GroupCmd<M>) -> bool {
         match cmd {
             GroupCmd::To(g, c) => self.slots.get(g).is_none_or(|s| Machine::ready(&s.ep, c)),
             GroupCmd::Add(_) | GroupCmd::Remove(_) => true,
@@ -405,14 +421,14 @@ impl<L: Layer> Machine for Groups<L> {
         let mut s = self.own.clone();
         add_stats(&mut s, &self.gone);
         for slot in self.slots.values() {
-            add_stats(&mut s, slot.ep.stats());
+            add_stats(&mut s, &slot.ep.stats());
         }
         s
     }
 
-    fn handle_command(&mut self, now: Time, cmd: GroupCmd<L>) -> Result<(), CastError> {
+    fn handle_command(&mut self, now: Time, cmd: GroupCmd<M>) -> Result<(), M::Refused> {
         match cmd {
-            GroupCmd::Add(ep) => self.add(*ep),
+            GroupCmd::Add(ep) => Ok(self.add(*ep)?),
             GroupCmd::Remove(g) => {
                 self.remove(g);
                 Ok(())
@@ -475,7 +491,7 @@ impl<L: Layer> Machine for Groups<L> {
         self.ready.pop_front()
     }
 
-    fn poll_event(&mut self) -> Option<GroupEvent> {
+    fn poll_event(&mut self) -> Option<GroupEvent<M::Event>> {
         self.events.pop_front()
     }
 
@@ -484,7 +500,7 @@ impl<L: Layer> Machine for Groups<L> {
     }
 }
 
-impl<L: Layer> crate::sim::Simulated for Groups<L> {
+impl<M: GroupMember<Event: Observed>> crate::sim::Simulated for Groups<M> {
     /// Every `Groups` machine is on one segment (they share the multicast address).
     fn segment(&self) -> GroupId {
         GroupId(0)

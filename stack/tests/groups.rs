@@ -62,8 +62,8 @@ fn world(
     groups: u64,
     period: Duration,
     cfg: impl Fn(EndpointId) -> GroupsConfig,
-) -> (Sim<Groups<Beat>>, Vec<NodeId>) {
-    let mut sim: Sim<Groups<Beat>> = Sim::new(seed);
+) -> (Sim<Groups<Endpoint<Beat>>>, Vec<NodeId>) {
+    let mut sim: Sim<Groups<Endpoint<Beat>>> = Sim::new(seed);
     sim.set_default_link(Link { delay: 100 * Duration::from_micros(1), ..Link::default() });
     let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
     let nodes = ids
@@ -85,7 +85,7 @@ fn world(
 }
 
 /// The casts each node delivered, by group, in order.
-fn casts_by_group(sim: &Sim<Groups<Beat>>, n: NodeId) -> BTreeMap<GroupId, Vec<(EndpointId, Bytes)>> {
+fn casts_by_group(sim: &Sim<Groups<Endpoint<Beat>>>, n: NodeId) -> BTreeMap<GroupId, Vec<(EndpointId, Bytes)>> {
     let mut out: BTreeMap<GroupId, Vec<(EndpointId, Bytes)>> = BTreeMap::new();
     for e in sim.events(n) {
         if let GroupEvent { group, event: Event::Cast { from, data } } = &e.event {
@@ -135,7 +135,7 @@ fn a_thousand_groups_deliver_each_its_own_and_idle_ones_share_datagrams() {
         let heard: u64 = nodes.iter().map(|&n| sim.stats(n).rx_bundles).sum();
         assert!(heard > 0 && nodes.iter().all(|&n| sim.stats(n).rx_bad_bundle == 0));
         // Each member heard the others' beats in every group.
-        let e = sim.endpoint(nodes[0]).unwrap().endpoint(group_id(7)).unwrap();
+        let e = sim.endpoint(nodes[0]).unwrap().member(group_id(7)).unwrap();
         let heard_beats = e.dump()[0].counter("heard").unwrap();
         assert!(heard_beats >= 2 * 10, "group 7 at node 0 heard {heard_beats} beats");
         println!("1000 idle groups x 3, 1 s: {beats} beats in {transmits} datagrams ({bundled} bundled)");
@@ -183,7 +183,7 @@ fn groups_come_and_go() {
     // A leave ends the group at that member once its endpoint exits.
     sim.command(nodes[1], GroupCmd::To(group_id(0), Cmd::Leave)).unwrap();
     sim.run_for(5 * MS);
-    assert!(sim.endpoint(nodes[1]).unwrap().endpoint(group_id(0)).is_none());
+    assert!(sim.endpoint(nodes[1]).unwrap().member(group_id(0)).is_none());
     assert!(sim.events(nodes[1]).iter().any(|e| e.event == GroupEvent { group: group_id(0), event: Event::Exit }));
 }
 
@@ -259,7 +259,7 @@ use thoth_stack::udp::{self, Sockets, UdpConfig};
 const UDP_GROUPS: u64 = 50;
 
 /// A member's sockets and its machine, not yet driven.
-type UdpMember = (Sockets, Groups<Beat>);
+type UdpMember = (Sockets, Groups<Endpoint<Beat>>);
 
 /// Opens three members' sockets on a fresh multicast group; their `Groups` machines, each
 /// holding `UDP_GROUPS` groups of all three (group ids drawn fresh), and their addresses.
@@ -291,7 +291,7 @@ fn udp_members(fanout: bool) -> (Vec<UdpMember>, Vec<SocketAddr>, u64) {
 }
 
 /// What member `i` casts: three casts into each group `k` with `k % 3 == i`.
-fn udp_casts(i: usize, base: u64) -> Vec<GroupCmd<Beat>> {
+fn udp_casts(i: usize, base: u64) -> Vec<GroupCmd<Endpoint<Beat>>> {
     (0..UDP_GROUPS)
         .filter(|k| k % 3 == i as u64)
         .flat_map(|k| (0..3u8).map(move |j| GroupCmd::To(GroupId(base + k), Cmd::Cast(Bytes::from(vec![k as u8, j])))))
@@ -398,7 +398,7 @@ enum Input {
 fn arbitrary_datagrams_and_bundles_are_counted_never_panic() {
     bolero::check!().with_type::<Vec<Input>>().for_each(|inputs| {
         let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
-        let mut g: Groups<thoth_stack::Bare> = Groups::new(GroupsConfig::new(ids[0]));
+        let mut g: Groups<Endpoint<thoth_stack::Bare>> = Groups::new(GroupsConfig::new(ids[0]));
         for k in 0..3 {
             g.add(Endpoint::new(Config::new(group_id(k), ids[0], ids.clone()), |_: &View| thoth_stack::Bare).unwrap())
                 .unwrap();
@@ -474,7 +474,7 @@ fn a_held_group_holds_back_no_other_group() {
     let s = Sockets::open(&cfg).expect("open");
     let (me, addr) = (s.id(), s.local_addr());
     let (a, b) = (GroupId(random_u64()), GroupId(random_u64()));
-    let mut g: Groups<HoldAfterOne> = Groups::new(GroupsConfig::new(me));
+    let mut g: Groups<Endpoint<HoldAfterOne>> = Groups::new(GroupsConfig::new(me));
     for (group, armed) in [(a, true), (b, false)] {
         let hold = move |_: &View| HoldAfterOne { held: false, armed };
         g.add(Endpoint::new(Config::new(group, me, vec![me]), hold).unwrap()).unwrap();

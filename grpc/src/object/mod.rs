@@ -33,6 +33,10 @@
 //!   calls it point to point. A server that fails takes the state with it: the next first
 //!   member serves the state it has (nothing, unless it was restored).
 //!
+//! Each object is a group of its own; a process holds many in one `Groups` machine
+//! (`thoth_stack::groups`: one socket pair and one driver for all, datagrams demultiplexed
+//! by group), a `Replica` being a `GroupMember`.
+//!
 //! An object whose view has one member pays no replication cost: writes and reads run
 //! locally, with no message.
 //!
@@ -1081,6 +1085,14 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
 
 impl<S: Semantics, L: Layer> Simulated for Replica<S, L> {
     fn segment(&self) -> GroupId {
+        self.rpc.segment()
+    }
+}
+
+/// Many objects in one process, each its own group, over one socket pair: a `Groups` of
+/// replicas (`thoth_stack::groups`).
+impl<S: Semantics, L: Layer> thoth_stack::groups::GroupMember for Replica<S, L> {
+    fn group(&self) -> GroupId {
         self.rpc.segment()
     }
 }

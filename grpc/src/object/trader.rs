@@ -388,6 +388,12 @@ impl<L: Layer> Simulated for Trader<L> {
     }
 }
 
+impl<L: Layer> thoth_stack::groups::GroupMember for Trader<L> {
+    fn group(&self) -> GroupId {
+        self.replica.segment()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
