@@ -20,6 +20,8 @@
 //! `#[service(version = N)]` on a trait generates a typed client stub and a server
 //! dispatcher (`service.rs`: serde and postcard; a stub and a server that disagree on the
 //! version, a method or a type disagree on the method's number, answered `NoSuchMethod`).
+//! `#[object(version = N)]` on a trait generates a replicated object's semantics and its
+//! typed operations (`object/typed.rs`).
 //!
 #![forbid(unsafe_code)]
 
@@ -38,5 +40,5 @@ pub use client::{CallError, CallResult, Incoming, Node, Promise, Responder};
 pub use machine::{CallId, Caller, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, RpcStats};
 pub use object::capability::{Capability, Secret};
 pub use object::{APPLIED, ObjCmd, ObjConfig, ObjError, ObjEvent, ObjStats, Replica, Semantics, Strategy, TRIES};
-pub use thoth_grpc_macros::service;
+pub use thoth_grpc_macros::{object, service};
 pub use thoth_stack::EndpointId;

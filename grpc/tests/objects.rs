@@ -400,6 +400,76 @@ fn many_objects_in_one_process_each_its_own_group() {
     }
 }
 
+/// The typed front end (`#[object]`): a trait of plain methods replicated under every
+/// strategy; its writes apply at every replica holding state, its reads answer from there,
+/// and an operation of another version is refused with why.
+#[thoth_grpc::object(version = 1)]
+trait Ledger {
+    fn deposit(&mut self, who: String, amount: u64) -> u64;
+    fn balance(&self, who: String) -> u64;
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Accounts(std::collections::BTreeMap<String, u64>);
+
+impl Ledger for Accounts {
+    fn deposit(&mut self, who: String, amount: u64) -> u64 {
+        let b = self.0.entry(who).or_default();
+        *b += amount;
+        *b
+    }
+    fn balance(&self, who: String) -> u64 {
+        self.0.get(&who).copied().unwrap_or(0)
+    }
+}
+
+#[test]
+fn a_typed_object_runs_under_every_strategy() {
+    for strategy in EVERY {
+        let mut sim: Sim<Replica<LedgerObject<Accounts>>> = Sim::new(15);
+        let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
+        let nodes: Vec<NodeId> = ids
+            .iter()
+            .map(|&me| {
+                let ids = ids.clone();
+                sim.add_node(move |spawn| {
+                    let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
+                    let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
+                    let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
+                    Replica::new(rpc, LedgerObject(Accounts::default()), ObjConfig::new(strategy))
+                })
+            })
+            .collect();
+        sim.run_for(Duration::from_millis(100));
+        for (i, &n) in nodes.iter().enumerate() {
+            sim.command(n, LedgerOps::deposit(1, "ada".into(), 10 + i as u64)).expect("deposit");
+        }
+        sim.run_for(Duration::from_secs(1));
+        sim.command(nodes[2], LedgerOps::balance(2, "ada".into())).expect("balance");
+        // An operation of another version (or another object) is refused.
+        let alien = thoth_grpc::object::typed::op(12345, &("ada".to_string(), 1u64));
+        sim.command(nodes[1], ObjCmd::Write { id: 3, op: alien }).expect("sent");
+        sim.run_for(Duration::from_secs(1));
+        let end = |n: NodeId, id: u64| {
+            sim.events(n).iter().find_map(|e| match &e.event {
+                ObjEvent::Done { id: i, result } if *i == id => Some(result.clone()),
+                _ => None,
+            })
+        };
+        let balance = end(nodes[2], 2).expect("a balance").expect("answered");
+        assert_eq!(LedgerOps::balance_result(&balance), Ok(33), "{strategy:?}");
+        assert!(
+            matches!(end(nodes[1], 3), Some(Err(ObjError::Failed(why))) if why.contains("no write method")),
+            "{strategy:?}: {:?}",
+            end(nodes[1], 3)
+        );
+        let holders = if matches!(strategy, Strategy::ClientServer) { &nodes[..1] } else { &nodes[..] };
+        for &n in holders {
+            assert_eq!(sim.endpoint(n).expect("up").object().0.balance("ada".into()), 33, "{strategy:?}");
+        }
+    }
+}
+
 #[test]
 fn an_object_with_one_member_sends_no_request() {
     for strategy in EVERY {

@@ -1,6 +1,8 @@
 //! `#[service(version = N)]` on a trait: generates the client stub (`<Trait>Client`) and the
 //! server dispatcher (`serve_<trait>`) of a Group RPC service. See `thoth_grpc::service` for
-//! what the generated code means; this crate only writes it.
+//! what the generated code means; this crate only writes it. `#[object(version = N)]` on a
+//! trait: generates a replicated object's semantics (`<Trait>Object<T>`) and its typed
+//! operations (`<Trait>Ops`); see `thoth_grpc::object::typed`.
 //!
 //! Per method: `&self` (read-only, served under a read lock) or `&mut self`; owned argument
 //! types; `#[rpc(mode = "all" | "first" | "majority" | "none")]` chooses the default response
@@ -225,6 +227,121 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
         #[doc = #doc_serve]
         #vis fn #serve<T: #name + Send + Sync + 'static>(node: &#g::Node, obj: ::std::sync::Arc<::std::sync::RwLock<T>>) {
             #(#handlers)*
+        }
+    })
+}
+
+#[proc_macro_attribute]
+pub fn object(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_object(attr, item) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_object(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::TokenStream> {
+    let version = version_of(attr)?;
+    let tr: ItemTrait = syn::parse(item)?;
+    let name = tr.ident.clone();
+    let vis = tr.vis.clone();
+    let mut methods = Vec::new();
+    for item in &tr.items {
+        if let TraitItem::Fn(f) = item {
+            if let Some(a) = f.attrs.iter().find(|a| a.path().is_ident("rpc")) {
+                return Err(syn::Error::new_spanned(a, "an object's method takes no #[rpc]: its strategy decides"));
+            }
+            methods.push(method(&name.to_string(), version, &mut f.clone())?);
+        }
+    }
+    let object = format_ident!("{}Object", name);
+    let ops = format_ident!("{}Ops", name);
+    let g = quote!(::thoth_grpc);
+    let t = quote!(#g::object::typed);
+    let arms = |mutating: bool| {
+        let arms: Vec<_> = methods
+            .iter()
+            .filter(|m| m.mutating == mutating)
+            .map(|m| {
+                let Method { name: mname, args, id, .. } = m;
+                let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
+                let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
+                quote! {
+                    #id => {
+                        let (#(#names,)*) = #t::decode::<(#(#types,)*)>(args)?;
+                        Ok(#t::encode(&self.0.#mname(#(#names),*)))
+                    }
+                }
+            })
+            .collect();
+        quote!(#(#arms)*)
+    };
+    let (writes, reads) = (arms(true), arms(false));
+    let builders = methods.iter().map(|m| {
+        let Method { name: mname, args, ret, id, mutating, .. } = m;
+        let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
+        let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
+        let op = format_ident!("{}_op", mname);
+        let result = format_ident!("{}_result", mname);
+        let kind = if *mutating { quote!(Write) } else { quote!(Read) };
+        let doc = format!(
+            "`{mname}` as an operation with the caller's id `id` (a {}).",
+            if *mutating { "write" } else { "read" }
+        );
+        quote! {
+            #[doc = #doc]
+            pub fn #mname(id: #g::CallId, #(#names: #types),*) -> #g::ObjCmd {
+                #g::ObjCmd::#kind { id, op: Self::#op(#(#names),*) }
+            }
+            /// The operation's bytes (for `Replica::read_local`, or to send them yourself).
+            pub fn #op(#(#names: #types),*) -> #t::Bytes {
+                #t::op(#id, &(#(#names,)*))
+            }
+            /// The operation's result, decoded.
+            pub fn #result(b: &[u8]) -> ::core::result::Result<#ret, ::std::string::String> {
+                #t::decode::<#ret>(b)
+            }
+        }
+    });
+    let doc_object = format!(
+        "`{name}` (version {version}) as a replicated object's semantics: `T`'s `&mut self` methods are its writes, its `&self` methods its reads, its serde form its dump."
+    );
+    let doc_ops = format!("The operations of `{name}` (version {version}) and their results' decoders.");
+    let serde = quote!(#g::service::serde);
+    Ok(quote! {
+        #tr
+
+        #[doc = #doc_object]
+        #vis struct #object<T>(pub T);
+
+        impl<T: #name + #serde::Serialize + #serde::de::DeserializeOwned> #g::Semantics for #object<T> {
+            fn apply(&mut self, op: &[u8]) -> ::core::result::Result<#t::Bytes, ::std::string::String> {
+                let (method, args) = #t::split(op)?;
+                match method {
+                    #writes
+                    m => Err(#t::no_such(m, "write")),
+                }
+            }
+            fn read(&self, op: &[u8]) -> ::core::result::Result<#t::Bytes, ::std::string::String> {
+                let (method, args) = #t::split(op)?;
+                match method {
+                    #reads
+                    m => Err(#t::no_such(m, "read")),
+                }
+            }
+            fn dump(&self) -> #t::Bytes {
+                #t::encode(&self.0)
+            }
+            fn undump(&mut self, state: &[u8]) -> ::core::result::Result<(), ::std::string::String> {
+                self.0 = #t::decode(state)?;
+                Ok(())
+            }
+        }
+
+        #[doc = #doc_ops]
+        #vis struct #ops;
+
+        impl #ops {
+            #(#builders)*
         }
     })
 }

@@ -88,6 +88,7 @@ mod applied;
 pub mod capability;
 pub mod durable;
 pub mod trader;
+pub mod typed;
 
 use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
 use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
@@ -103,7 +104,8 @@ use thoth_stack::{
 pub use applied::APPLIED;
 
 /// The object's own state and methods, as if it were not replicated (E1's semantics
-/// object). Operations and results are bytes: a typed front end encodes them.
+/// object). Operations and results are bytes: `#[object]` (`typed.rs`) writes this for a
+/// trait of plain methods.
 pub trait Semantics {
     /// Runs a mutating operation; its result. Under `Active` and `Cached` every replica runs
     /// it, so it must be deterministic (the same state and operation, the same outcome).
