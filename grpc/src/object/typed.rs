@@ -68,6 +68,6 @@ mod tests {
         let (m, args) = split(&o).expect("splits");
         assert_eq!((m, decode::<(u64, String)>(args)), (7, Ok((5, "x".into()))));
         assert!(split(&o[..7]).is_err());
-        assert!(decode::<(u64, String)>(&split(&o[..9]).expect("a method").1).is_err());
+        assert!(decode::<(u64, String)>(split(&o[..9]).expect("a method").1).is_err());
     }
 }
