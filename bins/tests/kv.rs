@@ -5,7 +5,9 @@
 //! reading every key from it alone); every replica stopped and restarted from its
 //! checkpoint (the one killed too, from its last periodic checkpoint, first: the oldest)
 //! gives back every key, the newest included.
-//! Hostile datagrams at a contact and at the rendezvous are dropped and counted. Each run
+//! Hostile datagrams at a contact and at the rendezvous are dropped and counted. The other
+//! strategies' failover: the first replica (the primary, the server) killed with SIGKILL,
+//! and the writes go on. Each run
 //! uses its own multicast addresses, group names and directories, and kills every process
 //! it started (a replica is killed and reaped when dropped; clients run under a limit).
 
@@ -25,9 +27,11 @@ struct Net {
     rendezvous: String,
 }
 
-fn net() -> Net {
+/// Addresses, a store name and a directory of the run's own (`run`: one per run in this
+/// process, so runs side by side do not meet).
+fn net(run: u16) -> Net {
     let pid = std::process::id();
-    let port = 20_000 + (pid % 20_000) as u16;
+    let port = 20_000 + (pid % 20_000) as u16 + 2 * run;
     let rendezvous = format!("239.84.74.2:{}", port + 1);
     let args = vec![
         "--group-addr".into(),
@@ -35,9 +39,9 @@ fn net() -> Net {
         "--rendezvous".into(),
         rendezvous.clone(),
         "--name".into(),
-        format!("kv-test-{pid}"),
+        format!("kv-test-{pid}-{run}"),
     ];
-    let dir = std::env::temp_dir().join(format!("thoth-kv-test-{pid}"));
+    let dir = std::env::temp_dir().join(format!("thoth-kv-test-{pid}-{run}"));
     let _ = std::fs::remove_dir_all(&dir);
     Net { args, dir, rendezvous }
 }
@@ -106,7 +110,7 @@ fn stop(m: &mut Member) {
 
 #[test]
 fn the_walk_through_replicas_clients_a_kill_a_catch_up_and_a_restart() {
-    let n = net();
+    let n = net(0);
     let mut r: Vec<Member> = Vec::new();
     for i in 1..=3 {
         r.push(serve(&n, &format!("r{i}"), "active"));
@@ -179,4 +183,34 @@ fn the_walk_through_replicas_clients_a_kill_a_catch_up_and_a_restart() {
         stop(&mut m);
     }
     let _ = std::fs::remove_dir_all(&n.dir);
+}
+
+/// Each strategy but active (above) when its first replica, the one that runs the calls
+/// under primary-backup and client-server, is killed with SIGKILL: writes go on at the next
+/// one; under primary-backup and cached the writes made before are still there, under
+/// client-server (one copy) they went with the server.
+#[test]
+fn every_strategy_fails_over_when_its_first_replica_is_killed() {
+    for (k, strategy) in ["primary-backup", "cached", "client-server"].into_iter().enumerate() {
+        let n = net(1 + k as u16);
+        let mut r: Vec<Member> = Vec::new();
+        for i in 1..=3 {
+            r.push(serve(&n, &format!("{strategy}-r{i}"), strategy));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        settle(&n, &r.iter().collect::<Vec<_>>(), 3);
+        put(&n, "before", "1");
+        r[0].signal("-KILL");
+        let t = Instant::now();
+        put(&n, "after", "2");
+        eprintln!("{strategy}: a put right after the first replica's kill -9 took {:?}", t.elapsed());
+        settle(&n, &[&r[1], &r[2]], 2);
+        assert_eq!(get(&n, "after"), "2", "{strategy}");
+        let before = if strategy == "client-server" { "" } else { "1" };
+        assert_eq!(get(&n, "before"), before, "{strategy}");
+        for m in &mut r[1..] {
+            stop(m);
+        }
+        let _ = std::fs::remove_dir_all(&n.dir);
+    }
 }
