@@ -24,7 +24,7 @@ use thoth_grpc::{
     Bounds, Capability, ObjCmd, ObjConfig, ObjError, ObjEvent, ObjStats, Replica, Rpc, RpcConfig, Secret, Semantics,
     Strategy,
 };
-use thoth_stack::sim::{Link, NodeId, Sim, check_seeds};
+use thoth_stack::sim::{Link, NodeId, Sim, Simulated, check_seeds};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId};
 
 const G: GroupId = GroupId(77);
@@ -70,13 +70,33 @@ fn replica(cfg: Config, seed: u64, strategy: Strategy) -> Member {
 }
 
 fn replica_on(cfg: Config, seed: u64, strategy: Strategy, spec: &str) -> Member {
+    Replica::new(rpc_on(cfg, seed, spec), Log::default(), ObjConfig::new(strategy))
+}
+
+/// Group RPC for the endpoint `cfg` over the stack `spec`, with state transfer.
+fn rpc_on(cfg: Config, seed: u64, spec: &str) -> Rpc {
     let cfg = Config { transfer_state: true, ..cfg };
     let ep = Endpoint::from_spec(cfg, &thoth::registry(), spec).expect("the stack builds");
-    Replica::new(
-        Rpc::new(ep, RpcConfig { nonce: seed | 1, cache: Bounds::default() }),
-        Log::default(),
-        ObjConfig::new(strategy),
-    )
+    Rpc::new(ep, RpcConfig { nonce: seed | 1, cache: Bounds::default() })
+}
+
+/// Members 1..=`n` of the object's group from the start, each `make` over its Group RPC
+/// (stack `spec`).
+fn group_of<M: Simulated + 'static>(
+    sim: &mut Sim<M>,
+    n: u64,
+    spec: &'static str,
+    make: impl Fn(Rpc) -> M + Clone + Send + 'static,
+) -> Vec<NodeId> {
+    let ids: Vec<EndpointId> = (1..=n).map(EndpointId).collect();
+    ids.iter()
+        .map(|&me| {
+            let (ids, make) = (ids.clone(), make.clone());
+            sim.add_node(move |spawn| {
+                make(rpc_on(Config { seed: spawn.seed, ..Config::new(G, me, ids.clone()) }, spawn.seed, spec))
+            })
+        })
+        .collect()
 }
 
 /// `n` members of the object's group from the start, on jittery links.
@@ -93,16 +113,7 @@ fn world_on(seed: u64, n: u64, strategy: Strategy, spec: &'static str) -> (Sim<M
         reorder: 0.1,
         ..Link::default()
     });
-    let ids: Vec<EndpointId> = (1..=n).map(EndpointId).collect();
-    let nodes = ids
-        .iter()
-        .map(|&me| {
-            let ids = ids.clone();
-            sim.add_node(move |spawn| {
-                replica_on(Config { seed: spawn.seed, ..Config::new(G, me, ids.clone()) }, spawn.seed, strategy, spec)
-            })
-        })
-        .collect();
+    let nodes = group_of(&mut sim, n, spec, move |rpc| Replica::new(rpc, Log::default(), ObjConfig::new(strategy)));
     (sim, nodes)
 }
 
@@ -327,9 +338,7 @@ fn a_group_that_stopped_restarts_from_the_newest_checkpoint() {
         for (i, cp) in [oldest, newest[0].clone(), newest[1].clone()].into_iter().enumerate() {
             let me = EndpointId(i as u64 + 1);
             again.push(sim.add_node(move |spawn| {
-                let cfg = Config { seed: spawn.seed, transfer_state: true, ..Config::joining(G, me) };
-                let ep = Endpoint::from_spec(cfg, &thoth::registry(), "total").expect("the stack builds");
-                let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
+                let rpc = rpc_on(Config { seed: spawn.seed, ..Config::joining(G, me) }, spawn.seed, "total");
                 Replica::restore(rpc, Log::default(), ObjConfig::new(strategy), &cp).expect("restores")
             }));
             sim.run_for(Duration::from_secs(3));
@@ -427,19 +436,9 @@ impl Ledger for Accounts {
 fn a_typed_object_runs_under_every_strategy() {
     for strategy in EVERY {
         let mut sim: Sim<Replica<LedgerObject<Accounts>>> = Sim::new(15);
-        let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
-        let nodes: Vec<NodeId> = ids
-            .iter()
-            .map(|&me| {
-                let ids = ids.clone();
-                sim.add_node(move |spawn| {
-                    let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
-                    let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
-                    let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
-                    Replica::new(rpc, LedgerObject(Accounts::default()), ObjConfig::new(strategy))
-                })
-            })
-            .collect();
+        let nodes = group_of(&mut sim, 3, "total", move |rpc| {
+            Replica::new(rpc, LedgerObject(Accounts::default()), ObjConfig::new(strategy))
+        });
         sim.run_for(Duration::from_millis(100));
         for (i, &n) in nodes.iter().enumerate() {
             sim.command(n, LedgerOps::deposit(1, "ada".into(), 10 + i as u64)).expect("deposit");
@@ -538,9 +537,8 @@ fn capabilities_refuse_forged_and_widened_calls() {
                 let ids = ids.clone();
                 let cfg = ObjConfig { secret: Some(secret), cap: Some(cap), ..ObjConfig::new(strategy) };
                 sim.add_node(move |spawn| {
-                    let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
-                    let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
-                    let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
+                    let rpc =
+                        rpc_on(Config { seed: spawn.seed, ..Config::new(G, me, ids.clone()) }, spawn.seed, "total");
                     Replica::new(rpc, Log::default(), cfg)
                 })
             })
@@ -600,19 +598,10 @@ fn the_trader_binds_names_and_drops_services_that_stop_answering() {
     use thoth_grpc::object::trader::{Directory, Entry, Trader, TraderOp, decode_bind};
     let mut sim: Sim<Trader> = Sim::new(11);
     let ids: Vec<EndpointId> = (1..=4).map(EndpointId).collect();
-    let nodes: Vec<NodeId> = ids
-        .iter()
-        .map(|&me| {
-            let ids = ids.clone();
-            sim.add_node(move |spawn| {
-                let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
-                let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
-                let rpc = Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() });
-                let replica = Replica::new(rpc, Directory::default(), ObjConfig::new(Strategy::Cached));
-                Trader::new(replica, Duration::from_millis(200), 2)
-            })
-        })
-        .collect();
+    let nodes = group_of(&mut sim, 4, "total", |rpc| {
+        let replica = Replica::new(rpc, Directory::default(), ObjConfig::new(Strategy::Cached));
+        Trader::new(replica, Duration::from_millis(200), 2)
+    });
     sim.run_for(Duration::from_millis(100));
     for (i, name) in [(1, "kv"), (2, "files"), (3, "docs")] {
         let entry = Entry { group: 1000 + i as u64, owner: ids[i], contact: format!("at {i}") };
@@ -735,22 +724,7 @@ fn chaos_history(seed: u64, cfg: ObjConfig, chaos: Chaos) -> (History, Vec<Vec<u
         Chaos::Crash => (3, "total", 0.3, 2500, 4000),
         Chaos::Partition => (5, "gms(primary=1):heartbeat:reliable_total", 0.02, heal_at + 6000, heal_at + 8000),
     };
-    let ids: Vec<EndpointId> = (1..=n).map(EndpointId).collect();
-    let nodes: Vec<NodeId> = ids
-        .iter()
-        .map(|&me| {
-            let ids = ids.clone();
-            sim.add_node(move |spawn| {
-                let c = Config { seed: spawn.seed, transfer_state: true, ..Config::new(G, me, ids.clone()) };
-                let ep = Endpoint::from_spec(c, &thoth::registry(), spec).expect("the stack builds");
-                Replica::new(
-                    Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() }),
-                    Log::default(),
-                    cfg,
-                )
-            })
-        })
-        .collect();
+    let nodes = group_of(&mut sim, n, spec, move |rpc| Replica::new(rpc, Log::default(), cfg));
     sim.run_for(Duration::from_millis(100));
     let victim = if cfg.strategy == Strategy::PrimaryBackup && r.chance(0.5) { 0 } else { r.below(3) as usize };
     // The minority side: two members at random.
