@@ -6,7 +6,9 @@
 //! sockets), over the `total` stack in fan-out mode on 127.0.0.1. Member 1 (not the first
 //! member: under primary-backup and client-server the first member runs the calls, so its
 //! own would be local) drives: a warm-up, then `--ops` puts of `--size`-byte values over
-//! 1,024 keys with `--outstanding` in flight, then as many gets the same way (per second:
+//! 1,024 keys with `--outstanding` in flight (each refill handed over together, as an
+//! application with many operations to make does: active and cached writes then go as
+//! batches), then as many gets the same way (per second:
 //! the whole run); then a quarter as many of each one at a time (latency: from the command
 //! to its outcome). Where the strategy lets reads run on the local replica (`cached`), the
 //! gets are `Replica::read_local` calls, as an application makes them.
@@ -204,19 +206,23 @@ fn run_ops(
     let mut started: Vec<(CallId, Instant)> = Vec::new();
     let (mut next, mut sent, mut done) = (0 as CallId, 0, 0);
     let mut ended = Vec::new();
+    let mut refill = std::collections::VecDeque::new();
     let mut progress = Instant::now();
     while done < n {
-        while sent < n && started.len() < outstanding {
+        // The operations that fit go in together, as an application with many to make
+        // hands them over (writes then go as batches where the strategy makes them).
+        while sent < n && started.len() + refill.len() < outstanding {
             next += 1;
-            let cmd = match op(sent) {
+            refill.push_back(match op(sent) {
                 ObjCmd::Write { op, .. } => ObjCmd::Write { id: next, op },
                 ObjCmd::Read { op, .. } => ObjCmd::Read { id: next, op },
                 other => other,
-            };
-            let t = Instant::now();
-            m.command(cmd).map_err(|e| format!("an operation: {e}"))?;
-            started.push((next, t));
+            });
+            started.push((next, Instant::now()));
             sent += 1;
+        }
+        while !refill.is_empty() {
+            m.command_batch(&mut refill).map_err(|e| format!("an operation: {e}"))?;
         }
         step(m, Duration::from_millis(100), &mut ended)?;
         for (id, ok) in ended.drain(..) {

@@ -76,11 +76,24 @@ pub fn put_result(out: &mut Vec<u8>, r: &Outcome) {
         Err(e) => (1, e.as_bytes()),
     };
     out.push(tag);
+    put_blob(out, b);
+}
+
+/// Bytes after their length (u64).
+pub fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u64).to_le_bytes());
     out.extend_from_slice(b);
 }
 
-fn take_u64(r: &mut &[u8]) -> Result<u64, String> {
+pub fn take_blob<'a>(r: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let n = take_u64(r)?;
+    let n = usize::try_from(n).ok().filter(|&n| n <= r.len()).ok_or("truncated")?;
+    let (b, rest) = r.split_at(n);
+    *r = rest;
+    Ok(b)
+}
+
+pub fn take_u64(r: &mut &[u8]) -> Result<u64, String> {
     let (head, rest) = r.split_first_chunk::<8>().ok_or("truncated")?;
     *r = rest;
     Ok(u64::from_le_bytes(*head))
@@ -93,10 +106,7 @@ pub fn take_key(r: &mut &[u8]) -> Result<OpKey, String> {
 pub fn take_result(r: &mut &[u8]) -> Result<Outcome, String> {
     let (&tag, rest) = r.split_first().ok_or("truncated")?;
     *r = rest;
-    let n = take_u64(r)?;
-    let n = usize::try_from(n).ok().filter(|&n| n <= r.len()).ok_or("truncated")?;
-    let (b, rest) = r.split_at(n);
-    *r = rest;
+    let b = take_blob(r)?;
     match tag {
         0 => Ok(Ok(Bytes::copy_from_slice(b))),
         1 => Ok(Err(String::from_utf8_lossy(b).into_owned())),

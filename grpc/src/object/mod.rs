@@ -9,7 +9,9 @@
 //! - `Active`: every member holds a replica; a write is an `abcast` call to the group that
 //!   every replica applies in the one order, answered when all have (`Mode::All`); a read is
 //!   an `abcast` call too, answered once a majority of the replicas reached it in the order
-//!   (`Mode::Majority`): reads and writes are linearizable.
+//!   (`Mode::Majority`): reads and writes are linearizable. Writes handed over together
+//!   (`Machine::handle_commands`, a driver's `command_batch`) go as one call, a batch
+//!   every replica applies write after write (`BATCH`).
 //! - `Cached` (read-local, write-all): writes as `Active`; a read runs on the local replica
 //!   at once, with no message: it sees every write this member made and every write any
 //!   member had completed before it read (a write completes once every replica applied
@@ -92,7 +94,7 @@ pub mod typed;
 
 use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
 use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
-use applied::{Applied, OpKey, put_key, put_result, take_key, take_result};
+use applied::{Applied, OpKey, put_blob, put_key, put_result, take_blob, take_key, take_result, take_u64};
 use capability::{Capability, Secret};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -148,6 +150,12 @@ const ALIVE: u64 = 5;
 /// A replica restored from a checkpoint newer than the group's state offers it: every
 /// replica takes it if it is newer than its own.
 const RESTORE: u64 = 6;
+/// `Active` and `Cached`: writes handed over together, as one call (a batch).
+const WRITES: u64 = 7;
+
+/// Writes in one batch, at most, and their operations' bytes.
+pub const BATCH: usize = 64;
+const BATCH_BYTES: usize = 32 * 1024;
 
 /// Tries of a `PrimaryBackup` write in all: the first and the ones after its primary failed.
 pub const TRIES: u32 = 3;
@@ -253,6 +261,8 @@ enum Purpose {
     Probe { id: CallId },
     /// This member's checkpoint, offered to the group.
     Restore,
+    /// The application's writes `ids`, as one call.
+    Batch { ids: Vec<CallId> },
     /// The primary's update for a write; then its result goes to `to`.
     Update { to: Answer, result: applied::Outcome, seq: u64 },
 }
@@ -583,6 +593,18 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         Ok(())
     }
 
+    /// Runs a command, or keeps it for the end of a merge (operations wait for it;
+    /// endpoint commands do not).
+    fn run_or_defer(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
+        match cmd {
+            ObjCmd::Write { .. } | ObjCmd::Read { .. } | ObjCmd::Probe { .. } if !self.merging.is_empty() => {
+                self.deferred.push_back(Deferred::Own(cmd));
+                Ok(())
+            }
+            cmd => self.run(now, cmd),
+        }
+    }
+
     fn run(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
         match cmd {
             ObjCmd::Write { id, op } => self.invoke(now, id, true, op),
@@ -630,7 +652,106 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
 
     /// Whether the application's operation `id` is pending.
     fn pending(&self, id: CallId) -> bool {
-        self.calls.values().any(|p| matches!(p, Purpose::App { id: i, .. } | Purpose::Probe { id: i } if *i == id))
+        self.calls.values().any(|p| match p {
+            Purpose::App { id: i, .. } | Purpose::Probe { id: i } => *i == id,
+            Purpose::Batch { ids } => ids.contains(&id),
+            _ => false,
+        })
+    }
+
+    /// `Active` and `Cached`: the writes at the front of `cmds` as one call, which every
+    /// replica applies in the one order, each write after the other (so a batch is
+    /// linearized as its writes one after another); at most `BATCH` writes or
+    /// `BATCH_BYTES`. How many it took (none where a batch does not apply: another
+    /// strategy, one member, a merge, a view that is not primary, an id pending).
+    fn batch(&mut self, now: Time, cmds: &mut VecDeque<ObjCmd>) -> Result<usize, RpcError> {
+        let batched = matches!(self.cfg.strategy, Strategy::Active | Strategy::Cached)
+            && !self.cfg.test_fifo_writes
+            && self.rpc.view().len() > 1
+            && self.rpc.view().primary
+            && self.merging.is_empty();
+        let (mut ids, mut ops, mut bytes) = (Vec::new(), Vec::new(), 0);
+        while batched
+            && ids.len() < BATCH
+            && let Some(ObjCmd::Write { id, op }) = cmds.front()
+            && (ids.is_empty() || bytes + op.len() <= BATCH_BYTES)
+            && !self.pending(*id)
+            && !ids.contains(id)
+        {
+            bytes += op.len();
+            ids.push(*id);
+            ops.push(op.clone());
+            cmds.pop_front();
+        }
+        if ids.len() < 2 {
+            // Nothing to batch: as one command (put back what was taken).
+            if let (Some(&id), Some(op)) = (ids.first(), ops.pop()) {
+                cmds.push_front(ObjCmd::Write { id, op });
+            }
+            return Ok(0);
+        }
+        let mut payload = Vec::with_capacity(8 + bytes + 8 * ops.len());
+        payload.extend_from_slice(&(ops.len() as u64).to_le_bytes());
+        for op in &ops {
+            put_blob(&mut payload, op);
+        }
+        self.stats.remote += ids.len() as u64;
+        let req = Request {
+            target: Target::Group,
+            method: WRITES,
+            args: capability::wrap(self.cfg.cap.as_ref(), &payload),
+            mode: Mode::All,
+            order: Order::Abcast,
+            timeout: self.cfg.timeout,
+            filter: None,
+        };
+        let n = ids.len();
+        self.send(now, req, Purpose::Batch { ids }).map(|()| n)
+    }
+
+    /// Applies a batch's writes in order (a count, then each after its length); their
+    /// results, a count and each as `applied` writes one.
+    fn apply_batch(&mut self, mut r: &[u8]) -> Result<Bytes, Fault> {
+        let n = take_u64(&mut r).map_err(Fault::Failed)?;
+        let mut ops = Vec::new();
+        while (ops.len() as u64) < n.min(BATCH as u64)
+            && let Ok(op) = take_blob(&mut r)
+        {
+            ops.push(op);
+        }
+        if ops.len() as u64 != n || !r.is_empty() {
+            self.stats.bad += 1;
+            return Err(Fault::Failed("a batch that does not decode".into()));
+        }
+        let mut out = n.to_le_bytes().to_vec();
+        for op in ops {
+            self.stats.applied += 1;
+            self.version += 1;
+            put_result(&mut out, &self.obj.apply(op));
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// A batch's outcome as each write's result.
+    fn batch_ended(&mut self, ids: Vec<CallId>, outcome: &Outcome) {
+        let results: Vec<Result<Bytes, ObjError>> = match outcome.values().next() {
+            Some((_, v)) => match Self::batch_results(v, ids.len()) {
+                Ok(rs) => rs,
+                Err(why) => vec![Err(ObjError::Failed(why)); ids.len()],
+            },
+            None => vec![Self::result(outcome); ids.len()],
+        };
+        for (id, result) in ids.into_iter().zip(results) {
+            let result = self.unless_cut_off(result);
+            self.events.push_back(ObjEvent::Done { id, result });
+        }
+    }
+
+    fn batch_results(mut r: &[u8], n: usize) -> Result<Vec<Result<Bytes, ObjError>>, String> {
+        if take_u64(&mut r)? != n as u64 {
+            return Err("a batch's results do not match its writes".into());
+        }
+        (0..n).map(|_| take_result(&mut r).map(|o| o.map_err(ObjError::Failed))).collect()
     }
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
@@ -779,6 +900,16 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                 Ok((cap, _)) if !self.allowed(cap.as_ref(), true) => Err(Fault::Failed(REFUSED.into())),
                 Ok((_, offer)) => self.take_offer(now, caller.member, offer),
             },
+            WRITES if matches!(self.cfg.strategy, Strategy::Active | Strategy::Cached) => {
+                match capability::unwrap(args) {
+                    Err(why) => {
+                        self.stats.bad += 1;
+                        Err(Fault::Failed(why))
+                    }
+                    Ok((cap, _)) if !self.allowed(cap.as_ref(), true) => Err(Fault::Failed(REFUSED.into())),
+                    Ok((_, ops)) => self.apply_batch(ops),
+                }
+            }
             WRITE | READ | KEYED if !self.runs_calls() => {
                 self.stats.not_first += 1;
                 Err(Fault::Failed(NOT_FIRST.into()))
@@ -861,6 +992,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                 let result = self.unless_cut_off(Self::result(outcome));
                 self.events.push_back(ObjEvent::Done { id, result })
             }
+            Some(Purpose::Batch { ids }) => self.batch_ended(ids, outcome),
             Some(Purpose::Restore) | None => {}
             Some(Purpose::Probe { id }) => {
                 let alive = outcome.values().next().is_some();
@@ -915,6 +1047,11 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
                     }
                     Some(Purpose::Update { seq, .. }) => {
                         self.in_flight.remove(&seq);
+                    }
+                    Some(Purpose::Batch { ids }) => {
+                        for id in ids {
+                            self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why.clone())) });
+                        }
                     }
                     None => {}
                 },
@@ -1050,13 +1187,19 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
     }
 
     fn handle_command(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
-        let r = match cmd {
-            // Operations wait for a merge to end (endpoint commands do not).
-            ObjCmd::Write { .. } | ObjCmd::Read { .. } | ObjCmd::Probe { .. } if !self.merging.is_empty() => {
-                self.deferred.push_back(Deferred::Own(cmd));
-                Ok(())
-            }
-            cmd => self.run(now, cmd),
+        let r = self.run_or_defer(now, cmd);
+        self.collect(now);
+        r
+    }
+    /// A run of writes goes as one batch where the strategy allows (`batch`); anything
+    /// else one at a time.
+    fn handle_commands(&mut self, now: Time, cmds: &mut VecDeque<ObjCmd>) -> Result<usize, RpcError> {
+        let r = match self.batch(now, cmds) {
+            Ok(0) => match cmds.pop_front() {
+                Some(cmd) => self.run_or_defer(now, cmd).map(|()| 1),
+                None => Ok(0),
+            },
+            r => r,
         };
         self.collect(now);
         r
