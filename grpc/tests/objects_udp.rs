@@ -1,11 +1,14 @@
 //! Many replicated objects in one process over real sockets: three members on 127.0.0.1
 //! (unicast fan-out), each a `Groups` of 20 active replicas (one group per object) behind
-//! one socket pair and one driver thread. Every member writes to every object, then reads
-//! each back: every object holds its own three writes, in the one order at every member.
+//! one socket pair and one driver thread, every object with a secret. Every member writes
+//! to every object, then reads each back: the third member's capability grants reading
+//! only, so its writes are refused everywhere, and every object holds the other two's
+//! writes, in the one order at every member.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use thoth_grpc::{Bounds, ObjCmd, ObjConfig, ObjEvent, Replica, Rpc, RpcConfig, Semantics, Strategy};
+use thoth_grpc::object::capability::{self, Capability, Secret};
+use thoth_grpc::{Bounds, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Semantics, Strategy};
 use thoth_stack::groups::{GroupCmd, GroupEvent, Groups, GroupsConfig};
 use thoth_stack::udp::{self, Sockets, UdpConfig};
 use thoth_stack::{Bytes, Config, Endpoint, EndpointId, GroupId};
@@ -31,11 +34,11 @@ impl Semantics for Log {
     }
 }
 
-/// Runs until every operation of `ids` ended at this member; their results by id.
+/// Runs until `want` operations ended at this member; their results by object and id.
 fn results(
     h: &udp::Handle<GroupCmd<Replica<Log>>, GroupEvent<ObjEvent>>,
     want: usize,
-) -> BTreeMap<(GroupId, u64), Bytes> {
+) -> BTreeMap<(GroupId, u64), Result<Bytes, ObjError>> {
     let until = Instant::now() + Duration::from_secs(20);
     let mut out = BTreeMap::new();
     let mut events = Vec::new();
@@ -44,7 +47,7 @@ fn results(
         h.recv_many(&mut events, Duration::from_millis(20));
         for e in events.drain(..) {
             if let ObjEvent::Done { id, result } = e.event {
-                out.insert((e.group, id), result.expect("an operation succeeds"));
+                out.insert((e.group, id), result);
             }
         }
     }
@@ -60,16 +63,21 @@ fn many_objects_share_one_socket_pair_and_one_driver() {
     let ids: Vec<EndpointId> = socks.iter().map(|s| s.id()).collect();
     let objects: Vec<GroupId> =
         (0..20).map(|k| GroupId::named(&format!("objects-udp-{}-{k}", std::process::id()))).collect();
+    let secret = Secret([9; 32]);
     let members: Vec<_> = socks
         .into_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let mut g: Groups<Replica<Log>> = Groups::new(GroupsConfig { fanout: true, ..GroupsConfig::new(s.id()) });
             for &obj in &objects {
+                let rights = if i == 2 { capability::READ } else { capability::READ | capability::WRITE };
+                let cap = Capability::mint(&secret, obj.0, rights);
+                let cfg = ObjConfig { secret: Some(secret), cap: Some(cap), ..ObjConfig::new(Strategy::Active) };
                 let c = Config { transfer_state: true, ..Config::new(obj, s.id(), ids.clone()) };
                 let ep = Endpoint::from_spec(c, &thoth::registry(), "total").expect("the stack builds");
                 let rpc =
                     Rpc::new(ep, RpcConfig { nonce: thoth_stack::testing::random_u64(), cache: Bounds::default() });
-                g.add(Replica::new(rpc, Log::default(), ObjConfig::new(Strategy::Active))).expect("added");
+                g.add(Replica::new(rpc, Log::default(), cfg)).expect("added");
             }
             udp::spawn(s, g, &peers).expect("the driver starts")
         })
@@ -80,8 +88,13 @@ fn many_objects_share_one_socket_pair_and_one_driver() {
             h.command(GroupCmd::To(obj, ObjCmd::Write { id: 1, op })).expect("write");
         }
     }
-    for h in &members {
-        results(h, objects.len());
+    for (i, h) in members.iter().enumerate() {
+        for (key, r) in results(h, objects.len()) {
+            match i {
+                2 => assert_eq!(r, Err(ObjError::Failed(thoth_grpc::object::REFUSED.into())), "{key:?}: read-only"),
+                _ => assert!(r.is_ok(), "{key:?}: {r:?}"),
+            }
+        }
     }
     for h in &members {
         for &obj in &objects {
@@ -90,11 +103,12 @@ fn many_objects_share_one_socket_pair_and_one_driver() {
     }
     let reads: Vec<_> = members.iter().map(|h| results(h, objects.len())).collect();
     for &obj in &objects {
-        let logs: Vec<&Bytes> = reads.iter().map(|r| &r[&(obj, 2)]).collect();
+        let logs: Vec<&Bytes> =
+            reads.iter().map(|r| r[&(obj, 2)].as_ref().expect("a read-only capability reads")).collect();
         assert!(logs.iter().all(|l| *l == logs[0]), "one order at every member");
         let mut got: Vec<u64> = logs[0].chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
         got.sort();
-        assert_eq!(got, [0, 1, 2], "the object's own three writes");
+        assert_eq!(got, [0, 1], "the object's own writes, the refused one's not among them");
     }
     for h in members {
         h.shutdown();
