@@ -74,6 +74,10 @@
 //! forged or widened one is refused and counted. A backup absorbs updates from the
 //! primary only.
 //!
+//! Files: this one (the machine, calls and strategies), `state.rs` (snapshots, restores,
+//! offers at restarts and merges, what waits meanwhile), `batch.rs`, `applied.rs`,
+//! `capability.rs`, `durable.rs` (checkpoints in redb), `trader.rs`, `typed.rs` (`#[object]`).
+//!
 //! Requests arrive as Group RPC requests and are applied in the order the stack delivers
 //! them, in the machine itself (never on another thread): one order at every replica. Each
 //! member runs each call at most once (Group RPC's reply cache). The replica's Group RPC
@@ -87,14 +91,16 @@
 //! and crashes, and under partitions that heal, checked for linearizability).
 
 mod applied;
+mod batch;
 pub mod capability;
 pub mod durable;
+mod state;
 pub mod trader;
 pub mod typed;
 
 use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
 use crate::machine::{CallId, Caller, Rpc, RpcCmd, RpcError, RpcEvent};
-use applied::{Applied, OpKey, put_blob, put_key, put_result, take_blob, take_key, take_result, take_u64};
+use applied::{Applied, OpKey, put_key, put_result, take_key, take_result};
 use capability::{Capability, Secret};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -352,159 +358,6 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         r
     }
 
-    /// A member of the object over `rpc` that starts from `checkpoint` (one `checkpoint`
-    /// made, kept in a store: `durable`), so a group that stopped entirely restarts with its
-    /// last state. The first member to start forms the group with its checkpoint; each
-    /// that joins it later gets the group's state by transfer and, if its own checkpoint is
-    /// newer (more state changes), offers it to the group, where every replica takes it in
-    /// the one order (writes the group ran in between from an older state are then
-    /// discarded: start the member with the newest checkpoint first, or every member before
-    /// writing). For an endpoint that joins (`Config::joining`): members of a fixed first
-    /// view would each keep their own.
-    pub fn restore(rpc: Rpc<L>, obj: S, cfg: ObjConfig, checkpoint: &[u8]) -> Result<Replica<S, L>, String> {
-        let mut r = Replica::new(rpc, obj, cfg);
-        r.load(checkpoint)?;
-        r.restored = Some((r.version, Bytes::copy_from_slice(checkpoint)));
-        Ok(r)
-    }
-
-    /// This replica's whole state (its version, the applied results, the semantics object's
-    /// dump), for a store (`durable`): what `restore` starts from. Cheap to skip when
-    /// `version` has not moved since the last one.
-    pub fn checkpoint(&self) -> Bytes {
-        Bytes::from(self.snapshot())
-    }
-
-    /// State changes applied so far (see the field).
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        let mut v = self.version.to_le_bytes().to_vec();
-        self.applied.encode(&mut v);
-        v.extend_from_slice(&self.obj.dump());
-        v
-    }
-
-    /// Replaces the whole state with a `snapshot`.
-    fn load(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        let (version, mut r) = Self::version_of(snapshot)?;
-        let applied = Applied::decode(&mut r)?;
-        self.obj.undump(r)?;
-        self.applied = applied;
-        self.version = version;
-        Ok(())
-    }
-
-    fn version_of(snapshot: &[u8]) -> Result<(u64, &[u8]), String> {
-        let (v, rest) = snapshot.split_first_chunk::<8>().ok_or("a snapshot cut short")?;
-        Ok((u64::from_le_bytes(*v), rest))
-    }
-
-    /// Offers a state to the group: a checkpoint newer than the group's (see `restore`), or
-    /// this member's side's state at a merge. `primary`: whether it comes from a primary
-    /// view's history.
-    fn offer_restore(&mut self, now: Time, primary: bool, snapshot: &[u8]) {
-        self.stats.offered += 1;
-        let mut offer = Vec::with_capacity(1 + snapshot.len());
-        offer.push(u8::from(primary));
-        offer.extend_from_slice(snapshot);
-        let req = Request {
-            target: Target::Group,
-            method: RESTORE,
-            args: capability::wrap(self.cfg.cap.as_ref(), &offer),
-            mode: Mode::All,
-            order: Order::Abcast,
-            timeout: self.cfg.timeout,
-            filter: None,
-        };
-        // As flow control lets it (a joiner's first casts may wait for credit); this
-        // member's own operations wait behind it.
-        self.queued.push_back((req, Purpose::Restore));
-        self.send_queued(now);
-    }
-
-    /// Takes a state `from` offered if it ranks above this replica's: from a primary view's
-    /// history first, then newer, then (two histories that forked, each as long: either
-    /// will do, but every replica must pick the same) the greater bytes. Every replica
-    /// takes the offers in the one order, so all end with the highest.
-    fn take_offer(&mut self, now: Time, from: EndpointId, offer: &[u8]) -> Result<Bytes, Fault> {
-        let (&p, snapshot) = offer.split_first().ok_or(Fault::Failed("an empty offer".into()))?;
-        let (version, _) = Self::version_of(snapshot).map_err(Fault::Failed)?;
-        let theirs = (p != 0, version);
-        let ours = (self.primary, self.version);
-        if theirs > ours || (theirs == ours && snapshot > &self.snapshot()[..]) {
-            self.load(snapshot).map_err(Fault::Failed)?;
-            self.primary = p != 0;
-            self.stats.restored += 1;
-        }
-        if self.merging.remove(&from) && self.merging.is_empty() {
-            self.merged(now);
-        }
-        Ok(Bytes::new())
-    }
-
-    /// A view came: a merge starts (every member offers its side's state, operations wait
-    /// until this replica has had every member's), or one under way loses members.
-    fn on_view(&mut self, now: Time, v: &View) {
-        if v.subgroups.len() > 1 && v.len() > 1 {
-            self.merging = v.members.iter().copied().collect();
-            let snapshot = self.snapshot();
-            self.offer_restore(now, self.primary, &snapshot);
-        } else if !self.merging.is_empty() {
-            self.merging.retain(|m| v.rank_of(*m).is_some());
-            if self.merging.is_empty() {
-                self.merged(now);
-            }
-        } else {
-            self.primary = v.primary;
-        }
-    }
-
-    /// The merge ended: what waited runs, in the order it came.
-    fn merged(&mut self, now: Time) {
-        self.primary = self.rpc.view().primary;
-        while self.merging.is_empty()
-            && let Some(d) = self.deferred.pop_front()
-        {
-            self.resume(now, d);
-        }
-    }
-
-    /// Runs what waited (for a merge, or for the primary's updates).
-    fn resume(&mut self, now: Time, d: Deferred) {
-        match d {
-            Deferred::Request { caller, method, args, reply } => self.serve(now, caller, method, &args, reply),
-            Deferred::Own(cmd) => {
-                if let Err(why) = self.run(now, cmd.clone())
-                    && let ObjCmd::Write { id, .. } | ObjCmd::Read { id, .. } | ObjCmd::Probe { id, .. } = cmd
-                {
-                    self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) });
-                }
-            }
-        }
-    }
-
-    /// `PrimaryBackup`: a read at the primary waits for the updates in flight now.
-    fn wait_for_updates(&mut self, d: Deferred) -> Option<Deferred> {
-        if self.in_flight.is_empty() {
-            return Some(d);
-        }
-        self.reads.push_back((self.last_update, d));
-        None
-    }
-
-    /// Runs the reads whose updates are all through.
-    fn release_reads(&mut self, now: Time) {
-        while let Some(&(need, _)) = self.reads.front()
-            && self.in_flight.first().is_none_or(|&u| u > need)
-        {
-            let (_, d) = self.reads.pop_front().expect("a read");
-            self.resume(now, d);
-        }
-    }
-
     /// The local semantics object (its state is a replica's only under a strategy that
     /// keeps one here).
     pub fn object(&self) -> &S {
@@ -657,101 +510,6 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             Purpose::Batch { ids } => ids.contains(&id),
             _ => false,
         })
-    }
-
-    /// `Active` and `Cached`: the writes at the front of `cmds` as one call, which every
-    /// replica applies in the one order, each write after the other (so a batch is
-    /// linearized as its writes one after another); at most `BATCH` writes or
-    /// `BATCH_BYTES`. How many it took (none where a batch does not apply: another
-    /// strategy, one member, a merge, a view that is not primary, an id pending).
-    fn batch(&mut self, now: Time, cmds: &mut VecDeque<ObjCmd>) -> Result<usize, RpcError> {
-        let batched = matches!(self.cfg.strategy, Strategy::Active | Strategy::Cached)
-            && !self.cfg.test_fifo_writes
-            && self.rpc.view().len() > 1
-            && self.rpc.view().primary
-            && self.merging.is_empty();
-        let (mut ids, mut ops, mut bytes) = (Vec::new(), Vec::new(), 0);
-        while batched
-            && ids.len() < BATCH
-            && let Some(ObjCmd::Write { id, op }) = cmds.front()
-            && (ids.is_empty() || bytes + op.len() <= BATCH_BYTES)
-            && !self.pending(*id)
-            && !ids.contains(id)
-        {
-            bytes += op.len();
-            ids.push(*id);
-            ops.push(op.clone());
-            cmds.pop_front();
-        }
-        if ids.len() < 2 {
-            // Nothing to batch: as one command (put back what was taken).
-            if let (Some(&id), Some(op)) = (ids.first(), ops.pop()) {
-                cmds.push_front(ObjCmd::Write { id, op });
-            }
-            return Ok(0);
-        }
-        let mut payload = Vec::with_capacity(8 + bytes + 8 * ops.len());
-        payload.extend_from_slice(&(ops.len() as u64).to_le_bytes());
-        for op in &ops {
-            put_blob(&mut payload, op);
-        }
-        self.stats.remote += ids.len() as u64;
-        let req = Request {
-            target: Target::Group,
-            method: WRITES,
-            args: capability::wrap(self.cfg.cap.as_ref(), &payload),
-            mode: Mode::All,
-            order: Order::Abcast,
-            timeout: self.cfg.timeout,
-            filter: None,
-        };
-        let n = ids.len();
-        self.send(now, req, Purpose::Batch { ids }).map(|()| n)
-    }
-
-    /// Applies a batch's writes in order (a count, then each after its length); their
-    /// results, a count and each as `applied` writes one.
-    fn apply_batch(&mut self, mut r: &[u8]) -> Result<Bytes, Fault> {
-        let n = take_u64(&mut r).map_err(Fault::Failed)?;
-        let mut ops = Vec::new();
-        while (ops.len() as u64) < n.min(BATCH as u64)
-            && let Ok(op) = take_blob(&mut r)
-        {
-            ops.push(op);
-        }
-        if ops.len() as u64 != n || !r.is_empty() {
-            self.stats.bad += 1;
-            return Err(Fault::Failed("a batch that does not decode".into()));
-        }
-        let mut out = n.to_le_bytes().to_vec();
-        for op in ops {
-            self.stats.applied += 1;
-            self.version += 1;
-            put_result(&mut out, &self.obj.apply(op));
-        }
-        Ok(Bytes::from(out))
-    }
-
-    /// A batch's outcome as each write's result.
-    fn batch_ended(&mut self, ids: Vec<CallId>, outcome: &Outcome) {
-        let results: Vec<Result<Bytes, ObjError>> = match outcome.values().next() {
-            Some((_, v)) => match Self::batch_results(v, ids.len()) {
-                Ok(rs) => rs,
-                Err(why) => vec![Err(ObjError::Failed(why)); ids.len()],
-            },
-            None => vec![Self::result(outcome); ids.len()],
-        };
-        for (id, result) in ids.into_iter().zip(results) {
-            let result = self.unless_cut_off(result);
-            self.events.push_back(ObjEvent::Done { id, result });
-        }
-    }
-
-    fn batch_results(mut r: &[u8], n: usize) -> Result<Vec<Result<Bytes, ObjError>>, String> {
-        if take_u64(&mut r)? != n as u64 {
-            return Err("a batch's results do not match its writes".into());
-        }
-        (0..n).map(|_| take_result(&mut r).map(|o| o.map_err(ObjError::Failed))).collect()
     }
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
