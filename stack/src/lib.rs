@@ -23,6 +23,7 @@ pub mod msg;
 pub mod props;
 pub mod registry;
 pub mod rng;
+pub mod secure;
 pub mod sim;
 pub mod testing;
 pub mod time;
