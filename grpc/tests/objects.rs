@@ -531,6 +531,24 @@ fn writes_handed_over_together_go_as_one_batch() {
     }
 }
 
+/// A read at the primary waits for the update of a write before it; while it waits its id
+/// is pending (a second operation under it is refused), and it ends after the write, seeing
+/// it.
+#[test]
+fn a_read_at_the_primary_waits_for_the_updates_before_it() {
+    let (mut sim, nodes) = world(18, 3, Strategy::PrimaryBackup);
+    sim.run_for(Duration::from_millis(100));
+    sim.command(nodes[0], write(1, 42)).expect("write");
+    sim.command(nodes[0], read(2)).expect("read");
+    assert_eq!(done(&sim, nodes[0], 2), None, "the read waits for the write's update");
+    let again = sim.command(nodes[0], read(2));
+    assert!(matches!(again, Err(thoth_stack::sim::CmdError::Refused(thoth_grpc::RpcError::DuplicateId))), "{again:?}");
+    sim.run_for(Duration::from_secs(1));
+    assert!(matches!(done(&sim, nodes[0], 1), Some(Ok(_))));
+    let seen = decode(&done(&sim, nodes[0], 2).expect("the read ended").expect("a log")).expect("decodes");
+    assert_eq!(seen, [42], "the read sees the write it waited for");
+}
+
 #[test]
 fn an_object_with_one_member_sends_no_request() {
     for strategy in EVERY {

@@ -451,6 +451,9 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     fn run_or_defer(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
         match cmd {
             ObjCmd::Write { .. } | ObjCmd::Read { .. } | ObjCmd::Probe { .. } if !self.merging.is_empty() => {
+                if cmd.id().is_some_and(|id| self.pending(id)) {
+                    return Err(RpcError::DuplicateId);
+                }
                 self.deferred.push_back(Deferred::Own(cmd));
                 Ok(())
             }
@@ -504,12 +507,15 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     }
 
     /// Whether the application's operation `id` is pending.
+    /// Whether the application's operation `id` is pending: called, or waiting (for a merge,
+    /// or for the primary's updates).
     fn pending(&self, id: CallId) -> bool {
+        let waiting = self.deferred.iter().chain(self.reads.iter().map(|(_, d)| d));
         self.calls.values().any(|p| match p {
             Purpose::App { id: i, .. } | Purpose::Probe { id: i } => *i == id,
             Purpose::Batch { ids } => ids.contains(&id),
             _ => false,
-        })
+        }) || waiting.into_iter().any(|d| matches!(d, Deferred::Own(c) if c.id() == Some(id)))
     }
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
@@ -849,6 +855,16 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             }
         }
         self.release_reads(now);
+    }
+}
+
+impl ObjCmd {
+    /// The caller's id of an operation (none for an endpoint command).
+    fn id(&self) -> Option<CallId> {
+        match self {
+            ObjCmd::Write { id, .. } | ObjCmd::Read { id, .. } | ObjCmd::Probe { id, .. } => Some(*id),
+            ObjCmd::Endpoint(_) => None,
+        }
     }
 }
 
