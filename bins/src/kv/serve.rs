@@ -110,8 +110,8 @@ struct Server {
     saved: Option<u64>,
     last_save: Instant,
     last_offer: Option<Instant>,
-    kv_ready: bool,
-    trader_ready: bool,
+    /// Where datagrams from clients are read into.
+    buf: Vec<u8>,
     /// Datagrams from clients that did not decode.
     bad: u64,
 }
@@ -163,8 +163,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         saved: None,
         last_save: Instant::now(),
         last_offer: None,
-        kv_ready: false,
-        trader_ready: false,
+        buf: vec![0u8; MAX_DATAGRAM],
         bad: 0,
     };
     say(&format!("listening {contact}"));
@@ -187,10 +186,7 @@ impl Server {
         self.trader.recv_many(&mut events, TICK);
         for ev in events {
             match ev {
-                ObjEvent::Endpoint(Event::View(v)) => {
-                    self.trader_ready = v.id.ltime > 0;
-                    say(&format!("view trader {} {}", v.id.ltime, v.len()));
-                }
+                ObjEvent::Endpoint(Event::View(v)) => say(&format!("view trader {} {}", v.id.ltime, v.len())),
                 ObjEvent::Endpoint(Event::Block) => {
                     let _ = self.trader.command(ObjCmd::Endpoint(Cmd::BlockOk));
                 }
@@ -206,6 +202,15 @@ impl Server {
         self.checkpoint(false)
     }
 
+    /// Whether the store's group (the trader's) has a view of its own yet, not a joiner's
+    /// provisional one.
+    fn kv_ready(&self) -> bool {
+        self.kv.view().id.ltime > 0
+    }
+    fn trader_ready(&self) -> bool {
+        self.trader.view().id.ltime > 0
+    }
+
     fn on_store_event(&mut self, ev: ObjEvent) {
         match ev {
             ObjEvent::Done { id, result } => {
@@ -218,10 +223,7 @@ impl Server {
                     self.answer(&a, status);
                 }
             }
-            ObjEvent::Endpoint(Event::View(v)) => {
-                self.kv_ready = v.id.ltime > 0;
-                say(&format!("view {} {} {}", self.name, v.id.ltime, v.len()));
-            }
+            ObjEvent::Endpoint(Event::View(v)) => say(&format!("view {} {} {}", self.name, v.id.ltime, v.len())),
             ObjEvent::Endpoint(Event::Error { layer, detail }) => say(&format!("error {layer}: {detail}")),
             ObjEvent::Endpoint(Event::Block) => {
                 let _ = self.kv.command(ObjCmd::Endpoint(Cmd::BlockOk));
@@ -232,11 +234,10 @@ impl Server {
 
     /// Reads what clients sent (binds on the rendezvous socket, operations on the contact's).
     fn take_requests(&mut self) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         for _ in 0..256 {
-            let got = self.rendezvous.recv_from(&mut buf).or_else(|_| self.clients.recv_from(&mut buf));
+            let got = self.rendezvous.recv_from(&mut self.buf).or_else(|_| self.clients.recv_from(&mut self.buf));
             let Ok((n, from)) = got else { return };
-            match Request::decode(&buf[..n]) {
+            match Request::decode(&self.buf[..n]) {
                 Ok(req) => self.request(from, req),
                 Err(_) => self.bad += 1,
             }
@@ -298,7 +299,7 @@ impl Server {
     /// Hands the waiting operations to the replica while it takes them (a read runs on the
     /// local replica where the strategy lets it).
     fn issue(&mut self) {
-        while self.kv_ready
+        while self.kv_ready()
             && let Some(a) = self.waiting.pop_front()
         {
             let op = a.req.body.clone();
@@ -329,7 +330,7 @@ impl Server {
 
     /// Offers the store at the trader if this member's offer is not there.
     fn offer(&mut self) {
-        if !(self.kv_ready && self.trader_ready) || self.last_offer.is_some_and(|t| t.elapsed() < OFFER_EVERY) {
+        if !(self.kv_ready() && self.trader_ready()) || self.last_offer.is_some_and(|t| t.elapsed() < OFFER_EVERY) {
             return;
         }
         self.last_offer = Some(Instant::now());
@@ -367,7 +368,7 @@ impl Server {
         let until = Instant::now() + LEAVE_WAIT;
         let me = self.trader.me();
         let op = TraderOp::Remove { name: self.name.clone(), owner: me }.encode();
-        if self.trader_ready && self.trader.try_command(ObjCmd::Write { id: 2, op }).is_ok() {
+        if self.trader_ready() && self.trader.try_command(ObjCmd::Write { id: 2, op }).is_ok() {
             let mut events = Vec::new();
             while Instant::now() < until && !events.iter().any(|e| matches!(e, ObjEvent::Done { id: 2, .. })) {
                 self.trader.recv_many(&mut events, TICK);

@@ -6,7 +6,7 @@ use super::applied::{put_blob, put_result, take_blob, take_result, take_u64};
 use super::{
     BATCH, BATCH_BYTES, ObjCmd, ObjError, ObjEvent, Purpose, Replica, Semantics, Strategy, WRITES, capability,
 };
-use crate::call::{Fault, Mode, Order, Outcome, Request, Target};
+use crate::call::{Fault, Mode, Order, Outcome, Target};
 use crate::machine::{CallId, RpcError};
 use std::collections::VecDeque;
 use thoth_stack::{Bytes, Layer, Machine, Time};
@@ -23,41 +23,29 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             && self.rpc.view().len() > 1
             && self.rpc.view().primary
             && self.merging.is_empty();
-        let (mut ids, mut ops, mut bytes) = (Vec::new(), Vec::new(), 0);
-        while batched
-            && ids.len() < BATCH
-            && let Some(ObjCmd::Write { id, op }) = cmds.front()
-            && (ids.is_empty() || bytes + op.len() <= BATCH_BYTES)
-            && !self.pending(*id)
-            && !ids.contains(id)
-        {
+        // The writes at the front that go together: distinct ids, none pending.
+        let (mut ids, mut bytes) = (Vec::new(), 0);
+        for cmd in cmds.iter().take(if batched { BATCH } else { 0 }) {
+            let ObjCmd::Write { id, op } = cmd else { break };
+            if (!ids.is_empty() && bytes + op.len() > BATCH_BYTES) || self.pending(*id) || ids.contains(id) {
+                break;
+            }
             bytes += op.len();
             ids.push(*id);
-            ops.push(op.clone());
-            cmds.pop_front();
         }
         if ids.len() < 2 {
-            // Nothing to batch: as one command (put back what was taken).
-            if let (Some(&id), Some(op)) = (ids.first(), ops.pop()) {
-                cmds.push_front(ObjCmd::Write { id, op });
-            }
             return Ok(0);
         }
-        let mut payload = Vec::with_capacity(8 + bytes + 8 * ops.len());
-        payload.extend_from_slice(&(ops.len() as u64).to_le_bytes());
-        for op in &ops {
-            put_blob(&mut payload, op);
+        let mut payload = Vec::with_capacity(8 + bytes + 8 * ids.len());
+        payload.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+        for cmd in cmds.drain(..ids.len()) {
+            if let ObjCmd::Write { op, .. } = cmd {
+                put_blob(&mut payload, &op);
+            }
         }
         self.stats.remote += ids.len() as u64;
-        let req = Request {
-            target: Target::Group,
-            method: WRITES,
-            args: capability::wrap(self.cfg.cap.as_ref(), &payload),
-            mode: Mode::All,
-            order: Order::Abcast,
-            timeout: self.cfg.timeout,
-            filter: None,
-        };
+        let args = capability::wrap(self.cfg.cap.as_ref(), &payload);
+        let req = self.request(Target::Group, WRITES, args, Mode::All, Order::Abcast);
         let n = ids.len();
         self.send(now, req, Purpose::Batch { ids }).map(|()| n)
     }

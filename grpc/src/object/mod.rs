@@ -433,13 +433,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         }
         match key {
             Some(key) if here => self.primary_write(now, key, &op, Answer::Local(id)),
-            _ if here && !write => {
-                if let Some(Deferred::Own(ObjCmd::Read { id, op })) =
-                    self.wait_for_updates(Deferred::Own(ObjCmd::Read { id, op }))
-                {
-                    self.local(id, false, &op);
-                }
-            }
+            _ if here && !write && !self.in_flight.is_empty() => self.hold_read(Deferred::Own(ObjCmd::Read { id, op })),
             _ if here => self.local(id, write, &op),
             _ => return self.call(now, Purpose::App { id, write, op, key, tries: 1 }),
         }
@@ -486,6 +480,24 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         ok
     }
 
+    /// A request's operation, once its capability is checked (`write`: it mutates): what
+    /// does not decode and what is not granted are refused, and counted.
+    fn granted<'a>(&mut self, args: &'a [u8], write: bool) -> Result<&'a [u8], Fault> {
+        match capability::unwrap(args) {
+            Err(why) => {
+                self.stats.bad += 1;
+                Err(Fault::Failed(why))
+            }
+            Ok((cap, _)) if !self.allowed(cap.as_ref(), write) => Err(Fault::Failed(REFUSED.into())),
+            Ok((_, op)) => Ok(op),
+        }
+    }
+
+    /// A call of the replica's own: the object's timeout, no filter.
+    fn request(&self, target: Target, method: u64, args: Bytes, mode: Mode, order: Order) -> Request {
+        Request { target, method, args, mode, order, timeout: self.cfg.timeout, filter: None }
+    }
+
     fn probe(&mut self, now: Time, id: CallId, member: EndpointId) -> Result<(), RpcError> {
         if self.pending(id) {
             return Err(RpcError::DuplicateId);
@@ -494,28 +506,19 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
             self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Unavailable) });
             return Ok(());
         }
-        let req = Request {
-            target: Target::Member(member),
-            method: ALIVE,
-            args: Bytes::new(),
-            mode: Mode::All,
-            order: Order::Stack,
-            timeout: self.cfg.timeout,
-            filter: None,
-        };
+        let req = self.request(Target::Member(member), ALIVE, Bytes::new(), Mode::All, Order::Stack);
         self.send(now, req, Purpose::Probe { id })
     }
 
-    /// Whether the application's operation `id` is pending.
     /// Whether the application's operation `id` is pending: called, or waiting (for a merge,
     /// or for the primary's updates).
     fn pending(&self, id: CallId) -> bool {
-        let waiting = self.deferred.iter().chain(self.reads.iter().map(|(_, d)| d));
+        let mut waiting = self.deferred.iter().chain(self.reads.iter().map(|(_, d)| d));
         self.calls.values().any(|p| match p {
             Purpose::App { id: i, .. } | Purpose::Probe { id: i } => *i == id,
             Purpose::Batch { ids } => ids.contains(&id),
             _ => false,
-        }) || waiting.into_iter().any(|d| matches!(d, Deferred::Own(c) if c.id() == Some(id)))
+        }) || waiting.any(|d| matches!(d, Deferred::Own(c) if c.id() == Some(id)))
     }
 
     fn local(&mut self, id: CallId, write: bool, op: &[u8]) {
@@ -561,7 +564,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         payload.extend_from_slice(op);
         let args = capability::wrap(self.cfg.cap.as_ref(), &payload);
         self.stats.remote += 1;
-        let req = Request { target, method, args, mode, order, timeout: self.cfg.timeout, filter: None };
+        let req = self.request(target, method, args, mode, order);
         self.send(now, req, p)
     }
 
@@ -596,15 +599,7 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         put_key(&mut v, &key);
         put_result(&mut v, &result);
         v.extend_from_slice(&self.obj.update(op));
-        let req = Request {
-            target: Target::Group,
-            method: UPDATE,
-            args: Bytes::from(v),
-            mode: Mode::All,
-            order: Order::Ubcast,
-            timeout: self.cfg.timeout,
-            filter: None,
-        };
+        let req = self.request(Target::Group, UPDATE, Bytes::from(v), Mode::All, Order::Ubcast);
         self.last_update += 1;
         self.in_flight.insert(self.last_update);
         self.queued.push_back((req, Purpose::Update { to, result, seq: self.last_update }));
@@ -617,9 +612,11 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         while !self.rpc.held()
             && let Some((req, p)) = self.queued.pop_front()
         {
-            let seq = if let Purpose::Update { seq, .. } = p { Some(seq) } else { None };
+            let update = if let Purpose::Update { seq, .. } = p { Some(seq) } else { None };
             if let Err(why) = self.send(now, req, p) {
-                self.in_flight.remove(&seq.unwrap_or_default());
+                if let Some(seq) = update {
+                    self.in_flight.remove(&seq);
+                }
                 // The endpoint left: nothing will acknowledge the write (or take the offer).
                 let detail = format!("an update (or a checkpoint offered) did not go: {why}");
                 self.events.push_back(ObjEvent::Endpoint(Event::Error { layer: "object", detail }));
@@ -649,42 +646,23 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         }
         if method == READ && self.is_first() && !self.in_flight.is_empty() {
             let args = Bytes::copy_from_slice(args);
-            self.reads.push_back((self.last_update, Deferred::Request { caller, method, args, reply }));
-            return;
+            return self.hold_read(Deferred::Request { caller, method, args, reply });
         }
         let result = match method {
             ALIVE => Ok(Bytes::new()),
             UPDATE if self.cfg.strategy == Strategy::PrimaryBackup => self.absorb(caller.member, args),
             // Every member takes a newer checkpoint, whatever the strategy.
-            RESTORE => match capability::unwrap(args) {
-                Err(why) => {
-                    self.stats.bad += 1;
-                    Err(Fault::Failed(why))
-                }
-                Ok((cap, _)) if !self.allowed(cap.as_ref(), true) => Err(Fault::Failed(REFUSED.into())),
-                Ok((_, offer)) => self.take_offer(now, caller.member, offer),
-            },
+            RESTORE => self.granted(args, true).and_then(|offer| self.take_offer(now, caller.member, offer)),
             WRITES if matches!(self.cfg.strategy, Strategy::Active | Strategy::Cached) => {
-                match capability::unwrap(args) {
-                    Err(why) => {
-                        self.stats.bad += 1;
-                        Err(Fault::Failed(why))
-                    }
-                    Ok((cap, _)) if !self.allowed(cap.as_ref(), true) => Err(Fault::Failed(REFUSED.into())),
-                    Ok((_, ops)) => self.apply_batch(ops),
-                }
+                self.granted(args, true).and_then(|ops| self.apply_batch(ops))
             }
             WRITE | READ | KEYED if !self.runs_calls() => {
                 self.stats.not_first += 1;
                 Err(Fault::Failed(NOT_FIRST.into()))
             }
-            WRITE | READ | KEYED => match capability::unwrap(args) {
-                Err(why) => {
-                    self.stats.bad += 1;
-                    Err(Fault::Failed(why))
-                }
-                Ok((cap, _)) if !self.allowed(cap.as_ref(), method != READ) => Err(Fault::Failed(REFUSED.into())),
-                Ok((_, op)) => match method {
+            WRITE | READ | KEYED => match self.granted(args, method != READ) {
+                Err(f) => Err(f),
+                Ok(op) => match method {
                     KEYED if self.cfg.strategy == Strategy::PrimaryBackup => {
                         let mut r = op;
                         match take_key(&mut r) {

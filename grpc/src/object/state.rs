@@ -5,8 +5,8 @@
 //! of `object` for the rules; tested in `grpc/tests/objects.rs`.
 
 use super::applied::Applied;
-use super::{Deferred, ObjCmd, ObjConfig, ObjError, ObjEvent, Purpose, RESTORE, Replica, Semantics, capability};
-use crate::call::{Fault, Mode, Order, Request, Target};
+use super::{Deferred, ObjConfig, ObjError, ObjEvent, Purpose, RESTORE, Replica, Semantics, capability};
+use crate::call::{Fault, Mode, Order, Target};
 use crate::machine::Rpc;
 use thoth_stack::{Bytes, EndpointId, Layer, Machine, Time, View};
 
@@ -69,15 +69,8 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         let mut offer = Vec::with_capacity(1 + snapshot.len());
         offer.push(u8::from(primary));
         offer.extend_from_slice(snapshot);
-        let req = Request {
-            target: Target::Group,
-            method: RESTORE,
-            args: capability::wrap(self.cfg.cap.as_ref(), &offer),
-            mode: Mode::All,
-            order: Order::Abcast,
-            timeout: self.cfg.timeout,
-            filter: None,
-        };
+        let args = capability::wrap(self.cfg.cap.as_ref(), &offer);
+        let req = self.request(Target::Group, RESTORE, args, Mode::All, Order::Abcast);
         // As flow control lets it (a joiner's first casts may wait for credit); this
         // member's own operations wait behind it.
         self.queued.push_back((req, Purpose::Restore));
@@ -136,8 +129,9 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
         match d {
             Deferred::Request { caller, method, args, reply } => self.serve(now, caller, method, &args, reply),
             Deferred::Own(cmd) => {
-                if let Err(why) = self.run(now, cmd.clone())
-                    && let ObjCmd::Write { id, .. } | ObjCmd::Read { id, .. } | ObjCmd::Probe { id, .. } = cmd
+                let id = cmd.id();
+                if let Err(why) = self.run(now, cmd)
+                    && let Some(id) = id
                 {
                     self.events.push_back(ObjEvent::Done { id, result: Err(ObjError::Refused(why)) });
                 }
@@ -146,12 +140,8 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     }
 
     /// `PrimaryBackup`: a read at the primary waits for the updates in flight now.
-    pub(super) fn wait_for_updates(&mut self, d: Deferred) -> Option<Deferred> {
-        if self.in_flight.is_empty() {
-            return Some(d);
-        }
+    pub(super) fn hold_read(&mut self, d: Deferred) {
         self.reads.push_back((self.last_update, d));
-        None
     }
 
     /// Runs the reads whose updates are all through.
