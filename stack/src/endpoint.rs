@@ -9,6 +9,13 @@
 //! The endpoint frames every datagram (see `frame`), checks every one it receives, and runs
 //! the stack for the current view; a view change builds a fresh stack from the factory.
 //!
+//! **Frame protection** (`Config::security`): a secured endpoint seals every datagram it
+//! sends (`keyring`: the view's keys inside a view, the group's gossip keys outside one)
+//! and opens every one it receives before anything past the frame's header is read; a
+//! datagram that is not sealed, does not open (`rx_bad_tag`), or was opened already
+//! (`rx_replay`, `rx_stale`) is counted and dropped, and only what opened teaches the
+//! driver a route (`Rx::Sound`). An insecure endpoint counts sealed datagrams as `rx_no_key`.
+//!
 //! The bottom of the stack is here: a `Cast` leaving the stack is transmitted to the group
 //! and also looped back up the stack as this member's own delivery (the kernel's multicast
 //! loopback copy is dropped as `rx_own`), unless a layer delivered it here already
@@ -23,16 +30,20 @@
 //! the datagrams it held for it. `Memo` carries what layers keep across views.
 
 use crate::event::{Dn, Event, Up};
-use crate::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, seal};
+use crate::frame::{
+    FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, SEAL_OVERHEAD, SEALED_LEN, Seal, seal,
+};
 use crate::ids::{EndpointId, GroupId, Rank, View};
+use crate::keyring::Keyring;
 use crate::layer::{Cx, Dump, Layer, Memo, Missing};
 use crate::machine::{Command, Machine, Rx};
 use crate::msg::Msg;
 use crate::props::Props;
 use crate::registry::{Registry, SpecError};
 use crate::rng::Rng;
+use crate::secure::{Reject, Security};
 use crate::time::Time;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use core::fmt;
 use smallvec::SmallVec;
 use std::collections::{BTreeMap, VecDeque};
@@ -59,6 +70,9 @@ pub struct Config {
     /// The application takes part in state transfer (`Event::StateRequest`, `Event::State`).
     /// Without it the endpoint answers state requests with an empty state itself.
     pub transfer_state: bool,
+    /// How datagrams are protected (`Security::Insecure` unless set: every member of a group
+    /// must have the same secret, so there is nothing to default to).
+    pub security: Security,
 }
 
 impl Config {
@@ -72,12 +86,25 @@ impl Config {
             hold_bytes: 4 << 20,
             hold_per_source: 1 << 20,
             transfer_state: false,
+            security: Security::Insecure,
         }
     }
 
     /// An endpoint that joins `group` through its stack's membership layer.
     pub fn joining(group: GroupId, me: EndpointId) -> Config {
         Config::new(group, me, Vec::new())
+    }
+
+    /// This configuration with `security`.
+    pub fn secured(self, security: Security) -> Config {
+        Config { security, ..self }
+    }
+
+    /// Bytes a datagram has past the frame at most: `max_datagram` less the frame and, for
+    /// a secured endpoint, the seal.
+    pub fn room(&self) -> usize {
+        let seal = if self.security.is_secure() { SEAL_OVERHEAD } else { 0 };
+        self.max_datagram.saturating_sub(FRAME_LEN + seal)
     }
 }
 
@@ -133,6 +160,16 @@ pub struct Stats {
     pub rx_bad_version: u64,
     pub rx_bad_flags: u64,
     pub rx_bad_crc: u64,
+    /// Not sealed, at a secured endpoint.
+    pub rx_unsealed: u64,
+    /// Sealed, at an endpoint without keys.
+    pub rx_no_key: u64,
+    /// Sealed, and its tag does not verify (forged, altered, another key).
+    pub rx_bad_tag: u64,
+    /// Sealed, and its packet number was opened already.
+    pub rx_replay: u64,
+    /// Sealed, and its packet number is below its sender's replay window.
+    pub rx_stale: u64,
     /// The layers' presence bits past the frame do not decode.
     pub rx_bad_layers: u64,
     pub rx_foreign_group: u64,
@@ -185,6 +222,11 @@ impl Stats {
             + self.rx_bad_version
             + self.rx_bad_flags
             + self.rx_bad_crc
+            + self.rx_unsealed
+            + self.rx_no_key
+            + self.rx_bad_tag
+            + self.rx_replay
+            + self.rx_stale
             + self.rx_bad_layers
             + self.rx_foreign_group
             + self.rx_unknown_src
@@ -211,7 +253,7 @@ impl fmt::Display for EndpointError {
         match self {
             EndpointError::NotMember => f.write_str("this endpoint is not in its initial member list"),
             EndpointError::NoMembership => f.write_str("joining a group needs a membership layer in the stack"),
-            EndpointError::DatagramTooSmall => write!(f, "max_datagram must exceed the {FRAME_LEN}-byte frame"),
+            EndpointError::DatagramTooSmall => f.write_str("max_datagram leaves no room past the frame (and seal)"),
             EndpointError::Stack(m) => m.fmt(f),
             EndpointError::Spec(s) => s.fmt(f),
         }
@@ -319,6 +361,8 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     bottom_events: u64,
     /// False while a flow-control layer holds casts back.
     cast_ready: bool,
+    /// A secured endpoint's keys.
+    keyring: Option<Keyring>,
     stats: Stats,
 }
 
@@ -326,7 +370,7 @@ impl<L: Layer> Endpoint<L> {
     /// An endpoint whose stack for each view comes from `factory`. The first event it
     /// returns is the initial view.
     pub fn new(cfg: Config, factory: impl FnMut(&View) -> L + Send + 'static) -> Result<Self, EndpointError> {
-        if cfg.max_datagram <= FRAME_LEN {
+        if cfg.room() == 0 {
             return Err(EndpointError::DatagramTooSmall);
         }
         let joining = cfg.members.is_empty();
@@ -338,7 +382,14 @@ impl<L: Layer> Endpoint<L> {
         if joining && !props.contains(Props::MEMBERSHIP) {
             return Err(EndpointError::NoMembership);
         }
+        let keyring = match &cfg.security {
+            Security::Insecure => None,
+            Security::Shared { secret, incarnation } => {
+                Some(Keyring::new(secret.clone(), *incarnation, cfg.group, cfg.me, view.id, view.len()))
+            }
+        };
         let mut ep = Endpoint {
+            keyring,
             rng: Rng::new(cfg.seed),
             cfg,
             factory,
@@ -415,7 +466,7 @@ impl<L: Layer> Endpoint<L> {
     /// Largest payload `cast` and `send` accept: what a datagram holds past the frame and the
     /// presence bits of a stack with no layers (one byte).
     pub fn max_payload(&self) -> usize {
-        if self.props.contains(Props::FRAG) { usize::MAX } else { self.cfg.max_datagram - FRAME_LEN - 1 }
+        if self.props.contains(Props::FRAG) { usize::MAX } else { self.cfg.room() - 1 }
     }
 
     /// Whether `cast` takes a message now (false while flow control holds casts back).
@@ -537,14 +588,15 @@ impl<L: Layer> Endpoint<L> {
     }
 
     /// One datagram from the network. Anything that does not check out is counted and
-    /// dropped; what became of it is returned (a driver learns routes from sound frames).
+    /// dropped; what became of it is returned (a driver learns routes from sound frames,
+    /// and at a secured endpoint only from those that opened).
     pub fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx {
         self.start(now);
         let s = &mut self.stats;
         s.rx_datagrams += 1;
         s.rx_bytes += data.len() as u64;
-        let frame = match FrameView::parse(&data) {
-            Ok(v) => *v.frame(),
+        let (frame, seal) = match FrameView::parse(&data) {
+            Ok(v) => (*v.frame(), v.seal()),
             Err(e) => {
                 *match e {
                     FrameError::Truncated => &mut s.rx_truncated,
@@ -556,47 +608,93 @@ impl<L: Layer> Endpoint<L> {
                 return Rx::Unsound;
             }
         };
-        let src = frame.src;
-        let mut accepted = false;
         if frame.group != self.cfg.group {
             s.rx_foreign_group += 1;
             return Rx::Unsound;
-        } else if frame.src == self.cfg.me {
+        }
+        match (&self.keyring, seal) {
+            (Some(_), None) => s.rx_unsealed += 1,
+            (None, Some(_)) => s.rx_no_key += 1,
+            _ => return self.take(now, frame, seal, data),
+        }
+        Rx::Unsound
+    }
+
+    /// A datagram of this group, sealed if this endpoint is secured: where it goes.
+    fn take(&mut self, now: Time, frame: Frame, seal: Option<Seal>, data: Bytes) -> Rx {
+        let src = frame.src;
+        let (mut accepted, mut opened) = (false, false);
+        let s = &mut self.stats;
+        if frame.src == self.cfg.me {
             s.rx_own += 1;
         } else if self.left {
             s.rx_after_exit += 1;
         } else if frame.is_gossip() {
-            if let Some(msg) = self.arrived(&data) {
+            if let Some(msg) = self.arrived(frame, seal, data) {
+                opened = true;
                 self.stats.rx_gossip += 1;
                 self.run(now, Input::Up(Up::Gossip { from: frame.src, msg }));
             }
         } else if frame.view != self.view.id {
-            if frame.view.ltime > self.view.id.ltime {
-                self.hold(frame.src, data);
-            } else {
+            if frame.view.ltime <= self.view.id.ltime {
                 s.rx_other_view += 1;
+            } else if let Some(Err(r)) = seal.map(|seal| self.keyring_verify(&frame, seal, &data)) {
+                self.count(r);
+            } else {
+                opened = true;
+                self.hold(frame.src, data);
             }
         } else if let Some(from) = self.view.rank_of(frame.src) {
-            if let Some(msg) = self.arrived(&data) {
+            if let Some(msg) = self.arrived(frame, seal, data) {
                 self.stats.rx_accepted += 1;
-                accepted = true;
+                (accepted, opened) = (true, true);
                 let ev = if frame.is_send() { Up::Send { from, msg } } else { Up::Cast { from, msg } };
                 self.run(now, Input::Up(ev));
             }
         } else {
             s.rx_unknown_src += 1;
         }
-        Rx::Sound { src, accepted }
+        if opened || self.keyring.is_none() { Rx::Sound { src, accepted } } else { Rx::Unsound }
     }
 
-    /// The message past the frame, as the bottom layer takes it; `None` (counted) if the
-    /// layers' presence bits do not decode.
-    fn arrived(&mut self, data: &Bytes) -> Option<Msg> {
-        let Ok(msg) = Msg::from_frame(data.slice(FRAME_LEN..)) else {
+    fn keyring_verify(&self, frame: &Frame, seal: Seal, data: &[u8]) -> Result<(), Reject> {
+        self.keyring.as_ref().expect("sealed datagrams reach only secured endpoints").verify_later(frame, seal, data)
+    }
+
+    fn count(&mut self, r: Reject) {
+        let s = &mut self.stats;
+        *match r {
+            Reject::Truncated => &mut s.rx_truncated,
+            Reject::BadTag => &mut s.rx_bad_tag,
+            Reject::Replay => &mut s.rx_replay,
+            Reject::Stale => &mut s.rx_stale,
+        } += 1;
+    }
+
+    /// The message past the frame (opened, if sealed), as the bottom layer takes it; `None`
+    /// (counted) if it does not open or the layers' presence bits do not decode.
+    fn arrived(&mut self, frame: Frame, seal: Option<Seal>, data: Bytes) -> Option<Msg> {
+        let len = data.len();
+        let (data, head) = match (seal, self.keyring.as_mut()) {
+            (Some(seal), Some(keys)) => {
+                // In place when the driver's buffer is this datagram's alone.
+                let mut buf = data.try_into_mut().unwrap_or_else(|d| BytesMut::from(&d[..]));
+                match keys.open(&frame, seal, &mut buf) {
+                    Ok(n) => buf.truncate(SEALED_LEN + n),
+                    Err(r) => {
+                        self.count(r);
+                        return None;
+                    }
+                }
+                (buf.freeze(), SEALED_LEN)
+            }
+            _ => (data, FRAME_LEN),
+        };
+        let Ok(msg) = Msg::from_frame(data.slice(head..)) else {
             self.stats.rx_bad_layers += 1;
             return None;
         };
-        let mut msg = msg.within(self.number_datagram(), data.len());
+        let mut msg = msg.within(self.number_datagram(), len);
         msg.unseal();
         Some(msg)
     }
@@ -624,6 +722,9 @@ impl<L: Layer> Endpoint<L> {
     pub(crate) fn install_view(&mut self, now: Time, view: View) -> Result<(), EndpointError> {
         debug_assert!(view.id > self.view.id, "views are installed in increasing order");
         let rank = view.rank_of(self.cfg.me).ok_or(EndpointError::NotMember)?;
+        if let Some(keys) = &mut self.keyring {
+            keys.install(view.id, view.len());
+        }
         let stack = (self.factory)(&view);
         self.props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
         self.stack = stack;
@@ -725,7 +826,7 @@ impl<L: Layer> Endpoint<L> {
             {
                 let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
                     .with_memo(&mut self.memo)
-                    .with_room(crate::layer::room(self.cfg.max_datagram));
+                    .with_room(self.cfg.room().saturating_sub(10));
                 match input.take() {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
                     Some(Input::Dns(mut evs)) => {
@@ -851,16 +952,23 @@ impl<L: Layer> Endpoint<L> {
         self.bottom_events += 1;
         let (layers, body) = msg.into_parts();
         let frame = Frame { flags, group: self.cfg.group, view: self.view.id, src: self.cfg.me };
-        let mut fixed = [0u8; FRAME_LEN];
-        frame.write(&mut fixed);
-        let mut head = SmallVec::<[u8; INLINE_TX_HEAD]>::new();
-        head.extend_from_slice(&fixed);
-        head.extend_from_slice(&layers);
-        if head.len() + body.len() > self.cfg.max_datagram {
+        if layers.len() + body.len() > self.cfg.room() {
             self.stats.tx_oversize += 1;
             return;
         }
-        seal(&mut head, &body);
+        let mut head = SmallVec::<[u8; INLINE_TX_HEAD]>::new();
+        let body = if let Some(keys) = &mut self.keyring {
+            let (header, sealed) = keys.seal(&frame, [&layers, &body]);
+            head.extend_from_slice(&header);
+            Bytes::from(sealed)
+        } else {
+            let mut fixed = [0u8; FRAME_LEN];
+            frame.write(&mut fixed);
+            head.extend_from_slice(&fixed);
+            head.extend_from_slice(&layers);
+            seal(&mut head, &body);
+            body
+        };
         self.stats.tx_datagrams += 1;
         self.stats.tx_bytes += (head.len() + body.len()) as u64;
         self.transmits.push_back(Transmit { dst, head, body });

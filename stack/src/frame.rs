@@ -7,6 +7,17 @@
 //! All integers little-endian. The CRC-32 (IEEE) covers bytes 0..4 and everything from byte
 //! 8 to the end of the datagram. `FrameView::parse` checks length, magic, version, flags and
 //! CRC once; after that every accessor returns a decoded field and cannot fail.
+//!
+//! A **sealed** frame (`FLAG_SEALED`, frame protection: `secure`, `keyring`) has no CRC (the
+//! field is zero) and carries the sender's incarnation and packet number after the source;
+//! the 56 bytes up to there are the AEAD's associated data, what follows is encrypted, and
+//! the tag ends the datagram:
+//! ```text
+//!  0 .. 40                      40            48   56                           len-16  len
+//!  | frame as above, crc = 0   | incarnation | pn | sealed layer headers, payload | tag |
+//! ```
+//! `parse` checks the length of a sealed frame, never its contents: the endpoint opens it
+//! before anything looks past the header.
 
 use crate::ids::{EndpointId, GroupId, ViewId};
 use crate::wire::Reader;
@@ -20,7 +31,22 @@ pub const FRAME_LEN: usize = 40;
 pub const FLAG_SEND: u8 = 0x01;
 /// The datagram is gossip from outside the view (`Dn::Gossip`): not checked against the view.
 pub const FLAG_GOSSIP: u8 = 0x02;
-const KNOWN_FLAGS: u8 = FLAG_SEND | FLAG_GOSSIP;
+/// The datagram is sealed (see the module doc).
+pub const FLAG_SEALED: u8 = 0x04;
+const KNOWN_FLAGS: u8 = FLAG_SEND | FLAG_GOSSIP | FLAG_SEALED;
+
+/// Bytes of a sealed frame's header: the frame, the incarnation and the packet number.
+pub const SEALED_LEN: usize = FRAME_LEN + 16;
+/// Bytes a sealed datagram has beyond an unsealed one: incarnation, packet number, tag.
+pub const SEAL_OVERHEAD: usize = SEALED_LEN - FRAME_LEN + crate::secure::TAG_LEN;
+
+/// What a sealed frame says about its sealing: the sender's incarnation (which, with the
+/// sender, picks its key) and packet number (the nonce, and the replay window's number).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct Seal {
+    pub incarnation: u64,
+    pub pn: u64,
+}
 
 /// Why a datagram was rejected before any layer saw it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -62,6 +88,9 @@ impl Frame {
     pub fn is_gossip(&self) -> bool {
         self.flags & FLAG_GOSSIP != 0
     }
+    pub fn is_sealed(&self) -> bool {
+        self.flags & FLAG_SEALED != 0
+    }
 
     /// Writes the frame into `out[..FRAME_LEN]` with a zero CRC; `seal` fills it in.
     pub fn write(&self, out: &mut [u8; FRAME_LEN]) {
@@ -74,6 +103,15 @@ impl Frame {
         out[24..32].copy_from_slice(&self.view.coord.0.to_le_bytes());
         out[32..40].copy_from_slice(&self.src.0.to_le_bytes());
     }
+}
+
+/// Writes a sealed frame's header (`SEALED_LEN` bytes): the frame with `FLAG_SEALED` and a
+/// zero CRC, then the seal.
+pub fn write_sealed(frame: &Frame, seal: Seal, out: &mut [u8; SEALED_LEN]) {
+    let f = Frame { flags: frame.flags | FLAG_SEALED, ..*frame };
+    f.write((&mut out[..FRAME_LEN]).try_into().expect("a frame's length"));
+    out[40..48].copy_from_slice(&seal.incarnation.to_le_bytes());
+    out[48..56].copy_from_slice(&seal.pn.to_le_bytes());
 }
 
 /// Computes the CRC of a datagram made of `frame` (the first FRAME_LEN bytes of `first`)
@@ -105,6 +143,7 @@ pub fn peek_group(buf: &[u8]) -> Option<GroupId> {
 #[derive(Clone, Copy, Debug)]
 pub struct FrameView<'a> {
     frame: Frame,
+    seal: Option<Seal>,
     payload: &'a [u8],
 }
 
@@ -133,16 +172,30 @@ impl<'a> FrameView<'a> {
         let ltime = f.u64().map_err(field)?;
         let coord = EndpointId(f.u64().map_err(field)?);
         let src = EndpointId(f.u64().map_err(field)?);
+        let frame = Frame { flags, group, view: ViewId { ltime, coord }, src };
+        if frame.is_sealed() {
+            // Authenticated by the tag, which the endpoint checks: nothing to check here but
+            // that the seal and a tag are there.
+            if r.remaining() < SEALED_LEN - FRAME_LEN + crate::secure::TAG_LEN {
+                return Err(FrameError::Truncated);
+            }
+            let seal = Seal { incarnation: r.u64().map_err(field)?, pn: r.u64().map_err(field)? };
+            return Ok(FrameView { frame, seal: Some(seal), payload: r.rest() });
+        }
         if checksum(fixed, r.rest()) != crc {
             return Err(FrameError::BadCrc);
         }
-        Ok(FrameView { frame: Frame { flags, group, view: ViewId { ltime, coord }, src }, payload: r.rest() })
+        Ok(FrameView { frame, seal: None, payload: r.rest() })
     }
 
     pub fn frame(&self) -> &Frame {
         &self.frame
     }
-    /// Layer headers and application payload.
+    /// A sealed frame's seal.
+    pub fn seal(&self) -> Option<Seal> {
+        self.seal
+    }
+    /// Layer headers and application payload (sealed: encrypted, and the tag).
     pub fn payload(&self) -> &'a [u8] {
         self.payload
     }

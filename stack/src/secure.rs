@@ -5,11 +5,14 @@
 //! exchange of our own.
 //!
 //! **Keys.** A view's key material is HKDF-SHA256 over the group secret, with the group and
-//! the view as its context (`ViewKeys::derive`): a member that is not in a view has no key
-//! for it, and a datagram of one view does not open in another. Each sender seals with a
-//! key of its own, expanded from the view's material with its id (`ViewKeys::sender`), so
-//! the nonce need only be unique per sender: it is the sender's packet number, which never
-//! repeats within a view.
+//! the view as its context (`ViewKeys::derive`): a datagram of one view does not open in
+//! another. Gossip (discovery, joins, merges: datagrams from outside a view) has key material
+//! of its own, the group's (`ViewKeys::gossip`). Each sender seals with a key of its own,
+//! expanded from the material with its id and its *incarnation* (`ViewKeys::sender`), a
+//! random number the endpoint draws when it starts: so the nonce need only be unique per
+//! incarnation, and it is the sender's packet number, which never repeats in one. (Ids are
+//! addresses, and a fixed first view has the same id at every start: without the
+//! incarnation a restarted member would reuse its nonces.)
 //!
 //! **Seal / open.** `seal` encrypts a body in place and appends the 16-byte tag; the
 //! associated data is whatever the caller authenticates without hiding (the frame header
@@ -22,9 +25,9 @@
 //! below the window is stale. The window is checked before the tag (cheap) and recorded only
 //! after the tag verified, so a forged datagram cannot move it.
 //!
-//! Not yet wired into the endpoint's frames: that, the key modes and the tests with crafted
-//! datagrams are the next steps. Tested below (every rejection reason, the window's
-//! edges, bolero over arbitrary bytes and mutations of a sealed datagram).
+//! The endpoint seals and opens its frames through a `keyring::Keyring`. Tested below (every
+//! rejection reason, the window's edges, bolero over arbitrary bytes and mutations of a
+//! sealed datagram), and in a whole endpoint by `stack/tests/secure.rs`.
 
 use crate::ids::{EndpointId, GroupId, ViewId};
 use core::fmt;
@@ -40,6 +43,7 @@ const WORDS: usize = (WINDOW / 64) as usize;
 /// Labels of the key derivation, so keys for this use are never keys for another.
 const SALT: &[u8] = b"thoth frame protection v1";
 const VIEW_INFO: &[u8] = b"view";
+const GOSSIP_INFO: &[u8] = b"gossip";
 const SENDER_INFO: &[u8] = b"sender";
 
 /// A group's pre-shared secret. Its `Debug` does not show it.
@@ -49,6 +53,84 @@ pub struct GroupSecret([u8; 32]);
 impl GroupSecret {
     pub fn new(bytes: [u8; 32]) -> GroupSecret {
         GroupSecret(bytes)
+    }
+
+    /// A fresh secret from the operating system's random source.
+    pub fn generate() -> GroupSecret {
+        GroupSecret(random())
+    }
+
+    /// The secret as a key file holds it: 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A secret from 64 hex digits (surrounding white space ignored), as `to_hex` writes it.
+    pub fn from_hex(text: &str) -> Result<GroupSecret, KeyError> {
+        let text = text.trim();
+        if text.len() != 64 || !text.is_ascii() {
+            return Err(KeyError::Format);
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Format)?;
+        }
+        Ok(GroupSecret(bytes))
+    }
+
+    /// Reads a key file (`to_hex`'s text).
+    pub fn read(path: &std::path::Path) -> Result<GroupSecret, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io(e.kind()))?;
+        GroupSecret::from_hex(&text)
+    }
+}
+
+/// Why a key could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyError {
+    Io(std::io::ErrorKind),
+    /// Not 64 hex digits.
+    Format,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Io(kind) => write!(f, "cannot read the key file: {kind}"),
+            KeyError::Format => f.write_str("a key file holds 64 hex digits (make one with --keygen)"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Bytes from the operating system's random source (ring's).
+fn random<const N: usize>() -> [u8; N] {
+    use ring::rand::SecureRandom;
+    let mut out = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut out).expect("the operating system's random source");
+    out
+}
+
+/// How an endpoint protects its datagrams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// None: frames carry a CRC, and anyone who reaches the group can speak for any member.
+    /// An explicit choice.
+    Insecure,
+    /// Every datagram sealed under keys derived from a pre-shared group secret, with this
+    /// endpoint's incarnation (see the module doc: never the same twice for one id).
+    Shared { secret: GroupSecret, incarnation: u64 },
+}
+
+impl Security {
+    /// Sealed under `secret`, with an incarnation drawn from the operating system's random
+    /// source.
+    pub fn shared(secret: GroupSecret) -> Security {
+        Security::Shared { secret, incarnation: u64::from_le_bytes(random()) }
+    }
+    pub fn is_secure(&self) -> bool {
+        !matches!(self, Security::Insecure)
     }
 }
 
@@ -89,24 +171,37 @@ impl hkdf::KeyType for Len32 {
 }
 
 impl ViewKeys {
+    /// The key material of `view` in `group`.
     pub fn derive(secret: &GroupSecret, group: GroupId, view: ViewId) -> ViewKeys {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&secret.0);
         let mut context = [0u8; 24];
         context[..8].copy_from_slice(&group.0.to_le_bytes());
         context[8..16].copy_from_slice(&view.ltime.to_le_bytes());
         context[16..].copy_from_slice(&view.coord.0.to_le_bytes());
+        ViewKeys::expand(secret, VIEW_INFO, &context)
+    }
+
+    /// The key material of `group`'s gossip, whatever the view.
+    pub fn gossip(secret: &GroupSecret, group: GroupId) -> ViewKeys {
+        ViewKeys::expand(secret, GOSSIP_INFO, &group.0.to_le_bytes())
+    }
+
+    fn expand(secret: &GroupSecret, info: &[u8], context: &[u8]) -> ViewKeys {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&secret.0);
         let mut material = [0u8; 32];
-        prk.expand(&[VIEW_INFO, &context], Len32)
+        prk.expand(&[info, context], Len32)
             .and_then(|okm| okm.fill(&mut material))
             .expect("32 bytes are within HKDF-SHA256's output");
         ViewKeys { prk: hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, &material) }
     }
 
-    /// The key of the sender `src` in this view.
-    pub fn sender(&self, src: EndpointId) -> SenderKey {
+    /// The key of the sender `src` in its incarnation `incarnation`.
+    pub fn sender(&self, src: EndpointId, incarnation: u64) -> SenderKey {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&src.0.to_le_bytes());
+        id[8..].copy_from_slice(&incarnation.to_le_bytes());
         let mut key = [0u8; 32];
         self.prk
-            .expand(&[SENDER_INFO, &src.0.to_le_bytes()], Len32)
+            .expand(&[SENDER_INFO, &id], Len32)
             .and_then(|okm| okm.fill(&mut key))
             .expect("32 bytes are within HKDF-SHA256's output");
         SenderKey(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("a 32-byte AES-256 key")))
@@ -216,7 +311,7 @@ mod tests {
     #[test]
     fn a_sealed_body_opens_with_its_key_and_header_only() {
         let k = keys(1, G, V);
-        let me = k.sender(EndpointId(2));
+        let me = k.sender(EndpointId(2), 0);
         let b = sealed(&me, 9, b"header");
         assert_eq!(b.len(), 34 + TAG_LEN);
         assert_ne!(&b[..34], b"a cast's layer headers and payload", "the body is hidden");
@@ -234,24 +329,29 @@ mod tests {
         let refused = |key: &SenderKey, pn: u64, aad: &[u8]| open(key, pn, aad, &mut b.clone()).err();
         assert_eq!(refused(&me, 9, b"headex"), Some(Reject::BadTag));
         assert_eq!(refused(&me, 10, b"header"), Some(Reject::BadTag));
-        assert_eq!(refused(&k.sender(EndpointId(3)), 9, b"header"), Some(Reject::BadTag));
+        assert_eq!(refused(&k.sender(EndpointId(3), 0), 9, b"header"), Some(Reject::BadTag));
         let other_view = ViewId { ltime: 4, ..V };
-        assert_eq!(refused(&keys(1, G, other_view).sender(EndpointId(2)), 9, b"header"), Some(Reject::BadTag));
-        assert_eq!(refused(&keys(1, GroupId(8), V).sender(EndpointId(2)), 9, b"header"), Some(Reject::BadTag));
-        assert_eq!(refused(&keys(2, G, V).sender(EndpointId(2)), 9, b"header"), Some(Reject::BadTag));
+        assert_eq!(refused(&keys(1, G, other_view).sender(EndpointId(2), 0), 9, b"header"), Some(Reject::BadTag));
+        assert_eq!(refused(&keys(1, GroupId(8), V).sender(EndpointId(2), 0), 9, b"header"), Some(Reject::BadTag));
+        assert_eq!(refused(&keys(2, G, V).sender(EndpointId(2), 0), 9, b"header"), Some(Reject::BadTag));
+        assert_eq!(refused(&k.sender(EndpointId(2), 1), 9, b"header"), Some(Reject::BadTag), "another incarnation");
+        let gossip = ViewKeys::gossip(&GroupSecret::new([1; 32]), G);
+        assert_eq!(refused(&gossip.sender(EndpointId(2), 0), 9, b"header"), Some(Reject::BadTag), "gossip's key");
         // Cut short.
         for cut in 0..b.len() {
             let want = if cut < TAG_LEN { Reject::Truncated } else { Reject::BadTag };
             assert_eq!(open(&me, 9, b"header", &mut b[..cut].to_vec()).err(), Some(want), "cut at {cut}");
         }
         assert_eq!(format!("{:?}", GroupSecret::new([1; 32])), "GroupSecret(..)", "no key in logs");
+        let shared = Security::Shared { secret: GroupSecret::new([1; 32]), incarnation: 3 };
+        assert!(!format!("{shared:?}").contains("1, 1"), "{shared:?}");
     }
 
     /// bolero: arbitrary bytes under any packet number and header never open (and never
     /// panic); nor do arbitrary mutations of a sealed datagram.
     #[test]
     fn arbitrary_bytes_and_mutations_never_open() {
-        let k = keys(1, G, V).sender(EndpointId(2));
+        let k = keys(1, G, V).sender(EndpointId(2), 0);
         bolero::check!().with_type::<(u64, Vec<u8>, Vec<u8>)>().for_each(|(pn, aad, body)| {
             assert!(open(&k, *pn, aad, &mut body.clone()).is_err());
         });
@@ -263,6 +363,20 @@ mod tests {
             b.truncate(b.len() - usize::from(cut) % 2 * at.min(TAG_LEN));
             assert!(open(&k, 1, b"header", &mut b).is_err());
         });
+    }
+
+    #[test]
+    fn secrets_go_to_key_files_and_back() {
+        let s = GroupSecret::generate();
+        assert_ne!(s, GroupSecret::generate(), "fresh each time");
+        assert_eq!(GroupSecret::from_hex(&format!("{}\n", s.to_hex())), Ok(s.clone()));
+        assert_eq!(s.to_hex().len(), 64);
+        for bad in ["", "00", &"0".repeat(63), &"0".repeat(65), &"g".repeat(64), &"é".repeat(32)] {
+            assert_eq!(GroupSecret::from_hex(bad), Err(KeyError::Format), "{bad:?}");
+        }
+        let Security::Shared { incarnation: a, .. } = Security::shared(s.clone()) else { unreachable!() };
+        let Security::Shared { incarnation: b, .. } = Security::shared(s) else { unreachable!() };
+        assert_ne!(a, b, "an incarnation is drawn at each start");
     }
 
     #[test]
