@@ -36,10 +36,13 @@ fn main() {
     let key = [7u8; 32];
     let ad = [1u8; 48];
     for size in [1024, 65_000] {
-        for (name, alg) in
-            [("ring AES-256-GCM", &ring::aead::AES_256_GCM), ("ring ChaCha20-Poly1305", &ring::aead::CHACHA20_POLY1305)]
-        {
-            let k = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(alg, &key).expect("a key"));
+        for (name, alg) in [
+            ("ring AES-256-GCM", &ring::aead::AES_256_GCM),
+            ("ring AES-128-GCM", &ring::aead::AES_128_GCM),
+            ("ring ChaCha20-Poly1305", &ring::aead::CHACHA20_POLY1305),
+        ] {
+            let k =
+                ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(alg, &key[..alg.key_len()]).expect("a key"));
             bench(name, size, |buf, n| {
                 let nonce = ring::aead::Nonce::assume_unique_for_key(nonce12(n));
                 let tag = k.seal_in_place_separate_tag(nonce, ring::aead::Aad::from(&ad), buf).expect("seals");

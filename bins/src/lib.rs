@@ -5,13 +5,14 @@
 //! UDP multicast, and prints both side by side. `detect` is behind `thoth-detect`: crash
 //! detection time and false suspicions of the failure detectors between member processes.
 //! `member` is `thoth-member`: one member of a dynamic group, events as JSON lines.
-//! `iface` is the `--interface` option the three share. `rpc_perf` and `kv_perf` are behind
+//! `iface` is the `--interface` option the three share; `key`, the group keys they take. `rpc_perf` and `kv_perf` are behind
 //! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet. `kv`
 //! is also the replicated key-value store of `thoth-kv`, the demo; `term`, the SIGTERM
 //! flag `thoth-member` and `thoth-kv` poll.
 
 pub mod detect;
 pub mod iface;
+pub mod key;
 pub mod kv;
 pub mod kv_perf;
 pub mod member;

@@ -233,3 +233,67 @@ fn a_member_leaving_at_the_end_of_a_long_input_casts_every_line_first() {
     converge(&[&ms[1], &ms[2]], 2, Duration::from_secs(10));
     no_errors(&ms.iter().collect::<Vec<_>>());
 }
+
+#[test]
+fn without_a_key_it_refuses_and_says_how() {
+    let (addr, group) = net(7);
+    let out = std::process::Command::new(common::member::BIN)
+        .args(["--addr", &addr, "--group", &group])
+        .output()
+        .expect("run thoth-member");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--keygen") && err.contains("--insecure"), "{err}");
+    assert!(out.stdout.is_empty(), "it started: {}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// Two members with the tests' key and one with a key of its own, on one address and group
+/// name: the two form a view without the third, which forms its own; neither side delivers
+/// a line of the other's. An insecure member is as much an outsider. Every member says in
+/// its start line whether it runs secured.
+#[test]
+fn a_member_with_another_key_stays_outside() {
+    let a = args(8, &[]);
+    let other = std::env::temp_dir().join(format!("thoth-member-test-other-{}.key", std::process::id()));
+    let key = std::process::Command::new(common::member::BIN).arg("--keygen").output().expect("--keygen").stdout;
+    assert_eq!(String::from_utf8_lossy(&key).trim().len(), 64, "64 hex digits");
+    std::fs::write(&other, &key).unwrap();
+    let mut outsider_args = a.clone();
+    outsider_args.extend(["--key".to_string(), other.display().to_string()]);
+    let mut insecure_args = a.clone();
+    insecure_args.push("--insecure".into());
+    let mut ms = [
+        Member::start("m0", &a),
+        Member::start("m1", &a),
+        Member::start("outsider", &outsider_args),
+        Member::start("insecure", &insecure_args),
+    ];
+    let two = converge(&[&ms[0], &ms[1]], 2, Duration::from_secs(10));
+    for m in &ms[2..] {
+        assert!(wait(Duration::from_secs(5), "a view alone", || (m.view().len() == 1).then_some(())).is_some());
+    }
+    for (i, m) in ms.iter_mut().enumerate() {
+        m.cast(&format!("line of {i}"));
+    }
+    // What the two deliver: their own lines only; what each outsider delivers: its own.
+    let got = |m: &Member| -> BTreeSet<String> {
+        m.events("deliver").iter().map(|l| field(&l.text, "data").to_string()).collect()
+    };
+    for (i, m) in ms.iter().enumerate() {
+        let want: BTreeSet<String> =
+            if i < 2 { ["line of 0", "line of 1"].map(String::from).into() } else { [format!("line of {i}")].into() };
+        assert!(
+            wait(Duration::from_secs(5), "the lines", || (got(m) == want).then_some(())).is_some(),
+            "{i}: {:?}",
+            got(m)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(got(&ms[0]), ["line of 0", "line of 1"].map(String::from).into(), "nothing from outside, later either");
+    assert_eq!(ms[0].view(), two);
+    for (i, m) in ms.iter().enumerate() {
+        let start = m.events("start");
+        assert!(start[0].text.contains(&format!("\"secure\":{}", i != 3)), "{}", start[0].text);
+    }
+    let _ = std::fs::remove_file(&other);
+}

@@ -15,7 +15,7 @@
 mod common;
 
 use common::field;
-use common::member::{BIN, Member, converge, wait};
+use common::member::{BIN, Member, converge, keyed, wait};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -78,7 +78,7 @@ impl Link {
     /// `thoth-member args...` inside namespace `i`.
     fn member(&self, i: usize, args: &[String]) -> Member {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns[i], BIN]).args(args);
+        cmd.args(["netns", "exec", &self.ns[i], BIN]).args(keyed(args));
         Member::spawn(&format!("member in {}", self.ns[i]), cmd)
     }
 }

@@ -29,8 +29,10 @@ fn json_lines(out: &Output) -> Vec<String> {
     lines
 }
 
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 19] = [
     "stack",
+    "secure",
+    "secure_ratio",
     "cpu_us_per_msg",
     "driver",
     "rtt_p50_us",
@@ -59,6 +61,7 @@ fn json_row_for_the_default_group() {
         field(l, k);
     }
     assert_eq!(field(l, "stack"), thoth::DEFAULT_STACK);
+    assert_eq!(field(l, "secure"), "true", "sealed by default");
     assert_eq!((num(l, "members"), num(l, "senders"), num(l, "size"), num(l, "count")), (3.0, 3.0, 200.0, 2000.0));
     assert!(num(l, "msgs_per_sec") > 0.0 && num(l, "raw_msgs_per_sec") > 0.0, "{l}");
     assert!((num(l, "ratio") - num(l, "msgs_per_sec") / num(l, "raw_msgs_per_sec")).abs() < 1e-3, "{l}");
@@ -220,7 +223,47 @@ fn help_lists_options_and_layers() {
     let (out, _, _) = run(&["--help"], Duration::from_secs(10));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for w in ["--members", "--senders", "--size", "--count", "--duration", "--rate", "--stack", "--json", "bare"] {
+    for w in [
+        "--members",
+        "--senders",
+        "--size",
+        "--count",
+        "--duration",
+        "--rate",
+        "--stack",
+        "--json",
+        "bare",
+        "--insecure",
+        "--vs-insecure",
+    ] {
         assert!(text.contains(w), "--help lacks {w}");
     }
+}
+
+/// The cost of protection in one invocation: each repeat runs the stack sealed and
+/// unprotected; `--insecure` alone runs it unprotected and says so on stderr; the key file
+/// the members read is gone afterwards.
+#[test]
+fn sealed_against_unprotected_and_insecure_said_loudly() {
+    let (out, pid, _) =
+        run(&["--count", "2000", "--size", "200", "--json", "--no-raw", "--vs-insecure"], Duration::from_secs(60));
+    let lines = json_lines(&out);
+    let l = &lines[0];
+    assert_eq!(field(l, "secure"), "true");
+    assert!(num(l, "insecure_msgs_per_sec") > 0.0, "{l}");
+    assert!((num(l, "secure_ratio") - num(l, "msgs_per_sec") / num(l, "insecure_msgs_per_sec")).abs() < 1e-3, "{l}");
+    assert_eq!((num(l, "lost"), num(l, "insecure_lost")), (0.0, 0.0), "{l}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    let keys: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("thoth-perf-{pid}-")))
+        .collect();
+    assert!(keys.is_empty(), "key files left behind: {keys:?}");
+    assert_no_members_left(pid);
+    let (out, pid, _) = run(&["--count", "2000", "--size", "200", "--json", "--insecure"], Duration::from_secs(60));
+    let l = &json_lines(&out)[0];
+    assert_eq!((field(l, "secure"), field(l, "secure_ratio")), ("false", "null"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: running with --insecure"));
+    assert_no_members_left(pid);
 }

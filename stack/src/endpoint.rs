@@ -960,7 +960,7 @@ impl<L: Layer> Endpoint<L> {
         let body = if let Some(keys) = &mut self.keyring {
             let (header, sealed) = keys.seal(&frame, [&layers, &body]);
             head.extend_from_slice(&header);
-            Bytes::from(sealed)
+            sealed
         } else {
             let mut fixed = [0u8; FRAME_LEN];
             frame.write(&mut fixed);

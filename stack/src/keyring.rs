@@ -23,10 +23,13 @@
 use crate::frame::{Frame, SEALED_LEN, Seal, write_sealed};
 use crate::ids::{EndpointId, GroupId, ViewId};
 use crate::secure::{GroupSecret, Reject, SenderKey, TAG_LEN, ViewKeys, Window, open, seal};
+use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
 
 /// Senders the gossip keys remember at most.
 const GOSSIP_SENDERS: usize = 256;
+/// Bytes of `Keyring::out` at a time.
+const OUT_CHUNK: usize = 256 << 10;
 
 pub(crate) struct Keyring {
     secret: GroupSecret,
@@ -38,6 +41,9 @@ pub(crate) struct Keyring {
     gossip: Keys,
     view: Keys,
     view_id: ViewId,
+    /// Where datagrams are sealed, one after another: a sealed datagram is a slice of it,
+    /// so sealing costs no allocation while the driver sends them faster than they come.
+    out: BytesMut,
 }
 
 /// One set of keys (a view's, or the group's gossip).
@@ -100,7 +106,7 @@ impl Keyring {
     ) -> Keyring {
         let gossip = Keys::new(ViewKeys::gossip(&secret, group), me, incarnation, GOSSIP_SENDERS);
         let view_keys = Keys::new(ViewKeys::derive(&secret, group, view), me, incarnation, senders(members));
-        Keyring { secret, group, me, incarnation, pn: 0, gossip, view: view_keys, view_id: view }
+        Keyring { secret, group, me, incarnation, pn: 0, gossip, view: view_keys, view_id: view, out: BytesMut::new() }
     }
 
     /// The keys of a newly installed view (of `members` members).
@@ -112,18 +118,23 @@ impl Keyring {
 
     /// Seals a datagram of `frame` (its view the current one, or gossip) made of `parts`:
     /// its header (`SEALED_LEN` bytes) and its sealed part with the tag.
-    pub(crate) fn seal(&mut self, frame: &Frame, parts: [&[u8]; 2]) -> ([u8; SEALED_LEN], Vec<u8>) {
+    pub(crate) fn seal(&mut self, frame: &Frame, parts: [&[u8]; 2]) -> ([u8; SEALED_LEN], Bytes) {
         debug_assert!(frame.is_gossip() || frame.view == self.view_id, "sealed in the current view");
         let s = Seal { incarnation: self.incarnation, pn: self.pn };
         self.pn += 1;
         let mut head = [0u8; SEALED_LEN];
         write_sealed(frame, s, &mut head);
-        let mut body = Vec::with_capacity(parts[0].len() + parts[1].len() + TAG_LEN);
-        body.extend_from_slice(parts[0]);
-        body.extend_from_slice(parts[1]);
+        let len = parts[0].len() + parts[1].len() + TAG_LEN;
+        if self.out.capacity() - self.out.len() < len {
+            // Reuses the chunk's memory when no datagram of it is alive any more.
+            self.out.reserve(OUT_CHUNK.max(len));
+        }
+        self.out.extend_from_slice(parts[0]);
+        self.out.extend_from_slice(parts[1]);
         let keys = if frame.is_gossip() { &self.gossip } else { &self.view };
-        seal(&keys.mine, s.pn, &head, &mut body);
-        (head, body)
+        let tag = seal(&keys.mine, s.pn, &head, &mut self.out);
+        self.out.extend_from_slice(&tag);
+        (head, self.out.split().freeze())
     }
 
     /// Opens a datagram of the current view or gossip in place (see `Keys::open`).

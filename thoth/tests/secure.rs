@@ -40,8 +40,8 @@ fn forge(
     let mut head = [0u8; SEALED_LEN];
     write_sealed(&Frame { flags, group, view, src }, Seal { incarnation, pn }, &mut head);
     let mut body = plain.to_vec();
-    seal(&keys.sender(src, incarnation), pn, &head, &mut body);
-    Bytes::from([&head[..], &body].concat())
+    let tag = seal(&keys.sender(src, incarnation), pn, &head, &mut body);
+    Bytes::from([&head[..], &body, &tag].concat())
 }
 
 /// An unsealed datagram with a correct CRC, as a forger builds one.

@@ -2,14 +2,23 @@
 
 use crate::iface;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use thoth::udp::{DEFAULT_GROUP, endpoint_id};
 
 pub const USAGE: &str = "\
-usage: thoth-member [--group NAME] [--stack SPEC] [--seeds ADDR,...] [--interface IP]
+usage: thoth-member --key FILE | --insecure
+                    [--group NAME] [--stack SPEC] [--seeds ADDR,...] [--interface IP]
                     [--bind ADDR] [--addr GROUP_ADDR] [--deaf-to ADDR,... --deaf-ms MS]
+       thoth-member --keygen > FILE
 
 Joins (or forms) the group NAME, prints every event as one JSON line on stdout, casts each
-line read on stdin, and leaves on end of input or SIGTERM.
+line read on stdin, and leaves on end of input or SIGTERM. Every datagram is authenticated
+and encrypted under the group key in FILE (every member needs the same one).
+
+  --keygen          print a new group key (64 hex digits) and exit; keep it private
+  --key FILE        the group key, as --keygen wrote it
+  --insecure        no key: datagrams neither authenticated nor encrypted, and anyone who
+                    reaches the group can speak for any member (said loudly on stderr)
 
   --group NAME      the group to join (default `thoth`)
   --stack SPEC      the stack (default `group` = gms:heartbeat:reliable; e.g.
@@ -37,6 +46,16 @@ pub struct Opts {
     pub addr: SocketAddr,
     pub deaf_to: Vec<SocketAddr>,
     pub deaf_ms: u64,
+    /// The group key's file; `None` only with `--insecure`.
+    pub key: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    Help,
+    Keygen,
+    Run(Box<Opts>),
 }
 
 impl Opts {
@@ -54,9 +73,8 @@ fn addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
     v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| format!("bad address `{s}`"))).collect()
 }
 
-/// `Ok(None)` for `--help`.
-pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
-    let (mut interface, mut bind) = (None, None);
+pub fn parse(args: &[String]) -> Result<Cmd, String> {
+    let (mut interface, mut bind, mut insecure) = (None, None, false);
     let mut o = Opts {
         group: "thoth".into(),
         stack: "group".into(),
@@ -66,11 +84,18 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         addr: DEFAULT_GROUP,
         deaf_to: Vec::new(),
         deaf_ms: 0,
+        key: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        if a == "--help" || a == "-h" {
-            return Ok(None);
+        match a.as_str() {
+            "--help" | "-h" => return Ok(Cmd::Help),
+            "--keygen" => return Ok(Cmd::Keygen),
+            "--insecure" => {
+                insecure = true;
+                continue;
+            }
+            _ => {}
         }
         let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
         match a.as_str() {
@@ -82,11 +107,21 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "--addr" => o.addr = v.parse().map_err(|_| format!("bad address `{v}`"))?,
             "--deaf-to" => o.deaf_to = addrs(v)?,
             "--deaf-ms" => o.deaf_ms = v.parse().map_err(|_| format!("bad number `{v}`"))?,
+            "--key" => o.key = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown option `{a}`")),
         }
     }
     if o.deaf_to.is_empty() != (o.deaf_ms == 0) {
         return Err("--deaf-to and --deaf-ms go together".into());
+    }
+    match (&o.key, insecure) {
+        (None, false) => {
+            return Err("no group key: make one with `thoth-member --keygen > group.key` and start every \
+                        member with `--key group.key`, or choose `--insecure`"
+                .into());
+        }
+        (Some(_), true) => return Err("--key and --insecure: choose one".into()),
+        _ => {}
     }
     // The family the member speaks: its group's, or in unicast mode its seeds'.
     let (family, what) = match o.seeds.first() {
@@ -102,28 +137,46 @@ pub fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     if o.bind.is_ipv4() != family.is_ipv4() {
         return Err(format!("--bind {} and {what} {family} are of different families", o.bind));
     }
-    Ok(Some(o))
+    Ok(Cmd::Run(Box::new(o)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<Option<Opts>, String> {
+    /// The options of a run (with `--insecure` unless a key is given).
+    fn p(s: &str) -> Result<Opts, String> {
+        let s = if s.contains("--key") { s.to_string() } else { format!("--insecure {s}") };
+        match parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())? {
+            Cmd::Run(o) => Ok(*o),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    fn cmd(s: &str) -> Result<Cmd, String> {
         parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
     }
 
     #[test]
+    fn a_key_or_an_explicit_insecure_run() {
+        let err = cmd("--group g").unwrap_err();
+        assert!(err.contains("--keygen") && err.contains("--insecure"), "{err}");
+        assert_eq!(p("--key /k").map(|o| o.key), Ok(Some(PathBuf::from("/k"))));
+        assert_eq!(p("").map(|o| o.key), Ok(None), "--insecure");
+        assert!(cmd("--key /k --insecure").is_err());
+        assert_eq!(cmd("--keygen"), Ok(Cmd::Keygen));
+        assert_eq!(cmd("--group g --help"), Ok(Cmd::Help));
+    }
+
+    #[test]
     fn defaults_and_options() {
-        let o = p("").unwrap().unwrap();
+        let o = p("").unwrap();
         assert_eq!((o.group.as_str(), o.stack.as_str(), o.addr), ("thoth", "group", DEFAULT_GROUP));
-        let o = p("--group g --seeds 127.0.0.1:5000,127.0.0.1:5001 --deaf-to 127.0.0.1:6000 --deaf-ms 300")
-            .unwrap()
-            .unwrap();
+        let o = p("--group g --seeds 127.0.0.1:5000,127.0.0.1:5001 --deaf-to 127.0.0.1:6000 --deaf-ms 300").unwrap();
         assert_eq!(o.seeds.len(), 2);
         let id = endpoint_id("127.0.0.1:6000".parse().unwrap()).0;
         assert_eq!(o.spec(), format!("group:deaf(to={id},until_ms=300)"));
-        assert_eq!(p("--help"), Ok(None));
+        assert_eq!(cmd("--help"), Ok(Cmd::Help));
         assert!(p("--group").is_err());
         assert!(p("--bogus x").is_err());
         assert!(p("--deaf-ms 5").is_err());
@@ -131,19 +184,19 @@ mod tests {
 
     #[test]
     fn the_interface_names_where_multicast_goes_and_the_default_bind() {
-        let o = p("").unwrap().unwrap();
+        let o = p("").unwrap();
         assert_eq!((o.interface, o.bind), (iface::loopback(false), "127.0.0.1:0".parse().unwrap()));
-        let o = p("--interface 10.7.0.2").unwrap().unwrap();
+        let o = p("--interface 10.7.0.2").unwrap();
         assert_eq!((o.interface, o.bind), ("10.7.0.2".parse().unwrap(), "10.7.0.2:0".parse().unwrap()));
-        let o = p("--interface 10.7.0.2 --bind 10.7.0.2:4000").unwrap().unwrap();
+        let o = p("--interface 10.7.0.2 --bind 10.7.0.2:4000").unwrap();
         assert_eq!(o.bind, "10.7.0.2:4000".parse().unwrap());
         // IPv6: the interface follows the group's family, by default loopback.
-        let o = p("--addr [ff15::7468]:47474").unwrap().unwrap();
+        let o = p("--addr [ff15::7468]:47474").unwrap();
         assert_eq!((o.interface, o.bind), (iface::loopback(true), "[::1]:0".parse().unwrap()));
-        let o = p("--addr [ff15::7468]:47474 --interface fd00::2").unwrap().unwrap();
+        let o = p("--addr [ff15::7468]:47474 --interface fd00::2").unwrap();
         assert_eq!((o.interface, o.bind), ("fd00::2".parse().unwrap(), "[fd00::2]:0".parse().unwrap()));
         // Unicast mode: the seeds' family.
-        let o = p("--seeds [::1]:5000").unwrap().unwrap();
+        let o = p("--seeds [::1]:5000").unwrap();
         assert_eq!(o.bind, "[::1]:0".parse().unwrap());
         for bad in [
             "--interface",

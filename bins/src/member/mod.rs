@@ -7,7 +7,10 @@
 //! without this member. Then it prints `exit` and ends with status 0 (1 if no exit came
 //! within `LEAVE_WAIT`).
 //!
-//! Events: `start` (its id and address), `view` (id, members, primary, subgroups of a
+//! It runs secured: `--key FILE` (a group key `--keygen` wrote), or, said loudly, `--insecure`;
+//! without either it refuses to start and says how to make a key.
+//!
+//! Events: `start` (its id and address, and whether it runs secured), `view` (id, members, primary, subgroups of a
 //! merge), `deliver` (from, data), `send`, `block` (answered at once), `suspect`,
 //! `state_request` (answered with the state: every line delivered so far), `state` (a
 //! joiner's loaded state: bytes and lines, printed after its last piece), `error`, `exit`.
@@ -16,7 +19,8 @@
 //!
 //! Tested by `bins/tests/member.rs` (real processes on loopback multicast: formation, a
 //! member killed with SIGKILL, a late joiner with state, two partitions merging, leave on
-//! end of input and on SIGTERM, every line of a long input delivered before the leave).
+//! end of input and on SIGTERM, every line of a long input delivered before the leave; no
+//! start without a key; a member with another key, or none, kept outside).
 
 mod args;
 pub mod deaf;
@@ -40,9 +44,13 @@ const TICK: Duration = Duration::from_millis(20);
 
 pub fn main(args: Vec<String>) -> i32 {
     let o = match args::parse(&args) {
-        Ok(Some(o)) => o,
-        Ok(None) => {
+        Ok(args::Cmd::Run(o)) => o,
+        Ok(args::Cmd::Help) => {
             println!("{}", args::USAGE);
+            return 0;
+        }
+        Ok(args::Cmd::Keygen) => {
+            println!("{}", thoth::GroupSecret::generate().to_hex());
             return 0;
         }
         Err(e) => {
@@ -81,14 +89,19 @@ fn run(o: &Opts) -> Result<(), String> {
     let mut registry = thoth::registry();
     deaf::register(&mut registry);
     let spec = o.spec();
-    let config = Config { transfer_state: true, ..Config::joining(GroupId::named(&o.group), me) };
+    let security = crate::key::security(o.key.as_deref())?;
+    if !security.is_secure() {
+        crate::key::warn_insecure("thoth-member");
+    }
+    let config = Config { transfer_state: true, ..Config::joining(GroupId::named(&o.group), me) }.secured(security);
     let ep = Endpoint::from_spec(config, &registry, &spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
     out(&format!(
-        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{}}}"#,
+        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{},"secure":{}}}"#,
         json::id(me),
         json::string(&socks.local_addr().to_string()),
         json::string(&o.group),
-        json::string(&spec)
+        json::string(&spec),
+        o.key.is_some()
     ));
     let handle = udp::spawn(socks, ep, &o.seeds).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
     let r = serve(&handle);

@@ -3,6 +3,7 @@
 
 use super::proto::HDR;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Largest UDP payload over IPv4.
@@ -67,6 +68,11 @@ pub struct Opts {
     pub idle: Duration,
     /// Raw UDP packs messages into datagrams of up to this many bytes.
     pub raw_datagram: Option<usize>,
+    /// Datagrams sealed under a throwaway group key (off with `--insecure`).
+    pub secure: bool,
+    /// Each repeat also runs the stack unprotected, for the cost of protection
+    /// (`--vs-insecure`).
+    pub vs_insecure: bool,
 }
 
 impl Opts {
@@ -164,6 +170,8 @@ pub struct MemberOpts {
     pub groups: Option<usize>,
     pub idle: Duration,
     pub raw_datagram: Option<usize>,
+    /// The group key's file; none: unprotected.
+    pub key: Option<PathBuf>,
 }
 
 impl MemberOpts {
@@ -203,6 +211,9 @@ impl MemberOpts {
         kv("--busy-poll", self.busy_poll.as_micros().to_string());
         if let Some(n) = self.raw_datagram {
             kv("--raw-datagram", n.to_string());
+        }
+        if let Some(key) = &self.key {
+            kv("--key", key.display().to_string());
         }
         if let Some(n) = self.groups {
             kv("--groups", n.to_string());
@@ -296,6 +307,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         groups: None,
         idle: GROUPS_IDLE,
         raw_datagram: None,
+        secure: true,
+        vs_insecure: false,
     };
     let (mut count, mut duration, mut stack) = (None, None, None);
     let mut it = args.iter();
@@ -340,6 +353,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--groups" => o.groups = Some(num(value(&mut it, f)?, f)?),
             "--idle" => o.idle = secs(value(&mut it, f)?, f)?,
             "--raw-datagram" => o.raw_datagram = Some(check_size(num(value(&mut it, f)?, f)?)?),
+            "--insecure" => o.secure = false,
+            "--vs-insecure" => o.vs_insecure = true,
             _ => return Err(format!("unknown option `{f}` (see --help)")),
         }
     }
@@ -381,6 +396,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     if !(1..=100).contains(&o.rounds) {
         return Err("--rounds: give 1 to 100".into());
     }
+    if o.vs_insecure && !o.secure {
+        return Err("--vs-insecure compares a secured stack with an insecure one: leave out --insecure".into());
+    }
     if o.die_member.is_some_and(|m| m >= o.members) {
         return Err("--debug-die-member: no such member".into());
     }
@@ -418,6 +436,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         groups: None,
         idle: GROUPS_IDLE,
         raw_datagram: None,
+        key: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -449,6 +468,7 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
             "--groups" => m.groups = Some(num(value(&mut it, f)?, f)?),
             "--idle" => m.idle = secs(value(&mut it, f)?, f)?,
             "--raw-datagram" => m.raw_datagram = Some(num(value(&mut it, f)?, f)?),
+            "--key" => m.key = Some(PathBuf::from(value(&mut it, f)?)),
             _ => return Err(format!("member: unknown option `{f}`")),
         }
     }
@@ -474,6 +494,8 @@ USAGE: thoth-perf [OPTIONS]
 
 With no options: 3 members on loopback multicast (one OS process each), all sending 1024-byte
 messages, through the default stack `{default}`, then the same workload over raw UDP multicast.
+Every datagram of the stack is sealed (authenticated and encrypted) under a group key made for
+the run: the members read it from a private file the parent writes and removes.
 
 OPTIONS
   --members N          group members, one process each (default 3)
@@ -483,7 +505,7 @@ OPTIONS
   --duration SECS      send for this long instead of a count
   --rate MSGS_PER_SEC  pace each sender at this rate (latency runs); default unpaced
   --stack SPEC         stack spec, top layer first (default `{default}`); `raw` = no stack,
-                       `bare` = frame + CRC only
+                       `bare` = the frame alone (sealed; with --insecure, a CRC)
   --no-raw             skip the raw UDP multicast comparison run
   --raw-datagram BYTES raw UDP packs as many whole messages as fit into datagrams of this
                        size (raw UDP at its best datagram size; default one per message)
@@ -508,6 +530,9 @@ OPTIONS
                        (default {idle}: CPU, datagrams and memory per idle group are measured),
                        then each sender casts round-robin into its groups at --rate (default
                        {grate} msgs/s per sender, for {gdur} s); no raw twin
+  --insecure           run the stack without frame protection (said loudly on stderr)
+  --vs-insecure        each repeat also runs the stack without protection: the cost of
+                       protection (`secured/insecure`), in the same invocation
   --json               one JSON object per result line instead of the table
   -h, --help           this text
 
@@ -613,6 +638,7 @@ mod tests {
             groups: Some(1000),
             idle: Duration::from_secs(2),
             raw_datagram: Some(60_000),
+            key: Some("/tmp/k.key".into()),
         };
         let Ok(Cmd::Member(back)) = parse(&m.to_args()) else { panic!("member args do not parse") };
         assert_eq!(format!("{back:?}"), format!("{m:?}"));

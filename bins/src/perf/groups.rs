@@ -68,8 +68,9 @@ pub fn serve(o: &MemberOpts, spec: &str, n: usize, ctl: &Control) -> Result<(), 
     let rss_before_kb = rss_kb();
     let mut g = Groups::new(GroupsConfig { fanout: o.fanout, ..GroupsConfig::new(socks.id()) });
     let mut max = usize::MAX;
+    let security = crate::key::security(o.key.as_deref())?;
     for k in 0..n {
-        let config = Config::new(group(&o.name, k), socks.id(), ids.clone());
+        let config = Config::new(group(&o.name, k), socks.id(), ids.clone()).secured(security.clone());
         let ep = Endpoint::from_spec(config, &thoth::registry(), spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
         max = max.min(ep.max_payload());
         g.add(ep).map_err(|e| format!("group {k}: {e}"))?;

@@ -1,6 +1,9 @@
 //! The parent process: checks multicast, then for every row runs the stack workload and the
 //! raw workload back to back with the same parameters (alternating which goes first across
-//! repeats), each in a fresh set of member processes, and reports.
+//! repeats; with `--vs-insecure` the stack unprotected too), each in a fresh set of member
+//! processes, and reports. The stack's datagrams are sealed under a key made for the
+//! invocation, which the members read from a private file (`key::KeyFile`) removed at the
+//! end.
 
 use super::args::{Amount, MemberOpts, Mode, Opts};
 use super::clock::now_ns;
@@ -10,6 +13,7 @@ use super::procs::Procs;
 use super::proto::{Ctl, MemberResult};
 use super::report::{self, Pair, Stats};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long members may take to start and to set up.
@@ -35,6 +39,10 @@ pub fn main(o: Opts) -> i32 {
 
 fn run(o: &Opts) -> Result<(), String> {
     let mut groups = Groups::new(o.group);
+    let key = if o.secure { Some(crate::key::KeyFile::throwaway("thoth-perf")?) } else { None };
+    if !o.secure {
+        crate::key::warn_insecure("thoth-perf");
+    }
     if !o.fanout {
         let setup = super::stack::probe_setup(groups.peek(), o.interface)?;
         super::raw::self_test(&setup, Duration::from_secs(1))?;
@@ -52,7 +60,7 @@ fn run(o: &Opts) -> Result<(), String> {
         format!("{} sending", o.sender_count())
     };
     eprintln!(
-        "thoth-perf: {} members ({who} {amount}{}), {} {} on {}, stack `{}` ({} driver){}",
+        "thoth-perf: {} members ({who} {amount}{}), {} {} on {}, stack `{}` ({} driver, {}){}",
         o.members,
         o.rate.map_or(String::new(), |r| format!(" at {r} msgs/s")),
         if o.fanout { "unicast fan-out, ports from" } else { "multicast group" },
@@ -60,7 +68,13 @@ fn run(o: &Opts) -> Result<(), String> {
         o.interface,
         o.stack,
         o.driver.name(),
-        if o.raw { " vs raw UDP" } else { "" },
+        if o.secure { "sealed" } else { "INSECURE" },
+        match (o.raw, o.vs_insecure) {
+            (true, true) => " vs raw UDP and unprotected",
+            (true, false) => " vs raw UDP",
+            (false, true) => " vs unprotected",
+            (false, false) => "",
+        },
     );
     let mut rows = Vec::new();
     let mut die_member = o.die_member;
@@ -68,16 +82,25 @@ fn run(o: &Opts) -> Result<(), String> {
         let mut pairs = Vec::new();
         for k in 0..o.repeat {
             let stack_mode = if o.stack == "raw" { Mode::Raw } else { Mode::Stack(o.stack.clone()) };
-            let mut modes = vec![(stack_mode, true)];
+            let sealed = key.as_ref().map(|k| k.path());
+            let mut runs = vec![(stack_mode.clone(), sealed, Run::Stack)];
             if o.raw {
-                modes.insert(usize::from(k % 2 == 0), (Mode::Raw, false));
+                runs.insert(usize::from(k % 2 == 0), (Mode::Raw, None, Run::Raw));
             }
-            let (mut stack, mut raw) = (None, None);
-            for (mode, is_stack) in modes {
-                let stats = run_once(o, size, mode, groups.next(), die_member.take())?;
-                if is_stack { stack = Some(stats) } else { raw = Some(stats) }
+            if o.vs_insecure {
+                // Before the secured run half the time, as raw is.
+                runs.insert(if k % 2 == 0 { 0 } else { runs.len() }, (stack_mode, None, Run::Insecure));
             }
-            let pair = Pair { stack: stack.expect("the stack run is always made"), raw };
+            let (mut stack, mut raw, mut insecure) = (None, None, None);
+            for (mode, key, run) in runs {
+                let stats = run_once(o, size, mode, key, groups.next(), die_member.take())?;
+                *match run {
+                    Run::Stack => &mut stack,
+                    Run::Raw => &mut raw,
+                    Run::Insecure => &mut insecure,
+                } = Some(stats);
+            }
+            let pair = Pair { stack: stack.expect("the stack run is always made"), raw, insecure };
             if o.repeat > 1 {
                 eprintln!("thoth-perf: {size} B run {}/{}: {}", k + 1, o.repeat, pair.summary());
                 if o.json {
@@ -97,6 +120,13 @@ fn run(o: &Opts) -> Result<(), String> {
         print!("{}", report::table(o, &rows));
     }
     Ok(())
+}
+
+/// Which of a repeat's runs.
+enum Run {
+    Stack,
+    Raw,
+    Insecure,
 }
 
 /// Multicast groups for the runs: the one given, or a random group and port per invocation,
@@ -139,9 +169,18 @@ fn send_cap(o: &Opts, count: Option<u64>) -> Duration {
     Duration::from_secs_f64(30.0 + secs.min(86_400.0))
 }
 
-/// One workload in a fresh set of member processes; the last round's figures.
-fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<usize>) -> Result<Stats, String> {
+/// One workload in a fresh set of member processes (a stack's sealed under the key in
+/// `key`, if any); the last round's figures.
+fn run_once(
+    o: &Opts,
+    size: usize,
+    mode: Mode,
+    key: Option<&Path>,
+    group: SocketAddr,
+    die: Option<usize>,
+) -> Result<Stats, String> {
     let label = match &mode {
+        Mode::Stack(s) if key.is_none() && o.secure => format!("{s} (insecure)"),
         Mode::Stack(s) => s.clone(),
         Mode::Raw => "raw".to_string(),
     };
@@ -173,6 +212,7 @@ fn run_once(o: &Opts, size: usize, mode: Mode, group: SocketAddr, die: Option<us
         groups: o.groups,
         idle: o.idle,
         raw_datagram: o.raw_datagram,
+        key: key.map(Path::to_path_buf),
     };
     let ctx = |e: String| format!("{label} run ({size} B, group {group}): {e}");
     let mut procs = Procs::spawn((0..o.members).map(|i| plan(i).to_args()).collect()).map_err(ctx)?;

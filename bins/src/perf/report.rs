@@ -46,6 +46,11 @@ fn sum_opt(v: impl Iterator<Item = Option<u64>>) -> Option<u64> {
 }
 
 impl Stats {
+    /// This run's msgs/s over `other`'s.
+    fn ratio_to(&self, other: Option<&Stats>) -> Option<f64> {
+        other.filter(|r| r.msgs_per_sec > 0.0).map(|r| self.msgs_per_sec / r.msgs_per_sec)
+    }
+
     /// In a round-trip run (`rtt`) member 0's histogram holds round trips: the one-way
     /// latencies are the other members'.
     pub fn new(label: &str, size: usize, senders: usize, t0: u64, results: &[MemberResult], rtt: bool) -> Stats {
@@ -120,11 +125,18 @@ impl Stats {
 pub struct Pair {
     pub stack: Stats,
     pub raw: Option<Stats>,
+    /// The stack unprotected (`--vs-insecure`).
+    pub insecure: Option<Stats>,
 }
 
 impl Pair {
     pub fn ratio(&self) -> Option<f64> {
-        self.raw.as_ref().filter(|r| r.msgs_per_sec > 0.0).map(|r| self.stack.msgs_per_sec / r.msgs_per_sec)
+        self.stack.ratio_to(self.raw.as_ref())
+    }
+
+    /// Secured msgs/s over insecure msgs/s (`--vs-insecure`).
+    pub fn secure_ratio(&self) -> Option<f64> {
+        self.stack.ratio_to(self.insecure.as_ref())
     }
 
     /// One line for progress output.
@@ -132,6 +144,9 @@ impl Pair {
         let mut s = format!("{} {} msgs/s", self.stack.label, thousands(self.stack.msgs_per_sec as u64));
         if let (Some(r), Some(q)) = (&self.raw, self.ratio()) {
             s.push_str(&format!(", raw {} msgs/s, ratio {q:.3}", thousands(r.msgs_per_sec as u64)));
+        }
+        if let (Some(i), Some(q)) = (&self.insecure, self.secure_ratio()) {
+            s.push_str(&format!(", insecure {} msgs/s, secured/insecure {q:.3}", thousands(i.msgs_per_sec as u64)));
         }
         s
     }
@@ -191,16 +206,26 @@ fn median_stats(runs: &[&Stats]) -> Stats {
 pub struct Row {
     pub pair: Pair,
     pub ratio: Option<f64>,
+    pub secure_ratio: Option<f64>,
     pub runs: usize,
 }
 
 pub fn median(pairs: &[Pair]) -> Row {
     let stack = median_stats(&pairs.iter().map(|p| &p.stack).collect::<Vec<_>>());
-    let raws: Vec<&Stats> = pairs.iter().filter_map(|p| p.raw.as_ref()).collect();
-    let raw = (!raws.is_empty()).then(|| median_stats(&raws));
-    let ratios: Vec<f64> = pairs.iter().filter_map(Pair::ratio).collect();
-    let ratio = (!ratios.is_empty()).then(|| median_f(ratios));
-    Row { pair: Pair { stack, raw }, ratio, runs: pairs.len() }
+    let twin = |f: fn(&Pair) -> Option<&Stats>| {
+        let runs: Vec<&Stats> = pairs.iter().filter_map(f).collect();
+        (!runs.is_empty()).then(|| median_stats(&runs))
+    };
+    let ratio = |f: fn(&Pair) -> Option<f64>| {
+        let ratios: Vec<f64> = pairs.iter().filter_map(f).collect();
+        (!ratios.is_empty()).then(|| median_f(ratios))
+    };
+    Row {
+        pair: Pair { stack, raw: twin(|p| p.raw.as_ref()), insecure: twin(|p| p.insecure.as_ref()) },
+        ratio: ratio(Pair::ratio),
+        secure_ratio: ratio(Pair::secure_ratio),
+        runs: pairs.len(),
+    }
 }
 
 /// `1234567` as `1,234,567`.
@@ -304,6 +329,9 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
     kv.extend(json_stats("", Some(s)));
     kv.extend(json_stats("raw_", pair.raw.as_ref()));
     kv.push(("ratio".into(), json_f(ratio, 4)));
+    kv.push(("secure".into(), (o.secure && o.stack != "raw").to_string()));
+    kv.extend(json_stats("insecure_", pair.insecure.as_ref()));
+    kv.push(("secure_ratio".into(), json_f(row.secure_ratio(), 4)));
     let rtt_ratio = match (s.rtt_us, pair.raw.as_ref().and_then(|r| r.rtt_us)) {
         (Some(a), Some(b)) if b[0] > 0 => Some(a[0] as f64 / b[0] as f64),
         _ => None,
@@ -331,6 +359,7 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
 pub trait AsRow {
     fn pair(&self) -> &Pair;
     fn ratio(&self) -> Option<f64>;
+    fn secure_ratio(&self) -> Option<f64>;
     fn runs(&self) -> usize;
 }
 
@@ -340,6 +369,9 @@ impl AsRow for Pair {
     }
     fn ratio(&self) -> Option<f64> {
         Pair::ratio(self)
+    }
+    fn secure_ratio(&self) -> Option<f64> {
+        Pair::secure_ratio(self)
     }
     fn runs(&self) -> usize {
         1
@@ -352,6 +384,9 @@ impl AsRow for Row {
     }
     fn ratio(&self) -> Option<f64> {
         self.ratio
+    }
+    fn secure_ratio(&self) -> Option<f64> {
+        self.secure_ratio
     }
     fn runs(&self) -> usize {
         self.runs
@@ -401,6 +436,10 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
         if let Some(r) = &p.raw {
             cells.push(line(r, *size, String::new(), String::new()));
         }
+        if let Some(i) = &p.insecure {
+            let q = row.secure_ratio.map_or("-".into(), |q| format!("secured/insecure {q:.3}"));
+            cells.push(line(i, *size, String::new(), q));
+        }
     }
     let widths: Vec<usize> =
         (0..head.len()).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
@@ -430,6 +469,11 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
     if runs > 1 {
         out.push_str(&format!("medians of {runs} runs per row; ratio = median of the per-run ratios\n"));
     }
+    out.push_str(if o.secure && o.stack != "raw" {
+        "the stack's datagrams sealed (authenticated and encrypted) under a key made for the run\n"
+    } else {
+        "INSECURE: the stack's datagrams neither authenticated nor encrypted (--insecure)\n"
+    });
     out.push_str(&format!(
         "driver: {}; msgs/s and MB/s (10^6 B) at the slowest receiver; loss = sent but not delivered, \
          summed over receivers;\n{}\n",
@@ -442,7 +486,7 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
     ));
     for (size, row) in rows {
         let p = &row.pair;
-        for s in [Some(&p.stack), p.raw.as_ref()].into_iter().flatten() {
+        for s in [Some(&p.stack), p.raw.as_ref(), p.insecure.as_ref()].into_iter().flatten() {
             let rss: Vec<String> = s.rss_kb.iter().map(u64::to_string).collect();
             let mut l = format!(
                 "{size} B {}: delivery orders {}; peak RSS per member {} kB; kernel UDP drops {}; socket buffers {}/{} KiB (recv/send)",
@@ -507,13 +551,15 @@ mod tests {
 
     #[test]
     fn medians_and_ratio() {
-        let pairs: Vec<Pair> = [(90.0, 100.0), (50.0, 100.0), (95.0, 100.0)]
+        let pairs: Vec<Pair> = [(90.0, 100.0, 80.0), (50.0, 100.0, 100.0), (95.0, 100.0, 95.0)]
             .iter()
-            .map(|&(s, r)| Pair { stack: stats(s, 1), raw: Some(stats(r, 3)) })
+            .map(|&(s, r, i)| Pair { stack: stats(s, 1), raw: Some(stats(r, 3)), insecure: Some(stats(i, 1)) })
             .collect();
         let row = median(&pairs);
         assert_eq!(row.pair.stack.msgs_per_sec, 90.0);
         assert_eq!(row.ratio, Some(0.9));
+        assert_eq!(row.secure_ratio, Some(1.0), "the median of 1.125, 0.5 and 1.0");
+        assert_eq!(row.pair.insecure.as_ref().map(|s| s.msgs_per_sec), Some(95.0));
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(12), "12");
         assert_eq!(json_str("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");

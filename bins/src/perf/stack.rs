@@ -49,7 +49,7 @@ pub fn serve(o: &MemberOpts, spec: &str, ctl: &Control) -> Result<(), String> {
     member::ready(socks.local_addr(), granted.recv_buffer, granted.send_buffer);
     let peers = member::wait_peers(o, ctl)?;
     let ids = peers.iter().map(|a| udp::endpoint_id(*a)).collect();
-    let config = Config::new(GroupId::named(&o.name), socks.id(), ids);
+    let config = Config::new(GroupId::named(&o.name), socks.id(), ids).secured(crate::key::security(o.key.as_deref())?);
     let ep = Endpoint::from_spec(config, &thoth::registry(), spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
     let max = ep.max_payload();
     if max < o.size {

@@ -10,6 +10,24 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_thoth-member");
 
+/// `args` with `--key` of the tests' group key (written by `thoth-member --keygen` once per
+/// test process), unless they give a key or `--insecure` themselves: members run secured,
+/// as a user's do.
+pub fn keyed(args: &[String]) -> Vec<String> {
+    static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    if args.iter().any(|a| a == "--key" || a == "--insecure") {
+        return args.to_vec();
+    }
+    let key = KEY.get_or_init(|| {
+        let out = Command::new(BIN).arg("--keygen").output().expect("thoth-member --keygen");
+        assert!(out.status.success(), "--keygen failed");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("member-{}.key", std::process::id()));
+        std::fs::write(&path, &out.stdout).expect("write the tests' key");
+        path
+    });
+    [&["--key".to_string(), key.display().to_string()][..], args].concat()
+}
+
 /// One line printed by a member, and when the test read it.
 #[derive(Clone, Debug)]
 pub struct Line {
@@ -27,10 +45,10 @@ pub struct Member {
 }
 
 impl Member {
-    /// `thoth-member` with `args`.
+    /// `thoth-member` with `args` (and the tests' group key unless they say otherwise).
     pub fn start(name: &str, args: &[String]) -> Member {
         let mut cmd = Command::new(BIN);
-        cmd.args(args);
+        cmd.args(keyed(args));
         Member::spawn(name, cmd)
     }
 
