@@ -120,6 +120,9 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
     let mut r = Rng::new(seed ^ 0x0bad_9ee5);
     let n = 3 + (seed % 4) as usize;
     let mut w = World::new(seed, s.cfg.clone());
+    // The hostile peer forges frames: this is about what the layers withstand in a group
+    // without frame protection (sealed, its frames are refused before any layer sees them).
+    w.secure = false;
     w.reliable = s.reliable.to_string();
     w.hold_bytes = HOLD;
     if r.chance(0.2) {

@@ -202,6 +202,10 @@ pub struct World {
     /// Every this many casts of a node, one asks for FIFO order only (`Endpoint::cast_fifo`;
     /// 0: none): FIFO is then checked per kind, and an order's checks leave such casts out.
     pub fifo_every: u64,
+    /// Every datagram sealed under one group secret (frame protection), each incarnation
+    /// of a node with an incarnation number of its own. Off unless a test asks, or
+    /// `THOTH_SIM_SECURE=1` runs every scenario secured.
+    pub secure: bool,
     /// Per node, for the causes of its casts: how far into its deliveries it has read, and
     /// the last cast delivered from each sender.
     seen: Vec<(usize, BTreeMap<EndpointId, Payload>)>,
@@ -225,6 +229,7 @@ impl World {
             hold_bytes: Config::joining(GROUP, EndpointId(0)).hold_bytes,
             order: None,
             fifo_every: 0,
+            secure: std::env::var("THOTH_SIM_SECURE").is_ok_and(|v| v == "1"),
             seen: Vec::new(),
         }
     }
@@ -242,9 +247,14 @@ impl World {
         let base = (self.nodes.len() as u64 + 1) * 100;
         let (cfg, transfer_state) = (self.cfg.clone(), self.transfer_state);
         let (reliable, hold_bytes, order) = (self.reliable.clone(), self.hold_bytes, self.order.clone());
+        let secure = self.secure;
         let n = self.sim.add_node(move |spawn| {
             let me = EndpointId(base + spawn.incarnation as u64);
-            let ecfg = Config { seed: spawn.seed, transfer_state, hold_bytes, ..Config::joining(GROUP, me) };
+            let mut ecfg = Config { seed: spawn.seed, transfer_state, hold_bytes, ..Config::joining(GROUP, me) };
+            if secure {
+                let secret = thoth_stack::GroupSecret::new([0x5e; 32]);
+                ecfg = ecfg.secured(thoth_stack::Security::Shared { secret, incarnation: spawn.seed });
+            }
             let (cfg, reliable, order) = (cfg.clone(), reliable.clone(), order.clone());
             Endpoint::new(ecfg, move |_view: &View| stack(&cfg, &reliable, order.as_ref())).expect("a joining endpoint")
         });
