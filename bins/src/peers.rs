@@ -1,8 +1,10 @@
 //! How the benchmarks' member processes meet, parent and member side: each member opens its
 //! sockets and says `READY addr` (its node's unicast address, then `/` and whatever else it
-//! wants the others to know), the parent sends every member `PEERS` with all the lines, each
-//! member says `ARMED` once its group is built, and from there the parent drives it with
-//! lines of its own (`GO ...`, `QUIT`). Used by `thoth-rpc-perf` and `thoth-kv-perf`.
+//! wants the others to know), the parent sends every member the group key it made for the
+//! run (`KEY`, on the member's standard input: a pipe only the two hold, never a command
+//! line) and `PEERS` with all the lines, each member says `ARMED` once its group is built,
+//! and from there the parent drives it with lines of its own (`GO ...`, `QUIT`). Used by
+//! `thoth-rpc-perf` and `thoth-kv-perf`; their groups are sealed under the key.
 
 use crate::perf::procs::Procs;
 use std::io::BufRead;
@@ -11,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use thoth::udp::{Sockets, UdpConfig, endpoint_id};
-use thoth::{Config, EndpointId, GroupId};
+use thoth::{Config, EndpointId, GroupId, GroupSecret, Security};
 
 /// How long a member may take to answer the parent at each stage.
 pub const STAGE: Duration = Duration::from_secs(60);
@@ -30,6 +32,7 @@ pub fn start(args: Vec<Vec<String>>) -> Result<Procs, String> {
             got += 1;
         }
     }
+    procs.send_all(&format!("KEY {}", GroupSecret::generate().to_hex()))?;
     procs.send_all(&format!("PEERS {}", ready.join(" ")))?;
     let mut armed = 0;
     while armed < n {
@@ -61,6 +64,8 @@ pub struct Joined {
     /// Every member's node address, and what it added after it.
     pub addrs: Vec<SocketAddr>,
     pub extra: Vec<String>,
+    /// The group key the parent made for the run.
+    secret: GroupSecret,
 }
 
 impl Joined {
@@ -78,6 +83,9 @@ impl Joined {
                 }
             }
         });
+        let key_line = lines.recv().map_err(|_| "the parent went away")??;
+        let secret =
+            GroupSecret::from_hex(key_line.strip_prefix("KEY ").ok_or("expected KEY")?).map_err(|e| e.to_string())?;
         let peers_line = lines.recv().map_err(|_| "the parent went away")??;
         let (mut addrs, mut extras) = (Vec::new(), Vec::new());
         for p in peers_line.strip_prefix("PEERS ").ok_or("expected PEERS")?.split(' ') {
@@ -85,12 +93,13 @@ impl Joined {
             addrs.push(a.parse().map_err(|e| format!("{a}: {e}"))?);
             extras.push(b.to_string());
         }
-        Ok(Joined { socks, lines, addrs, extra: extras })
+        Ok(Joined { socks, lines, addrs, extra: extras, secret })
     }
 
-    /// The endpoint configuration of a fixed group of every member, named `name`.
+    /// The endpoint configuration of a fixed group of every member, named `name`, sealed
+    /// under the run's key.
     pub fn config(&self, name: &str) -> Config {
         let ids: Vec<EndpointId> = self.addrs.iter().map(|&a| endpoint_id(a)).collect();
-        Config::new(GroupId::named(name), self.socks.id(), ids)
+        Config::new(GroupId::named(name), self.socks.id(), ids).secured(Security::shared(self.secret.clone()))
     }
 }

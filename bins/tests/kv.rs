@@ -47,9 +47,17 @@ fn net(run: u16) -> Net {
     Net { args, dir, rendezvous }
 }
 
+/// A replica, with the run's group key (`thoth-kv keygen`, as the README's walk-through).
 fn serve(n: &Net, name: &str, strategy: &str) -> Member {
+    let key = n.dir.join("kv.key");
+    if !key.exists() {
+        let out = Command::new(BIN).arg("keygen").output().expect("thoth-kv keygen");
+        std::fs::create_dir_all(&n.dir).unwrap();
+        std::fs::write(&key, out.stdout).unwrap();
+    }
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--dir", &n.dir.join(name).to_string_lossy(), "--strategy", strategy]).args(&n.args);
+    cmd.args(["--key", &key.to_string_lossy()]);
     Member::spawn(name, cmd)
 }
 

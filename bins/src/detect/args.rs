@@ -44,6 +44,8 @@ pub struct MemberOpts {
     pub rate: f64,
     pub size: usize,
     pub interface: IpAddr,
+    /// The group key's file (the parent's throwaway key).
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl MemberOpts {
@@ -63,6 +65,10 @@ impl MemberOpts {
         for (k, v) in kv {
             a.push(k.to_string());
             a.push(v);
+        }
+        if let Some(key) = &self.key {
+            a.push("--key".into());
+            a.push(key.display().to_string());
         }
         a
     }
@@ -167,11 +173,13 @@ fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
         rate: 200.0,
         size: 100,
         interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        key: None,
     };
     let mut it = args.iter();
     while let Some(f) = it.next() {
         let f = f.as_str();
         match f {
+            "--key" => m.key = Some(value(&mut it, f)?.into()),
             "--index" => m.index = num(value(&mut it, f)?, f)?,
             "--members" => m.members = num(value(&mut it, f)?, f)?,
             "--detector" => m.detector = detector(value(&mut it, f)?)?,
@@ -196,7 +204,7 @@ thoth-detect: crash detection by Thoth's failure detectors over real sockets.
 
 Starts N member processes on a random multicast group (239.84.x.y) on the interface
 (loopback by default), each an endpoint with the stack `{}` over the UDP driver, each
-casting a steady stream. After DURATION - AFTER seconds the last member is killed with
+casting a steady stream, every datagram sealed under a key made for the run. After DURATION - AFTER seconds the last member is killed with
 SIGKILL; AFTER seconds later the run ends. Every `Event::Suspect` is time-stamped on
 CLOCK_MONOTONIC by the member that raised it. Reported per detector: false suspicions (of
 live members at any time, of the victim before the crash), the time each survivor took to
@@ -262,6 +270,7 @@ mod tests {
             rate: 150.0,
             size: 64,
             interface: "10.1.2.3".parse().unwrap(),
+            key: Some("/tmp/k.key".into()),
         };
         match parse(&m.to_args()).unwrap() {
             Cmd::Member(back) => assert_eq!(back, m),

@@ -50,7 +50,8 @@ fn serve(o: &MemberOpts) -> Result<(), String> {
     };
     let ids: Vec<_> = peers.iter().map(|a| udp::endpoint_id(*a)).collect();
     let spec = stack(&o.detector);
-    let config = Config::new(GroupId::named(&o.name), socks.id(), ids.clone());
+    let config =
+        Config::new(GroupId::named(&o.name), socks.id(), ids.clone()).secured(crate::key::security(o.key.as_deref())?);
     let ep = Endpoint::from_spec(config, &thoth::registry(), &spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
     let handle = udp::spawn(socks, ep, &peers).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
     if handle.max_payload() < o.size {

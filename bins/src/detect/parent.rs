@@ -76,6 +76,7 @@ fn run(o: &Opts) -> Result<(), String> {
 /// One detector in a fresh group of member processes.
 fn run_once(o: &Opts, detector: &str, group: SocketAddr) -> Result<Run, String> {
     let n = o.members;
+    let key = crate::key::KeyFile::throwaway("thoth-detect")?;
     let plan = |index| MemberOpts {
         index,
         members: n,
@@ -85,6 +86,7 @@ fn run_once(o: &Opts, detector: &str, group: SocketAddr) -> Result<Run, String> 
         rate: o.rate,
         size: o.size,
         interface: o.interface,
+        key: Some(key.path().to_path_buf()),
     };
     let procs = Procs::spawn((0..n).map(|i| plan(i).to_args()).collect())?;
     let mut w = Watch { procs, victim: n - 1, killed: false, suspicions: Vec::new() };

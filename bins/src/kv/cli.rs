@@ -12,8 +12,9 @@ use thoth::Bytes;
 use thoth_grpc::Strategy;
 
 pub const USAGE: &str = "\
-usage: thoth-kv serve --dir DIR [--strategy STRATEGY] [OPTIONS]
+usage: thoth-kv serve --dir DIR (--key FILE | --insecure) [--strategy STRATEGY] [OPTIONS]
        thoth-kv put KEY VALUE | get KEY | delete KEY | where   [OPTIONS]
+       thoth-kv keygen > FILE
 
 A replicated key-value store on loopback. `serve` runs one replica: it joins the store's
 group and the trader's (forming them if it is the first), restores its last checkpoint from
@@ -22,6 +23,10 @@ The other commands are a client's: it finds the replicas through the trader and 
 operation at one of them; `where` prints the replicas the trader knows.
 
   --dir DIR          serve: where the replica keeps its checkpoints (made if missing)
+  --key FILE         serve: the group key (`thoth-kv keygen` prints one; every replica
+                     needs the same): the replicas' datagrams are authenticated and
+                     encrypted under it (a client's are not: it is no member)
+  --insecure         serve: no key, no protection (said loudly on stderr)
   --strategy S       serve: active (default), cached, primary-backup or client-server;
                      every replica of a store must use the same
   --name NAME        the store's name at the trader (default `kv`)
@@ -51,6 +56,7 @@ pub fn main(args: Vec<String>) -> i32 {
 fn run(args: Vec<String>) -> Result<(), String> {
     let (mut words, mut dir, mut name, mut strategy, mut timeout) =
         (Vec::new(), None, "kv".to_string(), Strategy::Active, 2000);
+    let (mut key, mut insecure) = (None, false);
     let mut group_addr: SocketAddr = "239.84.72.5:47480".parse().expect("an address");
     let mut rendezvous: SocketAddr = "239.84.72.5:47481".parse().expect("an address");
     let mut a = args.into_iter();
@@ -64,6 +70,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 strategy = STRATEGIES.iter().find(|(n, _)| *n == v).ok_or(format!("unknown strategy {v}"))?.1;
             }
             "--name" => name = val()?,
+            "--key" => key = Some(PathBuf::from(val()?)),
+            "--insecure" => insecure = true,
             "--timeout-ms" => timeout = val()?.parse::<u64>().map_err(|e| e.to_string())?,
             "--group-addr" => group_addr = addr(val()?)?,
             "--rendezvous" => rendezvous = addr(val()?)?,
@@ -77,9 +85,25 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     let interface = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if words == ["keygen"] {
+        println!("{}", thoth::GroupSecret::generate().to_hex());
+        return Ok(());
+    }
     if words == ["serve"] {
         let dir = dir.ok_or(format!("serve needs --dir\n\n{USAGE}"))?;
-        return serve::run(&Opts { dir, name, strategy, group_addr, rendezvous, interface });
+        let security = match (key, insecure) {
+            (None, false) => {
+                return Err("serve needs a group key: make one with `thoth-kv keygen > kv.key` and give every \
+                            replica `--key kv.key`, or choose `--insecure`"
+                    .into());
+            }
+            (Some(_), true) => return Err("--key and --insecure: choose one".into()),
+            (key, _) => crate::key::security(key.as_deref())?,
+        };
+        if !security.is_secure() {
+            crate::key::warn_insecure("thoth-kv");
+        }
+        return serve::run(&Opts { dir, name, strategy, group_addr, rendezvous, interface, security });
     }
     let mut c = Client::new(rendezvous, interface, Duration::from_millis(timeout))?;
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());

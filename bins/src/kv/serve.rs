@@ -72,6 +72,8 @@ pub struct Opts {
     /// The multicast address clients ask for the trader's offers.
     pub rendezvous: SocketAddr,
     pub interface: std::net::IpAddr,
+    /// How the replicas' datagrams (both groups') are protected.
+    pub security: thoth::Security,
 }
 
 fn say(line: &str) {
@@ -124,7 +126,8 @@ pub fn run(o: &Opts) -> Result<(), String> {
     let open = || Sockets::open(&udp).map_err(|e| format!("cannot open sockets: {e}"));
     let (kv_socks, trader_socks) = (open()?, open()?);
     let endpoint = |socks: &Sockets, group: &str| {
-        let cfg = Config { transfer_state: true, ..Config::joining(GroupId::named(group), socks.id()) };
+        let cfg = Config { transfer_state: true, ..Config::joining(GroupId::named(group), socks.id()) }
+            .secured(o.security.clone());
         let ep = Endpoint::from_spec(cfg, &thoth::registry(), STACK).map_err(|e| format!("stack: {e}"))?;
         Ok::<_, String>(Rpc::new(ep, RpcConfig { nonce: thoth::testing::random_u64(), cache: Bounds::default() }))
     };
