@@ -29,25 +29,37 @@ fn arbitrary_bytes() {
 #[test]
 fn mutated_real_datagrams() {
     bolero::check!().with_type::<(Vec<u8>, Vec<(u16, u8)>)>().for_each(|(payload, edits)| {
-        let mut sender = endpoint(2);
-        sender.cast(Time::ZERO, Bytes::copy_from_slice(payload)).unwrap();
-        let original = sender.poll_transmit().expect("a cast transmits").to_bytes();
-        let mut d = original.to_vec();
-        for &(at, xor) in edits {
-            let i = at as usize % d.len();
-            d[i] ^= xor;
-        }
-        let mut ep = endpoint(1);
-        ep.handle_datagram(Time::ZERO, Bytes::from(d.clone()));
-        match ep.poll_event() {
-            None => assert!(d != original, "an intact datagram was not delivered"),
-            Some(Event::Cast { from, data }) => {
-                assert_eq!(d, original, "a changed datagram was delivered");
-                assert_eq!((from, &data[..]), (EndpointId(2), &payload[..]));
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-        }
+        mutated(endpoint, payload, edits, 0);
     });
+}
+
+/// A cast of `payload` from member 2 of `make`'s group, with `edits` and then (by `cut`) cut
+/// short or lengthened by a byte, into member 1: delivered intact or not at all.
+fn mutated(make: fn(u64) -> Endpoint, payload: &[u8], edits: &[(u16, u8)], cut: u8) -> Endpoint {
+    let mut sender = make(2);
+    sender.cast(Time::ZERO, Bytes::copy_from_slice(payload)).unwrap();
+    let original = sender.poll_transmit().expect("a cast transmits").to_bytes();
+    let mut d = original.to_vec();
+    for &(at, xor) in edits {
+        let i = at as usize % d.len();
+        d[i] ^= xor;
+    }
+    match cut % 4 {
+        1 => d.truncate(d.len().saturating_sub(usize::from(cut))),
+        2 => d.push(cut),
+        _ => {}
+    }
+    let mut ep = make(1);
+    ep.handle_datagram(Time::ZERO, Bytes::from(d.clone()));
+    match ep.poll_event() {
+        None => assert!(d != original, "an intact datagram was not delivered"),
+        Some(Event::Cast { from, data }) => {
+            assert_eq!(d, original, "a changed datagram was delivered");
+            assert_eq!((from, &data[..]), (EndpointId(2), payload));
+        }
+        Some(other) => panic!("unexpected {other:?}"),
+    }
+    ep
 }
 
 /// A sealed frame of `group` from `src` in view `view` (flags: gossip, send, or a cast).
@@ -136,30 +148,8 @@ fn secured_arbitrary_bytes() {
 #[test]
 fn secured_mutated_datagrams() {
     bolero::check!().with_type::<(Vec<u8>, Vec<(u16, u8)>, u8)>().for_each(|(payload, edits, cut)| {
-        let mut sender = secured(2);
-        sender.cast(Time::ZERO, Bytes::copy_from_slice(payload)).unwrap();
-        let original = sender.poll_transmit().expect("a cast transmits").to_bytes();
-        let mut d = original.to_vec();
-        for &(at, xor) in edits {
-            let i = at as usize % d.len();
-            d[i] ^= xor;
-        }
-        match cut % 4 {
-            1 => d.truncate(d.len().saturating_sub(usize::from(*cut))),
-            2 => d.push(*cut),
-            _ => {}
-        }
-        let mut ep = secured(1);
-        ep.handle_datagram(Time::ZERO, Bytes::from(d.clone()));
+        let ep = mutated(secured, payload, edits, *cut);
         // Refused before the layers saw it: the tag, not the layers' parsing, stops it.
         assert_eq!(ep.stats().rx_bad_layers, 0, "a changed datagram reached the layers");
-        match ep.poll_event() {
-            None => assert!(d != original, "an intact datagram was not delivered"),
-            Some(Event::Cast { from, data }) => {
-                assert_eq!(d, original, "a changed datagram was delivered");
-                assert_eq!((from, &data[..]), (EndpointId(2), &payload[..]));
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-        }
     });
 }

@@ -638,7 +638,9 @@ impl<L: Layer> Endpoint<L> {
         } else if frame.view != self.view.id {
             if frame.view.ltime <= self.view.id.ltime {
                 s.rx_other_view += 1;
-            } else if let Some(Err(r)) = seal.map(|seal| self.keyring_verify(&frame, seal, &data)) {
+            } else if let (Some(seal), Some(keys)) = (seal, &self.keyring)
+                && let Err(r) = keys.verify_later(&frame, seal, &data)
+            {
                 self.count(r);
             } else {
                 opened = true;
@@ -655,10 +657,6 @@ impl<L: Layer> Endpoint<L> {
             s.rx_unknown_src += 1;
         }
         if opened || self.keyring.is_none() { Rx::Sound { src, accepted } } else { Rx::Unsound }
-    }
-
-    fn keyring_verify(&self, frame: &Frame, seal: Seal, data: &[u8]) -> Result<(), Reject> {
-        self.keyring.as_ref().expect("sealed datagrams reach only secured endpoints").verify_later(frame, seal, data)
     }
 
     fn count(&mut self, r: Reject) {
@@ -826,7 +824,7 @@ impl<L: Layer> Endpoint<L> {
             {
                 let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
                     .with_memo(&mut self.memo)
-                    .with_room(self.cfg.room().saturating_sub(10));
+                    .with_room(crate::layer::room(self.cfg.room()));
                 match input.take() {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),
                     Some(Input::Dns(mut evs)) => {

@@ -44,12 +44,13 @@ pub type Memo = BTreeMap<&'static str, Bytes>;
 pub const DEFAULT_MAX_HEADER: usize = 256;
 
 /// `Cx::room` until the endpoint sets it: that of a largest UDP datagram.
-pub const DEFAULT_ROOM: usize = room(crate::endpoint::MAX_UDP_PAYLOAD);
+pub const DEFAULT_ROOM: usize = room(crate::endpoint::MAX_UDP_PAYLOAD - crate::frame::FRAME_LEN);
 
-/// The room for a message's headers and body in a datagram of `max_datagram` bytes: less
-/// the frame and the message's presence bits (a varint, at most 10 bytes).
-pub const fn room(max_datagram: usize) -> usize {
-    max_datagram.saturating_sub(crate::frame::FRAME_LEN + 10)
+/// The room for a message's headers and body in a datagram that has `past_frame` bytes past
+/// its frame (and seal: `Config::room`): less the message's presence bits (a varint, at most
+/// 10 bytes).
+pub const fn room(past_frame: usize) -> usize {
+    past_frame.saturating_sub(10)
 }
 
 /// What a layer sees of the world while it handles one event.
