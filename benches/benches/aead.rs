@@ -32,6 +32,16 @@ fn nonce12(n: u64) -> [u8; 12] {
     b
 }
 
+/// Seal then open with one of RustCrypto's AEADs (96-bit nonces).
+fn rust_crypto<A: AeadInPlace<NonceSize = aes_gcm::aead::consts::U12>>(name: &str, size: usize, a: &A, ad: &[u8]) {
+    bench(name, size, |buf, n| {
+        let nonce = nonce12(n);
+        let tag = a.encrypt_in_place_detached((&nonce).into(), ad, buf).expect("seals");
+        a.decrypt_in_place_detached((&nonce).into(), ad, buf, &tag).expect("opens");
+        black_box(&buf);
+    });
+}
+
 fn main() {
     let key = [7u8; 32];
     let ad = [1u8; 48];
@@ -53,19 +63,13 @@ fn main() {
                 black_box(&buf);
             });
         }
-        let aes = aes_gcm::Aes256Gcm::new_from_slice(&key).expect("a key");
-        bench("RustCrypto aes-gcm (AES-256-GCM)", size, |buf, n| {
-            let nonce = nonce12(n);
-            let tag = aes.encrypt_in_place_detached((&nonce).into(), &ad, buf).expect("seals");
-            aes.decrypt_in_place_detached((&nonce).into(), &ad, buf, &tag).expect("opens");
-            black_box(&buf);
-        });
+        rust_crypto(
+            "RustCrypto aes-gcm (AES-256-GCM)",
+            size,
+            &aes_gcm::Aes256Gcm::new_from_slice(&key).expect("a key"),
+            &ad,
+        );
         let cha = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key).expect("a key");
-        bench("RustCrypto chacha20poly1305", size, |buf, n| {
-            let nonce = nonce12(n);
-            let tag = cha.encrypt_in_place_detached((&nonce).into(), &ad, buf).expect("seals");
-            cha.decrypt_in_place_detached((&nonce).into(), &ad, buf, &tag).expect("opens");
-            black_box(&buf);
-        });
+        rust_crypto("RustCrypto chacha20poly1305", size, &cha, &ad);
     }
 }

@@ -19,6 +19,19 @@ pub fn security(key: Option<&Path>) -> Result<Security, String> {
     }
 }
 
+/// A member's choice between `--key` and `--insecure`: exactly one (without either, the error
+/// says how to make a key: `make`, e.g. "thoth-member --keygen"). `Ok(None)`: insecure.
+pub fn choice(key: Option<&Path>, insecure: bool, make: &str) -> Result<Option<PathBuf>, String> {
+    match (key, insecure) {
+        (None, false) => Err(format!(
+            "no group key: make one with `{make} > group.key` and give every member `--key group.key`, \
+             or choose `--insecure`"
+        )),
+        (Some(_), true) => Err("--key and --insecure: choose one".into()),
+        (key, _) => Ok(key.map(Path::to_path_buf)),
+    }
+}
+
 /// Says on standard error, so that no one misses it, that `program` runs unprotected.
 pub fn warn_insecure(program: &str) {
     eprintln!(

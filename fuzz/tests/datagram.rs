@@ -62,14 +62,10 @@ fn mutated(make: fn(u64) -> Endpoint, payload: &[u8], edits: &[(u16, u8)], cut: 
     ep
 }
 
-/// A sealed frame of `group` from `src` in view `view` (flags: gossip, send, or a cast).
+/// A frame of `group` from `src` in view `view` with a sound CRC (flags: gossip, send, or a
+/// cast).
 fn sealed(flags: u8, group: GroupId, view: ViewId, src: EndpointId, body: &[u8]) -> Bytes {
-    use thoth::frame::{FRAME_LEN, Frame, seal};
-    let mut d = vec![0u8; FRAME_LEN];
-    Frame { flags, group, view, src }.write((&mut d[..FRAME_LEN]).try_into().expect("frame length"));
-    seal(&mut d, body);
-    d.extend_from_slice(body);
-    Bytes::from(d)
+    Bytes::from(thoth::frame::Frame { flags, group, view, src }.datagram(body))
 }
 
 /// Sound frames with arbitrary membership traffic (gossip from strangers, and in-view

@@ -14,7 +14,7 @@ use thoth_grpc::wire::{self, Hdr, Status};
 use thoth_grpc::{
     Bounds, CallId, Caller, Fault, Mode, Order, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcError, RpcEvent, Target,
 };
-use thoth_stack::frame::{FRAME_LEN, Frame, seal};
+use thoth_stack::frame::{FRAME_LEN, Frame};
 use thoth_stack::sim::{CmdError, Link, NodeId, Sim};
 use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId, Msg, Time, ViewId};
 
@@ -284,11 +284,7 @@ fn forged(src: EndpointId, view: ViewId, unicast: bool, payload: &[u8]) -> Bytes
     let (head, body) = Msg::new(Bytes::copy_from_slice(payload)).into_parts();
     let rest = [&head[..], &body[..]].concat();
     let flags = if unicast { thoth_stack::frame::FLAG_SEND } else { 0 };
-    let mut d = vec![0u8; FRAME_LEN];
-    Frame { flags, group: G, view, src }.write((&mut d[..FRAME_LEN]).try_into().expect("frame length"));
-    seal(&mut d, &rest);
-    d.extend_from_slice(&rest);
-    Bytes::from(d)
+    Bytes::from(Frame { flags, group: G, view, src }.datagram(&rest))
 }
 
 #[test]

@@ -1077,13 +1077,7 @@ mod tests {
 
     /// A datagram of a stack with no layers: the frame, presence bits 1, the payload.
     fn frame_bytes(view: ViewId, src: EndpointId, payload: &[u8]) -> Bytes {
-        let payload = &[&[1u8][..], payload].concat()[..];
-        let mut d = vec![0u8; FRAME_LEN];
-        let f = Frame { flags: 0, group: GroupId(1), view, src };
-        f.write((&mut d[..]).try_into().unwrap());
-        seal(&mut d, payload);
-        d.extend_from_slice(payload);
-        Bytes::from(d)
+        Bytes::from(Frame { flags: 0, group: GroupId(1), view, src }.datagram(&[&[1u8][..], payload].concat()))
     }
 
     #[test]

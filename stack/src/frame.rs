@@ -105,6 +105,18 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// A whole unprotected datagram: this frame with its CRC, then `body` (the layers'
+    /// headers and payload, or anything) — as tests, tools and forgers build one.
+    pub fn datagram(&self, body: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; FRAME_LEN];
+        self.write((&mut d[..]).try_into().expect("a frame's length"));
+        seal(&mut d, body);
+        d.extend_from_slice(body);
+        d
+    }
+}
+
 /// Writes a sealed frame's header (`SEALED_LEN` bytes): the frame with `FLAG_SEALED` and a
 /// zero CRC, then the seal.
 pub fn write_sealed(frame: &Frame, seal: Seal, out: &mut [u8; SEALED_LEN]) {
@@ -215,12 +227,7 @@ mod tests {
     }
 
     fn datagram(f: &Frame, body: &[u8]) -> Vec<u8> {
-        let mut hdr = [0u8; FRAME_LEN];
-        f.write(&mut hdr);
-        seal(&mut hdr, body);
-        let mut d = hdr.to_vec();
-        d.extend_from_slice(body);
-        d
+        f.datagram(body)
     }
 
     #[test]

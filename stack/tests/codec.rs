@@ -2,7 +2,7 @@
 //! never panic a decoder or the endpoint. `cargo test` runs each with random inputs;
 //! `cargo bolero test -p thoth-stack --test codec <name>` fuzzes one with coverage guidance.
 
-use thoth_stack::frame::{FRAME_LEN, Frame, FrameView, seal};
+use thoth_stack::frame::{FRAME_LEN, Frame, FrameView};
 use thoth_stack::wire::{Reader, Writer, from_slice, to_vec, var_len};
 use thoth_stack::*;
 
@@ -16,10 +16,7 @@ fn frame_round_trips() {
                 view: ViewId { ltime: *ltime, coord: EndpointId(*coord) },
                 src: EndpointId(*src),
             };
-            let mut d = vec![0u8; FRAME_LEN];
-            f.write((&mut d[..]).try_into().unwrap());
-            seal(&mut d, payload);
-            d.extend_from_slice(payload);
+            let d = f.datagram(payload);
             let v = FrameView::parse(&d).expect("a sealed frame parses");
             assert_eq!(*v.frame(), f);
             assert_eq!(v.payload(), &payload[..]);

@@ -46,11 +46,7 @@ fn forge(
 
 /// An unsealed datagram with a correct CRC, as a forger builds one.
 fn unsealed(flags: u8, view: ViewId, src: EndpointId, plain: &[u8]) -> Bytes {
-    let mut d = vec![0u8; FRAME_LEN];
-    Frame { flags, group: G, view, src }.write((&mut d[..FRAME_LEN]).try_into().expect("frame length"));
-    thoth::frame::seal(&mut d, plain);
-    d.extend_from_slice(plain);
-    Bytes::from(d)
+    Bytes::from(Frame { flags, group: G, view, src }.datagram(plain))
 }
 
 /// A member of the fixed view {1, 2, 3} with no layers (what opens is delivered as is).

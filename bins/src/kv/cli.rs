@@ -91,15 +91,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     if words == ["serve"] {
         let dir = dir.ok_or(format!("serve needs --dir\n\n{USAGE}"))?;
-        let security = match (key, insecure) {
-            (None, false) => {
-                return Err("serve needs a group key: make one with `thoth-kv keygen > kv.key` and give every \
-                            replica `--key kv.key`, or choose `--insecure`"
-                    .into());
-            }
-            (Some(_), true) => return Err("--key and --insecure: choose one".into()),
-            (key, _) => crate::key::security(key.as_deref())?,
-        };
+        let key = crate::key::choice(key.as_deref(), insecure, "thoth-kv keygen")?;
+        let security = crate::key::security(key.as_deref())?;
         if !security.is_secure() {
             crate::key::warn_insecure("thoth-kv");
         }

@@ -114,15 +114,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     if o.deaf_to.is_empty() != (o.deaf_ms == 0) {
         return Err("--deaf-to and --deaf-ms go together".into());
     }
-    match (&o.key, insecure) {
-        (None, false) => {
-            return Err("no group key: make one with `thoth-member --keygen > group.key` and start every \
-                        member with `--key group.key`, or choose `--insecure`"
-                .into());
-        }
-        (Some(_), true) => return Err("--key and --insecure: choose one".into()),
-        _ => {}
-    }
+    o.key = crate::key::choice(o.key.as_deref(), insecure, "thoth-member --keygen")?;
     // The family the member speaks: its group's, or in unicast mode its seeds'.
     let (family, what) = match o.seeds.first() {
         Some(s) => (s.ip(), "--seeds"),

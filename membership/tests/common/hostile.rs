@@ -32,7 +32,7 @@ use thoth_layers::pack::Hdr as PackHdr;
 use thoth_layers::pt2pt::Hdr as P2Hdr;
 use thoth_layers::stable::StableHdr;
 use thoth_membership::gms::wire::{Ctl, Gossip, Hdr as GmsHdr, Install, Kind, Primary, Side};
-use thoth_stack::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameView, seal};
+use thoth_stack::frame::{FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameView};
 use thoth_stack::sim::{NodeId, Sim};
 use thoth_stack::{Bytes, EndpointId, Msg, Rank, Reader, Rng, View, ViewId};
 
@@ -246,11 +246,7 @@ impl Hostile {
 
     /// `rest` (the message's wire form, or anything) behind frame `f`, with a sound CRC.
     fn framed(f: Frame, rest: &[u8]) -> Bytes {
-        let mut d = vec![0u8; FRAME_LEN];
-        f.write((&mut d[..FRAME_LEN]).try_into().expect("frame length"));
-        seal(&mut d, rest);
-        d.extend_from_slice(rest);
-        Bytes::from(d)
+        Bytes::from(f.datagram(rest))
     }
 
     /// A reliable cast "from" `src` in `view` with sequence number `seq`, and a body that no
