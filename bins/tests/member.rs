@@ -297,3 +297,76 @@ fn a_member_with_another_key_stays_outside() {
     }
     let _ = std::fs::remove_file(&other);
 }
+
+/// Member key pairs as the README sets them up: `--new-identity` per member, the public keys
+/// it prints in one allow-list. Three listed members form a view; a fourth with a key of its
+/// own (its list names everyone, nobody's names it) cannot join and delivers nothing of
+/// theirs, nor they of it. Then a member stopped (SIGSTOP) until the other two install a
+/// view without it resumes, casting with the keys it had: nothing of it is delivered in
+/// the view that excluded it, and it comes back only by joining again (it is listed).
+#[test]
+fn key_pairs_admit_the_listed_only_and_an_excluded_member_comes_back_only_by_joining() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("member-pairs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut publics = Vec::new();
+    for name in ["m0", "m1", "m2", "stranger"] {
+        let out = std::process::Command::new(common::member::BIN)
+            .args(["--new-identity", &dir.join(name).display().to_string()])
+            .output()
+            .expect("--new-identity");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        publics.push(String::from_utf8(out.stdout).unwrap());
+    }
+    std::fs::write(dir.join("allow"), publics[..3].concat()).unwrap();
+    std::fs::write(dir.join("allow-all"), publics.concat()).unwrap();
+    let keyed = |name: &str, allow: &str| {
+        let (id, allow) = (dir.join(name).display().to_string(), dir.join(allow).display().to_string());
+        args(9, &["--identity", &id, "--allow", &allow, "--stack", "chk_vsync:group"])
+    };
+    let mut ms = [
+        Member::start("m0", &keyed("m0", "allow")),
+        Member::start("m1", &keyed("m1", "allow")),
+        Member::start("m2", &keyed("m2", "allow")),
+        Member::start("stranger", &keyed("stranger", "allow-all")),
+    ];
+    let three = converge(&[&ms[0], &ms[1], &ms[2]], 3, Duration::from_secs(10));
+    assert!(wait(Duration::from_secs(3), "the stranger alone", || (ms[3].view().len() == 1).then_some(())).is_some());
+    assert!(ms[0].events("start")[0].text.contains(r#""keys":"pairs""#), "{}", ms[0].events("start")[0].text);
+    for (i, m) in ms.iter_mut().enumerate() {
+        m.cast(&format!("line of {i}"));
+    }
+    let got = |m: &Member| -> BTreeSet<String> {
+        m.events("deliver").iter().map(|l| field(&l.text, "data").to_string()).collect()
+    };
+    let ours: BTreeSet<String> = (0..3).map(|i| format!("line of {i}")).collect();
+    for m in &ms[..3] {
+        assert!(wait(Duration::from_secs(5), "the lines", || (got(m) == ours).then_some(())).is_some(), "{:?}", got(m));
+    }
+    let stranger: BTreeSet<String> = ["line of 3".to_string()].into();
+    assert!(wait(Duration::from_secs(5), "its own line", || (got(&ms[3]) == stranger).then_some(())).is_some());
+    assert_eq!(ms[3].view().len(), 1, "the stranger got in");
+    // Member 2 stopped (not the coordinator: three[0]) until the others exclude it.
+    let ids: Vec<String> = ms.iter().map(|m| m.me()).collect();
+    let (stopped, others): (usize, Vec<usize>) = if ids[2] == three[0] { (1, vec![0, 2]) } else { (2, vec![0, 1]) };
+    ms[stopped].signal("-STOP");
+    let two = converge(&[&ms[others[0]], &ms[others[1]]], 2, Duration::from_secs(15));
+    assert!(!two.contains(&ids[stopped]));
+    let view2 = ms[others[0]].events("view").into_iter().rfind(|l| members(&l.text) == two).unwrap().text;
+    for k in 0..20 {
+        ms[stopped].cast(&format!("excluded {k}"));
+    }
+    ms[stopped].signal("-CONT");
+    // It finds itself out and joins again, as a listed member may.
+    let back = converge(&[&ms[0], &ms[1], &ms[2]], 3, Duration::from_secs(20));
+    assert!(back.contains(&ids[stopped]));
+    std::thread::sleep(Duration::from_millis(500));
+    let in_view2 = delivered_in(&ms[others[0]], &view2);
+    assert!(!in_view2.iter().any(|l| l.contains("excluded")), "the excluded member got in: {in_view2:?}");
+    assert!(!got(&ms[3]).iter().any(|l| l.starts_with("line of") && l != "line of 3"), "the stranger read the group");
+    for (i, m) in ms[..3].iter().enumerate() {
+        assert!(!got(m).contains("line of 3"), "{i} delivered the stranger's line");
+    }
+    no_errors(&[&ms[0], &ms[1], &ms[2]]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -149,3 +149,52 @@ fn secured_mutated_datagrams() {
         assert_eq!(ep.stats().rx_bad_layers, 0, "a changed datagram reached the layers");
     });
 }
+
+/// A joining member of the group under member key pairs, keys 1 and 2 listed (so that a
+/// datagram's one tag is for the other: every byte of it is authenticated for its receiver).
+fn paired(me: u64) -> Endpoint {
+    let identity = |k: u64| Identity::new([k as u8; 32]);
+    let allow = AllowList::new([identity(1).public(), identity(2).public()]).expect("a list");
+    let security =
+        Security::KeyPairs { identity: identity(me), allow, incarnation: me, seed: GroupSecret::new([me as u8; 32]) };
+    let cfg = Config::joining(GroupId::named("fuzz"), EndpointId(me)).secured(security);
+    Endpoint::from_spec(cfg, &registry(), "group").expect("the group stack builds")
+}
+
+/// Member key pairs: a real gossip datagram (a joiner's hello, authenticated for the other
+/// key) with arbitrary bytes changed, cut or lengthened is taken intact or not at all; and
+/// arbitrary bytes behind its header are never taken.
+#[test]
+fn key_pair_gossip_mutated_or_arbitrary() {
+    let mut sender = paired(2);
+    let mut hello = None;
+    for _ in 0..10 {
+        let t = sender.poll_timeout().unwrap_or(Time::ZERO);
+        sender.handle_timeout(t);
+        sender.end_turn(t);
+        if let Some(tx) = sender.poll_transmit() {
+            hello = Some(tx.to_bytes());
+            break;
+        }
+    }
+    let hello = hello.expect("a joiner says hello");
+    let header = &hello[..thoth::frame::SEALED_LEN];
+    bolero::check!().with_type::<(Vec<(u16, u8)>, u8, Vec<u8>)>().for_each(|(edits, cut, bytes)| {
+        let mut d = hello.to_vec();
+        for &(at, xor) in edits {
+            let i = at as usize % d.len();
+            d[i] ^= xor;
+        }
+        match cut % 4 {
+            1 => d.truncate(d.len().saturating_sub(usize::from(*cut))),
+            2 => d.push(*cut),
+            _ => {}
+        }
+        let mut ep = paired(1);
+        ep.handle_datagram(Time::ZERO, Bytes::from(d.clone()));
+        assert_eq!(ep.stats().rx_gossip, u64::from(d[..] == hello[..]), "taken: {}", d[..] == hello[..]);
+        ep.handle_datagram(Time::ZERO, Bytes::from([header, bytes].concat()));
+        assert!(ep.stats().rx_gossip <= 1, "arbitrary bytes taken");
+        assert_eq!(ep.stats().rx_bad_layers, 0, "a changed datagram reached the layers");
+    });
+}

@@ -122,7 +122,7 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
     let mut w = World::new(seed, s.cfg.clone());
     // The hostile peer forges frames: this is about what the layers withstand in a group
     // without frame protection (sealed, its frames are refused before any layer sees them).
-    w.secure = false;
+    w.secure = Protect::Off;
     w.reliable = s.reliable.to_string();
     w.hold_bytes = HOLD;
     if r.chance(0.2) {

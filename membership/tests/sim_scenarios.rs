@@ -552,7 +552,7 @@ fn paused_member_below_the_detection_threshold_stays() {
 /// nobody excluded. Returns the time the join took.
 fn forged_unparseable_cast_then_join(seed: u64, cfg: gms::Config) -> Result<Duration, String> {
     let mut w = World::new(seed, cfg);
-    w.secure = false; // a forged cast reaches the layers only in an unprotected group
+    w.secure = Protect::Off; // a forged cast reaches the layers only in an unprotected group
     let (nodes, _) = form(&mut w, 3)?;
     for &n in &nodes {
         w.cast(n);

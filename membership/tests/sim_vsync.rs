@@ -60,9 +60,12 @@ fn chaos(seed: u64, cfg: gms::Config) -> Result<(), String> {
     // transfer (a small state), some with large casts (fragmented below).
     let primary = cfg.primary || r.chance(0.25);
     let mut w = World::new(seed, gms::Config { primary, ..cfg });
-    // A quarter of the runs sealed (frame protection), picked without drawing from `r` so
-    // that every seed's scenario stays the same.
-    w.secure |= seed % 4 == 3;
+    // Half the runs sealed (frame protection; a quarter under a shared secret, a quarter
+    // under member key pairs), picked without drawing from `r` so that every seed's
+    // scenario stays the same.
+    if w.secure == Protect::Off {
+        w.secure = [Protect::Off, Protect::KeyPairs, Protect::Off, Protect::Shared][seed as usize % 4];
+    }
     if r.chance(0.25) {
         w.transfer_state = true;
         w.state = thoth_stack::Bytes::from(vec![7u8; 3000]);

@@ -3,7 +3,7 @@
 //! never panic (bolero).
 
 use thoth_membership::gms::wire::{Ctl, Gossip, Install, Kind, MAX_PRIMARIES, Primary, Side};
-use thoth_stack::{EndpointId, Rank, View, ViewId};
+use thoth_stack::{Bytes, EndpointId, Rank, View, ViewId};
 
 fn vid(l: u64, c: u64) -> ViewId {
     ViewId { ltime: l, coord: EndpointId(c) }
@@ -24,6 +24,7 @@ fn install() -> Install {
             Primary { id: vid(7, 100), members: vec![EndpointId(100), EndpointId(400)] },
             Primary { id: vid(5, 200), members: vec![EndpointId(200)] },
         ],
+        keys: Bytes::from_static(b"a key table, opaque to the membership"),
     }
 }
 

@@ -170,6 +170,9 @@ pub struct Stats {
     pub rx_replay: u64,
     /// Sealed, and its packet number is below its sender's replay window.
     pub rx_stale: u64,
+    /// Member key pairs: gossip from a key not on the allow-list, or with nothing for this
+    /// endpoint's key.
+    pub rx_not_allowed: u64,
     /// The layers' presence bits past the frame do not decode.
     pub rx_bad_layers: u64,
     pub rx_foreign_group: u64,
@@ -212,6 +215,9 @@ pub struct Stats {
     pub views: u64,
     /// `Up::Install`s refused: a view without this endpoint, or not later than the current.
     pub installs_refused: u64,
+    /// Member key pairs: views installed without their key (the `Install`'s key table had
+    /// none for this endpoint), where it can neither read nor be read.
+    pub views_unkeyed: u64,
 }
 
 impl Stats {
@@ -227,6 +233,7 @@ impl Stats {
             + self.rx_bad_tag
             + self.rx_replay
             + self.rx_stale
+            + self.rx_not_allowed
             + self.rx_bad_layers
             + self.rx_foreign_group
             + self.rx_unknown_src
@@ -244,6 +251,9 @@ pub enum EndpointError {
     NoMembership,
     /// `max_datagram` leaves no room past the frame.
     DatagramTooSmall,
+    /// Member key pairs in a fixed group: its views' keys come with the membership layer's
+    /// installs, so it has to join (a fixed group shares a secret).
+    FixedKeyPairs,
     Stack(Missing),
     Spec(SpecError),
 }
@@ -254,6 +264,9 @@ impl fmt::Display for EndpointError {
             EndpointError::NotMember => f.write_str("this endpoint is not in its initial member list"),
             EndpointError::NoMembership => f.write_str("joining a group needs a membership layer in the stack"),
             EndpointError::DatagramTooSmall => f.write_str("max_datagram leaves no room past the frame (and seal)"),
+            EndpointError::FixedKeyPairs => {
+                f.write_str("member key pairs need a joining endpoint (a fixed group uses a shared secret)")
+            }
             EndpointError::Stack(m) => m.fmt(f),
             EndpointError::Spec(s) => s.fmt(f),
         }
@@ -382,12 +395,10 @@ impl<L: Layer> Endpoint<L> {
         if joining && !props.contains(Props::MEMBERSHIP) {
             return Err(EndpointError::NoMembership);
         }
-        let keyring = match &cfg.security {
-            Security::Insecure => None,
-            Security::Shared { secret, incarnation } => {
-                Some(Keyring::new(secret.clone(), *incarnation, cfg.group, cfg.me, view.id, view.len()))
-            }
-        };
+        if matches!(cfg.security, Security::KeyPairs { .. }) && view.len() > 1 {
+            return Err(EndpointError::FixedKeyPairs);
+        }
+        let keyring = Keyring::new(&cfg.security, cfg.group, cfg.me, &view);
         let mut ep = Endpoint {
             keyring,
             rng: Rng::new(cfg.seed),
@@ -638,13 +649,18 @@ impl<L: Layer> Endpoint<L> {
         } else if frame.view != self.view.id {
             if frame.view.ltime <= self.view.id.ltime {
                 s.rx_other_view += 1;
-            } else if let (Some(seal), Some(keys)) = (seal, &self.keyring)
-                && let Err(r) = keys.verify_later(&frame, seal, &data)
-            {
-                self.count(r);
             } else {
-                opened = true;
-                self.hold(frame.src, data);
+                let checked = match (seal, &self.keyring) {
+                    (Some(seal), Some(keys)) => keys.verify_later(&frame, seal, &data),
+                    _ => Ok(false),
+                };
+                match checked {
+                    Err(r) => self.count(r),
+                    Ok(verified) => {
+                        opened = verified;
+                        self.hold(frame.src, data);
+                    }
+                }
             }
         } else if let Some(from) = self.view.rank_of(frame.src) {
             if let Some(msg) = self.arrived(frame, seal, data) {
@@ -666,6 +682,7 @@ impl<L: Layer> Endpoint<L> {
             Reject::BadTag => &mut s.rx_bad_tag,
             Reject::Replay => &mut s.rx_replay,
             Reject::Stale => &mut s.rx_stale,
+            Reject::NotAllowed => &mut s.rx_not_allowed,
         } += 1;
     }
 
@@ -720,8 +737,10 @@ impl<L: Layer> Endpoint<L> {
     pub(crate) fn install_view(&mut self, now: Time, view: View) -> Result<(), EndpointError> {
         debug_assert!(view.id > self.view.id, "views are installed in increasing order");
         let rank = view.rank_of(self.cfg.me).ok_or(EndpointError::NotMember)?;
-        if let Some(keys) = &mut self.keyring {
-            keys.install(view.id, view.len());
+        if let Some(keys) = &mut self.keyring
+            && !keys.install(&view)
+        {
+            self.stats.views_unkeyed += 1;
         }
         let stack = (self.factory)(&view);
         self.props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
@@ -824,6 +843,7 @@ impl<L: Layer> Endpoint<L> {
             {
                 let mut cx = Cx::new(now, &self.view, self.rank, &mut self.rng, &mut self.up, &mut self.dn)
                     .with_memo(&mut self.memo)
+                    .with_keys(self.keyring.as_mut())
                     .with_room(crate::layer::room(self.cfg.room()));
                 match input.take() {
                     Some(Input::Dn(ev)) => self.stack.handle_dn(ev, &mut cx),

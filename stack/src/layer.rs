@@ -68,6 +68,7 @@ pub struct Cx<'a> {
     up: &'a mut VecDeque<Up>,
     dn: &'a mut VecDeque<Dn>,
     memo: Option<&'a mut Memo>,
+    keys: Option<&'a mut crate::keyring::Keyring>,
 }
 
 impl<'a> Cx<'a> {
@@ -79,7 +80,7 @@ impl<'a> Cx<'a> {
         up: &'a mut VecDeque<Up>,
         dn: &'a mut VecDeque<Dn>,
     ) -> Cx<'a> {
-        Cx { now, view, rank, rng, room: DEFAULT_ROOM, up, dn, memo: None }
+        Cx { now, view, rank, rng, room: DEFAULT_ROOM, up, dn, memo: None, keys: None }
     }
 
     /// The same context with `room` bytes for a message (the endpoint's: `room` of its
@@ -97,6 +98,25 @@ impl<'a> Cx<'a> {
     /// The same context with a memo that outlives the stack (the endpoint's).
     pub fn with_memo(self, memo: &'a mut Memo) -> Cx<'a> {
         Cx { memo: Some(memo), ..self }
+    }
+
+    /// The same context with the endpoint's keys (a secured endpoint's).
+    pub(crate) fn with_keys(self, keys: Option<&'a mut crate::keyring::Keyring>) -> Cx<'a> {
+        Cx { keys, ..self }
+    }
+
+    /// For the membership layer, at the coordinator of `view`: what its `Install` carries
+    /// (opaque) for each member to read the view with: under member key pairs, a fresh key
+    /// sealed for each member (`keyring`); empty otherwise.
+    pub fn key_table(&mut self, view: &View) -> Bytes {
+        self.keys.as_deref_mut().map(|k| k.key_table(view)).unwrap_or_default()
+    }
+
+    /// For the membership layer, as it installs `view`: the key table its `Install` carried.
+    pub fn take_key_table(&mut self, view: &View, table: &[u8]) {
+        if let Some(k) = self.keys.as_deref_mut() {
+            k.take_key_table(view, table);
+        }
     }
 
     /// What a layer of this name kept in an earlier view (see `Memo`).
@@ -166,6 +186,7 @@ impl<'a> Cx<'a> {
             up,
             dn,
             memo: self.memo.as_deref_mut(),
+            keys: self.keys.as_deref_mut(),
         }
     }
 
@@ -180,6 +201,7 @@ impl<'a> Cx<'a> {
             up: &mut *self.up,
             dn,
             memo: self.memo.as_deref_mut(),
+            keys: self.keys.as_deref_mut(),
         }
     }
 
@@ -194,6 +216,7 @@ impl<'a> Cx<'a> {
             up,
             dn: &mut *self.dn,
             memo: self.memo.as_deref_mut(),
+            keys: self.keys.as_deref_mut(),
         }
     }
 }

@@ -43,6 +43,6 @@ pub use msg::Msg;
 pub use props::Props;
 pub use registry::{Args, Registry, SpecError};
 pub use rng::Rng;
-pub use secure::{GroupSecret, Security};
+pub use secure::{AllowList, GroupSecret, Identity, PublicKey, Security};
 pub use time::{Duration, Time};
 pub use wire::{Reader, Wire, WireError, Writer};

@@ -28,6 +28,14 @@
 //! below the window is stale. The window is checked before the tag (cheap) and recorded only
 //! after the tag verified, so a forged datagram cannot move it.
 //!
+//! **Member key pairs** (`Security::KeyPairs`, the second key mode): each member has an
+//! `Identity` (a static X25519 key, `x25519-dalek`'s) and the group an `AllowList` of public
+//! keys. Two members share a pairwise key (`ViewKeys::pair`: X25519, then HKDF-SHA256 with
+//! both public keys and the group); nobody off the list has one with anybody. Gossip is
+//! authenticated for each listed receiver under the pairwise key, and each view's key is
+//! drawn by its coordinator and sealed to each member of the view under the pairwise key
+//! (`keyring`): a member left out of a view cannot read it, whatever it read before.
+//!
 //! The endpoint seals and opens its frames through a `keyring::Keyring`. Tested below (every
 //! rejection reason, the window's edges, bolero over arbitrary bytes and mutations of a
 //! sealed datagram), and in a whole endpoint by `stack/tests/secure.rs`.
@@ -36,6 +44,7 @@ use crate::ids::{EndpointId, GroupId, ViewId};
 use core::fmt;
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf;
+use std::collections::BTreeMap;
 
 /// Bytes of the tag `seal` appends.
 pub const TAG_LEN: usize = 16;
@@ -48,6 +57,10 @@ const SALT: &[u8] = b"thoth frame protection v1";
 const VIEW_INFO: &[u8] = b"view";
 const GOSSIP_INFO: &[u8] = b"gossip";
 const SENDER_INFO: &[u8] = b"sender";
+const PAIR_INFO: &[u8] = b"pair";
+
+/// Public keys an `AllowList` holds at most: key-pair gossip carries a 24-byte tag for each.
+pub const MAX_ALLOWED: usize = 512;
 
 /// A group's pre-shared secret. Its `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,26 +78,148 @@ impl GroupSecret {
 
     /// The secret as a key file holds it: 64 hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.0)
     }
 
     /// A secret from 64 hex digits (surrounding white space ignored), as `to_hex` writes it.
     pub fn from_hex(text: &str) -> Result<GroupSecret, KeyError> {
-        let text = text.trim();
-        if text.len() != 64 || !text.is_ascii() {
-            return Err(KeyError::Format);
-        }
-        let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Format)?;
-        }
-        Ok(GroupSecret(bytes))
+        from_hex(text).map(GroupSecret)
     }
 
     /// Reads a key file (`to_hex`'s text).
     pub fn read(path: &std::path::Path) -> Result<GroupSecret, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io(e.kind()))?;
-        GroupSecret::from_hex(&text)
+        GroupSecret::from_hex(&read(path)?)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+fn to_hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 bytes from 64 hex digits, surrounding white space ignored.
+fn from_hex(text: &str) -> Result<[u8; 32], KeyError> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(KeyError::Format);
+    }
+    let mut bytes = [0u8; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Format)?;
+    }
+    Ok(bytes)
+}
+
+fn read(path: &std::path::Path) -> Result<String, KeyError> {
+    std::fs::read_to_string(path).map_err(|e| KeyError::Io(e.kind()))
+}
+
+/// A member's own key pair (member key pairs): a static X25519 secret. Its `Debug` shows
+/// only the public key.
+#[derive(Clone)]
+pub struct Identity(x25519_dalek::StaticSecret);
+
+/// A member's public key, as an allow-list names it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl Identity {
+    pub fn new(secret: [u8; 32]) -> Identity {
+        Identity(x25519_dalek::StaticSecret::from(secret))
+    }
+    /// A fresh identity from the operating system's random source.
+    pub fn generate() -> Identity {
+        Identity::new(random())
+    }
+    pub fn public(&self) -> PublicKey {
+        PublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+    }
+    /// The secret as an identity file holds it: 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        to_hex(self.0.as_bytes())
+    }
+    pub fn from_hex(text: &str) -> Result<Identity, KeyError> {
+        from_hex(text).map(Identity::new)
+    }
+    /// Reads an identity file (`to_hex`'s text).
+    pub fn read(path: &std::path::Path) -> Result<Identity, KeyError> {
+        Identity::from_hex(&read(path)?)
+    }
+}
+
+/// Two identities are one if their public keys are.
+impl PartialEq for Identity {
+    fn eq(&self, other: &Identity) -> bool {
+        self.public() == other.public()
+    }
+}
+
+impl Eq for Identity {}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identity({})", self.public())
+    }
+}
+
+impl PublicKey {
+    /// The first 8 bytes, which name the key in datagrams (an allow-list refuses two keys
+    /// with one id).
+    pub fn id(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
+    }
+    pub fn from_hex(text: &str) -> Result<PublicKey, KeyError> {
+        from_hex(text).map(PublicKey)
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&to_hex(&self.0))
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+/// The public keys of the members a group admits (member key pairs), by key id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList(BTreeMap<u64, PublicKey>);
+
+impl AllowList {
+    /// A list of `keys`; at most `MAX_ALLOWED`, and no two with one id.
+    pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Result<AllowList, KeyError> {
+        let mut list = BTreeMap::new();
+        for k in keys {
+            if list.insert(k.id(), k).is_some_and(|old| old != k) || list.len() > MAX_ALLOWED {
+                return Err(KeyError::AllowList);
+            }
+        }
+        Ok(AllowList(list))
+    }
+    /// An allow-list file's text: a public key (64 hex digits) per line; blank lines and
+    /// what follows a `#` are ignored.
+    pub fn parse(text: &str) -> Result<AllowList, KeyError> {
+        let keys = text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty());
+        AllowList::new(keys.map(PublicKey::from_hex).collect::<Result<Vec<_>, _>>()?)
+    }
+    pub fn read(path: &std::path::Path) -> Result<AllowList, KeyError> {
+        AllowList::parse(&read(path)?)
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
+        self.0.values()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -94,6 +229,8 @@ pub enum KeyError {
     Io(std::io::ErrorKind),
     /// Not 64 hex digits.
     Format,
+    /// An allow-list with two keys of one id, or more than `MAX_ALLOWED`.
+    AllowList,
 }
 
 impl fmt::Display for KeyError {
@@ -101,6 +238,9 @@ impl fmt::Display for KeyError {
         match self {
             KeyError::Io(kind) => write!(f, "cannot read the key file: {kind}"),
             KeyError::Format => f.write_str("a key file holds 64 hex digits (make one with --keygen)"),
+            KeyError::AllowList => {
+                write!(f, "an allow-list holds at most {MAX_ALLOWED} keys, no two alike in their first 8 bytes")
+            }
         }
     }
 }
@@ -124,6 +264,11 @@ pub enum Security {
     /// Every datagram sealed under keys derived from a pre-shared group secret, with this
     /// endpoint's incarnation (see the module doc: never the same twice for one id).
     Shared { secret: GroupSecret, incarnation: u64 },
+    /// Every datagram sealed or authenticated under keys this member shares with each member
+    /// on `allow` (see the module doc), with this endpoint's incarnation; each view's key is
+    /// drawn from `seed` by the view's coordinator. Needs a membership layer (it hands out
+    /// the keys).
+    KeyPairs { identity: Identity, allow: AllowList, incarnation: u64, seed: GroupSecret },
 }
 
 impl Security {
@@ -131,6 +276,11 @@ impl Security {
     /// source.
     pub fn shared(secret: GroupSecret) -> Security {
         Security::Shared { secret, incarnation: u64::from_le_bytes(random()) }
+    }
+    /// Member key pairs, the incarnation and the seed drawn from the operating system's
+    /// random source.
+    pub fn key_pairs(identity: Identity, allow: AllowList) -> Security {
+        Security::KeyPairs { identity, allow, incarnation: u64::from_le_bytes(random()), seed: GroupSecret::generate() }
     }
     pub fn is_secure(&self) -> bool {
         !matches!(self, Security::Insecure)
@@ -154,6 +304,9 @@ pub enum Reject {
     Replay,
     /// Its packet number is below the sender's window.
     Stale,
+    /// Member key pairs: its sender's key is not on this member's allow-list, or it carries
+    /// nothing for this member's key.
+    NotAllowed,
 }
 
 /// One view's key material (see the module doc).
@@ -174,7 +327,8 @@ impl hkdf::KeyType for Len32 {
 }
 
 impl ViewKeys {
-    /// The key material of `view` in `group`.
+    /// The key material of `view` in `group` (under the group secret, or, with member key
+    /// pairs, the key its coordinator drew).
     pub fn derive(secret: &GroupSecret, group: GroupId, view: ViewId) -> ViewKeys {
         let mut context = [0u8; 24];
         context[..8].copy_from_slice(&group.0.to_le_bytes());
@@ -186,6 +340,18 @@ impl ViewKeys {
     /// The key material of `group`'s gossip, whatever the view.
     pub fn gossip(secret: &GroupSecret, group: GroupId) -> ViewKeys {
         ViewKeys::expand(secret, GOSSIP_INFO, &group.0.to_le_bytes())
+    }
+
+    /// The key material `me` shares with `peer` in `group` (each computes the same), or
+    /// `None` for a peer key that would give a weak shared secret (a low-order point).
+    pub fn pair(me: &Identity, peer: &PublicKey, group: GroupId) -> Option<ViewKeys> {
+        let shared = me.0.diffie_hellman(&x25519_dalek::PublicKey::from(peer.0));
+        if !shared.was_contributory() {
+            return None;
+        }
+        let (a, b) = (me.public().min(*peer), me.public().max(*peer));
+        let context = [&group.0.to_le_bytes()[..], &a.0, &b.0].concat();
+        Some(ViewKeys::expand(&GroupSecret(*shared.as_bytes()), PAIR_INFO, &context))
     }
 
     fn expand(secret: &GroupSecret, info: &[u8], context: &[u8]) -> ViewKeys {
@@ -205,6 +371,29 @@ impl ViewKeys {
         let info = [SENDER_INFO, &id];
         let key = self.prk.expand(&info, &AES_128_GCM).expect("a key's length is within HKDF-SHA256's output");
         SenderKey(LessSafeKey::new(UnboundKey::from(key)))
+    }
+}
+
+/// Keys drawn one after another from a seed (HKDF-SHA256 as a PRF over a counter): the same
+/// seed, the same keys, so that a simulated run replays.
+pub(crate) struct Drbg {
+    prk: hkdf::Prk,
+    drawn: u64,
+}
+
+impl Drbg {
+    pub(crate) fn new(seed: &GroupSecret) -> Drbg {
+        Drbg { prk: hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(&seed.0), drawn: 0 }
+    }
+
+    pub(crate) fn draw(&mut self) -> GroupSecret {
+        self.drawn += 1;
+        let mut out = [0u8; 32];
+        self.prk
+            .expand(&[b"draw", &self.drawn.to_le_bytes()], Len32)
+            .and_then(|okm| okm.fill(&mut out))
+            .expect("32 bytes are within HKDF-SHA256's output");
+        GroupSecret(out)
     }
 }
 

@@ -184,27 +184,58 @@ fn every_crafted_datagram_is_refused_for_its_reason() {
     assert_eq!(s.rx_datagrams, s.rx_accepted + s.rx_rejected() + s.rx_own, "{s:?}");
 }
 
-/// A secured member of the dynamic group `G` under `secret` (its incarnation from the run's
-/// seed, so the run replays).
-fn joiner(secret: [u8; 32], me: EndpointId) -> impl FnMut(Spawn) -> Endpoint + Send + 'static {
+/// The key modes a group is tested under.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Shared,
+    KeyPairs,
+}
+
+/// A member's key pair in the tests: key `k`.
+fn identity(k: u64) -> Identity {
+    Identity::new([k as u8; 32])
+}
+
+/// Member `me` of a group under `mode`: the tests' secret, or its key pair with keys
+/// 1..=`listed` allowed; an outsider has another secret, or a key nobody else lists. Its
+/// incarnation and seed come from the run's seed, so the run replays.
+fn security(mode: Mode, me: u64, listed: u64, outsider: bool) -> impl Fn(u64) -> Security + Send + 'static {
+    move |seed| match mode {
+        Mode::Shared => shared(if outsider { [9; 32] } else { SECRET }, seed),
+        Mode::KeyPairs => Security::KeyPairs {
+            identity: identity(me),
+            allow: AllowList::new((1..=listed).map(|k| identity(k).public())).expect("a list"),
+            incarnation: seed,
+            seed: GroupSecret::new([seed as u8; 32]),
+        },
+    }
+}
+
+/// A secured member of the dynamic group `G`.
+fn joiner(
+    security: impl Fn(u64) -> Security + Send + 'static,
+    me: EndpointId,
+) -> impl FnMut(Spawn) -> Endpoint + Send + 'static {
     move |spawn: Spawn| {
-        let cfg = Config { seed: spawn.seed, ..Config::joining(G, me) }.secured(shared(secret, spawn.seed));
+        let cfg = Config { seed: spawn.seed, ..Config::joining(G, me) }.secured(security(spawn.seed));
         Endpoint::from_spec(cfg, &registry(), "group").expect("the group stack builds")
     }
 }
 
 /// Secured endpoints find each other, form one view and deliver each other's casts over a
 /// lossy network; nothing on the wire shows a payload; an endpoint with another secret
-/// (another group's key) never gets into the view, and what it sends is refused by tag.
-/// Then every multicast overheard in that view, replayed from outside after the next view,
-/// changes nothing: refused as of an earlier view, or (gossip) as replays.
-fn secured_group(seed: u64) -> Result<(), String> {
+/// (another group's key), or with a key not on the members' allow-list, never gets into the
+/// view, and what it sends is refused (by tag, or as not allowed). Then every multicast
+/// overheard in that view, replayed from outside after the next view, changes nothing:
+/// refused as of an earlier view, or (gossip) as replays. Last, a member cut off from the
+/// others is excluded and goes on sending: nothing it sends gets in.
+fn secured_group(seed: u64, mode: Mode) -> Result<(), String> {
     let mut sim: Sim = Sim::new(seed);
     sim.set_default_link(Link { loss: 0.02, jitter: Duration::from_micros(200), ..Link::default() });
     sim.tap(100_000);
     let ids: Vec<EndpointId> = (1..=4).map(EndpointId).collect();
-    let nodes: Vec<_> = ids.iter().map(|&id| sim.add_node(joiner(SECRET, id))).collect();
-    let outsider = sim.add_node(joiner([9; 32], EndpointId(5)));
+    let nodes: Vec<_> = ids.iter().map(|&id| sim.add_node(joiner(security(mode, id.0, 4, false), id))).collect();
+    let outsider = sim.add_node(joiner(security(mode, 5, 5, true), EndpointId(5)));
     let members = |sim: &Sim, n| {
         let mut m = sim.endpoint(n).map(|ep| ep.view().members.clone()).unwrap_or_default();
         m.sort();
@@ -243,8 +274,10 @@ fn secured_group(seed: u64) -> Result<(), String> {
         return Err("an unsealed datagram went out".into());
     }
     let outside = sim.endpoint(outsider).expect("up").view().clone();
-    if outside.members.len() != 1 || sim.stats(nodes[0]).rx_bad_tag == 0 {
-        return Err(format!("the outsider: {outside:?}; refused by tag at 1: {}", sim.stats(nodes[0]).rx_bad_tag));
+    let s = sim.stats(nodes[0]);
+    let refused = if mode == Mode::Shared { s.rx_bad_tag } else { s.rx_not_allowed };
+    if outside.members.len() != 1 || refused == 0 {
+        return Err(format!("the outsider: {outside:?}; refused at 1: {s:?}"));
     }
     // The view's datagrams (heartbeats, gossip, casts) from a second of lossless traffic, so
     // that member 1 received each one before; the next view, then those replayed.
@@ -285,7 +318,11 @@ fn secured_group(seed: u64) -> Result<(), String> {
         // Each counted where it belongs: the crashed member's and the survivors' as of an
         // earlier view or as replays, the outsider's by tag, this member's own as its own.
         let d = |f: fn(&Stats) -> u64| f(&s) - f(&was);
-        let refused = d(|s| s.rx_other_view) + d(|s| s.rx_replay) + d(|s| s.rx_stale) + d(|s| s.rx_bad_tag);
+        let refused = d(|s| s.rx_other_view)
+            + d(|s| s.rx_replay)
+            + d(|s| s.rx_stale)
+            + d(|s| s.rx_bad_tag)
+            + d(|s| s.rx_not_allowed);
         if refused + d(|s| s.rx_own) != ours.len() as u64 || d(|s| s.rx_gossip) != 0 || d(|s| s.rx_other_view) == 0 {
             return Err(format!("{n}: {} replayed; before {was:?}, after {s:?}", ours.len()));
         }
@@ -296,6 +333,43 @@ fn secured_group(seed: u64) -> Result<(), String> {
     }
     if sim.endpoint(nodes[0]).expect("up").view() != &view {
         return Err("the replays changed the view".into());
+    }
+    // Member 3 cut off: the other two go on without it, while it keeps sending (beacons,
+    // heartbeats, casts) with the keys it has.
+    sim.partition(&nodes[..2], &nodes[2..3]);
+    let two = &ids[..2];
+    for _ in 0..200 {
+        if members(&sim, nodes[0]) == two {
+            break;
+        }
+        sim.run_for(Duration::from_millis(50));
+    }
+    if members(&sim, nodes[0]) != two {
+        return Err(format!("no view without the cut-off member: {:?}", sim.endpoint(nodes[0]).map(|e| e.view())));
+    }
+    sim.overheard();
+    for k in 0..5u8 {
+        sim.cast(nodes[2], Bytes::from(vec![0xee, k])).map_err(|e| format!("{e:?}"))?;
+        sim.run_for(Duration::from_millis(200));
+    }
+    let excluded = sim.id(nodes[2]);
+    let sent: Vec<Bytes> = sim
+        .overheard()
+        .into_iter()
+        .filter(|d| thoth::frame::FrameView::parse(d).is_ok_and(|v| v.frame().src == excluded))
+        .collect();
+    let (delivered, was) = (sim.delivered(nodes[0]).len(), sim.stats(nodes[0]));
+    for d in &sent {
+        sim.inject(nodes[0], d.clone());
+    }
+    let s = sim.stats(nodes[0]);
+    if sent.is_empty() || sim.delivered(nodes[0]).len() != delivered || s.rx_accepted != was.rx_accepted {
+        return Err(format!("the excluded member's {} datagrams: before {was:?}, after {s:?}", sent.len()));
+    }
+    for &n in &nodes[..2] {
+        if sim.stats(n).views_unkeyed != 0 {
+            return Err(format!("{n} installed a view without its key: {:?}", sim.stats(n)));
+        }
     }
     Ok(())
 }
@@ -313,7 +387,16 @@ fn cast_soon(sim: &mut Sim, n: thoth::sim::NodeId, data: Bytes) -> Result<(), St
 
 #[test]
 fn a_secured_group_forms_delivers_and_shrugs_off_replays() {
-    check_seeds("a_secured_group_forms_delivers_and_shrugs_off_replays", 0..4, secured_group);
+    check_seeds("a_secured_group_forms_delivers_and_shrugs_off_replays", 0..4, |seed| {
+        secured_group(seed, Mode::Shared)
+    });
+}
+
+#[test]
+fn a_group_of_key_pairs_forms_delivers_and_keeps_out_the_unlisted_and_the_excluded() {
+    check_seeds("a_group_of_key_pairs_forms_delivers_and_keeps_out_the_unlisted_and_the_excluded", 0..4, |seed| {
+        secured_group(seed, Mode::KeyPairs)
+    });
 }
 
 /// Endpoints wired straight to each other (no loss, no delay) and every datagram recorded

@@ -91,8 +91,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     }
     if words == ["serve"] {
         let dir = dir.ok_or(format!("serve needs --dir\n\n{USAGE}"))?;
-        let key = crate::key::choice(key.as_deref(), insecure, "thoth-kv keygen")?;
-        let security = crate::key::security(key.as_deref())?;
+        let security = crate::key::choice(key.as_deref(), [None, None], insecure, "thoth-kv keygen")?.security()?;
         if !security.is_secure() {
             crate::key::warn_insecure("thoth-kv");
         }

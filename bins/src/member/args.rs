@@ -1,22 +1,31 @@
 //! `thoth-member`'s command line.
 
 use crate::iface;
+use crate::key::Keying;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use thoth::udp::{DEFAULT_GROUP, endpoint_id};
 
 pub const USAGE: &str = "\
-usage: thoth-member --key FILE | --insecure
+usage: thoth-member (--key FILE | --identity FILE --allow FILE | --insecure)
                     [--group NAME] [--stack SPEC] [--seeds ADDR,...] [--interface IP]
                     [--bind ADDR] [--addr GROUP_ADDR] [--deaf-to ADDR,... --deaf-ms MS]
        thoth-member --keygen > FILE
+       thoth-member --new-identity FILE >> ALLOW_FILE
 
 Joins (or forms) the group NAME, prints every event as one JSON line on stdout, casts each
 line read on stdin, and leaves on end of input or SIGTERM. Every datagram is authenticated
-and encrypted under the group key in FILE (every member needs the same one).
+and encrypted under the group key in FILE (every member needs the same one), or, with
+member key pairs, under keys each member shares with each other on the allow-list.
 
   --keygen          print a new group key (64 hex digits) and exit; keep it private
   --key FILE        the group key, as --keygen wrote it
+  --new-identity FILE  write a new member key pair to FILE (readable by you only), print
+                    its public key and exit
+  --identity FILE   member key pairs: this member's key, as --new-identity wrote it ...
+  --allow FILE      ... and the public keys of the members the group admits, one per line
+                    (`#` comments); a fresh key per view goes to the view's members only.
+                    Gossip (discovery, joins, views) is authenticated, not encrypted
   --insecure        no key: datagrams neither authenticated nor encrypted, and anyone who
                     reaches the group can speak for any member (said loudly on stderr)
 
@@ -46,8 +55,7 @@ pub struct Opts {
     pub addr: SocketAddr,
     pub deaf_to: Vec<SocketAddr>,
     pub deaf_ms: u64,
-    /// The group key's file; `None` only with `--insecure`.
-    pub key: Option<PathBuf>,
+    pub keying: Keying,
 }
 
 /// What the command line asks for.
@@ -55,6 +63,7 @@ pub struct Opts {
 pub enum Cmd {
     Help,
     Keygen,
+    NewIdentity(PathBuf),
     Run(Box<Opts>),
 }
 
@@ -75,6 +84,7 @@ fn addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
 
 pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let (mut interface, mut bind, mut insecure) = (None, None, false);
+    let (mut key, mut identity, mut allow) = (None, None, None);
     let mut o = Opts {
         group: "thoth".into(),
         stack: "group".into(),
@@ -84,7 +94,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         addr: DEFAULT_GROUP,
         deaf_to: Vec::new(),
         deaf_ms: 0,
-        key: None,
+        keying: Keying::Insecure,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -107,14 +117,18 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--addr" => o.addr = v.parse().map_err(|_| format!("bad address `{v}`"))?,
             "--deaf-to" => o.deaf_to = addrs(v)?,
             "--deaf-ms" => o.deaf_ms = v.parse().map_err(|_| format!("bad number `{v}`"))?,
-            "--key" => o.key = Some(PathBuf::from(v)),
+            "--key" => key = Some(PathBuf::from(v)),
+            "--identity" => identity = Some(PathBuf::from(v)),
+            "--allow" => allow = Some(PathBuf::from(v)),
+            "--new-identity" => return Ok(Cmd::NewIdentity(PathBuf::from(v))),
             _ => return Err(format!("unknown option `{a}`")),
         }
     }
     if o.deaf_to.is_empty() != (o.deaf_ms == 0) {
         return Err("--deaf-to and --deaf-ms go together".into());
     }
-    o.key = crate::key::choice(o.key.as_deref(), insecure, "thoth-member --keygen")?;
+    o.keying =
+        crate::key::choice(key.as_deref(), [identity.as_deref(), allow.as_deref()], insecure, "thoth-member --keygen")?;
     // The family the member speaks: its group's, or in unicast mode its seeds'.
     let (family, what) = match o.seeds.first() {
         Some(s) => (s.ip(), "--seeds"),
@@ -138,7 +152,7 @@ mod tests {
 
     /// The options of a run (with `--insecure` unless a key is given).
     fn p(s: &str) -> Result<Opts, String> {
-        let s = if s.contains("--key") { s.to_string() } else { format!("--insecure {s}") };
+        let s = if s.contains("--key") || s.contains("--identity") { s.to_string() } else { format!("--insecure {s}") };
         match parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())? {
             Cmd::Run(o) => Ok(*o),
             other => Err(format!("{other:?}")),
@@ -153,10 +167,14 @@ mod tests {
     fn a_key_or_an_explicit_insecure_run() {
         let err = cmd("--group g").unwrap_err();
         assert!(err.contains("--keygen") && err.contains("--insecure"), "{err}");
-        assert_eq!(p("--key /k").map(|o| o.key), Ok(Some(PathBuf::from("/k"))));
-        assert_eq!(p("").map(|o| o.key), Ok(None), "--insecure");
+        assert_eq!(p("--key /k").map(|o| o.keying), Ok(Keying::Shared(PathBuf::from("/k"))));
+        let pairs = Keying::Pairs { identity: "/i".into(), allow: "/a".into() };
+        assert_eq!(p("--identity /i --allow /a").map(|o| o.keying), Ok(pairs));
+        assert!(p("--identity /i").is_err() && p("--key /k --identity /i --allow /a").is_err());
+        assert_eq!(p("").map(|o| o.keying), Ok(Keying::Insecure), "--insecure");
         assert!(cmd("--key /k --insecure").is_err());
         assert_eq!(cmd("--keygen"), Ok(Cmd::Keygen));
+        assert_eq!(cmd("--new-identity /n"), Ok(Cmd::NewIdentity("/n".into())));
         assert_eq!(cmd("--group g --help"), Ok(Cmd::Help));
     }
 

@@ -53,6 +53,16 @@ pub fn main(args: Vec<String>) -> i32 {
             println!("{}", thoth::GroupSecret::generate().to_hex());
             return 0;
         }
+        Ok(args::Cmd::NewIdentity(path)) => match crate::key::new_identity(&path) {
+            Ok(public) => {
+                println!("{public}");
+                return 0;
+            }
+            Err(e) => {
+                eprintln!("thoth-member: {e}");
+                return 1;
+            }
+        },
         Err(e) => {
             eprintln!("thoth-member: {e}\n\n{}", args::USAGE);
             return 2;
@@ -89,19 +99,24 @@ fn run(o: &Opts) -> Result<(), String> {
     let mut registry = thoth::registry();
     deaf::register(&mut registry);
     let spec = o.spec();
-    let security = crate::key::security(o.key.as_deref())?;
+    let security = o.keying.security()?;
     if !security.is_secure() {
         crate::key::warn_insecure("thoth-member");
     }
     let config = Config { transfer_state: true, ..Config::joining(GroupId::named(&o.group), me) }.secured(security);
     let ep = Endpoint::from_spec(config, &registry, &spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
     out(&format!(
-        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{},"secure":{}}}"#,
+        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{},"secure":{},"keys":"{}"}}"#,
         json::id(me),
         json::string(&socks.local_addr().to_string()),
         json::string(&o.group),
         json::string(&spec),
-        o.key.is_some()
+        o.keying != crate::key::Keying::Insecure,
+        match o.keying {
+            crate::key::Keying::Insecure => "none",
+            crate::key::Keying::Shared(_) => "shared",
+            crate::key::Keying::Pairs { .. } => "pairs",
+        }
     ));
     let handle = udp::spawn(socks, ep, &o.seeds).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
     let r = serve(&handle);

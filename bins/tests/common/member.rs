@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_thoth-member");
 
 /// `args` with `--key` of the tests' group key (written by `thoth-member --keygen` once per
-/// test process), unless they give a key or `--insecure` themselves: members run secured,
+/// test process), unless they give a key, an identity or `--insecure` themselves: members run secured,
 /// as a user's do.
 pub fn keyed(args: &[String]) -> Vec<String> {
     static KEY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    if args.iter().any(|a| a == "--key" || a == "--insecure") {
+    if args.iter().any(|a| a == "--key" || a == "--insecure" || a == "--identity") {
         return args.to_vec();
     }
     let key = KEY.get_or_init(|| {

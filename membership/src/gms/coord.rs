@@ -318,7 +318,8 @@ impl Gms {
             last.truncate(super::wire::MAX_PRIMARIES);
             last
         };
-        let inst = Install { view, sides: from, joiners: new, last_primary };
+        let keys = cx.key_table(&view);
+        let inst = Install { view, sides: from, joiners: new, last_primary, keys };
         for &m in inst.view.members.iter().chain(leavers) {
             if m != self.me {
                 self.gossip(Some(m), Kind::Install(Box::new(inst.clone())), cx);
@@ -326,7 +327,7 @@ impl Gms {
         }
         cx.keep(MEMO, inst.to_bytes());
         if inst.view.members.contains(&self.me) {
-            Self::install(inst.view, cx);
+            Self::install(&inst, cx);
         } else {
             // A leaving coordinator: the new coordinator resends the view to members that
             // missed it, but only once it has it itself; keep sending it there until its

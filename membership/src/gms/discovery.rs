@@ -55,9 +55,10 @@ impl Gms {
             sides: Vec::new(),
             joiners: Vec::new(),
             last_primary: vec![super::wire::Primary { id, members: vec![self.me] }],
+            keys: cx.key_table(&view),
         };
         cx.keep(MEMO, inst.to_bytes());
-        Self::install(view, cx);
+        Self::install(&inst, cx);
     }
 
     pub(super) fn on_gossip(&mut self, from: EndpointId, g: Gossip, cx: &mut Cx<'_>) {

@@ -22,6 +22,7 @@ impl Gms {
                 sides: Vec::new(),
                 joiners: Vec::new(),
                 last_primary: vec![Primary { id: cx.view.id, members: cx.view.members.clone() }],
+                keys: Bytes::new(),
             });
         self.ready[cx.rank.index()] = true;
         let joiners: Vec<Rank> = info.joiners.iter().filter_map(|&j| cx.view.rank_of(j)).collect();
@@ -330,7 +331,7 @@ impl Gms {
         cx.keep(MEMO, inst.to_bytes());
         if inst.view.members.contains(&me) {
             self.disc = None;
-            Self::install(inst.view, cx);
+            Self::install(&inst, cx);
         } else if self.leaving.is_some() {
             self.exit(cx);
         } else {

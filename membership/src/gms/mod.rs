@@ -32,7 +32,9 @@
 //!    forever for the real cast.)
 //! 3. With every participant flushed, the coordinator builds the next view (participants
 //!    less leavers, then merged sides, then joiners; logical time one past the largest) and
-//!    gossips `Install { view, sides, joiners, last_primary }` to each member and leaver.
+//!    gossips `Install { view, sides, joiners, last_primary, keys }` to each member and
+//!    leaver (`keys`: what the endpoint hands out for members to read the view with,
+//!    `Cx::key_table`; the view's key under member key pairs).
 //!    A member installs a view only if `sides` names the flush it committed to, so members
 //!    that install the same next view delivered the same casts in this one. The coordinator
 //!    of the new view resends `Install` to members it has not heard from (`Ready`), and
@@ -428,10 +430,11 @@ impl Gms {
     }
 
     /// The next view, to every layer: down, then up (the endpoint installs it once the
-    /// current input is handled).
-    fn install(view: View, cx: &mut Cx<'_>) {
-        cx.dn(Dn::Install(view.clone()));
-        cx.up(Up::Install(view));
+    /// current input is handled, with the key its `Install` carried).
+    fn install(inst: &Install, cx: &mut Cx<'_>) {
+        cx.take_key_table(&inst.view, &inst.keys);
+        cx.dn(Dn::Install(inst.view.clone()));
+        cx.up(Up::Install(inst.view.clone()));
     }
 
     /// Leaves the stack for good (the endpoint answers with `Up::Exit`).

@@ -119,6 +119,9 @@ pub struct Install {
     /// a merge came from histories that split while not primary; see `gms` on primary
     /// partition). At most `MAX_PRIMARIES`.
     pub last_primary: Vec<Primary>,
+    /// What the view's members read it with, opaque (`Cx::key_table`: under member key
+    /// pairs, the view's key sealed for each member; empty otherwise).
+    pub keys: Bytes,
 }
 
 /// Last primary views an `Install` or `MergeReady` carries at most.
@@ -284,7 +287,8 @@ impl Install {
         for s in &self.sides {
             e.vid(s.view).u64(s.coord.0).var(s.attempt as u64);
         }
-        e.ids(&self.joiners).primaries(&self.last_primary);
+        e.ids(&self.joiners).primaries(&self.last_primary).var(self.keys.len() as u64);
+        e.0.extend_from_slice(&self.keys);
     }
 
     fn get(r: &mut Reader<'_>) -> Result<Install, WireError> {
@@ -303,10 +307,12 @@ impl Install {
             .collect::<Result<_, WireError>>()?;
         let joiners = ids(r)?;
         let last_primary = primaries(r)?;
+        let n = r.var()?;
+        let keys = Bytes::copy_from_slice(r.take(usize::try_from(n).map_err(|_| WireError::BadValue)?)?);
         if members.is_empty() || id.coord != members[0] {
             return Err(WireError::BadValue);
         }
-        Ok(Install { view: View { id, members, primary: is_primary, subgroups }, sides, joiners, last_primary })
+        Ok(Install { view: View { id, members, primary: is_primary, subgroups }, sides, joiners, last_primary, keys })
     }
 
     /// The form kept in the memo across the view change.

@@ -479,6 +479,7 @@ impl Hostile {
                             sides: vec![Side { view, coord, attempt }],
                             joiners: vec![stranger],
                             last_primary: vec![Primary { id: next, members }],
+                            keys: Bytes::from(vec![0xa5; self.rng.below(200) as usize]),
                         }))
                     }
                 };

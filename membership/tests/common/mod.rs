@@ -37,7 +37,10 @@ use thoth_layers::order::token::{self, Token};
 use thoth_membership::gms::{self, Gms};
 use thoth_stack::Rng;
 use thoth_stack::sim::{Link, NodeId, Sim};
-use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, Event, GroupId, Stack, Time, View, ViewId};
+use thoth_stack::{
+    AllowList, Bytes, Config, Duration, Endpoint, EndpointId, Event, GroupId, GroupSecret, Identity, Security, Stack,
+    Time, View, ViewId,
+};
 
 pub const GROUP: GroupId = GroupId(7);
 
@@ -202,13 +205,29 @@ pub struct World {
     /// Every this many casts of a node, one asks for FIFO order only (`Endpoint::cast_fifo`;
     /// 0: none): FIFO is then checked per kind, and an order's checks leave such casts out.
     pub fifo_every: u64,
-    /// Every datagram sealed under one group secret (frame protection), each incarnation
-    /// of a node with an incarnation number of its own. Off unless a test asks, or
-    /// `THOTH_SIM_SECURE=1` runs every scenario secured.
-    pub secure: bool,
+    /// Frame protection: every datagram sealed under one group secret, or under member
+    /// key pairs (node `k`'s key `k`, keys 1..=`LISTED` allowed), each incarnation of a node
+    /// with an incarnation number of its own. Off unless a test asks, or
+    /// `THOTH_SIM_SECURE=1` (`=pairs`) runs every scenario secured.
+    pub secure: Protect,
     /// Per node, for the causes of its casts: how far into its deliveries it has read, and
     /// the last cast delivered from each sender.
     seen: Vec<(usize, BTreeMap<EndpointId, Payload>)>,
+}
+
+/// How a `World`'s datagrams are protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protect {
+    Off,
+    Shared,
+    KeyPairs,
+}
+
+/// Nodes whose keys a `World` under `Protect::KeyPairs` allows.
+const LISTED: u64 = 16;
+
+fn identity(k: u64) -> Identity {
+    Identity::new([k as u8; 32])
 }
 
 impl World {
@@ -229,7 +248,11 @@ impl World {
             hold_bytes: Config::joining(GROUP, EndpointId(0)).hold_bytes,
             order: None,
             fifo_every: 0,
-            secure: std::env::var("THOTH_SIM_SECURE").is_ok_and(|v| v == "1"),
+            secure: match std::env::var("THOTH_SIM_SECURE").as_deref() {
+                Ok("1") => Protect::Shared,
+                Ok("pairs") => Protect::KeyPairs,
+                _ => Protect::Off,
+            },
             seen: Vec::new(),
         }
     }
@@ -244,17 +267,25 @@ impl World {
 
     /// Adds (and starts) a node that joins the group.
     pub fn add(&mut self) -> NodeId {
-        let base = (self.nodes.len() as u64 + 1) * 100;
+        let k = self.nodes.len() as u64 + 1;
+        let base = k * 100;
         let (cfg, transfer_state) = (self.cfg.clone(), self.transfer_state);
         let (reliable, hold_bytes, order) = (self.reliable.clone(), self.hold_bytes, self.order.clone());
         let secure = self.secure;
         let n = self.sim.add_node(move |spawn| {
             let me = EndpointId(base + spawn.incarnation as u64);
             let mut ecfg = Config { seed: spawn.seed, transfer_state, hold_bytes, ..Config::joining(GROUP, me) };
-            if secure {
-                let secret = thoth_stack::GroupSecret::new([0x5e; 32]);
-                ecfg = ecfg.secured(thoth_stack::Security::Shared { secret, incarnation: spawn.seed });
-            }
+            let incarnation = spawn.seed;
+            ecfg = ecfg.secured(match secure {
+                Protect::Off => Security::Insecure,
+                Protect::Shared => Security::Shared { secret: GroupSecret::new([0x5e; 32]), incarnation },
+                Protect::KeyPairs => Security::KeyPairs {
+                    identity: identity(k),
+                    allow: AllowList::new((1..=LISTED).map(|k| identity(k).public())).expect("a list"),
+                    incarnation,
+                    seed: GroupSecret::new(core::array::from_fn(|i| (spawn.seed >> (i % 8 * 8)) as u8)),
+                },
+            });
             let (cfg, reliable, order) = (cfg.clone(), reliable.clone(), order.clone());
             Endpoint::new(ecfg, move |_view: &View| stack(&cfg, &reliable, order.as_ref())).expect("a joining endpoint")
         });
