@@ -333,8 +333,7 @@ impl Keyring {
         let mut key = None;
         let mut members = Vec::new();
         while let Ok(e) = r.take(TABLE_ENTRY) {
-            let int = |i: usize| u64::from_le_bytes(e[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-            let (m, id, pn) = (EndpointId(int(0)), int(1), int(2));
+            let (m, id, pn) = (EndpointId(le(&e[..8])), le(&e[8..16]), le(&e[16..24]));
             members.push((m, id));
             if (m, id) == (self.me, p.mine) {
                 let mut sealed = e[24..].to_vec();
@@ -380,19 +379,18 @@ impl Pairs {
 
     /// Checks a key-pair gossip datagram of `src`: the length of its body, or why not.
     fn open(&mut self, src: EndpointId, seal: Seal, d: &[u8]) -> Result<usize, Reject> {
-        let int = |at: usize, n: usize| d[at..at + n].iter().rev().fold(0u64, |v, b| v << 8 | u64::from(*b));
         let len = d.len();
-        let n = if len >= SEALED_LEN + 12 { int(len - 2, 2) as usize } else { return Err(Reject::Truncated) };
+        let n = if len >= SEALED_LEN + 12 { le(&d[len - 2..]) as usize } else { return Err(Reject::Truncated) };
         let tags = match len.checked_sub(2 + n * VECTOR_ENTRY) {
             Some(at) if at >= SEALED_LEN + 10 => at,
             _ => return Err(Reject::Truncated),
         };
-        let (signer, m) = (int(tags - 8, 8), int(tags - 10, 2) as usize);
+        let (signer, m) = (le(&d[tags - 8..tags]), le(&d[tags - 10..tags - 8]) as usize);
         let map = match (tags - 10).checked_sub(16 * m) {
             Some(at) if at >= SEALED_LEN => at,
             _ => return Err(Reject::Truncated),
         };
-        let mine = d[tags..len - 2].chunks_exact(VECTOR_ENTRY).find(|e| int_of(&e[..8]) == self.mine);
+        let mine = d[tags..len - 2].chunks_exact(VECTOR_ENTRY).find(|e| le(&e[..8]) == self.mine);
         let (Some(tag), Some(peer)) = (mine, self.peers.get(&signer)) else { return Err(Reject::NotAllowed) };
         let aad = &d[..tags];
         self.senders.open(
@@ -403,7 +401,7 @@ impl Pairs {
         )?;
         self.learn(src, signer);
         for e in d[map..tags - 10].chunks_exact(16) {
-            self.learn(EndpointId(int_of(&e[..8])), int_of(&e[8..]));
+            self.learn(EndpointId(le(&e[..8])), le(&e[8..]));
         }
         Ok(map - SEALED_LEN)
     }
@@ -421,8 +419,9 @@ impl Pairs {
     }
 }
 
-fn int_of(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b.try_into().expect("8 bytes"))
+/// A little-endian integer of up to 8 bytes.
+fn le(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x))
 }
 
 /// What a key table's entry for member `m` (key `id`) of `view` authenticates.

@@ -24,8 +24,9 @@
 //!
 //! SIGTERM or SIGINT stops it cleanly: it withdraws its offer, leaves both groups (within
 //! `LEAVE_WAIT`), saves a last checkpoint and ends with status 0. Each step prints one line
-//! on stdout (`listening ADDR`, `restored VERSION`, `view GROUP LTIME MEMBERS`, `offered`,
-//! `exit`), for a person or a script.
+//! on stdout (`listening ADDR`, `restored VERSION`, `view GROUP LTIME MEMBERS RANK`, with
+//! this replica's rank in the view: 0 runs the calls under primary-backup and client-server;
+//! `offered`, `exit`), for a person or a script.
 //!
 //! Tested by `bins/tests/kv.rs` (the README's walk-through: three replicas, clients,
 //! `kill -9`, a fresh replica catching up, every replica stopped and restarted).
@@ -226,7 +227,10 @@ impl Server {
                     self.answer(&a, status);
                 }
             }
-            ObjEvent::Endpoint(Event::View(v)) => say(&format!("view {} {} {}", self.name, v.id.ltime, v.len())),
+            ObjEvent::Endpoint(Event::View(v)) => {
+                let rank = v.rank_of(self.kv.me()).map_or(-1, |r| i64::from(r.0));
+                say(&format!("view {} {} {} {rank}", self.name, v.id.ltime, v.len()))
+            }
             ObjEvent::Endpoint(Event::Error { layer, detail }) => say(&format!("error {layer}: {detail}")),
             ObjEvent::Endpoint(Event::Block) => {
                 let _ = self.kv.command(ObjCmd::Endpoint(Cmd::BlockOk));
