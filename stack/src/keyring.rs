@@ -10,14 +10,16 @@
 //! new one. The current view's set starts afresh at each view.
 //!
 //! **Member key pairs** (`Security::KeyPairs`). There is no key every member holds before
-//! it is admitted, so gossip is authenticated, not encrypted: a datagram carries its body
-//! in clear, then which endpoints of the sender's view hold which key, the sender's key id,
-//! and a tag for each other key on its allow-list (the AES-GCM tag of nothing, with all of
-//! the datagram before the tags as associated data, under the key the sender shares with
-//! that member; PBFT's authenticators, which cost a receiver one tag check per datagram
-//! where a signature would cost a forger nothing and each receiver a verification):
+//! it is admitted, so gossip is sealed for each receiver on the sender's allow-list: its
+//! body (with which endpoints of the sender's view hold which key) encrypted under a key
+//! drawn for the datagram, and that key sealed for each other listed member under the key
+//! the sender shares with it, with a SHA-256 digest of everything before as associated data
+//! (a receiver holds the datagram's key, so its own tag alone would not stop it from
+//! altering what the others read; the digest does). A forgery costs a receiver one tag
+//! check, where a signature would cost it a verification and the forger nothing:
 //! ```text
-//!  | header (56) | body | (endpoint, key id) × m | m: u16 | sender's key id | (key id, tag) × n | n: u16 |
+//!  | header (56) | sealed: body, (endpoint, key id) × m, m: u16 | tag | sender's key id |
+//!  | (key id, the datagram's key sealed, tag) × n | n: u16 |
 //! ```
 //! A view's key is drawn by its coordinator and handed out in the view's `Install` (the
 //! membership layer carries it, opaque, from `Cx::key_table` to `Cx::take_key_table`): a
@@ -47,6 +49,7 @@ use crate::ids::{EndpointId, GroupId, View, ViewId};
 use crate::secure::{Drbg, GroupSecret, Reject, Security, SenderKey, TAG_LEN, ViewKeys, Window, open, seal};
 use crate::wire::Reader;
 use bytes::{Bytes, BytesMut};
+use ring::digest::{SHA256, digest};
 use std::collections::BTreeMap;
 
 /// Senders the gossip keys remember at most.
@@ -57,8 +60,9 @@ const OUT_CHUNK: usize = 256 << 10;
 const KNOWN: usize = 4096;
 /// Endpoints a key-pair gossip datagram says the key of, at most.
 const MAP_MOST: usize = 1024;
-/// A key-pair gossip datagram's tag for one receiver: its key id and the tag.
-const VECTOR_ENTRY: usize = 8 + TAG_LEN;
+/// A key-pair gossip datagram's part for one receiver: its key id, the datagram's key sealed
+/// and the tag.
+const VECTOR_ENTRY: usize = 8 + 16 + TAG_LEN;
 /// A key table's entry: member, key id, packet number, the sealed view key and its tag.
 const TABLE_ENTRY: usize = 24 + 32 + TAG_LEN;
 
@@ -255,8 +259,8 @@ impl Keyring {
         let mut head = [0u8; SEALED_LEN];
         write_sealed(frame, s, &mut head);
         let out = &mut self.out;
-        let keys = match (frame.is_gossip(), &self.mode) {
-            (true, Mode::Pairs(p)) => return (head, p.authenticate(&head, s.pn, parts, out)),
+        let keys = match (frame.is_gossip(), &mut self.mode) {
+            (true, Mode::Pairs(p)) => return (head, p.seal(&head, s.pn, parts, out)),
             (true, Mode::Shared { gossip, .. }) => gossip,
             (false, _) => &self.view,
         };
@@ -351,11 +355,11 @@ impl Keyring {
 }
 
 impl Pairs {
-    /// Authenticates a gossip datagram (see the module doc) made of `parts`, after `head`.
-    fn authenticate(&self, head: &[u8], pn: u64, parts: [&[u8]; 2], out: &mut BytesMut) -> Bytes {
+    /// Seals a gossip datagram (see the module doc) made of `parts`, after `head`.
+    fn seal(&mut self, head: &[u8], pn: u64, parts: [&[u8]; 2], out: &mut BytesMut) -> Bytes {
         let map: Vec<(EndpointId, u64)> =
             self.members.iter().filter_map(|m| Some((*m, *self.known.get(m)?))).take(MAP_MOST).collect();
-        let len = parts[0].len() + parts[1].len() + 16 * map.len() + 12 + VECTOR_ENTRY * self.peers.len();
+        let len = parts[0].len() + parts[1].len() + 16 * map.len() + 2 + TAG_LEN + 10 + VECTOR_ENTRY * self.peers.len();
         reserve(out, len);
         out.extend_from_slice(parts[0]);
         out.extend_from_slice(parts[1]);
@@ -364,12 +368,17 @@ impl Pairs {
             out.extend_from_slice(&id.to_le_bytes());
         }
         out.extend_from_slice(&(map.len() as u16).to_le_bytes());
+        let once: [u8; 16] = self.drbg.draw().bytes()[..16].try_into().expect("16 bytes");
+        let tag = seal(&SenderKey::once(&once), pn, &gossip_aad(head, self.mine), out);
+        out.extend_from_slice(&tag);
         out.extend_from_slice(&self.mine.to_le_bytes());
-        let aad = [head, &out[..]].concat();
+        let sum = digest(&SHA256, &[head, &out[..]].concat());
         let mut n = 0u16;
         for (&id, peer) in self.peers.iter().filter(|(id, _)| **id != self.mine) {
-            let tag = seal(&peer.mine, pn, &aad, &mut []);
+            let mut wrapped = once;
+            let tag = seal(&peer.mine, pn, sum.as_ref(), &mut wrapped);
             out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&wrapped);
             out.extend_from_slice(&tag);
             n += 1;
         }
@@ -377,33 +386,42 @@ impl Pairs {
         out.split().freeze()
     }
 
-    /// Checks a key-pair gossip datagram of `src`: the length of its body, or why not.
-    fn open(&mut self, src: EndpointId, seal: Seal, d: &[u8]) -> Result<usize, Reject> {
+    /// Opens a key-pair gossip datagram of `src` in place: the length of its body, or why
+    /// not.
+    fn open(&mut self, src: EndpointId, seal: Seal, d: &mut [u8]) -> Result<usize, Reject> {
         let len = d.len();
-        let n = if len >= SEALED_LEN + 12 { le(&d[len - 2..]) as usize } else { return Err(Reject::Truncated) };
-        let tags = match len.checked_sub(2 + n * VECTOR_ENTRY) {
-            Some(at) if at >= SEALED_LEN + 10 => at,
+        let n = if len >= SEALED_LEN + 2 + TAG_LEN + 10 {
+            le(&d[len - 2..]) as usize
+        } else {
+            return Err(Reject::Truncated);
+        };
+        let entries = match len.checked_sub(2 + n * VECTOR_ENTRY) {
+            Some(at) if at >= SEALED_LEN + 2 + TAG_LEN + 8 => at,
             _ => return Err(Reject::Truncated),
         };
-        let (signer, m) = (le(&d[tags - 8..tags]), le(&d[tags - 10..tags - 8]) as usize);
-        let map = match (tags - 10).checked_sub(16 * m) {
-            Some(at) if at >= SEALED_LEN => at,
-            _ => return Err(Reject::Truncated),
-        };
-        let mine = d[tags..len - 2].chunks_exact(VECTOR_ENTRY).find(|e| le(&e[..8]) == self.mine);
-        let (Some(tag), Some(peer)) = (mine, self.peers.get(&signer)) else { return Err(Reject::NotAllowed) };
-        let aad = &d[..tags];
-        self.senders.open(
+        let signer = le(&d[entries - 8..entries]);
+        let mine = d[entries..len - 2].chunks_exact(VECTOR_ENTRY).find(|e| le(&e[..8]) == self.mine);
+        let (Some(entry), Some(peer)) = (mine, self.peers.get(&signer)) else { return Err(Reject::NotAllowed) };
+        let sum = digest(&SHA256, &d[..entries]);
+        let once = self.senders.open(
             (src, seal.incarnation, signer),
             seal.pn,
             || peer.material.sender(src, seal.incarnation),
-            |key| open(key, seal.pn, aad, &mut tag[8..].to_vec()).map(|_| ()),
+            |key| {
+                let mut wrapped = entry[8..].to_vec();
+                open(key, seal.pn, sum.as_ref(), &mut wrapped).map(|k| <[u8; 16]>::try_from(&*k).expect("16 bytes"))
+            },
         )?;
+        let (head, rest) = d.split_at_mut(SEALED_LEN);
+        let p =
+            open(&SenderKey::once(&once), seal.pn, &gossip_aad(head, signer), &mut rest[..entries - 8 - SEALED_LEN])?;
+        let m = le(&p[p.len() - 2..]) as usize;
+        let Some(body) = (p.len() - 2).checked_sub(16 * m) else { return Err(Reject::Truncated) };
+        let map: Vec<(EndpointId, u64)> =
+            p[body..p.len() - 2].chunks_exact(16).map(|e| (EndpointId(le(&e[..8])), le(&e[8..]))).collect();
         self.learn(src, signer);
-        for e in d[map..tags - 10].chunks_exact(16) {
-            self.learn(EndpointId(le(&e[..8])), le(&e[8..]));
-        }
-        Ok(map - SEALED_LEN)
+        map.into_iter().for_each(|(m, id)| self.learn(m, id));
+        Ok(body)
     }
 
     /// Remembers that `m` holds key `id` (bounded: when full, only the current view's
@@ -422,6 +440,12 @@ impl Pairs {
 /// A little-endian integer of up to 8 bytes.
 fn le(b: &[u8]) -> u64 {
     b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x))
+}
+
+/// What the sealed part of a key-pair gossip datagram authenticates besides itself: the
+/// header and the sender's key id.
+fn gossip_aad(head: &[u8], signer: u64) -> Vec<u8> {
+    [head, &signer.to_le_bytes()].concat()
 }
 
 /// What a key table's entry for member `m` (key `id`) of `view` authenticates.

@@ -32,7 +32,7 @@
 //! `Identity` (a static X25519 key, `x25519-dalek`'s) and the group an `AllowList` of public
 //! keys. Two members share a pairwise key (`ViewKeys::pair`: X25519, then HKDF-SHA256 with
 //! both public keys and the group); nobody off the list has one with anybody. Gossip is
-//! authenticated for each listed receiver under the pairwise key, and each view's key is
+//! sealed for each listed receiver under the pairwise key, and each view's key is
 //! drawn by its coordinator and sealed to each member of the view under the pairwise key
 //! (`keyring`): a member left out of a view cannot read it, whatever it read before.
 //!
@@ -59,7 +59,7 @@ const GOSSIP_INFO: &[u8] = b"gossip";
 const SENDER_INFO: &[u8] = b"sender";
 const PAIR_INFO: &[u8] = b"pair";
 
-/// Public keys an `AllowList` holds at most: key-pair gossip carries a 24-byte tag for each.
+/// Public keys an `AllowList` holds at most: key-pair gossip carries 40 bytes for each.
 pub const MAX_ALLOWED: usize = 512;
 
 /// A group's pre-shared secret. Its `Debug` does not show it.
@@ -394,6 +394,14 @@ impl Drbg {
             .and_then(|okm| okm.fill(&mut out))
             .expect("32 bytes are within HKDF-SHA256's output");
         GroupSecret(out)
+    }
+}
+
+impl SenderKey {
+    /// A key of its own for one datagram (key-pair gossip: drawn for it, and sent wrapped
+    /// for each receiver).
+    pub(crate) fn once(key: &[u8; 16]) -> SenderKey {
+        SenderKey(LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("16 bytes make an AES-128 key")))
     }
 }
 

@@ -223,7 +223,7 @@ fn joiner(
 }
 
 /// Secured endpoints find each other, form one view and deliver each other's casts over a
-/// lossy network; nothing on the wire shows a payload; an endpoint with another secret
+/// lossy network; nothing on the wire shows a payload or (gossip) a member list; an endpoint with another secret
 /// (another group's key), or with a key not on the members' allow-list, never gets into the
 /// view, and what it sends is refused (by tag, or as not allowed). Then every multicast
 /// overheard in that view, replayed from outside after the next view, changes nothing:
@@ -272,6 +272,12 @@ fn secured_group(seed: u64, mode: Mode) -> Result<(), String> {
     }
     if heard.iter().any(|d| d[3] & thoth::frame::FLAG_SEALED == 0) {
         return Err("an unsealed datagram went out".into());
+    }
+    // Gossip (beacons, joins, installs: member lists) encrypted too: no member's id past a
+    // header.
+    let shows = |d: &Bytes, id: &EndpointId| d[SEALED_LEN..].windows(8).any(|w| w == id.0.to_le_bytes());
+    if let Some(d) = heard.iter().find(|d| ids.iter().any(|id| shows(d, id))) {
+        return Err(format!("a member's id in clear: {:?}", &d[..]));
     }
     let outside = sim.endpoint(outsider).expect("up").view().clone();
     let s = sim.stats(nodes[0]);

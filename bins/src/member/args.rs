@@ -24,8 +24,7 @@ member key pairs, under keys each member shares with each other on the allow-lis
                     its public key and exit
   --identity FILE   member key pairs: this member's key, as --new-identity wrote it ...
   --allow FILE      ... and the public keys of the members the group admits, one per line
-                    (`#` comments); a fresh key per view goes to the view's members only.
-                    Gossip (discovery, joins, views) is authenticated, not encrypted
+                    (`#` comments); a fresh key per view goes to the view's members only
   --insecure        no key: datagrams neither authenticated nor encrypted, and anyone who
                     reaches the group can speak for any member (said loudly on stderr)
 
