@@ -370,3 +370,21 @@ fn key_pairs_admit_the_listed_only_and_an_excluded_member_comes_back_only_by_joi
     no_errors(&[&ms[0], &ms[1], &ms[2]]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--help` says every option and exits 0; `--version` says the version; an unknown option
+/// is named, with exit status 2.
+#[test]
+fn help_version_and_an_unknown_option() {
+    let run = |arg: &str| std::process::Command::new(common::member::BIN).arg(arg).output().expect("run thoth-member");
+    let help = run("--help");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{help:?}");
+    for o in ["--key", "--identity", "--allow", "--insecure", "--keygen", "--new-identity", "--group", "--seeds"] {
+        assert!(text.contains(o), "{o} is not in --help:\n{text}");
+    }
+    let version = run("--version");
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("thoth-member {}", env!("CARGO_PKG_VERSION")));
+    let bogus = run("--bogus");
+    assert_eq!(bogus.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("unknown option `--bogus`"), "{bogus:?}");
+}

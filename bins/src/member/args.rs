@@ -6,42 +6,82 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use thoth::udp::{DEFAULT_GROUP, endpoint_id};
 
-pub const USAGE: &str = "\
-usage: thoth-member (--key FILE | --identity FILE --allow FILE | --insecure)
-                    [--group NAME] [--stack SPEC] [--seeds ADDR,...] [--interface IP]
-                    [--bind ADDR] [--addr GROUP_ADDR] [--deaf-to ADDR,... --deaf-ms MS]
-       thoth-member --keygen > FILE
-       thoth-member --new-identity FILE >> ALLOW_FILE
-
+/// What `--help` prints before the options.
+const ABOUT: &str = "\
 Joins (or forms) the group NAME, prints every event as one JSON line on stdout, casts each
 line read on stdin, and leaves on end of input or SIGTERM. Every datagram is authenticated
 and encrypted under the group key in FILE (every member needs the same one), or, with
-member key pairs, under keys each member shares with each other on the allow-list.
+member key pairs, under keys each member shares with each other on the allow-list.";
 
-  --keygen          print a new group key (64 hex digits) and exit; keep it private
-  --key FILE        the group key, as --keygen wrote it
-  --new-identity FILE  write a new member key pair to FILE (readable by you only), print
-                    its public key and exit
-  --identity FILE   member key pairs: this member's key, as --new-identity wrote it ...
-  --allow FILE      ... and the public keys of the members the group admits, one per line
-                    (`#` comments); a fresh key per view goes to the view's members only
-  --insecure        no key: datagrams neither authenticated nor encrypted, and anyone who
-                    reaches the group can speak for any member (said loudly on stderr)
+/// The command line as clap parses it; `parse` checks what clap cannot and makes `Opts`.
+#[derive(clap::Parser, Debug)]
+#[command(name = "thoth-member", version, about = ABOUT, max_term_width = 100)]
+#[command(override_usage = "thoth-member (--key FILE | --identity FILE --allow FILE | --insecure) [OPTIONS]
+       thoth-member --keygen > FILE
+       thoth-member --new-identity FILE >> ALLOW_FILE")]
+struct Cli {
+    /// Print a new group key (64 hex digits) and exit; keep it private
+    #[arg(long)]
+    keygen: bool,
+    /// Write a new member key pair to FILE (readable by you only), print its public key and
+    /// exit
+    #[arg(long, value_name = "FILE")]
+    new_identity: Option<PathBuf>,
+    /// The group key, as --keygen wrote it
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Member key pairs: this member's key, as --new-identity wrote it ...
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// ... and the public keys of the members the group admits, one per line (`#`
+    /// comments); a fresh key per view goes to the view's members only
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// No key: datagrams neither authenticated nor encrypted, and anyone who reaches the
+    /// group can speak for any member (said loudly on stderr)
+    #[arg(long)]
+    insecure: bool,
+    /// The group to join
+    #[arg(long, value_name = "NAME", default_value = "thoth")]
+    group: String,
+    /// The stack (`group` = gms:heartbeat:reliable; e.g. `chk_vsync:group` checks virtual
+    /// synchrony on live traffic)
+    #[arg(long, value_name = "SPEC", default_value = "group")]
+    stack: String,
+    /// Unicast mode: no multicast; find the group through these members' addresses
+    /// (comma-separated ip:port)
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    seeds: Vec<SocketAddr>,
+    /// The multicast interface, by one of its addresses (IPv4, or IPv6 with an IPv6
+    /// --addr); the member binds its unicast socket to it (default 127.0.0.1, loopback; ::1
+    /// with an IPv6 group). Give the address of a real interface for a group across hosts
+    /// or network namespaces
+    #[arg(long, value_name = "IP", value_parser = iface::parse)]
+    interface: Option<IpAddr>,
+    /// This member's unicast address (default the interface's, any port)
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<SocketAddr>,
+    /// The multicast group address (IPv6 groups, e.g. [ff15::7468]:47474, want an IPv6
+    /// --interface)
+    #[arg(long, value_name = "ADDR", default_value_t = DEFAULT_GROUP)]
+    addr: SocketAddr,
+    /// Tests and demos: hear nothing from these members' addresses ...
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    deaf_to: Vec<SocketAddr>,
+    /// ... until MS milliseconds after start (start as separate partitions)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    deaf_ms: u64,
+}
 
-  --group NAME      the group to join (default `thoth`)
-  --stack SPEC      the stack (default `group` = gms:heartbeat:reliable; e.g.
-                    `chk_vsync:group` checks virtual synchrony on live traffic)
-  --seeds ADDRS     unicast mode: no multicast; find the group through these members'
-                    addresses (comma-separated ip:port)
-  --interface IP    the multicast interface, by one of its addresses (IPv4, or IPv6 with
-                    an IPv6 --addr); the member binds its unicast socket to it (default
-                    127.0.0.1, loopback; ::1 with an IPv6 group). Give the address of a
-                    real interface for a group across hosts or network namespaces
-  --bind ADDR       this member's unicast address (default the interface's, any port)
-  --addr ADDR       the multicast group address (default 239.84.72.1:47474; IPv6 groups,
-                    e.g. [ff15::7468]:47474, want an IPv6 --interface)
-  --deaf-to ADDRS   tests and demos: hear nothing from these members' addresses ...
-  --deaf-ms MS      ... until MS milliseconds after start (start as separate partitions)";
+/// The help text (`--help`).
+pub fn usage() -> String {
+    <Cli as clap::CommandFactory>::command().render_help().to_string()
+}
+
+/// The usage lines alone (after an error).
+pub fn short_usage() -> String {
+    <Cli as clap::CommandFactory>::command().render_usage().to_string()
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opts {
@@ -61,6 +101,7 @@ pub struct Opts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
     Help,
+    Version,
     Keygen,
     NewIdentity(PathBuf),
     Run(Box<Opts>),
@@ -77,72 +118,62 @@ impl Opts {
     }
 }
 
-fn addrs(v: &str) -> Result<Vec<SocketAddr>, String> {
-    v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| format!("bad address `{s}`"))).collect()
-}
-
+/// What the command line asks for, or what is wrong with it (clap's message; an unknown
+/// option says so).
 pub fn parse(args: &[String]) -> Result<Cmd, String> {
-    let (mut interface, mut bind, mut insecure) = (None, None, false);
-    let (mut key, mut identity, mut allow) = (None, None, None);
-    let mut o = Opts {
-        group: "thoth".into(),
-        stack: "group".into(),
-        seeds: Vec::new(),
-        interface: iface::loopback(false),
-        bind: SocketAddr::new(iface::loopback(false), 0),
-        addr: DEFAULT_GROUP,
-        deaf_to: Vec::new(),
-        deaf_ms: 0,
-        keying: Keying::Insecure,
+    use clap::error::{ContextKind, ErrorKind};
+    let cli = match <Cli as clap::Parser>::try_parse_from(
+        std::iter::once("thoth-member".to_string()).chain(args.iter().cloned()),
+    ) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return match e.kind() {
+                ErrorKind::DisplayHelp => Ok(Cmd::Help),
+                ErrorKind::DisplayVersion => Ok(Cmd::Version),
+                ErrorKind::UnknownArgument => Err(format!(
+                    "unknown option `{}`",
+                    e.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_default()
+                )),
+                _ => Err(e.render().to_string().trim_start_matches("error: ").trim_end().to_string()),
+            };
+        }
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--help" | "-h" => return Ok(Cmd::Help),
-            "--keygen" => return Ok(Cmd::Keygen),
-            "--insecure" => {
-                insecure = true;
-                continue;
-            }
-            _ => {}
-        }
-        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
-            "--group" => o.group = v.clone(),
-            "--stack" => o.stack = v.clone(),
-            "--seeds" => o.seeds = addrs(v)?,
-            "--interface" => interface = Some(iface::parse(v)?),
-            "--bind" => bind = Some(v.parse().map_err(|_| format!("bad address `{v}`"))?),
-            "--addr" => o.addr = v.parse().map_err(|_| format!("bad address `{v}`"))?,
-            "--deaf-to" => o.deaf_to = addrs(v)?,
-            "--deaf-ms" => o.deaf_ms = v.parse().map_err(|_| format!("bad number `{v}`"))?,
-            "--key" => key = Some(PathBuf::from(v)),
-            "--identity" => identity = Some(PathBuf::from(v)),
-            "--allow" => allow = Some(PathBuf::from(v)),
-            "--new-identity" => return Ok(Cmd::NewIdentity(PathBuf::from(v))),
-            _ => return Err(format!("unknown option `{a}`")),
-        }
+    if cli.keygen {
+        return Ok(Cmd::Keygen);
     }
-    if o.deaf_to.is_empty() != (o.deaf_ms == 0) {
+    if let Some(path) = cli.new_identity {
+        return Ok(Cmd::NewIdentity(path));
+    }
+    if cli.deaf_to.is_empty() != (cli.deaf_ms == 0) {
         return Err("--deaf-to and --deaf-ms go together".into());
     }
-    o.keying =
-        crate::key::choice(key.as_deref(), [identity.as_deref(), allow.as_deref()], insecure, "thoth-member --keygen")?;
+    let pairs = [cli.identity.as_deref(), cli.allow.as_deref()];
+    let keying = crate::key::choice(cli.key.as_deref(), pairs, cli.insecure, "thoth-member --keygen")?;
     // The family the member speaks: its group's, or in unicast mode its seeds'.
-    let (family, what) = match o.seeds.first() {
+    let (family, what) = match cli.seeds.first() {
         Some(s) => (s.ip(), "--seeds"),
-        None => (o.addr.ip(), "--addr"),
+        None => (cli.addr.ip(), "--addr"),
     };
-    if let Some(s) = o.seeds.iter().find(|s| s.is_ipv4() != family.is_ipv4()) {
+    if let Some(s) = cli.seeds.iter().find(|s| s.is_ipv4() != family.is_ipv4()) {
         return Err(format!("--seeds: {s} and {family} are of different families"));
     }
-    o.interface = interface.unwrap_or_else(|| iface::loopback(family.is_ipv6()));
-    iface::same_family(o.interface, family, what)?;
-    o.bind = bind.unwrap_or(SocketAddr::new(o.interface, 0));
-    if o.bind.is_ipv4() != family.is_ipv4() {
-        return Err(format!("--bind {} and {what} {family} are of different families", o.bind));
+    let interface = cli.interface.unwrap_or_else(|| iface::loopback(family.is_ipv6()));
+    iface::same_family(interface, family, what)?;
+    let bind = cli.bind.unwrap_or(SocketAddr::new(interface, 0));
+    if bind.is_ipv4() != family.is_ipv4() {
+        return Err(format!("--bind {bind} and {what} {family} are of different families"));
     }
-    Ok(Cmd::Run(Box::new(o)))
+    Ok(Cmd::Run(Box::new(Opts {
+        group: cli.group,
+        stack: cli.stack,
+        seeds: cli.seeds,
+        interface,
+        bind,
+        addr: cli.addr,
+        deaf_to: cli.deaf_to,
+        deaf_ms: cli.deaf_ms,
+        keying,
+    })))
 }
 
 #[cfg(test)]
@@ -175,6 +206,34 @@ mod tests {
         assert_eq!(cmd("--keygen"), Ok(Cmd::Keygen));
         assert_eq!(cmd("--new-identity /n"), Ok(Cmd::NewIdentity("/n".into())));
         assert_eq!(cmd("--group g --help"), Ok(Cmd::Help));
+    }
+
+    #[test]
+    fn help_lists_every_option_and_an_unknown_one_is_named() {
+        let help = usage();
+        for o in [
+            "--keygen",
+            "--new-identity",
+            "--key",
+            "--identity",
+            "--allow",
+            "--insecure",
+            "--group",
+            "--stack",
+            "--seeds",
+            "--interface",
+            "--bind",
+            "--addr",
+            "--deaf-to",
+            "--deaf-ms",
+            "--help",
+            "--version",
+        ] {
+            assert!(help.contains(o), "{o} is not in --help:\n{help}");
+        }
+        assert_eq!(cmd("--version"), Ok(Cmd::Version));
+        assert_eq!(cmd("--insecure --bogus"), Err("unknown option `--bogus`".into()));
+        assert!(cmd("--insecure --deaf-ms x").unwrap_err().contains("--deaf-ms"));
     }
 
     #[test]

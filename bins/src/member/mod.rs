@@ -46,7 +46,11 @@ pub fn main(args: Vec<String>) -> i32 {
     let o = match args::parse(&args) {
         Ok(args::Cmd::Run(o)) => o,
         Ok(args::Cmd::Help) => {
-            println!("{}", args::USAGE);
+            println!("{}", args::usage());
+            return 0;
+        }
+        Ok(args::Cmd::Version) => {
+            println!("thoth-member {}", env!("CARGO_PKG_VERSION"));
             return 0;
         }
         Ok(args::Cmd::Keygen) => {
@@ -64,7 +68,7 @@ pub fn main(args: Vec<String>) -> i32 {
             }
         },
         Err(e) => {
-            eprintln!("thoth-member: {e}\n\n{}", args::USAGE);
+            eprintln!("thoth-member: {e}\n\n{}\n\nFor the options: thoth-member --help", args::short_usage());
             return 2;
         }
     };
