@@ -11,29 +11,65 @@ use std::time::Duration;
 use thoth::Bytes;
 use thoth_grpc::Strategy;
 
-pub const USAGE: &str = "\
-usage: thoth-kv serve --dir DIR (--key FILE | --insecure) [--strategy STRATEGY] [OPTIONS]
-       thoth-kv put KEY VALUE | get KEY | delete KEY | where   [OPTIONS]
-       thoth-kv keygen > FILE
-
+/// What `--help` prints before the commands.
+const ABOUT: &str = "\
 A replicated key-value store on loopback. `serve` runs one replica: it joins the store's
 group and the trader's (forming them if it is the first), restores its last checkpoint from
 DIR if there is one, offers the store at the trader, serves clients, and checkpoints to DIR.
 The other commands are a client's: it finds the replicas through the trader and runs one
-operation at one of them; `where` prints the replicas the trader knows.
+operation at one of them; `where` prints the replicas the trader knows.";
 
-  --dir DIR          serve: where the replica keeps its checkpoints (made if missing)
-  --key FILE         serve: the group key (`thoth-kv keygen` prints one; every replica
-                     needs the same): the replicas' datagrams are authenticated and
-                     encrypted under it (a client's are not: it is no member)
-  --insecure         serve: no key, no protection (said loudly on stderr)
-  --strategy S       serve: active (default), cached, primary-backup or client-server;
-                     every replica of a store must use the same
-  --name NAME        the store's name at the trader (default `kv`)
-  --timeout-ms MS    client: how long one replica may take to answer (default 2000)
-  --group-addr ADDR  the multicast group the replicas meet on (default 239.84.72.5:47480)
-  --rendezvous ADDR  the multicast address clients find the trader at
-                     (default 239.84.72.5:47481)";
+/// The command line as clap parses it.
+#[derive(clap::Parser, Debug)]
+#[command(name = "thoth-kv", version, about = ABOUT, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Word,
+    /// The store's name at the trader
+    #[arg(long, global = true, value_name = "NAME", default_value = "kv")]
+    name: String,
+    /// Client: how long one replica may take to answer, in milliseconds
+    #[arg(long, global = true, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u64,
+    /// The multicast group the replicas meet on
+    #[arg(long, global = true, value_name = "ADDR", default_value = "239.84.72.5:47480")]
+    group_addr: SocketAddr,
+    /// The multicast address clients find the trader at
+    #[arg(long, global = true, value_name = "ADDR", default_value = "239.84.72.5:47481")]
+    rendezvous: SocketAddr,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Word {
+    /// Run one replica (`--key FILE` or `--insecure`)
+    Serve {
+        /// Where the replica keeps its checkpoints (made if missing)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The group key (`thoth-kv keygen` prints one; every replica needs the same): the
+        /// replicas' datagrams are authenticated and encrypted under it (a client's are not:
+        /// it is no member)
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// No key, no protection (said loudly on stderr)
+        #[arg(long)]
+        insecure: bool,
+        /// How the store is replicated: active, cached, primary-backup or client-server; every
+        /// replica of a store must use the same
+        #[arg(long, value_name = "STRATEGY", default_value = "active", value_parser = strategy)]
+        strategy: Strategy,
+    },
+    /// Print a new group key (64 hex digits); keep it private
+    Keygen,
+    /// Write VALUE under KEY
+    Put { key: String, value: String },
+    /// Print the value under KEY (nothing if there is none)
+    Get { key: String },
+    /// Delete KEY
+    Delete { key: String },
+    /// Print the replicas the trader offers
+    Where,
+}
 
 const STRATEGIES: [(&str, Strategy); 4] = [
     ("active", Strategy::Active),
@@ -42,10 +78,27 @@ const STRATEGIES: [(&str, Strategy); 4] = [
     ("client-server", Strategy::ClientServer),
 ];
 
+fn strategy(v: &str) -> Result<Strategy, String> {
+    let names: Vec<&str> = STRATEGIES.iter().map(|(n, _)| *n).collect();
+    STRATEGIES.iter().find(|(n, _)| *n == v).map(|(_, s)| *s).ok_or(format!("one of {}", names.join(", ")))
+}
+
 pub fn main(args: Vec<String>) -> i32 {
-    match run(args) {
+    use clap::error::{ContextKind, ErrorKind};
+    let cli = match <Cli as clap::Parser>::try_parse_from(std::iter::once("thoth-kv".to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == ErrorKind::UnknownArgument => {
+            let arg = e.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_default();
+            eprintln!("thoth-kv: unknown option `{arg}`\n\nFor the commands and options: thoth-kv --help");
+            return 2;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match run(cli) {
         Ok(()) => 0,
-        Err(e) if e.is_empty() => 0,
         Err(e) => {
             eprintln!("thoth-kv: {e}");
             1
@@ -53,64 +106,34 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
-fn run(args: Vec<String>) -> Result<(), String> {
-    let (mut words, mut dir, mut name, mut strategy, mut timeout) =
-        (Vec::new(), None, "kv".to_string(), Strategy::Active, 2000);
-    let (mut key, mut insecure) = (None, false);
-    let mut group_addr: SocketAddr = "239.84.72.5:47480".parse().expect("an address");
-    let mut rendezvous: SocketAddr = "239.84.72.5:47481".parse().expect("an address");
-    let mut a = args.into_iter();
-    while let Some(k) = a.next() {
-        let mut val = || a.next().ok_or(format!("{k} needs a value"));
-        let addr = |v: String| v.parse::<SocketAddr>().map_err(|e| format!("{v}: {e}"));
-        match k.as_str() {
-            "--dir" => dir = Some(PathBuf::from(val()?)),
-            "--strategy" => {
-                let v = val()?;
-                strategy = STRATEGIES.iter().find(|(n, _)| *n == v).ok_or(format!("unknown strategy {v}"))?.1;
-            }
-            "--name" => name = val()?,
-            "--key" => key = Some(PathBuf::from(val()?)),
-            "--insecure" => insecure = true,
-            "--timeout-ms" => timeout = val()?.parse::<u64>().map_err(|e| e.to_string())?,
-            "--group-addr" => group_addr = addr(val()?)?,
-            "--rendezvous" => rendezvous = addr(val()?)?,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Err(String::new());
-            }
-            o if o.starts_with("--") => return Err(format!("unknown option {o}\n\n{USAGE}")),
-            _ => words.push(k),
-        }
-    }
+fn run(cli: Cli) -> Result<(), String> {
+    let Cli { cmd, name, timeout_ms, group_addr, rendezvous } = cli;
     let interface = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    if words == ["keygen"] {
-        println!("{}", thoth::GroupSecret::generate().to_hex());
-        return Ok(());
-    }
-    if words == ["serve"] {
-        let dir = dir.ok_or(format!("serve needs --dir\n\n{USAGE}"))?;
-        let security = crate::key::choice(key.as_deref(), [None, None], insecure, "thoth-kv keygen")?.security()?;
-        if !security.is_secure() {
-            crate::key::warn_insecure("thoth-kv");
-        }
-        return serve::run(&Opts { dir, name, strategy, group_addr, rendezvous, interface, security });
-    }
-    let mut c = Client::new(rendezvous, interface, Duration::from_millis(timeout))?;
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
-    let (kind, op) = match words[..] {
-        ["put", k, v] => (Kind::Write, Op::Put(b(k), b(v))),
-        ["delete", k] => (Kind::Write, Op::Delete(b(k))),
-        ["get", k] => (Kind::Read, Op::Get(b(k))),
-        ["where"] => {
+    let (kind, op) = match cmd {
+        Word::Keygen => {
+            println!("{}", thoth::GroupSecret::generate().to_hex());
+            return Ok(());
+        }
+        Word::Serve { dir, key, insecure, strategy } => {
+            let security = crate::key::choice(key.as_deref(), [None, None], insecure, "thoth-kv keygen")?.security()?;
+            if !security.is_secure() {
+                crate::key::warn_insecure("thoth-kv");
+            }
+            return serve::run(&Opts { dir, name, strategy, group_addr, rendezvous, interface, security });
+        }
+        Word::Put { key, value } => (Kind::Write, Op::Put(b(&key), b(&value))),
+        Word::Delete { key } => (Kind::Write, Op::Delete(b(&key))),
+        Word::Get { key } => (Kind::Read, Op::Get(b(&key))),
+        Word::Where => {
+            let mut c = Client::new(rendezvous, interface, Duration::from_millis(timeout_ms))?;
             for e in c.bind(&name)? {
                 println!("{name} group {:#x} member {:#x} contact {}", e.group, e.owner.0, e.contact);
             }
             return Ok(());
         }
-        _ => return Err(format!("what to do?\n\n{USAGE}")),
     };
+    let mut c = Client::new(rendezvous, interface, Duration::from_millis(timeout_ms))?;
     let r = c.call(&name, kind, op.encode())?;
     match op {
         Op::Get(_) => println!("{}", String::from_utf8_lossy(&r)),
@@ -118,4 +141,47 @@ fn run(args: Vec<String>) -> Result<(), String> {
         _ => println!("ok{}", if r[..] == [1] { " (it was there)" } else { "" }),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Cli, clap::Error> {
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("thoth-kv").chain(s.split_whitespace()))
+    }
+
+    #[test]
+    fn commands_options_anywhere_and_help() {
+        let c = parse("serve --dir /d --strategy client-server --name s --key /k").unwrap();
+        assert!(matches!(c.cmd, Word::Serve { strategy: Strategy::ClientServer, insecure: false, .. }));
+        assert_eq!(c.name, "s");
+        let c = parse("--name s put k v --timeout-ms 5").unwrap();
+        assert!(matches!(&c.cmd, Word::Put { key, value } if key == "k" && value == "v"));
+        assert_eq!((c.name.as_str(), c.timeout_ms), ("s", 5));
+        assert!(parse("serve --strategy nonesuch --dir /d").unwrap_err().to_string().contains("primary-backup"));
+        assert!(parse("serve").is_err(), "serve needs --dir");
+        assert!(parse("put k").is_err());
+        assert_eq!(parse("get k --bogus 1").unwrap_err().kind(), clap::error::ErrorKind::UnknownArgument);
+        let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+        for w in [
+            "serve",
+            "keygen",
+            "put",
+            "get",
+            "delete",
+            "where",
+            "--name",
+            "--timeout-ms",
+            "--group-addr",
+            "--rendezvous",
+        ] {
+            assert!(help.contains(w), "{w} is not in --help:\n{help}");
+        }
+        let serve =
+            <Cli as clap::CommandFactory>::command().find_subcommand_mut("serve").unwrap().render_help().to_string();
+        for o in ["--dir", "--key", "--insecure", "--strategy"] {
+            assert!(serve.contains(o), "{o} is not in serve --help:\n{serve}");
+        }
+    }
 }
