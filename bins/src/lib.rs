@@ -8,8 +8,9 @@
 //! `iface` is the `--interface` option the three share; `key`, the group keys they take. `rpc_perf` and `kv_perf` are behind
 //! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet. `kv`
 //! is also the replicated key-value store of `thoth-kv`, the demo; `term`, the SIGTERM
-//! flag `thoth-member` and `thoth-kv` poll.
+//! flag `thoth-member` and `thoth-kv` poll; `cli`, what their command lines share.
 
+pub mod cli;
 pub mod detect;
 pub mod iface;
 pub mod key;

@@ -1,6 +1,7 @@
 //! The command line of `thoth-detect` and of its member processes, and `--help`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use crate::cli::Stop;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The failure detectors measured, in the order they run by default.
@@ -75,23 +76,77 @@ impl MemberOpts {
 }
 
 pub enum Cmd {
-    Help,
     Run(Opts),
     Member(MemberOpts),
 }
 
-fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a str, String> {
-    it.next().map(String::as_str).ok_or_else(|| format!("{flag} needs a value"))
+/// The command line as clap parses it (`parse` makes the checks clap does not).
+#[derive(clap::Parser, Debug)]
+#[command(name = "thoth-detect", version, about = ABOUT, long_about = long_about(), max_term_width = 100)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    member: Option<Member>,
+    /// Member processes
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    members: usize,
+    /// heartbeat, phi or swim (default: all three, one after another)
+    #[arg(long, value_name = "NAME", value_parser = detector)]
+    detector: Option<String>,
+    /// Length of each detector's run, in seconds
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = secs)]
+    duration: Duration,
+    /// Time from the crash to the end of the run, in seconds
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = secs)]
+    after: Duration,
+    /// CPU-burning threads in this process during the runs
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    load: usize,
+    /// Casts per second of each member
+    #[arg(long, value_name = "R", default_value_t = 200.0)]
+    rate: f64,
+    /// Bytes per cast
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    size: usize,
+    /// The multicast interface, by one of its addresses (IPv4); the members bind their
+    /// unicast sockets to it
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", value_parser = interface)]
+    interface: IpAddr,
+    /// One JSON object per detector instead of the table
+    #[arg(long)]
+    json: bool,
 }
 
-fn num<T: std::str::FromStr>(v: &str, flag: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{flag}: `{v}` is not a valid value"))
+#[derive(clap::Subcommand, Debug)]
+enum Member {
+    /// One member process (the parent starts them)
+    #[command(hide = true)]
+    Member {
+        #[arg(long)]
+        index: usize,
+        #[arg(long)]
+        members: usize,
+        #[arg(long, value_parser = detector)]
+        detector: String,
+        #[arg(long)]
+        group: SocketAddr,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long)]
+        size: usize,
+        #[arg(long, value_parser = interface)]
+        interface: IpAddr,
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+    },
 }
 
-fn secs(v: &str, flag: &str) -> Result<Duration, String> {
-    let s: f64 = num(v, flag)?;
+fn secs(v: &str) -> Result<Duration, String> {
+    let s: f64 = v.parse().map_err(|_| format!("`{v}` is not a number of seconds"))?;
     if !(s.is_finite() && s > 0.0 && s <= 86_400.0) {
-        return Err(format!("{flag}: give seconds, more than 0 and at most a day"));
+        return Err("give seconds, more than 0 and at most a day".into());
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -104,43 +159,38 @@ fn interface(v: &str) -> Result<IpAddr, String> {
 fn detector(v: &str) -> Result<String, String> {
     match DETECTORS.contains(&v) {
         true => Ok(v.to_string()),
-        false => Err(format!("--detector {v}: one of {}", DETECTORS.join(", "))),
+        false => Err(format!("one of {}", DETECTORS.join(", "))),
     }
 }
 
 /// Parses the arguments (program name excluded).
-pub fn parse(args: &[String]) -> Result<Cmd, String> {
-    if args.first().map(String::as_str) == Some("member") {
-        return parse_member(&args[1..]).map(Cmd::Member);
-    }
-    let mut o = Opts {
-        members: 5,
-        detectors: DETECTORS.iter().map(|d| d.to_string()).collect(),
-        duration: Duration::from_secs(120),
-        after: Duration::from_secs(5),
-        load: 2,
-        rate: 200.0,
-        size: 100,
-        interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        json: false,
-    };
-    let mut it = args.iter();
-    while let Some(f) = it.next() {
-        let f = f.as_str();
-        match f {
-            "-h" | "--help" => return Ok(Cmd::Help),
-            "--members" => o.members = num(value(&mut it, f)?, f)?,
-            "--detector" => o.detectors = vec![detector(value(&mut it, f)?)?],
-            "--duration" => o.duration = secs(value(&mut it, f)?, f)?,
-            "--after" => o.after = secs(value(&mut it, f)?, f)?,
-            "--load" => o.load = num(value(&mut it, f)?, f)?,
-            "--rate" => o.rate = num(value(&mut it, f)?, f)?,
-            "--size" => o.size = num(value(&mut it, f)?, f)?,
-            "--interface" => o.interface = interface(value(&mut it, f)?)?,
-            "--json" => o.json = true,
-            _ => return Err(format!("unknown option `{f}` (see --help)")),
+pub fn parse(args: &[String]) -> Result<Cmd, Stop> {
+    let cli: Cli = crate::cli::parse("thoth-detect", args)?;
+    checked(cli).map_err(Stop::Wrong)
+}
+
+fn checked(cli: Cli) -> Result<Cmd, String> {
+    if let Some(Member::Member { index, members, detector, group, name, rate, size, interface, key }) = cli.member {
+        if index >= members {
+            return Err("member: --index below --members".into());
         }
+        return Ok(Cmd::Member(MemberOpts { index, members, detector, group, name, rate, size, interface, key }));
     }
+    let detectors = match cli.detector {
+        Some(d) => vec![d],
+        None => DETECTORS.iter().map(|d| d.to_string()).collect(),
+    };
+    let o = Opts {
+        members: cli.members,
+        detectors,
+        duration: cli.duration,
+        after: cli.after,
+        load: cli.load,
+        rate: cli.rate,
+        size: cli.size,
+        interface: cli.interface,
+        json: cli.json,
+    };
     if !(2..=32).contains(&o.members) {
         return Err("--members: between 2 and 32 (one is crashed, at least one must watch)".into());
     }
@@ -163,66 +213,21 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     Ok(Cmd::Run(o))
 }
 
-fn parse_member(args: &[String]) -> Result<MemberOpts, String> {
-    let mut m = MemberOpts {
-        index: 0,
-        members: 0,
-        detector: String::new(),
-        group: SocketAddr::from(([239, 84, 72, 1], 47474)),
-        name: String::new(),
-        rate: 200.0,
-        size: 100,
-        interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        key: None,
-    };
-    let mut it = args.iter();
-    while let Some(f) = it.next() {
-        let f = f.as_str();
-        match f {
-            "--key" => m.key = Some(value(&mut it, f)?.into()),
-            "--index" => m.index = num(value(&mut it, f)?, f)?,
-            "--members" => m.members = num(value(&mut it, f)?, f)?,
-            "--detector" => m.detector = detector(value(&mut it, f)?)?,
-            "--group" => m.group = num(value(&mut it, f)?, f)?,
-            "--name" => m.name = value(&mut it, f)?.to_string(),
-            "--rate" => m.rate = num(value(&mut it, f)?, f)?,
-            "--size" => m.size = num(value(&mut it, f)?, f)?,
-            "--interface" => m.interface = interface(value(&mut it, f)?)?,
-            _ => return Err(format!("member: unknown option `{f}`")),
-        }
-    }
-    if m.index >= m.members || m.detector.is_empty() || m.name.is_empty() {
-        return Err("member: --index below --members, --detector and --name are required".into());
-    }
-    Ok(m)
-}
+const ABOUT: &str = "Crash detection by Thoth's failure detectors over real sockets";
 
-pub fn help() -> String {
+fn long_about() -> String {
     format!(
         "\
-thoth-detect: crash detection by Thoth's failure detectors over real sockets.
+Crash detection by Thoth's failure detectors over real sockets.
 
 Starts N member processes on a random multicast group (239.84.x.y) on the interface
-(loopback by default), each an endpoint with the stack `{}` over the UDP driver, each
-casting a steady stream, every datagram sealed under a key made for the run. After DURATION - AFTER seconds the last member is killed with
-SIGKILL; AFTER seconds later the run ends. Every `Event::Suspect` is time-stamped on
-CLOCK_MONOTONIC by the member that raised it. Reported per detector: false suspicions (of
-live members at any time, of the victim before the crash), the time each survivor took to
-suspect the victim (min / median / max) and the survivors that never did.
-
-Options:
-  --members N      member processes (default 5)
-  --detector NAME  heartbeat, phi or swim (default: all three, one after another)
-  --duration SECS  length of each detector's run (default 120)
-  --after SECS     time from the crash to the end of the run (default 5)
-  --load K         CPU-burning threads in this process during the runs (default 2)
-  --rate R         casts per second of each member (default 200)
-  --size BYTES     bytes per cast (default 100)
-  --interface IP   the multicast interface, by one of its addresses (IPv4); the members
-                   bind their unicast sockets to it (default 127.0.0.1, loopback)
-  --json           one JSON object per detector instead of the table
-  -h, --help       this text
-",
+(loopback by default), each an endpoint over the UDP driver with the stack
+`{}`, each casting a steady stream, every datagram sealed under a key made
+for the run. After DURATION - AFTER seconds the last member is killed with SIGKILL; AFTER
+seconds later the run ends. Every `Event::Suspect` is time-stamped on CLOCK_MONOTONIC by
+the member that raised it. Reported per detector: false suspicions (of live members at any
+time, of the victim before the crash), the time each survivor took to suspect the victim
+(min / median / max) and the survivors that never did.",
         stack("<detector>")
     )
 }
@@ -231,10 +236,13 @@ Options:
 mod tests {
     use super::*;
 
+    use std::net::Ipv4Addr;
+
     fn run(args: &[&str]) -> Result<Opts, String> {
-        match parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())? {
-            Cmd::Run(o) => Ok(o),
-            _ => Err("not a run".into()),
+        match parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
+            Ok(Cmd::Run(o)) => Ok(o),
+            Ok(Cmd::Member(_)) => Err("not a run".into()),
+            Err(stop) => Err(format!("{stop:?}")),
         }
     }
 
@@ -272,9 +280,16 @@ mod tests {
             interface: "10.1.2.3".parse().unwrap(),
             key: Some("/tmp/k.key".into()),
         };
-        match parse(&m.to_args()).unwrap() {
-            Cmd::Member(back) => assert_eq!(back, m),
+        match parse(&m.to_args()) {
+            Ok(Cmd::Member(back)) => assert_eq!(back, m),
             _ => panic!("not a member"),
         }
+        let Err(Stop::Help(help)) = parse(&["--help".to_string()]) else { panic!("no help") };
+        for o in
+            ["--members", "--detector", "--duration", "--after", "--load", "--rate", "--size", "--interface", "--json"]
+        {
+            assert!(help.contains(o), "{o} is not in --help:\n{help}");
+        }
+        assert!(!help.contains("Commands:"), "the member processes' command is hidden:\n{help}");
     }
 }

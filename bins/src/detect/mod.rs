@@ -20,15 +20,8 @@ pub mod report;
 /// Runs `thoth-detect` with these arguments (program name excluded); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
     match args::parse(&args) {
-        Ok(args::Cmd::Help) => {
-            print!("{}", args::help());
-            0
-        }
         Ok(args::Cmd::Run(o)) => parent::main(o),
         Ok(args::Cmd::Member(m)) => member::main(m),
-        Err(e) => {
-            eprintln!("thoth-detect: {e}");
-            2
-        }
+        Err(stop) => crate::cli::stop("thoth-detect", stop),
     }
 }

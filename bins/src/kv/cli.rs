@@ -84,18 +84,9 @@ fn strategy(v: &str) -> Result<Strategy, String> {
 }
 
 pub fn main(args: Vec<String>) -> i32 {
-    use clap::error::{ContextKind, ErrorKind};
-    let cli = match <Cli as clap::Parser>::try_parse_from(std::iter::once("thoth-kv".to_string()).chain(args)) {
+    let cli = match crate::cli::parse::<Cli>("thoth-kv", &args) {
         Ok(cli) => cli,
-        Err(e) if e.kind() == ErrorKind::UnknownArgument => {
-            let arg = e.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_default();
-            eprintln!("thoth-kv: unknown option `{arg}`\n\nFor the commands and options: thoth-kv --help");
-            return 2;
-        }
-        Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
-        }
+        Err(stop) => return crate::cli::stop("thoth-kv", stop),
     };
     match run(cli) {
         Ok(()) => 0,

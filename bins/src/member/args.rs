@@ -1,5 +1,6 @@
 //! `thoth-member`'s command line.
 
+use crate::cli::Stop;
 use crate::iface;
 use crate::key::Keying;
 use std::net::{IpAddr, SocketAddr};
@@ -73,16 +74,6 @@ struct Cli {
     deaf_ms: u64,
 }
 
-/// The help text (`--help`).
-pub fn usage() -> String {
-    <Cli as clap::CommandFactory>::command().render_help().to_string()
-}
-
-/// The usage lines alone (after an error).
-pub fn short_usage() -> String {
-    <Cli as clap::CommandFactory>::command().render_usage().to_string()
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opts {
     pub group: String,
@@ -100,8 +91,6 @@ pub struct Opts {
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
-    Help,
-    Version,
     Keygen,
     NewIdentity(PathBuf),
     Run(Box<Opts>),
@@ -118,26 +107,14 @@ impl Opts {
     }
 }
 
-/// What the command line asks for, or what is wrong with it (clap's message; an unknown
-/// option says so).
-pub fn parse(args: &[String]) -> Result<Cmd, String> {
-    use clap::error::{ContextKind, ErrorKind};
-    let cli = match <Cli as clap::Parser>::try_parse_from(
-        std::iter::once("thoth-member".to_string()).chain(args.iter().cloned()),
-    ) {
-        Ok(cli) => cli,
-        Err(e) => {
-            return match e.kind() {
-                ErrorKind::DisplayHelp => Ok(Cmd::Help),
-                ErrorKind::DisplayVersion => Ok(Cmd::Version),
-                ErrorKind::UnknownArgument => Err(format!(
-                    "unknown option `{}`",
-                    e.get(ContextKind::InvalidArg).map(|a| a.to_string()).unwrap_or_default()
-                )),
-                _ => Err(e.render().to_string().trim_start_matches("error: ").trim_end().to_string()),
-            };
-        }
-    };
+/// What the command line asks for, or why it makes no run.
+pub fn parse(args: &[String]) -> Result<Cmd, Stop> {
+    let cli: Cli = crate::cli::parse("thoth-member", args)?;
+    checked(cli).map_err(Stop::Wrong)
+}
+
+/// The checks clap does not make, and the options of a run.
+fn checked(cli: Cli) -> Result<Cmd, String> {
     if cli.keygen {
         return Ok(Cmd::Keygen);
     }
@@ -183,14 +160,17 @@ mod tests {
     /// The options of a run (with `--insecure` unless a key is given).
     fn p(s: &str) -> Result<Opts, String> {
         let s = if s.contains("--key") || s.contains("--identity") { s.to_string() } else { format!("--insecure {s}") };
-        match parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())? {
+        match cmd(&s)? {
             Cmd::Run(o) => Ok(*o),
             other => Err(format!("{other:?}")),
         }
     }
 
+    /// What the command line `s` asks for, or (help, version, error) what it says.
     fn cmd(s: &str) -> Result<Cmd, String> {
-        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>()).map_err(|stop| match stop {
+            Stop::Help(t) | Stop::Version(t) | Stop::Wrong(t) => t,
+        })
     }
 
     #[test]
@@ -205,12 +185,12 @@ mod tests {
         assert!(cmd("--key /k --insecure").is_err());
         assert_eq!(cmd("--keygen"), Ok(Cmd::Keygen));
         assert_eq!(cmd("--new-identity /n"), Ok(Cmd::NewIdentity("/n".into())));
-        assert_eq!(cmd("--group g --help"), Ok(Cmd::Help));
+        assert!(cmd("--group g --help").unwrap_err().starts_with("Joins (or forms)"));
     }
 
     #[test]
     fn help_lists_every_option_and_an_unknown_one_is_named() {
-        let help = usage();
+        let help = cmd("--help").unwrap_err();
         for o in [
             "--keygen",
             "--new-identity",
@@ -231,8 +211,8 @@ mod tests {
         ] {
             assert!(help.contains(o), "{o} is not in --help:\n{help}");
         }
-        assert_eq!(cmd("--version"), Ok(Cmd::Version));
-        assert_eq!(cmd("--insecure --bogus"), Err("unknown option `--bogus`".into()));
+        assert_eq!(cmd("--version"), Err(format!("thoth-member {}", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(cmd("--insecure --bogus"), Err("unknown option `--bogus` (see thoth-member --help)".into()));
         assert!(cmd("--insecure --deaf-ms x").unwrap_err().contains("--deaf-ms"));
     }
 
@@ -244,7 +224,6 @@ mod tests {
         assert_eq!(o.seeds.len(), 2);
         let id = endpoint_id("127.0.0.1:6000".parse().unwrap()).0;
         assert_eq!(o.spec(), format!("group:deaf(to={id},until_ms=300)"));
-        assert_eq!(cmd("--help"), Ok(Cmd::Help));
         assert!(p("--group").is_err());
         assert!(p("--bogus x").is_err());
         assert!(p("--deaf-ms 5").is_err());

@@ -45,14 +45,6 @@ const TICK: Duration = Duration::from_millis(20);
 pub fn main(args: Vec<String>) -> i32 {
     let o = match args::parse(&args) {
         Ok(args::Cmd::Run(o)) => o,
-        Ok(args::Cmd::Help) => {
-            println!("{}", args::usage());
-            return 0;
-        }
-        Ok(args::Cmd::Version) => {
-            println!("thoth-member {}", env!("CARGO_PKG_VERSION"));
-            return 0;
-        }
         Ok(args::Cmd::Keygen) => {
             println!("{}", thoth::GroupSecret::generate().to_hex());
             return 0;
@@ -67,10 +59,7 @@ pub fn main(args: Vec<String>) -> i32 {
                 return 1;
             }
         },
-        Err(e) => {
-            eprintln!("thoth-member: {e}\n\n{}\n\nFor the options: thoth-member --help", args::short_usage());
-            return 2;
-        }
+        Err(stop) => return crate::cli::stop("thoth-member", stop),
     };
     match run(&o) {
         Ok(()) => 0,
