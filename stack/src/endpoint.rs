@@ -10,10 +10,12 @@
 //! the stack for the current view; a view change builds a fresh stack from the factory.
 //!
 //! **Frame protection** (`Config::security`): a secured endpoint seals every datagram it
-//! sends (`keyring`: the view's keys inside a view, the group's gossip keys outside one)
-//! and opens every one it receives before anything past the frame's header is read; a
-//! datagram that is not sealed, does not open (`rx_bad_tag`), or was opened already
-//! (`rx_replay`, `rx_stale`) is counted and dropped, and only what opened teaches the
+//! sends (`keyring`: the view's keys inside a view, the group's gossip keys outside one;
+//! under member key pairs, gossip sealed for each listed member and each view's key handed
+//! out in its `Install`) and opens every one it receives before anything past the frame's
+//! header is read; a datagram that is not sealed, does not open (`rx_bad_tag`), comes from a
+//! key not on the allow-list (`rx_not_allowed`) or was opened already (`rx_replay`,
+//! `rx_stale`) is counted and dropped, and only what opened teaches the
 //! driver a route (`Rx::Sound`). An insecure endpoint counts sealed datagrams as `rx_no_key`.
 //!
 //! The bottom of the stack is here: a `Cast` leaving the stack is transmitted to the group
