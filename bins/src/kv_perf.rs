@@ -39,12 +39,40 @@ const STRATEGIES: [(&str, Strategy); 4] = [
     ("cached", Strategy::Cached),
 ];
 
-const USAGE: &str = "thoth-kv-perf [--strategy active|primary-backup|client-server|cached] [--replicas N]
-              [--ops N] [--size BYTES] [--outstanding K] [--json]
-  Defaults: every strategy, 3 replicas, 20000 ops, 1024-byte values, 32 outstanding.";
+/// The command line as clap parses it.
+#[derive(clap::Parser, Debug)]
+#[command(name = "thoth-kv-perf", version, max_term_width = 100)]
+#[command(about = "Throughput and latency of the replicated key-value store, per replication strategy")]
+struct Cli {
+    /// active, primary-backup, client-server or cached (default: all four, one after another)
+    #[arg(long, value_name = "STRATEGY", value_parser = strategy)]
+    strategy: Option<(&'static str, Strategy)>,
+    /// Replicas, each a process of its own (2 to 8)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    replicas: usize,
+    /// Operations measured
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    ops: usize,
+    /// Bytes per value
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    size: usize,
+    /// Operations in flight
+    #[arg(long, value_name = "K", default_value_t = 32)]
+    outstanding: usize,
+    /// One JSON object per strategy instead of the table
+    #[arg(long)]
+    json: bool,
+    /// A replica process (the parent starts them)
+    #[arg(long, hide = true, value_name = "STRATEGY", value_parser = strategy)]
+    member: Option<(&'static str, Strategy)>,
+}
 
 pub fn main(args: Vec<String>) -> i32 {
-    match run(args) {
+    let cli = match crate::cli::parse::<Cli>("thoth-kv-perf", &args) {
+        Ok(cli) => cli,
+        Err(stop) => return crate::cli::stop("thoth-kv-perf", stop),
+    };
+    match run(cli) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("thoth-kv-perf: {e}");
@@ -62,32 +90,14 @@ struct Row {
 }
 
 fn strategy(name: &str) -> Result<(&'static str, Strategy), String> {
-    STRATEGIES.iter().copied().find(|(n, _)| *n == name).ok_or(format!("unknown strategy {name}"))
+    let names: Vec<&str> = STRATEGIES.iter().map(|(n, _)| *n).collect();
+    STRATEGIES.iter().copied().find(|(n, _)| *n == name).ok_or(format!("one of {}", names.join(", ")))
 }
 
-fn run(args: Vec<String>) -> Result<(), String> {
-    let mut a = args.into_iter();
-    let (mut only, mut replicas, mut ops, mut size, mut outstanding, mut json) = (None, 3, 20_000, 1024, 32, false);
-    let mut member = None;
-    while let Some(k) = a.next() {
-        let mut val = || a.next().ok_or(format!("{k} needs a value"));
-        let num = |v: String| v.parse::<usize>().map_err(|e| format!("{v}: {e}"));
-        match k.as_str() {
-            "--strategy" => only = Some(strategy(&val()?)?),
-            "--replicas" => replicas = num(val()?)?,
-            "--ops" => ops = num(val()?)?,
-            "--size" => size = num(val()?)?,
-            "--outstanding" => outstanding = num(val()?)?.max(1),
-            "--json" => json = true,
-            "--member" => member = Some(strategy(&val()?)?.1),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => return Err(format!("unknown option {other}\n{USAGE}")),
-        }
-    }
-    if let Some(s) = member {
+fn run(cli: Cli) -> Result<(), String> {
+    let Cli { strategy: only, replicas, ops, size, outstanding, json, member } = cli;
+    let outstanding = outstanding.max(1);
+    if let Some((_, s)) = member {
         return serve(s);
     }
     if !(2..=8).contains(&replicas) {
@@ -269,4 +279,32 @@ fn step(m: &mut Inline<Replica<Store>>, timeout: Duration, ended: &mut Vec<(Call
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Stop;
+
+    fn parse(s: &str) -> Result<Cli, Stop> {
+        crate::cli::parse("thoth-kv-perf", &s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_help_and_refusals() {
+        let c = parse("--strategy cached --replicas 4 --ops 10 --size 8 --outstanding 2 --json").unwrap();
+        assert_eq!(
+            (c.strategy.map(|s| s.0), c.replicas, c.ops, c.size, c.outstanding, c.json),
+            (Some("cached"), 4, 10, 8, 2, true)
+        );
+        let d = parse("").unwrap();
+        assert_eq!((d.strategy, d.replicas, d.ops, d.size, d.outstanding), (None, 3, 20_000, 1024, 32));
+        let Err(Stop::Help(help)) = parse("--help") else { panic!("no help") };
+        for o in ["--strategy", "--replicas", "--ops", "--size", "--outstanding", "--json", "--version"] {
+            assert!(help.contains(o), "{o} is not in --help:\n{help}");
+        }
+        assert!(!help.contains("--member"), "the replica processes' option is hidden");
+        assert!(matches!(parse("--strategy x"), Err(Stop::Wrong(w)) if w.contains("primary-backup")));
+        assert!(matches!(parse("--bogus"), Err(Stop::Wrong(w)) if w.contains("unknown option `--bogus`")));
+    }
 }
