@@ -56,7 +56,7 @@ impl Driver {
         match s {
             "thread" => Ok(Driver::Thread),
             "inline" => Ok(Driver::Inline),
-            d => Err(format!("unknown driver {d}")),
+            _ => Err("thread or inline".into()),
         }
     }
 }
@@ -79,14 +79,54 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-const USAGE: &str =
-    "thoth-rpc-perf [--driver thread|inline] [--members N] [--mode first|all|majority] [--outstanding K]
-               [--calls N] [--json]
-  Without --members / --mode / --outstanding: the table (2 and 3 members, first and all, 1 and 32 outstanding),
-  with both drivers unless --driver says one.";
+/// What `--help` prints before the options.
+const ABOUT: &str = "\
+Group RPC calls per second and their latency, members as processes of their own. Without
+--members / --mode / --outstanding: the table (2 and 3 members, first and all, 1 and 32
+outstanding), with both drivers unless --driver says one.";
+
+/// The command line as clap parses it.
+#[derive(clap::Parser, Debug)]
+#[command(name = "thoth-rpc-perf", version, about = ABOUT, max_term_width = 100)]
+struct Cli {
+    /// thread or inline (default: both, one after another)
+    #[arg(long, value_name = "DRIVER", value_parser = Driver::parse)]
+    driver: Option<Driver>,
+    /// Members, each a process of its own (2 to 8)
+    #[arg(long, value_name = "N")]
+    members: Option<usize>,
+    /// Responses a call waits for: first, all or majority
+    #[arg(long, value_name = "MODE", value_parser = mode)]
+    mode: Option<Mode>,
+    /// Calls in flight
+    #[arg(long, value_name = "K")]
+    outstanding: Option<usize>,
+    /// Calls measured
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    calls: usize,
+    /// One JSON object per row instead of the table
+    #[arg(long)]
+    json: bool,
+    /// A member process (the parent starts them)
+    #[arg(long, hide = true, value_name = "RANK")]
+    member: Option<usize>,
+}
+
+fn mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "first" => Ok(Mode::First),
+        "all" => Ok(Mode::All),
+        "majority" => Ok(Mode::Majority),
+        _ => Err("one of first, all, majority".into()),
+    }
+}
 
 pub fn main(args: Vec<String>) -> i32 {
-    match run(args) {
+    let cli = match crate::cli::parse::<Cli>("thoth-rpc-perf", &args) {
+        Ok(cli) => cli,
+        Err(stop) => return crate::cli::stop("thoth-rpc-perf", stop),
+    };
+    match run(cli) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("thoth-rpc-perf: {e}");
@@ -95,34 +135,9 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
-fn run(args: Vec<String>) -> Result<(), String> {
-    let mut a = args.into_iter();
-    let (mut members, mut mode, mut outstanding, mut calls, mut json, mut me) = (None, None, None, 20_000, false, None);
-    let mut driver = None;
-    while let Some(k) = a.next() {
-        let mut val = || a.next().ok_or(format!("{k} needs a value"));
-        match k.as_str() {
-            "--members" => members = Some(val()?.parse::<usize>().map_err(|e| e.to_string())?),
-            "--mode" => {
-                mode = Some(match val()?.as_str() {
-                    "first" => Mode::First,
-                    "all" => Mode::All,
-                    "majority" => Mode::Majority,
-                    m => return Err(format!("unknown mode {m}")),
-                })
-            }
-            "--outstanding" => outstanding = Some(val()?.parse::<usize>().map_err(|e| e.to_string())?.max(1)),
-            "--calls" => calls = val()?.parse::<usize>().map_err(|e| e.to_string())?,
-            "--json" => json = true,
-            "--driver" => driver = Some(Driver::parse(&val()?)?),
-            "--member" => me = Some(val()?.parse::<usize>().map_err(|e| e.to_string())?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => return Err(format!("unknown option {other}\n{USAGE}")),
-        }
-    }
+fn run(cli: Cli) -> Result<(), String> {
+    let Cli { driver, members, mode, outstanding, calls, json, member: me } = cli;
+    let outstanding = outstanding.map(|k| k.max(1));
     if let Some(i) = me {
         return member(i, driver.unwrap_or(Driver::Thread));
     }
@@ -453,4 +468,33 @@ fn raw_timed(to: SocketAddr, n: usize) -> Result<Histogram<u64>, String> {
         }
     }
     Ok(lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Stop;
+
+    fn parse(s: &str) -> Result<Cli, Stop> {
+        crate::cli::parse("thoth-rpc-perf", &s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_help_and_refusals() {
+        let c = parse("--driver inline --members 3 --mode majority --outstanding 4 --calls 10 --json").unwrap();
+        assert!(matches!(
+            (c.driver, c.members, c.mode, c.outstanding, c.calls, c.json),
+            (Some(Driver::Inline), Some(3), Some(Mode::Majority), Some(4), 10, true)
+        ));
+        let d = parse("").unwrap();
+        assert!(matches!((d.driver, d.members, d.mode, d.outstanding, d.calls), (None, None, None, None, 20_000)));
+        let Err(Stop::Help(help)) = parse("--help") else { panic!("no help") };
+        for o in ["--driver", "--members", "--mode", "--outstanding", "--calls", "--json", "--version"] {
+            assert!(help.contains(o), "{o} is not in --help:\n{help}");
+        }
+        assert!(!help.contains("--member "), "the member processes' option is hidden");
+        assert!(matches!(parse("--mode none"), Err(Stop::Wrong(w)) if w.contains("majority")));
+        assert!(matches!(parse("--driver x"), Err(Stop::Wrong(w)) if w.contains("inline")));
+        assert!(matches!(parse("--bogus"), Err(Stop::Wrong(w)) if w.contains("unknown option `--bogus`")));
+    }
 }
