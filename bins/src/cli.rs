@@ -45,3 +45,15 @@ pub fn stop(program: &str, stop: Stop) -> i32 {
         }
     }
 }
+
+/// Tests: a command line written as one string, split at white space.
+#[cfg(test)]
+pub fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// Tests: `parse` of a command line written as one string.
+#[cfg(test)]
+pub fn parse_line<P: clap::Parser>(program: &str, line: &str) -> Result<P, Stop> {
+    parse(program, &words(line))
+}

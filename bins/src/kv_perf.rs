@@ -286,8 +286,8 @@ mod tests {
     use super::*;
     use crate::cli::Stop;
 
-    fn parse(s: &str) -> Result<Cli, Stop> {
-        crate::cli::parse("thoth-kv-perf", &s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    fn parse(line: &str) -> Result<Cli, Stop> {
+        crate::cli::parse_line("thoth-kv-perf", line)
     }
 
     #[test]

@@ -88,18 +88,19 @@ fn has(m: &Member, prefix: &str) -> bool {
     m.lines().iter().any(|l| l.text.starts_with(prefix))
 }
 
+/// A replica's last view of the store, as it printed it: logical time, size, its rank.
+fn last_view(n: &Net, m: &Member) -> Option<[u64; 3]> {
+    let want = format!("view {} ", n.args[5]);
+    let line = m.lines().into_iter().rfind(|l| l.text.starts_with(&want))?;
+    let mut words = line.text[want.len()..].split(' ').map(|w| w.parse().ok());
+    Some([words.next()??, words.next()??, words.next()??])
+}
+
 /// Waits until every replica's last view of the store has `size` members and each has
 /// offered the store.
 fn settle(n: &Net, ms: &[&Member], size: usize) {
-    let name = &n.args[5];
-    let want = format!("view {name} ");
     wait(Duration::from_secs(20), &format!("{size} replicas"), || {
-        ms.iter()
-            .all(|m| {
-                let last = m.lines().into_iter().rfind(|l| l.text.starts_with(&want));
-                last.is_some_and(|l| l.text.split(' ').nth(3) == Some(&size.to_string())) && has(m, "offered")
-            })
-            .then_some(())
+        ms.iter().all(|m| last_view(n, m).is_some_and(|v| v[1] == size as u64) && has(m, "offered")).then_some(())
     })
     .unwrap_or_else(|| panic!("{size} replicas: {:?}", ms.iter().map(|m| m.lines()).collect::<Vec<_>>()));
 }
@@ -218,12 +219,6 @@ fn the_walk_through_replicas_clients_a_kill_a_catch_up_and_a_restart() {
     let _ = std::fs::remove_dir_all(&n.dir);
 }
 
-/// This replica's rank in its last view of the store.
-fn rank(n: &Net, m: &Member) -> Option<u16> {
-    let want = format!("view {} ", n.args[5]);
-    m.lines().into_iter().rfind(|l| l.text.starts_with(&want))?.text.split(' ').nth(4)?.parse().ok()
-}
-
 /// Each strategy but active (above) when its first replica (rank 0), the one that runs the
 /// calls under primary-backup and client-server, is killed with SIGKILL: writes go on at the
 /// next one; under primary-backup and cached the writes made before are still there, under
@@ -240,7 +235,7 @@ fn every_strategy_fails_over_when_its_first_replica_is_killed() {
         settle(&n, &r.iter().collect::<Vec<_>>(), 3);
         // The first is not always the first started: replicas that start while the machine
         // is busy may form groups of their own and merge.
-        let first = r.iter().position(|m| rank(&n, m) == Some(0)).expect("a replica of rank 0");
+        let first = r.iter().position(|m| last_view(&n, m).is_some_and(|v| v[2] == 0)).expect("a replica of rank 0");
         let first = r.remove(first);
         put(&n, "before", "1");
         first.signal("-KILL");

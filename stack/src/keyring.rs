@@ -49,7 +49,7 @@ use crate::ids::{EndpointId, GroupId, View, ViewId};
 use crate::secure::{Drbg, GroupSecret, Reject, Security, SenderKey, TAG_LEN, ViewKeys, Window, open, seal};
 use crate::wire::Reader;
 use bytes::{Bytes, BytesMut};
-use ring::digest::{SHA256, digest};
+use ring::digest::{Context, SHA256, digest};
 use std::collections::BTreeMap;
 
 /// Senders the gossip keys remember at most.
@@ -372,7 +372,10 @@ impl Pairs {
         let tag = seal(&SenderKey::once(&once), pn, &gossip_aad(head, self.mine), out);
         out.extend_from_slice(&tag);
         out.extend_from_slice(&self.mine.to_le_bytes());
-        let sum = digest(&SHA256, &[head, &out[..]].concat());
+        let mut sum = Context::new(&SHA256);
+        sum.update(head);
+        sum.update(out);
+        let sum = sum.finish();
         let mut n = 0u16;
         for (&id, peer) in self.peers.iter().filter(|(id, _)| **id != self.mine) {
             let mut wrapped = once;

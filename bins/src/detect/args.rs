@@ -239,7 +239,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn run(args: &[&str]) -> Result<Opts, String> {
-        match parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
+        match parse(&crate::cli::words(&args.join(" "))) {
             Ok(Cmd::Run(o)) => Ok(o),
             Ok(Cmd::Member(_)) => Err("not a run".into()),
             Err(stop) => Err(format!("{stop:?}")),

@@ -137,9 +137,10 @@ fn run(cli: Cli) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Stop;
 
-    fn parse(s: &str) -> Result<Cli, clap::Error> {
-        <Cli as clap::Parser>::try_parse_from(std::iter::once("thoth-kv").chain(s.split_whitespace()))
+    fn parse(line: &str) -> Result<Cli, Stop> {
+        crate::cli::parse_line("thoth-kv", line)
     }
 
     #[test]
@@ -150,10 +151,12 @@ mod tests {
         let c = parse("--name s put k v --timeout-ms 5").unwrap();
         assert!(matches!(&c.cmd, Word::Put { key, value } if key == "k" && value == "v"));
         assert_eq!((c.name.as_str(), c.timeout_ms), ("s", 5));
-        assert!(parse("serve --strategy nonesuch --dir /d").unwrap_err().to_string().contains("primary-backup"));
-        assert!(parse("serve").is_err(), "serve needs --dir");
-        assert!(parse("put k").is_err());
-        assert_eq!(parse("get k --bogus 1").unwrap_err().kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(
+            matches!(parse("serve --strategy nonesuch --dir /d"), Err(Stop::Wrong(w)) if w.contains("primary-backup"))
+        );
+        assert!(matches!(parse("serve"), Err(Stop::Wrong(w)) if w.contains("--dir")), "serve needs --dir");
+        assert!(matches!(parse("put k"), Err(Stop::Wrong(_))));
+        assert!(matches!(parse("get k --bogus 1"), Err(Stop::Wrong(w)) if w.contains("unknown option `--bogus`")));
         let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
         for w in [
             "serve",
