@@ -8,10 +8,12 @@
 //! `iface` is the `--interface` option the three share; `key`, the group keys they take. `rpc_perf` and `kv_perf` are behind
 //! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet. `kv`
 //! is also the replicated key-value store of `thoth-kv`, the demo; `term`, the SIGTERM
-//! flag `thoth-member` and `thoth-kv` poll; `cli`, what their command lines share.
+//! flag `thoth-member` and `thoth-kv` poll; `cli`, what their command lines share;
+//! `exporter`, the Prometheus endpoint of `thoth-member --metrics`; `probe`, `thoth-probe`.
 
 pub mod cli;
 pub mod detect;
+pub mod exporter;
 pub mod iface;
 pub mod key;
 pub mod kv;
@@ -19,5 +21,6 @@ pub mod kv_perf;
 pub mod member;
 pub mod peers;
 pub mod perf;
+pub mod probe;
 pub mod rpc_perf;
 pub mod term;

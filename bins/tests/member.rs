@@ -373,6 +373,79 @@ fn key_pairs_admit_the_listed_only_and_an_excluded_member_comes_back_only_by_joi
 
 /// `--help` says every option and exits 0; `--version` says the version; an unknown option
 /// is named, with exit status 2.
+/// `method url` (`http://host:port/path`) over a plain TCP connection, with time limits:
+/// the status line, the headers and the body.
+fn http_get(url: &str, method: &str) -> (String, String, String) {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(host).expect("connect to the exporter");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // HTTP/1.0: the body as it is, not in chunks.
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("the answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers and a body");
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_string(), headers.to_string(), body.to_string())
+}
+
+/// The value of the sample whose line starts with `prefix` (name and labels).
+fn sample(body: &str, prefix: &str) -> Option<f64> {
+    body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+}
+
+/// `--metrics`: a member serves its live metrics for Prometheus while the group casts; the
+/// counters are the member's (its casts, counted across views), they move between scrapes,
+/// and the flush histogram records the view change when a member leaves.
+#[test]
+fn metrics_are_served_for_prometheus_while_the_group_casts() {
+    let a = args(10, &[]);
+    let with: Vec<String> = a.iter().cloned().chain(["--metrics".into(), "127.0.0.1:0".into()]).collect();
+    let mut ms = [Member::start("m0", &with), Member::start("m1", &a), Member::start("m2", &a)];
+    converge(&ms.iter().collect::<Vec<_>>(), 3, Duration::from_secs(10));
+    let line = ms[0].events("metrics").first().expect("a metrics event").text.clone();
+    let url = field(&line, "addr").to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"), "{line}");
+    let mut scraped = Vec::new();
+    for round in 1..=2 {
+        if round == 2 {
+            // A view change m0 takes part in: m2 leaves.
+            ms[2].close_stdin();
+            wait(Duration::from_secs(10), "a view of two", || (ms[0].view().len() == 2).then_some(()))
+                .expect("m2 left");
+        }
+        for k in 0..40 {
+            ms[0].cast(&format!("r{round}-{k}"));
+        }
+        let n = 40 * round;
+        wait(Duration::from_secs(10), "the casts delivered", || {
+            ms[..2].iter().all(|m| m.events("deliver").len() == n).then_some(())
+        })
+        .expect("every cast delivered");
+        let (status, headers, body) = http_get(&url, "GET");
+        assert!(status.contains(" 200 "), "{status}\n{headers}\n{body}");
+        assert!(headers.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{headers}");
+        assert_eq!(body.lines().last(), Some("# EOF"), "{:?}", &body[body.len().saturating_sub(300)..]);
+        let casts = sample(&body, "thoth_layer_nak_casts_total{").unwrap_or_else(|| panic!("no nak casts in\n{body}"));
+        assert_eq!(casts, n as f64, "the member's own casts, all views together");
+        assert!(sample(&body, "thoth_endpoint_delivered_casts_total ").is_some_and(|d| d >= n as f64), "{body}");
+        let flushes = sample(&body, "thoth_layer_gms_flush_seconds_count{").expect("the flush histogram");
+        assert!(round == 1 || flushes >= 1.0, "no flush recorded:\n{body}");
+        scraped.push(casts);
+    }
+    assert!(scraped[1] > scraped[0], "the counters moved between scrapes: {scraped:?}");
+    assert!(http_get(&url.replace("/metrics", "/other"), "GET").0.contains(" 404 "));
+    assert!(http_get(&url, "POST").0.contains(" 405 "));
+    // Every line says when it was printed, in seconds since the epoch, in order.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let ts: Vec<f64> = ms[0].lines().iter().map(|l| common::num(&l.text, "ts")).collect();
+    assert!(ts.iter().all(|t| (now - 120.0..=now).contains(t)), "{ts:?} against {now}");
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    no_errors(&ms.iter().collect::<Vec<_>>());
+}
+
 #[test]
 fn help_version_and_an_unknown_option() {
     let run = |arg: &str| std::process::Command::new(common::member::BIN).arg(arg).output().expect("run thoth-member");

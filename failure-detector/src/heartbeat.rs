@@ -355,17 +355,20 @@ impl Layer for Heartbeat {
         out.push(Dump {
             layer: "heartbeat",
             counters: vec![
-                ("period_ms", period.as_millis() as u64),
-                ("timeout_ms", timeout.as_millis() as u64),
                 ("beats_sent", c.beats_sent),
                 ("beats_recv", c.beats_recv),
                 ("suspected", c.suspected),
                 ("unsuspected", c.unsuspected),
-                ("suspected_now", now_suspected),
                 ("bad_hdr", c.bad_hdr),
                 ("bad_rank", c.bad_rank),
             ],
+            gauges: vec![
+                ("period_ms", period.as_millis() as u64),
+                ("timeout_ms", timeout.as_millis() as u64),
+                ("suspected_now", now_suspected),
+            ],
             state,
+            ..Dump::default()
         });
     }
 }

@@ -388,11 +388,6 @@ impl Layer for Phi {
         out.push(Dump {
             layer: "phi",
             counters: vec![
-                ("period_ms", as_ms(p.map(|p| p.period))),
-                ("threshold_x1000", p.map_or(0, |p| (p.threshold * 1000.0) as u64)),
-                ("window", p.map_or(0, |p| p.window as u64)),
-                ("min_std_ms", as_ms(p.map(|p| p.min_std))),
-                ("pause_ms", as_ms(p.map(|p| p.pause))),
                 ("beats_sent", self.beats_sent),
                 ("beats_rcvd", self.beats_rcvd),
                 ("suspicions", self.suspicions),
@@ -400,7 +395,15 @@ impl Layer for Phi {
                 ("bad_hdr", self.bad_hdr),
                 ("bad_rank", self.bad_rank),
             ],
+            gauges: vec![
+                ("period_ms", as_ms(p.map(|p| p.period))),
+                ("threshold_x1000", p.map_or(0, |p| (p.threshold * 1000.0) as u64)),
+                ("window", p.map_or(0, |p| p.window as u64)),
+                ("min_std_ms", as_ms(p.map(|p| p.min_std))),
+                ("pause_ms", as_ms(p.map(|p| p.pause))),
+            ],
             state,
+            ..Dump::default()
         });
     }
 }

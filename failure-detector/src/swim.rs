@@ -467,9 +467,6 @@ impl Layer for Swim {
         out.push(Dump {
             layer: "swim",
             counters: vec![
-                ("period_ms", e.map_or(0, |e| ms(e.period))),
-                ("ack_timeout_ms", e.map_or(0, |e| ms(e.ack_timeout))),
-                ("k", e.map_or(0, |e| e.k as u64)),
                 ("probes", c.probes),
                 ("pings_sent", c.pings_sent),
                 ("ping_reqs_sent", c.ping_reqs_sent),
@@ -478,12 +475,18 @@ impl Layer for Swim {
                 ("indirect_acks", c.indirect_acks),
                 ("suspicions", c.suspicions),
                 ("unsuspected", c.unsuspected),
-                ("suspected", self.suspected.iter().filter(|&&s| s).count() as u64),
                 ("stale_acks", c.stale_acks),
                 ("bad_hdr", c.bad_hdr),
                 ("bad_rank", c.bad_rank),
             ],
+            gauges: vec![
+                ("period_ms", e.map_or(0, |e| ms(e.period))),
+                ("ack_timeout_ms", e.map_or(0, |e| ms(e.ack_timeout))),
+                ("k", e.map_or(0, |e| e.k as u64)),
+                ("suspected", self.suspected.iter().filter(|&&s| s).count() as u64),
+            ],
             state: format!("probe {:?}, suspected {:?}", self.probe.map(|p| (p.target, p.nonce)), self.suspected()),
+            ..Dump::default()
         });
     }
 }

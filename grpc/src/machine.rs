@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
 use thoth_stack::udp::HandleError;
 use thoth_stack::{
-    Announce, Bytes, CastError, Cmd, Command, Endpoint, EndpointId, Event, GroupId, Layer, Machine, Rx, Stack, Stats,
-    Time, Transmit, View,
+    Announce, Bytes, CastError, Cmd, Command, Endpoint, EndpointId, Event, GroupId, Layer, Machine, Metrics, Rx, Stack,
+    Stats, Time, Transmit, View,
 };
 
 /// A call's number, chosen by its caller; unique among its calls pending.
@@ -501,6 +501,9 @@ impl<L: Layer> Machine for Rpc<L> {
     }
     fn stats(&self) -> Stats {
         self.ep.stats().clone()
+    }
+    fn metrics(&self) -> Metrics {
+        self.ep.metrics()
     }
 
     fn handle_command(&mut self, now: Time, cmd: RpcCmd) -> Result<(), RpcError> {

@@ -530,11 +530,6 @@ impl Layer for Flow {
             counters: vec![
                 ("casts", c.casts),
                 ("sent_bytes", self.sent),
-                ("outstanding", self.outstanding()),
-                ("peak_outstanding", self.peak),
-                ("held", self.held.len() as u64),
-                ("held_bytes", self.held_bytes),
-                ("blocked", self.blocked as u64),
                 ("blocks", c.blocks),
                 ("forced", c.forced),
                 ("grants_sent", c.grants_sent),
@@ -547,7 +542,15 @@ impl Layer for Flow {
                 ("bad_grant", c.bad_grant),
                 ("from_failed", c.from_failed),
             ],
+            gauges: vec![
+                ("outstanding", self.outstanding()),
+                ("peak_outstanding", self.peak),
+                ("held", self.held.len() as u64),
+                ("held_bytes", self.held_bytes),
+                ("blocked", self.blocked as u64),
+            ],
             state: format!("sent={} blocked={} {}", self.sent, self.blocked, per.join("; ")),
+            ..Dump::default()
         });
     }
 }

@@ -641,10 +641,12 @@ impl Layer for Frag {
                 ("stale", c.stale),
                 ("evicted", c.evicted),
                 ("discarded", c.discarded),
-                ("held_bytes", self.held),
-                ("held_bytes_max", c.held_max),
                 ("rx_own", c.rx_own),
                 ("own_evicted", c.own_evicted),
+            ],
+            gauges: vec![
+                ("held_bytes", self.held),
+                ("held_bytes_max", c.held_max),
                 ("own_bytes", self.own_held),
                 ("sets", self.sets() as u64),
             ],
@@ -655,6 +657,7 @@ impl Layer for Frag {
                 self.cfg.mem,
                 self.cfg.mem_all
             ),
+            ..Dump::default()
         });
     }
 }

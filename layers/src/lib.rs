@@ -3,8 +3,6 @@
 //! Each layer's file opens with its protocol, parameters, the properties it requires and
 //! provides, the events it generates, and how it is tested. `registry()` holds every layer
 //! a stack spec may name; `bare` (frame and CRC, no layers) is always there.
-//!
-//! Still to come (see the README): security.
 #![forbid(unsafe_code)]
 
 use thoth_stack::Registry;

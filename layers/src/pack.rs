@@ -322,14 +322,15 @@ impl Layer for Pack {
                 ("sent_packed", self.sent_packed),
                 ("datagrams_packed", self.datagrams_packed),
                 ("received_packed", self.received_packed),
-                ("waiting", self.queue.len() as u64),
                 ("bad_hdr", self.bad_hdr),
                 ("bad_entry", self.bad_entry),
             ],
+            gauges: vec![("waiting", self.queue.len() as u64)],
             state: match self.cfg.size {
                 usize::MAX => format!("size room, busy {}", self.busy),
                 size => format!("size {size}, busy {}", self.busy),
             },
+            ..Dump::default()
         });
     }
 }

@@ -571,13 +571,12 @@ impl Layer for Pt2pt {
                 ("to_failed", c.to_failed),
                 ("from_failed", c.from_failed),
                 ("mem_drop", c.mem_drop),
-                ("held_bytes", self.budget.total() as u64),
                 ("skips_sent", c.skips_sent),
                 ("skipped", c.skipped),
-                ("unacked", unacked),
-                ("buffered", buffered),
             ],
+            gauges: vec![("held_bytes", self.budget.total() as u64), ("unacked", unacked), ("buffered", buffered)],
             state,
+            ..Dump::default()
         });
     }
 }

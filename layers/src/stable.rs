@@ -368,11 +368,12 @@ impl Layer for Stable {
                 ("gossip_sent", c.gossip_sent),
                 ("gossip_rcvd", c.gossip_rcvd),
                 ("announced", c.announced),
-                ("unstable", unstable),
                 ("bad", c.bad),
                 ("from_failed", c.from_failed),
             ],
+            gauges: vec![("unstable", unstable)],
             state: format!("recv {:?} stable {:?}", self.received(), self.stable),
+            ..Dump::default()
         });
     }
 }

@@ -120,7 +120,10 @@ fn stable_batches_as_one_at_a_time_but_announces_once_per_batch() {
             assert!(known.is_some_and(|k| k.iter().zip(&s).all(|(k, s)| k >= s)), "{s:?} announced early");
         }
         let counters = |d: &[Dump]| -> Vec<(&'static str, u64)> {
-            d.iter().flat_map(|d| d.counters.iter().copied()).filter(|(n, _)| *n != "announced").collect()
+            d.iter()
+                .flat_map(|d| d.counters.iter().chain(&d.gauges).copied())
+                .filter(|(n, _)| *n != "announced")
+                .collect()
         };
         assert_eq!(counters(&dump_a), counters(&dump_b));
     });

@@ -33,13 +33,15 @@
 
 use crate::event::{Dn, Event, Up};
 use crate::frame::{
-    FLAG_GOSSIP, FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, SEAL_OVERHEAD, SEALED_LEN, Seal, seal,
+    FLAG_GOSSIP, FLAG_PROBE, FLAG_SEND, FRAME_LEN, Frame, FrameError, FrameView, SEAL_OVERHEAD, SEALED_LEN, Seal, seal,
 };
 use crate::ids::{EndpointId, GroupId, Rank, View};
 use crate::keyring::Keyring;
 use crate::layer::{Cx, Dump, Layer, Memo, Missing};
 use crate::machine::{Command, Machine, Rx};
+use crate::metrics::{Metrics, Tally};
 use crate::msg::Msg;
+use crate::probe::{Budget as ProbeBudget, Probe, Report};
 use crate::props::Props;
 use crate::registry::{Registry, SpecError};
 use crate::rng::Rng;
@@ -75,6 +77,9 @@ pub struct Config {
     /// How datagrams are protected (`Security::Insecure` unless set: every member of a group
     /// must have the same secret, so there is nothing to default to).
     pub security: Security,
+    /// Answer probes (`probe`): this endpoint's view and metrics to whoever can seal gossip
+    /// of the group. Off unless set.
+    pub probe: bool,
 }
 
 impl Config {
@@ -89,6 +94,7 @@ impl Config {
             hold_per_source: 1 << 20,
             transfer_state: false,
             security: Security::Insecure,
+            probe: false,
         }
     }
 
@@ -220,9 +226,89 @@ pub struct Stats {
     /// Member key pairs: views installed without their key (the `Install`'s key table had
     /// none for this endpoint), where it can neither read nor be read.
     pub views_unkeyed: u64,
+    /// Probes answered, and answers taken (`Event::Probed`).
+    pub rx_probe: u64,
+    /// Probes not answered: `Config::probe` is off.
+    pub rx_probe_refused: u64,
+    /// Probes not answered: more than the rate limit allows (`probe::BURST`).
+    pub rx_probe_limited: u64,
+    /// Probe datagrams that do not decode.
+    pub rx_probe_bad: u64,
+}
+
+/// Calls `$m!` with every field of `Stats`, in order.
+macro_rules! each_stat {
+    ($m:ident) => {
+        $m!(
+            rx_datagrams,
+            rx_bytes,
+            rx_accepted,
+            rx_truncated,
+            rx_bad_magic,
+            rx_bad_version,
+            rx_bad_flags,
+            rx_bad_crc,
+            rx_unsealed,
+            rx_no_key,
+            rx_bad_tag,
+            rx_replay,
+            rx_stale,
+            rx_not_allowed,
+            rx_bad_layers,
+            rx_foreign_group,
+            rx_unknown_src,
+            rx_other_view,
+            rx_held,
+            rx_hold_overflow,
+            rx_own,
+            rx_after_exit,
+            rx_gossip,
+            gossip_unclaimed,
+            rx_bundles,
+            rx_bad_bundle,
+            tx_datagrams,
+            tx_bytes,
+            tx_oversize,
+            tx_bad_rank,
+            tx_bundles,
+            tx_bundled,
+            delivered_casts,
+            delivered_sends,
+            layer_errors,
+            suspicions,
+            views,
+            installs_refused,
+            views_unkeyed,
+            rx_probe,
+            rx_probe_refused,
+            rx_probe_limited,
+            rx_probe_bad,
+        )
+    };
 }
 
 impl Stats {
+    /// Every counter, by its field's name, in order.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        // Destructured whole: a field added to the struct and not to `each_stat!` does not
+        // compile.
+        macro_rules! list {
+            ($($f:ident,)*) => {{
+                let Stats { $($f),* } = self;
+                vec![$((stringify!($f), *$f)),*]
+            }};
+        }
+        each_stat!(list)
+    }
+
+    /// Adds the counters of `s` to these.
+    pub fn add(&mut self, s: &Stats) {
+        macro_rules! sum {
+            ($($f:ident,)*) => {{ $(self.$f += s.$f;)* }};
+        }
+        each_stat!(sum);
+    }
+
     /// Datagrams dropped as malformed or misaddressed.
     pub fn rx_rejected(&self) -> u64 {
         self.rx_truncated
@@ -241,6 +327,7 @@ impl Stats {
             + self.rx_unknown_src
             + self.rx_other_view
             + self.rx_bad_bundle
+            + self.rx_probe_bad
     }
 }
 
@@ -323,13 +410,18 @@ pub enum Cmd {
     BlockOk,
     /// The answer to `Event::StateRequest`.
     State(Bytes),
+    /// A probe (`Endpoint::probe`).
+    Probe {
+        to: Option<EndpointId>,
+        nonce: u64,
+    },
 }
 
 impl Command for Cmd {
     fn weight(&self) -> usize {
         match self {
             Cmd::Cast(data) | Cmd::CastFifo(data) | Cmd::Send(_, data) | Cmd::State(data) => data.len(),
-            Cmd::Leave | Cmd::BlockOk => 0,
+            Cmd::Leave | Cmd::BlockOk | Cmd::Probe { .. } => 0,
         }
     }
     fn is_answer(&self) -> bool {
@@ -379,6 +471,12 @@ pub struct Endpoint<L: Layer = crate::compose::Stack> {
     /// A secured endpoint's keys.
     keyring: Option<Keyring>,
     stats: Stats,
+    /// What the stacks of earlier views counted (`metrics`).
+    tally: Tally,
+    /// The rate limit on answers to probes.
+    probe_budget: ProbeBudget,
+    /// The nonce of this endpoint's last probe: answers to it are taken.
+    probing: Option<u64>,
 }
 
 impl<L: Layer> Endpoint<L> {
@@ -428,6 +526,9 @@ impl<L: Layer> Endpoint<L> {
             // A joining endpoint has no view to cast to until its first one is installed.
             cast_ready: !joining,
             stats: Stats::default(),
+            tally: Tally::default(),
+            probe_budget: ProbeBudget::default(),
+            probing: None,
         };
         if !joining {
             ep.stats.views = 1;
@@ -474,6 +575,12 @@ impl<L: Layer> Endpoint<L> {
         let mut out = Vec::new();
         self.stack.dump(&mut out);
         out
+    }
+
+    /// What every layer instance counted since this endpoint started (the stacks of earlier
+    /// views included), with the layers' gauges now, and the endpoint's own counters.
+    pub fn metrics(&self) -> Metrics {
+        Metrics { layers: self.tally.with_live(self.cfg.group, self.dump()), endpoint: self.stats.clone() }
     }
 
     /// Largest payload `cast` and `send` accept: what a datagram holds past the frame and the
@@ -574,6 +681,44 @@ impl<L: Layer> Endpoint<L> {
         }
     }
 
+    /// Asks the members of the group (`to: None`: as gossip goes, to the multicast group or
+    /// every host known) or one of them for their view and metrics; each that answers
+    /// (`Config::probe`) comes back as `Event::Probed` with `nonce`. See `probe`.
+    pub fn probe(&mut self, now: Time, to: Option<EndpointId>, nonce: u64) {
+        self.start(now);
+        self.probing = Some(nonce);
+        let dst = to.map_or(Dest::Everyone, Dest::One);
+        let send = if to.is_some() { FLAG_SEND } else { 0 };
+        self.transmit(dst, FLAG_GOSSIP | FLAG_PROBE | send, Msg::new(Probe::Request { nonce }.encode().into()));
+    }
+
+    /// A probe or an answer from `from`, opened.
+    fn on_probe(&mut self, now: Time, from: EndpointId, body: Bytes) {
+        let s = &mut self.stats;
+        match Probe::decode(&body) {
+            Err(_) => s.rx_probe_bad += 1,
+            Ok(Probe::Answer(r)) if Some(r.nonce) == self.probing => {
+                s.rx_probe += 1;
+                self.events.push_back(Event::Probed(r));
+            }
+            // An answer to no question of this endpoint's.
+            Ok(Probe::Answer(_)) => s.rx_probe_bad += 1,
+            Ok(Probe::Request { .. }) if !self.cfg.probe => s.rx_probe_refused += 1,
+            Ok(Probe::Request { .. }) if !self.probe_budget.take(now) => s.rx_probe_limited += 1,
+            Ok(Probe::Request { nonce }) => {
+                s.rx_probe += 1;
+                let report = Report::new(nonce, self.cfg.me, &self.view, &self.metrics());
+                // The presence bits of a message with no headers take one byte.
+                match report.fit(self.cfg.room() - 1) {
+                    Some(body) => {
+                        self.transmit(Dest::One(from), FLAG_GOSSIP | FLAG_PROBE | FLAG_SEND, Msg::new(body.into()))
+                    }
+                    None => self.stats.tx_oversize += 1,
+                }
+            }
+        }
+    }
+
     /// Answers `Event::Block`: the application has stopped casting in this view.
     pub fn block_ok(&mut self, now: Time) {
         self.start(now);
@@ -642,6 +787,11 @@ impl<L: Layer> Endpoint<L> {
             s.rx_own += 1;
         } else if self.left {
             s.rx_after_exit += 1;
+        } else if frame.is_probe() {
+            if let Some(msg) = self.arrived(frame, seal, data) {
+                opened = true;
+                self.on_probe(now, frame.src, msg.into_payload());
+            }
         } else if frame.is_gossip() {
             if let Some(msg) = self.arrived(frame, seal, data) {
                 opened = true;
@@ -746,6 +896,7 @@ impl<L: Layer> Endpoint<L> {
         }
         let stack = (self.factory)(&view);
         self.props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
+        self.tally.fold(self.cfg.group, self.dump());
         self.stack = stack;
         self.cast_ready = true;
         self.view = view.clone();
@@ -1021,6 +1172,9 @@ impl<L: Layer> Machine for Endpoint<L> {
     fn stats(&self) -> Stats {
         self.stats.clone()
     }
+    fn metrics(&self) -> Metrics {
+        Endpoint::metrics(self)
+    }
     fn handle_commands(&mut self, now: Time, cmds: &mut VecDeque<Cmd>) -> Result<usize, CastError> {
         Endpoint::handle_commands(self, now, cmds)
     }
@@ -1039,6 +1193,10 @@ impl<L: Layer> Machine for Endpoint<L> {
             }
             Cmd::State(state) => {
                 self.send_state(now, state);
+                Ok(())
+            }
+            Cmd::Probe { to, nonce } => {
+                self.probe(now, to, nonce);
                 Ok(())
             }
         }
@@ -1098,6 +1256,14 @@ mod tests {
     use crate::ids::ViewId;
 
     /// A datagram of a stack with no layers: the frame, presence bits 1, the payload.
+    #[test]
+    fn stats_add_field_by_field() {
+        let mut s = Stats { rx_stale: 2, views_unkeyed: 1, ..Stats::default() };
+        s.add(&s.clone());
+        assert_eq!((s.rx_stale, s.views_unkeyed), (4, 2));
+        assert_eq!(s.counters().iter().map(|(_, v)| v).sum::<u64>(), 6);
+    }
+
     fn frame_bytes(view: ViewId, src: EndpointId, payload: &[u8]) -> Bytes {
         Bytes::from(Frame { flags: 0, group: GroupId(1), view, src }.datagram(&[&[1u8][..], payload].concat()))
     }

@@ -182,6 +182,8 @@ pub enum Event {
     /// A piece of the group's state, for this joining member, before anything of its first
     /// view is delivered; `last` ends it. Large states arrive in many pieces.
     State { chunk: Bytes, last: bool },
+    /// A member's answer to this endpoint's probe (`Endpoint::probe`).
+    Probed(Box<crate::probe::Report>),
 }
 
 impl crate::machine::Announce for Event {
@@ -193,7 +195,8 @@ impl crate::machine::Announce for Event {
             | Event::Error { .. }
             | Event::Suspect(_)
             | Event::Block
-            | Event::StateRequest => 0,
+            | Event::StateRequest
+            | Event::Probed(_) => 0,
         }
     }
     fn view(&self) -> Option<&View> {

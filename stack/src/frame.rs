@@ -33,7 +33,9 @@ pub const FLAG_SEND: u8 = 0x01;
 pub const FLAG_GOSSIP: u8 = 0x02;
 /// The datagram is sealed (see the module doc).
 pub const FLAG_SEALED: u8 = 0x04;
-const KNOWN_FLAGS: u8 = FLAG_SEND | FLAG_GOSSIP | FLAG_SEALED;
+/// The datagram is a probe or an answer to one (`probe`); always with `FLAG_GOSSIP`.
+pub const FLAG_PROBE: u8 = 0x08;
+const KNOWN_FLAGS: u8 = FLAG_SEND | FLAG_GOSSIP | FLAG_SEALED | FLAG_PROBE;
 
 /// Bytes of a sealed frame's header: the frame, the incarnation and the packet number.
 pub const SEALED_LEN: usize = FRAME_LEN + 16;
@@ -90,6 +92,9 @@ impl Frame {
     }
     pub fn is_sealed(&self) -> bool {
         self.flags & FLAG_SEALED != 0
+    }
+    pub fn is_probe(&self) -> bool {
+        self.flags & FLAG_PROBE != 0
     }
 
     /// Writes the frame into `out[..FRAME_LEN]` with a zero CRC; `seal` fills it in.
@@ -176,7 +181,7 @@ impl<'a> FrameView<'a> {
             return Err(FrameError::BadVersion);
         }
         let flags = f.u8().map_err(field)?;
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !KNOWN_FLAGS != 0 || (flags & FLAG_PROBE != 0 && flags & FLAG_GOSSIP == 0) {
             return Err(FrameError::BadFlags);
         }
         let crc = f.u32().map_err(field)?;

@@ -41,6 +41,7 @@ use crate::frame::{FRAME_LEN, peek_group};
 use crate::ids::{EndpointId, GroupId, View};
 use crate::layer::Layer;
 use crate::machine::{Announce, Command, Machine, Rx};
+use crate::metrics::Metrics;
 use crate::sim::Observed;
 use crate::time::{Duration, Time};
 use bytes::Bytes;
@@ -289,7 +290,7 @@ impl<M: GroupMember> Groups<M> {
             if let Some(t) = slot.armed {
                 self.timers.remove(&(t, group));
             }
-            add_stats(&mut self.gone, &slot.ep.stats());
+            self.gone.add(&slot.ep.stats());
         }
     }
 
@@ -346,47 +347,6 @@ impl<M: GroupMember> Groups<M> {
     }
 }
 
-/// Adds the counters of `s` to `into`.
-fn add_stats(into: &mut Stats, s: &Stats) {
-    macro_rules! sum {
-        ($($f:ident),*) => { $(into.$f += s.$f;)* };
-    }
-    sum!(
-        rx_datagrams,
-        rx_bytes,
-        rx_accepted,
-        rx_truncated,
-        rx_bad_magic,
-        rx_bad_version,
-        rx_bad_flags,
-        rx_bad_crc,
-        rx_bad_layers,
-        rx_foreign_group,
-        rx_unknown_src,
-        rx_other_view,
-        rx_held,
-        rx_hold_overflow,
-        rx_own,
-        rx_after_exit,
-        rx_gossip,
-        gossip_unclaimed,
-        rx_bundles,
-        rx_bad_bundle,
-        tx_datagrams,
-        tx_bytes,
-        tx_oversize,
-        tx_bad_rank,
-        tx_bundles,
-        tx_bundled,
-        delivered_casts,
-        delivered_sends,
-        layer_errors,
-        suspicions,
-        views,
-        installs_refused
-    );
-}
-
 impl<M: GroupMember> Machine for Groups<M> {
     type Cmd = GroupCmd<M>;
     type Event = GroupEvent<M::Event>;
@@ -419,11 +379,16 @@ impl<M: GroupMember> Machine for Groups<M> {
     }
     fn stats(&self) -> Stats {
         let mut s = self.own.clone();
-        add_stats(&mut s, &self.gone);
+        s.add(&self.gone);
         for slot in self.slots.values() {
-            add_stats(&mut s, &slot.ep.stats());
+            s.add(&slot.ep.stats());
         }
         s
+    }
+    /// Each group's layers (in group order), and the counters of `stats`.
+    fn metrics(&self) -> Metrics {
+        let layers = self.slots.values().flat_map(|slot| slot.ep.metrics().layers).collect();
+        Metrics { layers, endpoint: self.stats() }
     }
 
     fn handle_command(&mut self, now: Time, cmd: GroupCmd<M>) -> Result<(), M::Refused> {

@@ -221,17 +221,24 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A layer's state for inspection: typed counters and a free-form state line.
+/// A layer's state for inspection: what it counted, what it holds now, and a free-form
+/// state line (see `metrics` for how these are read from a running member).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Dump {
     pub layer: &'static str,
+    /// Counts that only grow while the layer lives (it lives for one view).
     pub counters: Vec<(&'static str, u64)>,
+    /// Levels now: bytes or messages held, a window, a setting.
+    pub gauges: Vec<(&'static str, u64)>,
+    /// Distributions (durations in microseconds, named `..._us`).
+    pub hists: Vec<(&'static str, crate::metrics::Hist)>,
     pub state: String,
 }
 
 impl Dump {
+    /// A counter's or a gauge's value.
     pub fn counter(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+        self.counters.iter().chain(&self.gauges).find(|(n, _)| *n == name).map(|&(_, v)| v)
     }
 }
 

@@ -82,6 +82,9 @@ pub trait Machine {
     fn held(&self) -> bool;
     /// What the machine counted.
     fn stats(&self) -> Stats;
+    /// What its layers counted, and its counters (`metrics`): read on demand, never on the
+    /// data path.
+    fn metrics(&self) -> crate::metrics::Metrics;
 
     fn handle_command(&mut self, now: Time, cmd: Self::Cmd) -> Result<(), Self::Refused>;
     /// Applies the command at the front of `cmds` (one the caller found `ready`) and may

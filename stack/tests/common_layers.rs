@@ -71,7 +71,7 @@ impl Layer for Tag {
         }
     }
     fn dump(&self, out: &mut Vec<Dump>) {
-        out.push(Dump { layer: self.name, counters: vec![("mismatches", self.mismatches)], state: String::new() });
+        out.push(Dump { layer: self.name, counters: vec![("mismatches", self.mismatches)], ..Dump::default() });
     }
 }
 
@@ -110,6 +110,6 @@ impl Layer for Twice {
         cx.dn(Dn::CastUnrel(Msg::new(Bytes::from_static(b"beat"))));
     }
     fn dump(&self, out: &mut Vec<Dump>) {
-        out.push(Dump { layer: "twice", counters: vec![("beats", self.beats)], state: String::new() });
+        out.push(Dump { layer: "twice", counters: vec![("beats", self.beats)], ..Dump::default() });
     }
 }

@@ -47,7 +47,7 @@ impl Layer for Beat {
         self.next = Some(cx.now + self.period);
     }
     fn dump(&self, out: &mut Vec<Dump>) {
-        out.push(Dump { layer: "beat", counters: vec![("heard", self.heard)], state: String::new() });
+        out.push(Dump { layer: "beat", counters: vec![("heard", self.heard)], ..Dump::default() });
     }
 }
 

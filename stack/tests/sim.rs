@@ -729,6 +729,9 @@ impl Machine for Echo {
     fn stats(&self) -> thoth_stack::Stats {
         self.ep.stats().clone()
     }
+    fn metrics(&self) -> thoth_stack::Metrics {
+        self.ep.metrics()
+    }
     fn handle_command(&mut self, now: Time, cmd: Cmd) -> Result<(), thoth_stack::CastError> {
         let r = Machine::handle_command(&mut self.ep, now, cmd);
         self.pump(now);

@@ -106,7 +106,13 @@ fn run(handle: &Handle, o: &MemberOpts, ids: &[thoth::EndpointId], ctl: &Control
                 Event::Exit => return Err("the endpoint left the group".into()),
                 Event::Error { layer, detail } => return Err(format!("layer `{layer}` reported: {detail}")),
                 // Fixed membership: no view changes, so no block and no state transfer.
-                Event::View(_) | Event::Send { .. } | Event::Block | Event::StateRequest | Event::State { .. } => {}
+                // (Nor probes: this member asks none.)
+                Event::View(_)
+                | Event::Send { .. }
+                | Event::Block
+                | Event::StateRequest
+                | Event::State { .. }
+                | Event::Probed(_) => {}
             }
         }
         match ctl.try_next()? {

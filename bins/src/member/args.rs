@@ -72,6 +72,13 @@ struct Cli {
     /// ... until MS milliseconds after start (start as separate partitions)
     #[arg(long, value_name = "MS", default_value_t = 0)]
     deaf_ms: u64,
+    /// Serve live metrics for Prometheus at http://ADDR/metrics (port 0: any free port;
+    /// the `metrics` event says which)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Answer `thoth-probe` (its view and metrics, to whoever holds the group's key)
+    #[arg(long)]
+    probe: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +93,8 @@ pub struct Opts {
     pub deaf_to: Vec<SocketAddr>,
     pub deaf_ms: u64,
     pub keying: Keying,
+    pub metrics: Option<SocketAddr>,
+    pub probe: bool,
 }
 
 /// What the command line asks for.
@@ -150,6 +159,8 @@ fn checked(cli: Cli) -> Result<Cmd, String> {
         deaf_to: cli.deaf_to,
         deaf_ms: cli.deaf_ms,
         keying,
+        metrics: cli.metrics,
+        probe: cli.probe,
     })))
 }
 
@@ -206,6 +217,8 @@ mod tests {
             "--addr",
             "--deaf-to",
             "--deaf-ms",
+            "--metrics",
+            "--probe",
             "--help",
             "--version",
         ] {

@@ -48,7 +48,7 @@ impl Layer for Deaf {
         }
     }
     fn dump(&self, out: &mut Vec<Dump>) {
-        out.push(Dump { layer: "deaf", counters: vec![("dropped", self.dropped)], state: String::new() });
+        out.push(Dump { layer: "deaf", counters: vec![("dropped", self.dropped)], ..Dump::default() });
     }
 }
 

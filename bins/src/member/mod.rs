@@ -13,7 +13,9 @@
 //! Events: `start` (its id and address, and whether it runs secured), `view` (id, members, primary, subgroups of a
 //! merge), `deliver` (from, data), `send`, `block` (answered at once), `suspect`,
 //! `state_request` (answered with the state: every line delivered so far), `state` (a
-//! joiner's loaded state: bytes and lines, printed after its last piece), `error`, `exit`.
+//! joiner's loaded state: bytes and lines, printed after its last piece), `error`, `exit`;
+//! `metrics` (where `--metrics` serves them, `exporter`). Every line ends with `ts`: when it
+//! was printed, in seconds since the Unix epoch (to the microsecond).
 //! The application state is the log of delivered lines, so a late joiner starts from the
 //! same log as everyone else and then follows the stream.
 //!
@@ -26,6 +28,7 @@ mod args;
 pub mod deaf;
 pub mod json;
 
+use crate::exporter::Exporter;
 use args::Opts;
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{self, TryRecvError};
@@ -70,10 +73,14 @@ pub fn main(args: Vec<String>) -> i32 {
     }
 }
 
+/// Prints one event (a JSON object) with `ts`, when it was printed: seconds since the Unix
+/// epoch, to the microsecond, as its last field.
 fn out(line: &str) {
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let body = line.strip_suffix('}').unwrap_or(line);
     let mut o = std::io::stdout().lock();
     // A reader that went away: nothing left to tell.
-    let _ = writeln!(o, "{line}").and_then(|()| o.flush());
+    let _ = writeln!(o, "{body},\"ts\":{}.{:06}}}", ts.as_secs(), ts.subsec_micros()).and_then(|()| o.flush());
 }
 
 fn run(o: &Opts) -> Result<(), String> {
@@ -96,7 +103,8 @@ fn run(o: &Opts) -> Result<(), String> {
     if !security.is_secure() {
         crate::key::warn_insecure("thoth-member");
     }
-    let config = Config { transfer_state: true, ..Config::joining(GroupId::named(&o.group), me) }.secured(security);
+    let config = Config { transfer_state: true, probe: o.probe, ..Config::joining(GroupId::named(&o.group), me) }
+        .secured(security);
     let ep = Endpoint::from_spec(config, &registry, &spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
     out(&format!(
         r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{},"secure":{},"keys":"{}"}}"#,
@@ -112,7 +120,21 @@ fn run(o: &Opts) -> Result<(), String> {
         }
     ));
     let handle = udp::spawn(socks, ep, &o.seeds).map_err(|e| format!("cannot start the UDP driver: {e}"))?;
+    let exporter = match o.metrics {
+        Some(addr) => match Exporter::start(addr, handle.clone()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                handle.shutdown();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    if let Some(e) = &exporter {
+        out(&format!(r#"{{"event":"metrics","addr":{}}}"#, json::string(&format!("http://{}/metrics", e.addr()))));
+    }
     let r = serve(&handle);
+    drop(exporter);
     handle.shutdown();
     r
 }
@@ -256,6 +278,8 @@ fn handle_event(h: &Handle, ev: Event, log: &mut Log) -> Result<bool, String> {
         Event::Error { layer, detail } => {
             out(&format!(r#"{{"event":"error","layer":{},"detail":{}}}"#, json::string(layer), json::string(&detail)))
         }
+        // It asks no probe (`thoth-probe` does), so an answer is never taken here.
+        Event::Probed(_) => {}
         Event::Exit => {
             out(r#"{"event":"exit"}"#);
             return Ok(true);

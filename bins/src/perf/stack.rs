@@ -166,7 +166,8 @@ impl Net for StackNet {
                 | Event::Suspect(_)
                 | Event::Block
                 | Event::StateRequest
-                | Event::State { .. } => {}
+                | Event::State { .. }
+                | Event::Probed(_) => {}
             }
         }
         Ok(n)

@@ -177,16 +177,26 @@ pub fn converge(ms: &[&Member], n: usize, limit: Duration) -> Vec<String> {
     .unwrap_or_else(|| panic!("no common view of {n}: {:?}", ms.iter().map(|m| m.view()).collect::<Vec<_>>()))
 }
 
-/// The deliveries of `m` between its view printed at `from` and the next view.
+/// The deliveries of `m` between its line of the view `view_line` announces (a view line of
+/// any member: the same view id) and the next view.
 pub fn delivered_in(m: &Member, view_line: &str) -> Vec<String> {
+    let id = field(view_line, "view_id");
     let lines = m.lines();
-    let start = lines.iter().position(|l| l.text == view_line).expect("the member printed this view");
+    let start = lines
+        .iter()
+        .position(|l| l.text.contains("\"event\":\"view\"") && field(&l.text, "view_id") == id)
+        .expect("the member printed this view");
     lines[start + 1..]
         .iter()
         .take_while(|l| !l.text.contains("\"event\":\"view\""))
         .filter(|l| l.text.contains("\"event\":\"deliver\""))
-        .map(|l| l.text.clone())
+        .map(|l| untimed(&l.text))
         .collect()
+}
+
+/// A line without its `ts` (when it was printed), to compare what two members printed.
+pub fn untimed(line: &str) -> String {
+    line.rsplit_once(",\"ts\":").map_or_else(|| line.to_string(), |(event, _)| format!("{event}}}"))
 }
 
 pub fn no_errors(ms: &[&Member]) {

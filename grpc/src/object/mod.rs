@@ -106,7 +106,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use thoth_stack::sim::{Fnv, Kind, Observed, Simulated};
 use thoth_stack::{
-    Announce, Bytes, Cmd, Command, EndpointId, Event, GroupId, Layer, Machine, Rx, Stack, Stats, Time, Transmit, View,
+    Announce, Bytes, Cmd, Command, EndpointId, Event, GroupId, Layer, Machine, Metrics, Rx, Stack, Stats, Time,
+    Transmit, View,
 };
 
 pub use applied::APPLIED;
@@ -936,6 +937,9 @@ impl<S: Semantics, L: Layer> Machine for Replica<S, L> {
     }
     fn stats(&self) -> Stats {
         self.rpc.stats()
+    }
+    fn metrics(&self) -> Metrics {
+        self.rpc.metrics()
     }
 
     fn handle_command(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {

@@ -30,7 +30,7 @@ use crate::machine::{CallId, RpcError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use thoth_stack::sim::Simulated;
-use thoth_stack::{Bytes, EndpointId, GroupId, Layer, Machine, Rx, Stack, Stats, Time, Transmit, View};
+use thoth_stack::{Bytes, EndpointId, GroupId, Layer, Machine, Metrics, Rx, Stack, Stats, Time, Transmit, View};
 
 /// One offer of a service: its object group, the member that offers it, and where a client
 /// reaches that member.
@@ -349,6 +349,9 @@ impl<L: Layer> Machine for Trader<L> {
     }
     fn stats(&self) -> Stats {
         self.replica.stats()
+    }
+    fn metrics(&self) -> Metrics {
+        self.replica.metrics()
     }
     fn handle_command(&mut self, now: Time, cmd: ObjCmd) -> Result<(), RpcError> {
         let r = self.replica.handle_command(now, cmd);

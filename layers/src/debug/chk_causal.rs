@@ -215,7 +215,12 @@ impl Layer for ChkCausal {
         let mut counters = vec![("sent", self.sent), ("checked", self.checked)];
         counters.extend(self.report.counters());
         counters.extend([("bad_hdr", self.bad_hdr), ("bad_rank", self.bad_rank)]);
-        out.push(Dump { layer: "chk_causal", counters, state: format!("violations={}", self.report.total()) });
+        out.push(Dump {
+            layer: "chk_causal",
+            counters,
+            state: format!("violations={}", self.report.total()),
+            ..Dump::default()
+        });
     }
 }
 

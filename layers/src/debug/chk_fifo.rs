@@ -265,12 +265,14 @@ impl Layer for ChkFifo {
     fn dump(&self, out: &mut Vec<Dump>) {
         let mut counters = vec![("sent", self.sent), ("checked", self.checked)];
         counters.extend(self.report.counters());
-        counters.extend([
-            ("missing", self.fifo.missing() + self.fifo_only.missing()),
-            ("bad_hdr", self.bad_hdr),
-            ("bad_rank", self.bad_rank),
-        ]);
-        out.push(Dump { layer: "chk_fifo", counters, state: format!("violations={}", self.report.total()) });
+        counters.extend([("bad_hdr", self.bad_hdr), ("bad_rank", self.bad_rank)]);
+        out.push(Dump {
+            layer: "chk_fifo",
+            counters,
+            gauges: vec![("missing", self.fifo.missing() + self.fifo_only.missing())],
+            state: format!("violations={}", self.report.total()),
+            ..Dump::default()
+        });
     }
 }
 

@@ -357,6 +357,7 @@ impl Layer for ChkTotal {
             layer: "chk_total",
             counters,
             state: format!("delivered={} violations={}", t.delivered, self.report.total()),
+            ..Dump::default()
         });
     }
 }

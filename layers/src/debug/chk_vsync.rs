@@ -318,6 +318,7 @@ impl Layer for ChkVsync {
             layer: "chk_vsync",
             counters,
             state: format!("violations={} came_from={came_from:?}", self.report.total()),
+            ..Dump::default()
         });
     }
 }

@@ -158,9 +158,10 @@ impl Layer for Delay {
                 ("delayed", self.delayed),
                 ("released", self.released),
                 ("early", self.early),
-                ("held", self.held.len() as u64),
             ],
+            gauges: vec![("held", self.held.len() as u64)],
             state: format!("delay={:?} jitter={:?} max={} filter={:?}", self.delay, self.jitter, self.max, self.filter),
+            ..Dump::default()
         });
     }
 }

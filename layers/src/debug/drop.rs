@@ -82,6 +82,7 @@ impl Layer for Drop {
             layer: "drop",
             counters: vec![("seen", self.decide.seen()), ("dropped", self.dropped)],
             state: format!("p={} filter={:?}", self.decide.p, self.filter),
+            ..Dump::default()
         });
     }
 }

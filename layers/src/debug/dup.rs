@@ -76,6 +76,7 @@ impl Layer for Dup {
             layer: "dup",
             counters: vec![("seen", self.decide.seen()), ("duplicated", self.duplicated)],
             state: format!("p={} filter={:?}", self.decide.p, self.filter),
+            ..Dump::default()
         });
     }
 }

@@ -175,8 +175,10 @@ impl Layer for Partition {
         let pairs = self.ctl.lock().clone();
         out.push(Dump {
             layer: "partition",
-            counters: vec![("cut", self.cut), ("passed", self.passed), ("pairs", pairs.len() as u64)],
+            counters: vec![("cut", self.cut), ("passed", self.passed)],
+            gauges: vec![("pairs", pairs.len() as u64)],
             state: format!("cut pairs (from, to): {pairs:?}"),
+            ..Dump::default()
         });
     }
 }

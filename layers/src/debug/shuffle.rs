@@ -163,9 +163,10 @@ impl Layer for Shuffle {
                 ("held", self.total_held),
                 ("released", self.released),
                 ("reordered", self.reordered),
-                ("holding", self.holding() as u64),
             ],
+            gauges: vec![("holding", self.holding() as u64)],
             state: format!("window={} hold={:?} filter={:?}", self.window, self.hold, self.filter),
+            ..Dump::default()
         });
     }
 }

@@ -124,7 +124,7 @@ pub use hdr::{MAX_RANGES, NakHdr};
 pub use window::{Arrival, Window};
 
 use std::collections::VecDeque;
-use thoth_stack::{Args, Budget, Cx, Dn, Dump, Duration, Layer, Msg, Props, Rank, Registry, Time, Up};
+use thoth_stack::{Args, Budget, Cx, Dn, Dump, Duration, Hist, Layer, Msg, Props, Rank, Registry, Time, Up};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -191,6 +191,8 @@ struct Peer {
     /// One past the highest sequence number known to exist.
     known: u64,
     nak_due: Option<Time>,
+    /// When the present gap was first seen.
+    gap_since: Option<Time>,
     /// NAKs sent since the prefix last moved.
     tries: u32,
     /// Only for a failed sender: how many of its casts each member announced (`Have`),
@@ -220,6 +222,8 @@ struct Counters {
     mem_drop: u64,
     digests: u64,
     cuts: u64,
+    /// How long each gap lasted, from first seen to filled (by reordering or repair).
+    gap_us: Hist,
 }
 
 pub struct Nak {
@@ -441,7 +445,13 @@ impl Nak {
             let gap = p.known > p.win.next() && !p.win.missing(p.known, 1).is_empty();
             if origin != self.me && gap && askable {
                 p.nak_due.get_or_insert(now + delay);
+                p.gap_since.get_or_insert(now);
             } else {
+                if let Some(since) = p.gap_since.take()
+                    && !gap
+                {
+                    self.c.gap_us.record_duration(now.since(since));
+                }
                 p.nak_due = None;
                 p.tries = 0;
             }
@@ -639,6 +649,7 @@ impl Layer for Nak {
                 last_datagram: 0,
                 known: 0,
                 nak_due: None,
+                gap_since: None,
                 tries: 0,
                 have: Vec::new(),
                 holders: Vec::new(),
@@ -795,8 +806,6 @@ impl Layer for Nak {
             counters: vec![
                 ("casts", c.casts),
                 ("delivered", c.delivered),
-                ("buffered", self.buffered() as u64),
-                ("held", self.held() as u64),
                 ("dup", c.dup),
                 ("own_back", c.own_back),
                 ("window_drop", c.window_drop),
@@ -810,10 +819,15 @@ impl Layer for Nak {
                 ("haves_sent", c.haves_sent),
                 ("haves_rcvd", c.haves_rcvd),
                 ("from_failed", c.from_failed),
-                ("held_bytes", self.budget.total() as u64),
                 ("mem_drop", c.mem_drop),
                 ("digests", c.digests),
                 ("cuts", c.cuts),
+            ],
+            hists: vec![("gap_us", c.gap_us)],
+            gauges: vec![
+                ("buffered", self.buffered() as u64),
+                ("held", self.held() as u64),
+                ("held_bytes", self.budget.total() as u64),
             ],
             state: format!("sent {} stable-own {} next {:?} cut {:?}", self.sent, self.mine_base, next, self.cut),
         });

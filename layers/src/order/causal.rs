@@ -320,13 +320,14 @@ impl Layer for Causal {
                 ("delivered", c.delivered),
                 ("at_cut", c.at_cut),
                 ("orphans", c.orphans),
-                ("held", self.held.len() as u64),
                 ("bad", c.bad),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
                 ("fifo", c.fifo),
             ],
+            gauges: vec![("held", self.held.len() as u64)],
             state: format!("delivered {:?} got {:?} done {}", self.delivered, self.held.got(), self.done),
+            ..Dump::default()
         });
     }
 }

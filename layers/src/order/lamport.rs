@@ -331,13 +331,14 @@ impl Layer for Lamport {
                 ("nulls_rcvd", c.nulls_rcvd),
                 ("delivered", c.delivered),
                 ("at_cut", c.at_cut),
-                ("held", self.held.len() as u64),
                 ("bad", c.bad),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
                 ("fifo", c.fifo),
             ],
+            gauges: vec![("held", self.held.len() as u64)],
             state: format!("clock {} latest {:?} done {}", self.clock, self.latest, self.done),
+            ..Dump::default()
         });
     }
 }

@@ -387,13 +387,13 @@ impl Layer for Sequencer {
                 ("delivered", c.delivered),
                 ("leftovers", c.leftovers),
                 ("skipped", c.skipped),
-                ("held", self.held.len() as u64),
                 ("bad", c.bad),
                 ("bad_order", c.bad_order),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
                 ("fifo", c.fifo),
             ],
+            gauges: vec![("held", self.held.len() as u64)],
             state: format!(
                 "got {:?} queued_runs {} deciding {} done {}",
                 self.held.got(),
@@ -401,6 +401,7 @@ impl Layer for Sequencer {
                 self.deciding,
                 self.done
             ),
+            ..Dump::default()
         });
     }
 }

@@ -537,13 +537,12 @@ impl Layer for Token {
                 ("delivered", c.delivered),
                 ("at_cut", c.at_cut),
                 ("skipped", c.skipped),
-                ("held", self.held.len() as u64),
-                ("waiting", self.waiting.len() as u64),
                 ("bad", c.bad),
                 ("over_budget", c.over_budget),
                 ("late", c.late),
                 ("fifo", c.fifo),
             ],
+            gauges: vec![("held", self.held.len() as u64), ("waiting", self.waiting.len() as u64)],
             state: format!(
                 "holding {} resting {} next {} released {} done {}",
                 self.token.is_some(),
@@ -552,6 +551,7 @@ impl Layer for Token {
                 self.released,
                 self.done
             ),
+            ..Dump::default()
         });
     }
 }

@@ -37,6 +37,7 @@ impl Gms {
 
     /// Begins a flush over every member not failed (`side_of`: as a side of a merge).
     pub(super) fn start_change(&mut self, side_of: Option<EndpointId>, cx: &mut Cx<'_>) {
+        self.change_since.get_or_insert(cx.now);
         self.start_attempt(side_of, false, cx);
     }
 
@@ -327,7 +328,7 @@ impl Gms {
         }
         cx.keep(MEMO, inst.to_bytes());
         if inst.view.members.contains(&self.me) {
-            Self::install(&inst, cx);
+            self.install(&inst, cx);
         } else {
             // A leaving coordinator: the new coordinator resends the view to members that
             // missed it, but only once it has it itself; keep sending it there until its

@@ -58,7 +58,7 @@ impl Gms {
             keys: cx.key_table(&view),
         };
         cx.keep(MEMO, inst.to_bytes());
-        Self::install(&inst, cx);
+        self.install(&inst, cx);
     }
 
     pub(super) fn on_gossip(&mut self, from: EndpointId, g: Gossip, cx: &mut Cx<'_>) {

@@ -116,6 +116,7 @@ impl Gms {
             asked: None,
             report: None,
             heard: cx.now,
+            began: self.flush.as_ref().map_or(cx.now, |f| f.began),
             cut: None,
             reached: false,
             flushed: false,
@@ -331,7 +332,7 @@ impl Gms {
         cx.keep(MEMO, inst.to_bytes());
         if inst.view.members.contains(&me) {
             self.disc = None;
-            Self::install(&inst, cx);
+            self.install(&inst, cx);
         } else if self.leaving.is_some() {
             self.exit(cx);
         } else {

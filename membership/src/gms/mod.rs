@@ -146,7 +146,7 @@ mod xfer;
 pub use config::Config;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use thoth_stack::{Cx, Dn, Dump, EndpointId, Layer, Msg, Props, Rank, Registry, Time, Up, View};
+use thoth_stack::{Cx, Dn, Dump, EndpointId, Hist, Layer, Msg, Props, Rank, Registry, Time, Up, View};
 use wire::{Ctl, Gossip, Hdr, Install, Primary, Side};
 
 /// Joiners and merge sides a coordinator keeps at most (more are dropped and counted).
@@ -168,6 +168,8 @@ struct Flush {
     report: Option<Ctl>,
     /// The last Block or Cut of this flush from its coordinator.
     heard: Time,
+    /// The first Block of this view change (kept across attempts).
+    began: Time,
     cut: Option<Vec<u64>>,
     /// The reliable layer delivered up to `cut`.
     reached: bool,
@@ -260,6 +262,11 @@ struct Counters {
     /// Views left because their coordinator's beacon named the same view id with other
     /// members (see `discovery::disown`).
     disowned: u64,
+    /// At each member: from the first Block of a view change to the next view's install.
+    flush_us: Hist,
+    /// Where a view change began (its coordinator, or a merge side's): from the first
+    /// attempt's Block to the install, restarts included.
+    view_change_us: Hist,
 }
 
 pub struct Gms {
@@ -286,6 +293,8 @@ pub struct Gms {
     frozen: Vec<bool>,
     // Coordinator side.
     change: Option<Change>,
+    /// When this view's change began here (see `Counters::view_change_us`).
+    change_since: Option<Time>,
     attempts: u32,
     leavers: BTreeSet<Rank>,
     joiners: Vec<EndpointId>,
@@ -334,6 +343,7 @@ impl Gms {
             committed: None,
             frozen: Vec::new(),
             change: None,
+            change_since: None,
             attempts: 0,
             leavers: BTreeSet::new(),
             joiners: Vec::new(),
@@ -431,7 +441,13 @@ impl Gms {
 
     /// The next view, to every layer: down, then up (the endpoint installs it once the
     /// current input is handled, with the key its `Install` carried).
-    fn install(inst: &Install, cx: &mut Cx<'_>) {
+    fn install(&mut self, inst: &Install, cx: &mut Cx<'_>) {
+        if let Some(since) = self.change_since.take() {
+            self.n.view_change_us.record_duration(cx.now.since(since));
+        }
+        if let Some(f) = &self.flush {
+            self.n.flush_us.record_duration(cx.now.since(f.began));
+        }
         cx.take_key_table(&inst.view, &inst.keys);
         cx.dn(Dn::Install(inst.view.clone()));
         cx.up(Up::Install(inst.view.clone()));
@@ -704,6 +720,8 @@ impl Layer for Gms {
                 ("disowned", n.disowned),
                 ("issued", self.issued),
             ],
+            gauges: Vec::new(),
+            hists: vec![("flush_us", n.flush_us), ("view_change_us", n.view_change_us)],
             state: format!(
                 "failed={:?} flush={:?} change={:?} committed={:?} hold={} leaving={:?}",
                 self.failed.iter().enumerate().filter(|(_, f)| **f).map(|(r, _)| r).collect::<Vec<_>>(),

@@ -228,7 +228,8 @@ impl Observed for Event {
             | Event::Suspect(_)
             | Event::Block
             | Event::StateRequest
-            | Event::State { .. } => None,
+            | Event::State { .. }
+            | Event::Probed(_) => None,
         }
     }
 }
@@ -268,6 +269,10 @@ fn hash_event(ev: &Event, h: &mut Fnv) {
         }
         Event::Block => h.u8(6),
         Event::StateRequest => h.u8(7),
+        Event::Probed(r) => {
+            h.u8(9);
+            h.blob(&crate::probe::Probe::Answer(r.clone()).encode());
+        }
         Event::State { chunk, last } => {
             h.u8(8);
             h.blob(chunk);

@@ -27,6 +27,7 @@ use super::sys::{self, RecvBatch, SendBatch, Waker};
 use crate::endpoint::{Dest, Stats, Transmit};
 use crate::ids::{EndpointId, View};
 use crate::machine::{Announce, Machine, Rx};
+use crate::metrics::Hist;
 use crate::time::Time;
 use bytes::{Bytes, BytesMut};
 use socket2::Socket;
@@ -81,6 +82,43 @@ pub struct DriverStats {
     /// Commands the machine refused after the handle let them through (a cast racing a
     /// `leave` from another clone).
     pub rejected_commands: u64,
+    /// The command queue's depth each time the driver took commands (how many it took).
+    pub cmd_depth: Hist,
+    /// The event queue's depth each time the driver queued events for the application.
+    pub event_depth: Hist,
+}
+
+impl DriverStats {
+    /// The driver's own counters (not the endpoint's, nor the sockets' buffers, nor the
+    /// histograms), by their fields' names.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        // Destructured whole: a field added to the struct and not here does not compile.
+        macro_rules! list {
+            ($($f:ident),*) => {{
+                let DriverStats { endpoint: _, granted: _, cmd_depth: _, event_depth: _, $($f),* } = self;
+                vec![$((stringify!($f), *$f)),*]
+            }};
+        }
+        list!(
+            sendmmsg_calls,
+            recvmmsg_calls,
+            tx_sent,
+            tx_to_group,
+            tx_errors,
+            tx_blocked,
+            tx_unroutable,
+            routes_learned,
+            routes_replaced,
+            rx_src_mismatch,
+            rx_datagrams,
+            rx_oversize,
+            rx_errors,
+            wakeups,
+            wake_signals,
+            events_full,
+            rejected_commands
+        )
+    }
 }
 
 /// A datagram waiting for the socket, with the index of its destination in `Routes::addrs`.

@@ -54,6 +54,8 @@ pub(crate) struct Driver<M: Machine> {
     /// What was last published as `Shared::flow_blocked`.
     flow_blocked: bool,
     last_publish: Instant,
+    /// Requests for metrics answered (`Shared::metrics_asked`).
+    metrics_answered: u64,
 }
 
 /// Closes the queues when the driver thread ends, even by a panic in a layer, so no handle
@@ -79,6 +81,7 @@ impl<M: Machine> Driver<M> {
             exiting: false,
             flow_blocked: false,
             last_publish: Instant::now(),
+            metrics_answered: 0,
         }
     }
 
@@ -89,11 +92,19 @@ impl<M: Machine> Driver<M> {
                 self.finish(false);
                 return;
             }
+            let asked = self.shared.metrics_asked();
+            if asked > self.metrics_answered {
+                self.shared.publish_metrics(asked, self.m.metrics());
+                self.metrics_answered = asked;
+            }
             let mut busy = false;
             if self.core.takes_commands() {
                 // What flow control holds stays here, counted in the queue's bound until
                 // applied; new commands come in behind it (other lanes may go, answers do).
                 let d = self.shared.cmds.drain_into(&mut self.fresh);
+                if d.taken > 0 {
+                    self.core.stats.cmd_depth.record(d.taken as u64);
+                }
                 if d.closed {
                     self.finish(false);
                     return;
@@ -176,7 +187,8 @@ impl<M: Machine> Driver<M> {
             events.push_back(ev);
         });
         if !self.events.is_empty() {
-            self.shared.events.push_from(&mut self.events);
+            let (_, waiting) = self.shared.events.push_from(&mut self.events);
+            self.core.stats.event_depth.record(waiting as u64);
         }
     }
 
@@ -213,6 +225,7 @@ impl<M: Machine> Driver<M> {
         self.core.drain_outbox(wait.then_some(EXIT_FLUSH), Some(shared.wake.waker()), || shared.is_stopping());
         self.collect_events();
         self.publish();
+        self.shared.publish_metrics(u64::MAX, self.m.metrics());
         self.shared.events.close_with(&mut self.events);
         self.shared.cmds.close();
     }

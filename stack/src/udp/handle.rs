@@ -50,6 +50,7 @@ use crate::endpoint::{CastError, Cmd};
 use crate::event::Event;
 use crate::ids::{EndpointId, View};
 use crate::machine::{Announce, Command, Machine};
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use core::fmt;
 use std::io;
@@ -295,6 +296,15 @@ impl<C: Command, E: Announce> Handle<C, E> {
     /// 10 ms while busy).
     pub fn stats(&self) -> DriverStats {
         self.shared.snapshot()
+    }
+
+    /// What the machine's layers counted since it started, their gauges now, and the
+    /// endpoint's counters (`Endpoint::metrics`), taken by the driver between two turns of
+    /// its loop: traffic goes on, and nothing on the data path takes a lock for it. Waits
+    /// at most `limit` (`None` after it: the driver is stuck in a layer); once the driver
+    /// has stopped, its final metrics.
+    pub fn metrics(&self, limit: Duration) -> Option<Metrics> {
+        self.shared.metrics(limit)
     }
 
     /// Stops the driver (promptly: it is woken; blocked senders get `Stopped`), joins its

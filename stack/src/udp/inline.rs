@@ -31,6 +31,7 @@ use crate::endpoint::{Cmd, Endpoint};
 use crate::ids::{EndpointId, View};
 use crate::layer::Layer;
 use crate::machine::{Announce, Command, Machine};
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io;
@@ -269,6 +270,11 @@ where
     /// The counters as of now.
     pub fn stats(&mut self) -> DriverStats {
         self.core.snapshot(&self.m).clone()
+    }
+
+    /// What the machine's layers counted (`Endpoint::metrics`), as of now.
+    pub fn metrics(&self) -> Metrics {
+        self.m.metrics()
     }
 
     /// Stops: one non-blocking attempt to send what is left, then the final counters.

@@ -244,15 +244,16 @@ impl<T> Queue<T> {
         Ok(())
     }
 
-    /// Moves as many items from the front of `src` as fit; returns how many. Never waits.
-    /// Clears the driver's room park (the driver is awake: it is the one pushing).
-    pub fn push_from(&self, src: &mut VecDeque<T>) -> usize {
+    /// Moves as many items from the front of `src` as fit; returns how many, and how many
+    /// the queue holds now. Never waits. Clears the driver's room park (the driver is awake:
+    /// it is the one pushing).
+    pub fn push_from(&self, src: &mut VecDeque<T>) -> (usize, usize) {
         let mut g = lock(&self.inner);
         if g.park == Park::ForRoom {
             g.park = Park::No;
         }
         if g.closed {
-            return 0;
+            return (0, g.items.len());
         }
         let mut n = 0;
         while self.has_room(&g) {
@@ -260,8 +261,9 @@ impl<T> Queue<T> {
             self.put(&mut g, item);
             n += 1;
         }
+        let len = g.items.len();
         self.pushed(g, n);
-        n
+        (n, len)
     }
 
     /// Appends all of `src` whatever the bound, then closes: the driver's last word, so that
@@ -485,7 +487,7 @@ mod tests {
         assert_eq!(q.try_push(3), Err(PushError::Full(3)), "taken, not released: still counted");
         q.release(3, 0);
         let mut src: VecDeque<i32> = (10..15).collect();
-        assert_eq!(q.push_from(&mut src), 3);
+        assert_eq!(q.push_from(&mut src), (3, 3));
         assert_eq!(src, [13, 14]);
         let mut v = Vec::new();
         assert_eq!(q.drain_wait(&mut v, Some(Duration::ZERO)), 3);
@@ -508,7 +510,7 @@ mod tests {
         assert!(matches!(q.try_push(vec![3]), Err(PushError::Full(_))), "12 bytes taken, not released");
         q.release(3, out.iter().map(|v| q.weigh(v)).sum());
         let mut src: VecDeque<Vec<u8>> = (0..5).map(|_| vec![4; 6]).collect();
-        assert_eq!(q.push_from(&mut src), 2, "6 bytes < 10 takes a second, 12 stops");
+        assert_eq!(q.push_from(&mut src).0, 2, "6 bytes < 10 takes a second, 12 stops");
         assert_eq!(q.pop(), Some(vec![4; 6]));
         q.try_push(vec![5; 3]).unwrap(); // 6 + 3 = 9 bytes
         q.try_push(vec![5]).unwrap(); // 9 < 10: room for one more; now 10

@@ -7,6 +7,7 @@ use super::queue::Queue;
 use super::sys::Waker;
 use crate::ids::{EndpointId, View};
 use crate::machine::{Announce, Command, Machine};
+use crate::metrics::Metrics;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -56,6 +57,12 @@ pub(crate) struct Shared<C, E> {
     pub(crate) max_payload: usize,
     /// The machine's current view, published by the driver when the machine announces one.
     view: Mutex<Arc<View>>,
+    /// Requests for the machine's metrics (`Handle::metrics`), counted; the driver answers
+    /// at its next turn when this is ahead of what it answered.
+    metrics_asked: AtomicU64,
+    /// The last answer and how many requests it answers.
+    metrics: Mutex<(u64, Option<Metrics>)>,
+    metrics_cv: Condvar,
 }
 
 impl<C, E> Shared<C, E> {
@@ -83,6 +90,9 @@ impl<C, E> Shared<C, E> {
             me: m.me(),
             max_payload: m.max_payload(),
             view: Mutex::new(Arc::new(m.view().clone())),
+            metrics_asked: AtomicU64::new(0),
+            metrics: Mutex::new((0, None)),
+            metrics_cv: Condvar::new(),
         })
     }
 
@@ -104,6 +114,36 @@ impl<C, E> Shared<C, E> {
         s
     }
 
+    /// For the driver, each turn: how many requests for metrics handles have made.
+    pub(crate) fn metrics_asked(&self) -> u64 {
+        self.metrics_asked.load(Ordering::Acquire)
+    }
+
+    /// For the driver: metrics that answer every request up to `asked`.
+    pub(crate) fn publish_metrics(&self, asked: u64, m: Metrics) {
+        *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = (asked, Some(m));
+        self.metrics_cv.notify_all();
+    }
+
+    /// Asks the driver for the machine's metrics and waits up to `limit` for them; once the
+    /// driver has ended, its final ones.
+    pub(crate) fn metrics(&self, limit: Duration) -> Option<Metrics> {
+        let want = self.metrics_asked.fetch_add(1, Ordering::AcqRel) + 1;
+        self.wake.wake();
+        let deadline = Instant::now() + limit;
+        let mut m = self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if m.0 >= want || *self.ended.lock().unwrap_or_else(PoisonError::into_inner) {
+                return m.1.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            m = self.metrics_cv.wait_timeout(m, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
     /// Ends the driver's work: flagged for the driver's next turn, command queue closed
     /// (blocked callers released), driver woken.
     pub(crate) fn stop(&self) {
@@ -120,6 +160,8 @@ impl<C, E> Shared<C, E> {
     pub(crate) fn set_ended(&self) {
         *self.ended.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.ended_cv.notify_all();
+        let _held = self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+        self.metrics_cv.notify_all();
     }
 
     /// Waits up to `limit` for the driver thread to end; true if it has.
