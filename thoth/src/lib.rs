@@ -11,6 +11,9 @@ pub use thoth_layers::{DEFAULT_STACK, RELIABLE};
 pub use thoth_membership as membership;
 pub use thoth_stack::*;
 
+#[cfg(feature = "tokio")]
+pub mod aio;
+
 /// The stack of a dynamic group: membership over the heartbeat detector over the reliable
 /// stack. Registered as the named stack `group`.
 pub const GROUP: &str = "gms:heartbeat:reliable";
