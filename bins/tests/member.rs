@@ -460,4 +460,14 @@ fn help_version_and_an_unknown_option() {
     let bogus = run("--bogus");
     assert_eq!(bogus.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bogus.stderr).contains("unknown option `--bogus`"), "{bogus:?}");
+    // The start line says the order casts are delivered in, by the stack's properties.
+    let (addr, group) = net(11);
+    for (stack, order) in [("group", "fifo"), ("total", "total"), ("gms:heartbeat:reliable_causal", "causal")] {
+        let m = Member::start(
+            stack,
+            &["--addr".into(), addr.clone(), "--group".into(), group.clone(), "--stack".into(), stack.into()],
+        );
+        let start = wait(Duration::from_secs(10), "the start line", || m.events("start").first().cloned()).unwrap();
+        assert_eq!(field(&start.text, "order"), order, "{}", start.text);
+    }
 }

@@ -10,7 +10,8 @@
 //! It runs secured: `--key FILE` (a group key `--keygen` wrote), or, said loudly, `--insecure`;
 //! without either it refuses to start and says how to make a key.
 //!
-//! Events: `start` (its id and address, and whether it runs secured), `view` (id, members, primary, subgroups of a
+//! Events: `start` (its id and address, its stack and the `order` it delivers casts in, and
+//! whether it runs secured), `view` (id, members, primary, subgroups of a
 //! merge), `deliver` (from, data), `send`, `block` (answered at once), `suspect`,
 //! `state_request` (answered with the state: every line delivered so far), `state` (a
 //! joiner's loaded state: bytes and lines, printed after its last piece), `error`, `exit`;
@@ -34,7 +35,7 @@ use std::io::{BufRead, Write};
 use std::sync::mpsc::{self, TryRecvError};
 use std::time::{Duration, Instant};
 use thoth::udp::{self, FlowPolicy, Handle, HandleError, Sockets, UdpConfig};
-use thoth::{Bytes, Config, Endpoint, Event, GroupId};
+use thoth::{Bytes, Config, Endpoint, Event, GroupId, Props};
 
 /// How long a leaving member waits, from the end of its input (or SIGTERM), for its exit
 /// before giving up: the lines already accepted go first, then the leave's view change.
@@ -107,11 +108,12 @@ fn run(o: &Opts) -> Result<(), String> {
         .secured(security);
     let ep = Endpoint::from_spec(config, &registry, &spec).map_err(|e| format!("stack `{spec}`: {e}"))?;
     out(&format!(
-        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{},"secure":{},"keys":"{}"}}"#,
+        r#"{{"event":"start","me":{},"addr":{},"group":{},"stack":{},"order":"{}","secure":{},"keys":"{}"}}"#,
         json::id(me),
         json::string(&socks.local_addr().to_string()),
         json::string(&o.group),
         json::string(&spec),
+        order(ep.props()),
         o.keying != crate::key::Keying::Insecure,
         match o.keying {
             crate::key::Keying::Insecure => "none",
@@ -137,6 +139,22 @@ fn run(o: &Opts) -> Result<(), String> {
     drop(exporter);
     handle.shutdown();
     r
+}
+
+/// The order in which members deliver casts under a stack with `props`: `total` (one order
+/// at every member), `causal` (a cast after every cast its sender had delivered before it),
+/// `fifo` (each sender's casts in the order it cast them; no order between senders), or
+/// `none`.
+fn order(props: Props) -> &'static str {
+    if props.contains(Props::TOTAL) {
+        "total"
+    } else if props.contains(Props::CAUSAL) {
+        "causal"
+    } else if props.contains(Props::FIFO_CAST) {
+        "fifo"
+    } else {
+        "none"
+    }
 }
 
 /// Reads stdin on a thread of its own: each line, then `None` at the end.
