@@ -47,6 +47,33 @@ pub fn security(key: Option<&Path>) -> Result<Security, String> {
     }
 }
 
+/// The key options of a member's command line (`#[command(flatten)]` into its parser):
+/// exactly one of `--key`, `--identity` with `--allow`, and `--insecure` (`keying`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct KeyArgs {
+    /// The group key, as `thoth-member --keygen` wrote it
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Member key pairs: this process's key, as `thoth-member --new-identity` wrote it ...
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// ... and the public keys of the members the group admits, one per line (`#`
+    /// comments); a fresh key per view goes to the view's members only
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+    /// No key: datagrams neither authenticated nor encrypted, and anyone who reaches the
+    /// group can speak for any member (said loudly on stderr)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl KeyArgs {
+    /// The keying these options chose (`choice`).
+    pub fn keying(&self, make: &str) -> Result<Keying, String> {
+        choice(self.key.as_deref(), [self.identity.as_deref(), self.allow.as_deref()], self.insecure, make)
+    }
+}
+
 /// A member's choice between `--key`, `--identity` with `--allow` (`pairs`, where the
 /// program offers them), and `--insecure`: exactly one (without any, the error says how to
 /// make a key: `make`, e.g. "thoth-member --keygen").

@@ -9,7 +9,8 @@
 //! `thoth-rpc-perf` and `thoth-kv-perf`; `peers` is how their member processes meet. `kv`
 //! is also the replicated key-value store of `thoth-kv`, the demo; `term`, the SIGTERM
 //! flag `thoth-member` and `thoth-kv` poll; `cli`, what their command lines share;
-//! `exporter`, the Prometheus endpoint of `thoth-member --metrics`; `probe`, `thoth-probe`.
+//! `exporter`, the Prometheus endpoint of `thoth-member --metrics`; `probe`, `thoth-probe`;
+//! `log`, the `tracing` subscriber every binary starts (`RUST_LOG`).
 
 pub mod cli;
 pub mod detect;
@@ -18,6 +19,7 @@ pub mod iface;
 pub mod key;
 pub mod kv;
 pub mod kv_perf;
+pub mod log;
 pub mod member;
 pub mod peers;
 pub mod perf;

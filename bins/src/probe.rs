@@ -14,12 +14,11 @@
 
 use crate::cli::Stop;
 use crate::iface;
-use crate::key::Keying;
+use crate::key::{KeyArgs, Keying};
 use crate::member::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thoth::probe::{LayerReport, Report};
 use thoth::udp::{self, DEFAULT_GROUP, Sockets, UdpConfig, endpoint_id};
@@ -35,18 +34,10 @@ allow-list.";
 #[command(name = "thoth-probe", version, about = ABOUT, max_term_width = 100)]
 #[command(override_usage = "thoth-probe (--key FILE | --identity FILE --allow FILE | --insecure) [OPTIONS]")]
 struct Cli {
-    /// The group key, as `thoth-member --keygen` wrote it
-    #[arg(long, value_name = "FILE")]
-    key: Option<PathBuf>,
-    /// Member key pairs: the probe's key (on the members' allow-list) ...
-    #[arg(long, value_name = "FILE")]
-    identity: Option<PathBuf>,
-    /// ... and the members' public keys
-    #[arg(long, value_name = "FILE")]
-    allow: Option<PathBuf>,
-    /// An unsecured group (the probe and its answers in clear)
-    #[arg(long)]
-    insecure: bool,
+    // The group's keys, as its members have them (under key pairs, the probe's own key
+    // must be on the members' allow-list).
+    #[command(flatten)]
+    keys: KeyArgs,
     /// The group to probe
     #[arg(long, value_name = "NAME", default_value = "thoth")]
     group: String,
@@ -99,8 +90,7 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn choose(cli: &Cli) -> Result<Keying, String> {
-    let pairs = [cli.identity.as_deref(), cli.allow.as_deref()];
-    crate::key::choice(cli.key.as_deref(), pairs, cli.insecure, "thoth-member --keygen")
+    cli.keys.keying("thoth-member --keygen")
 }
 
 /// Asks, waits, and returns the answers by member.

@@ -6,6 +6,16 @@
 //! themselves a `Layer`, so the endpoint runs either.
 
 use crate::event::{Dn, Up};
+
+/// An event handed to a layer, at `trace` level (`tracing`): compiled into debug builds, and
+/// into release builds only with the `trace` feature, so that the data path of a release
+/// build pays nothing for it, not even the check of a disabled event.
+macro_rules! boundary {
+    ($layer:expr, $at:expr, $dir:literal, $ev:expr) => {
+        #[cfg(any(debug_assertions, feature = "trace"))]
+        tracing::trace!(layer = $layer.name(), at = $at, dir = $dir, ev = ?$ev);
+    };
+}
 use crate::ids::View;
 use crate::layer::{Cx, Dump, Layer, Missing};
 use crate::props::Props;
@@ -224,12 +234,18 @@ impl Stack {
     }
 
     /// Runs layer `i` on everything queued for it (a layer never writes into its own queues).
+    /// This is the layer boundary: each event handed to a layer is traced here (`boundary!`).
     fn drain(&mut self, i: usize, cx: &mut Cx<'_>) {
         let mut dns = std::mem::take(&mut self.dns[i]);
         let mut ups = std::mem::take(&mut self.ups[i]);
         self.with_layer(i, cx, |layer, cx| {
             while let Some(ev) = dns.pop_front() {
+                boundary!(layer, i, "dn", &ev);
                 layer.handle_dn(ev, cx);
+            }
+            #[cfg(any(debug_assertions, feature = "trace"))]
+            for ev in &ups {
+                boundary!(layer, i, "up", ev);
             }
             layer.handle_ups(&mut ups, cx);
         });

@@ -897,6 +897,14 @@ impl<L: Layer> Endpoint<L> {
         let stack = (self.factory)(&view);
         self.props = stack.check(Props::NONE).map_err(EndpointError::Stack)?;
         self.tally.fold(self.cfg.group, self.dump());
+        tracing::info!(
+            group = ?self.cfg.group,
+            me = %self.cfg.me,
+            view = ?view.id,
+            members = view.members.len(),
+            primary = view.primary,
+            "view installed"
+        );
         self.stack = stack;
         self.cast_ready = true;
         self.view = view.clone();
@@ -1053,9 +1061,25 @@ impl<L: Layer> Endpoint<L> {
             }
             Dn::Leave => Some(Up::Exit),
             // Nothing below the stack holds messages or waits on members; the cut comes back
-            // up as reached (every layer sees it go down and come back up).
-            Dn::Stable(_) | Dn::Failed(_) | Dn::Block | Dn::Install(_) => None,
-            Dn::Cut(cut) => Some(Up::CutReached(cut)),
+            // up as reached (every layer sees it go down and come back up). The flush's steps
+            // are what an operator follows a view change by.
+            Dn::Stable(_) => None,
+            Dn::Block => {
+                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, "flush: blocked");
+                None
+            }
+            Dn::Failed(failed) => {
+                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, ?failed, "flush: failed");
+                None
+            }
+            Dn::Install(next) => {
+                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, next = ?next.id, "flush: install");
+                None
+            }
+            Dn::Cut(cut) => {
+                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, ?cut, "flush: cut");
+                Some(Up::CutReached(cut))
+            }
             // Meant for a membership layer (or passed on by one once handled); without one
             // there is nothing to answer.
             Dn::BlockOk | Dn::State(_) => None,
@@ -1093,6 +1117,7 @@ impl<L: Layer> Endpoint<L> {
             }
             Up::Suspect(ranks) => {
                 self.stats.suspicions += 1;
+                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, ?ranks, "suspect");
                 Event::Suspect(ranks.into_iter().filter_map(|r| self.view.member(r)).collect())
             }
             Up::Gossip { .. } => {

@@ -3,5 +3,6 @@
 //! `thoth_bins::detect`.
 
 fn main() {
+    thoth_bins::log::init();
     std::process::exit(thoth_bins::detect::main(std::env::args().skip(1).collect()));
 }

@@ -3,5 +3,6 @@
 //! lives in `thoth_bins::kv_perf`.
 
 fn main() {
+    thoth_bins::log::init();
     std::process::exit(thoth_bins::kv_perf::main(std::env::args().skip(1).collect()));
 }

@@ -2,7 +2,7 @@
 
 use crate::cli::Stop;
 use crate::iface;
-use crate::key::Keying;
+use crate::key::{KeyArgs, Keying};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use thoth::udp::{DEFAULT_GROUP, endpoint_id};
@@ -28,20 +28,8 @@ struct Cli {
     /// exit
     #[arg(long, value_name = "FILE")]
     new_identity: Option<PathBuf>,
-    /// The group key, as --keygen wrote it
-    #[arg(long, value_name = "FILE")]
-    key: Option<PathBuf>,
-    /// Member key pairs: this member's key, as --new-identity wrote it ...
-    #[arg(long, value_name = "FILE")]
-    identity: Option<PathBuf>,
-    /// ... and the public keys of the members the group admits, one per line (`#`
-    /// comments); a fresh key per view goes to the view's members only
-    #[arg(long, value_name = "FILE")]
-    allow: Option<PathBuf>,
-    /// No key: datagrams neither authenticated nor encrypted, and anyone who reaches the
-    /// group can speak for any member (said loudly on stderr)
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// The group to join
     #[arg(long, value_name = "NAME", default_value = "thoth")]
     group: String,
@@ -133,8 +121,7 @@ fn checked(cli: Cli) -> Result<Cmd, String> {
     if cli.deaf_to.is_empty() != (cli.deaf_ms == 0) {
         return Err("--deaf-to and --deaf-ms go together".into());
     }
-    let pairs = [cli.identity.as_deref(), cli.allow.as_deref()];
-    let keying = crate::key::choice(cli.key.as_deref(), pairs, cli.insecure, "thoth-member --keygen")?;
+    let keying = cli.keys.keying("thoth-member --keygen")?;
     // The family the member speaks: its group's, or in unicast mode its seeds'.
     let (family, what) = match cli.seeds.first() {
         Some(s) => (s.ip(), "--seeds"),
