@@ -4,12 +4,15 @@
 //! debug builds, or release builds with the `trace` feature: `cargo build --release
 //! --features trace -p thoth-bins`).
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// Starts the subscriber (once per process; a second call changes nothing).
+/// Starts the subscriber (once per process; a second call changes nothing). Colours only
+/// on a terminal: a log redirected to a file stays plain text.
 pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -2,7 +2,8 @@
 //!
 //! The sans-IO part — vocabulary (`ids`, `time`), messages and their wire codec (`msg`,
 //! `wire`, `frame`), events, the layer contract and its composition (`layer`, `compose`,
-//! `registry`, `props`) and the `Endpoint` — touches no socket, thread, clock or OS random
+//! `registry`, `props`), the `Endpoint`, what its layers counted (`metrics`) and how an
+//! outsider asks for it (`probe`) — touches no socket, thread, clock or OS random
 //! source: time and randomness come in as arguments, output goes out as data. The drivers
 //! at the edge do the I/O: `udp` runs an endpoint over UDP multicast (or unicast fan-out)
 //! on a thread of its own; `sim` runs many endpoints on a virtual clock over a seeded,
