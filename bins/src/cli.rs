@@ -15,6 +15,15 @@ pub enum Stop {
     Wrong(String),
 }
 
+impl Stop {
+    /// What it says, whichever it is (tests compare texts).
+    pub fn text(self) -> String {
+        match self {
+            Stop::Help(t) | Stop::Version(t) | Stop::Wrong(t) => t,
+        }
+    }
+}
+
 /// Parses `args` (the program name excluded) as `program`'s command line `P`.
 pub fn parse<P: clap::Parser>(program: &str, args: &[String]) -> Result<P, Stop> {
     P::try_parse_from(std::iter::once(program.to_string()).chain(args.iter().cloned())).map_err(|e| match e.kind() {
@@ -44,6 +53,15 @@ pub fn stop(program: &str, stop: Stop) -> i32 {
             2
         }
     }
+}
+
+/// A value in seconds: more than 0, at most a day.
+pub fn secs(v: &str) -> Result<std::time::Duration, String> {
+    let s: f64 = v.parse().map_err(|_| format!("`{v}` is not a number of seconds"))?;
+    if !(s.is_finite() && s > 0.0 && s <= 86_400.0) {
+        return Err("give seconds, more than 0 and at most a day".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(s))
 }
 
 /// Tests: a command line written as one string, split at white space.

@@ -35,6 +35,11 @@ pub fn ipv4_only(ip: IpAddr) -> Result<IpAddr, String> {
     }
 }
 
+/// `--interface` of the benchmarks, whose groups are IPv4.
+pub fn parse_ipv4(v: &str) -> Result<IpAddr, String> {
+    parse(v).and_then(ipv4_only)
+}
+
 /// Refuses an interface of another family than `other` (`what` names it in the message).
 pub fn same_family(ip: IpAddr, other: IpAddr, what: &str) -> Result<(), String> {
     if ip.is_ipv4() == other.is_ipv4() {

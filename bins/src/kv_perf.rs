@@ -23,7 +23,7 @@ use hdrhistogram::Histogram;
 use std::time::{Duration, Instant};
 use thoth::udp::{Inline, inline};
 use thoth::{Bytes, Config, Endpoint};
-use thoth_grpc::{Bounds, CallId, ObjCmd, ObjConfig, ObjEvent, Replica, Rpc, RpcConfig, Strategy};
+use thoth_grpc::{CallId, ObjCmd, ObjConfig, ObjEvent, Replica, Rpc, RpcConfig, Strategy};
 
 const WARMUP: usize = 2_000;
 const KEYS: usize = 1_024;
@@ -156,7 +156,7 @@ fn serve(strategy: Strategy) -> Result<(), String> {
     let joined = Joined::meet(BUSY_POLL, "-")?;
     let cfg = Config { transfer_state: true, ..joined.config("thoth-kv-perf") };
     let ep = Endpoint::from_spec(cfg, &thoth::registry(), "total").map_err(|e| format!("stack: {e}"))?;
-    let rpc = Rpc::new(ep, RpcConfig { nonce: thoth::testing::random_u64(), cache: Bounds::default() });
+    let rpc = Rpc::new(ep, RpcConfig::fresh());
     let replica = Replica::new(rpc, Store::default(), ObjConfig::new(strategy));
     let Joined { socks, lines, addrs, .. } = joined;
     let mut m = inline(socks, replica, &addrs).map_err(|e| format!("inline: {e}"))?;

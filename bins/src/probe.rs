@@ -237,9 +237,7 @@ mod tests {
     use clap::Parser;
 
     fn cmd(s: &str) -> Result<Cli, String> {
-        crate::cli::parse_line::<Cli>("thoth-probe", s).map_err(|stop| match stop {
-            Stop::Help(t) | Stop::Version(t) | Stop::Wrong(t) => t,
-        })
+        crate::cli::parse_line::<Cli>("thoth-probe", s).map_err(Stop::text)
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use thoth::udp::{Inline, inline};
 use thoth::{Bytes, Endpoint};
-use thoth_grpc::{Bounds, CallId, Mode, Node, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcEvent};
+use thoth_grpc::{CallId, Mode, Node, Outcome, Request, Rpc, RpcCmd, RpcConfig, RpcEvent};
 
 const NOOP: u64 = 1;
 const WARMUP: usize = 2_000;
@@ -229,7 +229,7 @@ fn member(me: usize, driver: Driver) -> Result<(), String> {
     let ep = Endpoint::from_spec(joined.config("thoth-rpc-perf"), &thoth::registry(), "reliable")
         .map_err(|e| format!("stack: {e}"))?;
     let Joined { socks, lines, addrs, .. } = joined;
-    let rpc_cfg = RpcConfig { nonce: thoth::testing::random_u64(), cache: Bounds::default() };
+    let rpc_cfg = RpcConfig::fresh();
     let mut runner = match driver {
         Driver::Thread => {
             let node = Node::start(socks, ep, &addrs, rpc_cfg, 2).map_err(|e| format!("node: {e}"))?;

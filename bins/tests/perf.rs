@@ -178,6 +178,77 @@ fn raw_only_with_repeats_prints_each_run_and_the_median() {
     assert_no_members_left(pid);
 }
 
+/// `--sweep --plot --jgroups`: a row per sweep size, each with the JGroups figure of a
+/// stand-in for the reference script (it prints what the real one prints, from the options
+/// it was given, and fails unless given the run's members, senders and count), and an SVG
+/// that parses, names the three series and has a point for each at every size in both
+/// panels. A reference script that fails leaves its figure out.
+#[test]
+fn sweep_plots_thoth_raw_and_jgroups() {
+    let dir = std::env::temp_dir().join(format!("thoth-perf-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, svg) = (dir.join("jgroups.sh"), dir.join("sweep.svg"));
+    std::fs::write(
+        &script,
+        r#"[ "$*" = "--members 2 --senders all --size $6 --count 400" ] || { echo "bad options: $*" >&2; exit 1; }
+echo "installing nothing" >&2
+echo "{\"system\":\"jgroups-2.12\",\"size\":$6,\"msgs_per_sec\":$((100000 + $6)).5,\"fifo_violations\":0}"
+"#,
+    )
+    .unwrap();
+    let args = ["--sweep", "--members", "2", "--count", "400", "--json", "--plot", svg.to_str().unwrap()];
+    let (out, pid, _) = run(&[&args[..], &["--jgroups", script.to_str().unwrap()]].concat(), Duration::from_secs(120));
+    let lines = json_lines(&out);
+    let sizes: Vec<f64> = lines.iter().map(|l| num(l, "size")).collect();
+    assert_eq!(sizes, [64.0, 256.0, 1024.0, 4096.0, 16384.0, 60000.0]);
+    for l in &lines {
+        let j = num(l, "jgroups_msgs_per_sec");
+        assert_eq!(j, 100_000.0 + num(l, "size") + 0.5, "{l}");
+        assert!((num(l, "jgroups_ratio") - num(l, "msgs_per_sec") / j).abs() < 1e-3, "{l}");
+        assert!(num(l, "raw_msgs_per_sec") > 0.0, "{l}");
+    }
+    let text = std::fs::read_to_string(&svg).expect("the plot was written");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+    for w in ["Thoth `reliable`", "raw UDP multicast", "JGroups 2.12", "2 members, 2 sending"] {
+        assert!(texts.iter().any(|t| t.contains(w)), "no `{w}` in the SVG");
+    }
+    let points = doc.descendants().filter(|n| n.has_tag_name("circle")).count();
+    assert_eq!(points, 6 * 3 * 2, "a point per size, series and panel");
+    assert_no_members_left(pid);
+    // A reference that fails costs its figure, not Thoth's: said on stderr, null in JSON.
+    let args = ["--members", "2", "--count", "400", "--size", "200", "--json", "--jgroups", "/nonexistent/jgroups.sh"];
+    let (out, pid, _) = run(&args, Duration::from_secs(60));
+    let l = &json_lines(&out)[0];
+    assert_eq!((field(l, "jgroups_msgs_per_sec"), field(l, "jgroups_ratio")), ("null", "null"), "{l}");
+    assert!(num(l, "msgs_per_sec") > 0.0, "{l}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no JGroups figure"));
+    assert_no_members_left(pid);
+}
+
+/// Progress bars: drawn on a terminal (a pseudo-terminal from util-linux's `script`), not
+/// with `--json`, and not when stderr is a pipe.
+#[test]
+fn progress_bars_on_a_terminal_only() {
+    let on_tty = |extra: &str| {
+        let cmd = format!("{BIN} --count 100000 --size 200 --no-raw {extra}");
+        let (out, _, _) = common::run("script", &["-q", "-e", "-c", &cmd, "/dev/null"], Duration::from_secs(60));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{cmd}: {}\n{text}", out.status);
+        text
+    };
+    const BAR: &str = "sent, slowest receiver has";
+    let tty = on_tty("");
+    assert!(tty.contains(&format!("/300,000 {BAR}")), "no bar on a terminal:\n{tty}");
+    let json = on_tty("--json");
+    assert!(!json.contains(BAR) && json.contains("\"msgs_per_sec\""), "a bar with --json:\n{json}");
+    let (out, pid, _) = run(&["--count", "100000", "--size", "200", "--no-raw"], Duration::from_secs(60));
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains(BAR));
+    assert_no_members_left(pid);
+}
+
 #[test]
 fn a_dying_member_is_an_error_naming_it() {
     let args = ["--count", "500000", "--size", "200", "--debug-die-member", "1"];
@@ -235,9 +306,18 @@ fn help_lists_options_and_layers() {
         "bare",
         "--insecure",
         "--vs-insecure",
+        "--sweep",
+        "--plot",
+        "--jgroups",
+        "What is measured",
     ] {
         assert!(text.contains(w), "--help lacks {w}");
     }
+    let (out, _, _) = run(&["--version"], Duration::from_secs(10));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("thoth-perf {}", env!("CARGO_PKG_VERSION")));
+    let (out, _, _) = run(&["--frobnicate"], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option `--frobnicate`"));
 }
 
 /// The cost of protection in one invocation: each repeat runs the stack sealed and

@@ -205,6 +205,7 @@ impl Default for Heartbeat {
 }
 
 impl Heartbeat {
+    /// A detector with these parameters (the defaults are settled when it sees its view).
     pub fn new(cfg: Config) -> Heartbeat {
         Heartbeat { cfg, run: None, stopped: false, c: Counters::default() }
     }

@@ -106,10 +106,15 @@ impl Wire for PhiHdr {
 /// Parameters; `None` means "scaled to the group size" (see the module doc).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// Heartbeat period (`None`: `default_period` of the view's size).
     pub period: Option<Duration>,
+    /// Phi above which a peer is suspected.
     pub threshold: f64,
+    /// Inter-arrival samples kept per peer.
     pub window: usize,
+    /// Floor of the standard deviation (`None`: half the period).
     pub min_std: Option<Duration>,
+    /// Acceptable heartbeat pause, added to the mean (`None`: five periods).
     pub pause: Option<Duration>,
 }
 
@@ -170,6 +175,7 @@ struct Peer {
     suspected: bool,
 }
 
+/// The `phi` layer.
 pub struct Phi {
     cfg: Config,
     /// Set at the first event, from the view.
@@ -194,6 +200,7 @@ impl Default for Phi {
 }
 
 impl Phi {
+    /// A detector with these parameters (the defaults are settled when it sees its view).
     pub fn new(cfg: Config) -> Phi {
         Phi {
             cfg,

@@ -73,17 +73,43 @@ pub enum Hdr {
     /// Nothing to say: a message this layer passes through.
     NoHdr,
     /// A direct probe; answered with `Ack` carrying the same nonce.
-    Ping { nonce: u64 },
+    Ping {
+        /// The origin's probe number, echoed back in every answer.
+        nonce: u64,
+    },
     /// The answer to `Ping`.
-    Ack { nonce: u64 },
+    Ack {
+        /// The `Ping`'s nonce.
+        nonce: u64,
+    },
     /// Asks the receiver to probe `target` for the sender.
-    PingReq { target: u16, nonce: u64 },
+    PingReq {
+        /// Rank of the member to probe.
+        target: u16,
+        /// The origin's probe number, echoed back in every answer.
+        nonce: u64,
+    },
     /// A helper's probe of the receiver on behalf of `origin`.
-    RelayPing { origin: u16, nonce: u64 },
+    RelayPing {
+        /// Rank of the member that asked the helper (the prober).
+        origin: u16,
+        /// The origin's probe number, echoed back in every answer.
+        nonce: u64,
+    },
     /// The target's answer to `RelayPing`, back to the helper.
-    RelayAck { origin: u16, nonce: u64 },
+    RelayAck {
+        /// The `RelayPing`'s origin, so the stateless helper knows whom to tell.
+        origin: u16,
+        /// The `RelayPing`'s nonce.
+        nonce: u64,
+    },
     /// A helper tells the receiver that `target` answered its probe `nonce`.
-    IndirectAck { target: u16, nonce: u64 },
+    IndirectAck {
+        /// Rank of the member that answered.
+        target: u16,
+        /// The receiver's own probe number, from its `PingReq`.
+        nonce: u64,
+    },
 }
 
 const TAG_NOHDR: u8 = 0;
@@ -157,8 +183,11 @@ pub struct Config {
 /// The parameters in force for a view of `n` members.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Effective {
+    /// Probe period and probe timeout.
     pub period: Duration,
+    /// Between two attempts of one probe (at least 1 µs, at most `period`).
     pub ack_timeout: Duration,
+    /// Helpers asked per attempt (at most `n - 2`).
     pub k: usize,
 }
 
@@ -224,6 +253,7 @@ impl Default for Swim {
 }
 
 impl Swim {
+    /// A detector with these parameters (the defaults are settled per view, see `Effective`).
     pub fn new(cfg: Config) -> Swim {
         Swim {
             cfg,
@@ -501,6 +531,8 @@ fn opt_ms(a: &mut Args, key: &str) -> Result<Option<Duration>, String> {
     }
 }
 
+/// Registers `swim` (arguments `period_ms`, `ack_timeout_ms`, `k`; `ack_timeout_ms` below
+/// `period_ms` when both are given).
 pub fn register(r: &mut Registry) {
     r.register("swim", "SWIM failure detector: round-robin pings, indirect ping-req through k members", |a| {
         let period = opt_ms(a, "period_ms")?;

@@ -21,11 +21,18 @@ use thoth_stack::{Bytes, EndpointId};
 /// Who called: its endpoint, and the nonce it drew when it started.
 pub type CallerKey = (EndpointId, u64);
 
+/// How much the reply cache holds at most (`RpcConfig::cache`); see the module doc for what
+/// gives way when one is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bounds {
+    /// Calls running at once (waiting for their handler); a request beyond is answered `Busy`.
     pub max_running: usize,
+    /// Replies of calls done kept for duplicates (the oldest forgotten first).
     pub max_replies: usize,
+    /// Bytes of those replies kept.
     pub max_bytes: usize,
+    /// Callers (endpoint and nonce) remembered; one with nothing running is forgotten for a
+    /// new one, else the new one's request is `Busy`.
     pub max_callers: usize,
 }
 
@@ -61,6 +68,7 @@ struct Caller {
     calls: BTreeMap<u64, Slot>,
 }
 
+/// The reply cache: what each caller's calls came to, within `Bounds`.
 pub struct Cache {
     bounds: Bounds,
     callers: BTreeMap<CallerKey, Caller>,
@@ -71,6 +79,7 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// An empty cache within `bounds`.
     pub fn new(bounds: Bounds) -> Cache {
         Cache { bounds, callers: BTreeMap::new(), done: VecDeque::new(), running: 0, bytes: 0 }
     }

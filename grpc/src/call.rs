@@ -49,13 +49,19 @@ impl Order {
 
 /// A call to make: whom, what, how many answers to wait for, and for how long.
 pub struct Request {
+    /// The group or one member.
     pub target: Target,
+    /// The method's number, the callee's to interpret (a `#[service]` hashes its signature).
     pub method: u64,
+    /// The arguments, encoded as the callee expects.
     pub args: Bytes,
+    /// How many answers end the call.
     pub mode: Mode,
     /// For a group call: the order its request is delivered in (`Order`).
     pub order: Order,
+    /// How long the call may take: then it ends with what came (`Outcome::timed_out`).
     pub timeout: Duration,
+    /// Ends the call early once the answers so far satisfy it (checked after each answer).
     pub filter: Option<Box<dyn Filter>>,
 }
 
@@ -76,15 +82,19 @@ impl Request {
     pub fn member(member: EndpointId, method: u64, args: impl Into<Bytes>) -> Request {
         Request { target: Target::Member(member), ..Request::group(method, args) }
     }
+    /// With this response mode instead of `Mode::All`.
     pub fn mode(self, mode: Mode) -> Request {
         Request { mode, ..self }
     }
+    /// With this order for a group call instead of `Order::Stack`.
     pub fn order(self, order: Order) -> Request {
         Request { order, ..self }
     }
+    /// With this timeout instead of 5 s.
     pub fn timeout(self, timeout: Duration) -> Request {
         Request { timeout, ..self }
     }
+    /// With a filter that may end the call before its mode would.
     pub fn filter(self, filter: impl Filter + 'static) -> Request {
         Request { filter: Some(Box::new(filter)), ..self }
     }
@@ -125,6 +135,8 @@ pub type Answer = Result<Bytes, Fault>;
 /// A predicate over the answers so far that ends a call before its mode would (JGroups's
 /// `RspFilter`): asked after every answer.
 pub trait Filter: Send {
+    /// Whether the call is done, given every member asked and its answer so far (`None`: not
+    /// yet), in id order.
     fn done(&mut self, answers: &[(EndpointId, Option<Answer>)]) -> bool;
 }
 
@@ -209,6 +221,7 @@ impl Tally {
         }
     }
 
+    /// The call's end: every member's answer as it stands.
     pub fn into_outcome(self, timed_out: bool) -> Outcome {
         Outcome { answers: self.answers, timed_out }
     }

@@ -82,9 +82,13 @@ impl Promise {
 
 /// A request for a handler: what to run, and how to answer.
 pub struct Incoming {
+    /// The member that called.
     pub caller: EndpointId,
+    /// The method's number, as served.
     pub method: u64,
+    /// The call's arguments, as the caller encoded them.
     pub args: Bytes,
+    /// Answers the call (dropping it answers that the handler failed).
     pub responder: Responder,
 }
 
@@ -97,6 +101,8 @@ pub struct Responder {
 }
 
 impl Responder {
+    /// Answers with a value, or with `Fault::Failed` and the text (nothing goes for a
+    /// one-way call).
     pub fn reply(mut self, result: Result<Bytes, String>) {
         self.send(result.map_err(Fault::Failed));
     }
@@ -260,6 +266,7 @@ impl Node {
         Ok(Node { inner, events: Mutex::new(ev_rx), pump: Some(pump) })
     }
 
+    /// This member's endpoint id.
     pub fn me(&self) -> EndpointId {
         self.inner.handle.me()
     }

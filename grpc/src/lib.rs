@@ -23,7 +23,77 @@
 //! `#[object(version = N)]` on a trait generates a replicated object's semantics and its
 //! typed operations (`object/typed.rs`).
 //!
+//! On top of Group RPC, replicated objects (`object`): a semantics object of plain state and
+//! methods run under a replication strategy (`Strategy`) on a group of its own (`Replica`),
+//! with capabilities, checkpoints and a location trader; and a linearizability checker
+//! (`linear`) that the objects' tests run over simulated histories.
+//!
+//! # Example
+//!
+//! Three members of a fixed group in the deterministic simulator, each an [`Rpc`] over the
+//! `reliable` stack: the first calls the whole group, every member's application answers
+//! the request it gets, and the call ends with every member's answer. Over UDP the same
+//! machine goes to `thoth_stack::udp::spawn`, or [`Node`] runs it with handlers on threads
+//! (`grpc/tests/node.rs`); typed services come from [`service`](macro@service).
+//!
+//! ```
+//! use thoth_grpc::{Bounds, Mode, Request, Rpc, RpcCmd, RpcConfig, RpcEvent};
+//! use thoth_stack::sim::Sim;
+//! use thoth_stack::{Bytes, Config, Duration, Endpoint, EndpointId, GroupId};
+//!
+//! const ECHO: u64 = 1; // a method number, the application's to choose
+//!
+//! let ids: Vec<EndpointId> = (1..=3).map(EndpointId).collect();
+//! let mut sim: Sim<Rpc> = Sim::new(7);
+//! let nodes: Vec<_> = ids
+//!     .iter()
+//!     .map(|&me| {
+//!         let ids = ids.clone();
+//!         sim.add_node(move |spawn| {
+//!             let cfg = Config { seed: spawn.seed, ..Config::new(GroupId::named("echo"), me, ids.clone()) };
+//!             let ep = Endpoint::from_spec(cfg, &thoth::registry(), "reliable").expect("the stack builds");
+//!             Rpc::new(ep, RpcConfig { nonce: spawn.seed | 1, cache: Bounds::default() })
+//!         })
+//!     })
+//!     .collect();
+//!
+//! let req = Request::group(ECHO, Bytes::from_static(b"hi")).mode(Mode::All);
+//! sim.command(nodes[0], RpcCmd::Call { id: 1, req })?;
+//! sim.run_for(Duration::from_millis(20));
+//!
+//! // Each member's application runs the request it got and answers it.
+//! for &n in &nodes {
+//!     let requests: Vec<_> = sim
+//!         .events(n)
+//!         .iter()
+//!         .filter_map(|e| match &e.event {
+//!             RpcEvent::Request { caller, method: ECHO, args, .. } => Some((*caller, args.clone())),
+//!             _ => None,
+//!         })
+//!         .collect();
+//!     assert_eq!(requests.len(), 1, "each member runs the call once");
+//!     for (caller, args) in requests {
+//!         sim.command(n, RpcCmd::Reply { to: caller, result: Ok(args) })?;
+//!     }
+//! }
+//! sim.run_for(Duration::from_millis(20));
+//!
+//! let outcome = sim
+//!     .events(nodes[0])
+//!     .iter()
+//!     .find_map(|e| match &e.event {
+//!         RpcEvent::Done { id: 1, outcome } => Some(outcome.clone()),
+//!         _ => None,
+//!     })
+//!     .expect("the call ended");
+//! assert!(!outcome.timed_out);
+//! let answers: Vec<_> = outcome.values().collect();
+//! assert_eq!(answers.len(), 3);
+//! assert!(answers.iter().all(|(_, v)| &v[..] == b"hi"));
+//! Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod cache;
 pub mod call;

@@ -25,9 +25,13 @@ use std::hash::Hash;
 
 /// A sequential specification.
 pub trait Model {
+    /// The object's state (hashed to remember what the search has seen).
     type State: Clone + Eq + Hash;
+    /// An operation as called.
     type Input;
+    /// What an operation returns.
     type Output;
+    /// The state before any operation.
     fn init(&self) -> Self::State;
     /// The state after `input` from `state` if it may give `output` there (`None` for the
     /// output: the operation never returned, any output will do).
@@ -38,9 +42,13 @@ pub trait Model {
 /// any one clock, and what it was given and gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op<I, O> {
+    /// When it was called.
     pub call: u64,
+    /// When it returned (`None`: never; it may have taken effect at any time after `call`).
     pub ret: Option<u64>,
+    /// The operation.
     pub input: I,
+    /// What it returned (`None` when it never did).
     pub output: Option<O>,
 }
 

@@ -43,19 +43,31 @@ pub type CallId = u64;
 /// Who asked for a call this member runs: what `RpcCmd::Reply` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Caller {
+    /// The calling member.
     pub member: EndpointId,
     nonce: u64,
+    /// Its call id.
     pub call: CallId,
 }
 
 /// What the application hands the machine.
 pub enum RpcCmd {
     /// Call `req` under `id`, a number of the caller's, unique among its calls pending.
-    Call { id: CallId, req: Request },
+    Call {
+        /// The caller's number for the call, named again in `RpcEvent::Done`.
+        id: CallId,
+        /// Whom to call, what, and how.
+        req: Request,
+    },
     /// The answer to a request: a value, or `Fault::Failed` (the handler failed, saying
     /// why) or `Fault::NoSuchMethod` (the other faults are the machine's to give; sent as
     /// `Failed`).
-    Reply { to: Caller, result: Answer },
+    Reply {
+        /// The request answered, as `RpcEvent::Request` named it.
+        to: Caller,
+        /// The handler's answer.
+        result: Answer,
+    },
     /// An endpoint command other than a cast or a send (leave, block_ok, state).
     Endpoint(Cmd),
 }
@@ -65,12 +77,31 @@ pub enum RpcCmd {
 pub enum RpcEvent {
     /// Run `method` on `args`, and answer with `RpcCmd::Reply { to: caller, .. }` (a one-way
     /// call, `reply` false, wants no answer).
-    Request { caller: Caller, method: u64, args: Bytes, reply: bool },
+    Request {
+        /// Who asked: what the reply names.
+        caller: Caller,
+        /// The method's number.
+        method: u64,
+        /// The call's arguments.
+        args: Bytes,
+        /// Whether the caller waits for an answer (false: a one-way call).
+        reply: bool,
+    },
     /// This member's call `id` ended.
-    Done { id: CallId, outcome: Outcome },
+    Done {
+        /// The call's id, as `RpcCmd::Call` gave it.
+        id: CallId,
+        /// Every member's answer, and whether the timeout ended the call.
+        outcome: Outcome,
+    },
     /// This member's call `id` was refused and did not go (announced besides the command's
     /// error, for a driver that does not report it).
-    Refused { id: CallId, why: RpcError },
+    Refused {
+        /// The call's id, as `RpcCmd::Call` gave it.
+        id: CallId,
+        /// Why it did not go.
+        why: RpcError,
+    },
     /// The endpoint's events but casts and sends (views, blocks, state transfer, exit).
     Endpoint(Event),
 }
@@ -129,16 +160,23 @@ impl From<RpcError> for HandleError {
 /// What the machine counted (the endpoint counts its own).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RpcStats {
+    /// Calls this member made (that went).
     pub calls: u64,
+    /// Calls of this member's that ended, however.
     pub done: u64,
+    /// Calls of this member's that ended at their timeout.
     pub timed_out: u64,
     /// Requests asked again after a view change.
     pub asked_again: u64,
+    /// Requests that arrived here, duplicates included.
     pub requests: u64,
     /// Requests seen again: answered from the cache, or waiting for their handler.
     pub duplicates: u64,
+    /// Requests answered `Expired`: forgotten by the reply cache, maybe run, not run again.
     pub expired: u64,
+    /// Requests answered `Busy`: no room in the reply cache to run them.
     pub busy: u64,
+    /// Replies sent (from a handler or from the cache).
     pub replies: u64,
     /// Replies to no pending call, from a member not asked, or a second from one member.
     pub stray_replies: u64,
@@ -146,12 +184,22 @@ pub struct RpcStats {
     pub bad: u64,
 }
 
+/// A Group RPC machine's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RpcConfig {
     /// Drawn when the machine starts (a restarted caller must draw another): with the
     /// endpoint's id, it tells this incarnation's calls from an earlier one's.
     pub nonce: u64,
+    /// The reply cache's bounds.
     pub cache: Bounds,
+}
+
+impl RpcConfig {
+    /// A new incarnation's parameters: a nonce from the operating system's random source,
+    /// the reply cache's default bounds.
+    pub fn fresh() -> RpcConfig {
+        RpcConfig { nonce: thoth_stack::secure::random_u64(), cache: Bounds::default() }
+    }
 }
 
 struct Pending {
@@ -161,6 +209,8 @@ struct Pending {
     deadline: Time,
 }
 
+/// A group endpoint with Group RPC on top: a `Machine` whose commands are calls and replies
+/// and whose events are requests and ended calls (see the module doc).
 pub struct Rpc<L: Layer = Stack> {
     ep: Endpoint<L>,
     cfg: RpcConfig,
@@ -172,6 +222,7 @@ pub struct Rpc<L: Layer = Stack> {
 }
 
 impl<L: Layer> Rpc<L> {
+    /// Group RPC over `ep`, a fresh reply cache and no calls.
     pub fn new(ep: Endpoint<L>, cfg: RpcConfig) -> Rpc<L> {
         let mut rpc = Rpc {
             ep,
@@ -186,6 +237,7 @@ impl<L: Layer> Rpc<L> {
         rpc
     }
 
+    /// The endpoint underneath (its view, its stats).
     pub fn endpoint(&self) -> &Endpoint<L> {
         &self.ep
     }
@@ -193,6 +245,7 @@ impl<L: Layer> Rpc<L> {
     pub fn nonce(&self) -> u64 {
         self.cfg.nonce
     }
+    /// What the machine counted.
     pub fn rpc_stats(&self) -> &RpcStats {
         &self.stats
     }

@@ -16,9 +16,25 @@ use thoth_stack::{Bytes, BytesMut, Reader, Wire, WireError, Writer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hdr {
     /// Run `method` with the arguments that follow; answer unless `reply` is false.
-    Request { nonce: u64, id: u64, method: u64, reply: bool },
+    Request {
+        /// The caller's incarnation (`RpcConfig::nonce`).
+        nonce: u64,
+        /// The caller's call id.
+        id: u64,
+        /// The method's number (for a `#[service]`, a hash of its signature).
+        method: u64,
+        /// Whether the caller waits for an answer (false for a one-way call, `Mode::None`).
+        reply: bool,
+    },
     /// The answer to call `id` of the caller incarnation `nonce`.
-    Reply { nonce: u64, id: u64, status: Status },
+    Reply {
+        /// The caller's incarnation, from the request.
+        nonce: u64,
+        /// The call id, from the request.
+        id: u64,
+        /// How the call went here; the body is the result or the fault's text.
+        status: Status,
+    },
 }
 
 /// How a call went at one member.

@@ -106,7 +106,10 @@ pub enum FlowHdr {
     /// A flow-controlled cast; its bytes count.
     Data,
     /// The receiver has consumed `consumed` bytes of the destination's casts in all.
-    Grant { consumed: u64 },
+    Grant {
+        /// Cumulative bytes of the destination's `Data` casts delivered up by the receiver.
+        consumed: u64,
+    },
     /// A blocked sender asks for the receiver's current grant.
     CreditReq,
 }
@@ -225,6 +228,8 @@ impl Default for Flow {
 }
 
 impl Flow {
+    /// A flow layer. Out-of-range parameters are clamped rather than refused: `credits` and
+    /// `max_held` to at least 1, and a `threshold` outside `(0, 1]` (or NaN) to 1.
     pub fn new(mut cfg: Config) -> Flow {
         cfg.credits = cfg.credits.max(1);
         cfg.max_held = cfg.max_held.max(1);

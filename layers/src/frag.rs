@@ -102,7 +102,18 @@ pub enum FragHdr {
     Whole,
     /// Fragment `index` of `count` of the sender's message `id`, `total` bytes long; `fifo`:
     /// of a cast that asks for FIFO order only (`Msg::set_fifo`), numbered apart.
-    Frag { fifo: bool, id: u64, index: u64, count: u64, total: u64 },
+    Frag {
+        /// Of a cast that asks for FIFO order only: numbered and reassembled apart.
+        fifo: bool,
+        /// The sender's number for this message, per kind (casts, FIFO-only casts, sends).
+        id: u64,
+        /// This fragment's position in the message, from 0.
+        index: u64,
+        /// Fragments in the message (at least 2).
+        count: u64,
+        /// Bytes of the whole message (its wire form), at least `count`.
+        total: u64,
+    },
 }
 
 impl Wire for FragHdr {
@@ -144,6 +155,7 @@ impl Wire for FragHdr {
     }
 }
 
+/// Parameters; see the module documentation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Largest fragment payload (bytes of the message, headers of the layers above included);

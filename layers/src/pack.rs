@@ -54,7 +54,10 @@ pub enum Hdr {
     /// A message alone.
     One,
     /// `count` length-prefixed messages follow.
-    Many { count: u64 },
+    Many {
+        /// Entries in the datagram, at least 1 (0 does not decode).
+        count: u64,
+    },
 }
 
 const TAG_ONE: u8 = 0;
@@ -89,6 +92,7 @@ impl Wire for Hdr {
     }
 }
 
+/// Parameters; see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Most bytes of messages in one packed datagram; never more than the datagram's room
@@ -109,6 +113,7 @@ enum To {
     One(Rank),
 }
 
+/// The packing layer; see the module documentation.
 pub struct Pack {
     cfg: Config,
     /// A message went out alone in this turn: the ones after it wait for the end of the turn.
@@ -135,6 +140,7 @@ impl Default for Pack {
 }
 
 impl Pack {
+    /// A pack layer; a `size` below 64 is raised to 64.
     pub fn new(cfg: Config) -> Pack {
         Pack {
             cfg: Config { size: cfg.size.max(64) },
@@ -335,6 +341,7 @@ impl Layer for Pack {
     }
 }
 
+/// Registers `pack` and its parameter `size` (64..=65000 when given).
 pub fn register(r: &mut Registry) {
     r.register("pack", "packs small messages into one datagram under backlog", |a: &mut Args| {
         let size: usize = a.get("size", Config::default().size)?;

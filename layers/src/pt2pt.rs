@@ -92,12 +92,23 @@ pub enum Hdr {
     /// Nothing to say: a message this layer passes through.
     NoHdr,
     /// A reliable send: its sequence number, and the cumulative ack for the destination.
-    Data { seq: u64, ack: u64 },
+    Data {
+        /// This message's sequence number towards the destination, from 0.
+        seq: u64,
+        /// The next sequence number the sender expects from the destination.
+        ack: u64,
+    },
     /// A standalone cumulative ack: the next sequence number expected from the destination.
-    Ack { ack: u64 },
+    Ack {
+        /// The next sequence number expected: everything below it was received.
+        ack: u64,
+    },
     /// The sender no longer holds the destination's messages below `to`: an ack it took for
     /// one from the destination freed them (only a forged ack can). Skip to `to`.
-    Skip { to: u64 },
+    Skip {
+        /// The sender's oldest message still held: the receiver's new next expected one.
+        to: u64,
+    },
 }
 
 const TAG_NOHDR: u8 = 0;
@@ -157,8 +168,9 @@ pub struct Config {
     pub burst: usize,
     /// Out-of-order messages held per sender (at least 1).
     pub window: u64,
-    /// Bytes of them held per sender, and for all senders together.
+    /// Bytes of them held per sender.
     pub mem: usize,
+    /// Bytes of them held for all senders together.
     pub mem_all: usize,
     /// Tests only: never retransmit (the harness must catch it).
     #[doc(hidden)]
@@ -201,6 +213,8 @@ pub struct RecvWindow<T> {
 }
 
 impl<T> RecvWindow<T> {
+    /// An empty window expecting sequence number 0, holding at most `window` messages
+    /// (at least 1).
     pub fn new(window: u64) -> Self {
         RecvWindow { next: 0, window: window.max(1), held: BTreeMap::new() }
     }
@@ -212,6 +226,7 @@ impl<T> RecvWindow<T> {
     pub fn held(&self) -> usize {
         self.held.len()
     }
+    /// Offers message `seq`; it is kept only if `Accepted` (then `pop_ready` delivers it in turn).
     pub fn offer(&mut self, seq: u64, item: T) -> Offer {
         if seq < self.next || self.held.contains_key(&seq) {
             Offer::Duplicate
@@ -307,6 +322,8 @@ impl Default for Pt2pt {
 }
 
 impl Pt2pt {
+    /// A pt2pt layer. `burst` and `window` are raised to at least 1, and `max_rto` to at
+    /// least `rto`.
     pub fn new(mut cfg: Config) -> Pt2pt {
         cfg.burst = cfg.burst.max(1);
         cfg.window = cfg.window.max(1);

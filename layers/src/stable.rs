@@ -48,6 +48,7 @@ use thoth_stack::{
     Args, Cx, Dn, Dump, Duration, Layer, Msg, Props, Reader, Registry, Time, Up, Wire, WireError, Writer,
 };
 
+/// The stable layer's header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StableHdr {
     /// Unreliable casts and sends: not counted.
@@ -55,7 +56,13 @@ pub enum StableHdr {
     /// A reliable cast: counted when it comes up.
     Cast,
     /// What the sender received from each member, and the stability it computed.
-    Gossip { recv: Vec<u64>, stable: Vec<u64> },
+    Gossip {
+        /// Per rank: casts of that rank the sender has received.
+        recv: Vec<u64>,
+        /// Per rank: casts of that rank the sender knows every live member received (as long
+        /// as `recv`).
+        stable: Vec<u64>,
+    },
 }
 
 const NO_HDR: u8 = 0;
@@ -112,6 +119,7 @@ impl Wire for StableHdr {
     }
 }
 
+/// Parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Gossip period.
@@ -124,6 +132,7 @@ impl Default for Config {
     }
 }
 
+/// Registers `stable` and its parameter `period_ms` (at least 1).
 pub fn register(r: &mut Registry) {
     r.register("stable", "stability detection by staggered gossip of received counts", |a: &mut Args| {
         let period = Duration::from_millis(a.get("period_ms", 20u64)?);
@@ -143,6 +152,7 @@ struct Counters {
     from_failed: u64,
 }
 
+/// The stability layer; see the module documentation.
 pub struct Stable {
     cfg: Config,
     /// Set from the view at the first event.
@@ -167,6 +177,7 @@ impl Default for Stable {
 }
 
 impl Stable {
+    /// A stable layer; its counters are sized from the view at `init`.
     pub fn new(cfg: Config) -> Stable {
         Stable {
             cfg,

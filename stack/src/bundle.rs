@@ -17,7 +17,9 @@
 use crate::frame::FRAME_LEN;
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// The first two bytes of a bundle (a datagram starts with `frame::MAGIC`, `"TH"`).
 pub const MAGIC: [u8; 2] = *b"TB";
+/// The bundle format this code speaks; `split` refuses any other.
 pub const VERSION: u8 = 1;
 /// Bytes before the first part.
 pub const HEAD: usize = 4;
@@ -56,6 +58,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// An empty bundle (its head only) that will hold at most `limit` bytes in all.
     pub fn new(limit: usize) -> Builder {
         let mut buf = BytesMut::with_capacity(limit.min(16 << 10));
         buf.extend_from_slice(&MAGIC);
@@ -79,10 +82,12 @@ impl Builder {
         self.parts += 1;
     }
 
+    /// Datagrams pushed so far.
     pub fn parts(&self) -> usize {
         self.parts
     }
 
+    /// The bundle, ready to send (with no part it is only a head, which `split` refuses).
     pub fn finish(self) -> Bytes {
         self.buf.freeze()
     }

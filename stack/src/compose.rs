@@ -55,13 +55,16 @@ pub struct Compose<T, R> {
 }
 
 impl<T: Layer, R: Layer> Compose<T, R> {
+    /// `top` over `rest` (`rest` may itself be a `Compose`: see `static_stack!`).
     pub fn new(top: T, rest: R) -> Self {
         Compose { top, rest, to_rest: VecDeque::new(), to_top: VecDeque::new() }
     }
 
+    /// The top layer.
     pub fn top(&self) -> &T {
         &self.top
     }
+    /// The layers below the top one.
     pub fn rest(&self) -> &R {
         &self.rest
     }
@@ -182,6 +185,7 @@ impl StackBuilder {
         self.layers.push(Box::new(layer));
         self
     }
+    /// Adds a layer already boxed (as the registry builds them) below the ones added so far.
     pub fn push_boxed(mut self, layer: Box<dyn Layer>) -> Self {
         self.layers.push(layer);
         self
@@ -200,6 +204,7 @@ impl StackBuilder {
 }
 
 impl Stack {
+    /// An empty builder: push layers top first, then `build`.
     pub fn builder() -> StackBuilder {
         StackBuilder::default()
     }
@@ -212,9 +217,11 @@ impl Stack {
         self.layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(":")
     }
 
+    /// Number of layers.
     pub fn len(&self) -> usize {
         self.layers.len()
     }
+    /// Whether the stack has no layers (events pass straight through, as with `Bare`).
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }

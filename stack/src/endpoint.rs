@@ -55,21 +55,27 @@ use std::collections::{BTreeMap, VecDeque};
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
+/// How an endpoint is set up: its group and identity, its first view (or none, to join),
+/// its limits and its protection. `Config::new` gives the defaults.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The group this endpoint belongs to; datagrams of other groups are dropped
+    /// (`Stats::rx_foreign_group`).
     pub group: GroupId,
+    /// This endpoint's id, carried by every datagram it sends.
     pub me: EndpointId,
     /// The members of a fixed first view, in rank order, including `me`. Empty: join (or
     /// form) the group through the stack's membership layer.
     pub members: Vec<EndpointId>,
-    /// Seeds the stack's random generator.
+    /// Seeds the stack's random generator (default: `me`'s number).
     pub seed: u64,
-    /// Largest datagram this endpoint sends (frame included).
+    /// Largest datagram this endpoint sends (frame included; default `MAX_UDP_PAYLOAD`).
     pub max_datagram: usize,
     /// Bytes of datagrams from a later view kept until that view is installed, in all and
     /// per source (a forger using one member's name cannot crowd out the others' early
-    /// datagrams; what is refused is counted in `Stats::rx_hold_overflow`).
+    /// datagrams; what is refused is counted in `Stats::rx_hold_overflow`). Default 4 MiB.
     pub hold_bytes: usize,
+    /// Of `hold_bytes`, the most held from any one source. Default 1 MiB.
     pub hold_per_source: usize,
     /// The application takes part in state transfer (`Event::StateRequest`, `Event::State`).
     /// Without it the endpoint answers state requests with an empty state itself.
@@ -83,6 +89,9 @@ pub struct Config {
 }
 
 impl Config {
+    /// A member of `group` whose first view is `members` (empty: join), with the defaults:
+    /// seed `me`, `MAX_UDP_PAYLOAD` datagrams, 4 MiB held for later views (1 MiB per
+    /// source), no state transfer, insecure, probes not answered.
     pub fn new(group: GroupId, me: EndpointId, members: Vec<EndpointId>) -> Config {
         Config {
             group,
@@ -135,15 +144,21 @@ pub const INLINE_TX_HEAD: usize = 96;
 /// shared with the application, never copied).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where it goes.
     pub dst: Dest,
+    /// Unsealed: the frame and the layer headers. Sealed: the frame and the seal.
     pub head: SmallVec<[u8; INLINE_TX_HEAD]>,
+    /// Unsealed: the payload, shared, not copied. Sealed: the layer headers and payload,
+    /// encrypted, then the tag (and, for gossip under member key pairs, what opening needs).
     pub body: Bytes,
 }
 
 impl Transmit {
+    /// Bytes of the whole datagram.
     pub fn len(&self) -> usize {
         self.head.len() + self.body.len()
     }
+    /// Whether the datagram has no bytes (never so for one an endpoint made: it has a frame).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -159,14 +174,21 @@ impl Transmit {
 /// What the endpoint counted. Every datagram received lands in exactly one `rx_*` bucket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Datagrams received (each part of a bundle counts as one).
     pub rx_datagrams: u64,
+    /// Bytes of the datagrams received.
     pub rx_bytes: u64,
     /// Passed to the stack.
     pub rx_accepted: u64,
+    /// Shorter than a frame (`FrameError::Truncated`), or a sealed one too short to open.
     pub rx_truncated: u64,
+    /// Not a Thoth frame (`FrameError::BadMagic`).
     pub rx_bad_magic: u64,
+    /// Another wire version (`FrameError::BadVersion`).
     pub rx_bad_version: u64,
+    /// Unknown flags (`FrameError::BadFlags`).
     pub rx_bad_flags: u64,
+    /// CRC mismatch (`FrameError::BadCrc`): corrupted, or forged without the CRC.
     pub rx_bad_crc: u64,
     /// Not sealed, at a secured endpoint.
     pub rx_unsealed: u64,
@@ -183,6 +205,7 @@ pub struct Stats {
     pub rx_not_allowed: u64,
     /// The layers' presence bits past the frame do not decode.
     pub rx_bad_layers: u64,
+    /// A frame of another group.
     pub rx_foreign_group: u64,
     /// From a source not in the current view.
     pub rx_unknown_src: u64,
@@ -204,16 +227,21 @@ pub struct Stats {
     pub rx_bundles: u64,
     /// Bundles that did not split into whole datagrams: dropped whole.
     pub rx_bad_bundle: u64,
+    /// Datagrams sent (a multicast counts once, whatever its fan-out).
     pub tx_datagrams: u64,
+    /// Bytes of the datagrams sent, frames included.
     pub tx_bytes: u64,
     /// Larger than `max_datagram`: not sent.
     pub tx_oversize: u64,
     /// A `Send` to a rank not in the view.
     pub tx_bad_rank: u64,
-    /// Bundles sent (`Groups`), and the datagrams that went in them.
+    /// Bundles sent (`Groups`).
     pub tx_bundles: u64,
+    /// Datagrams that went out in bundles (`Groups`).
     pub tx_bundled: u64,
+    /// Casts delivered to the application (`Event::Cast`), this member's own included.
     pub delivered_casts: u64,
+    /// Point-to-point messages delivered to the application (`Event::Send`).
     pub delivered_sends: u64,
     /// `Event::Error`s the layers raised.
     pub layer_errors: u64,
@@ -343,7 +371,9 @@ pub enum EndpointError {
     /// Member key pairs in a fixed group: its views' keys come with the membership layer's
     /// installs, so it has to join (a fixed group shares a secret).
     FixedKeyPairs,
+    /// The stack is ill-formed: a layer lacks a property it requires from below.
     Stack(Missing),
+    /// The stack's spec string does not build (`Endpoint::from_spec`).
     Spec(SpecError),
 }
 
@@ -401,10 +431,13 @@ impl std::error::Error for CastError {}
 /// What the application asks of an endpoint, as a driver carries it (`Machine::Cmd`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
+    /// A multicast to the view (`Endpoint::cast`).
     Cast(Bytes),
     /// A cast in its sender's FIFO order only (`Endpoint::cast_fifo`).
     CastFifo(Bytes),
+    /// A point-to-point message to one member (`Endpoint::send`).
     Send(EndpointId, Bytes),
+    /// Leave the group (`Endpoint::leave`).
     Leave,
     /// The answer to `Event::Block`.
     BlockOk,
@@ -412,7 +445,9 @@ pub enum Cmd {
     State(Bytes),
     /// A probe (`Endpoint::probe`).
     Probe {
+        /// The member to ask; `None`: the whole group, as gossip goes.
         to: Option<EndpointId>,
+        /// Echoed in the answers (`Event::Probed`), which are taken only for the last probe.
         nonce: u64,
     },
 }
@@ -434,6 +469,8 @@ impl Command for Cmd {
 
 type Factory<L> = Box<dyn FnMut(&View) -> L + Send>;
 
+/// One member of one group: the sans-IO state machine a driver runs (see the module doc).
+/// `L` is the stack; by default one composed at run time (`compose::Stack`).
 pub struct Endpoint<L: Layer = crate::compose::Stack> {
     cfg: Config,
     factory: Factory<L>,
@@ -537,24 +574,31 @@ impl<L: Layer> Endpoint<L> {
         Ok(ep)
     }
 
+    /// This endpoint's id (`Config::me`).
     pub fn me(&self) -> EndpointId {
         self.cfg.me
     }
+    /// Its group (`Config::group`).
     pub fn group(&self) -> GroupId {
         self.cfg.group
     }
+    /// The current view (before a joining endpoint's first view: the provisional one).
     pub fn view(&self) -> &View {
         &self.view
     }
+    /// This endpoint's rank in the current view.
     pub fn rank(&self) -> Rank {
         self.rank
     }
+    /// Whether it has left the group (`Event::Exit` delivered).
     pub fn has_left(&self) -> bool {
         self.left
     }
+    /// What the endpoint counted so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    /// The configuration it was created with.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
@@ -968,6 +1012,7 @@ impl<L: Layer> Endpoint<L> {
         }
     }
 
+    /// The next datagram to send, oldest first; `None` once all are taken.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
@@ -977,6 +1022,7 @@ impl<L: Layer> Endpoint<L> {
         self.transmits.len()
     }
 
+    /// The next event for the application, in order; `None` once all are taken.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -1280,7 +1326,6 @@ mod tests {
     use crate::compose::Bare;
     use crate::ids::ViewId;
 
-    /// A datagram of a stack with no layers: the frame, presence bits 1, the payload.
     #[test]
     fn stats_add_field_by_field() {
         let mut s = Stats { rx_stale: 2, views_unkeyed: 1, ..Stats::default() };
@@ -1289,6 +1334,7 @@ mod tests {
         assert_eq!(s.counters().iter().map(|(_, v)| v).sum::<u64>(), 6);
     }
 
+    /// A datagram of a stack with no layers: the frame, presence bits 1, the payload.
     fn frame_bytes(view: ViewId, src: EndpointId, payload: &[u8]) -> Bytes {
         Bytes::from(Frame { flags: 0, group: GroupId(1), view, src }.datagram(&[&[1u8][..], payload].concat()))
     }

@@ -23,7 +23,12 @@ pub enum Dn {
     /// A datagram outside the view (discovery, merge, view installation): to one endpoint,
     /// or with `to: None` to the group's discovery address (the multicast group, or the
     /// seeds in unicast mode). Unreliable; every layer passes it through untouched.
-    Gossip { to: Option<EndpointId>, msg: Msg },
+    Gossip {
+        /// The endpoint to send it to; `None`: the discovery address.
+        to: Option<EndpointId>,
+        /// The datagram's message.
+        msg: Msg,
+    },
     /// A view change has begun (once per view, before its first `Failed`): the membership
     /// layer tells the layers below, as `Up::Block` tells those above. See the layer
     /// contract (`layer.rs`) for the whole sequence.
@@ -94,9 +99,19 @@ impl Dn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Up {
     /// A multicast from the member of rank `from`.
-    Cast { from: Rank, msg: Msg },
+    Cast {
+        /// The sender's rank in the current view.
+        from: Rank,
+        /// The message, still carrying the headers of the receiving layer and those above it.
+        msg: Msg,
+    },
     /// A point-to-point message from the member of rank `from`.
-    Send { from: Rank, msg: Msg },
+    Send {
+        /// The sender's rank in the current view.
+        from: Rank,
+        /// The message, still carrying the headers of the receiving layer and those above it.
+        msg: Msg,
+    },
     /// This member has left: nothing more will be delivered in this stack.
     Exit,
     /// Stability, for the layers above the one that detects it.
@@ -104,15 +119,28 @@ pub enum Up {
     /// Flow control: whether the stack takes more casts now. A flow-control layer says
     /// `ready: false` when it holds a cast for lack of credit and `ready: true` once it can
     /// send again; the endpoint refuses casts in between (`CastError::WouldBlock`).
-    Flow { ready: bool },
+    Flow {
+        /// `true`: casts are taken again; `false`: hold them.
+        ready: bool,
+    },
     /// A layer found a broken guarantee or an unrecoverable condition (a checker layer
     /// saw a FIFO violation, say). Delivered to the application as `Event::Error`.
-    Error { layer: &'static str, detail: String },
+    Error {
+        /// The name of the layer that found it.
+        layer: &'static str,
+        /// What went wrong, for a human.
+        detail: String,
+    },
     /// A failure detector suspects these members of the view have failed. Suspicion is not
     /// exclusion: the membership layers verify it and decide.
     Suspect(Vec<Rank>),
     /// A datagram from outside the view (see `Dn::Gossip`); `from` is its sender.
-    Gossip { from: EndpointId, msg: Msg },
+    Gossip {
+        /// The sending endpoint (it need not be in the view).
+        from: EndpointId,
+        /// The datagram's message.
+        msg: Msg,
+    },
     /// A view change has begun: the application should stop casting in this view and answer
     /// `Dn::BlockOk` (the membership layer answers for it after a timeout).
     Block,
@@ -127,7 +155,12 @@ pub enum Up {
     /// by `Dn::State`.
     DumpState,
     /// A piece of the group's state for this joining member; `last` ends it.
-    State { chunk: Bytes, last: bool },
+    State {
+        /// The next bytes of the state, in order.
+        chunk: Bytes,
+        /// This is the final piece.
+        last: bool,
+    },
     /// The reliable layer's answer to `Dn::GetDigest`: for each rank, how many of its casts
     /// this member has delivered.
     Digest(Vec<u64>),
@@ -164,13 +197,28 @@ pub enum Event {
     /// A view is installed; deliveries that follow belong to it.
     View(View),
     /// A multicast delivered from `from`.
-    Cast { from: EndpointId, data: Bytes },
+    Cast {
+        /// The sender.
+        from: EndpointId,
+        /// The payload, as the sender cast it.
+        data: Bytes,
+    },
     /// A point-to-point message delivered from `from`.
-    Send { from: EndpointId, data: Bytes },
+    Send {
+        /// The sender.
+        from: EndpointId,
+        /// The payload, as the sender sent it.
+        data: Bytes,
+    },
     /// The endpoint has left the group; it delivers nothing more.
     Exit,
     /// A layer reports a broken guarantee or an unrecoverable condition.
-    Error { layer: &'static str, detail: String },
+    Error {
+        /// The name of the layer that reports it.
+        layer: &'static str,
+        /// What went wrong, for a human.
+        detail: String,
+    },
     /// A failure detector suspects these members have failed (not yet excluded).
     Suspect(Vec<EndpointId>),
     /// A view change has begun: stop casting and call `Endpoint::block_ok` (or wait for the
@@ -181,7 +229,12 @@ pub enum Event {
     StateRequest,
     /// A piece of the group's state, for this joining member, before anything of its first
     /// view is delivered; `last` ends it. Large states arrive in many pieces.
-    State { chunk: Bytes, last: bool },
+    State {
+        /// The next bytes of the state, in order.
+        chunk: Bytes,
+        /// This is the final piece: the state is complete.
+        last: bool,
+    },
     /// A member's answer to this endpoint's probe (`Endpoint::probe`).
     Probed(Box<crate::probe::Report>),
 }

@@ -23,8 +23,11 @@ use crate::ids::{EndpointId, GroupId, ViewId};
 use crate::wire::Reader;
 use core::fmt;
 
+/// The first two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"TH";
+/// The wire version this code speaks; `parse` rejects any other (`FrameError::BadVersion`).
 pub const VERSION: u8 = 1;
+/// Bytes of the frame, before the layer headers (an unsealed frame's whole header).
 pub const FRAME_LEN: usize = 40;
 
 /// The datagram is point-to-point (`Send`); without it, a multicast (`Cast`).
@@ -46,17 +49,24 @@ pub const SEAL_OVERHEAD: usize = SEALED_LEN - FRAME_LEN + crate::secure::TAG_LEN
 /// sender, picks its key) and packet number (the nonce, and the replay window's number).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct Seal {
+    /// The sender's incarnation: with the sender's id, which of its keys sealed it.
     pub incarnation: u64,
+    /// The packet number: the AEAD nonce, and the replay window's sequence number.
     pub pn: u64,
 }
 
 /// Why a datagram was rejected before any layer saw it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum FrameError {
+    /// Shorter than a frame (or a sealed frame without room for its seal and tag).
     Truncated,
+    /// The first two bytes are not `MAGIC`: not a Thoth datagram.
     BadMagic,
+    /// A wire version other than `VERSION`.
     BadVersion,
+    /// Unknown flag bits set, or `FLAG_PROBE` without `FLAG_GOSSIP`.
     BadFlags,
+    /// The CRC does not match (an unsealed frame): corrupted in transit, or forged.
     BadCrc,
 }
 
@@ -77,22 +87,30 @@ impl std::error::Error for FrameError {}
 /// The decoded frame fields.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct Frame {
+    /// The `FLAG_*` bits.
     pub flags: u8,
+    /// The group the datagram belongs to.
     pub group: GroupId,
+    /// The view it was sent in (for gossip, the sender's current view).
     pub view: ViewId,
+    /// The sending endpoint.
     pub src: EndpointId,
 }
 
 impl Frame {
+    /// Point-to-point (`FLAG_SEND`), not a multicast.
     pub fn is_send(&self) -> bool {
         self.flags & FLAG_SEND != 0
     }
+    /// Gossip from outside the view (`FLAG_GOSSIP`).
     pub fn is_gossip(&self) -> bool {
         self.flags & FLAG_GOSSIP != 0
     }
+    /// Sealed by frame protection (`FLAG_SEALED`).
     pub fn is_sealed(&self) -> bool {
         self.flags & FLAG_SEALED != 0
     }
+    /// A probe or a probe's answer (`FLAG_PROBE`).
     pub fn is_probe(&self) -> bool {
         self.flags & FLAG_PROBE != 0
     }
@@ -165,6 +183,8 @@ pub struct FrameView<'a> {
 }
 
 impl<'a> FrameView<'a> {
+    /// Checks a datagram's frame: length, magic, version, flags, and the CRC of an unsealed
+    /// one (a sealed one only for room for its seal and tag; the endpoint checks the tag).
     pub fn parse(buf: &'a [u8]) -> Result<FrameView<'a>, FrameError> {
         let mut r = Reader::new(buf);
         let fixed = r.take(FRAME_LEN).map_err(|_| FrameError::Truncated)?;
@@ -205,6 +225,7 @@ impl<'a> FrameView<'a> {
         Ok(FrameView { frame, seal: None, payload: r.rest() })
     }
 
+    /// The decoded frame fields.
     pub fn frame(&self) -> &Frame {
         &self.frame
     }

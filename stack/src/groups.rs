@@ -64,6 +64,8 @@ pub struct GroupsConfig {
 }
 
 impl GroupsConfig {
+    /// The defaults for process `me`: `MAX_UDP_PAYLOAD` datagrams, a 5 ms tick, bundles of
+    /// datagrams up to 1024 bytes, multicast (no fan-out).
     pub fn new(me: EndpointId) -> GroupsConfig {
         GroupsConfig {
             me,
@@ -79,6 +81,7 @@ impl GroupsConfig {
 /// `Groups` holds them: it says its group. Its refusals must take `Groups`' own (a group
 /// held already, one not held).
 pub trait GroupMember: Machine<Refused: From<CastError>> {
+    /// The group this member belongs to: where `Groups` files it and routes its datagrams.
     fn group(&self) -> GroupId;
 }
 
@@ -125,7 +128,9 @@ impl<M: GroupMember> Command for GroupCmd<M> {
 /// An event of one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupEvent<E = Event> {
+    /// The group whose member raised it.
     pub group: GroupId,
+    /// The member's event, as it raised it.
     pub event: E,
 }
 
@@ -183,6 +188,7 @@ pub struct Groups<M: GroupMember = Endpoint<Stack>> {
 }
 
 impl<M: GroupMember> Groups<M> {
+    /// A machine that holds no group yet (add them with `add` or `GroupCmd::Add`).
     pub fn new(cfg: GroupsConfig) -> Groups<M> {
         Groups {
             alone: View::provisional(cfg.me),
@@ -220,10 +226,12 @@ impl<M: GroupMember> Groups<M> {
         self.slots.get(&group).map(|s| &s.ep)
     }
 
+    /// Number of groups held.
     pub fn len(&self) -> usize {
         self.slots.len()
     }
 
+    /// Whether no group is held.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }

@@ -33,20 +33,25 @@ impl Default for Fnv {
 }
 
 impl Fnv {
+    /// A hasher at the FNV-1a offset basis (the hash of no bytes).
     pub fn new() -> Fnv {
         Fnv::default()
     }
+    /// Feeds raw bytes, without a length (see `blob` to keep fields apart).
     pub fn bytes(&mut self, b: &[u8]) {
         for &x in b {
             self.0 = (self.0 ^ x as u64).wrapping_mul(0x0100_0000_01b3);
         }
     }
+    /// Feeds one byte.
     pub fn u8(&mut self, x: u8) {
         self.bytes(&[x]);
     }
+    /// Feeds `x` as 4 little-endian bytes (the same hash on every platform).
     pub fn u32(&mut self, x: u32) {
         self.bytes(&x.to_le_bytes());
     }
+    /// Feeds `x` as 8 little-endian bytes.
     pub fn u64(&mut self, x: u64) {
         self.bytes(&x.to_le_bytes());
     }
@@ -55,12 +60,14 @@ impl Fnv {
         self.u64(b.len() as u64);
         self.bytes(b);
     }
+    /// The hash of everything fed so far; the hasher stays usable.
     pub fn finish(&self) -> u64 {
         self.0
     }
 }
 
 impl GroupId {
+    /// The group of this name: `fnv1a` of its UTF-8 bytes, so every member computes it alike.
     pub fn named(name: &str) -> GroupId {
         GroupId(fnv1a(name.as_bytes()))
     }
@@ -71,6 +78,7 @@ impl GroupId {
 pub struct Rank(pub u16);
 
 impl Rank {
+    /// The rank as an index into `View::members`.
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -80,7 +88,9 @@ impl Rank {
 /// partitions installed concurrently with the same logical time.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ViewId {
+    /// Logical time: each view installed after another has a larger one.
     pub ltime: u64,
+    /// The coordinator that installed the view.
     pub coord: EndpointId,
 }
 
@@ -88,8 +98,12 @@ pub struct ViewId {
 /// primary view.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct View {
+    /// Which view this is; every frame sent in it carries this id.
     pub id: ViewId,
+    /// The members, rank order (index = `Rank`), oldest first.
     pub members: Vec<EndpointId>,
+    /// Whether this is a primary view: one that holds a majority of the last primary view,
+    /// where the membership layer tracks a primary partition (otherwise every view is).
     pub primary: bool,
     /// For a view made by merging partitions, the members of each side (empty otherwise):
     /// the application's cue to reconcile state that diverged while the sides were apart.
@@ -114,22 +128,27 @@ impl View {
         self.members.first().copied().unwrap_or_default()
     }
 
+    /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()
     }
 
+    /// Whether the view has no members (only a default, never an installed view).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
+    /// The rank of `id` in this view, `None` if it is not a member.
     pub fn rank_of(&self, id: EndpointId) -> Option<Rank> {
         self.members.iter().position(|&m| m == id).map(|i| Rank(i as u16))
     }
 
+    /// The member of this rank, `None` if the rank is out of range.
     pub fn member(&self, rank: Rank) -> Option<EndpointId> {
         self.members.get(rank.index()).copied()
     }
 
+    /// Every rank of the view, `0..len()`.
     pub fn ranks(&self) -> impl Iterator<Item = Rank> + '_ {
         (0..self.members.len()).map(|i| Rank(i as u16))
     }

@@ -55,10 +55,13 @@ pub const fn room(past_frame: usize) -> usize {
 
 /// What a layer sees of the world while it handles one event.
 pub struct Cx<'a> {
+    /// The time of the input being handled (the driver's clock; a layer reads no other).
     pub now: Time,
+    /// The view this stack was built for.
     pub view: &'a View,
     /// This member's rank in `view`.
     pub rank: Rank,
+    /// The endpoint's seeded generator: a layer's only source of randomness.
     pub rng: &'a mut Rng,
     /// Bytes a message this layer sends down may take, its headers and those of the layers
     /// above included, and still fit one datagram once the layers below have put theirs on
@@ -72,6 +75,8 @@ pub struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
+    /// A context whose output goes to `up` and `dn`, with `DEFAULT_ROOM`, no memo and no
+    /// keys (the endpoint adds its own; tests and harnesses use it as it is).
     pub fn new(
         now: Time,
         view: &'a View,
@@ -225,6 +230,7 @@ impl<'a> Cx<'a> {
 /// state line (see `metrics` for how these are read from a running member).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Dump {
+    /// The layer's name (`Layer::name`).
     pub layer: &'static str,
     /// Counts that only grow while the layer lives (it lives for one view).
     pub counters: Vec<(&'static str, u64)>,
@@ -232,6 +238,7 @@ pub struct Dump {
     pub gauges: Vec<(&'static str, u64)>,
     /// Distributions (durations in microseconds, named `..._us`).
     pub hists: Vec<(&'static str, crate::metrics::Hist)>,
+    /// Free-form, for a human: what the layer is doing now.
     pub state: String,
 }
 
@@ -245,7 +252,9 @@ impl Dump {
 /// A stack that does not meet a layer's requirements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Missing {
+    /// The layer whose requirements are not met.
     pub layer: &'static str,
+    /// What it requires and no layer below it provides.
     pub missing: Props,
 }
 
@@ -257,7 +266,10 @@ impl fmt::Display for Missing {
 
 impl std::error::Error for Missing {}
 
+/// A protocol layer: an automaton that handles events from above (`Dn`) and below (`Up`)
+/// and emits events through its `Cx` (see the module doc for the contract).
 pub trait Layer: Send {
+    /// The layer's name, as dumps, metrics and `Missing` report it.
     fn name(&self) -> &'static str;
     /// Properties this layer needs from the layers below it.
     fn requires(&self) -> Props {
@@ -289,6 +301,7 @@ pub trait Layer: Send {
     /// for and `cx.now` the time that view starts: a layer sizes its state for the view, arms
     /// its first timers and may emit its first messages here.
     fn init(&mut self, _cx: &mut Cx<'_>) {}
+    /// Handles one event from above (towards the network).
     fn handle_dn(&mut self, ev: Dn, cx: &mut Cx<'_>);
     /// Handles events from above, oldest first, leaving `evs` empty: `handle_dn` on each,
     /// which is what the default does. A composite overrides it to run its layers once for
@@ -298,6 +311,7 @@ pub trait Layer: Send {
             self.handle_dn(ev, cx);
         }
     }
+    /// Handles one event from below (towards the application).
     fn handle_up(&mut self, ev: Up, cx: &mut Cx<'_>);
     /// Handles the events queued from below, oldest first, leaving `evs` empty: `handle_up`
     /// on each, which is what the default does (`each_up`). A layer whose data path passes

@@ -31,7 +31,12 @@ pub enum Rx {
     /// A sound frame (CRC, group) claiming to come from `src` — a claim, not a proof: a
     /// driver may learn a route from it only when the source address agrees with the id.
     /// `accepted`: the stack took it in its view (not gossip, not held, not stale, not own).
-    Sound { src: EndpointId, accepted: bool },
+    Sound {
+        /// The endpoint the frame names as its sender.
+        src: EndpointId,
+        /// The stack took it in its view (see above).
+        accepted: bool,
+    },
 }
 
 /// An application command as a driver sees it: what it weighs in a bounded queue and
@@ -62,8 +67,11 @@ pub trait Announce {
     fn is_exit(&self) -> bool;
 }
 
+/// A sans-IO state machine a driver runs (see the module doc for a turn).
 pub trait Machine {
+    /// The application's commands (an endpoint's: `Cmd`).
     type Cmd: Command;
+    /// What the application is told (an endpoint's: `Event`).
     type Event: Announce;
     /// Why a command was refused.
     type Refused;
@@ -77,6 +85,8 @@ pub trait Machine {
     fn max_payload(&self) -> usize;
     /// The current view (before the first is announced, the provisional one).
     fn view(&self) -> &View;
+    /// Whether it has left (an endpoint: its `Event::Exit` is out); a machine of many groups
+    /// never has.
     fn has_left(&self) -> bool;
     /// Flow control holds commands back now (`Command::is_flow_controlled`).
     fn held(&self) -> bool;
@@ -86,6 +96,7 @@ pub trait Machine {
     /// data path.
     fn metrics(&self) -> crate::metrics::Metrics;
 
+    /// Applies one application command (one the caller found `ready`), or refuses it.
     fn handle_command(&mut self, now: Time, cmd: Self::Cmd) -> Result<(), Self::Refused>;
     /// Applies the command at the front of `cmds` (one the caller found `ready`) and may
     /// apply the ones after it with it, as one input; returns how many it applied from the
@@ -99,12 +110,17 @@ pub trait Machine {
             None => Ok(0),
         }
     }
+    /// One datagram from the network, whatever its source or content: anything that does
+    /// not check out is counted and dropped, never a panic.
     fn handle_datagram(&mut self, now: Time, data: Bytes) -> Rx;
+    /// Runs the timers due at `now` (the driver calls it at `poll_timeout`, or later).
     fn handle_timeout(&mut self, now: Time);
     /// Ends a batch of inputs.
     fn end_turn(&mut self, now: Time);
 
+    /// The next datagram to send, oldest first.
     fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// The next event for the application, in order.
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// When `handle_timeout` should next be called.
     fn poll_timeout(&self) -> Option<Time>;

@@ -46,6 +46,7 @@ impl Default for Hist {
 }
 
 impl Hist {
+    /// Records one value (a duration: in microseconds, see `record_duration`).
     pub fn record(&mut self, v: u64) {
         let i = ((u64::BITS - v.leading_zeros()) as usize).min(BUCKETS - 1);
         self.buckets[i] += 1;
@@ -58,6 +59,7 @@ impl Hist {
         self.record(d.as_micros() as u64)
     }
 
+    /// Values recorded.
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -73,6 +75,7 @@ impl Hist {
         (total == count).then_some(Hist { buckets, count, sum })
     }
 
+    /// The sum of the values recorded (saturating at `u64::MAX`).
     pub fn sum(&self) -> u64 {
         self.sum
     }
@@ -126,6 +129,7 @@ impl core::fmt::Debug for Hist {
 pub struct Key {
     /// The group (one endpoint: its own; a `Groups` machine holds many).
     pub group: GroupId,
+    /// The layer's name (`Layer::name`).
     pub layer: &'static str,
     /// How many layers of this name are above it in the stack (0 for the top one).
     pub instance: u32,
@@ -134,6 +138,7 @@ pub struct Key {
 /// One layer instance's metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerMetrics {
+    /// Which layer instance these are of.
     pub key: Key,
     /// Since the endpoint started.
     pub counters: Vec<(&'static str, u64)>,
@@ -146,12 +151,15 @@ pub struct LayerMetrics {
 }
 
 impl LayerMetrics {
+    /// The counter of this name, if the layer has one.
     pub fn counter(&self, name: &str) -> Option<u64> {
         find(&self.counters, name)
     }
+    /// The gauge of this name, if the layer has one.
     pub fn gauge(&self, name: &str) -> Option<u64> {
         find(&self.gauges, name)
     }
+    /// The histogram of this name, if the layer has one.
     pub fn hist(&self, name: &str) -> Option<&Hist> {
         self.hists.iter().find(|(n, _)| *n == name).map(|(_, h)| h)
     }
@@ -165,7 +173,9 @@ fn find(v: &[(&'static str, u64)], name: &str) -> Option<u64> {
 /// its endpoints' own counters (summed over its groups).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Metrics {
+    /// Each layer instance's metrics, top first.
     pub layers: Vec<LayerMetrics>,
+    /// The endpoint's own counters (`Stats`), summed over the groups of a `Groups` machine.
     pub endpoint: Stats,
 }
 

@@ -31,6 +31,8 @@ use smallvec::SmallVec;
 /// 100 B than 16).
 pub const INLINE_HEAD: usize = 16;
 
+/// A message going through the stack: the payload, the layers' headers and their presence
+/// bits (see the module doc). Cloning shares the body; only the inline headers are copied.
 #[derive(Clone)]
 pub struct Msg {
     /// Presence bits under a sentinel (see the module doc).
@@ -238,6 +240,8 @@ impl Msg {
         &self.head[self.popped as usize..]
     }
 
+    /// What follows the inline headers: the payload, and in a message from the network the
+    /// headers not popped yet in front of it.
     pub fn body(&self) -> &Bytes {
         &self.body
     }
@@ -252,6 +256,7 @@ impl Msg {
         var_len(self.marks) + self.len()
     }
 
+    /// Whether there are neither headers nor body left (`len() == 0`).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -11,7 +11,8 @@
 //! carries a nonce that its answers carry back.
 //!
 //! Answers are bounded by one datagram: a report too long for it leaves out the layers'
-//! state lines first, then layers from the bottom of the stack up (`Report::truncated`).
+//! state lines first, then layers from the bottom of the stack up, then the endpoint's
+//! counters, then the view's last members (`Report::truncated`).
 //! Decoding is bounds-checked: a hostile answer yields `WireError`, never a panic, and
 //! takes memory in proportion to its own length only.
 //!
@@ -27,7 +28,12 @@ use crate::wire::{Reader, WireError};
 /// What a probe datagram carries: a question, or an answer to one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
-    Request { nonce: u64 },
+    /// A question: every member that allows probes answers it.
+    Request {
+        /// Chosen by the asker; its answers carry it back.
+        nonce: u64,
+    },
+    /// One member's answer.
     Answer(Box<Report>),
 }
 
@@ -42,7 +48,9 @@ pub const REFILL: Duration = Duration::from_millis(50);
 /// One member's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// The request's nonce.
     pub nonce: u64,
+    /// The member that answers.
     pub me: EndpointId,
     /// Its view (without the subgroups of a merge).
     pub view: View,
@@ -57,11 +65,17 @@ pub struct Report {
 /// One layer instance in a report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerReport {
+    /// The layer's name (`metrics::Key::layer`).
     pub layer: String,
+    /// How many layers of this name are above it (`metrics::Key::instance`).
     pub instance: u32,
+    /// Counters since the endpoint started, by name.
     pub counters: Vec<(String, u64)>,
+    /// Gauges now, by name.
     pub gauges: Vec<(String, u64)>,
+    /// Histograms since the endpoint started, by name.
     pub hists: Vec<(String, Hist)>,
+    /// The layer's state line (empty if it did not fit the datagram).
     pub state: String,
 }
 
@@ -120,15 +134,19 @@ impl Report {
 }
 
 impl LayerReport {
+    /// A counter's or a gauge's value, by name.
     pub fn counter(&self, name: &str) -> Option<u64> {
         self.counters.iter().chain(&self.gauges).find(|(n, _)| n == name).map(|&(_, v)| v)
     }
+    /// The histogram of this name.
     pub fn hist(&self, name: &str) -> Option<&Hist> {
         self.hists.iter().find(|(n, _)| n == name).map(|(_, h)| h)
     }
 }
 
 impl Probe {
+    /// The probe datagram's payload (no size bound here: `Report::fit` keeps an answer to
+    /// one datagram).
     pub fn encode(&self) -> Vec<u8> {
         let mut o = Vec::new();
         match self {
@@ -167,6 +185,8 @@ impl Probe {
         o
     }
 
+    /// Reads a probe payload that must take all of `b`; hostile bytes give an error, never
+    /// a panic.
     pub fn decode(b: &[u8]) -> Result<Probe, WireError> {
         let mut r = Reader::new(b);
         let p = match r.u8()? {

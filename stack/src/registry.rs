@@ -29,11 +29,32 @@ pub struct Registry {
     stacks: BTreeMap<&'static str, (&'static str, &'static str)>,
 }
 
+/// Why a spec did not build.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SpecError {
-    Syntax { spec: String, why: &'static str },
-    Unknown { name: String, known: Vec<&'static str> },
-    BadArgs { layer: String, why: String },
+    /// The spec does not parse (unbalanced parentheses, an empty item, a parameter without
+    /// `=`, named stacks nested too deep).
+    Syntax {
+        /// The whole spec.
+        spec: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A name that is neither a registered layer nor a named stack.
+    Unknown {
+        /// The name as the spec gave it.
+        name: String,
+        /// Every name the registry knows (`Registry::known`).
+        known: Vec<&'static str>,
+    },
+    /// A layer refused its parameters, or was given one it does not read.
+    BadArgs {
+        /// The layer's name in the spec.
+        layer: String,
+        /// The constructor's complaint, or the unknown parameter.
+        why: String,
+    },
+    /// The layers do not make a well-formed stack (see `props`).
     Missing(Missing),
 }
 
@@ -59,6 +80,8 @@ impl From<Missing> for SpecError {
 }
 
 impl Registry {
+    /// A registry that knows no layer (only `bare`); register layers, or start from one
+    /// that a layer crate fills.
     pub fn new() -> Registry {
         Registry::default()
     }

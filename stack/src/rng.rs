@@ -18,6 +18,7 @@ fn splitmix64(x: &mut u64) -> u64 {
 }
 
 impl Rng {
+    /// The generator for `seed`: the same sequence for the same seed, on every platform.
     pub fn new(seed: u64) -> Rng {
         let mut x = seed;
         Rng { s: [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)] }
@@ -28,6 +29,7 @@ impl Rng {
         Rng::new(self.next_u64())
     }
 
+    /// The next 64 uniformly random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);

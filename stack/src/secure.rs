@@ -38,7 +38,7 @@
 //!
 //! The endpoint seals and opens its frames through a `keyring::Keyring`. Tested below (every
 //! rejection reason, the window's edges, bolero over arbitrary bytes and mutations of a
-//! sealed datagram), and in a whole endpoint by `stack/tests/secure.rs`.
+//! sealed datagram), and in a whole endpoint by `thoth/tests/secure.rs`.
 
 use crate::ids::{EndpointId, GroupId, ViewId};
 use core::fmt;
@@ -67,6 +67,7 @@ pub const MAX_ALLOWED: usize = 512;
 pub struct GroupSecret([u8; 32]);
 
 impl GroupSecret {
+    /// The secret of these 32 bytes (they should be uniformly random: see `generate`).
     pub fn new(bytes: [u8; 32]) -> GroupSecret {
         GroupSecret(bytes)
     }
@@ -127,6 +128,7 @@ pub struct Identity(x25519_dalek::StaticSecret);
 pub struct PublicKey(pub [u8; 32]);
 
 impl Identity {
+    /// The identity whose X25519 secret key is these 32 bytes.
     pub fn new(secret: [u8; 32]) -> Identity {
         Identity(x25519_dalek::StaticSecret::from(secret))
     }
@@ -134,6 +136,7 @@ impl Identity {
     pub fn generate() -> Identity {
         Identity::new(random())
     }
+    /// Its public key, for the allow-lists of the groups it joins.
     pub fn public(&self) -> PublicKey {
         PublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
     }
@@ -141,6 +144,7 @@ impl Identity {
     pub fn to_hex(&self) -> String {
         to_hex(self.0.as_bytes())
     }
+    /// An identity from 64 hex digits (surrounding white space ignored), as `to_hex` writes it.
     pub fn from_hex(text: &str) -> Result<Identity, KeyError> {
         from_hex(text).map(Identity::new)
     }
@@ -171,6 +175,7 @@ impl PublicKey {
     pub fn id(&self) -> u64 {
         u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
     }
+    /// A public key from 64 hex digits (surrounding white space ignored), as `Display` writes it.
     pub fn from_hex(text: &str) -> Result<PublicKey, KeyError> {
         from_hex(text).map(PublicKey)
     }
@@ -209,15 +214,19 @@ impl AllowList {
         let keys = text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty());
         AllowList::new(keys.map(PublicKey::from_hex).collect::<Result<Vec<_>, _>>()?)
     }
+    /// Reads an allow-list file (see `parse`).
     pub fn read(path: &std::path::Path) -> Result<AllowList, KeyError> {
         AllowList::parse(&read(path)?)
     }
+    /// The keys, in key id order.
     pub fn keys(&self) -> impl Iterator<Item = &PublicKey> {
         self.0.values()
     }
+    /// Number of keys.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Whether the list admits nobody.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -226,6 +235,7 @@ impl AllowList {
 /// Why a key could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyError {
+    /// The file could not be read.
     Io(std::io::ErrorKind),
     /// Not 64 hex digits.
     Format,
@@ -247,6 +257,13 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
+/// A number from the operating system's random source: for what must differ across
+/// processes and restarts (an incarnation's nonce), never for the core's own choices, which
+/// take their randomness as an argument.
+pub fn random_u64() -> u64 {
+    u64::from_le_bytes(random())
+}
+
 /// Bytes from the operating system's random source (ring's).
 fn random<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
@@ -263,12 +280,29 @@ pub enum Security {
     Insecure,
     /// Every datagram sealed under keys derived from a pre-shared group secret, with this
     /// endpoint's incarnation (see the module doc: never the same twice for one id).
-    Shared { secret: GroupSecret, incarnation: u64 },
+    Shared {
+        /// The group's secret: every member has the same.
+        secret: GroupSecret,
+        /// This endpoint's incarnation: never the same twice for one id (`Security::shared`
+        /// draws it at random).
+        incarnation: u64,
+    },
     /// Every datagram sealed or authenticated under keys this member shares with each member
     /// on `allow` (see the module doc), with this endpoint's incarnation; each view's key is
     /// drawn from `seed` by the view's coordinator. Needs a membership layer (it hands out
     /// the keys).
-    KeyPairs { identity: Identity, allow: AllowList, incarnation: u64, seed: GroupSecret },
+    KeyPairs {
+        /// This member's key pair.
+        identity: Identity,
+        /// The public keys of the members the group admits.
+        allow: AllowList,
+        /// This endpoint's incarnation: never the same twice for one id
+        /// (`Security::key_pairs` draws it at random).
+        incarnation: u64,
+        /// Seeds the keys this member draws itself (a view's key when it coordinates, the
+        /// one-time keys of its gossip); `Security::key_pairs` draws it at random.
+        seed: GroupSecret,
+    },
 }
 
 impl Security {
@@ -282,6 +316,7 @@ impl Security {
     pub fn key_pairs(identity: Identity, allow: AllowList) -> Security {
         Security::KeyPairs { identity, allow, incarnation: u64::from_le_bytes(random()), seed: GroupSecret::generate() }
     }
+    /// Whether datagrams are sealed (anything but `Insecure`).
     pub fn is_secure(&self) -> bool {
         !matches!(self, Security::Insecure)
     }

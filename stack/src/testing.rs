@@ -24,10 +24,15 @@ use std::collections::{BTreeSet, VecDeque};
 /// and view), so a layer may move between calls; `install` forgets them all (a view's
 /// layers are fresh ones).
 pub struct Harness {
+    /// The view the layer runs in (`Cx::view`).
     pub view: View,
+    /// The layer's member's rank in `view` (`Cx::rank`).
     pub rank: Rank,
+    /// The layer's generator (`Cx::rng`), seeded with 1.
     pub rng: Rng,
+    /// What the layer emitted towards the application, oldest first (see `take_up`).
     pub up: VecDeque<Up>,
+    /// What the layer emitted towards the network, oldest first (see `take_dn`).
     pub dn: VecDeque<Dn>,
     /// `Cx::room` for the layer (`DEFAULT_ROOM` unless set).
     pub room: usize,
@@ -38,6 +43,8 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A harness for the member of rank `rank` in the initial view of `members` members
+    /// (`EndpointId(1..=members)`).
     pub fn new(members: u64, rank: u16) -> Harness {
         let view = View::initial((1..=members).map(EndpointId).collect());
         Harness {
@@ -74,6 +81,7 @@ impl Harness {
         }
     }
 
+    /// Hands `ev` to `l` going down, as the layer above would (starting `l` first if need be).
     pub fn dn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time, ev: Dn) {
         self.init(l, now);
         l.handle_dn(ev, &mut self.cx(now));
@@ -106,11 +114,14 @@ impl Harness {
         debug_assert!(batch.is_empty(), "handle_ups leaves its batch empty");
     }
 
+    /// Calls `l`'s `handle_timeout` at `now` (whether or not its deadline has come: the
+    /// test decides).
     pub fn timeout<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
         self.init(l, now);
         l.handle_timeout(&mut self.cx(now));
     }
 
+    /// Ends a turn for `l` (`Layer::end_turn`), as the endpoint does after each batch of input.
     pub fn end_turn<L: Layer + ?Sized>(&mut self, l: &mut L, now: Time) {
         self.init(l, now);
         l.end_turn(&mut self.cx(now));

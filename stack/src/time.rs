@@ -12,13 +12,16 @@ pub use core::time::Duration;
 pub struct Time(u64);
 
 impl Time {
+    /// The driver's origin.
     pub const ZERO: Time = Time(0);
     /// Later than every deadline a layer can set.
     pub const NEVER: Time = Time(u64::MAX);
 
+    /// The time `ns` nanoseconds after the origin.
     pub const fn from_nanos(ns: u64) -> Time {
         Time(ns)
     }
+    /// Nanoseconds since the origin.
     pub const fn as_nanos(self) -> u64 {
         self.0
     }

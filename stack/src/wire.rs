@@ -40,8 +40,12 @@ impl std::error::Error for WireError {}
 /// no bytes at all, and popping where the sender's layer pushed nothing yields it (see
 /// `Msg`): as in Ensemble, an empty header costs nothing on the wire.
 pub trait Wire: Sized {
+    /// Bytes `encode` writes, exactly.
     fn encoded_len(&self) -> usize;
+    /// Writes the header: exactly `encoded_len()` bytes.
     fn encode(&self, w: &mut Writer<'_>);
+    /// Reads one header from the front of `r`; malformed or short input is an error, never
+    /// a panic.
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError>;
     /// The value that stands for "nothing to say", if this header type has one.
     fn nothing() -> Option<Self> {
@@ -74,25 +78,32 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
+    /// A writer at the start of `buf`.
     pub fn new(buf: &'a mut [u8]) -> Writer<'a> {
         Writer { buf, pos: 0 }
     }
+    /// Bytes written so far.
     pub fn written(&self) -> usize {
         self.pos
     }
+    /// Writes the bytes as they are (no length prefix).
     pub fn put_slice(&mut self, s: &[u8]) {
         self.buf[self.pos..self.pos + s.len()].copy_from_slice(s);
         self.pos += s.len();
     }
+    /// Writes one byte.
     pub fn put_u8(&mut self, v: u8) {
         self.put_slice(&[v]);
     }
+    /// Writes 2 bytes, little-endian.
     pub fn put_u16(&mut self, v: u16) {
         self.put_slice(&v.to_le_bytes());
     }
+    /// Writes 4 bytes, little-endian.
     pub fn put_u32(&mut self, v: u32) {
         self.put_slice(&v.to_le_bytes());
     }
+    /// Writes 8 bytes, little-endian.
     pub fn put_u64(&mut self, v: u64) {
         self.put_slice(&v.to_le_bytes());
     }
@@ -119,6 +130,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf }
     }
@@ -126,9 +138,12 @@ impl<'a> Reader<'a> {
     pub fn rest(&self) -> &'a [u8] {
         self.buf
     }
+    /// Bytes not read yet.
     pub fn remaining(&self) -> usize {
         self.buf.len()
     }
+    /// The next `n` bytes, borrowed from the input (`Truncated` if fewer remain; nothing is
+    /// consumed then).
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() {
             return Err(WireError::Truncated);
@@ -142,15 +157,19 @@ impl<'a> Reader<'a> {
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
+    /// One byte.
     pub fn u8(&mut self) -> Result<u8, WireError> {
         Ok(self.array::<1>()?[0])
     }
+    /// 2 bytes, little-endian.
     pub fn u16(&mut self) -> Result<u16, WireError> {
         self.array().map(u16::from_le_bytes)
     }
+    /// 4 bytes, little-endian.
     pub fn u32(&mut self) -> Result<u32, WireError> {
         self.array().map(u32::from_le_bytes)
     }
+    /// 8 bytes, little-endian.
     pub fn u64(&mut self) -> Result<u64, WireError> {
         self.array().map(u64::from_le_bytes)
     }

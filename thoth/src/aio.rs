@@ -71,6 +71,7 @@ pub fn split(h: Handle) -> std::io::Result<(AsyncHandle, Events)> {
 }
 
 impl AsyncHandle {
+    /// This member's endpoint id.
     pub fn me(&self) -> EndpointId {
         self.h.me()
     }
@@ -80,6 +81,7 @@ impl AsyncHandle {
         self.h.view()
     }
 
+    /// The members of the current view (`Handle::members`).
     pub fn members(&self) -> Vec<EndpointId> {
         self.h.members()
     }

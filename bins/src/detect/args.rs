@@ -1,6 +1,7 @@
 //! The command line of `thoth-detect` and of its member processes, and `--help`.
 
-use crate::cli::Stop;
+use crate::cli::{Stop, secs};
+use crate::iface::parse_ipv4 as interface;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -141,19 +142,6 @@ enum Member {
         #[arg(long)]
         key: Option<std::path::PathBuf>,
     },
-}
-
-fn secs(v: &str) -> Result<Duration, String> {
-    let s: f64 = v.parse().map_err(|_| format!("`{v}` is not a number of seconds"))?;
-    if !(s.is_finite() && s > 0.0 && s <= 86_400.0) {
-        return Err("give seconds, more than 0 and at most a day".into());
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
-/// `--interface`, as every binary reads it (`iface`); IPv4, as the groups measured here.
-fn interface(v: &str) -> Result<IpAddr, String> {
-    crate::iface::parse(v).and_then(crate::iface::ipv4_only)
 }
 
 fn detector(v: &str) -> Result<String, String> {

@@ -38,7 +38,7 @@ impl Client {
         s.set_multicast_if_v4(&iface).map_err(|e| format!("IP_MULTICAST_IF {iface}: {e}"))?;
         s.set_multicast_ttl_v4(1).map_err(|e| e.to_string())?;
         s.set_multicast_loop_v4(true).map_err(|e| e.to_string())?;
-        let nonce = thoth::testing::random_u64();
+        let nonce = thoth::secure::random_u64();
         Ok(Client { sock: s.into(), rendezvous, nonce, seq: 0, timeout })
     }
 

@@ -43,7 +43,7 @@ use thoth::udp::{HandleError, Inline, Sockets, UdpConfig, inline};
 use thoth::{Cmd, Config, Endpoint, Event, GroupId};
 use thoth_grpc::object::durable::Checkpoints;
 use thoth_grpc::object::trader::{Directory, Entry, Trader, TraderOp};
-use thoth_grpc::{Bounds, CallId, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Strategy};
+use thoth_grpc::{CallId, ObjCmd, ObjConfig, ObjError, ObjEvent, Replica, Rpc, RpcConfig, Strategy};
 
 /// How long each group's driver may wait for input in one round of the loop.
 const TICK: Duration = Duration::from_millis(2);
@@ -130,7 +130,7 @@ pub fn run(o: &Opts) -> Result<(), String> {
         let cfg = Config { transfer_state: true, ..Config::joining(GroupId::named(group), socks.id()) }
             .secured(o.security.clone());
         let ep = Endpoint::from_spec(cfg, &thoth::registry(), STACK).map_err(|e| format!("stack: {e}"))?;
-        Ok::<_, String>(Rpc::new(ep, RpcConfig { nonce: thoth::testing::random_u64(), cache: Bounds::default() }))
+        Ok::<_, String>(Rpc::new(ep, RpcConfig::fresh()))
     };
     let rpc = endpoint(&kv_socks, &format!("thoth-kv/{}", o.name))?;
     let cfg = ObjConfig::new(o.strategy);

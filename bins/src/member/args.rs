@@ -166,9 +166,7 @@ mod tests {
 
     /// What the command line `s` asks for, or (help, version, error) what it says.
     fn cmd(s: &str) -> Result<Cmd, String> {
-        parse(&crate::cli::words(s)).map_err(|stop| match stop {
-            Stop::Help(t) | Stop::Version(t) | Stop::Wrong(t) => t,
-        })
+        parse(&crate::cli::words(s)).map_err(Stop::text)
     }
 
     #[test]

@@ -6,15 +6,18 @@
 //! - `member`: a member process; `net`: the seam to the measured path, `stack` (Thoth over
 //!   the UDP driver) or `raw` (plain sockets, also the multicast self-test)
 //! - `proto`: the payload header and the control lines; `tally`: a receiver's accounting
-//! - `report`: figures, medians, table and JSON; `clock`: the shared host clock and `/proc`
+//! - `report`: figures, medians, table and JSON; `plot`: the SVG chart of `--plot`;
+//!   `jgroups`: the JGroups 2.12 run of `--jgroups`; `clock`: the shared host clock and `/proc`
 
 pub mod args;
 pub mod clock;
 pub mod driven;
 pub mod groups;
+pub mod jgroups;
 pub mod member;
 pub mod net;
 pub mod parent;
+pub mod plot;
 pub mod procs;
 pub mod proto;
 pub mod raw;
@@ -25,15 +28,8 @@ pub mod tally;
 /// Runs `thoth-perf` with these arguments (program name excluded); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
     match args::parse(&args) {
-        Ok(args::Cmd::Help) => {
-            print!("{}", args::help());
-            0
-        }
         Ok(args::Cmd::Run(o)) => parent::main(o),
         Ok(args::Cmd::Member(m)) => member::main(m),
-        Err(e) => {
-            eprintln!("thoth-perf: {e}");
-            2
-        }
+        Err(stop) => crate::cli::stop("thoth-perf", stop),
     }
 }

@@ -1,11 +1,11 @@
 //! The parent process: checks multicast, then for every row runs the stack workload and the
 //! raw workload back to back with the same parameters (alternating which goes first across
-//! repeats; with `--vs-insecure` the stack unprotected too), each in a fresh set of member
-//! processes, and reports. The stack's datagrams are sealed under a key made for the
-//! invocation, which the members read from a private file (`key::KeyFile`) removed at the
-//! end.
+//! repeats; with `--vs-insecure` the stack unprotected too, with `--jgroups` JGroups 2.12),
+//! each in a fresh set of member processes, and reports (and plots, with `--plot`). The
+//! stack's datagrams are sealed under a key made for the invocation, which the members read
+//! from a private file (`key::KeyFile`) removed at the end.
 
-use super::args::{Amount, MemberOpts, Mode, Opts};
+use super::args::{Amount, MemberOpts, Mode, Opts, Show};
 use super::clock::now_ns;
 use super::groups::Idle;
 use super::member::FINISH_CAP;
@@ -77,6 +77,7 @@ fn run(o: &Opts) -> Result<(), String> {
         },
     );
     let mut rows = Vec::new();
+    let mut runs = Vec::new();
     let mut die_member = o.die_member;
     for &size in &o.sizes {
         let mut pairs = Vec::new();
@@ -100,7 +101,13 @@ fn run(o: &Opts) -> Result<(), String> {
                     Run::Insecure => &mut insecure,
                 } = Some(stats);
             }
-            let pair = Pair { stack: stack.expect("the stack run is always made"), raw, insecure };
+            // The reference failing is not Thoth failing: said, and this repeat has no figure.
+            let jgroups = o.jgroups.as_ref().and_then(|script| {
+                super::jgroups::run(o, script, size, o.count_for(size).unwrap_or(0))
+                    .map_err(|e| eprintln!("thoth-perf: {size} B run {}: no JGroups figure: {e}", k + 1))
+                    .ok()
+            });
+            let pair = Pair { stack: stack.expect("the stack run is always made"), raw, insecure, jgroups };
             if o.repeat > 1 {
                 eprintln!("thoth-perf: {size} B run {}/{}: {}", k + 1, o.repeat, pair.summary());
                 if o.json {
@@ -115,11 +122,33 @@ fn run(o: &Opts) -> Result<(), String> {
         } else {
             rows.push((size, row));
         }
+        runs.push((size, pairs));
     }
     if !o.json {
         print!("{}", report::table(o, &rows));
     }
+    if let Some(path) = &o.plot {
+        super::plot::write(path, &title(o), &runs)?;
+        eprintln!("thoth-perf: plot written to {}", path.display());
+    }
     Ok(())
+}
+
+/// The chart's title: the workload, and what a point is.
+fn title(o: &Opts) -> String {
+    format!(
+        "thoth-perf: {} members, {} sending, {} on {}, {}; {}",
+        o.members,
+        o.sender_count(),
+        if o.fanout { "unicast fan-out" } else { "multicast" },
+        o.interface,
+        if o.secure { "Thoth sealed (AES-GCM)" } else { "Thoth INSECURE" },
+        if o.repeat > 1 {
+            format!("medians of {} runs, bars from slowest to fastest", o.repeat)
+        } else {
+            "one run".into()
+        },
+    )
 }
 
 /// Which of a repeat's runs.
@@ -242,7 +271,7 @@ fn run_once(
         procs.send_all(&Ctl::Go { round, t0 }.line()).map_err(ctx)?;
         let expected = count.map(|c| c * senders as u64);
         let stall = Duration::from_secs_f64(o.rate.map_or(0.0, |r| 3.0 / r).clamp(STALL.as_secs_f64(), 3600.0));
-        let mut progress = Progress::new(&label, size, o.members, expected, stall);
+        let mut progress = Progress::new(&label, size, o.members, expected, stall, o.progress);
         let mut on_prog = |line: Option<(usize, &str)>| progress.line(line);
         // In a round-trip run the pinger alone says how many it sent: one answer each.
         let senders_idx: Vec<usize> = (0..if o.rtt { 1 } else { senders }).collect();
@@ -307,7 +336,7 @@ fn gather<T>(
     Ok(who.iter().filter_map(|&i| got[i].take()).collect())
 }
 
-/// Progress of a round on stderr, for runs longer than a few seconds.
+/// Progress of a round on stderr, as `Opts::progress` says, and the stall watch.
 struct Progress<'a> {
     label: &'a str,
     size: usize,
@@ -318,13 +347,36 @@ struct Progress<'a> {
     stall: Duration,
     sent: Vec<u64>,
     received: Vec<u64>,
+    show: Show,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl<'a> Progress<'a> {
-    fn new(label: &'a str, size: usize, members: usize, expected: Option<u64>, stall: Duration) -> Progress<'a> {
+    fn new(
+        label: &'a str,
+        size: usize,
+        members: usize,
+        expected: Option<u64>,
+        stall: Duration,
+        show: Show,
+    ) -> Progress<'a> {
         let now = Instant::now();
         let (sent, received) = (vec![0; members], vec![0; members]);
-        Progress { label, size, expected, started: now, printed: now, moved: now, stall, sent, received }
+        let bar = (show == Show::Bar).then(|| {
+            let (bar, template) = match expected {
+                Some(n) => (indicatif::ProgressBar::new(n), "{prefix} [{bar:30}] {human_pos}/{human_len} sent, {msg}"),
+                None => {
+                    (indicatif::ProgressBar::new_spinner(), "{prefix} {spinner} {elapsed}, {human_pos} sent, {msg}")
+                }
+            };
+            let style = indicatif::ProgressStyle::with_template(template).expect("a valid template");
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_prefix(format!("thoth-perf: {label} {size} B"));
+            bar.set_message("slowest receiver has 0");
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        Progress { label, size, expected, started: now, printed: now, moved: now, stall, sent, received, show, bar }
     }
 
     /// Takes a `PROG` line (`Ok(false)` for any other line) or a tick (`None`); an error if
@@ -354,7 +406,14 @@ impl<'a> Progress<'a> {
                 self.received
             ));
         }
-        if self.started.elapsed() >= PROGRESS_EVERY && self.printed.elapsed() >= PROGRESS_EVERY {
+        let slowest = self.received.iter().copied().min().unwrap_or(0);
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.sent.iter().sum());
+            bar.set_message(format!("slowest receiver has {}", report::thousands(slowest)));
+        } else if self.show == Show::Lines
+            && self.started.elapsed() >= PROGRESS_EVERY
+            && self.printed.elapsed() >= PROGRESS_EVERY
+        {
             self.printed = Instant::now();
             let total: u64 = self.sent.iter().sum();
             let of = self.expected.map_or(String::new(), |e| format!(" of {}", report::thousands(e)));
@@ -364,9 +423,17 @@ impl<'a> Progress<'a> {
                 self.size,
                 self.started.elapsed().as_secs_f64(),
                 report::thousands(total),
-                report::thousands(self.received.iter().copied().min().unwrap_or(0)),
+                report::thousands(slowest),
             );
         }
         Ok(taken)
+    }
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
     }
 }

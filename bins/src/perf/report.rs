@@ -127,6 +127,8 @@ pub struct Pair {
     pub raw: Option<Stats>,
     /// The stack unprotected (`--vs-insecure`).
     pub insecure: Option<Stats>,
+    /// JGroups 2.12's msgs/s with the same workload (`--jgroups`).
+    pub jgroups: Option<f64>,
 }
 
 impl Pair {
@@ -139,6 +141,11 @@ impl Pair {
         self.stack.ratio_to(self.insecure.as_ref())
     }
 
+    /// The stack's msgs/s over JGroups's (`--jgroups`).
+    pub fn jgroups_ratio(&self) -> Option<f64> {
+        self.jgroups.filter(|&j| j > 0.0).map(|j| self.stack.msgs_per_sec / j)
+    }
+
     /// One line for progress output.
     pub fn summary(&self) -> String {
         let mut s = format!("{} {} msgs/s", self.stack.label, thousands(self.stack.msgs_per_sec as u64));
@@ -148,11 +155,14 @@ impl Pair {
         if let (Some(i), Some(q)) = (&self.insecure, self.secure_ratio()) {
             s.push_str(&format!(", insecure {} msgs/s, secured/insecure {q:.3}", thousands(i.msgs_per_sec as u64)));
         }
+        if let (Some(j), Some(q)) = (self.jgroups, self.jgroups_ratio()) {
+            s.push_str(&format!(", JGroups {} msgs/s, stack/JGroups {q:.3}", thousands(j as u64)));
+        }
         s
     }
 }
 
-fn median_f(mut v: Vec<f64>) -> f64 {
+pub fn median_f(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,
@@ -207,6 +217,7 @@ pub struct Row {
     pub pair: Pair,
     pub ratio: Option<f64>,
     pub secure_ratio: Option<f64>,
+    pub jgroups_ratio: Option<f64>,
     pub runs: usize,
 }
 
@@ -220,10 +231,17 @@ pub fn median(pairs: &[Pair]) -> Row {
         let ratios: Vec<f64> = pairs.iter().filter_map(f).collect();
         (!ratios.is_empty()).then(|| median_f(ratios))
     };
+    let jgroups: Vec<f64> = pairs.iter().filter_map(|p| p.jgroups).collect();
     Row {
-        pair: Pair { stack, raw: twin(|p| p.raw.as_ref()), insecure: twin(|p| p.insecure.as_ref()) },
+        pair: Pair {
+            stack,
+            raw: twin(|p| p.raw.as_ref()),
+            insecure: twin(|p| p.insecure.as_ref()),
+            jgroups: (!jgroups.is_empty()).then(|| median_f(jgroups)),
+        },
         ratio: ratio(Pair::ratio),
         secure_ratio: ratio(Pair::secure_ratio),
+        jgroups_ratio: ratio(Pair::jgroups_ratio),
         runs: pairs.len(),
     }
 }
@@ -332,6 +350,8 @@ pub fn json(o: &Opts, size: usize, row: &impl AsRow, run: Option<usize>) -> Stri
     kv.push(("secure".into(), (o.secure && o.stack != "raw").to_string()));
     kv.extend(json_stats("insecure_", pair.insecure.as_ref()));
     kv.push(("secure_ratio".into(), json_f(row.secure_ratio(), 4)));
+    kv.push(("jgroups_msgs_per_sec".into(), json_f(pair.jgroups, 1)));
+    kv.push(("jgroups_ratio".into(), json_f(row.jgroups_ratio(), 4)));
     let rtt_ratio = match (s.rtt_us, pair.raw.as_ref().and_then(|r| r.rtt_us)) {
         (Some(a), Some(b)) if b[0] > 0 => Some(a[0] as f64 / b[0] as f64),
         _ => None,
@@ -360,6 +380,7 @@ pub trait AsRow {
     fn pair(&self) -> &Pair;
     fn ratio(&self) -> Option<f64>;
     fn secure_ratio(&self) -> Option<f64>;
+    fn jgroups_ratio(&self) -> Option<f64>;
     fn runs(&self) -> usize;
 }
 
@@ -372,6 +393,9 @@ impl AsRow for Pair {
     }
     fn secure_ratio(&self) -> Option<f64> {
         Pair::secure_ratio(self)
+    }
+    fn jgroups_ratio(&self) -> Option<f64> {
+        Pair::jgroups_ratio(self)
     }
     fn runs(&self) -> usize {
         1
@@ -387,6 +411,9 @@ impl AsRow for Row {
     }
     fn secure_ratio(&self) -> Option<f64> {
         self.secure_ratio
+    }
+    fn jgroups_ratio(&self) -> Option<f64> {
+        self.jgroups_ratio
     }
     fn runs(&self) -> usize {
         self.runs
@@ -486,6 +513,13 @@ pub fn table(o: &Opts, rows: &[(usize, Row)]) -> String {
     ));
     for (size, row) in rows {
         let p = &row.pair;
+        if let (Some(j), Some(q)) = (p.jgroups, row.jgroups_ratio) {
+            let mb = j * *size as f64 / 1e6;
+            out.push_str(&format!(
+                "{size} B JGroups 2.12: {} msgs/s ({mb:.1} MB/s); stack/JGroups {q:.3}\n",
+                thousands(j as u64)
+            ));
+        }
         for s in [Some(&p.stack), p.raw.as_ref(), p.insecure.as_ref()].into_iter().flatten() {
             let rss: Vec<String> = s.rss_kb.iter().map(u64::to_string).collect();
             let mut l = format!(
@@ -553,13 +587,19 @@ mod tests {
     fn medians_and_ratio() {
         let pairs: Vec<Pair> = [(90.0, 100.0, 80.0), (50.0, 100.0, 100.0), (95.0, 100.0, 95.0)]
             .iter()
-            .map(|&(s, r, i)| Pair { stack: stats(s, 1), raw: Some(stats(r, 3)), insecure: Some(stats(i, 1)) })
+            .map(|&(s, r, i)| Pair {
+                stack: stats(s, 1),
+                raw: Some(stats(r, 3)),
+                insecure: Some(stats(i, 1)),
+                jgroups: Some(r / 2.0),
+            })
             .collect();
         let row = median(&pairs);
         assert_eq!(row.pair.stack.msgs_per_sec, 90.0);
         assert_eq!(row.ratio, Some(0.9));
         assert_eq!(row.secure_ratio, Some(1.0), "the median of 1.125, 0.5 and 1.0");
         assert_eq!(row.pair.insecure.as_ref().map(|s| s.msgs_per_sec), Some(95.0));
+        assert_eq!((row.pair.jgroups, row.jgroups_ratio), (Some(50.0), Some(1.8)));
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(12), "12");
         assert_eq!(json_str("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");

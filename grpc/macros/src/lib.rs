@@ -9,6 +9,13 @@
 //! mode (`all` if absent), `#[rpc(order = "abcast" | "cbcast" | "ubcast" | "stack")]` the order
 //! of its group calls (`stack` if absent; `thoth_grpc::Order`). Each method's number is the FNV-1a hash of
 //! `Trait/version/method(arg types)->result type`, computed here.
+//!
+//! Use the macros through `thoth_grpc`, which re-exports both (`thoth_grpc::service`,
+//! `thoth_grpc::object`): the generated code names `::thoth_grpc`, so a crate that uses them
+//! depends on `thoth-grpc`. Worked examples are in `thoth_grpc`'s docs (its `service` and
+//! `object::typed` modules); a proc-macro crate cannot easily run doctests of its own output.
+
+#![deny(missing_docs)]
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -122,6 +129,23 @@ fn method(trait_name: &str, version: u64, f: &mut syn::TraitItemFn) -> syn::Resu
     Ok(Method { name: sig.ident.clone(), mutating, args, ret, mode, order, id: fnv(&signature) })
 }
 
+/// `#[service(version = N)]` on a trait: keeps the trait and generates, for a trait `Name`,
+/// the client stub `NameClient<'a>` (over a `thoth_grpc::Node`: `new` calls the whole group,
+/// `to(member)` one member, `timeout` sets each call's bound, 5 s by default; each method
+/// returns every member's typed answer, `thoth_grpc::service::Answers`) and the dispatcher
+/// `serve_name(node, Arc<RwLock<T>>)` (the trait's name in snake case) for any `T: Name`
+/// (`&self` methods under the read lock, `&mut self` ones under the write lock).
+///
+/// Per method, `#[rpc(mode = "...", order = "...")]` sets its response mode (`all`, `first`,
+/// `majority`, `none`; `all` if absent) and the order of its group calls (`abcast`,
+/// `cbcast`, `ubcast`, `stack`; `stack` if absent): `thoth_grpc::Mode`, `thoth_grpc::Order`.
+/// Arguments and the result are owned types with serde's `Serialize` and
+/// `DeserializeOwned`. A missing `version`, a method without `&self` or `&mut self`, a
+/// borrowed or destructured argument, or an unknown `#[rpc]` key or value is a compile
+/// error at the item at fault.
+///
+/// A worked example is in the docs of `thoth_grpc::service`, where the generated code's
+/// runtime lives (a proc-macro crate cannot run doctests of its own output).
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand(attr, item) {
@@ -149,7 +173,9 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
         let Method { name: mname, args, ret, mode, order, id, .. } = m;
         let names: Vec<_> = args.iter().map(|(n, _)| n).collect();
         let types: Vec<_> = args.iter().map(|(_, t)| t).collect();
+        let doc = format!("Calls `{mname}` on the target and waits for its answers (`Mode::{mode}`, `Order::{order}`).");
         quote! {
+            #[doc = #doc]
             pub fn #mname(&self, #(#names: #types),*) -> ::core::result::Result<#g::service::Answers<#ret>, #g::CallError> {
                 let args = #g::service::encode(&(#(#names,)*));
                 let out = self.node.call(#g::Request {
@@ -218,6 +244,7 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
             pub fn to(self, member: #g::EndpointId) -> Self {
                 #client { target: #g::Target::Member(member), ..self }
             }
+            /// Each call within `timeout` instead of 5 s.
             pub fn timeout(self, timeout: ::std::time::Duration) -> Self {
                 #client { timeout, ..self }
             }
@@ -231,6 +258,17 @@ fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<proc_macro2::Toke
     })
 }
 
+/// `#[object(version = N)]` on a trait: keeps the trait and generates, for a trait `Name`,
+/// `NameObject<T>(pub T)`, a replicated object's semantics (`thoth_grpc::Semantics`) for any
+/// `T: Name` that serde can serialize (`&mut self` methods are its writes, `&self` ones its
+/// reads, its serde form its dump), and `NameOps`, whose associated functions make each
+/// method an operation (`NameOps::method(id, args..)`, an `ObjCmd::Write` or `Read`), give
+/// its bytes (`method_op`) and decode its result (`method_result`).
+///
+/// Methods take no `#[rpc]`: the object's strategy decides how calls go. Owned arguments
+/// and results with serde's `Serialize` and `DeserializeOwned`, as for `service`.
+///
+/// A worked example (which runs as a doctest) is in the docs of `thoth_grpc::object::typed`.
 #[proc_macro_attribute]
 pub fn object(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand_object(attr, item) {

@@ -35,6 +35,7 @@ pub struct Capability {
     pub object: u64,
     /// `READ`, `WRITE`, or both.
     pub rights: u8,
+    /// The keyed BLAKE3 hash of the object and the rights under the object's secret.
     pub check: [u8; 32],
 }
 
@@ -61,6 +62,7 @@ impl Capability {
             && check_field(secret, self.object, self.rights) == blake3::Hash::from_bytes(self.check)
     }
 
+    /// Appends its `LEN` bytes to `out`: the object, the rights, the check field.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.object.to_le_bytes());
         out.push(self.rights);

@@ -139,9 +139,14 @@ pub trait Semantics {
 /// Where a call runs and how the state moves (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
+    /// Every replica runs every write and read in the one order: linearizable.
     Active,
+    /// Writes as `Active`, reads on the local replica with no message.
     Cached,
+    /// The view's first member runs every operation and updates the backups before it
+    /// answers a write.
     PrimaryBackup,
+    /// One copy, at the view's first member; lost if that member fails.
     ClientServer,
 }
 
@@ -176,13 +181,28 @@ pub const REFUSED: &str = "the call's capability does not grant it";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjCmd {
     /// Run the mutating operation `op` (`id`: the caller's, unique among its calls pending).
-    Write { id: CallId, op: Bytes },
+    Write {
+        /// The caller's operation id, named again in `ObjEvent::Done`.
+        id: CallId,
+        /// The operation, as `Semantics::apply` reads it.
+        op: Bytes,
+    },
     /// Run the read-only operation `op`.
-    Read { id: CallId, op: Bytes },
+    Read {
+        /// The caller's operation id, named again in `ObjEvent::Done`.
+        id: CallId,
+        /// The operation, as `Semantics::read` reads it.
+        op: Bytes,
+    },
     /// Ask `member` whether it is alive (Electra's `are_you_alive`): `Done` with an empty
     /// result if it answers within the timeout, `ObjError::Unavailable` if not (it failed,
     /// is not in the view, or does not answer).
-    Probe { id: CallId, member: EndpointId },
+    Probe {
+        /// The caller's operation id, named again in `ObjEvent::Done`.
+        id: CallId,
+        /// The member asked.
+        member: EndpointId,
+    },
     /// An endpoint command other than a cast or a send (leave, block_ok).
     Endpoint(Cmd),
 }
@@ -202,13 +222,20 @@ pub enum ObjError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjEvent {
     /// Operation `id` ended.
-    Done { id: CallId, result: Result<Bytes, ObjError> },
+    Done {
+        /// The operation's id, as the command gave it.
+        id: CallId,
+        /// The semantics object's result, or why there is none.
+        result: Result<Bytes, ObjError>,
+    },
     /// The endpoint's events but casts, sends and state transfer (views, blocks, exit).
     Endpoint(Event),
 }
 
+/// A replica's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObjConfig {
+    /// How the object is replicated; every member of its group must use the same.
     pub strategy: Strategy,
     /// How long a write or read waits for the replicas it asked.
     pub timeout: Duration,
@@ -223,6 +250,7 @@ pub struct ObjConfig {
 }
 
 impl ObjConfig {
+    /// `strategy` with a 5 s timeout and no capabilities.
     pub fn new(strategy: Strategy) -> ObjConfig {
         ObjConfig { strategy, timeout: Duration::from_secs(5), secret: None, cap: None, test_fifo_writes: false }
     }
@@ -236,25 +264,31 @@ pub struct ObjStats {
     pub local: u64,
     /// Operations sent to other members.
     pub remote: u64,
-    /// Writes and reads run here for a member's call.
+    /// Writes applied here (for a member's call, or as the primary).
     pub applied: u64,
+    /// Reads run here for a member's call.
     pub read: u64,
     /// Requests to a member that does not run the calls.
     pub not_first: u64,
+    /// States dumped for a joiner (state transfer).
     pub dumps: u64,
+    /// States transferred and loaded here, as a joiner.
     pub undumps: u64,
-    /// `PrimaryBackup`: updates absorbed here, writes answered from the applied results,
-    /// writes made again after their primary failed.
+    /// `PrimaryBackup`: the primary's updates absorbed here.
     pub absorbed: u64,
+    /// `PrimaryBackup`: writes answered from the applied results (run by this or an earlier
+    /// primary).
     pub replayed: u64,
+    /// `PrimaryBackup`: writes of this member's made again after their primary failed.
     pub retried: u64,
     /// `PrimaryBackup`: updates that waited for flow control.
     pub held_back: u64,
     /// Calls refused for their capability (forged, widened, missing, another object's).
     pub refused: u64,
-    /// Checkpoints offered to the group (this member's was newer than the group's state),
-    /// and offers taken here (newer than this replica's state).
+    /// States offered to the group: a checkpoint newer than the group's state, or this
+    /// member's side's state at a merge.
     pub offered: u64,
+    /// Offers taken here (they ranked above this replica's state).
     pub restored: u64,
     /// Updates from a member that is not the primary, and requests that do not decode.
     pub bad: u64,
@@ -364,9 +398,11 @@ impl<S: Semantics, L: Layer> Replica<S, L> {
     pub fn object(&self) -> &S {
         &self.obj
     }
+    /// The Group RPC machine underneath (its endpoint, its counters).
     pub fn rpc(&self) -> &Rpc<L> {
         &self.rpc
     }
+    /// What this replica counted.
     pub fn obj_stats(&self) -> &ObjStats {
         &self.stats
     }

@@ -36,17 +36,38 @@ use thoth_stack::{Bytes, EndpointId, GroupId, Layer, Machine, Metrics, Rx, Stack
 /// reaches that member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The service's object group (its `GroupId` number).
     pub group: u64,
+    /// The member that offers it; its offer goes when it misses the duty's probes.
     pub owner: EndpointId,
+    /// Where a client that is not a member reaches the owner (an address, say); opaque here.
     pub contact: String,
 }
 
 /// An operation on the directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraderOp {
-    Install { name: String, entry: Entry },
-    Remove { name: String, owner: EndpointId },
-    Bind { name: String },
+    /// Registers `entry` under `name`, replacing its owner's earlier offer of the name (a
+    /// write; answers whether there was one).
+    Install {
+        /// The service's name.
+        name: String,
+        /// The offer.
+        entry: Entry,
+    },
+    /// Withdraws `owner`'s offer of `name` (a write; answers whether there was one).
+    Remove {
+        /// The service's name.
+        name: String,
+        /// Whose offer goes.
+        owner: EndpointId,
+    },
+    /// Every offer of `name`, by owner (a read; `decode_bind` reads the answer).
+    Bind {
+        /// The service's name.
+        name: String,
+    },
+    /// Every offer of every name, as their installs (a read).
     List,
 }
 
@@ -78,6 +99,7 @@ fn take_u64(r: &mut &[u8]) -> Result<u64, String> {
 }
 
 impl TraderOp {
+    /// The operation's bytes (the layout in the module doc), as a replica's `op`.
     pub fn encode(&self) -> Bytes {
         let mut v = Vec::new();
         let (tag, name) = match self {
@@ -96,6 +118,7 @@ impl TraderOp {
         Bytes::from(v)
     }
 
+    /// Reads one whole operation; why not if it does not decode or bytes follow it.
     pub fn decode(b: &[u8]) -> Result<TraderOp, String> {
         let mut r = b;
         Self::take(&mut r).and_then(|op| if r.is_empty() { Ok(op) } else { Err("bytes after an operation".into()) })
@@ -151,6 +174,7 @@ impl Directory {
     pub fn len(&self) -> usize {
         self.services.len()
     }
+    /// Whether no name has an offer.
     pub fn is_empty(&self) -> bool {
         self.services.is_empty()
     }
@@ -259,6 +283,7 @@ impl<L: Layer> Trader<L> {
         }
     }
 
+    /// The directory's replica at this member (its state, its counters).
     pub fn replica(&self) -> &Replica<Directory, L> {
         &self.replica
     }

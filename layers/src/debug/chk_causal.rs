@@ -38,8 +38,15 @@ use thoth_stack::{Args, Cx, Dn, Dump, Layer, Rank, Reader, Up, Wire, WireError, 
 /// The `chk_causal` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hdr {
+    /// Not checked: sends, FIFO-only casts, other message events.
     NoHdr,
-    Chk { seq: u64, deps: Vec<u64> },
+    /// A checked cast: the sender's stamp.
+    Chk {
+        /// The sender's cast number, from 0.
+        seq: u64,
+        /// Per rank, in rank order: stamped casts of that rank the sender had delivered.
+        deps: Vec<u64>,
+    },
 }
 
 impl Wire for Hdr {
@@ -86,7 +93,9 @@ impl Wire for Hdr {
 /// What a sender stamps: its cast number and its vector clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stamp {
+    /// The sender's cast number, from 0 (checked for FIFO).
     pub seq: u64,
+    /// The sender's vector clock: per rank, stamped casts of that rank it had delivered.
     pub deps: Vec<u64>,
 }
 
@@ -144,6 +153,7 @@ impl Default for ChkCausal {
 }
 
 impl ChkCausal {
+    /// A checker with nothing sent or delivered yet.
     pub fn new() -> ChkCausal {
         ChkCausal {
             causal: Causal::default(),

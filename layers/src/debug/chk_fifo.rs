@@ -45,13 +45,16 @@ pub const MAX_RANGES: usize = 64;
 /// The `chk_fifo` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hdr {
+    /// Not checked: sends and other message events (the nothing: no bytes on the wire).
     NoHdr,
     /// The sender's cast number.
     Chk {
+        /// From 0, one per cast of the sender's.
         seq: u64,
     },
     /// The sender's number of a cast that asks for FIFO order only.
     FifoOnly {
+        /// From 0, one per FIFO-only cast of the sender's (apart from `Chk`'s numbering).
         seq: u64,
     },
 }
@@ -193,6 +196,7 @@ impl Default for ChkFifo {
 }
 
 impl ChkFifo {
+    /// A checker with nothing sent or delivered yet.
     pub fn new() -> ChkFifo {
         ChkFifo {
             fifo: Fifo::default(),
@@ -210,6 +214,7 @@ impl ChkFifo {
         self.report.total()
     }
 
+    /// The violation counts, by kind (`gap`, `duplicate`, `reorder`).
     pub fn reporter(&self) -> &Reporter {
         &self.report
     }

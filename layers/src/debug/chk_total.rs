@@ -59,17 +59,26 @@ pub const KEY: &str = "chk_total";
 /// The `chk_total` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hdr {
+    /// Not checked: sends, FIFO-only casts, other message events.
     NoHdr,
+    /// A checked cast: the sender's cast number and its claim about its deliveries so far.
     Chk {
+        /// The sender's cast number, from 0 (checked for FIFO).
         seq: u64,
+        /// How many stamped casts the sender had delivered in this view before this one.
         upto: u64,
+        /// Running hash of those `upto` deliveries, in delivery order (`extend`).
         hash: u64,
+        /// Hash of the same deliveries as a set: a wrapping sum of one hash per cast.
         sum: u64,
     },
     /// Control: the sequence the sender delivered in view `prev` before it moved to `next`.
     Digest {
+        /// The view the sender ran in.
         prev: ViewId,
+        /// The view its `Install` announced.
         next: ViewId,
+        /// One `Tally` (sender id 0): the count and running hash of its whole sequence in `prev`.
         digest: Vec<Tally>,
     },
 }
@@ -145,8 +154,13 @@ pub struct Total {
     /// `history[i]` is the prefix after `base + i + 1` deliveries.
     history: VecDeque<Prefix>,
     base: u64,
+    /// Stamped casts received, each carrying a claim.
     pub claims: u64,
+    /// Claims about another set of casts, or about more deliveries than this member had
+    /// made: not an order violation by themselves (delivery need not be uniform).
     pub diverged: u64,
+    /// Claims not compared: older than the `HISTORY` kept, or made once the view's change
+    /// had begun here (`stopped`).
     pub unchecked: u64,
     /// Claims are no longer compared (the view's change began).
     pub stopped: bool,
@@ -155,9 +169,13 @@ pub struct Total {
 /// What a sender stamps: its cast number and its claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
+    /// The sender's cast number, from 0.
     pub seq: u64,
+    /// The sender's deliveries so far that the claim covers (all of them).
     pub upto: u64,
+    /// Running hash of those deliveries in order.
     pub hash: u64,
+    /// Order-blind hash of the same deliveries (a wrapping sum).
     pub sum: u64,
 }
 
@@ -232,6 +250,7 @@ impl Default for ChkTotal {
 }
 
 impl ChkTotal {
+    /// A checker with nothing sent or delivered yet; its moves kept under `KEY`.
     pub fn new() -> ChkTotal {
         ChkTotal {
             total: Total::default(),

@@ -61,15 +61,20 @@ pub const KEY: &str = "chk_vsync";
 /// The `chk_vsync` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hdr {
+    /// Not checked: sends, unreliable casts and sends, other message events.
     NoHdr,
     /// A cast, with the view it was sent in.
     Chk {
+        /// The sender's view (`cx.view.id`) when it cast.
         view: ViewId,
     },
     /// Control: what the sender delivered in view `prev` before it moved to `next`.
     Digest {
+        /// The view the sender ran in.
         prev: ViewId,
+        /// The view its `Install` announced.
         next: ViewId,
+        /// Per member of `prev`, in rank order: its casts the sender delivered, count and hash.
         digest: Vec<Tally>,
     },
 }
@@ -144,6 +149,7 @@ impl Default for ChkVsync {
 }
 
 impl ChkVsync {
+    /// A checker with nothing sent or delivered yet; its moves kept under `KEY`.
     pub fn new() -> ChkVsync {
         ChkVsync {
             report: Reporter::new("chk_vsync", &["wrong_view", "self_delivery", "view_order", "agreement"]),
@@ -164,6 +170,7 @@ impl ChkVsync {
         self.report.total()
     }
 
+    /// The violation counts, by kind (`wrong_view`, `self_delivery`, `view_order`, `agreement`).
     pub fn reporter(&self) -> &Reporter {
         &self.report
     }

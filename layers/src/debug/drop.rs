@@ -44,6 +44,7 @@ impl Drop {
         Drop { filter, decide: Decide::new(p, nth, seed), dropped: 0 }
     }
 
+    /// Matching messages dropped so far.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

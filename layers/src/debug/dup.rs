@@ -25,6 +25,8 @@ pub struct Dup {
 }
 
 impl Dup {
+    /// Duplicates each matching message with probability `p`; the random stream forks from
+    /// the context at first use.
     pub fn new(p: f64, filter: Filter) -> Dup {
         Dup { filter, decide: Decide::new(p, [], None), duplicated: 0 }
     }
@@ -34,10 +36,12 @@ impl Dup {
         Dup { filter: Filter::all(), decide: Decide::new(0.0, nth, None), duplicated: 0 }
     }
 
+    /// The general form: probability, script, filter and seed together.
     pub fn with(p: f64, nth: impl IntoIterator<Item = u64>, filter: Filter, seed: Option<u64>) -> Dup {
         Dup { filter, decide: Decide::new(p, nth, seed), duplicated: 0 }
     }
 
+    /// Matching messages passed on twice so far (extra copies made).
     pub fn duplicated(&self) -> u64 {
         self.duplicated
     }

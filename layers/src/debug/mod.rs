@@ -78,13 +78,16 @@ pub enum Dir {
     Up,
     /// On send (events going down).
     Dn,
+    /// On receive and on send.
     Both,
 }
 
 impl Dir {
+    /// Acts on events going up (`Up` or `Both`).
     pub fn up(self) -> bool {
         matches!(self, Dir::Up | Dir::Both)
     }
+    /// Acts on events going down (`Dn` or `Both`).
     pub fn dn(self) -> bool {
         matches!(self, Dir::Dn | Dir::Both)
     }
@@ -122,9 +125,14 @@ pub fn parse_nth(s: &str) -> Option<Vec<u64>> {
 /// Which message events a fault layer acts on.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Filter {
+    /// The directions acted on (`dir=`).
     pub dir: Dir,
+    /// Only messages from these ranks (`from=`): the sender going up, this member going down.
     pub from: Ranks,
+    /// Only messages to these ranks (`to=`): this member going up, a `Send`'s destination
+    /// going down (a cast going down matches only when this is `None`).
     pub to: Ranks,
+    /// Also act on this member's own messages coming back up (`loopback=`).
     pub loopback: bool,
 }
 
@@ -158,7 +166,9 @@ impl Filter {
 /// The parameters every fault layer shares, read from a spec item.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct FaultArgs {
+    /// Which messages the layer acts on (`dir`, `from`, `to`, `loopback`).
     pub filter: Filter,
+    /// `seed=`: the layer's own random stream; `None` forks one from `cx.rng` at first use.
     pub seed: Option<u64>,
 }
 
@@ -214,6 +224,8 @@ pub struct Decide {
 }
 
 impl Decide {
+    /// Acts with probability `p`, and always on the matching messages numbered in `script`
+    /// (1-based, any order, repeats ignored); `seed` as in `FaultArgs::seed`.
     pub fn new(p: f64, script: impl IntoIterator<Item = u64>, seed: Option<u64>) -> Decide {
         let mut script: Vec<u64> = script.into_iter().collect();
         script.sort_unstable();
@@ -240,6 +252,7 @@ impl Decide {
         })
     }
 
+    /// Matching messages counted so far by `next`.
     pub fn seen(&self) -> u64 {
         self.seen
     }
@@ -248,11 +261,14 @@ impl Decide {
 /// A message event held by a layer (delay, shuffle), in either direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Held {
+    /// Going up, toward the application.
     Up(Up),
+    /// Going down, toward the network.
     Dn(Dn),
 }
 
 impl Held {
+    /// Releases the event in its own direction (`cx.up` or `cx.dn`).
     pub fn emit(self, cx: &mut Cx<'_>) {
         match self {
             Held::Up(e) => cx.up(e),
@@ -268,7 +284,9 @@ impl Held {
 pub struct Violation {
     /// A short kind, also the counter's name in `dump` (`gap`, `duplicate`, `reorder`).
     pub kind: &'static str,
+    /// The rank of the sender whose message showed it.
     pub from: Rank,
+    /// What was expected and what came, for the error event.
     pub detail: String,
 }
 
@@ -278,6 +296,7 @@ pub struct Violation {
 /// the layer does the header work and the reporting, the `Checker` only the logic, which
 /// makes it testable against a model on its own.
 pub trait Checker {
+    /// What the sender puts in its `Chk` header for each checked message.
     type Stamp;
     /// The stamp of the next checked message this member (rank `me`) sends.
     fn stamp(&mut self, me: Rank) -> Self::Stamp;
@@ -293,20 +312,26 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// A reporter for the layer named `layer` (the `Up::Error`'s `layer`), with a zero
+    /// counter for each of `kinds` so that `dump` lists them before any violation.
     pub fn new(layer: &'static str, kinds: &[&'static str]) -> Reporter {
         Reporter { layer, counts: kinds.iter().map(|&k| (k, 0)).collect() }
     }
 
+    /// Counts `v` under its kind and sends `Up::Error` up, naming the kind, the sender's and
+    /// this member's ranks, and the detail.
     pub fn report(&mut self, v: Violation, cx: &mut Cx<'_>) {
         *self.counts.entry(v.kind).or_default() += 1;
         let detail = format!("{} from rank {} at rank {}: {}", v.kind, v.from.0, cx.rank.0, v.detail);
         cx.up(Up::Error { layer: self.layer, detail });
     }
 
+    /// Violations reported of this kind (0 for a kind never seen).
     pub fn count(&self, kind: &str) -> u64 {
         self.counts.get(kind).copied().unwrap_or(0)
     }
 
+    /// Violations reported, of every kind.
     pub fn total(&self) -> u64 {
         self.counts.values().sum()
     }
@@ -326,6 +351,7 @@ pub struct PerSender<T> {
 }
 
 impl<T: Default> PerSender<T> {
+    /// The state of the sender of rank `r`, created (`T::default`) if not there yet.
     pub fn get_mut(&mut self, r: Rank) -> &mut T {
         let i = r.index();
         if self.v.len() <= i {
@@ -334,6 +360,7 @@ impl<T: Default> PerSender<T> {
         &mut self.v[i]
     }
 
+    /// Every rank's state, rank 0 up to the largest asked for (defaults for ranks never asked).
     pub fn iter(&self) -> impl Iterator<Item = (Rank, &T)> {
         self.v.iter().enumerate().map(|(i, t)| (Rank(i as u16), t))
     }

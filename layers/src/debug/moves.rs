@@ -31,8 +31,11 @@ pub const KEEP_REPORTED: usize = 64;
 /// of the whole delivery sequence for `chk_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tally {
+    /// The sender whose casts these are (`EndpointId(0)` for `chk_total`'s whole sequence).
     pub sender: EndpointId,
+    /// Casts delivered.
     pub count: u64,
+    /// A hash of them in delivery order.
     pub hash: u64,
 }
 
@@ -53,23 +56,28 @@ impl Wire for Tally {
     }
 }
 
+/// Encoded bytes of a view id (`put_view`).
 pub fn view_len(v: ViewId) -> usize {
     var_len(v.ltime) + var_len(v.coord.0)
 }
 
+/// Writes a view id: its ltime and coordinator's id, as varints.
 pub fn put_view(w: &mut Writer<'_>, v: ViewId) {
     w.put_var(v.ltime);
     w.put_var(v.coord.0);
 }
 
+/// Reads a view id written by `put_view`.
 pub fn get_view(r: &mut Reader<'_>) -> Result<ViewId, WireError> {
     Ok(ViewId { ltime: r.var()?, coord: EndpointId(r.var()?) })
 }
 
+/// Encoded bytes of a digest (`put_digest`).
 pub fn digest_len(d: &[Tally]) -> usize {
     var_len(d.len() as u64) + d.iter().map(Wire::encoded_len).sum::<usize>()
 }
 
+/// Writes a digest: its entry count as a varint, then each `Tally`.
 pub fn put_digest(w: &mut Writer<'_>, d: &[Tally]) {
     w.put_var(d.len() as u64);
     for t in d {
@@ -77,6 +85,8 @@ pub fn put_digest(w: &mut Writer<'_>, d: &[Tally]) {
     }
 }
 
+/// Reads a digest written by `put_digest`; `Truncated` before allocating if the count
+/// claims more entries than the bytes left could hold.
 pub fn get_digest(r: &mut Reader<'_>) -> Result<Vec<Tally>, WireError> {
     let n = r.var()?;
     // Bound the allocation by the bytes actually there.
@@ -90,8 +100,11 @@ pub fn get_digest(r: &mut Reader<'_>) -> Result<Vec<Tally>, WireError> {
 /// digest of its deliveries in the first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kept {
+    /// The view the member ran in.
     pub prev: ViewId,
+    /// The view its `Install` announced.
     pub next: ViewId,
+    /// What it delivered in `prev`, as its checker digests it.
     pub digest: Vec<Tally>,
 }
 
@@ -114,7 +127,10 @@ impl Wire for Kept {
 /// last, at most `KEEP_REPORTED`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct History {
+    /// The member's last moves, oldest first, at most `KEEP_VIEWS`.
     pub moves: Vec<Kept>,
+    /// Divergences already reported, as (`prev` of the move, the other member), newest
+    /// last, at most `KEEP_REPORTED`.
     pub reported: Vec<(ViewId, EndpointId)>,
 }
 

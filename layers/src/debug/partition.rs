@@ -34,6 +34,7 @@ pub struct PartitionCtl {
 }
 
 impl PartitionCtl {
+    /// A handle on a fresh, empty cut set (nothing cut).
     pub fn new() -> PartitionCtl {
         PartitionCtl::default()
     }
@@ -101,12 +102,15 @@ impl Partition {
         self.ctl.clone()
     }
 
+    /// Members of `a` and of `b` stop hearing each other (`PartitionCtl::cut`).
     pub fn cut(&mut self, a: &[Rank], b: &[Rank]) {
         self.ctl.cut(a, b)
     }
+    /// Members of `b` stop hearing members of `a` (`PartitionCtl::cut_oneway`).
     pub fn cut_oneway(&mut self, a: &[Rank], b: &[Rank]) {
         self.ctl.cut_oneway(a, b)
     }
+    /// Removes every cut, for every holder of the shared handle (`PartitionCtl::heal`).
     pub fn heal(&mut self) {
         self.ctl.heal()
     }

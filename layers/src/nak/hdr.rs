@@ -6,21 +6,43 @@ use thoth_stack::{Rank, Reader, Wire, WireError, Writer};
 /// Most ranges one NAK names; the rest of a gap is asked for by the next NAK.
 pub const MAX_RANGES: usize = 16;
 
+/// The nak layer's header, on every message it sends or passes down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NakHdr {
     /// Not sequenced: unreliable casts, sends, and what passes through.
     NoHdr,
     /// A reliable cast, number `seq` of its sender (from 0).
-    Data { seq: u64 },
+    Data {
+        /// The sender's sequence number for this cast.
+        seq: u64,
+    },
     /// A copy of cast `seq` of `origin`, from the origin or any member holding it.
-    Retrans { origin: Rank, seq: u64 },
+    Retrans {
+        /// The member that first cast it.
+        origin: Rank,
+        /// Its sequence number at `origin`.
+        seq: u64,
+    },
     /// Please retransmit these half-open ranges `[lo, hi)` of `origin`'s casts.
-    Nak { origin: Rank, ranges: Vec<(u64, u64)> },
+    Nak {
+        /// The sender whose casts are missing.
+        origin: Rank,
+        /// Non-empty runs of missing sequence numbers, lowest first; 1 to `MAX_RANGES` of them.
+        ranges: Vec<(u64, u64)>,
+    },
     /// The sender has cast `sent` messages (reveals a lost tail).
-    Tail { sent: u64 },
+    Tail {
+        /// Casts the sender has numbered so far: sequence numbers `0..sent` exist.
+        sent: u64,
+    },
     /// The sender has delivered `count` casts of the failed member `origin` (see
     /// `Dn::Failed`): ask it for the ones you miss.
-    Have { origin: Rank, count: u64 },
+    Have {
+        /// The failed member whose casts are announced.
+        origin: Rank,
+        /// The announcer's delivered prefix of `origin`: casts `0..count` exist.
+        count: u64,
+    },
 }
 
 const NO_HDR: u8 = 0;

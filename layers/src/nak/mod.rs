@@ -126,6 +126,7 @@ pub use window::{Arrival, Window};
 use std::collections::VecDeque;
 use thoth_stack::{Args, Budget, Cx, Dn, Dump, Duration, Hist, Layer, Msg, Props, Rank, Registry, Time, Up};
 
+/// Parameters; see **Parameters** above for the spec names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// How long a gap may last before the first NAK (lets reordered datagrams arrive).
@@ -226,6 +227,7 @@ struct Counters {
     gap_us: Hist,
 }
 
+/// The nak layer; see the module documentation.
 pub struct Nak {
     cfg: Config,
     /// Set from the view at the first event.
@@ -264,6 +266,7 @@ impl Default for Nak {
     }
 }
 
+/// Registers `nak` and its parameters; `window` and `max_rtx` must be at least 1.
 pub fn register(r: &mut Registry) {
     r.register("nak", "reliable FIFO multicast by negative acknowledgement", |a: &mut Args| {
         let d = Config::default();
@@ -288,6 +291,7 @@ pub fn register(r: &mut Registry) {
 }
 
 impl Nak {
+    /// A nak layer. Per-view state (peers, byte budget) is set up from the view at `init`.
     pub fn new(cfg: Config) -> Nak {
         Nak {
             cfg,

@@ -43,6 +43,7 @@ impl<T> Window<T> {
         self.held.len() + self.front.is_some() as usize
     }
 
+    /// Offers arrival `seq`; it is kept unless the result is `Duplicate` or `Overflow`.
     pub fn insert(&mut self, seq: u64, item: T) -> Arrival {
         if seq < self.next || (seq == self.next && self.front.is_some()) || self.held.contains_key(&seq) {
             Arrival::Duplicate

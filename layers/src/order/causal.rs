@@ -57,7 +57,10 @@ use thoth_stack::{Args, Cx, Dn, Dump, Layer, Msg, Props, Rank, Reader, Registry,
 pub enum Hdr {
     /// A causal cast: the entries of the sender's vector that grew since its previous cast,
     /// as (rank, increase).
-    Data { deps: Vec<(Rank, u64)> },
+    Data {
+        /// (rank, increase) per entry that grew, never the sender's own; empty: the nothing.
+        deps: Vec<(Rank, u64)>,
+    },
     /// An unreliable cast: not ordered.
     Unrel,
     /// A cast that asks for FIFO order only: not in the vectors.
@@ -98,10 +101,14 @@ impl Wire for Hdr {
     }
 }
 
+/// Parameters; see **Parameters** above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// Safe (uniform) delivery: a cast goes up only once stable (needs `STABLE` below).
     pub safe: bool,
+    /// Bytes of held casts per sender; a cast past it is dropped (`over_budget`).
     pub mem: usize,
+    /// Bytes of held casts for all senders together.
     pub mem_all: usize,
     /// Planted bug (tests only): deliver a cast whose sender's FIFO turn has come without
     /// waiting for its other causes.
@@ -114,6 +121,7 @@ impl Default for Config {
     }
 }
 
+/// Registers `causal` and its parameters (`safe`, `mem`, `mem_all`).
 pub fn register(r: &mut Registry) {
     r.register(
         "causal",
@@ -137,6 +145,7 @@ struct Counters {
     fifo: u64,
 }
 
+/// The causal order layer; see the module documentation.
 pub struct Causal {
     cfg: Config,
     held: Held<Vec<u64>>,
@@ -152,6 +161,7 @@ pub struct Causal {
 }
 
 impl Causal {
+    /// A causal layer; its vectors and budget are sized from the view at `init`.
     pub fn new(cfg: Config) -> Causal {
         Causal {
             cfg,

@@ -60,9 +60,15 @@ pub const MAX_LEAP: u64 = 1 << 24;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hdr {
     /// A cast: its timestamp's increase over its sender's previous one.
-    Data { dt: u64 },
+    Data {
+        /// The increase, at least 1 (0 is `bad`).
+        dt: u64,
+    },
     /// The sender's clock, announced: its increase over the sender's previous timestamp.
-    Null { dt: u64 },
+    Null {
+        /// The increase, possibly 0.
+        dt: u64,
+    },
     /// An unreliable cast: not ordered.
     Unrel,
     /// A cast that asks for FIFO order only: no timestamp, not ordered.
@@ -107,10 +113,14 @@ impl Wire for Hdr {
     }
 }
 
+/// Parameters; see **Parameters** above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// Safe (uniform) delivery: a cast goes up only once stable (needs `STABLE` below).
     pub safe: bool,
+    /// Bytes of held casts per sender; a cast past it is dropped (`over_budget`).
     pub mem: usize,
+    /// Bytes of held casts for all senders together.
     pub mem_all: usize,
     /// Planted bug (tests only): deliver the smallest key held without waiting for the other
     /// members' clocks.
@@ -123,6 +133,7 @@ impl Default for Config {
     }
 }
 
+/// Registers `lamport` and its parameters (`safe`, `mem`, `mem_all`).
 pub fn register(r: &mut Registry) {
     r.register("lamport", "total order: Lamport timestamps, leaderless, null messages when idle", |a: &mut Args| {
         let (safe, mem, mem_all) = spec_args(a)?;
@@ -143,6 +154,7 @@ struct Counters {
     fifo: u64,
 }
 
+/// The Lamport-timestamp total order layer; see the module documentation.
 pub struct Lamport {
     cfg: Config,
     held: Held<u64>,
@@ -158,6 +170,8 @@ pub struct Lamport {
 }
 
 impl Lamport {
+    /// A lamport layer with its clock at 0; its per-rank state is sized from the view at
+    /// `init`.
     pub fn new(cfg: Config) -> Lamport {
         Lamport {
             cfg,

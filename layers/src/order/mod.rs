@@ -64,6 +64,7 @@ use thoth_stack::msg::COMPACT_SLACK;
 use thoth_stack::wire::var_len;
 use thoth_stack::{Args, Budget, Cx, Msg, Rank, Reader, Registry, Up, WireError, Writer};
 
+/// Registers the four ordering layers: `causal`, `lamport`, `sequencer` and `token`.
 pub fn register(r: &mut Registry) {
     causal::register(r);
     lamport::register(r);
@@ -106,6 +107,7 @@ pub fn pairs_len(v: &[(Rank, u64)]) -> usize {
     var_len(v.len() as u64) + v.iter().map(|&(r, n)| var_len(r.0 as u64) + var_len(n)).sum::<usize>()
 }
 
+/// Writes a list of (rank, number) pairs in the wire form `pairs_len` measures.
 pub fn put_pairs(w: &mut Writer<'_>, v: &[(Rank, u64)]) {
     w.put_var(v.len() as u64);
     for &(r, n) in v {
@@ -151,6 +153,8 @@ struct Entry<T> {
 }
 
 impl<T> Held<T> {
+    /// Nothing held yet for a view of `n` members, within `mem` bytes per sender and
+    /// `mem_all` in all.
     pub fn new(n: usize, mem: usize, mem_all: usize) -> Held<T> {
         Held {
             got: vec![0; n],
@@ -253,6 +257,7 @@ impl<T> Held<T> {
         self.queues.iter().map(VecDeque::len).sum()
     }
 
+    /// Whether no cast is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -71,7 +71,10 @@ pub enum Hdr {
     /// An unreliable cast: not ordered.
     Unrel,
     /// The sequencer's decisions: the next `count` casts of `rank`, run after run.
-    Order { runs: Vec<(Rank, u64)> },
+    Order {
+        /// (rank, count) per run, in decision order; at most `MAX_RUNS`.
+        runs: Vec<(Rank, u64)>,
+    },
     /// A cast that asks for FIFO order only: not ordered, not counted in the decisions.
     Fifo,
 }
@@ -106,10 +109,14 @@ impl Wire for Hdr {
     }
 }
 
+/// Parameters; see **Parameters** above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// Safe (uniform) delivery: a cast goes up only once stable (needs `STABLE` below).
     pub safe: bool,
+    /// Bytes of held casts per sender; a cast past it is dropped (`over_budget`).
     pub mem: usize,
+    /// Bytes of held casts for all senders together.
     pub mem_all: usize,
     /// Planted bug (tests only): at the cut, deliver what is held in the order it arrived
     /// here instead of the order every survivor computes alike.
@@ -122,6 +129,7 @@ impl Default for Config {
     }
 }
 
+/// Registers `sequencer` and its parameters (`safe`, `mem`, `mem_all`).
 pub fn register(r: &mut Registry) {
     r.register("sequencer", "total order: a fixed sequencer orders casts sent straight to all", |a: &mut Args| {
         let (safe, mem, mem_all) = spec_args(a)?;
@@ -153,6 +161,8 @@ struct Counters {
     fifo: u64,
 }
 
+/// The fixed-sequencer total order layer; see the module documentation. Rank 0 of the
+/// view decides.
 pub struct Sequencer {
     cfg: Config,
     held: Held,
@@ -172,6 +182,7 @@ pub struct Sequencer {
 const SEQUENCER: usize = 0;
 
 impl Sequencer {
+    /// A sequencer layer; what it holds is sized from the view at `init`.
     pub fn new(cfg: Config) -> Sequencer {
         Sequencer {
             cfg,

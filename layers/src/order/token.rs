@@ -77,7 +77,10 @@ pub enum Hdr {
     /// A cast numbered right after its sender's previous one (and, ignored, on other sends).
     Next,
     /// The first cast of a visit, and its number.
-    At { seq: u64 },
+    At {
+        /// The global sequence number of this cast.
+        seq: u64,
+    },
     /// A cast released at the flush, ordered at the cut.
     Unordered,
     /// An unreliable cast: not ordered.
@@ -86,7 +89,15 @@ pub enum Hdr {
     Want,
     /// The token: the next number, the visit (counts the hops), and how many hops ago a
     /// holder last cast.
-    Token { seq: u64, visit: u64, idle: u64 },
+    Token {
+        /// The next global sequence number to give a cast.
+        seq: u64,
+        /// Hops of the token so far in this view; a copy with a visit already seen is a duplicate.
+        visit: u64,
+        /// Hops since a holder last cast or the token was asked for; once past the view's
+        /// size, a holder with nothing to cast keeps it (it rests).
+        idle: u64,
+    },
     /// A cast that asks for FIFO order only: sent without the token, not numbered.
     Fifo,
 }
@@ -133,11 +144,16 @@ impl Wire for Hdr {
     }
 }
 
+/// Parameters; see **Parameters** above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// Safe (uniform) delivery: a cast goes up only once stable (needs `STABLE` below).
     pub safe: bool,
+    /// Bytes of held casts per sender; a cast past it is dropped (`over_budget`).
     pub mem: usize,
+    /// Bytes of held casts for all senders together.
     pub mem_all: usize,
+    /// How often a member whose casts wait multicasts `Want` (spec `want_ms`, at least 1 ms).
     pub want: Duration,
     /// Planted bug (tests only): at the cut, deliver the numbered casts held in the order
     /// they arrived here instead of number order.
@@ -150,6 +166,7 @@ impl Default for Config {
     }
 }
 
+/// Registers `token` and its parameters (`safe`, `mem`, `mem_all`, `want_ms`).
 pub fn register(r: &mut Registry) {
     r.register("token", "total order: a rotating token numbers the casts (Totem style)", |a: &mut Args| {
         let (safe, mem, mem_all) = spec_args(a)?;
@@ -187,6 +204,7 @@ struct Visit {
     idle: u64,
 }
 
+/// The rotating-token total order layer; see the module documentation.
 pub struct Token {
     cfg: Config,
     held: Held<Seq>,
@@ -219,6 +237,7 @@ pub struct Token {
 }
 
 impl Token {
+    /// A token layer; rank 0 of the view holds the token first.
     pub fn new(cfg: Config) -> Token {
         Token {
             cfg,

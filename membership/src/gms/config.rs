@@ -3,6 +3,7 @@
 
 use thoth_stack::{Args, Duration};
 
+/// The `gms` layer's timers and modes; `Default` gives the values in the `gms` module doc.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// How long a new endpoint looks for its group before forming one alone.
@@ -16,6 +17,7 @@ pub struct Config {
     /// Between two pings verifying a suspicion, and how many go unanswered before the
     /// suspect counts as failed.
     pub verify: Duration,
+    /// Pings left unanswered before a suspect counts as failed (see `verify`).
     pub verify_tries: u32,
     /// A participant that has not reported or flushed by then is excluded without more ado.
     pub flush: Duration,
@@ -29,6 +31,7 @@ pub struct Config {
     /// How long a side waits for the merge leader's view before going on alone, and how long
     /// the leader gathers sides before it flushes.
     pub merge: Duration,
+    /// How long the merge leader gathers sides (see `merge`).
     pub merge_window: Duration,
     /// How long a leaving member waits for the view without it before leaving anyway.
     pub leave: Duration,
@@ -84,6 +87,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Reads the spec's arguments (`discover_ms`, `hello_ms`, `beacon_ms`, `block_ms`,
+    /// `verify_ms`, `verify_tries`, `flush_ms`, `resend_ms`, `ready_ms`, `merge_ms`,
+    /// `merge_window_ms`, `leave_ms`, `primary` nonzero for on, `chunk` bytes), defaults for
+    /// the rest. Errs on a malformed value, or a zero `hello_ms`, `beacon_ms`, `verify_ms`,
+    /// `resend_ms` or `chunk`.
     pub fn from_args(a: &mut Args) -> Result<Config, String> {
         let d = Config::default();
         let ms = |a: &mut Args, k: &str, v: Duration| -> Result<Duration, String> {

@@ -269,6 +269,8 @@ struct Counters {
     view_change_us: Hist,
 }
 
+/// The `gms` layer for one view (the endpoint builds a fresh one per view; what must outlive
+/// the view goes through the memo). See the module doc for the protocol.
 pub struct Gms {
     cfg: Config,
     exited: bool,
@@ -326,6 +328,7 @@ pub struct Gms {
 }
 
 impl Gms {
+    /// A layer with these parameters.
     pub fn new(cfg: Config) -> Gms {
         Gms {
             cfg,

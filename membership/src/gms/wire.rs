@@ -5,6 +5,7 @@
 
 use thoth_stack::{Bytes, EndpointId, Rank, Reader, View, ViewId, Wire, WireError, Writer};
 
+/// The header `gms` pushes on every message event: what the body is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hdr {
     /// Application traffic.
@@ -12,7 +13,10 @@ pub enum Hdr {
     /// In-view control (`Ctl` in the body).
     Ctl,
     /// A piece of the state for a joiner (the body); `last` ends it.
-    Chunk { last: bool },
+    Chunk {
+        /// The final piece: the joiner answers `StateOk` after it.
+        last: bool,
+    },
     /// Gossip from outside the view (`Gossip` in the body).
     Gossip,
 }
@@ -63,22 +67,30 @@ pub enum Ctl {
     Leave,
     /// The coordinator begins (or restarts) a flush; `failed` will not be in the next view.
     Block {
+        /// The coordinator's flush attempt in this view (from 1; a restart counts up).
         attempt: u32,
+        /// Ranks excluded from the next view, frozen where they are for this flush.
         failed: Vec<Rank>,
     },
     /// A participant's answer: the casts it delivered from each rank and all it issued of
     /// its own, in the reliable layer's count (`Up::Digest`).
     Report {
+        /// The attempt this report answers.
         attempt: u32,
+        /// Per rank of the view: casts delivered from it (for the sender's own rank: all it
+        /// issued).
         delivered: Vec<u64>,
     },
     /// The coordinator's cut: how many casts of each rank every survivor delivers in this view.
     Cut {
+        /// The attempt this cut ends.
         attempt: u32,
+        /// Per rank of the view: casts to deliver from it before answering `Flushed`.
         cut: Vec<u64>,
     },
     /// A participant has delivered exactly the cut.
     Flushed {
+        /// The attempt whose cut was reached.
         attempt: u32,
     },
     /// Sent once by each member to the coordinator of a new view: it has installed it.
@@ -87,8 +99,9 @@ pub enum Ctl {
     StateOk,
     /// The coordinator releases the casts held while joiners loaded the state.
     Go,
-    /// Verification of a suspicion: are you alive?
+    /// Verification of a suspicion: are you alive? (a nonce, echoed in the `Pong`)
     Ping(u32),
+    /// The suspect's answer to a `Ping`, with its nonce.
     Pong(u32),
 }
 
@@ -96,22 +109,29 @@ pub enum Ctl {
 /// flush `attempt`. A member installs a view only if it lists the flush it took part in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Side {
+    /// The view these members flushed.
     pub view: ViewId,
+    /// The coordinator that ran that flush.
     pub coord: EndpointId,
+    /// Its flush attempt that committed them.
     pub attempt: u32,
 }
 
 /// A primary view (primary-partition mode).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Primary {
+    /// Its view id.
     pub id: ViewId,
+    /// Its members: a later view is primary only with a majority of them.
     pub members: Vec<EndpointId>,
 }
 
 /// The next view and where its members come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Install {
+    /// The view to install.
     pub view: View,
+    /// The flushes its members come from: one per side (more than one after a merge).
     pub sides: Vec<Side>,
     /// Members that come from no view: they get the state before anything else.
     pub joiners: Vec<EndpointId>,
@@ -130,20 +150,33 @@ pub const MAX_PRIMARIES: usize = 64;
 /// Messages outside the view; every one names the sender's view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gossip {
+    /// The sender's view (a provisional one, `ltime` 0, for a new endpoint).
     pub view: ViewId,
+    /// What it says.
     pub kind: Kind,
 }
 
+/// What a `Gossip` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// An endpoint looking for its group (multicast).
     Hello,
     /// A coordinator announces its view (multicast now and then, and to each Hello).
-    Beacon { members: Vec<EndpointId> },
+    Beacon {
+        /// The members of the coordinator's view, in rank order.
+        members: Vec<EndpointId>,
+    },
     /// A new endpoint asks the coordinator to be added.
     Join,
     /// A coordinator has flushed its side and asks the merge leader to merge it.
-    MergeReady { members: Vec<EndpointId>, attempt: u32, last_primary: Vec<Primary> },
+    MergeReady {
+        /// The side's participants, to be members of the merged view.
+        members: Vec<EndpointId>,
+        /// The side's flush attempt that committed them (named in the `Install`'s sides).
+        attempt: u32,
+        /// The side's last primary views (see `Install::last_primary`).
+        last_primary: Vec<Primary>,
+    },
     /// The next view.
     Install(Box<Install>),
 }
@@ -196,6 +229,7 @@ impl Enc {
         });
         self
     }
+    /// The bytes encoded so far, leaving the encoder empty.
     pub fn done(&mut self) -> Bytes {
         Bytes::from(core::mem::take(&mut self.0))
     }
@@ -238,6 +272,7 @@ fn end<T>(r: &Reader<'_>, v: T) -> Result<T, WireError> {
 }
 
 impl Ctl {
+    /// Encodes into a fresh buffer (the message body).
     pub fn encode(&self) -> Bytes {
         let mut e = Enc::default();
         match self {
@@ -256,6 +291,7 @@ impl Ctl {
         e.done()
     }
 
+    /// Decodes a whole body; trailing bytes, an unknown tag or an oversized list are an error.
     pub fn decode(b: &[u8]) -> Result<Ctl, WireError> {
         let r = &mut Reader::new(b);
         let c = match r.u8()? {
@@ -322,6 +358,7 @@ impl Install {
         e.done()
     }
 
+    /// Reads back the form `to_bytes` wrote; trailing bytes are an error.
     pub fn from_bytes(b: &[u8]) -> Result<Install, WireError> {
         let r = &mut Reader::new(b);
         let i = Install::get(r)?;
@@ -330,6 +367,7 @@ impl Install {
 }
 
 impl Gossip {
+    /// Encodes into a fresh buffer (the message body).
     pub fn encode(&self) -> Bytes {
         let mut e = Enc::default();
         e.vid(self.view);
@@ -349,6 +387,8 @@ impl Gossip {
         e.done()
     }
 
+    /// Decodes a whole body; trailing bytes, an unknown tag, an oversized list or an
+    /// `Install` whose view id does not name its first member as coordinator are an error.
     pub fn decode(b: &[u8]) -> Result<Gossip, WireError> {
         let r = &mut Reader::new(b);
         let view = vid(r)?;

@@ -71,6 +71,7 @@ pub struct NetStats {
     pub transmits: u64,
     /// Datagrams put on a link: one per destination (a `Dest::All` transmit fans out).
     pub sent: u64,
+    /// Datagrams dropped by the link's loss probability.
     pub lost: u64,
     /// Extra copies made by duplication.
     pub duplicated: u64,

@@ -22,6 +22,7 @@ use core::fmt;
 pub struct NodeId(pub u32);
 
 impl NodeId {
+    /// The node's position in the simulation's node list (its `NodeId.0` as a `usize`).
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -41,6 +42,7 @@ impl fmt::Display for NodeId {
 /// What a factory is told when it builds an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Spawn {
+    /// The node being started (or restarted).
     pub node: NodeId,
     /// 0 for the first start, then one more for each restart.
     pub incarnation: u32,
@@ -69,26 +71,35 @@ impl<L: Layer> Simulated for Endpoint<L> {
 /// Cast or Send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    /// A multicast to the view (`Event::Cast`).
     Cast,
+    /// A point-to-point message to one member (`Event::Send`).
     Send,
 }
 
 /// A message the application of a node received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// The virtual time the application got it.
     pub at: Time,
     /// The incarnation of the receiving node.
     pub incarnation: u32,
+    /// The sender's endpoint id.
     pub from: EndpointId,
+    /// Whether it was cast to the view or sent to this member alone.
     pub kind: Kind,
+    /// The application payload.
     pub data: Bytes,
 }
 
 /// An event the application of a node received, and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeEvent<E = Event> {
+    /// The virtual time the application got it.
     pub at: Time,
+    /// The incarnation of the receiving node.
     pub incarnation: u32,
+    /// The event, as the machine output it.
     pub event: E,
 }
 

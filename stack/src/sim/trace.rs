@@ -29,7 +29,12 @@ pub fn digest(b: &[u8]) -> u64 {
 pub enum Fate {
     /// Put on the link: `copies` copies in flight (more than one if duplicated), of which
     /// `corrupted` have damaged bytes.
-    InFlight { copies: u8, corrupted: u8 },
+    InFlight {
+        /// Copies scheduled to arrive: 1, or 2 if the link duplicated it.
+        copies: u8,
+        /// How many of those copies the link damaged.
+        corrupted: u8,
+    },
     /// Dropped by the link's loss probability.
     Lost,
     /// Dropped by a partition (at send or at arrival).
@@ -39,7 +44,10 @@ pub enum Fate {
     /// `Dest::One` to an endpoint id no node has.
     Unroutable,
     /// Handed to the destination's `handle_datagram`.
-    Delivered { corrupted: bool },
+    Delivered {
+        /// The copy was damaged in flight (the frame check should reject it).
+        corrupted: bool,
+    },
 }
 
 /// What the simulator needs of the events a machine hands its application: a stable
@@ -56,65 +64,100 @@ pub trait Observed: Clone + core::fmt::Debug {
 pub enum Entry<E = Event> {
     /// A node's endpoint was built (its first start or a restart).
     Start {
+        /// The node started.
         node: NodeId,
+        /// 0 for the first start, one more for each restart.
         incarnation: u32,
+        /// The endpoint id the factory gave this incarnation.
         id: EndpointId,
     },
+    /// A node crashed (`Sim::crash`, or a restart's crash); only recorded if it was up.
     Crash {
+        /// The node crashed.
         node: NodeId,
+        /// The incarnation that died.
         incarnation: u32,
     },
-    /// An application command and whether the endpoint accepted it.
+    /// An application cast (`Sim::cast`, `Sim::cast_fifo`) and whether the endpoint accepted it.
     Cast {
+        /// The casting node.
         node: NodeId,
+        /// Payload length in bytes.
         len: usize,
+        /// FNV-1a of the payload (`digest`).
         digest: u64,
+        /// The endpoint accepted the cast (false: node down or cast refused).
         ok: bool,
     },
+    /// An application point-to-point send (`Sim::send`) and whether the endpoint accepted it.
     Send {
+        /// The sending node.
         node: NodeId,
+        /// The destination member's endpoint id.
         to: EndpointId,
+        /// Payload length in bytes.
         len: usize,
+        /// FNV-1a of the payload (`digest`).
         digest: u64,
+        /// The endpoint accepted the send (false: node down or send refused).
         ok: bool,
     },
+    /// The application asked to leave the group (`Sim::leave`).
     Leave {
+        /// The leaving node.
         node: NodeId,
+        /// The endpoint accepted the leave (false: the node was down).
         ok: bool,
     },
     /// The user ran code against an endpoint (`Sim::with`).
     With {
+        /// The node whose machine the code ran on (recorded only if it was up).
         node: NodeId,
     },
     /// A command of the machine's own kind (`Sim::command`) and whether it was accepted.
     Command {
+        /// The node whose machine got the command.
         node: NodeId,
+        /// The machine accepted it (false: node down or command refused).
         ok: bool,
     },
     /// A datagram on the link `from → to` (`to` is `from` for an unroutable one).
     Datagram {
+        /// The sending node.
         from: NodeId,
+        /// The destination node (`from` itself if unroutable).
         to: NodeId,
+        /// Datagram length in bytes, as on the wire.
         len: usize,
+        /// FNV-1a of the datagram's bytes (of the damaged bytes for a corrupted copy on arrival).
         digest: u64,
+        /// What became of it at this point: put on the link, or at arrival.
         fate: Fate,
     },
     /// A node's timer fired.
     Timer {
+        /// The node whose `handle_timeout` ran.
         node: NodeId,
     },
     /// A datagram from outside the simulated group (`Sim::inject`: a hostile host, say)
     /// arrived at `to`, if it was up.
     Inject {
+        /// The node it was handed to.
         to: NodeId,
+        /// Datagram length in bytes.
         len: usize,
+        /// FNV-1a of the datagram's bytes.
         digest: u64,
+        /// The node was up and got it through `handle_datagram` (false: dropped, node down).
         delivered: bool,
     },
     /// An event the endpoint handed its application.
     Event {
+        /// The receiving node.
         node: NodeId,
+        /// The incarnation that handed it over.
         incarnation: u32,
+        /// The event itself, as the machine output it.
         event: E,
     },
 }
@@ -122,7 +165,9 @@ pub enum Entry<E = Event> {
 /// An entry and when it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record<E = Event> {
+    /// The virtual time it happened at.
     pub at: Time,
+    /// What happened.
     pub entry: Entry<E>,
 }
 

@@ -84,7 +84,9 @@ impl<E: fmt::Display + fmt::Debug> std::error::Error for CmdError<E> {}
 /// `run_until_quiet` reached its limit with work pending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotQuiet {
+    /// The simulation's seed, to replay the run.
     pub seed: u64,
+    /// The virtual time it gave up at (the end of the limit).
     pub at: Time,
     /// Datagram copies still travelling.
     pub in_flight: u64,
@@ -171,9 +173,11 @@ impl<M: Simulated> Sim<M> {
         self.drain(n);
     }
 
+    /// The seed the run was created with (`Sim::new`): everything random derives from it.
     pub fn seed(&self) -> u64 {
         self.seed
     }
+    /// The current virtual time.
     pub fn now(&self) -> Time {
         self.now
     }
@@ -181,9 +185,11 @@ impl<M: Simulated> Sim<M> {
     pub fn steps(&self) -> u64 {
         self.steps
     }
+    /// The bounds on this run (`Limits::default` unless set).
     pub fn limits(&self) -> Limits {
         self.limits
     }
+    /// Replaces the bounds on this run; steps already taken count against the new ones.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
@@ -198,6 +204,7 @@ impl<M: Simulated> Sim<M> {
     pub fn set_link(&mut self, from: NodeId, to: NodeId, link: Link) {
         self.net.set_link(from, to, link);
     }
+    /// The link `from → to` in use: its own if `set_link` gave it one, else the default.
     pub fn link(&self, from: NodeId, to: NodeId) -> Link {
         self.net.link(from, to)
     }
@@ -223,12 +230,15 @@ impl<M: Simulated> Sim<M> {
             }
         }
     }
+    /// Heals every cut link: the network is whole again (link faults stay as set).
     pub fn heal_all(&mut self) {
         self.net.heal_all();
     }
+    /// Whether the direction `from → to` is cut by a partition.
     pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
         self.net.is_cut(from, to)
     }
+    /// What the network has done with every datagram so far.
     pub fn net_stats(&self) -> &NetStats {
         &self.net.stats
     }
@@ -269,9 +279,11 @@ impl<M: Simulated> Sim<M> {
         self.start(n);
     }
 
+    /// Whether the node is running (started and not crashed).
     pub fn is_up(&self, n: NodeId) -> bool {
         self.node(n).is_up()
     }
+    /// The node's current incarnation (its last one while crashed): 0, plus one per restart.
     pub fn incarnation(&self, n: NodeId) -> u32 {
         self.node(n).incarnation
     }
@@ -283,9 +295,11 @@ impl<M: Simulated> Sim<M> {
     pub fn node_of(&self, id: EndpointId) -> Option<NodeId> {
         self.nodes().find(|&n| self.node(n).is_up() && self.node(n).id == id)
     }
+    /// Every node added so far, up or crashed, in the order added.
     pub fn nodes(&self) -> impl Iterator<Item = NodeId> + use<M> {
         (0..self.nodes.len() as u32).map(NodeId)
     }
+    /// How many nodes were added, up or crashed.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }

@@ -40,9 +40,13 @@ use std::time::{Duration, Instant};
 /// What the driver counted, with the machine's own counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
+    /// The machine's own counters, as of this snapshot.
     pub endpoint: Stats,
+    /// The socket buffer sizes the kernel granted when the sockets were opened.
     pub granted: Granted,
+    /// `sendmmsg` calls made, failed ones included (each sends up to `UdpConfig::batch` datagrams).
     pub sendmmsg_calls: u64,
+    /// `recvmmsg` calls made, over both sockets, including those that found nothing (EAGAIN).
     pub recvmmsg_calls: u64,
     /// Datagrams the kernel took.
     pub tx_sent: u64,

@@ -213,6 +213,7 @@ pub(crate) fn check_spawn<M: Machine>(sockets: &Sockets, machine: &M, peers: &[S
 }
 
 impl<C: Command, E: Announce> Handle<C, E> {
+    /// The machine's endpoint id (`endpoint_id` of the unicast address).
     pub fn me(&self) -> EndpointId {
         self.shared.me
     }
@@ -272,10 +273,14 @@ impl<C: Command, E: Announce> Handle<C, E> {
         self.shared.events.pop()
     }
 
+    /// The next event if one is queued, without waiting; `None` if there is none yet or
+    /// the driver has stopped (`is_stopped` tells which).
     pub fn try_recv(&self) -> Option<E> {
         self.shared.events.try_pop()
     }
 
+    /// The next event, waiting at most `timeout`; `None` on timeout, or once the driver has
+    /// stopped and every event was taken.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<E> {
         self.shared.events.pop_timeout(timeout)
     }

@@ -71,6 +71,7 @@ impl<M: Machine> Inline<M>
 where
     HandleError: From<M::Refused>,
 {
+    /// The machine's endpoint id (`endpoint_id` of the unicast address).
     pub fn me(&self) -> EndpointId {
         self.m.me()
     }

@@ -38,11 +38,14 @@ use std::time::{Duration, Instant};
 /// Why `try_push` did not take an item (which it hands back).
 #[derive(Clone, PartialEq, Eq)]
 pub enum PushError<T> {
+    /// The bound (items or bytes, held items included) was reached.
     Full(T),
+    /// The queue was closed: nothing more goes in.
     Closed(T),
 }
 
 impl<T> PushError<T> {
+    /// The item that was not taken.
     pub fn into_inner(self) -> T {
         match self {
             PushError::Full(t) | PushError::Closed(t) => t,
@@ -62,6 +65,7 @@ impl<T> fmt::Debug for PushError<T> {
 /// What `drain_into` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Drained {
+    /// Items moved to `out` (now held against the bound until `release`d).
     pub taken: usize,
     /// The queue is closed (and, after this call, empty).
     pub closed: bool,
@@ -92,6 +96,8 @@ struct Inner<T> {
 
 type Unpark = Box<dyn Fn() + Send + Sync>;
 
+/// The bounded queue itself: items `T` in FIFO order, bounded in items and optionally bytes,
+/// with a park flag and unpark hook for a driver that sleeps in `poll(2)` (see the module docs).
 pub struct Queue<T> {
     inner: Mutex<Inner<T>>,
     not_empty: Condvar,
@@ -166,18 +172,22 @@ impl<T> Queue<T> {
         n
     }
 
+    /// The bound in items (`cap` as given, but at least 1).
     pub fn capacity(&self) -> usize {
         self.cap
     }
 
+    /// Items queued now; not counting those the driver took and has not `release`d yet.
     pub fn len(&self) -> usize {
         lock(&self.inner).items.len()
     }
 
+    /// Nothing is queued (held items aside).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The queue was closed (`close`, `close_with`); items may still be queued for consumers.
     pub fn is_closed(&self) -> bool {
         lock(&self.inner).closed
     }
@@ -319,6 +329,7 @@ impl<T> Queue<T> {
         self.popped(g, items);
     }
 
+    /// Takes the oldest item if there is one; never waits (`None` whether open or closed).
     pub fn try_pop(&self) -> Option<T> {
         let mut g = lock(&self.inner);
         let item = self.take(&mut g)?;

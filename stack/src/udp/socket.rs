@@ -54,6 +54,10 @@ fn with_context(e: io::Error, what: &str) -> io::Error {
 }
 
 impl Sockets {
+    /// Binds the unicast socket and, unless `UdpConfig::fanout`, binds and joins the multicast
+    /// one, both nonblocking with the buffers sized (see the module docs). `InvalidInput` if
+    /// `batch`, `queue` or `events` is 0 or the group and addresses do not fit together; the
+    /// OS error otherwise, naming the step that failed (bind, join, ...).
     pub fn open(cfg: &UdpConfig) -> io::Result<Sockets> {
         if cfg.batch == 0 || cfg.queue == 0 || cfg.events == 0 {
             return Err(invalid("batch, queue and events must be at least 1"));
@@ -106,10 +110,12 @@ impl Sockets {
         endpoint_id(self.local)
     }
 
+    /// The socket buffer sizes the kernel granted (maybe less than asked for).
     pub fn granted(&self) -> Granted {
         self.granted
     }
 
+    /// The settings the sockets were opened with.
     pub fn config(&self) -> &UdpConfig {
         &self.cfg
     }
