@@ -12,8 +12,52 @@
 //!
 //! Use the macros through `thoth_grpc`, which re-exports both (`thoth_grpc::service`,
 //! `thoth_grpc::object`): the generated code names `::thoth_grpc`, so a crate that uses them
-//! depends on `thoth-grpc`. Worked examples are in `thoth_grpc`'s docs (its `service` and
-//! `object::typed` modules); a proc-macro crate cannot easily run doctests of its own output.
+//! depends on `thoth-grpc`. More worked examples are in `thoth_grpc`'s docs (its `service`
+//! and `object::typed` modules).
+//!
+//! # Example
+//!
+//! What the macros write, seen from outside: the generated names, and method numbers that
+//! follow the version, so a stub and a server of different versions never take each other's
+//! calls for their own.
+//!
+//! ```
+//! use thoth_grpc::object::typed::split;
+//! use thoth_grpc::service::decode;
+//!
+//! mod v1 {
+//!     #[thoth_grpc::service(version = 1)]
+//!     pub trait Counter {
+//!         #[rpc(mode = "majority", order = "abcast")]
+//!         fn add(&mut self, n: u64) -> u64;
+//!     }
+//!     #[thoth_grpc::object(version = 1)]
+//!     pub trait Tally {
+//!         fn add(&mut self, n: u64) -> u64;
+//!     }
+//! }
+//! mod v2 {
+//!     #[thoth_grpc::object(version = 2)]
+//!     pub trait Tally {
+//!         fn add(&mut self, n: u64) -> u64;
+//!     }
+//! }
+//!
+//! struct Total(u64);
+//! impl v1::Counter for Total {
+//!     fn add(&mut self, n: u64) -> u64 { self.0 += n; self.0 }
+//! }
+//!
+//! // `#[service]`: a stub and a dispatcher (run over a `Node`, see `thoth_grpc::service`).
+//! let _stub = v1::CounterClient::new;
+//! let _serve = v1::serve_counter::<Total>;
+//! // `#[object]`: each method as an operation: its number, then its arguments.
+//! let (op1, op2) = (v1::TallyOps::add_op(5), v2::TallyOps::add_op(5));
+//! let (m1, args) = split(&op1).expect("an operation");
+//! let (m2, _) = split(&op2).expect("an operation");
+//! assert_eq!(decode::<(u64,)>(args), Ok((5,)));
+//! assert_ne!(m1, m2, "another version, another method number");
+//! ```
 
 #![deny(missing_docs)]
 
