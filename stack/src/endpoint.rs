@@ -140,8 +140,8 @@ pub enum Dest {
 /// Bytes of frame and layer headers kept inline in a transmit.
 pub const INLINE_TX_HEAD: usize = 96;
 
-/// A datagram to send: `head` (frame and layer headers) followed by `body` (the payload,
-/// shared with the application, never copied).
+/// A datagram to send: `head` followed by `body`. Unsealed, the body is the payload, shared
+/// with the application and never copied; sealed, it is the encrypted headers and payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
     /// Where it goes.

@@ -112,6 +112,7 @@ pub struct Config {
     pub mem_all: usize,
     /// Planted bug (tests only): deliver a cast whose sender's FIFO turn has come without
     /// waiting for its other causes.
+    #[doc(hidden)]
     pub test_ignore_deps: bool,
 }
 

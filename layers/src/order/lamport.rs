@@ -124,6 +124,7 @@ pub struct Config {
     pub mem_all: usize,
     /// Planted bug (tests only): deliver the smallest key held without waiting for the other
     /// members' clocks.
+    #[doc(hidden)]
     pub test_deliver_early: bool,
 }
 

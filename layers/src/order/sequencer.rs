@@ -120,6 +120,7 @@ pub struct Config {
     pub mem_all: usize,
     /// Planted bug (tests only): at the cut, deliver what is held in the order it arrived
     /// here instead of the order every survivor computes alike.
+    #[doc(hidden)]
     pub test_leftovers_by_arrival: bool,
 }
 

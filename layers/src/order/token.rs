@@ -157,6 +157,7 @@ pub struct Config {
     pub want: Duration,
     /// Planted bug (tests only): at the cut, deliver the numbered casts held in the order
     /// they arrived here instead of number order.
+    #[doc(hidden)]
     pub test_cut_by_arrival: bool,
 }
 

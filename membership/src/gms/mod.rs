@@ -10,7 +10,7 @@
 //!    the order of the layer contract (`thoth_stack::layer`): `Dn::Block` / `Up::Block` at
 //!    the first attempt, then `Dn::Failed(failed)` / `Up::Failed(failed)` at each (the
 //!    reliable layer freezes the failed ranks' deliveries where they are and fetches their
-//!    casts from whichever survivor has them); the application sees `Up::Block` and,
+//!    casts from whichever survivor has them); the application sees `Up::Block`,
 //!    and once it answers (`Dn::BlockOk`, or at once with `block_ms=0`) stops taking casts
 //!    (`Up::Flow { ready: false }`), passes `Dn::BlockOk` down (flow control lets go of what
 //!    it holds), asks the reliable layer for its digest (`Dn::GetDigest`, which counts
@@ -133,7 +133,11 @@
 //! joins with state transfer, leaves, coordinator crash mid-flush, partitions and merges,
 //! primary partition, regressions of the fixes, measured view-change times); `sim_vsync.rs`
 //! (chaos runs of 2 to 9 members checked for virtual synchrony and liveness over many seeds,
-//! and planted bugs, `Config::test_*`, that the checker must catch); `smoke.rs`.
+//! and planted bugs, `Config::test_*`, that the checker must catch); `sim_order.rs` (the
+//! same chaos with an ordering layer: total or causal order across view changes);
+//! `sim_lifecycle.rs` (the view change seen at every position of the stack, in the
+//! contract's order); `sim_hostile.rs` (a hostile peer: membership progresses, memory stays
+//! bounded).
 
 mod config;
 mod coord;
