@@ -388,10 +388,10 @@ pub fn register(r: &mut Registry) {
     r.register("heartbeat", "failure detector: periodic beats (traffic counts), suspect after a silent timeout", |a| {
         let period = opt_ms(a, "period_ms")?;
         let timeout = opt_ms(a, "timeout_ms")?;
-        if let (Some(p), Some(t)) = (period, timeout) {
-            if t <= p {
-                return Err("timeout_ms must exceed period_ms".into());
-            }
+        if let (Some(p), Some(t)) = (period, timeout)
+            && t <= p
+        {
+            return Err("timeout_ms must exceed period_ms".into());
         }
         Ok(Box::new(Heartbeat::new(Config { period, timeout, test_ignore_traffic: false })))
     });

@@ -39,7 +39,7 @@ fn encode(v: &[u64]) -> Bytes {
 }
 
 fn decode(b: &[u8]) -> Result<Vec<u64>, String> {
-    if b.len() % 8 != 0 {
+    if !b.len().is_multiple_of(8) {
         return Err(format!("{} bytes are not whole numbers", b.len()));
     }
     Ok(b.chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())

@@ -329,7 +329,7 @@ fn per_call_order_on_one_stack() {
         }
     }
     let mut apps = Servers::new(vec![Answer::Now; 3]);
-    let is_ab = |id: CallId| id % 2 == 0;
+    let is_ab = |id: CallId| id.is_multiple_of(2);
     for k in 0..20 {
         for (i, &n) in nodes.iter().enumerate() {
             let id = i as CallId * 100 + k;

@@ -433,13 +433,14 @@ impl Frag {
                     (_, true) => Kind::Fifo,
                     (_, false) => Kind::Cast,
                 };
-                if kind != Kind::Send && from == cx.rank {
-                    if let Some(whole) = self.own_fragment((kind, id), index, count) {
-                        if let Some(msg) = whole {
-                            cx.up(wrap(msg));
-                        }
-                        return;
+                if kind != Kind::Send
+                    && from == cx.rank
+                    && let Some(whole) = self.own_fragment((kind, id), index, count)
+                {
+                    if let Some(msg) = whole {
+                        cx.up(wrap(msg));
                     }
+                    return;
                 }
                 if from.index() >= self.senders.len() {
                     self.c.bad_rank += 1;

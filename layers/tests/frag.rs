@@ -621,10 +621,13 @@ fn header_round_trips() {
         let expect = if valid { Ok(h) } else { Err(WireError::BadValue) };
         assert_eq!(from_slice::<FragHdr>(&bytes), expect);
         // Small values make small headers.
-        if let FragHdr::Frag { .. } = h {
-            if id < 128 && index < 128 && count < 128 && total < 128 {
-                assert_eq!(bytes.len(), 5);
-            }
+        if let FragHdr::Frag { .. } = h
+            && id < 128
+            && index < 128
+            && count < 128
+            && total < 128
+        {
+            assert_eq!(bytes.len(), 5);
         }
     });
 }

@@ -168,7 +168,7 @@ fn run(seed: u64, s: &Setup) -> Result<(), String> {
         peer.strike(&mut w.sim, &targets, intensity);
         w.run_for(ms(20));
         tick += 1;
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             most = most.max(memory(&w)?);
         }
     }
