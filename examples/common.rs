@@ -35,10 +35,9 @@ pub fn join_at(
 /// The group key from `THOTH_KEY_FILE`, or none (said on stderr).
 fn security() -> Result<Security, String> {
     match std::env::var_os("THOTH_KEY_FILE") {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.to_string_lossy()))?;
-            Ok(Security::shared(GroupSecret::from_hex(text.trim()).map_err(|e| format!("the key file: {e}"))?))
-        }
+        Some(path) => GroupSecret::read(path.as_ref())
+            .map(Security::shared)
+            .map_err(|e| format!("{}: {e}", path.to_string_lossy())),
         None => Ok(Security::Insecure),
     }
 }

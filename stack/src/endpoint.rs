@@ -52,6 +52,13 @@ use core::fmt;
 use smallvec::SmallVec;
 use std::collections::{BTreeMap, VecDeque};
 
+/// An `info` event of the endpoint `$ep` (`&self`): its group, id and view, then the rest.
+macro_rules! view_info {
+    ($ep:expr, $($rest:tt)*) => {
+        tracing::info!(group = ?$ep.cfg.group, me = %$ep.cfg.me, view = ?$ep.view.id, $($rest)*)
+    };
+}
+
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 
@@ -1111,19 +1118,19 @@ impl<L: Layer> Endpoint<L> {
             // are what an operator follows a view change by.
             Dn::Stable(_) => None,
             Dn::Block => {
-                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, "flush: blocked");
+                view_info!(self, "flush: blocked");
                 None
             }
             Dn::Failed(failed) => {
-                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, ?failed, "flush: failed");
+                view_info!(self, ?failed, "flush: failed");
                 None
             }
             Dn::Install(next) => {
-                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, next = ?next.id, "flush: install");
+                view_info!(self, next = ?next.id, "flush: install");
                 None
             }
             Dn::Cut(cut) => {
-                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, ?cut, "flush: cut");
+                view_info!(self, ?cut, "flush: cut");
                 Some(Up::CutReached(cut))
             }
             // Meant for a membership layer (or passed on by one once handled); without one
@@ -1163,7 +1170,7 @@ impl<L: Layer> Endpoint<L> {
             }
             Up::Suspect(ranks) => {
                 self.stats.suspicions += 1;
-                tracing::info!(group = ?self.cfg.group, me = %self.cfg.me, view = ?self.view.id, ?ranks, "suspect");
+                view_info!(self, ?ranks, "suspect");
                 Event::Suspect(ranks.into_iter().filter_map(|r| self.view.member(r)).collect())
             }
             Up::Gossip { .. } => {

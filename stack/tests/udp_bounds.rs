@@ -232,6 +232,9 @@ fn cast_gives_up_after_block_timeout() {
     let took = t.elapsed();
     assert!(took >= LIMIT && took < LIMIT + PROMPT, "cast gave up after {took:?}, not {LIMIT:?}");
     assert_eq!(h.send(me, Bytes::from_static(b"refused")), Err(HandleError::WouldBlock), "send waits as long");
+    let t = Instant::now();
+    assert_eq!(h.try_send(me, Bytes::from_static(b"refused")), Err(HandleError::WouldBlock));
+    assert!(t.elapsed() < LIMIT, "try_send waited {:?}", t.elapsed());
     // Once the gate opens, every accepted cast goes, in order; the refused ones never.
     gate.store(true, Ordering::SeqCst);
     let want: Vec<Bytes> = std::iter::once(Bytes::from_static(b"first")).chain(held).collect();

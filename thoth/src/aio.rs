@@ -3,8 +3,8 @@
 //! `Stream` (`Events`).
 //!
 //! The driver thread is the one `udp::spawn` starts; what differs is how the application
-//! waits. A cast that goes into the command queue at once (the common case) goes in without
-//! a hand-off; one that flow control or a full queue holds back waits on tokio's blocking
+//! waits. A cast or send that goes into the command queue at once (the common case) goes in
+//! without a hand-off; one that flow control or a full queue holds back waits on tokio's blocking
 //! pool, never on a runtime thread, and within `UdpConfig::block_timeout` as the blocking
 //! call does. Events cross from the driver's queue into a bounded tokio channel on a thread
 //! of their own, which looks every `PUMP_TICK` whether the stream or the driver has gone:
@@ -89,17 +89,26 @@ impl AsyncHandle {
     /// Multicasts `data` to the view: at once when the queue has room, else waiting (off
     /// the runtime's threads) as `Handle::cast` does.
     pub async fn cast(&self, data: Bytes) -> Result<(), HandleError> {
-        match self.h.try_cast(data.clone()) {
-            Err(HandleError::WouldBlock) => {
-                self.blocking(move |h| h.cast(data)).await.unwrap_or(Err(HandleError::Stopped))
-            }
-            r => r,
-        }
+        let d = data.clone();
+        self.submit(|h| h.try_cast(d), move |h| h.cast(data)).await
     }
 
-    /// Sends `data` to the member `to`, waiting as `cast` does.
+    /// Sends `data` to the member `to`, at once or waiting as `cast` does.
     pub async fn send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
-        self.blocking(move |h| h.send(to, data)).await.unwrap_or(Err(HandleError::Stopped))
+        let d = data.clone();
+        self.submit(|h| h.try_send(to, d), move |h| h.send(to, data)).await
+    }
+
+    /// `now` on this thread; if the queue had no room, `wait` on the blocking pool.
+    async fn submit(
+        &self,
+        now: impl FnOnce(&Handle) -> Result<(), HandleError>,
+        wait: impl FnOnce(Handle) -> Result<(), HandleError> + Send + 'static,
+    ) -> Result<(), HandleError> {
+        match now(&self.h) {
+            Err(HandleError::WouldBlock) => self.blocking(wait).await.unwrap_or(Err(HandleError::Stopped)),
+            r => r,
+        }
     }
 
     /// Leaves the group (`Handle::leave`; never waits). `Event::Exit` ends the events.

@@ -76,7 +76,7 @@ fn run(o: &Opts) -> Result<(), String> {
             (false, false) => "",
         },
     );
-    let mut rows = Vec::new();
+    // Every size's repeats, for the table and the plot.
     let mut runs = Vec::new();
     let mut die_member = o.die_member;
     for &size in &o.sizes {
@@ -116,15 +116,13 @@ fn run(o: &Opts) -> Result<(), String> {
             }
             pairs.push(pair);
         }
-        let row = report::median(&pairs);
         if o.json {
-            println!("{}", report::json(o, size, &row, (o.repeat == 1).then_some(1)));
-        } else {
-            rows.push((size, row));
+            println!("{}", report::json(o, size, &report::median(&pairs), (o.repeat == 1).then_some(1)));
         }
         runs.push((size, pairs));
     }
     if !o.json {
+        let rows: Vec<_> = runs.iter().map(|(size, pairs)| (*size, report::median(pairs))).collect();
         print!("{}", report::table(o, &rows));
     }
     if let Some(path) = &o.plot {

@@ -382,6 +382,12 @@ impl Handle<Cmd, Event> {
         self.command(Cmd::Send(to, data))
     }
 
+    /// Like `send`, but `WouldBlock` instead of waiting when the command queue is full.
+    pub fn try_send(&self, to: EndpointId, data: Bytes) -> Result<(), HandleError> {
+        self.admit(data.len(), Some(to))?;
+        self.try_command(Cmd::Send(to, data))
+    }
+
     /// Leaves the group, after the casts and sends accepted before (they go first, in
     /// order, held ones included as flow control releases them): casts and sends from now
     /// on fail with `Cast(Left)`; `Event::Exit` follows the events already on their way,
